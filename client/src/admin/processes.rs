@@ -1,0 +1,100 @@
+//! Processes: the live worker processes, as registered by their heartbeat
+//! (`heartbeat.lua`): host, pid, queues, concurrency, busy jobs.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Admin;
+use crate::error::{Error, Result};
+
+/// What a worker process says about itself (written by `spool-worker`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Unique process id (`host:pid:random`).
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// Operating system process id.
+    pub pid: u32,
+    /// Queues it fetches from.
+    pub queues: Vec<String>,
+    /// Its concurrency limit.
+    pub concurrency: usize,
+    /// Spool version.
+    pub version: String,
+}
+
+/// One job a process is running.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BusyJob {
+    /// Job id.
+    pub id: String,
+    /// Queue.
+    pub queue: String,
+    /// Job type.
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// When it was leased (Redis ms).
+    pub started_ms: i64,
+}
+
+/// A live worker process.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProcessView {
+    /// What the process reported.
+    pub info: ProcessInfo,
+    /// Jobs running at the last heartbeat.
+    pub busy: Vec<BusyJob>,
+    /// First heartbeat (Redis ms).
+    pub started_ms: i64,
+    /// Last heartbeat (Redis ms).
+    pub beat_ms: i64,
+}
+
+impl Admin {
+    /// Live worker processes, most recently started first. A process whose
+    /// registration expired (missed heartbeats) is not listed.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn processes(&self) -> Result<Vec<ProcessView>> {
+        let g = self.client.global_keys();
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&g.processes)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.client.conn())
+            .await
+            .map_err(Error::redis("ZRANGE processes"))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGETALL").arg(g.process(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe
+            .query_async(&mut self.client.conn())
+            .await
+            .map_err(Error::redis("HGETALL process"))?;
+        let mut out: Vec<ProcessView> = hashes
+            .into_iter()
+            .filter_map(|h| {
+                let info: ProcessInfo = serde_json::from_str(h.get("info")?).ok()?;
+                let busy = h
+                    .get("busy")
+                    .and_then(|b| serde_json::from_str(b).ok())
+                    .unwrap_or_default();
+                Some(ProcessView {
+                    info,
+                    busy,
+                    started_ms: h.get("started_ms")?.parse().ok()?,
+                    beat_ms: h.get("beat_ms")?.parse().ok()?,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| b.started_ms.cmp(&a.started_ms));
+        Ok(out)
+    }
+}

@@ -1,0 +1,395 @@
+//! Enqueue: app --enqueue--> ready list (now), or scheduled set (at / in).
+//!
+//! Builds job bodies in Rust (validating the queue name and the payload size
+//! before anything reaches Redis) and hands them to `enqueue.lua`, which
+//! stamps the script-owned fields with Redis's clock and applies the
+//! idempotency key atomically. Bulk enqueues go 1,000 jobs per script call,
+//! all calls in one pipeline: one round trip for 10,000 jobs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::job::{Job, JobBody, JobId};
+use crate::keys::QueueKeys;
+use crate::scripts::{self, SCRIPTS};
+
+/// Idempotency window used when a key is given without one (24 hours).
+pub const IDEMPOTENCY_WINDOW_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+
+/// Jobs per `enqueue.lua` call in a bulk enqueue.
+const BULK_CHUNK: usize = 1000;
+
+/// Per-call overrides of a job type's defaults, and when to run.
+///
+/// ```
+/// use spool_client::EnqueueOptions;
+/// use std::time::Duration;
+/// let opts = EnqueueOptions::new()
+///     .queue("critical")
+///     .max_attempts(3)
+///     .delay(Duration::from_secs(60))
+///     .idempotency_key("order-42-receipt");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueOptions {
+    queue: Option<String>,
+    max_attempts: Option<u32>,
+    timeout: Option<Duration>,
+    at: Option<DateTime<Utc>>,
+    delay: Option<Duration>,
+    idempotency_key: Option<String>,
+    idempotency_window: Option<Duration>,
+    trace: Option<BTreeMap<String, String>>,
+}
+
+impl EnqueueOptions {
+    /// No overrides: run now with the job type's defaults.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Send to this queue instead of the job type's.
+    #[must_use]
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Allow this many runs in total (at least 1).
+    #[must_use]
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n.max(1));
+        self
+    }
+
+    /// Handler time limit per attempt.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Run at this time (by Redis's clock); a past time means now.
+    #[must_use]
+    pub fn at(mut self, at: DateTime<Utc>) -> Self {
+        self.at = Some(at);
+        self.delay = None;
+        self
+    }
+
+    /// Run after this delay, counted from Redis's clock when the job arrives.
+    #[must_use]
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self.at = None;
+        self
+    }
+
+    /// Deduplicate: while a job enqueued with this key is remembered (the
+    /// window, default 24 h), enqueueing again with the same key on the same
+    /// queue creates nothing and returns the first job's id.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// How long an idempotency key is remembered.
+    #[must_use]
+    pub fn idempotency_window(mut self, window: Duration) -> Self {
+        self.idempotency_window = Some(window);
+        self
+    }
+
+    /// Trace context to carry to the handler (for example `traceparent`).
+    #[must_use]
+    pub fn trace(mut self, trace: BTreeMap<String, String>) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+}
+
+/// The result of an enqueue with options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The job's id; for a duplicate, the id of the job created first.
+    pub id: JobId,
+    /// True when an idempotency key matched an earlier job and nothing was created.
+    pub duplicate: bool,
+}
+
+/// The defaults an enqueue falls back on (from a [`Job`] type, or given
+/// explicitly for untyped enqueues).
+#[derive(Debug, Clone)]
+pub struct JobDefaults {
+    /// Default queue.
+    pub queue: String,
+    /// Default attempts.
+    pub max_attempts: u32,
+    /// Default timeout.
+    pub timeout: Duration,
+}
+
+impl JobDefaults {
+    /// The defaults declared by job type `J`.
+    #[must_use]
+    pub fn of<J: Job>() -> Self {
+        let o = J::options();
+        Self {
+            queue: o.queue,
+            max_attempts: o.max_attempts,
+            timeout: o.timeout,
+        }
+    }
+}
+
+impl Default for JobDefaults {
+    fn default() -> Self {
+        let o = crate::JobOptions::default();
+        Self {
+            queue: o.queue,
+            max_attempts: o.max_attempts,
+            timeout: o.timeout,
+        }
+    }
+}
+
+/// One job ready for `enqueue.lua`.
+struct Prepared {
+    id: JobId,
+    max_attempts: u32,
+    at_ms: i64,
+    delay_ms: u64,
+    body: String,
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Client {
+    /// Enqueues a job to run now with its type's defaults.
+    ///
+    /// Once this returns `Ok`, the job is in Redis and will run at least once
+    /// or end in the dead set with its last error.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct SendEmail { to: String }
+    /// # impl spool_client::Job for SendEmail { const TYPE: &'static str = "send_email"; }
+    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+    /// let id = client.enqueue(&SendEmail { to: "ada@example.com".into() }).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`], [`Error::PayloadTooLarge`],
+    /// [`Error::Serialize`] before Redis is contacted; [`Error::Redis`] when
+    /// Redis did not confirm (the job may or may not exist then).
+    pub async fn enqueue<J: Job>(&self, job: &J) -> Result<JobId> {
+        Ok(self.enqueue_with(job, EnqueueOptions::new()).await?.id)
+    }
+
+    /// Enqueues a job to run at `at` (Redis's clock decides when that is).
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`].
+    pub async fn enqueue_at<J: Job>(&self, job: &J, at: DateTime<Utc>) -> Result<JobId> {
+        Ok(self.enqueue_with(job, EnqueueOptions::new().at(at)).await?.id)
+    }
+
+    /// Enqueues a job to run after `delay`.
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`].
+    pub async fn enqueue_in<J: Job>(&self, job: &J, delay: Duration) -> Result<JobId> {
+        Ok(self.enqueue_with(job, EnqueueOptions::new().delay(delay)).await?.id)
+    }
+
+    /// Enqueues a job with per-call options.
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`].
+    pub async fn enqueue_with<J: Job>(&self, job: &J, opts: EnqueueOptions) -> Result<Enqueued> {
+        let args = serde_json::value::to_raw_value(job).map_err(|source| Error::Serialize {
+            job_type: J::TYPE.to_owned(),
+            source,
+        })?;
+        self.enqueue_raw(J::TYPE, &args, &JobDefaults::of::<J>(), opts)
+            .await
+    }
+
+    /// Enqueues an untyped job: a type name and JSON args (used by the CLI,
+    /// cron and producers that do not link the job types).
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`]; [`Error::InvalidArgument`] for an empty type.
+    pub async fn enqueue_raw(
+        &self,
+        job_type: &str,
+        args: &RawValue,
+        defaults: &JobDefaults,
+        opts: EnqueueOptions,
+    ) -> Result<Enqueued> {
+        let queue = opts.queue.clone().unwrap_or_else(|| defaults.queue.clone());
+        let keys = self.queue_keys(&queue)?;
+        let prepared = self.prepare(job_type, args, defaults, &opts, &queue)?;
+        let (window, idem_key) = match &opts.idempotency_key {
+            Some(key) => {
+                if key.is_empty() || key.len() > 512 {
+                    return Err(Error::InvalidArgument(
+                        "idempotency key must be 1 to 512 bytes".to_owned(),
+                    ));
+                }
+                let window = opts.idempotency_window.unwrap_or(IDEMPOTENCY_WINDOW_DEFAULT);
+                (duration_ms(window).max(1), Some(keys.idempotency(key)))
+            }
+            None => (0, None),
+        };
+        let cmd = enqueue_cmd(&keys, window, idem_key.as_deref(), std::slice::from_ref(&prepared));
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd);
+        pipe.cmd("SADD").arg(&self.global_keys().queues).arg(&queue).ignore();
+        let ((created, ids),): ((i64, Vec<String>),) =
+            scripts::run_pipeline(&mut self.conn(), &pipe)
+                .await
+                .map_err(Error::redis("enqueue"))?;
+        let id = ids.into_iter().next().map_or(prepared.id, JobId::from);
+        Ok(Enqueued {
+            id,
+            duplicate: created == 0,
+        })
+    }
+
+    /// Enqueues many jobs of one type in a few round trips (1,000 jobs per
+    /// script call, every call in one pipeline). Returns their ids in order.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Resize { image: u32 }
+    /// # impl spool_client::Job for Resize { const TYPE: &'static str = "resize"; }
+    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+    /// let jobs: Vec<Resize> = (0..10_000).map(|image| Resize { image }).collect();
+    /// let ids = client.enqueue_bulk(&jobs).await?;
+    /// assert_eq!(ids.len(), 10_000);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`]; a bulk enqueue cannot take an idempotency key
+    /// ([`Error::InvalidArgument`]). Every job is checked before any is sent.
+    pub async fn enqueue_bulk<J: Job>(&self, jobs: &[J]) -> Result<Vec<JobId>> {
+        self.enqueue_bulk_with(jobs, EnqueueOptions::new()).await
+    }
+
+    /// [`Client::enqueue_bulk`] with options shared by every job.
+    ///
+    /// # Errors
+    /// As [`Client::enqueue_bulk`].
+    pub async fn enqueue_bulk_with<J: Job>(
+        &self,
+        jobs: &[J],
+        opts: EnqueueOptions,
+    ) -> Result<Vec<JobId>> {
+        if opts.idempotency_key.is_some() {
+            return Err(Error::InvalidArgument(
+                "a bulk enqueue cannot share one idempotency key; enqueue those jobs one by one"
+                    .to_owned(),
+            ));
+        }
+        let defaults = JobDefaults::of::<J>();
+        let queue = opts.queue.clone().unwrap_or_else(|| defaults.queue.clone());
+        let keys = self.queue_keys(&queue)?;
+        let mut prepared = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let args = serde_json::value::to_raw_value(job).map_err(|source| Error::Serialize {
+                job_type: J::TYPE.to_owned(),
+                source,
+            })?;
+            prepared.push(self.prepare(J::TYPE, &args, &defaults, &opts, &queue)?);
+        }
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for chunk in prepared.chunks(BULK_CHUNK) {
+            pipe.add_command(enqueue_cmd(&keys, 0, None, chunk)).ignore();
+        }
+        pipe.cmd("SADD").arg(&self.global_keys().queues).arg(&queue).ignore();
+        scripts::run_pipeline::<()>(&mut self.conn(), &pipe)
+            .await
+            .map_err(Error::redis("enqueue"))?;
+        Ok(prepared.into_iter().map(|p| p.id).collect())
+    }
+
+    fn prepare(
+        &self,
+        job_type: &str,
+        args: &RawValue,
+        defaults: &JobDefaults,
+        opts: &EnqueueOptions,
+        queue: &str,
+    ) -> Result<Prepared> {
+        if job_type.is_empty() || job_type.len() > 256 {
+            return Err(Error::InvalidArgument(
+                "job type must be 1 to 256 bytes".to_owned(),
+            ));
+        }
+        let timeout = opts.timeout.unwrap_or(defaults.timeout);
+        let body = JobBody {
+            job_type,
+            queue,
+            args,
+            created_ms: Utc::now().timestamp_millis(),
+            timeout_ms: Some(duration_ms(timeout)),
+            idempotency_key: opts.idempotency_key.as_deref(),
+            trace: opts.trace.as_ref(),
+        };
+        let body = serde_json::to_string(&body).map_err(|source| Error::Serialize {
+            job_type: job_type.to_owned(),
+            source,
+        })?;
+        if body.len() > self.max_payload_bytes() {
+            return Err(Error::PayloadTooLarge {
+                queue: queue.to_owned(),
+                size: body.len(),
+                limit: self.max_payload_bytes(),
+            });
+        }
+        Ok(Prepared {
+            id: JobId::new(),
+            max_attempts: opts.max_attempts.unwrap_or(defaults.max_attempts).max(1),
+            at_ms: opts.at.map_or(0, |at| at.timestamp_millis().max(1)),
+            delay_ms: opts.delay.map_or(0, duration_ms),
+            body,
+        })
+    }
+}
+
+fn enqueue_cmd(keys: &QueueKeys, window_ms: u64, idem_key: Option<&str>, jobs: &[Prepared]) -> redis::Cmd {
+    let mut key_list = vec![
+        keys.ready.as_str(),
+        keys.wake.as_str(),
+        keys.scheduled.as_str(),
+        keys.jobs.as_str(),
+    ];
+    if let Some(k) = idem_key {
+        key_list.push(k);
+    }
+    let mut cmd = SCRIPTS.enqueue.cmd(&key_list);
+    cmd.arg(window_ms);
+    for job in jobs {
+        cmd.arg(job.id.as_str())
+            .arg(job.max_attempts)
+            .arg(job.at_ms)
+            .arg(job.delay_ms)
+            .arg(&job.body);
+    }
+    cmd
+}

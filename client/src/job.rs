@@ -1,0 +1,364 @@
+//! The job model: what a job is in Rust (the [`Job`] trait) and on the wire
+//! ([`JobRecord`], the JSON stored in Redis).
+//!
+//! A record is a JSON object whose first four fields are owned by the Lua
+//! scripts (`id`, `attempt`, `max_attempts`, `enqueued_ms`, always in that
+//! order, so a script can rewrite them with a string match); the rest is
+//! written once by the producer. `docs/PROTOCOL.md` is the normative
+//! description.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::retry_policy::{ExponentialJitter, RetryPolicy};
+
+/// Queue used when neither the job type nor the call names one.
+pub const QUEUE_DEFAULT: &str = "default";
+/// Attempts a job gets unless its type or the call says otherwise (Sidekiq's 25).
+pub const MAX_ATTEMPTS_DEFAULT: u32 = 25;
+/// Handler time limit unless the job type or the call says otherwise.
+pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(30 * 60);
+
+/// A job id: a UUID v7 for jobs Spool created (time-ordered), or any string
+/// without quotes for ids given by other producers or for unparsable entries
+/// (`invalid-…`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// A fresh UUID v7 id.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// The id as a string slice.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for JobId {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for JobId {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// A job type: a serde value with a stable type name and default options.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use spool_client::{Job, JobOptions};
+/// use std::time::Duration;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct SendEmail {
+///     to: String,
+/// }
+///
+/// impl Job for SendEmail {
+///     const TYPE: &'static str = "send_email";
+///
+///     fn options() -> JobOptions {
+///         JobOptions::default()
+///             .queue("emails")
+///             .max_attempts(5)
+///             .timeout(Duration::from_secs(30))
+///     }
+/// }
+/// ```
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable type name written into every record. Renaming it orphans
+    /// jobs already queued under the old name.
+    const TYPE: &'static str;
+
+    /// Defaults for queue, attempts, timeout and retry policy; each call to
+    /// enqueue may override queue, attempts and timeout.
+    #[must_use]
+    fn options() -> JobOptions {
+        JobOptions::default()
+    }
+}
+
+/// Default options of a job type.
+#[derive(Clone)]
+pub struct JobOptions {
+    /// Queue the job goes to.
+    pub queue: String,
+    /// Total runs allowed, the first included; 1 means never retried.
+    pub max_attempts: u32,
+    /// Handler time limit per attempt.
+    pub timeout: Duration,
+    /// Delay before each retry.
+    pub retry_policy: Arc<dyn RetryPolicy>,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self {
+            queue: QUEUE_DEFAULT.to_owned(),
+            max_attempts: MAX_ATTEMPTS_DEFAULT,
+            timeout: TIMEOUT_DEFAULT,
+            retry_policy: Arc::new(ExponentialJitter::default()),
+        }
+    }
+}
+
+impl fmt::Debug for JobOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobOptions")
+            .field("queue", &self.queue)
+            .field("max_attempts", &self.max_attempts)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobOptions {
+    /// Sets the queue.
+    #[must_use]
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Sets the number of attempts (at least 1).
+    #[must_use]
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Sets the handler time limit per attempt.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the retry policy.
+    #[must_use]
+    pub fn retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
+        self.retry_policy = Arc::new(policy);
+        self
+    }
+}
+
+/// The body a producer hands to `enqueue.lua`: everything but the four
+/// script-owned fields. Field order is part of the wire format only in that
+/// it must be a JSON object.
+#[derive(Debug, Serialize)]
+pub(crate) struct JobBody<'a> {
+    #[serde(rename = "type")]
+    pub(crate) job_type: &'a str,
+    pub(crate) queue: &'a str,
+    pub(crate) args: &'a RawValue,
+    pub(crate) created_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) idempotency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) trace: Option<&'a BTreeMap<String, String>>,
+}
+
+/// A job record as stored in Redis (the wire format).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Job id.
+    pub id: JobId,
+    /// Runs started so far, this one included while the job is leased.
+    pub attempt: u32,
+    /// Runs allowed in total.
+    pub max_attempts: u32,
+    /// When the job last became ready (Redis ms): enqueue, promotion, retry.
+    pub enqueued_ms: i64,
+    /// The job type name.
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// The queue.
+    pub queue: String,
+    /// The job's arguments, kept as raw JSON until a handler decodes them.
+    pub args: Box<RawValue>,
+    /// When the producer created the job (producer's clock, informational).
+    pub created_ms: i64,
+    /// Handler time limit in ms, if the producer set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Idempotency key the job was enqueued with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Trace context propagated from the producer (e.g. `traceparent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<BTreeMap<String, String>>,
+}
+
+impl JobRecord {
+    /// Decodes a record from its stored JSON.
+    ///
+    /// # Errors
+    /// [`Error::Decode`](crate::Error::Decode) with the serde message.
+    pub fn from_json(raw: &str) -> crate::Result<Self> {
+        serde_json::from_str(raw).map_err(|e| crate::Error::Decode {
+            what: "job record".to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Decodes the args into a job type.
+    ///
+    /// # Errors
+    /// The serde error when the args do not have the shape of `J`.
+    pub fn decode_args<J: DeserializeOwned>(&self) -> Result<J, serde_json::Error> {
+        serde_json::from_str(self.args.get())
+    }
+
+    /// The handler timeout: the record's own, else `fallback`.
+    #[must_use]
+    pub fn timeout(&self, fallback: Duration) -> Duration {
+        self.timeout_ms.map_or(fallback, Duration::from_millis)
+    }
+}
+
+/// One entry of a job's error history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEntry {
+    /// When the failure was recorded (Redis ms).
+    pub at_ms: i64,
+    /// The attempt that failed.
+    pub attempt: u32,
+    /// What went wrong, readable.
+    pub error: String,
+}
+
+/// Where a job is in its life (DESIGN's diagram).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting in the scheduled set for its time.
+    Scheduled,
+    /// In the ready list, waiting for a worker.
+    Ready,
+    /// Leased by a worker and running.
+    Active,
+    /// Failed, waiting in the retry set for its next attempt.
+    Retry,
+    /// Out of attempts (or permanently failed); kept for operators.
+    Dead,
+}
+
+impl JobState {
+    /// Lower-case name as used in keys, pages and JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Ready => "ready",
+            Self::Active => "active",
+            Self::Retry => "retry",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The three sorted sets of a queue that hold jobs by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobSet {
+    /// Jobs waiting for their run-at time.
+    Scheduled,
+    /// Failed jobs waiting for their retry time.
+    Retry,
+    /// Jobs that ran out of attempts or failed permanently.
+    Dead,
+}
+
+impl JobSet {
+    /// Every set, in page order.
+    pub const ALL: [Self; 3] = [Self::Scheduled, Self::Retry, Self::Dead];
+
+    /// The state of the jobs in this set.
+    #[must_use]
+    pub fn state(self) -> JobState {
+        match self {
+            Self::Scheduled => JobState::Scheduled,
+            Self::Retry => JobState::Retry,
+            Self::Dead => JobState::Dead,
+        }
+    }
+
+    /// Lower-case name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        self.state().as_str()
+    }
+}
+
+impl std::str::FromStr for JobSet {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "scheduled" => Ok(Self::Scheduled),
+            "retry" | "retries" => Ok(Self::Retry),
+            "dead" => Ok(Self::Dead),
+            other => Err(crate::Error::InvalidArgument(format!(
+                "unknown job set {other:?} (expected scheduled, retry or dead)"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_decodes_with_script_owned_prefix() {
+        let raw = r#"{"id":"j1","attempt":2,"max_attempts":25,"enqueued_ms":10,"type":"t","queue":"q","args":{"a":[]},"created_ms":5}"#;
+        let rec = JobRecord::from_json(raw).expect("decodes");
+        assert_eq!(rec.id.as_str(), "j1");
+        assert_eq!(rec.attempt, 2);
+        assert_eq!(rec.args.get(), r#"{"a":[]}"#);
+        assert_eq!(rec.timeout(Duration::from_secs(1)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn job_ids_are_time_ordered_uuids() {
+        let a = JobId::new();
+        let b = JobId::new();
+        assert_eq!(a.as_str().len(), 36);
+        assert!(a <= b);
+    }
+}

@@ -1,0 +1,190 @@
+//! The Redis key schema: the only place key strings are built.
+//!
+//! Every key of one queue shares the hash tag `{queue}` (`spool:{emails}:ready`)
+//! so each script touches a single Cluster slot. Process and registry keys
+//! share the tag of the namespace (`{spool}:processes`). `docs/PROTOCOL.md`
+//! lists each key with its type, writer and reader.
+
+use crate::error::{Error, Result};
+
+/// Default namespace (key prefix).
+pub const NAMESPACE_DEFAULT: &str = "spool";
+
+/// Longest accepted queue name.
+pub const QUEUE_NAME_MAX_LEN: usize = 64;
+
+/// Checks a queue name: 1 to 64 characters from `[A-Za-z0-9_.-]`.
+///
+/// ```
+/// assert!(spool_client::validate_queue_name("emails.high-priority_2").is_ok());
+/// assert!(spool_client::validate_queue_name("bad name").is_err());
+/// assert!(spool_client::validate_queue_name("").is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidQueueName`] naming what is wrong.
+pub fn validate_queue_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("must not be empty")
+    } else if name.len() > QUEUE_NAME_MAX_LEN {
+        Some("must be at most 64 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        Some("may only contain A-Z, a-z, 0-9, '_', '.' and '-'")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidQueueName {
+            name: name.chars().take(80).collect(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks a namespace: same alphabet as queue names.
+pub(crate) fn validate_namespace(ns: &str) -> Result<()> {
+    validate_queue_name(ns).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "namespace {ns:?} must be 1 to 64 characters from [A-Za-z0-9_.-]"
+        ))
+    })
+}
+
+/// All keys of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueKeys {
+    /// The queue name.
+    pub queue: String,
+    /// LIST of job records waiting to run; LPUSH to enqueue, RPOP to fetch.
+    pub ready: String,
+    /// LIST holding at most one token; fetchers block on it (BLPOP) when idle.
+    pub wake: String,
+    /// ZSET job id → run-at (Redis ms).
+    pub scheduled: String,
+    /// ZSET job id → retry-at (Redis ms).
+    pub retry: String,
+    /// ZSET job id → died-at (Redis ms).
+    pub dead: String,
+    /// ZSET job id → lease deadline (Redis ms).
+    pub active: String,
+    /// HASH job id → record, for every job that is not in the ready list.
+    pub jobs: String,
+    /// HASH job id → `token|worker id` for leased jobs.
+    pub leases: String,
+    /// HASH job id → JSON error history.
+    pub errors: String,
+    /// STRING counter issuing fencing tokens.
+    pub fence: String,
+    /// STRING present while the queue is paused.
+    pub paused: String,
+    /// HASH of counters: totals and per-minute fields.
+    pub stats: String,
+    idempotency_prefix: String,
+}
+
+impl QueueKeys {
+    /// Keys of `queue` under namespace `ns` (both assumed valid).
+    #[must_use]
+    pub fn new(ns: &str, queue: &str) -> Self {
+        let base = format!("{ns}:{{{queue}}}:");
+        let key = |suffix: &str| format!("{base}{suffix}");
+        Self {
+            queue: queue.to_owned(),
+            ready: key("ready"),
+            wake: key("wake"),
+            scheduled: key("scheduled"),
+            retry: key("retry"),
+            dead: key("dead"),
+            active: key("active"),
+            jobs: key("jobs"),
+            leases: key("leases"),
+            errors: key("errors"),
+            fence: key("fence"),
+            paused: key("paused"),
+            stats: key("stats"),
+            idempotency_prefix: key("idem:"),
+        }
+    }
+
+    /// STRING holding the id of the job created with idempotency `key`.
+    #[must_use]
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}{key}", self.idempotency_prefix)
+    }
+
+    /// The key of the sorted set that holds jobs in `set`.
+    #[must_use]
+    pub fn set(&self, set: crate::JobSet) -> &str {
+        match set {
+            crate::JobSet::Scheduled => &self.scheduled,
+            crate::JobSet::Retry => &self.retry,
+            crate::JobSet::Dead => &self.dead,
+        }
+    }
+}
+
+/// Keys that do not belong to one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalKeys {
+    /// SET of known queue names.
+    pub queues: String,
+    /// ZSET process id → last heartbeat (Redis ms).
+    pub processes: String,
+    process_prefix: String,
+}
+
+impl GlobalKeys {
+    /// Global keys of namespace `ns`.
+    #[must_use]
+    pub fn new(ns: &str) -> Self {
+        Self {
+            queues: format!("{{{ns}}}:queues"),
+            processes: format!("{{{ns}}}:processes"),
+            process_prefix: format!("{{{ns}}}:process:"),
+        }
+    }
+
+    /// HASH describing one worker process (expires unless heartbeats renew it).
+    #[must_use]
+    pub fn process(&self, id: &str) -> String {
+        format!("{}{id}", self.process_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_keys_share_one_hash_tag() {
+        let k = QueueKeys::new("spool", "emails");
+        for key in [
+            &k.ready, &k.wake, &k.scheduled, &k.retry, &k.dead, &k.active, &k.jobs, &k.leases,
+            &k.errors, &k.fence, &k.paused, &k.stats,
+        ] {
+            assert!(key.starts_with("spool:{emails}:"), "{key}");
+        }
+        assert_eq!(k.idempotency("abc"), "spool:{emails}:idem:abc");
+    }
+
+    #[test]
+    fn global_keys_share_the_namespace_tag() {
+        let g = GlobalKeys::new("spool");
+        assert_eq!(g.queues, "{spool}:queues");
+        assert_eq!(g.process("p1"), "{spool}:process:p1");
+    }
+
+    #[test]
+    fn queue_names_are_validated() {
+        assert!(validate_queue_name("default").is_ok());
+        assert!(validate_queue_name(&"a".repeat(64)).is_ok());
+        assert!(validate_queue_name(&"a".repeat(65)).is_err());
+        for bad in ["", "a b", "a{b}", "a:b", "é", "a/b", "a\0"] {
+            assert!(validate_queue_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! # spool-client
+//!
+//! The producer side of Spool and everything that speaks to Redis.
+//!
+//! Spool moves a job through Redis like this (see `docs/STATES.md`):
+//!
+//! ```text
+//! enqueue ─▶ ready ─fetch+lease─▶ active ─ok─▶ done
+//!   │at/in     ▲                    ├─err─▶ retry ─due─┐
+//!   ▼          │due                 ├─no attempts left─▶ dead ─operator retry─▶ ready
+//! scheduled ───┘◀───────────────────┴─lease expired─▶ (reaper) ready
+//! ```
+//!
+//! Module map:
+//! - [`job`](Job): the [`Job`] trait for typed jobs and the wire record [`JobRecord`].
+//! - `enqueue`: [`Client::enqueue`] and friends: now, at, in, bulk, idempotent.
+//! - `keys`: the key schema ([`QueueKeys`], [`GlobalKeys`]); no key string is built elsewhere.
+//! - `scripts`: the Lua scripts, one per state change; the only writers of job state.
+//! - `lease`: the runtime protocol the worker drives (fetch, complete, extend, reap, …).
+//! - `admin`: the read model and repair actions for the dashboard and CLI ([`Admin`]).
+//!
+//! ```no_run
+//! use serde::{Deserialize, Serialize};
+//! use spool_client::{Client, Job};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct SendEmail { to: String }
+//! impl Job for SendEmail { const TYPE: &'static str = "send_email"; }
+//!
+//! # async fn demo() -> spool_client::Result<()> {
+//! let client = Client::connect("redis://127.0.0.1:6379").await?;
+//! let id = client.enqueue(&SendEmail { to: "ada@example.com".into() }).await?;
+//! client.enqueue_in(&SendEmail { to: "bob@example.com".into() }, std::time::Duration::from_secs(60)).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod admin;
+mod client;
+mod enqueue;
+mod error;
+mod job;
+mod keys;
+pub mod lease;
+mod retry_policy;
+mod scripts;
+
+pub use admin::Admin;
+pub use client::{Client, ClientBuilder, Retention, ServerCheck, MAX_PAYLOAD_BYTES_DEFAULT, RESPONSE_TIMEOUT_DEFAULT};
+pub use enqueue::{EnqueueOptions, Enqueued, JobDefaults, IDEMPOTENCY_WINDOW_DEFAULT};
+pub use error::{Error, Result};
+pub use job::{
+    ErrorEntry, Job, JobId, JobOptions, JobRecord, JobSet, JobState, MAX_ATTEMPTS_DEFAULT,
+    QUEUE_DEFAULT, TIMEOUT_DEFAULT,
+};
+pub use keys::{validate_queue_name, GlobalKeys, QueueKeys, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
+pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
+
+pub use chrono;
+pub use serde_json;

@@ -1,0 +1,22 @@
+-- extend.lua: active (leased) --heartbeat--> active with a later deadline.
+--
+-- Fenced and batched: a lease is extended only if it still carries the
+-- caller's token. The new deadline is Redis's clock plus ARGV[1].
+--
+-- KEYS[1] active  KEYS[2] leases
+-- ARGV[1] lease in ms, then pairs: id, token
+-- Returns the ids whose lease was lost (the worker must stop those jobs).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local deadline = now + tonumber(ARGV[1])
+local lost = {}
+for i = 2, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local lease = redis.call('HGET', KEYS[2], id)
+  if lease and string.match(lease, '^([^|]*)') == token then
+    redis.call('ZADD', KEYS[1], 'XX', deadline, id)
+  else
+    lost[#lost + 1] = id
+  end
+end
+return lost

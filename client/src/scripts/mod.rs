@@ -1,0 +1,118 @@
+//! The Lua scripts, one per arrow of the job life cycle, and the plumbing to
+//! run them (EVALSHA, loading on `NOSCRIPT`, pipelining).
+//!
+//! Runtime protocol, not for application code: `Client`, `Admin` and the
+//! lease API in [`crate::lease`] are the only callers. Every script reads
+//! `TIME` itself (DESIGN invariant 3) and receives every key it touches in
+//! `KEYS` (invariant 7). Each `.lua` file starts with its contract.
+
+use std::sync::LazyLock;
+
+use redis::aio::ConnectionManager;
+use redis::{FromRedisValue, Pipeline, RedisResult};
+
+/// One Lua script (its source is kept for `SCRIPT LOAD`).
+#[derive(Debug)]
+pub(crate) struct LuaScript {
+    source: &'static str,
+    script: redis::Script,
+}
+
+impl LuaScript {
+    fn new(source: &'static str) -> Self {
+        Self {
+            source,
+            script: redis::Script::new(source),
+        }
+    }
+
+    /// An `EVALSHA` command with the given keys; add ARGV with `.arg()`.
+    pub(crate) fn cmd<K: AsRef<str>>(&self, keys: &[K]) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.script.get_hash()).arg(keys.len());
+        for key in keys {
+            cmd.arg(key.as_ref());
+        }
+        cmd
+    }
+}
+
+macro_rules! scripts {
+    ($($field:ident => $file:literal),* $(,)?) => {
+        /// Every script Spool runs.
+        #[derive(Debug)]
+        pub(crate) struct Scripts {
+            $(pub(crate) $field: LuaScript,)*
+        }
+
+        pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+            $($field: LuaScript::new(include_str!(concat!($file, ".lua"))),)*
+        });
+
+        impl Scripts {
+            fn all(&self) -> Vec<&LuaScript> {
+                vec![$(&self.$field,)*]
+            }
+        }
+    };
+}
+
+scripts! {
+    enqueue => "enqueue",
+    fetch => "fetch",
+    ack => "ack",
+    fail => "fail",
+    extend => "extend",
+    release => "release",
+    reap => "reap",
+    promote => "promote",
+    requeue => "requeue",
+    delete => "delete",
+    trim => "trim",
+    heartbeat => "heartbeat",
+}
+
+fn is_noscript(err: &redis::RedisError) -> bool {
+    err.code() == Some("NOSCRIPT")
+}
+
+/// Loads every script into Redis's script cache (needed after a Redis
+/// restart, which empties the cache).
+pub(crate) async fn load_all(conn: &mut ConnectionManager) -> RedisResult<()> {
+    let mut pipe = redis::pipe();
+    for s in SCRIPTS.all() {
+        pipe.cmd("SCRIPT").arg("LOAD").arg(s.source);
+    }
+    pipe.exec_async(conn).await
+}
+
+/// Runs one script command, loading the scripts and retrying once on `NOSCRIPT`.
+pub(crate) async fn run<T: FromRedisValue>(
+    conn: &mut ConnectionManager,
+    cmd: &redis::Cmd,
+) -> RedisResult<T> {
+    match cmd.query_async(conn).await {
+        Err(e) if is_noscript(&e) => {
+            load_all(conn).await?;
+            cmd.query_async(conn).await
+        }
+        other => other,
+    }
+}
+
+/// Runs a pipeline of script commands in one round trip, loading the scripts
+/// and retrying once on `NOSCRIPT`. A `NOSCRIPT` reply means the cache was
+/// empty for every script of the pipeline (they are always loaded together),
+/// so none of them ran and the retry cannot apply anything twice.
+pub(crate) async fn run_pipeline<T: FromRedisValue>(
+    conn: &mut ConnectionManager,
+    pipe: &Pipeline,
+) -> RedisResult<T> {
+    match pipe.query_async(conn).await {
+        Err(e) if is_noscript(&e) => {
+            load_all(conn).await?;
+            pipe.query_async(conn).await
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,45 @@
+-- promote.lua: scheduled set --due--> ready, retry set --due--> ready.
+--
+-- Moves up to ARGV[1] jobs whose time (score, Redis ms) has come from each of
+-- the two sets to the ready list, stamps `enqueued_ms` with Redis's clock so
+-- queue latency counts from the moment the job became ready, and wakes a
+-- fetcher. Several schedulers may run this at once: each job moves once.
+--
+-- KEYS[1] scheduled  KEYS[2] retry  KEYS[3] jobs  KEYS[4] ready  KEYS[5] wake
+-- ARGV[1] max jobs per set per call
+-- Returns {moved, ms until the next due job or -1 when both sets are empty}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local moved = 0
+for s = 1, 2 do
+  local due = redis.call('ZRANGEBYSCORE', KEYS[s], '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', KEYS[s], id)
+    local record = redis.call('HGET', KEYS[3], id)
+    if record then
+      redis.call('HDEL', KEYS[3], id)
+      local jid, attempt, max_attempts, rest = string.match(record,
+        '^{"id":"([^"]*)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":%d+,(.+)$')
+      if jid then
+        record = '{"id":"' .. jid .. '","attempt":' .. attempt .. ',"max_attempts":' ..
+          max_attempts .. ',"enqueued_ms":' .. now .. ',' .. rest
+      end
+      redis.call('LPUSH', KEYS[4], record)
+      moved = moved + 1
+    end
+  end
+end
+if moved > 0 then
+  redis.call('LPUSH', KEYS[5], '1')
+  redis.call('LTRIM', KEYS[5], 0, 0)
+end
+local next_due = -1
+for s = 1, 2 do
+  local head = redis.call('ZRANGE', KEYS[s], 0, 0, 'WITHSCORES')
+  if head[2] then
+    local wait = math.max(0, tonumber(head[2]) - now)
+    if next_due < 0 or wait < next_due then next_due = wait end
+  end
+end
+return {moved, next_due}

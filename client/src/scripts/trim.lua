@@ -1,0 +1,39 @@
+-- trim.lua: retention for one queue (the trimmer's tick).
+--
+-- Drops dead jobs older than the age cap and beyond the size cap (oldest
+-- first) together with their records and error histories, and per-minute
+-- stats fields older than the stats window. Totals are kept.
+--
+-- KEYS[1] dead  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats
+-- ARGV[1] dead size cap  ARGV[2] dead age cap ms  ARGV[3] stats window ms
+-- ARGV[4] max dead jobs removed per call
+-- Returns {dead_removed, stats_fields_removed}.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local budget = tonumber(ARGV[4])
+local removed = 0
+local function drop(ids)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    removed = removed + 1
+  end
+end
+drop(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, budget))
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+if excess > 0 then
+  drop(redis.call('ZRANGE', KEYS[1], 0, math.min(excess, budget) - 1))
+end
+local oldest_minute = math.floor((now - tonumber(ARGV[3])) / 60000)
+local stale = {}
+for _, field in ipairs(redis.call('HKEYS', KEYS[4])) do
+  local minute = string.match(field, ':(%d+)$')
+  if minute and tonumber(minute) < oldest_minute then
+    stale[#stale + 1] = field
+  end
+end
+for i = 1, #stale, 500 do
+  redis.call('HDEL', KEYS[4], unpack(stale, i, math.min(i + 499, #stale)))
+end
+return {removed, #stale}
