@@ -1,1 +1,73 @@
-//! placeholder
+//! # spool-worker
+//!
+//! The runtime a service embeds to execute Spool jobs.
+//!
+//! A [`Worker`] owns these pieces (each in its own module):
+//!
+//! | step | module |
+//! | --- | --- |
+//! | claim jobs for free slots, block on Redis when idle | `fetcher` |
+//! | run one job: decode, time limit, catch panics | `executor` |
+//! | write ack / retry / dead, fenced and batched | `completer` |
+//! | extend leases, register the process | `heartbeat` |
+//! | promote due jobs, recover expired leases, retention | [`maintenance`] |
+//! | start and stop everything in order | `launcher` |
+//!
+//! Redis is only reached through `spool-client` (its `lease` protocol): the
+//! worker never builds a key or sends a state-changing command itself.
+//!
+//! ```no_run
+//! use serde::{Deserialize, Serialize};
+//! use spool_client::{Client, Job, JobOptions};
+//! use spool_worker::{JobContext, JobError, Worker};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Resize { image_id: u64 }
+//!
+//! impl Job for Resize {
+//!     const TYPE: &'static str = "resize";
+//!     fn options() -> JobOptions { JobOptions::default().queue("images").max_attempts(5) }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let client = Client::connect("redis://127.0.0.1:6379").await?;
+//!     Worker::builder(client)
+//!         .concurrency(16)
+//!         .register(|_ctx: JobContext, job: Resize| async move {
+//!             if job.image_id == 0 {
+//!                 return Err(JobError::permanent("image 0 does not exist"));
+//!             }
+//!             Ok(())
+//!         })
+//!         .build()?
+//!         .run_until(spool_worker::shutdown_signal())
+//!         .await?;
+//!     Ok(())
+//! }
+//! ```
+
+mod backoff;
+mod completer;
+mod config;
+mod error;
+mod executor;
+mod fetcher;
+mod handler;
+mod heartbeat;
+mod in_flight;
+mod launcher;
+pub mod maintenance;
+mod outcome;
+mod registry;
+mod shutdown;
+
+pub use config::{QueueOrder, QueueSpec, WorkerConfig};
+pub use error::{Error, Result};
+pub use handler::JobContext;
+pub use heartbeat::HeartbeatReport;
+pub use launcher::{Worker, WorkerBuilder};
+pub use outcome::JobError;
+pub use shutdown::shutdown_signal;
+pub use spool_client::{ExponentialJitter, FixedDelay, RetryPolicy};
+pub use tokio_util::sync::CancellationToken;

@@ -132,6 +132,26 @@ impl Admin {
         Ok(out)
     }
 
+    /// Adds queues to the registry of known queues (workers do this at
+    /// start-up so empty queues show up too).
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`], [`Error::Redis`].
+    pub async fn register_queues(&self, names: &[&str]) -> Result<()> {
+        for n in names {
+            crate::keys::validate_queue_name(n)?;
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        redis::cmd("SADD")
+            .arg(&self.client.global_keys().queues)
+            .arg(names)
+            .exec_async(&mut self.client.conn())
+            .await
+            .map_err(Error::redis("SADD queues"))
+    }
+
     /// Pauses a queue: workers stop fetching from it; enqueues still land.
     ///
     /// # Errors

@@ -1,0 +1,97 @@
+//! Completer: writes outcomes to Redis in batches, fenced.
+//!
+//! Drains whatever outcomes are waiting (up to [`BATCH_MAX`]) and applies
+//! them with one pipelined round trip (`ack.lua` per queue, `fail.lua` per
+//! failure). If Redis is unreachable it retries with backoff for up to one
+//! lease length; after that the leases have expired anyway and the jobs are
+//! left for the reaper rather than guessed at. It stops when every sender
+//! (fetcher and executors) is gone and the channel is drained, which is how
+//! shutdown knows all outcomes are written.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spool_client::lease::{Applied, Completion};
+use spool_client::Client;
+use tokio::sync::{mpsc, Notify};
+
+use crate::backoff::Backoff;
+use crate::in_flight::InFlight;
+
+/// Most outcomes written per round trip.
+pub(crate) const BATCH_MAX: usize = 512;
+
+pub(crate) struct Completer {
+    pub(crate) client: Client,
+    pub(crate) in_flight: InFlight,
+    /// Closed when all senders are dropped.
+    pub(crate) rx: mpsc::Receiver<Completion>,
+    /// How long to keep retrying a batch while Redis is away.
+    pub(crate) give_up_after: Duration,
+    /// Retries due sooner than this nudge the local scheduler.
+    pub(crate) nudge_below: Duration,
+    pub(crate) scheduler_nudge: Arc<Notify>,
+}
+
+impl Completer {
+    pub(crate) async fn run(mut self) {
+        let mut batch = Vec::with_capacity(BATCH_MAX);
+        while let Some(first) = self.rx.recv().await {
+            batch.push(first);
+            while batch.len() < BATCH_MAX {
+                match self.rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.apply(&batch).await;
+            batch.clear();
+        }
+        tracing::debug!("completer drained");
+    }
+
+    async fn apply(&self, batch: &[Completion]) {
+        let started = Instant::now();
+        let mut backoff = Backoff::redis();
+        loop {
+            match self.client.complete(batch).await {
+                Ok(applied) => {
+                    let mut nudge = false;
+                    for (c, a) in batch.iter().zip(applied) {
+                        match a {
+                            Applied::LeaseLost => tracing::warn!(
+                                job_id = %c.id, queue = %c.keys.queue,
+                                "lease was lost before the outcome was written; another worker owns the job now"
+                            ),
+                            Applied::Retrying => {
+                                if let spool_client::lease::Outcome::Retry { delay, .. } = &c.outcome {
+                                    nudge |= *delay < self.nudge_below;
+                                }
+                            }
+                            Applied::Acked | Applied::Dead => {}
+                        }
+                        self.in_flight.remove_if(&c.id, &c.token);
+                    }
+                    if nudge {
+                        self.scheduler_nudge.notify_one();
+                    }
+                    return;
+                }
+                Err(err) if started.elapsed() < self.give_up_after => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, jobs = batch.len(), retry_in_ms = delay.as_millis() as u64,
+                        "cannot write job outcomes; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, jobs = batch.len(),
+                        "giving up writing job outcomes; the jobs stay leased and the reaper will return them");
+                    for c in batch {
+                        self.in_flight.remove_if(&c.id, &c.token);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}

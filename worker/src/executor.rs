@@ -1,0 +1,161 @@
+//! Executor: runs one leased job and turns whatever happens into an outcome.
+//!
+//! Decode the record, find the handler, run it under the job's time limit,
+//! catch a panic, and send `Ack`, `Retry` or `Dead` to the completer. Bad
+//! input (undecodable record or args, unknown type) is dead at once with a
+//! readable reason; a panic or timeout is an ordinary failure (retried). It
+//! never writes to Redis itself, and it does not decide fencing: the
+//! completer's scripts do.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use spool_client::lease::{Completion, LeasedJob, Outcome};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::handler::JobContext;
+use crate::outcome::JobErrorKind;
+use crate::registry::Registry;
+
+/// What the executor needs besides the job.
+#[derive(Clone)]
+pub(crate) struct ExecutorDeps {
+    pub(crate) registry: Arc<Registry>,
+    /// Outcomes go to the completer; the channel closes when every executor
+    /// and the fetcher have dropped their sender.
+    pub(crate) completions: mpsc::Sender<Completion>,
+    /// Fired when the shutdown grace period is over: handlers still running
+    /// are dropped and their jobs are handed back by the launcher.
+    pub(crate) hard_stop: CancellationToken,
+    /// Fired when shutdown begins.
+    pub(crate) shutting_down: CancellationToken,
+}
+
+/// Result of a run, before it is sent.
+enum Verdict {
+    Done(Outcome),
+    /// Dropped by a hard stop, or interrupted by shutdown: the launcher hands
+    /// the job back to ready.
+    Abandoned,
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// Runs `job` to an outcome and hands it to the completer.
+pub(crate) async fn execute(job: LeasedJob, cancel: CancellationToken, deps: ExecutorDeps) {
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        queue = %job.keys.queue,
+        job_type = job.record.as_ref().map_or("?", |r| r.job_type.as_str()),
+        attempt = job.record.as_ref().map_or(0, |r| r.attempt),
+    );
+    let verdict = run(&job, cancel, &deps).instrument(span.clone()).await;
+    let outcome = match verdict {
+        Verdict::Done(outcome) => outcome,
+        Verdict::Abandoned => return,
+    };
+    let completion = Completion {
+        keys: Arc::clone(&job.keys),
+        id: job.id,
+        token: job.token,
+        outcome,
+    };
+    if deps.completions.send(completion).await.is_err() {
+        // Only possible if the completer died; the lease runs out and the
+        // reaper returns the job.
+        span.in_scope(|| tracing::error!("completer is gone; job left leased for the reaper"));
+    }
+}
+
+async fn run(job: &LeasedJob, cancel: CancellationToken, deps: &ExecutorDeps) -> Verdict {
+    let record = match &job.record {
+        Ok(r) => Arc::new(r.clone()),
+        Err(reason) => {
+            tracing::warn!(error = %reason, "unparsable job record; moving it to dead");
+            return Verdict::Done(Outcome::Dead { error: reason.clone() });
+        }
+    };
+    let Some(registration) = deps.registry.get(&record.job_type) else {
+        let error = deps.registry.unknown_type_error(&record.job_type);
+        tracing::warn!(error = %error, "unknown job type; moving it to dead");
+        return Verdict::Done(Outcome::Dead { error });
+    };
+    let timeout = record.timeout(registration.options.timeout);
+    let ctx = JobContext {
+        id: record.id.clone(),
+        queue: record.queue.clone(),
+        attempt: record.attempt,
+        max_attempts: record.max_attempts,
+        deadline: Instant::now() + timeout,
+        cancel,
+        record: Arc::clone(&record),
+    };
+    let future = match (registration.handler)(ctx, &record) {
+        Ok(f) => f,
+        Err(error) => {
+            tracing::warn!(error = %error, "args do not decode; moving the job to dead");
+            return Verdict::Done(Outcome::Dead { error });
+        }
+    };
+    let started = Instant::now();
+    let guarded = tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind());
+    let result = tokio::select! {
+        r = guarded => r,
+        () = deps.hard_stop.cancelled() => {
+            tracing::warn!("shutdown grace period over; handler dropped, job goes back to ready");
+            return Verdict::Abandoned;
+        }
+    };
+    let policy_delay = |attempt: u32| registration.options.retry_policy.delay(attempt);
+    let outcome = match result {
+        Ok(Ok(Ok(()))) => {
+            tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "job done");
+            Outcome::Ack
+        }
+        Ok(Ok(Err(err))) => {
+            if deps.shutting_down.is_cancelled() {
+                tracing::info!(error = %err, "handler stopped for shutdown; job goes back to ready");
+                return Verdict::Abandoned;
+            }
+            tracing::warn!(error = %err, "handler failed");
+            match err.kind {
+                JobErrorKind::Permanent => Outcome::Dead { error: err.message },
+                JobErrorKind::Retry => Outcome::Retry {
+                    delay: policy_delay(record.attempt),
+                    error: err.message,
+                },
+                JobErrorKind::RetryAfter(delay) => Outcome::Retry { delay, error: err.message },
+            }
+        }
+        Ok(Err(panic)) => {
+            let error = format!("handler panicked: {}", panic_message(panic.as_ref()));
+            tracing::error!(error = %error, "handler panicked");
+            Outcome::Retry { delay: policy_delay(record.attempt), error }
+        }
+        Err(_) => {
+            let error = format!("handler timed out after {}", fmt_duration(timeout));
+            tracing::warn!(error = %error, "handler timed out");
+            Outcome::Retry { delay: policy_delay(record.attempt), error }
+        }
+    };
+    Verdict::Done(outcome)
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.as_secs() >= 1 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -1,0 +1,228 @@
+//! Fetcher: claims jobs for free slots and starts an executor for each.
+//!
+//! One loop per worker process: count free slots (global and per-queue
+//! semaphores), walk the queues in weighted-random or strict order, claim up
+//! to that many jobs per `fetch.lua` call, spawn executors. When every queue
+//! came back empty it does not sleep-poll: it raises `want_wake` and the
+//! per-queue [`Waker`]s block on Redis (BLPOP on the queue's wake list), so an
+//! enqueue reaches an idle worker in a few milliseconds and an idle worker
+//! costs about one blocking command per second per queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use spool_client::{Client, QueueKeys};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backoff::Backoff;
+use crate::config::{QueueOrder, WorkerConfig};
+use crate::executor::{execute, ExecutorDeps};
+use crate::in_flight::{InFlight, Running};
+
+/// Even with no wake token, an idle fetcher looks at its queues this often
+/// (a safety net for a token consumed while this process was busy).
+const IDLE_POLL_FACTOR: u32 = 5;
+
+/// One queue as the fetcher sees it.
+pub(crate) struct FetchQueue {
+    pub(crate) keys: Arc<QueueKeys>,
+    pub(crate) weight: u32,
+    /// Per-queue concurrency limit, if the queue has one.
+    pub(crate) limit: Option<Arc<Semaphore>>,
+}
+
+pub(crate) struct Fetcher {
+    pub(crate) client: Client,
+    pub(crate) config: WorkerConfig,
+    pub(crate) worker_id: String,
+    pub(crate) queues: Vec<FetchQueue>,
+    /// Global concurrency: one permit per running job, held by its executor.
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) in_flight: InFlight,
+    /// Executors' home; the launcher waits on it at shutdown.
+    pub(crate) tracker: TaskTracker,
+    pub(crate) deps: ExecutorDeps,
+    /// Notified by wakers (a job arrived) and by executors (a slot freed).
+    pub(crate) wake: Arc<Notify>,
+    /// True while the fetcher is idle with free slots: wakers block on Redis.
+    pub(crate) want_wake: watch::Sender<bool>,
+    /// Fired at shutdown: stop claiming jobs.
+    pub(crate) stop: CancellationToken,
+}
+
+impl Fetcher {
+    pub(crate) async fn run(self) {
+        let mut backoff = Backoff::redis();
+        let idle_poll = self.config.idle_wait * IDLE_POLL_FACTOR;
+        while !self.stop.is_cancelled() {
+            if self.slots.available_permits() == 0 {
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = self.stop.cancelled() => break,
+                }
+                continue;
+            }
+            match self.fetch_round().await {
+                Ok(claimed) => {
+                    backoff.reset();
+                    if claimed > 0 {
+                        continue;
+                    }
+                }
+                Err(err) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "fetch failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.stop.cancelled() => break,
+                    }
+                    continue;
+                }
+            }
+            // Idle with free slots: let the wakers block on Redis for us.
+            self.want_wake.send_replace(true);
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(idle_poll) => {}
+                () = self.stop.cancelled() => {}
+            }
+            self.want_wake.send_replace(false);
+        }
+        self.want_wake.send_replace(false);
+        tracing::info!("fetcher stopped: no new leases");
+    }
+
+    /// The queue order for this round.
+    fn order(&self) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.queues.len()).collect();
+        if self.config.order == QueueOrder::Weighted && idx.len() > 1 {
+            // Weighted random order without replacement (Efraimidis–Spirakis):
+            // sort by u^(1/w), largest first.
+            let mut rng = rand::rng();
+            let mut keyed: Vec<(f64, usize)> = idx
+                .iter()
+                .map(|&i| {
+                    let u: f64 = rng.random_range(f64::EPSILON..1.0);
+                    (u.powf(1.0 / f64::from(self.queues[i].weight)), i)
+                })
+                .collect();
+            keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+            idx = keyed.into_iter().map(|(_, i)| i).collect();
+        }
+        idx
+    }
+
+    /// One pass over the queues; returns how many jobs were claimed.
+    async fn fetch_round(&self) -> spool_client::Result<usize> {
+        let mut claimed = 0;
+        for i in self.order() {
+            let free = self.slots.available_permits();
+            if free == 0 {
+                break;
+            }
+            let q = &self.queues[i];
+            let queue_free = q.limit.as_ref().map_or(free, |s| s.available_permits());
+            let want = free.min(queue_free).min(self.config.fetch_batch_max);
+            if want == 0 {
+                continue;
+            }
+            let jobs = self
+                .client
+                .fetch(&q.keys, want, self.config.lease, &self.worker_id)
+                .await?;
+            for job in jobs {
+                // Only this loop takes permits, so the ones counted above are
+                // still there.
+                let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+                    tracing::error!("slot accounting broke; job left leased for the reaper");
+                    continue;
+                };
+                let queue_slot = q.limit.as_ref().and_then(|s| Arc::clone(s).try_acquire_owned().ok());
+                let cancel = self.deps.shutting_down.child_token();
+                self.in_flight.insert(
+                    job.id.clone(),
+                    Running {
+                        keys: Arc::clone(&job.keys),
+                        token: job.token.clone(),
+                        cancel: cancel.clone(),
+                        job_type: job.record.as_ref().map_or_else(|_| "?".to_owned(), |r| r.job_type.clone()),
+                        leased_at_ms: job.leased_at_ms,
+                    },
+                );
+                let deps = self.deps.clone();
+                let wake = Arc::clone(&self.wake);
+                self.tracker.spawn(async move {
+                    execute(job, cancel, deps).await;
+                    drop(queue_slot);
+                    drop(slot);
+                    wake.notify_one();
+                });
+                claimed += 1;
+            }
+        }
+        Ok(claimed)
+    }
+}
+
+/// Blocks on one queue's wake list while the fetcher is idle, and wakes the
+/// fetcher (and the scheduler, since a wake token can mean "a sooner
+/// scheduled job arrived") when a token comes.
+pub(crate) struct Waker {
+    pub(crate) client: Client,
+    pub(crate) keys: Arc<QueueKeys>,
+    pub(crate) idle_wait: Duration,
+    pub(crate) want_wake: watch::Receiver<bool>,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) scheduler_nudge: Arc<Notify>,
+    pub(crate) stop: CancellationToken,
+}
+
+impl Waker {
+    pub(crate) async fn run(mut self) {
+        let mut conn = None;
+        let mut backoff = Backoff::redis();
+        loop {
+            tokio::select! {
+                r = self.want_wake.wait_for(|w| *w) => if r.is_err() { return },
+                () = self.stop.cancelled() => return,
+            }
+            let c = match conn.as_mut() {
+                Some(c) => c,
+                None => match self.client.dedicated_connection(self.idle_wait).await {
+                    Ok(c) => conn.insert(c),
+                    Err(err) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(queue = %self.keys.queue, error = %err, "wake connection failed; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => continue,
+                            () = self.stop.cancelled() => return,
+                        }
+                    }
+                },
+            };
+            tokio::select! {
+                r = Client::wait_for_wake(c, &self.keys, self.idle_wait) => match r {
+                    Ok(true) => {
+                        backoff.reset();
+                        self.wake.notify_one();
+                        self.scheduler_nudge.notify_one();
+                    }
+                    Ok(false) => backoff.reset(),
+                    Err(err) => {
+                        conn = None;
+                        let delay = backoff.next_delay();
+                        tracing::warn!(queue = %self.keys.queue, error = %err, "waiting for jobs failed; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = self.stop.cancelled() => return,
+                        }
+                    }
+                },
+                () = self.stop.cancelled() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The handler side of a job: [`JobContext`] (what a running handler knows)
+//! and the type-erased handler the registry stores.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use spool_client::{JobId, JobRecord};
+use tokio_util::sync::CancellationToken;
+
+use crate::outcome::JobError;
+
+/// What a running handler knows about its job.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub(crate) id: JobId,
+    pub(crate) queue: String,
+    pub(crate) attempt: u32,
+    pub(crate) max_attempts: u32,
+    pub(crate) deadline: Instant,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) record: Arc<JobRecord>,
+}
+
+impl JobContext {
+    /// The job id.
+    #[must_use]
+    pub fn id(&self) -> &JobId {
+        &self.id
+    }
+
+    /// The queue the job came from.
+    #[must_use]
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// This run's number, 1 for the first.
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Runs allowed in total.
+    #[must_use]
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// When the handler's time limit runs out (the handler is dropped then).
+    #[must_use]
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Fires when the worker begins shutting down or the job's lease was lost
+    /// (another worker may be running it). Long handlers should watch it and
+    /// stop early; an error returned after shutdown began hands the job back
+    /// to ready without counting the attempt.
+    #[must_use]
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// True once [`JobContext::cancellation`] fired.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// The full job record (trace context, idempotency key, timestamps).
+    #[must_use]
+    pub fn record(&self) -> &JobRecord {
+        &self.record
+    }
+}
+
+/// A boxed handler future.
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
+
+/// A handler with its job type erased: it decodes the args itself. `Err` from
+/// the outer result means the args did not decode (a permanent failure).
+pub(crate) type ErasedHandler =
+    Arc<dyn Fn(JobContext, &JobRecord) -> Result<HandlerFuture, String> + Send + Sync>;

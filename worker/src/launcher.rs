@@ -1,0 +1,390 @@
+//! Launcher: builds a [`Worker`] and runs it, owning every task it starts.
+//!
+//! Start order: check Redis (`maxmemory-policy`, persistence), register the
+//! queues and the process, then start the completer, heartbeat, maintenance
+//! services, wakers and finally the fetcher. Stop order is written out in
+//! [`Worker::run_until`]; each step logs one line.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spool_client::admin::ProcessInfo;
+use spool_client::{Client, Job, QueueKeys};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backoff::Backoff;
+use crate::completer::Completer;
+use crate::config::{QueueOrder, QueueSpec, WorkerConfig};
+use crate::error::{Error, Result};
+use crate::executor::ExecutorDeps;
+use crate::fetcher::{FetchQueue, Fetcher, Waker};
+use crate::handler::JobContext;
+use crate::heartbeat::Heartbeat;
+use crate::in_flight::InFlight;
+use crate::maintenance::{Reaper, Scheduler, Trimmer};
+use crate::outcome::JobError;
+use crate::registry::Registry;
+
+/// Builds a [`Worker`]: queues, limits, timing and handlers.
+pub struct WorkerBuilder {
+    client: Client,
+    config: WorkerConfig,
+    registry: Registry,
+}
+
+impl WorkerBuilder {
+    /// Fetch from `name` with `weight` (see [`QueueOrder::Weighted`]).
+    #[must_use]
+    pub fn queue(mut self, name: impl Into<String>, weight: u32) -> Self {
+        self.config.queues.push(QueueSpec::new(name).weight(weight));
+        self
+    }
+
+    /// Fetch from a fully specified queue (weight, per-queue limit).
+    #[must_use]
+    pub fn queue_spec(mut self, spec: QueueSpec) -> Self {
+        self.config.queues.push(spec);
+        self
+    }
+
+    /// Serve queues strictly in the order they were added.
+    #[must_use]
+    pub fn strict_order(mut self) -> Self {
+        self.config.order = QueueOrder::Strict;
+        self
+    }
+
+    /// Most jobs running at once in this process.
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.config.concurrency = n;
+        self
+    }
+
+    /// Replaces the whole configuration (queues included).
+    #[must_use]
+    pub fn config(mut self, config: WorkerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Changes the configuration in place.
+    #[must_use]
+    pub fn configure(mut self, f: impl FnOnce(&mut WorkerConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Registers the handler for job type `J`.
+    ///
+    /// The handler gets a [`JobContext`] and the decoded job and returns
+    /// `Ok(())` or a [`JobError`]; a panic counts as a failure.
+    #[must_use]
+    pub fn register<J, F, Fut>(mut self, handler: F) -> Self
+    where
+        J: Job,
+        F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), JobError>> + Send + 'static,
+    {
+        self.registry.register::<J, F, Fut>(handler);
+        self
+    }
+
+    /// Validates the configuration and builds the worker.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad setting.
+    pub fn build(mut self) -> Result<Worker> {
+        if self.registry.is_empty() {
+            return Err(Error::Config("no job handlers registered".into()));
+        }
+        if self.config.queues.is_empty() {
+            self.config.queues = self.registry.default_queues().into_iter().map(QueueSpec::new).collect();
+        }
+        self.config.validate()?;
+        let host = hostname::get().map_or_else(|_| "unknown".to_owned(), |h| h.to_string_lossy().into_owned());
+        let pid = std::process::id();
+        let suffix: u32 = rand::random();
+        Ok(Worker {
+            worker_id: format!("{host}:{pid}:{suffix:08x}"),
+            host,
+            pid,
+            client: self.client,
+            config: self.config,
+            registry: Arc::new(self.registry),
+        })
+    }
+}
+
+/// A worker process: fetches leased jobs from its queues and runs them.
+///
+/// ```no_run
+/// use serde::{Deserialize, Serialize};
+/// use spool_worker::{Worker, JobContext, JobError};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct SendEmail { to: String }
+/// impl spool_client::Job for SendEmail { const TYPE: &'static str = "send_email"; }
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = spool_client::Client::connect("redis://127.0.0.1:6379").await?;
+/// let worker = Worker::builder(client)
+///     .queue("default", 1)
+///     .concurrency(20)
+///     .register(|ctx: JobContext, job: SendEmail| async move {
+///         tracing::info!(to = %job.to, attempt = ctx.attempt(), "sending");
+///         Ok::<(), JobError>(())
+///     })
+///     .build()?;
+/// worker.run_until(spool_worker::shutdown_signal()).await?;
+/// # Ok(()) }
+/// ```
+pub struct Worker {
+    client: Client,
+    config: WorkerConfig,
+    registry: Arc<Registry>,
+    worker_id: String,
+    host: String,
+    pid: u32,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("id", &self.worker_id).field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Starts building a worker on `client`.
+    #[must_use]
+    pub fn builder(client: Client) -> WorkerBuilder {
+        WorkerBuilder { client, config: WorkerConfig::default(), registry: Registry::default() }
+    }
+
+    /// This process's worker id (`host:pid:random`), as shown on the dashboard.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The validated configuration.
+    #[must_use]
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    /// Checks Redis until it answers: refuses an evicting `maxmemory-policy`,
+    /// warns when persistence is off. Connection errors are retried (a
+    /// worker may start before Redis) until `stop` fires.
+    async fn check_redis(&self, stop: &CancellationToken) -> Result<()> {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            match self.client.check_server().await {
+                Ok(check) => {
+                    if check.persistence_off() {
+                        tracing::warn!("redis persistence is off (no AOF, no RDB): a Redis restart loses every queued job");
+                    }
+                    return Ok(());
+                }
+                Err(err @ spool_client::Error::UnsafeServer(_)) => {
+                    if self.config.require_noeviction {
+                        return Err(err.into());
+                    }
+                    tracing::warn!(error = %err, "starting anyway: require_noeviction is off");
+                    return Ok(());
+                }
+                Err(err) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "redis not reachable at start-up; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stop.cancelled() => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs until `shutdown` resolves, then stops gracefully and returns.
+    ///
+    /// # Errors
+    /// [`Error::Client`] with [`spool_client::Error::UnsafeServer`] when
+    /// Redis may evict keys. Redis being unreachable is never an error here:
+    /// every loop logs, backs off and reconnects.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+        let cfg = self.config.clone();
+        let client = self.client.clone();
+        tokio::pin!(shutdown);
+        let early_stop = CancellationToken::new();
+        tokio::select! {
+            r = self.check_redis(&early_stop) => r?,
+            () = &mut shutdown => { tracing::info!("shutdown before start-up finished"); return Ok(()); }
+        }
+        let names: Vec<&str> = cfg.queues.iter().map(|q| q.name.as_str()).collect();
+        if let Err(err) = client.admin().register_queues(&names).await {
+            tracing::warn!(error = %err, "could not register queues; they appear once jobs arrive");
+        }
+        let queues: Vec<Arc<QueueKeys>> = cfg
+            .queues
+            .iter()
+            .map(|q| client.queue_keys(&q.name).map(Arc::new))
+            .collect::<spool_client::Result<_>>()?;
+
+        // Tokens: `fetch_stop` ends fetching and wakers; `shutting_down` tells
+        // handlers; `hard_stop` drops handlers after the grace period;
+        // `services_stop` ends heartbeat and maintenance last.
+        let fetch_stop = CancellationToken::new();
+        let shutting_down = CancellationToken::new();
+        let hard_stop = CancellationToken::new();
+        let services_stop = CancellationToken::new();
+        let in_flight = InFlight::default();
+        // Every long-lived task; executors live in `tracker` instead.
+        let mut services = JoinSet::new();
+        let tracker = TaskTracker::new();
+
+        let heartbeat = Heartbeat {
+            client: client.clone(),
+            info: ProcessInfo {
+                id: self.worker_id.clone(),
+                host: self.host.clone(),
+                pid: self.pid,
+                queues: cfg.queues.iter().map(|q| q.name.clone()).collect(),
+                concurrency: cfg.concurrency,
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            in_flight: in_flight.clone(),
+            lease: cfg.lease,
+            interval: cfg.heartbeat_interval,
+            process_ttl: cfg.process_ttl,
+        };
+        if let Err(err) = heartbeat.register(&[]).await {
+            tracing::warn!(error = %err, "could not register the process yet; the heartbeat will retry");
+        }
+
+        let scheduler = Scheduler::new(client.clone(), queues.clone(), cfg.scheduler_interval);
+        let scheduler_nudge = scheduler.nudge();
+        let (completions_tx, completions_rx) = mpsc::channel(4 * crate::completer::BATCH_MAX);
+        // The completer ends when the fetcher and every executor dropped
+        // their sender: "last sender dropped" means all outcomes are queued.
+        let completer = tokio::spawn(
+            Completer {
+                client: client.clone(),
+                in_flight: in_flight.clone(),
+                rx: completions_rx,
+                give_up_after: cfg.lease,
+                nudge_below: cfg.scheduler_interval,
+                scheduler_nudge: Arc::clone(&scheduler_nudge),
+            }
+            .run(),
+        );
+        services.spawn(heartbeat.run(services_stop.clone()));
+        services.spawn(scheduler.run(services_stop.clone()));
+        services.spawn(Reaper::new(client.clone(), queues.clone(), cfg.reaper_interval).run(services_stop.clone()));
+        services.spawn(Trimmer::new(client.clone(), queues.clone(), cfg.trimmer_interval).run(services_stop.clone()));
+
+        let wake = Arc::new(Notify::new());
+        let (want_wake_tx, want_wake_rx) = watch::channel(false);
+        let mut wakers = JoinSet::new();
+        for keys in &queues {
+            wakers.spawn(
+                Waker {
+                    client: client.clone(),
+                    keys: Arc::clone(keys),
+                    idle_wait: cfg.idle_wait,
+                    want_wake: want_wake_rx.clone(),
+                    wake: Arc::clone(&wake),
+                    scheduler_nudge: Arc::clone(&scheduler_nudge),
+                    stop: fetch_stop.clone(),
+                }
+                .run(),
+            );
+        }
+        let fetch_queues = cfg
+            .queues
+            .iter()
+            .zip(&queues)
+            .map(|(spec, keys)| FetchQueue {
+                keys: Arc::clone(keys),
+                weight: spec.weight,
+                limit: spec.concurrency.map(|n| Arc::new(Semaphore::new(n))),
+            })
+            .collect();
+        let fetcher = tokio::spawn(
+            Fetcher {
+                client: client.clone(),
+                config: cfg.clone(),
+                worker_id: self.worker_id.clone(),
+                queues: fetch_queues,
+                slots: Arc::new(Semaphore::new(cfg.concurrency)),
+                in_flight: in_flight.clone(),
+                tracker: tracker.clone(),
+                deps: ExecutorDeps {
+                    registry: Arc::clone(&self.registry),
+                    completions: completions_tx,
+                    hard_stop: hard_stop.clone(),
+                    shutting_down: shutting_down.clone(),
+                },
+                wake,
+                want_wake: want_wake_tx,
+                stop: fetch_stop.clone(),
+            }
+            .run(),
+        );
+        tracing::info!(worker_id = %self.worker_id, queues = ?names, concurrency = cfg.concurrency, "worker started");
+
+        shutdown.await;
+        tracing::info!(grace_ms = cfg.shutdown_timeout.as_millis() as u64, running = in_flight.len(), "shutting down");
+
+        // 1. Stop fetching: no new leases from here on.
+        fetch_stop.cancel();
+        let _ = fetcher.await;
+        while wakers.join_next().await.is_some() {}
+        shutting_down.cancel();
+        tracing::info!("1/6 fetching stopped");
+
+        // 2. Let running jobs finish within the grace period.
+        tracker.close();
+        let finished = tokio::time::timeout(cfg.shutdown_timeout, tracker.wait()).await.is_ok();
+        tracing::info!(all_finished = finished, "2/6 running jobs waited for");
+
+        // 3. Past the grace period: drop the handlers still running.
+        if !finished {
+            hard_stop.cancel();
+            tracker.wait().await;
+            tracing::info!("3/6 unfinished handlers dropped");
+        } else {
+            tracing::info!("3/6 nothing to drop");
+        }
+
+        // 4. Flush outcomes: the completer ends once every sender is gone.
+        let _ = completer.await;
+        tracing::info!("4/6 outcomes written");
+
+        // 5. Hand back every job still leased (dropped or interrupted) at once.
+        let left: Vec<_> = in_flight.snapshot().into_iter().map(|(id, r)| (r.keys, id, r.token)).collect();
+        if !left.is_empty() {
+            match client.release(&left).await {
+                Ok(n) => tracing::info!(released = n, "5/6 unfinished jobs handed back to ready"),
+                Err(err) => tracing::error!(error = %err, jobs = left.len(),
+                    "5/6 could not hand jobs back; the reaper will return them when their leases expire"),
+            }
+        } else {
+            tracing::info!("5/6 no jobs to hand back");
+        }
+
+        // 6. Stop heartbeat and maintenance; remove the process record.
+        services_stop.cancel();
+        while services.join_next().await.is_some() {}
+        if let Err(err) = client.unregister(&self.worker_id).await {
+            tracing::warn!(error = %err, "6/6 could not remove the process record; it expires by itself");
+        } else {
+            tracing::info!("6/6 maintenance stopped, process unregistered; bye");
+        }
+        in_flight.cancel_all();
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! Registry: job type name → handler, with each type's defaults (timeout,
+//! retry policy). A job whose type is not registered is dead at once with a
+//! readable error naming the types this worker knows.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use spool_client::{Job, JobOptions, JobRecord};
+
+use crate::handler::{ErasedHandler, HandlerFuture, JobContext};
+use crate::outcome::JobError;
+
+/// One registered job type.
+#[derive(Clone)]
+pub(crate) struct Registration {
+    pub(crate) handler: ErasedHandler,
+    pub(crate) options: JobOptions,
+}
+
+/// Job type name → registration.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    by_type: BTreeMap<String, Registration>,
+}
+
+impl Registry {
+    pub(crate) fn register<J, F, Fut>(&mut self, handler: F)
+    where
+        J: Job,
+        F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        let erased: ErasedHandler = Arc::new(move |ctx, record: &JobRecord| {
+            let job: J = record.decode_args().map_err(|e| {
+                format!(
+                    "unparsable payload: args of job type {:?} do not decode: {e}",
+                    J::TYPE
+                )
+            })?;
+            let fut: HandlerFuture = Box::pin(handler(ctx, job));
+            Ok(fut)
+        });
+        self.by_type.insert(
+            J::TYPE.to_owned(),
+            Registration {
+                handler: erased,
+                options: J::options(),
+            },
+        );
+    }
+
+    pub(crate) fn get(&self, job_type: &str) -> Option<&Registration> {
+        self.by_type.get(job_type)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_type.is_empty()
+    }
+
+    /// Queues named by the registered types' defaults (deduplicated, sorted).
+    pub(crate) fn default_queues(&self) -> Vec<String> {
+        let mut q: Vec<String> = self.by_type.values().map(|r| r.options.queue.clone()).collect();
+        q.sort();
+        q.dedup();
+        q
+    }
+
+    pub(crate) fn unknown_type_error(&self, job_type: &str) -> String {
+        let known: Vec<&str> = self.by_type.keys().map(String::as_str).collect();
+        format!(
+            "unknown job type {job_type:?}: no handler is registered for it in this worker (registered: {})",
+            known.join(", ")
+        )
+    }
+}
