@@ -201,7 +201,10 @@ impl Client {
     /// # Errors
     /// As [`Client::enqueue`].
     pub async fn enqueue_at<J: Job>(&self, job: &J, at: DateTime<Utc>) -> Result<JobId> {
-        Ok(self.enqueue_with(job, EnqueueOptions::new().at(at)).await?.id)
+        Ok(self
+            .enqueue_with(job, EnqueueOptions::new().at(at))
+            .await?
+            .id)
     }
 
     /// Enqueues a job to run after `delay`.
@@ -209,7 +212,10 @@ impl Client {
     /// # Errors
     /// As [`Client::enqueue`].
     pub async fn enqueue_in<J: Job>(&self, job: &J, delay: Duration) -> Result<JobId> {
-        Ok(self.enqueue_with(job, EnqueueOptions::new().delay(delay)).await?.id)
+        Ok(self
+            .enqueue_with(job, EnqueueOptions::new().delay(delay))
+            .await?
+            .id)
     }
 
     /// Enqueues a job with per-call options.
@@ -247,15 +253,25 @@ impl Client {
                         "idempotency key must be 1 to 512 bytes".to_owned(),
                     ));
                 }
-                let window = opts.idempotency_window.unwrap_or(IDEMPOTENCY_WINDOW_DEFAULT);
+                let window = opts
+                    .idempotency_window
+                    .unwrap_or(IDEMPOTENCY_WINDOW_DEFAULT);
                 (duration_ms(window).max(1), Some(keys.idempotency(key)))
             }
             None => (0, None),
         };
-        let cmd = enqueue_cmd(&keys, window, idem_key.as_deref(), std::slice::from_ref(&prepared));
+        let cmd = enqueue_cmd(
+            &keys,
+            window,
+            idem_key.as_deref(),
+            std::slice::from_ref(&prepared),
+        );
         let mut pipe = redis::pipe();
         pipe.add_command(cmd);
-        pipe.cmd("SADD").arg(&self.global_keys().queues).arg(&queue).ignore();
+        pipe.cmd("SADD")
+            .arg(&self.global_keys().queues)
+            .arg(&queue)
+            .ignore();
         let ((created, ids),): ((i64, Vec<String>),) =
             scripts::run_pipeline(&mut self.conn(), &pipe)
                 .await
@@ -319,9 +335,13 @@ impl Client {
         }
         let mut pipe = redis::pipe();
         for chunk in prepared.chunks(BULK_CHUNK) {
-            pipe.add_command(enqueue_cmd(&keys, 0, None, chunk)).ignore();
+            pipe.add_command(enqueue_cmd(&keys, 0, None, chunk))
+                .ignore();
         }
-        pipe.cmd("SADD").arg(&self.global_keys().queues).arg(&queue).ignore();
+        pipe.cmd("SADD")
+            .arg(&self.global_keys().queues)
+            .arg(&queue)
+            .ignore();
         scripts::run_pipeline::<()>(&mut self.conn(), &pipe)
             .await
             .map_err(Error::redis("enqueue"))?;
@@ -372,7 +392,12 @@ impl Client {
     }
 }
 
-fn enqueue_cmd(keys: &QueueKeys, window_ms: u64, idem_key: Option<&str>, jobs: &[Prepared]) -> redis::Cmd {
+fn enqueue_cmd(
+    keys: &QueueKeys,
+    window_ms: u64,
+    idem_key: Option<&str>,
+    jobs: &[Prepared],
+) -> redis::Cmd {
     let mut key_list = vec![
         keys.ready.as_str(),
         keys.wake.as_str(),

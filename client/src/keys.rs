@@ -163,8 +163,18 @@ mod tests {
     fn queue_keys_share_one_hash_tag() {
         let k = QueueKeys::new("spool", "emails");
         for key in [
-            &k.ready, &k.wake, &k.scheduled, &k.retry, &k.dead, &k.active, &k.jobs, &k.leases,
-            &k.errors, &k.fence, &k.paused, &k.stats,
+            &k.ready,
+            &k.wake,
+            &k.scheduled,
+            &k.retry,
+            &k.dead,
+            &k.active,
+            &k.jobs,
+            &k.leases,
+            &k.errors,
+            &k.fence,
+            &k.paused,
+            &k.stats,
         ] {
             assert!(key.starts_with("spool:{emails}:"), "{key}");
         }

@@ -205,9 +205,13 @@ impl Client {
             }
         }
         for (keys, idx) in &ack_groups {
-            let mut cmd = SCRIPTS
-                .ack
-                .cmd(&[&keys.active, &keys.jobs, &keys.leases, &keys.errors, &keys.stats]);
+            let mut cmd = SCRIPTS.ack.cmd(&[
+                &keys.active,
+                &keys.jobs,
+                &keys.leases,
+                &keys.errors,
+                &keys.stats,
+            ]);
             for &i in idx {
                 cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
             }
@@ -250,9 +254,14 @@ impl Client {
                     _ => Applied::LeaseLost,
                 };
             } else {
-                let codes: Vec<i64> = redis::from_redis_value(reply).map_err(Error::parse("ack"))?;
+                let codes: Vec<i64> =
+                    redis::from_redis_value(reply).map_err(Error::parse("ack"))?;
                 for (code, i) in codes.into_iter().zip(idx) {
-                    out[i] = if code == 1 { Applied::Acked } else { Applied::LeaseLost };
+                    out[i] = if code == 1 {
+                        Applied::Acked
+                    } else {
+                        Applied::LeaseLost
+                    };
                 }
             }
         }
@@ -303,9 +312,13 @@ impl Client {
     pub async fn release(&self, jobs: &[(Arc<QueueKeys>, JobId, LeaseToken)]) -> Result<u64> {
         let mut total = 0;
         for (keys, id, token) in jobs {
-            let mut cmd = SCRIPTS
-                .release
-                .cmd(&[&keys.active, &keys.jobs, &keys.leases, &keys.ready, &keys.wake]);
+            let mut cmd = SCRIPTS.release.cmd(&[
+                &keys.active,
+                &keys.jobs,
+                &keys.leases,
+                &keys.ready,
+                &keys.wake,
+            ]);
             cmd.arg(id.as_str()).arg(token.as_str());
             let n: u64 = scripts::run(&mut self.conn(), &cmd)
                 .await
@@ -390,9 +403,17 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Redis`].
-    pub async fn heartbeat(&self, process_id: &str, info: &str, busy: &str, ttl: Duration) -> Result<i64> {
+    pub async fn heartbeat(
+        &self,
+        process_id: &str,
+        info: &str,
+        busy: &str,
+        ttl: Duration,
+    ) -> Result<i64> {
         let g = self.global_keys();
-        let mut cmd = SCRIPTS.heartbeat.cmd(&[&g.processes, &g.process(process_id)]);
+        let mut cmd = SCRIPTS
+            .heartbeat
+            .cmd(&[&g.processes, &g.process(process_id)]);
         cmd.arg(process_id).arg(info).arg(busy).arg(ms(ttl).max(1));
         scripts::run(&mut self.conn(), &cmd)
             .await
@@ -405,7 +426,9 @@ impl Client {
     /// [`Error::Redis`].
     pub async fn unregister(&self, process_id: &str) -> Result<()> {
         let g = self.global_keys();
-        let mut cmd = SCRIPTS.heartbeat.cmd(&[&g.processes, &g.process(process_id)]);
+        let mut cmd = SCRIPTS
+            .heartbeat
+            .cmd(&[&g.processes, &g.process(process_id)]);
         cmd.arg(process_id).arg("").arg("").arg("stop");
         scripts::run::<i64>(&mut self.conn(), &cmd)
             .await

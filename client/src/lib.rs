@@ -45,7 +45,10 @@ mod retry_policy;
 mod scripts;
 
 pub use admin::Admin;
-pub use client::{Client, ClientBuilder, Retention, ServerCheck, MAX_PAYLOAD_BYTES_DEFAULT, RESPONSE_TIMEOUT_DEFAULT};
+pub use client::{
+    Client, ClientBuilder, Retention, ServerCheck, MAX_PAYLOAD_BYTES_DEFAULT,
+    RESPONSE_TIMEOUT_DEFAULT,
+};
 pub use enqueue::{EnqueueOptions, Enqueued, JobDefaults, IDEMPOTENCY_WINDOW_DEFAULT};
 pub use error::{Error, Result};
 pub use job::{

@@ -94,7 +94,10 @@ mod tests {
         for attempt in 1..=10 {
             let d = p.delay(attempt);
             let floor = (ExponentialJitter::BASE_DEFAULT * (1 << (attempt - 1))).min(p.max);
-            assert!(d >= floor && d <= floor.mul_f64(1.25), "attempt {attempt}: {d:?}");
+            assert!(
+                d >= floor && d <= floor.mul_f64(1.25),
+                "attempt {attempt}: {d:?}"
+            );
             assert!(d >= last.mul_f64(0.8));
             last = d;
         }

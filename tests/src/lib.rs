@@ -1,1 +1,79 @@
-//! placeholder
+//! # spool-tests
+//!
+//! The shared test harness: [`TestEnv`] bundles a private Redis
+//! ([`TestRedis`]), a client and a worker builder with short timings, so each
+//! test is independent and parallel-safe. Integration, end-to-end and chaos
+//! tests live in `tests/`; the benchmark binary `spool-bench` and the chaos
+//! child process `chaos-worker` in `src/bin/`.
+
+pub mod handlers;
+pub mod redis_server;
+pub mod wait;
+
+use std::time::Duration;
+
+pub use redis_server::{Persistence, TestRedis};
+pub use wait::wait_for;
+
+use spool_client::Client;
+use spool_worker::{Worker, WorkerBuilder};
+
+/// A private Redis and a client on it.
+pub struct TestEnv {
+    /// The server (dropped last, after the client).
+    pub redis: TestRedis,
+    /// A client in the default namespace.
+    pub client: Client,
+}
+
+impl TestEnv {
+    /// Starts a Redis without persistence and connects.
+    pub async fn start() -> Self {
+        Self::start_with(Persistence::None).await
+    }
+
+    /// Starts a Redis with `persistence` and connects.
+    pub async fn start_with(persistence: Persistence) -> Self {
+        init_tracing();
+        let redis = TestRedis::start_with(persistence);
+        let client = Client::connect(&redis.url())
+            .await
+            .expect("connect to test redis");
+        Self { redis, client }
+    }
+
+    /// A worker builder with timings scaled down for tests (lease 2 s,
+    /// heartbeat 200 ms, maintenance every 200 ms, 5 s shutdown grace).
+    pub fn worker(&self) -> WorkerBuilder {
+        Worker::builder(self.client.clone()).configure(fast_config)
+    }
+
+    /// A raw connection for poking at Redis directly (garbage, inspection).
+    pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis.url())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("raw connection")
+    }
+}
+
+/// Shortens every interval of a worker config for tests.
+pub fn fast_config(c: &mut spool_worker::WorkerConfig) {
+    c.lease = Duration::from_secs(2);
+    c.heartbeat_interval = Duration::from_millis(200);
+    c.process_ttl = Duration::from_secs(2);
+    c.idle_wait = Duration::from_millis(500);
+    c.scheduler_interval = Duration::from_millis(500);
+    c.reaper_interval = Duration::from_millis(200);
+    c.trimmer_interval = Duration::from_secs(1);
+    c.shutdown_timeout = Duration::from_secs(5);
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

@@ -15,7 +15,11 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(min: Duration, max: Duration) -> Self {
-        Self { next: min, min, max }
+        Self {
+            next: min,
+            min,
+            max,
+        }
     }
 
     /// The default for Redis loops: 50 ms doubling to 2 s.

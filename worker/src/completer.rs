@@ -64,7 +64,9 @@ impl Completer {
                                 "lease was lost before the outcome was written; another worker owns the job now"
                             ),
                             Applied::Retrying => {
-                                if let spool_client::lease::Outcome::Retry { delay, .. } = &c.outcome {
+                                if let spool_client::lease::Outcome::Retry { delay, .. } =
+                                    &c.outcome
+                                {
                                     nudge |= *delay < self.nudge_below;
                                 }
                             }

@@ -36,7 +36,11 @@ impl QueueSpec {
     /// A queue with weight 1 and no own limit.
     #[must_use]
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), weight: 1, concurrency: None }
+        Self {
+            name: name.into(),
+            weight: 1,
+            concurrency: None,
+        }
     }
 
     /// Sets the weight.
@@ -132,7 +136,10 @@ impl WorkerConfig {
                 return fail(format!("queue {:?}: weight must be at least 1", q.name));
             }
             if q.concurrency == Some(0) {
-                return fail(format!("queue {:?}: concurrency must be at least 1", q.name));
+                return fail(format!(
+                    "queue {:?}: concurrency must be at least 1",
+                    q.name
+                ));
             }
         }
         if self.concurrency == 0 || self.concurrency > 100_000 {
@@ -192,7 +199,10 @@ mod tests {
     use super::*;
 
     fn valid() -> WorkerConfig {
-        WorkerConfig { queues: vec![QueueSpec::new("default")], ..WorkerConfig::default() }
+        WorkerConfig {
+            queues: vec![QueueSpec::new("default")],
+            ..WorkerConfig::default()
+        }
     }
 
     #[test]
@@ -204,11 +214,41 @@ mod tests {
     fn nonsense_is_refused_with_the_field_named() {
         let cases: Vec<(WorkerConfig, &str)> = vec![
             (WorkerConfig::default(), "at least one queue"),
-            (WorkerConfig { concurrency: 0, ..valid() }, "concurrency"),
-            (WorkerConfig { heartbeat_interval: Duration::from_secs(10), ..valid() }, "heartbeat_interval"),
-            (WorkerConfig { queues: vec![QueueSpec::new("a b")], ..valid() }, "invalid queue name"),
-            (WorkerConfig { queues: vec![QueueSpec::new("a").weight(0)], ..valid() }, "weight"),
-            (WorkerConfig { queues: vec![QueueSpec::new("a"), QueueSpec::new("a")], ..valid() }, "twice"),
+            (
+                WorkerConfig {
+                    concurrency: 0,
+                    ..valid()
+                },
+                "concurrency",
+            ),
+            (
+                WorkerConfig {
+                    heartbeat_interval: Duration::from_secs(10),
+                    ..valid()
+                },
+                "heartbeat_interval",
+            ),
+            (
+                WorkerConfig {
+                    queues: vec![QueueSpec::new("a b")],
+                    ..valid()
+                },
+                "invalid queue name",
+            ),
+            (
+                WorkerConfig {
+                    queues: vec![QueueSpec::new("a").weight(0)],
+                    ..valid()
+                },
+                "weight",
+            ),
+            (
+                WorkerConfig {
+                    queues: vec![QueueSpec::new("a"), QueueSpec::new("a")],
+                    ..valid()
+                },
+                "twice",
+            ),
         ];
         for (cfg, needle) in cases {
             let err = cfg.validate().expect_err(needle).to_string();

@@ -83,7 +83,9 @@ async fn run(job: &LeasedJob, cancel: CancellationToken, deps: &ExecutorDeps) ->
         Ok(r) => Arc::new(r.clone()),
         Err(reason) => {
             tracing::warn!(error = %reason, "unparsable job record; moving it to dead");
-            return Verdict::Done(Outcome::Dead { error: reason.clone() });
+            return Verdict::Done(Outcome::Dead {
+                error: reason.clone(),
+            });
         }
     };
     let Some(registration) = deps.registry.get(&record.job_type) else {
@@ -120,7 +122,10 @@ async fn run(job: &LeasedJob, cancel: CancellationToken, deps: &ExecutorDeps) ->
     let policy_delay = |attempt: u32| registration.options.retry_policy.delay(attempt);
     let outcome = match result {
         Ok(Ok(Ok(()))) => {
-            tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "job done");
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "job done"
+            );
             Outcome::Ack
         }
         Ok(Ok(Err(err))) => {
@@ -135,18 +140,27 @@ async fn run(job: &LeasedJob, cancel: CancellationToken, deps: &ExecutorDeps) ->
                     delay: policy_delay(record.attempt),
                     error: err.message,
                 },
-                JobErrorKind::RetryAfter(delay) => Outcome::Retry { delay, error: err.message },
+                JobErrorKind::RetryAfter(delay) => Outcome::Retry {
+                    delay,
+                    error: err.message,
+                },
             }
         }
         Ok(Err(panic)) => {
             let error = format!("handler panicked: {}", panic_message(panic.as_ref()));
             tracing::error!(error = %error, "handler panicked");
-            Outcome::Retry { delay: policy_delay(record.attempt), error }
+            Outcome::Retry {
+                delay: policy_delay(record.attempt),
+                error,
+            }
         }
         Err(_) => {
             let error = format!("handler timed out after {}", fmt_duration(timeout));
             tracing::warn!(error = %error, "handler timed out");
-            Outcome::Retry { delay: policy_delay(record.attempt), error }
+            Outcome::Retry {
+                delay: policy_delay(record.attempt),
+                error,
+            }
         }
     };
     Verdict::Done(outcome)

@@ -140,7 +140,10 @@ impl Fetcher {
                     tracing::error!("slot accounting broke; job left leased for the reaper");
                     continue;
                 };
-                let queue_slot = q.limit.as_ref().and_then(|s| Arc::clone(s).try_acquire_owned().ok());
+                let queue_slot = q
+                    .limit
+                    .as_ref()
+                    .and_then(|s| Arc::clone(s).try_acquire_owned().ok());
                 let cancel = self.deps.shutting_down.child_token();
                 self.in_flight.insert(
                     job.id.clone(),
@@ -148,7 +151,10 @@ impl Fetcher {
                         keys: Arc::clone(&job.keys),
                         token: job.token.clone(),
                         cancel: cancel.clone(),
-                        job_type: job.record.as_ref().map_or_else(|_| "?".to_owned(), |r| r.job_type.clone()),
+                        job_type: job
+                            .record
+                            .as_ref()
+                            .map_or_else(|_| "?".to_owned(), |r| r.job_type.clone()),
                         leased_at_ms: job.leased_at_ms,
                     },
                 );

@@ -59,11 +59,17 @@ impl Heartbeat {
             self.in_flight.cancel(id);
         }
         self.register(&running).await?;
-        Ok(HeartbeatReport { extended: leases.len() - lost.len(), lost: lost.len() })
+        Ok(HeartbeatReport {
+            extended: leases.len() - lost.len(),
+            lost: lost.len(),
+        })
     }
 
     /// Writes the process record; also used at start-up.
-    pub(crate) async fn register(&self, running: &[(spool_client::JobId, crate::in_flight::Running)]) -> spool_client::Result<()> {
+    pub(crate) async fn register(
+        &self,
+        running: &[(spool_client::JobId, crate::in_flight::Running)],
+    ) -> spool_client::Result<()> {
         let busy: Vec<BusyJob> = running
             .iter()
             .map(|(id, r)| BusyJob {
@@ -75,7 +81,9 @@ impl Heartbeat {
             .collect();
         let info = serde_json::to_string(&self.info).unwrap_or_default();
         let busy = serde_json::to_string(&busy).unwrap_or_else(|_| "[]".to_owned());
-        self.client.heartbeat(&self.info.id, &info, &busy, self.process_ttl).await?;
+        self.client
+            .heartbeat(&self.info.id, &info, &busy, self.process_ttl)
+            .await?;
         Ok(())
     }
 }

@@ -33,7 +33,9 @@ impl InFlight {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Running>> {
         // A panic while holding this lock cannot leave the map half-updated
         // (single insert/remove calls), so a poisoned lock is still usable.
-        self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn insert(&self, id: JobId, running: Running) {
@@ -50,7 +52,10 @@ impl InFlight {
     }
 
     pub(crate) fn snapshot(&self) -> Vec<(JobId, Running)> {
-        self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     pub(crate) fn cancel(&self, id: &JobId) {

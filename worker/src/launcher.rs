@@ -103,10 +103,18 @@ impl WorkerBuilder {
             return Err(Error::Config("no job handlers registered".into()));
         }
         if self.config.queues.is_empty() {
-            self.config.queues = self.registry.default_queues().into_iter().map(QueueSpec::new).collect();
+            self.config.queues = self
+                .registry
+                .default_queues()
+                .into_iter()
+                .map(QueueSpec::new)
+                .collect();
         }
         self.config.validate()?;
-        let host = hostname::get().map_or_else(|_| "unknown".to_owned(), |h| h.to_string_lossy().into_owned());
+        let host = hostname::get().map_or_else(
+            |_| "unknown".to_owned(),
+            |h| h.to_string_lossy().into_owned(),
+        );
         let pid = std::process::id();
         let suffix: u32 = rand::random();
         Ok(Worker {
@@ -154,7 +162,10 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("id", &self.worker_id).field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("id", &self.worker_id)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,7 +173,11 @@ impl Worker {
     /// Starts building a worker on `client`.
     #[must_use]
     pub fn builder(client: Client) -> WorkerBuilder {
-        WorkerBuilder { client, config: WorkerConfig::default(), registry: Registry::default() }
+        WorkerBuilder {
+            client,
+            config: WorkerConfig::default(),
+            registry: Registry::default(),
+        }
     }
 
     /// This process's worker id (`host:pid:random`), as shown on the dashboard.
@@ -283,8 +298,14 @@ impl Worker {
         );
         services.spawn(heartbeat.run(services_stop.clone()));
         services.spawn(scheduler.run(services_stop.clone()));
-        services.spawn(Reaper::new(client.clone(), queues.clone(), cfg.reaper_interval).run(services_stop.clone()));
-        services.spawn(Trimmer::new(client.clone(), queues.clone(), cfg.trimmer_interval).run(services_stop.clone()));
+        services.spawn(
+            Reaper::new(client.clone(), queues.clone(), cfg.reaper_interval)
+                .run(services_stop.clone()),
+        );
+        services.spawn(
+            Trimmer::new(client.clone(), queues.clone(), cfg.trimmer_interval)
+                .run(services_stop.clone()),
+        );
 
         let wake = Arc::new(Notify::new());
         let (want_wake_tx, want_wake_rx) = watch::channel(false);
@@ -337,7 +358,11 @@ impl Worker {
         tracing::info!(worker_id = %self.worker_id, queues = ?names, concurrency = cfg.concurrency, "worker started");
 
         shutdown.await;
-        tracing::info!(grace_ms = cfg.shutdown_timeout.as_millis() as u64, running = in_flight.len(), "shutting down");
+        tracing::info!(
+            grace_ms = cfg.shutdown_timeout.as_millis() as u64,
+            running = in_flight.len(),
+            "shutting down"
+        );
 
         // 1. Stop fetching: no new leases from here on.
         fetch_stop.cancel();
@@ -348,7 +373,9 @@ impl Worker {
 
         // 2. Let running jobs finish within the grace period.
         tracker.close();
-        let finished = tokio::time::timeout(cfg.shutdown_timeout, tracker.wait()).await.is_ok();
+        let finished = tokio::time::timeout(cfg.shutdown_timeout, tracker.wait())
+            .await
+            .is_ok();
         tracing::info!(all_finished = finished, "2/6 running jobs waited for");
 
         // 3. Past the grace period: drop the handlers still running.
@@ -365,7 +392,11 @@ impl Worker {
         tracing::info!("4/6 outcomes written");
 
         // 5. Hand back every job still leased (dropped or interrupted) at once.
-        let left: Vec<_> = in_flight.snapshot().into_iter().map(|(id, r)| (r.keys, id, r.token)).collect();
+        let left: Vec<_> = in_flight
+            .snapshot()
+            .into_iter()
+            .map(|(id, r)| (r.keys, id, r.token))
+            .collect();
         if !left.is_empty() {
             match client.release(&left).await {
                 Ok(n) => tracing::info!(released = n, "5/6 unfinished jobs handed back to ready"),

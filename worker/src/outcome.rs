@@ -36,17 +36,26 @@ pub(crate) enum JobErrorKind {
 impl JobError {
     /// Retry with the job type's retry policy (dead once attempts run out).
     pub fn retry(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), kind: JobErrorKind::Retry }
+        Self {
+            message: message.to_string(),
+            kind: JobErrorKind::Retry,
+        }
     }
 
     /// Fail for good: the job goes to the dead set now.
     pub fn permanent(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), kind: JobErrorKind::Permanent }
+        Self {
+            message: message.to_string(),
+            kind: JobErrorKind::Permanent,
+        }
     }
 
     /// Retry after `delay` instead of the policy's delay.
     pub fn retry_after(message: impl fmt::Display, delay: Duration) -> Self {
-        Self { message: message.to_string(), kind: JobErrorKind::RetryAfter(delay) }
+        Self {
+            message: message.to_string(),
+            kind: JobErrorKind::RetryAfter(delay),
+        }
     }
 
     /// The error text recorded in the job's history.

@@ -60,7 +60,11 @@ impl Registry {
 
     /// Queues named by the registered types' defaults (deduplicated, sorted).
     pub(crate) fn default_queues(&self) -> Vec<String> {
-        let mut q: Vec<String> = self.by_type.values().map(|r| r.options.queue.clone()).collect();
+        let mut q: Vec<String> = self
+            .by_type
+            .values()
+            .map(|r| r.options.queue.clone())
+            .collect();
         q.sort();
         q.dedup();
         q

@@ -68,7 +68,14 @@ fn decode_errors(raw: Option<String>) -> Vec<ErrorEntry> {
         .unwrap_or_default()
 }
 
-fn view(id: JobId, queue: &str, state: JobState, at_ms: Option<i64>, raw: String, errors: Option<String>) -> JobView {
+fn view(
+    id: JobId,
+    queue: &str,
+    state: JobState,
+    at_ms: Option<i64>,
+    raw: String,
+    errors: Option<String>,
+) -> JobView {
     JobView {
         id,
         queue: queue.to_owned(),
@@ -105,7 +112,12 @@ impl Admin {
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::InvalidArgument`] for a page
     /// size over [`PAGE_LIMIT_MAX`](super::PAGE_LIMIT_MAX), [`Error::Redis`].
-    pub async fn list_ready(&self, queue: &str, offset: u64, limit: usize) -> Result<Page<JobView>> {
+    pub async fn list_ready(
+        &self,
+        queue: &str,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Page<JobView>> {
         check_page(limit)?;
         let k = self.client.queue_keys(queue)?;
         let start = -(isize::try_from(offset).unwrap_or(isize::MAX - 2000)) - 1;
@@ -125,7 +137,11 @@ impl Admin {
             .into_iter()
             .map(|raw| view(id_of(&raw), queue, JobState::Ready, None, raw, None))
             .collect();
-        Ok(Page { total, offset, items })
+        Ok(Page {
+            total,
+            offset,
+            items,
+        })
     }
 
     /// A page of one job set. Scheduled and retry jobs come soonest first,
@@ -133,13 +149,23 @@ impl Admin {
     ///
     /// # Errors
     /// As [`Admin::list_ready`].
-    pub async fn list_set(&self, queue: &str, set: JobSet, offset: u64, limit: usize) -> Result<Page<JobView>> {
+    pub async fn list_set(
+        &self,
+        queue: &str,
+        set: JobSet,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Page<JobView>> {
         check_page(limit)?;
         let k = self.client.queue_keys(queue)?;
         let key = k.set(set);
         let start = offset;
         let stop = offset + limit as u64 - 1;
-        let range = if set == JobSet::Dead { "ZREVRANGE" } else { "ZRANGE" };
+        let range = if set == JobSet::Dead {
+            "ZREVRANGE"
+        } else {
+            "ZRANGE"
+        };
         let (total, entries): (u64, Vec<(String, f64)>) = redis::pipe()
             .cmd("ZCARD")
             .arg(key)
@@ -152,13 +178,22 @@ impl Admin {
             .await
             .map_err(Error::redis("list set"))?;
         let items = self.views(&k, set.state(), entries).await?;
-        Ok(Page { total, offset, items })
+        Ok(Page {
+            total,
+            offset,
+            items,
+        })
     }
 
     /// Builds views for `(id, score)` pairs of one set, reading records and
     /// error histories in one round trip. Ids whose record vanished meanwhile
     /// are skipped.
-    async fn views(&self, k: &QueueKeys, state: JobState, entries: Vec<(String, f64)>) -> Result<Vec<JobView>> {
+    async fn views(
+        &self,
+        k: &QueueKeys,
+        state: JobState,
+        entries: Vec<(String, f64)>,
+    ) -> Result<Vec<JobView>> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -204,13 +239,27 @@ impl Admin {
             Option<f64>,
             Option<f64>,
         ) = redis::pipe()
-            .cmd("HGET").arg(&k.jobs).arg(id)
-            .cmd("HGET").arg(&k.errors).arg(id)
-            .cmd("HGET").arg(&k.leases).arg(id)
-            .cmd("ZSCORE").arg(&k.active).arg(id)
-            .cmd("ZSCORE").arg(&k.scheduled).arg(id)
-            .cmd("ZSCORE").arg(&k.retry).arg(id)
-            .cmd("ZSCORE").arg(&k.dead).arg(id)
+            .cmd("HGET")
+            .arg(&k.jobs)
+            .arg(id)
+            .cmd("HGET")
+            .arg(&k.errors)
+            .arg(id)
+            .cmd("HGET")
+            .arg(&k.leases)
+            .arg(id)
+            .cmd("ZSCORE")
+            .arg(&k.active)
+            .arg(id)
+            .cmd("ZSCORE")
+            .arg(&k.scheduled)
+            .arg(id)
+            .cmd("ZSCORE")
+            .arg(&k.retry)
+            .arg(id)
+            .cmd("ZSCORE")
+            .arg(&k.dead)
+            .arg(id)
             .query_async(&mut self.client.conn())
             .await
             .map_err(Error::redis("job"))?;
@@ -280,7 +329,9 @@ impl Admin {
         }
         let mut moved = 0;
         for chunk in ids.chunks(BULK_ACTION_CHUNK) {
-            let mut cmd = SCRIPTS.requeue.cmd(&[k.set(set), &k.jobs, &k.ready, &k.wake]);
+            let mut cmd = SCRIPTS
+                .requeue
+                .cmd(&[k.set(set), &k.jobs, &k.ready, &k.wake]);
             cmd.arg(chunk);
             moved += scripts::run::<u64>(&mut self.client.conn(), &cmd)
                 .await
@@ -297,7 +348,9 @@ impl Admin {
         let k = self.client.queue_keys(queue)?;
         let mut moved = 0;
         loop {
-            let mut cmd = SCRIPTS.requeue.cmd(&[k.set(set), &k.jobs, &k.ready, &k.wake]);
+            let mut cmd = SCRIPTS
+                .requeue
+                .cmd(&[k.set(set), &k.jobs, &k.ready, &k.wake]);
             cmd.arg("*").arg(BULK_ACTION_CHUNK);
             let n: u64 = scripts::run(&mut self.client.conn(), &cmd)
                 .await

@@ -37,7 +37,10 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok
 /// Reads `enqueued_ms` from a record's script-owned prefix.
 fn enqueued_ms(record: &str) -> Option<i64> {
     let at = record.find("\"enqueued_ms\":")? + "\"enqueued_ms\":".len();
-    let digits: String = record[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = record[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -72,7 +75,9 @@ impl Admin {
     pub async fn queue(&self, name: &str) -> Result<QueueInfo> {
         self.client.queue_keys(name)?;
         let mut infos = self.queue_infos(&[name.to_owned()]).await?;
-        infos.pop().ok_or_else(|| Error::InvalidArgument("no such queue".to_owned()))
+        infos
+            .pop()
+            .ok_or_else(|| Error::InvalidArgument("no such queue".to_owned()))
     }
 
     async fn queue_infos(&self, names: &[String]) -> Result<Vec<QueueInfo>> {
@@ -96,8 +101,9 @@ impl Admin {
             .await
             .map_err(Error::redis("queues"))?;
         let mut it = replies.drain(..);
-        let (secs, micros): (i64, i64) = redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))
-            .map_err(Error::parse("TIME"))?;
+        let (secs, micros): (i64, i64) =
+            redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))
+                .map_err(Error::parse("TIME"))?;
         let now = secs * 1000 + micros / 1000;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
@@ -106,7 +112,8 @@ impl Admin {
                     .ok_or_else(|| Error::InvalidArgument("short pipeline reply".to_owned()))
             };
             let ready: u64 = redis::from_redis_value(next()?).map_err(Error::parse("LLEN"))?;
-            let oldest: Option<String> = redis::from_redis_value(next()?).map_err(Error::parse("LINDEX"))?;
+            let oldest: Option<String> =
+                redis::from_redis_value(next()?).map_err(Error::parse("LINDEX"))?;
             let paused: bool = redis::from_redis_value(next()?).map_err(Error::parse("EXISTS"))?;
             let active: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let scheduled: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;

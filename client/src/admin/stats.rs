@@ -63,7 +63,8 @@ impl QueueStats {
         for (a, b) in self.minutes.iter_mut().zip(&other.minutes) {
             let fetched = a.fetched + b.fetched;
             if fetched > 0 {
-                a.latency_avg_ms = (a.latency_avg_ms * a.fetched + b.latency_avg_ms * b.fetched) / fetched;
+                a.latency_avg_ms =
+                    (a.latency_avg_ms * a.fetched + b.latency_avg_ms * b.fetched) / fetched;
             }
             a.processed += b.processed;
             a.failed += b.failed;
@@ -127,7 +128,10 @@ impl Admin {
             let now = self.client.redis_time_ms().await? / 60_000;
             let n = i64::try_from(minutes.clamp(1, STATS_MINUTES_MAX)).unwrap_or(1);
             total.minutes = (now - n + 1..=now)
-                .map(|m| MinuteStats { minute_ms: m * 60_000, ..MinuteStats::default() })
+                .map(|m| MinuteStats {
+                    minute_ms: m * 60_000,
+                    ..MinuteStats::default()
+                })
                 .collect();
         }
         Ok(total)

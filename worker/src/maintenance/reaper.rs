@@ -34,7 +34,11 @@ impl Reaper {
     /// A reaper over `queues`, looking every `interval`.
     #[must_use]
     pub fn new(client: Client, queues: Vec<Arc<QueueKeys>>, interval: Duration) -> Self {
-        Self { client, queues, interval }
+        Self {
+            client,
+            queues,
+            interval,
+        }
     }
 
     /// One pass over every queue.
@@ -64,7 +68,11 @@ impl Reaper {
                 Ok(r) => {
                     backoff.reset();
                     if r.to_ready + r.to_dead > 0 {
-                        tracing::info!(to_ready = r.to_ready, to_dead = r.to_dead, "recovered jobs with expired leases");
+                        tracing::info!(
+                            to_ready = r.to_ready,
+                            to_dead = r.to_dead,
+                            "recovered jobs with expired leases"
+                        );
                     }
                     jittered(self.interval)
                 }

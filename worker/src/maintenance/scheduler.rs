@@ -40,7 +40,12 @@ impl Scheduler {
     /// A scheduler over `queues`, looking at least every `interval`.
     #[must_use]
     pub fn new(client: Client, queues: Vec<Arc<QueueKeys>>, interval: Duration) -> Self {
-        Self { client, queues, interval, nudge: Arc::new(Notify::new()) }
+        Self {
+            client,
+            queues,
+            interval,
+            nudge: Arc::new(Notify::new()),
+        }
     }
 
     /// The handle that wakes the scheduler early.
@@ -81,7 +86,9 @@ impl Scheduler {
                     if report.promoted > 0 {
                         tracing::debug!(promoted = report.promoted, "promoted due jobs");
                     }
-                    report.next_due.map_or(jittered(self.interval), |d| d.min(jittered(self.interval)))
+                    report
+                        .next_due
+                        .map_or(jittered(self.interval), |d| d.min(jittered(self.interval)))
                 }
                 Err(err) => {
                     let delay = backoff.next_delay();

@@ -30,7 +30,11 @@ impl Trimmer {
     /// A trimmer over `queues`, running every `interval`.
     #[must_use]
     pub fn new(client: Client, queues: Vec<Arc<QueueKeys>>, interval: Duration) -> Self {
-        Self { client, queues, interval }
+        Self {
+            client,
+            queues,
+            interval,
+        }
     }
 
     /// One pass over every queue.

@@ -1,0 +1,275 @@
+//! Enqueue: now, at, in, bulk, per-call overrides, validation, idempotency.
+
+use std::time::Duration;
+
+use spool_client::{EnqueueOptions, Error, JobSet, JobState};
+use spool_tests::handlers::{with_fixtures, Noop, Recorder};
+use spool_tests::{wait_for, TestEnv};
+
+/// A job enqueued now is processed by a running worker and leaves no trace.
+#[tokio::test]
+async fn enqueued_job_runs_once_and_is_removed() {
+    let env = TestEnv::start().await;
+    let rec = Recorder::default();
+    let worker = with_fixtures(env.worker(), &rec).build().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+
+    let id = env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    assert_eq!(id.as_str().len(), 36);
+    wait_for("job ran", Duration::from_secs(5), || async {
+        rec.count("noop-1") == 1
+    })
+    .await;
+    let admin = env.client.admin();
+    wait_for("job acked", Duration::from_secs(5), || async {
+        admin.job("default", id.as_str()).await.unwrap().is_none()
+    })
+    .await;
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!((q.ready, q.active, q.retry, q.dead), (0, 0, 0, 0));
+    let stats = admin.stats("default", 5).await.unwrap();
+    assert_eq!(stats.processed, 1);
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
+/// Per-call overrides land in the record; the job sits in the ready list.
+#[tokio::test]
+async fn overrides_are_recorded_in_the_job() {
+    let env = TestEnv::start().await;
+    let opts = EnqueueOptions::new()
+        .queue("critical")
+        .max_attempts(7)
+        .timeout(Duration::from_secs(9));
+    let e = env.client.enqueue_with(&Noop { n: 2 }, opts).await.unwrap();
+    assert!(!e.duplicate);
+    let job = env
+        .client
+        .admin()
+        .job("critical", e.id.as_str())
+        .await
+        .unwrap()
+        .expect("job exists");
+    assert_eq!(job.state, JobState::Ready);
+    let rec = job.record.expect("record decodes");
+    assert_eq!(
+        (
+            rec.queue.as_str(),
+            rec.max_attempts,
+            rec.timeout_ms,
+            rec.attempt
+        ),
+        ("critical", 7, Some(9000), 0)
+    );
+    assert_eq!(rec.job_type, "noop");
+    assert_eq!(rec.args.get(), r#"{"n":2}"#);
+}
+
+/// `enqueue_in` and `enqueue_at` put the job in the scheduled set, scored by Redis time.
+#[tokio::test]
+async fn delayed_and_timed_jobs_are_scheduled() {
+    let env = TestEnv::start().await;
+    let now = env.client.redis_time_ms().await.unwrap();
+    let a = env
+        .client
+        .enqueue_in(&Noop { n: 3 }, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let at = spool_client::chrono::DateTime::from_timestamp_millis(now + 120_000).unwrap();
+    let b = env.client.enqueue_at(&Noop { n: 4 }, at).await.unwrap();
+    let past = spool_client::chrono::DateTime::from_timestamp_millis(now - 1000).unwrap();
+    let c = env.client.enqueue_at(&Noop { n: 5 }, past).await.unwrap();
+    let admin = env.client.admin();
+    let page = admin
+        .list_set("default", JobSet::Scheduled, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.total, 2);
+    assert_eq!(page.items[0].id, a);
+    let a_at = page.items[0].at_ms.unwrap();
+    assert!(
+        (now + 59_000..=now + 61_000).contains(&a_at),
+        "{a_at} vs {now}"
+    );
+    assert_eq!(page.items[1].id, b);
+    assert_eq!(page.items[1].at_ms.unwrap(), now + 120_000);
+    assert_eq!(
+        admin
+            .job("default", c.as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        JobState::Ready
+    );
+}
+
+/// 10,000 jobs go in with one bulk call and keep their order.
+#[tokio::test]
+async fn bulk_enqueue_of_ten_thousand_jobs() {
+    let env = TestEnv::start().await;
+    let jobs: Vec<Noop> = (0..10_000).map(|n| Noop { n }).collect();
+    let ids = env.client.enqueue_bulk(&jobs).await.unwrap();
+    assert_eq!(ids.len(), 10_000);
+    let admin = env.client.admin();
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!(q.ready, 10_000);
+    let first = admin.list_ready("default", 0, 2).await.unwrap();
+    assert_eq!(
+        first.items[0].id, ids[0],
+        "next to run is the first enqueued"
+    );
+    assert_eq!(first.items[1].id, ids[1]);
+}
+
+/// Invalid queue names and oversized payloads are refused before Redis.
+#[tokio::test]
+async fn bad_input_is_refused_with_a_clear_error() {
+    let env = TestEnv::start().await;
+    for bad in ["", "has space", "a:b", &"x".repeat(65)] {
+        let err = env
+            .client
+            .enqueue_with(&Noop { n: 0 }, EnqueueOptions::new().queue(bad))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidQueueName { .. }), "{err}");
+        assert!(err.to_string().contains("invalid queue name"));
+    }
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Big {
+        blob: String,
+    }
+    impl spool_client::Job for Big {
+        const TYPE: &'static str = "big";
+    }
+    let err = env
+        .client
+        .enqueue(&Big {
+            blob: "x".repeat(600 * 1024),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PayloadTooLarge { limit: 524_288, .. }),
+        "{err}"
+    );
+    let small = spool_client::Client::builder(&env.redis.url())
+        .max_payload_bytes(1000)
+        .connect()
+        .await
+        .unwrap();
+    assert!(small
+        .enqueue(&Big {
+            blob: "x".repeat(2000)
+        })
+        .await
+        .is_err());
+    assert!(small
+        .enqueue(&Big {
+            blob: "x".repeat(100)
+        })
+        .await
+        .is_ok());
+    let q = env.client.admin().queue("default").await.unwrap();
+    assert_eq!(q.ready, 1, "only the small job reached Redis");
+}
+
+/// A second enqueue with the same key returns the first id and creates nothing.
+#[tokio::test]
+async fn idempotency_key_dedupes_within_its_window() {
+    let env = TestEnv::start().await;
+    let opts = || EnqueueOptions::new().idempotency_key("order-1");
+    let first = env
+        .client
+        .enqueue_with(&Noop { n: 1 }, opts())
+        .await
+        .unwrap();
+    let second = env
+        .client
+        .enqueue_with(&Noop { n: 2 }, opts())
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(second.duplicate);
+    assert_eq!(first.id, second.id);
+    assert_eq!(env.client.admin().queue("default").await.unwrap().ready, 1);
+    // Keys are per queue: the same key on another queue is a different job.
+    let other = env
+        .client
+        .enqueue_with(&Noop { n: 3 }, opts().queue("other"))
+        .await
+        .unwrap();
+    assert!(!other.duplicate);
+}
+
+/// 100 concurrent enqueues with one key create exactly one job.
+#[tokio::test]
+async fn concurrent_duplicate_keys_create_one_job() {
+    let env = TestEnv::start().await;
+    let mut tasks = Vec::new();
+    for n in 0..100 {
+        let c = env.client.clone();
+        tasks.push(tokio::spawn(async move {
+            c.enqueue_with(&Noop { n }, EnqueueOptions::new().idempotency_key("same"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let e = t.await.unwrap();
+        created += usize::from(!e.duplicate);
+        ids.insert(e.id);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1);
+    assert_eq!(env.client.admin().queue("default").await.unwrap().ready, 1);
+}
+
+/// Once the window passes, the key is free again.
+#[tokio::test]
+async fn idempotency_key_expires_after_its_window() {
+    let env = TestEnv::start().await;
+    let opts = || {
+        EnqueueOptions::new()
+            .idempotency_key("k")
+            .idempotency_window(Duration::from_millis(150))
+    };
+    let a = env
+        .client
+        .enqueue_with(&Noop { n: 1 }, opts())
+        .await
+        .unwrap();
+    assert!(
+        env.client
+            .enqueue_with(&Noop { n: 1 }, opts())
+            .await
+            .unwrap()
+            .duplicate
+    );
+    let client = env.client.clone();
+    wait_for("key expired", Duration::from_secs(3), || {
+        let client = client.clone();
+        async move {
+            !client
+                .enqueue_with(&Noop { n: 1 }, opts())
+                .await
+                .unwrap()
+                .duplicate
+        }
+    })
+    .await;
+    let q = env.client.admin().queue("default").await.unwrap();
+    assert_eq!(q.ready, 2);
+    assert!(env
+        .client
+        .admin()
+        .job("default", a.id.as_str())
+        .await
+        .unwrap()
+        .is_some());
+}
