@@ -1,0 +1,108 @@
+//! The route table, in one place. Every GET only reads; every mutation is a
+//! POST (and passes the CSRF gate in `security`).
+//!
+//! | path | page |
+//! | --- | --- |
+//! | `/` | overview: totals, queues, history charts |
+//! | `/queues/{queue}` (+ POST `/pause`, `/resume`) | one queue's ready jobs |
+//! | `/scheduled`, `/retries`, `/dead` (+ POST `/actions`) | the job sets, filtered |
+//! | `/jobs/{queue}/{id}` (+ `/raw`) | one job |
+//! | `/processes` | live workers and their busy jobs |
+//! | `/cron` (+ POST `/cron/{name}/{pause,resume,run}`) | cron entries |
+//! | `/metrics`, `/api/…` | Prometheus text and JSON |
+//! | `/assets/…` | the embedded stylesheet and script |
+
+mod api;
+mod cron;
+mod jobs;
+mod overview;
+mod processes;
+mod queues;
+mod sets;
+
+use std::sync::Arc;
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use spool_client::Admin;
+
+use crate::security::{self, CsrfKey};
+use crate::DashboardConfig;
+
+/// What every handler shares: read-only after start, so no lock.
+pub(crate) struct Shared {
+    pub(crate) admin: Admin,
+    pub(crate) config: DashboardConfig,
+    pub(crate) csrf_key: CsrfKey,
+}
+
+/// Handler state.
+pub(crate) type AppState = State<Arc<Shared>>;
+pub(crate) use axum::extract::State;
+
+pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
+    let shared = Arc::new(Shared {
+        admin,
+        config,
+        csrf_key: CsrfKey::random(),
+    });
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/queues/{queue}", get(queues::page))
+        .route("/queues/{queue}/pause", post(queues::pause))
+        .route("/queues/{queue}/resume", post(queues::resume))
+        .route("/scheduled", get(sets::scheduled))
+        .route("/retries", get(sets::retries))
+        .route("/dead", get(sets::dead))
+        .route("/scheduled/actions", post(sets::scheduled_action))
+        .route("/retries/actions", post(sets::retries_action))
+        .route("/dead/actions", post(sets::dead_action))
+        .route("/jobs/{queue}/{id}", get(jobs::page))
+        .route("/jobs/{queue}/{id}/raw", get(jobs::raw))
+        .route("/processes", get(processes::page))
+        .route("/cron", get(cron::page))
+        .route("/cron/{name}/{op}", post(cron::action))
+        .route("/metrics", get(api::metrics))
+        .route("/api/stats", get(api::stats))
+        .route("/api/queues", get(api::queues))
+        .route("/api/queues/{queue}/jobs", get(api::queue_jobs))
+        .route("/api/sets/{set}", get(api::set))
+        .route("/api/jobs/{queue}/{id}", get(api::job))
+        .route("/api/processes", get(api::processes))
+        .route("/api/history", get(api::history))
+        .route("/api/cron", get(api::cron))
+        .route("/assets/style.css", get(style))
+        .route("/assets/app.js", get(script))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            security::guard,
+        ))
+        .with_state(shared)
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../assets/style.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../assets/app.js"),
+    )
+}
+
+async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, "not found")
+}

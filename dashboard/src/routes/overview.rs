@@ -1,0 +1,158 @@
+//! Overview: totals, the queues table and the processed/failed history
+//! charts. Reads: one pipeline for all queue counts, one stats hash per
+//! queue, the process list; never a scan.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::Extension;
+use axum::response::Response;
+use spool_client::admin::{MinuteStats, QueueInfo, QueueStats, STATS_MINUTES_MAX};
+use spool_client::Admin;
+
+use super::{AppState, State};
+use crate::charts::chart;
+use crate::error::AppResult;
+use crate::params::enc;
+use crate::security::Ctx;
+use crate::views::{fmt_ms, render, Layout, OverviewPage, QueueRow, Total};
+
+/// Everything the overview, `/api/stats` and `/api/queues` show.
+pub(crate) struct Snapshot {
+    pub(crate) queues: Vec<QueueInfo>,
+    pub(crate) stats: HashMap<String, QueueStats>,
+    /// Per-minute sums over all queues, last 24 hours, oldest first.
+    pub(crate) minutes: Vec<MinuteStats>,
+    pub(crate) processes: usize,
+}
+
+impl Snapshot {
+    pub(crate) async fn read(admin: &Admin, minutes: usize) -> AppResult<Self> {
+        let queues = admin.queues().await?;
+        let mut stats = HashMap::with_capacity(queues.len());
+        let mut sum: Vec<MinuteStats> = Vec::new();
+        for q in &queues {
+            let s = admin.stats(&q.name, minutes).await?;
+            if sum.is_empty() {
+                sum.clone_from(&s.minutes);
+            } else {
+                for (a, b) in sum.iter_mut().zip(&s.minutes) {
+                    a.processed += b.processed;
+                    a.failed += b.failed;
+                    a.fetched += b.fetched;
+                }
+            }
+            stats.insert(q.name.clone(), s);
+        }
+        if sum.is_empty() {
+            sum = admin.total_stats(minutes).await?.minutes;
+        }
+        let processes = admin.processes().await?.len();
+        Ok(Self {
+            queues,
+            stats,
+            minutes: sum,
+            processes,
+        })
+    }
+
+    pub(crate) fn last_hour(&self, queue: &str) -> (u64, u64) {
+        self.stats.get(queue).map_or((0, 0), |s| s.last_minutes(60))
+    }
+
+    pub(crate) fn processed(&self) -> u64 {
+        self.stats.values().map(|s| s.processed).sum()
+    }
+
+    pub(crate) fn failed(&self) -> u64 {
+        self.stats.values().map(|s| s.failed).sum()
+    }
+
+    pub(crate) fn sum(&self, f: impl Fn(&QueueInfo) -> u64) -> u64 {
+        self.queues.iter().map(f).sum()
+    }
+}
+
+pub(crate) fn queue_row(base: &str, q: &QueueInfo, last_hour: (u64, u64)) -> QueueRow {
+    QueueRow {
+        name: q.name.clone(),
+        href: format!("{base}/queues/{}", enc(&q.name)),
+        ready: q.ready,
+        active: q.active,
+        scheduled: q.scheduled,
+        retry: q.retry,
+        dead: q.dead,
+        latency: fmt_ms(u64::try_from(q.latency.as_millis()).unwrap_or(u64::MAX)),
+        paused: q.paused,
+        processed_1h: last_hour.0,
+        failed_1h: last_hour.1,
+    }
+}
+
+pub(crate) async fn page(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+) -> AppResult<Response> {
+    let shared: &Arc<_> = &s;
+    let snap = Snapshot::read(&shared.admin, STATS_MINUTES_MAX).await?;
+    let b = &ctx.base;
+    let totals = vec![
+        Total {
+            label: "Processed",
+            value: snap.processed(),
+            href: format!("{b}/api/stats"),
+        },
+        Total {
+            label: "Failed",
+            value: snap.failed(),
+            href: format!("{b}/retries"),
+        },
+        Total {
+            label: "Ready",
+            value: snap.sum(|q| q.ready),
+            href: format!("{b}/api/queues"),
+        },
+        Total {
+            label: "Busy",
+            value: snap.sum(|q| q.active),
+            href: format!("{b}/processes"),
+        },
+        Total {
+            label: "Scheduled",
+            value: snap.sum(|q| q.scheduled),
+            href: format!("{b}/scheduled"),
+        },
+        Total {
+            label: "Retries",
+            value: snap.sum(|q| q.retry),
+            href: format!("{b}/retries"),
+        },
+        Total {
+            label: "Dead",
+            value: snap.sum(|q| q.dead),
+            href: format!("{b}/dead"),
+        },
+        Total {
+            label: "Processes",
+            value: snap.processes as u64,
+            href: format!("{b}/processes"),
+        },
+    ];
+    let queues = snap
+        .queues
+        .iter()
+        .map(|q| queue_row(b, q, snap.last_hour(&q.name)))
+        .collect();
+    let n = snap.minutes.len();
+    let hour = chart(&snap.minutes[n.saturating_sub(60)..], 1);
+    let day = chart(&snap.minutes, 10);
+    let mut l = Layout::new(&ctx, "Overview", "overview");
+    l.refresh = shared.config.refresh_secs;
+    Ok(render(&OverviewPage {
+        l,
+        totals,
+        queues,
+        hour,
+        day,
+    }))
+}

@@ -1,0 +1,323 @@
+//! Scheduled, Retries and Dead: one page shape over the three job sets of a
+//! queue (a tab per queue, with its count from ZCARD), filter by job type and
+//! by a substring of args or error, and actions on one job, the selected
+//! jobs, or every job matching the filter.
+//!
+//! Unfiltered pages are one ZRANGE + HMGET. A filtered page scans at most
+//! `filter_window` entries from the front of the set and says so when it
+//! stopped early; a filtered "all" action scans up to `action_window`.
+
+use axum::body::Bytes;
+use axum::extract::{Extension, Query};
+use axum::response::{Redirect, Response};
+use spool_client::admin::JobFilter;
+use spool_client::JobSet;
+
+use super::{AppState, State};
+use crate::error::{AppError, AppResult};
+use crate::params::{enc, job_id, path_of, ListQuery};
+use crate::security::Ctx;
+use crate::views::{render, JobRow, Layout, Pager, QueueTab, SetPage};
+
+/// Most ids one "selected" action accepts.
+const SELECTED_MAX: usize = 1000;
+
+pub(crate) async fn scheduled(
+    s: AppState,
+    c: Extension<Ctx>,
+    q: Query<ListQuery>,
+) -> AppResult<Response> {
+    page(s, c, q, JobSet::Scheduled).await
+}
+
+pub(crate) async fn retries(
+    s: AppState,
+    c: Extension<Ctx>,
+    q: Query<ListQuery>,
+) -> AppResult<Response> {
+    page(s, c, q, JobSet::Retry).await
+}
+
+pub(crate) async fn dead(
+    s: AppState,
+    c: Extension<Ctx>,
+    q: Query<ListQuery>,
+) -> AppResult<Response> {
+    page(s, c, q, JobSet::Dead).await
+}
+
+fn count(q: &spool_client::admin::QueueInfo, set: JobSet) -> u64 {
+    match set {
+        JobSet::Scheduled => q.scheduled,
+        JobSet::Retry => q.retry,
+        JobSet::Dead => q.dead,
+    }
+}
+
+/// The link of a set page with its filter (and optionally page, notice).
+fn set_href(base: &str, set: JobSet, queue: &str, filter: &JobFilter, extra: &str) -> String {
+    let mut href = format!("{base}/{}?queue={}", path_of(set), enc(queue));
+    if let Some(t) = &filter.job_type {
+        href.push_str(&format!("&type={}", enc(t)));
+    }
+    if let Some(t) = &filter.text {
+        href.push_str(&format!("&q={}", enc(t)));
+    }
+    href.push_str(extra);
+    href
+}
+
+async fn page(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Query(query): Query<ListQuery>,
+    set: JobSet,
+) -> AppResult<Response> {
+    let paging = query.paging()?;
+    let filter = query.filter()?;
+    let wanted = query.queue()?;
+    let mut queues = s.admin.queues().await?;
+    if let Some(w) = &wanted {
+        if !queues.iter().any(|q| &q.name == w) {
+            queues.push(s.admin.queue(w).await?);
+        }
+    }
+    let selected = wanted
+        .or_else(|| {
+            queues
+                .iter()
+                .find(|q| count(q, set) > 0)
+                .map(|q| q.name.clone())
+        })
+        .or_else(|| queues.first().map(|q| q.name.clone()));
+    let (heading, time_label, nav) = match set {
+        JobSet::Scheduled => ("Scheduled", "Runs", "scheduled"),
+        JobSet::Retry => ("Retries", "Next retry", "retries"),
+        JobSet::Dead => ("Dead", "Died", "dead"),
+    };
+    let mut l = Layout::new(&ctx, heading, nav);
+    l.notice = query.notice();
+    let b = ctx.base.as_str();
+    let tabs = queues
+        .iter()
+        .map(|q| QueueTab {
+            name: q.name.clone(),
+            count: count(q, set),
+            href: set_href(b, set, &q.name, &JobFilter::default(), ""),
+            active: selected.as_deref() == Some(q.name.as_str()),
+        })
+        .collect();
+    let queue = selected.unwrap_or_default();
+    let mut scan_note = None;
+    let (total, views) = if queue.is_empty() {
+        (0, Vec::new())
+    } else if filter.is_empty() {
+        let p = s
+            .admin
+            .list_set(&queue, set, paging.offset(), paging.per_page)
+            .await?;
+        (p.total, p.items)
+    } else {
+        let window = s.config.filter_window;
+        let p = s
+            .admin
+            .scan_set(
+                &queue,
+                set,
+                &filter,
+                paging.offset(),
+                paging.per_page,
+                window,
+            )
+            .await?;
+        if p.truncated {
+            scan_note = Some(format!(
+                "The filter looked at the first {} of {} jobs in this set and found {} matches; jobs further on are not searched by this page (actions on all matching jobs search up to {}).",
+                p.scanned, p.total, p.matched, s.config.action_window
+            ));
+        }
+        (p.matched, p.items)
+    };
+    let now = s.admin.client().redis_time_ms().await?;
+    let jobs: Vec<JobRow> = views.iter().map(|j| JobRow::new(b, j, now)).collect();
+    let per_page = paging.per_page;
+    let pager = Pager::new(paging.page, per_page, total, jobs.len(), |p| {
+        set_href(
+            b,
+            set,
+            &queue,
+            &filter,
+            &format!("&page={p}&per_page={per_page}"),
+        )
+    });
+    Ok(render(&SetPage {
+        l,
+        path: path_of(set),
+        heading,
+        time_label,
+        is_scheduled: set == JobSet::Scheduled,
+        tabs,
+        filter_type: query.job_type.clone().unwrap_or_default(),
+        filter_q: query.q.clone().unwrap_or_default(),
+        filtered: !filter.is_empty(),
+        queue,
+        scan_note,
+        matching: total,
+        jobs,
+        pager,
+    }))
+}
+
+pub(crate) async fn scheduled_action(
+    s: AppState,
+    c: Extension<Ctx>,
+    body: Bytes,
+) -> AppResult<Redirect> {
+    action(s, c, body, JobSet::Scheduled).await
+}
+
+pub(crate) async fn retries_action(
+    s: AppState,
+    c: Extension<Ctx>,
+    body: Bytes,
+) -> AppResult<Redirect> {
+    action(s, c, body, JobSet::Retry).await
+}
+
+pub(crate) async fn dead_action(
+    s: AppState,
+    c: Extension<Ctx>,
+    body: Bytes,
+) -> AppResult<Redirect> {
+    action(s, c, body, JobSet::Dead).await
+}
+
+/// What an action does to the jobs it picks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// Move to ready (retry now / run now); `requeue.lua`.
+    Requeue {
+        run: bool,
+    },
+    Delete,
+}
+
+/// Which jobs an action picks.
+enum Pick {
+    Ids(Vec<String>),
+    AllMatching,
+}
+
+/// The action form: `queue`, `type`, `q` (the filter), and either a row
+/// button (`retry_id`, `run_id`, `delete_id` = one id) or a bulk button
+/// (`action` = `{retry,run,delete}_{selected,all}`, selected ids in `id`).
+async fn action(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    body: Bytes,
+    set: JobSet,
+) -> AppResult<Redirect> {
+    let mut queue = None;
+    let (mut job_type, mut text) = (None, None);
+    let mut ids = Vec::new();
+    let mut chosen: Option<(Op, Pick)> = None;
+    for (k, v) in form_urlencoded::parse(&body) {
+        let v = v.into_owned();
+        match k.as_ref() {
+            "queue" => queue = Some(v),
+            "type" => job_type = Some(v),
+            "q" => text = Some(v),
+            "id" => {
+                if ids.len() >= SELECTED_MAX {
+                    return Err(AppError::BadRequest(format!(
+                        "at most {SELECTED_MAX} jobs per action"
+                    )));
+                }
+                job_id(&v)?;
+                ids.push(v);
+            }
+            "retry_id" | "run_id" | "delete_id" => {
+                job_id(&v)?;
+                let op = match k.as_ref() {
+                    "delete_id" => Op::Delete,
+                    other => Op::Requeue {
+                        run: other == "run_id",
+                    },
+                };
+                chosen = Some((op, Pick::Ids(vec![v])));
+            }
+            "action" if chosen.is_none() => {
+                let (op, all) = match v.as_str() {
+                    "retry_selected" => (Op::Requeue { run: false }, false),
+                    "run_selected" => (Op::Requeue { run: true }, false),
+                    "delete_selected" => (Op::Delete, false),
+                    "retry_all" => (Op::Requeue { run: false }, true),
+                    "run_all" => (Op::Requeue { run: true }, true),
+                    "delete_all" => (Op::Delete, true),
+                    _ => return Err(AppError::BadRequest("unknown action".to_owned())),
+                };
+                chosen = Some((
+                    op,
+                    if all {
+                        Pick::AllMatching
+                    } else {
+                        Pick::Ids(Vec::new())
+                    },
+                ));
+            }
+            _ => {}
+        }
+    }
+    let queue = queue.ok_or_else(|| AppError::BadRequest("queue is required".to_owned()))?;
+    spool_client::validate_queue_name(&queue)?;
+    let filter = JobFilter::new(job_type.as_deref(), text.as_deref())?;
+    let (op, pick) = chosen.ok_or_else(|| AppError::BadRequest("no action given".to_owned()))?;
+    let pick = match pick {
+        Pick::Ids(one) if !one.is_empty() => Pick::Ids(one),
+        Pick::Ids(_) => Pick::Ids(ids),
+        all => all,
+    };
+    let admin = &s.admin;
+    let n = match pick {
+        Pick::Ids(ids) => {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            match op {
+                Op::Requeue { .. } => admin.retry_jobs(&queue, set, &refs).await?,
+                Op::Delete => admin.delete_jobs(&queue, set, &refs).await?,
+            }
+        }
+        Pick::AllMatching if filter.is_empty() => match op {
+            Op::Requeue { .. } => admin.retry_all(&queue, set).await?,
+            Op::Delete => admin.delete_all(&queue, set).await?,
+        },
+        Pick::AllMatching => {
+            let (ids, _) = admin
+                .matching_ids(&queue, set, &filter, s.config.action_window)
+                .await?;
+            let refs: Vec<&str> = ids.iter().map(spool_client::JobId::as_str).collect();
+            match op {
+                Op::Requeue { .. } => admin.retry_jobs(&queue, set, &refs).await?,
+                Op::Delete => admin.delete_jobs(&queue, set, &refs).await?,
+            }
+        }
+    };
+    let done = match op {
+        Op::Requeue { run: true } => "run",
+        Op::Requeue { run: false } => "retry",
+        Op::Delete => "delete",
+    };
+    tracing::info!(
+        queue,
+        set = set.as_str(),
+        action = done,
+        jobs = n,
+        "dashboard action"
+    );
+    Ok(Redirect::to(&set_href(
+        &ctx.base,
+        set,
+        &queue,
+        &filter,
+        &format!("&done={done}&n={n}"),
+    )))
+}

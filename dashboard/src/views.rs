@@ -1,0 +1,392 @@
+//! One askama struct per page, and the row types they show. Handlers turn
+//! admin data into these (times formatted, previews truncated, links built
+//! with the base path); templates only print fields, escaped by askama.
+//! Nothing here is ever marked `|safe`.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use spool_client::admin::JobView;
+
+use crate::charts::Chart;
+use crate::params::{enc, path_of};
+use crate::security::Ctx;
+
+/// Characters of args shown in a list row.
+pub(crate) const ARGS_PREVIEW_CHARS: usize = 120;
+/// Characters of an error shown in a list row.
+pub(crate) const ERROR_PREVIEW_CHARS: usize = 160;
+/// Bytes of args pretty-printed on the job page; longer args are cut, with a
+/// link to the full JSON.
+pub(crate) const ARGS_PAGE_BYTES: usize = 64 * 1024;
+
+/// Renders a template into a response (500 if a template fails, logged).
+pub(crate) fn render<T: Template>(t: &T) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response()
+        }
+    }
+}
+
+/// What every page's frame needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub(crate) base: String,
+    /// Link of the overview ("/" at the root, the prefix when nested).
+    pub(crate) home: String,
+    pub(crate) csrf: String,
+    pub(crate) read_only: bool,
+    pub(crate) title: String,
+    pub(crate) nav: &'static str,
+    pub(crate) notice: Option<String>,
+    /// Seconds between auto-refreshes of the `#live` part (0: none).
+    pub(crate) refresh: u32,
+}
+
+impl Layout {
+    pub(crate) fn new(ctx: &Ctx, title: impl Into<String>, nav: &'static str) -> Self {
+        Self {
+            home: if ctx.base.is_empty() {
+                "/".to_owned()
+            } else {
+                ctx.base.clone()
+            },
+            base: ctx.base.clone(),
+            csrf: ctx.csrf.clone(),
+            read_only: ctx.read_only,
+            title: title.into(),
+            nav,
+            notice: None,
+            refresh: 0,
+        }
+    }
+}
+
+/// Cuts `s` to at most `max` characters, marking the cut.
+pub(crate) fn preview(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((at, _)) => format!("{}…", &s[..at]),
+    }
+}
+
+/// `2025-01-02 03:04:05 UTC`.
+pub(crate) fn fmt_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// `in 5m` / `3h ago`, relative to Redis's `now`.
+pub(crate) fn fmt_rel(ms: i64, now: i64) -> String {
+    let d = (ms - now).abs() / 1000;
+    let amount = match d {
+        0..=59 => format!("{d}s"),
+        60..=3599 => format!("{}m", d / 60),
+        3600..=86_399 => format!("{}h", d / 3600),
+        _ => format!("{}d", d / 86_400),
+    };
+    if ms > now {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
+}
+
+/// Milliseconds as a short duration (`850ms`, `12.3s`, `5m`).
+pub(crate) fn fmt_ms(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m", ms / 60_000),
+        _ => format!("{:.1}h", ms as f64 / 3_600_000.0),
+    }
+}
+
+/// The link of a job page.
+pub(crate) fn job_href(base: &str, queue: &str, id: &str) -> String {
+    format!("{base}/jobs/{}/{}", enc(queue), enc(id))
+}
+
+/// One job in a list.
+#[derive(Debug, Clone)]
+pub(crate) struct JobRow {
+    pub(crate) id: String,
+    pub(crate) href: String,
+    pub(crate) job_type: String,
+    pub(crate) args: String,
+    pub(crate) error: String,
+    pub(crate) attempts: String,
+    pub(crate) at: String,
+    pub(crate) at_rel: String,
+    pub(crate) enqueued: String,
+}
+
+impl JobRow {
+    pub(crate) fn new(base: &str, j: &JobView, now: i64) -> Self {
+        let rec = j.record.as_ref();
+        Self {
+            id: j.id.to_string(),
+            href: job_href(base, &j.queue, j.id.as_str()),
+            job_type: j.job_type().to_owned(),
+            args: preview(
+                rec.map_or(j.raw.as_str(), |r| r.args.get()),
+                ARGS_PREVIEW_CHARS,
+            ),
+            error: j
+                .last_error()
+                .map(|e| preview(&e.error, ERROR_PREVIEW_CHARS))
+                .unwrap_or_default(),
+            attempts: rec.map_or_else(
+                || "-".to_owned(),
+                |r| format!("{}/{}", r.attempt, r.max_attempts),
+            ),
+            at: j.at_ms.map(fmt_time).unwrap_or_default(),
+            at_rel: j.at_ms.map(|t| fmt_rel(t, now)).unwrap_or_default(),
+            enqueued: rec.map(|r| fmt_rel(r.enqueued_ms, now)).unwrap_or_default(),
+        }
+    }
+}
+
+/// Previous/next links of a listing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pager {
+    pub(crate) page: u64,
+    pub(crate) pages: u64,
+    pub(crate) prev: Option<String>,
+    pub(crate) next: Option<String>,
+    pub(crate) summary: String,
+}
+
+impl Pager {
+    /// `link(page)` builds the URL of another page.
+    pub(crate) fn new(
+        page: u64,
+        per_page: usize,
+        total: u64,
+        shown: usize,
+        link: impl Fn(u64) -> String,
+    ) -> Self {
+        let pages = total.div_ceil(per_page as u64).max(1);
+        let first = (page - 1) * per_page as u64;
+        let summary = if shown == 0 {
+            format!("0 of {total}")
+        } else {
+            format!("{}–{} of {total}", first + 1, first + shown as u64)
+        };
+        Self {
+            page,
+            pages,
+            prev: (page > 1).then(|| link(page - 1)),
+            next: (page < pages).then(|| link(page + 1)),
+            summary,
+        }
+    }
+}
+
+/// One queue in the overview table.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueRow {
+    pub(crate) name: String,
+    pub(crate) href: String,
+    pub(crate) ready: u64,
+    pub(crate) active: u64,
+    pub(crate) scheduled: u64,
+    pub(crate) retry: u64,
+    pub(crate) dead: u64,
+    pub(crate) latency: String,
+    pub(crate) paused: bool,
+    pub(crate) processed_1h: u64,
+    pub(crate) failed_1h: u64,
+}
+
+/// A number on the overview with its label and link.
+#[derive(Debug, Clone)]
+pub(crate) struct Total {
+    pub(crate) label: &'static str,
+    pub(crate) value: u64,
+    pub(crate) href: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub(crate) struct OverviewPage {
+    pub(crate) l: Layout,
+    pub(crate) totals: Vec<Total>,
+    pub(crate) queues: Vec<QueueRow>,
+    pub(crate) hour: Chart,
+    pub(crate) day: Chart,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+pub(crate) struct QueuePage {
+    pub(crate) l: Layout,
+    pub(crate) q: QueueRow,
+    pub(crate) jobs: Vec<JobRow>,
+    pub(crate) pager: Pager,
+}
+
+/// A queue tab on a set page.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueTab {
+    pub(crate) name: String,
+    pub(crate) count: u64,
+    pub(crate) href: String,
+    pub(crate) active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "set.html")]
+pub(crate) struct SetPage {
+    pub(crate) l: Layout,
+    /// "scheduled", "retries" or "dead" (the path).
+    pub(crate) path: &'static str,
+    pub(crate) heading: &'static str,
+    pub(crate) time_label: &'static str,
+    pub(crate) is_scheduled: bool,
+    pub(crate) tabs: Vec<QueueTab>,
+    pub(crate) queue: String,
+    pub(crate) filter_type: String,
+    pub(crate) filter_q: String,
+    pub(crate) filtered: bool,
+    pub(crate) scan_note: Option<String>,
+    pub(crate) matching: u64,
+    pub(crate) jobs: Vec<JobRow>,
+    pub(crate) pager: Pager,
+}
+
+impl SetPage {
+    pub(crate) fn action_href(&self) -> String {
+        format!("{}/{}/actions", self.l.base, self.path)
+    }
+}
+
+/// One entry of a job's error history.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorRow {
+    pub(crate) attempt: u32,
+    pub(crate) at: String,
+    pub(crate) error: String,
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+pub(crate) struct JobPage {
+    pub(crate) l: Layout,
+    pub(crate) id: String,
+    pub(crate) queue: String,
+    pub(crate) queue_href: String,
+    pub(crate) state: String,
+    /// The set page and its action form, for jobs in a set.
+    pub(crate) set_path: Option<&'static str>,
+    pub(crate) is_scheduled: bool,
+    pub(crate) job_type: String,
+    pub(crate) args: String,
+    pub(crate) args_truncated: bool,
+    pub(crate) args_bytes: usize,
+    pub(crate) raw_href: String,
+    pub(crate) attempts: String,
+    pub(crate) fields: Vec<(&'static str, String)>,
+    pub(crate) errors: Vec<ErrorRow>,
+    pub(crate) lease: Option<(String, String, String)>,
+}
+
+impl JobPage {
+    pub(crate) fn set_path_for(state: spool_client::JobState) -> Option<&'static str> {
+        match state {
+            spool_client::JobState::Scheduled => Some(path_of(spool_client::JobSet::Scheduled)),
+            spool_client::JobState::Retry => Some(path_of(spool_client::JobSet::Retry)),
+            spool_client::JobState::Dead => Some(path_of(spool_client::JobSet::Dead)),
+            _ => None,
+        }
+    }
+}
+
+/// A job a process is running.
+#[derive(Debug, Clone)]
+pub(crate) struct BusyRow {
+    pub(crate) id: String,
+    pub(crate) href: String,
+    pub(crate) queue: String,
+    pub(crate) job_type: String,
+    pub(crate) started: String,
+}
+
+/// One live worker process.
+#[derive(Debug, Clone)]
+pub(crate) struct ProcessRow {
+    pub(crate) id: String,
+    pub(crate) host: String,
+    pub(crate) pid: u32,
+    pub(crate) queues: String,
+    pub(crate) concurrency: usize,
+    pub(crate) busy: Vec<BusyRow>,
+    pub(crate) started: String,
+    pub(crate) beat: String,
+    pub(crate) version: String,
+}
+
+#[derive(Template)]
+#[template(path = "processes.html")]
+pub(crate) struct ProcessesPage {
+    pub(crate) l: Layout,
+    pub(crate) procs: Vec<ProcessRow>,
+    pub(crate) busy_total: usize,
+}
+
+/// One cron entry.
+#[derive(Debug, Clone)]
+pub(crate) struct CronRow {
+    pub(crate) name: String,
+    pub(crate) name_enc: String,
+    pub(crate) schedule: String,
+    pub(crate) timezone: String,
+    pub(crate) queue: String,
+    pub(crate) job_type: String,
+    pub(crate) args: String,
+    pub(crate) paused: bool,
+    pub(crate) next_run: String,
+    pub(crate) last_run: String,
+    pub(crate) last_job: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "cron.html")]
+pub(crate) struct CronPage {
+    pub(crate) l: Layout,
+    pub(crate) entries: Vec<CronRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_cut_on_characters() {
+        assert_eq!(preview("héllo", 2), "hé…");
+        assert_eq!(preview("hi", 2), "hi");
+    }
+
+    #[test]
+    fn relative_times_read_naturally() {
+        assert_eq!(fmt_rel(61_000, 0), "in 1m");
+        assert_eq!(fmt_rel(0, 7_200_000), "2h ago");
+        assert_eq!(fmt_ms(1500), "1.5s");
+    }
+
+    #[test]
+    fn pager_links_only_existing_pages() {
+        let p = Pager::new(1, 10, 25, 10, |n| format!("?page={n}"));
+        assert_eq!(
+            (p.pages, p.prev.as_deref(), p.next.as_deref()),
+            (3, None, Some("?page=2"))
+        );
+        assert_eq!(p.summary, "1–10 of 25");
+        let empty = Pager::new(1, 10, 0, 0, |n| n.to_string());
+        assert_eq!((empty.pages, empty.next), (1, None));
+    }
+}
