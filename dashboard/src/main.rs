@@ -1,1 +1,168 @@
-fn main() {}
+//! `spool-dashboard`: serves the Spool dashboard on its own.
+//!
+//! Flags (each also from the environment): `--bind` (default
+//! `127.0.0.1:7420`), `--redis-url` (`REDIS_URL`), `--namespace`,
+//! `--basic-auth USER:PASS` (`SPOOL_DASHBOARD_BASIC_AUTH`), `--bearer-token`
+//! (`SPOOL_DASHBOARD_TOKEN`), `--read-only`, `--base-path`,
+//! `--allowed-origin`. It refuses to bind beyond loopback without
+//! credentials (exit 2), and on SIGTERM/SIGINT stops accepting, finishes
+//! in-flight requests, and exits 0. Exit 1 for a runtime failure (Redis
+//! unreachable, port taken).
+
+// A binary may talk to its operator on stdout: the URL it serves.
+#![allow(clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use clap::Parser;
+use spool_dashboard::{check_bind, Auth, DashboardConfig};
+
+/// Serve the Spool operator dashboard.
+#[derive(Debug, Parser)]
+#[command(name = "spool-dashboard", version, about)]
+struct Args {
+    /// Address to listen on. Non-loopback addresses need credentials.
+    #[arg(long, env = "SPOOL_DASHBOARD_BIND", default_value = "127.0.0.1:7420")]
+    bind: SocketAddr,
+    /// Redis URL.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Key namespace of the Spool installation.
+    #[arg(long, env = "SPOOL_NAMESPACE", default_value = spool_client::NAMESPACE_DEFAULT)]
+    namespace: String,
+    /// Require HTTP basic auth, as USER:PASSWORD.
+    #[arg(long, env = "SPOOL_DASHBOARD_BASIC_AUTH", hide_env_values = true)]
+    basic_auth: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` (accepted besides basic auth).
+    #[arg(long, env = "SPOOL_DASHBOARD_TOKEN", hide_env_values = true)]
+    bearer_token: Option<String>,
+    /// Show everything, allow no action.
+    #[arg(long, env = "SPOOL_DASHBOARD_READ_ONLY")]
+    read_only: bool,
+    /// Link prefix when a reverse proxy strips a path prefix (`/ops/jobs`).
+    #[arg(long)]
+    base_path: Option<String>,
+    /// Extra origin allowed to POST (e.g. `https://ops.example.com`), repeatable.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+}
+
+fn config(args: &Args) -> Result<DashboardConfig, spool_dashboard::Error> {
+    let basic = args
+        .basic_auth
+        .as_deref()
+        .map(Auth::parse_basic)
+        .transpose()?;
+    if args.bearer_token.as_deref().is_some_and(|t| t.len() < 16) {
+        return Err(spool_dashboard::Error::InvalidCredentials(
+            "the bearer token must be at least 16 characters".to_owned(),
+        ));
+    }
+    let mut c = DashboardConfig::default()
+        .read_only(args.read_only)
+        .auth(Auth {
+            basic,
+            bearer: args.bearer_token.clone(),
+        });
+    c.base_path = args.base_path.clone();
+    c.allowed_origins = args.allowed_origins.clone();
+    check_bind(args.bind, &c)?;
+    Ok(c)
+}
+
+/// One log line per request: method, path, status, time.
+async fn log_request(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(%method, path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received: finishing in-flight requests");
+}
+
+async fn serve(args: Args, config: DashboardConfig) -> anyhow::Result<()> {
+    let client = spool_client::Client::builder(&args.redis_url)
+        .namespace(&args.namespace)
+        .connect()
+        .await
+        .with_context(|| format!("connecting to redis at {}", args.redis_url))?;
+    let app = spool_dashboard::router(client.admin(), config)
+        .layer(axum::middleware::from_fn(log_request));
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
+    let addr = listener.local_addr().context("local address")?;
+    tracing::info!(%addr, namespace = %args.namespace, "dashboard listening");
+    println!("Spool dashboard: http://{addr}/");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("dashboard stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "refusing to start");
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(serve(args, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "dashboard failed");
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
