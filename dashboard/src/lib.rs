@@ -47,7 +47,6 @@ pub use params::{PAGE_MAX, PER_PAGE_DEFAULT, PER_PAGE_MAX};
 
 /// The dashboard as an axum [`Router`](axum::Router), ready to serve or to
 /// nest under a prefix (links follow the prefix).
-#[must_use]
 pub fn router(admin: spool_client::Admin, config: DashboardConfig) -> axum::Router {
     routes::router(admin, config)
 }

@@ -168,10 +168,13 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A per-queue gauge: name, type, help, value.
+type Gauge = (&'static str, &'static str, &'static str, fn(&QueueInfo) -> f64);
+
 pub(crate) async fn metrics(State(s): AppState) -> AppResult<Response> {
     let snap = Snapshot::read(&s.admin, 1).await?;
     let mut out = String::with_capacity(4096);
-    let gauges: [(&str, &str, &str, fn(&QueueInfo) -> f64); 7] = [
+    let gauges: [Gauge; 7] = [
         (
             "spool_queue_depth",
             "gauge",
