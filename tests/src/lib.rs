@@ -6,6 +6,7 @@
 //! tests live in `tests/`; the benchmark binary `spool-bench` and the chaos
 //! child process `chaos-worker` in `src/bin/`.
 
+pub mod dashboard;
 pub mod handlers;
 pub mod redis_server;
 pub mod wait;

@@ -169,7 +169,12 @@ fn label(v: &str) -> String {
 }
 
 /// A per-queue gauge: name, type, help, value.
-type Gauge = (&'static str, &'static str, &'static str, fn(&QueueInfo) -> f64);
+type Gauge = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&QueueInfo) -> f64,
+);
 
 pub(crate) async fn metrics(State(s): AppState) -> AppResult<Response> {
     let snap = Snapshot::read(&s.admin, 1).await?;

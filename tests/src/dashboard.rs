@@ -1,0 +1,267 @@
+//! Dashboard test helpers: serve a dashboard router on a free loopback port
+//! ([`DashboardServer`], stopped on drop), and a browser-like HTTP session
+//! ([`Session`]) that keeps the CSRF cookie and reads tokens out of pages.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use reqwest::header::{HeaderMap, HeaderValue};
+use scraper::{Html, Selector};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A dashboard served on `127.0.0.1:<free port>`; stops when dropped or on [`DashboardServer::stop`].
+pub struct DashboardServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl DashboardServer {
+    /// Serves `app` (e.g. `spool_dashboard::router(...)`, possibly nested).
+    pub async fn start(app: Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve dashboard");
+        });
+        Self {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+impl Drop for DashboardServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A response read in full.
+#[derive(Debug)]
+pub struct Page {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body as text.
+    pub body: String,
+}
+
+impl Page {
+    /// The body parsed as HTML.
+    pub fn html(&self) -> Html {
+        Html::parse_document(&self.body)
+    }
+
+    /// Texts of elements matching a CSS selector.
+    pub fn texts(&self, selector: &str) -> Vec<String> {
+        let sel = Selector::parse(selector).expect("selector");
+        self.html()
+            .select(&sel)
+            .map(|e| e.text().collect::<String>())
+            .collect()
+    }
+
+    /// Values of `attr` on elements matching a CSS selector.
+    pub fn attrs(&self, selector: &str, attr: &str) -> Vec<String> {
+        let sel = Selector::parse(selector).expect("selector");
+        self.html()
+            .select(&sel)
+            .filter_map(|e| e.value().attr(attr).map(str::to_owned))
+            .collect()
+    }
+
+    /// A header as a string.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+/// A browser-like session: keeps the dashboard's CSRF cookie, sends
+/// same-origin POSTs with the token from the last page.
+pub struct Session {
+    /// Base URL including any prefix (`http://127.0.0.1:1234/admin`).
+    pub base: String,
+    origin: String,
+    http: reqwest::Client,
+    cookie: Option<String>,
+    /// CSRF token of the last page that had one.
+    pub csrf: Option<String>,
+    auth: Option<String>,
+}
+
+impl Session {
+    /// A session against `origin` (scheme://host:port) with path `prefix`.
+    pub fn new(origin: &str, prefix: &str) -> Self {
+        Self {
+            base: format!("{origin}{prefix}"),
+            origin: origin.to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .expect("http client"),
+            cookie: None,
+            csrf: None,
+            auth: None,
+        }
+    }
+
+    /// Sends this `Authorization` header on every request.
+    pub fn with_auth(mut self, value: &str) -> Self {
+        self.auth = Some(value.to_owned());
+        self
+    }
+
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(c) = &self.cookie {
+            h.insert("cookie", HeaderValue::from_str(c).expect("cookie"));
+        }
+        if let Some(a) = &self.auth {
+            h.insert("authorization", HeaderValue::from_str(a).expect("auth"));
+        }
+        h
+    }
+
+    async fn read(&mut self, resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if let Some(c) = headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
+            self.cookie = c.split(';').next().map(str::to_owned);
+        }
+        let body = resp.text().await.expect("body");
+        let page = Page {
+            status,
+            headers,
+            body,
+        };
+        if let Some(t) = page
+            .attrs("meta[name=csrf-token]", "content")
+            .into_iter()
+            .next()
+        {
+            self.csrf = Some(t);
+        }
+        page
+    }
+
+    /// GET `path` (relative to the base).
+    pub async fn get(&mut self, path: &str) -> Page {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .headers(self.headers())
+            .send()
+            .await
+            .expect("GET");
+        self.read(resp).await
+    }
+
+    /// A request with any method, no body.
+    pub async fn request(&mut self, method: reqwest::Method, path: &str) -> Page {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .headers(self.headers())
+            .send()
+            .await
+            .expect("request");
+        self.read(resp).await
+    }
+
+    /// POST a form the way a browser does from a dashboard page: same-origin
+    /// fetch metadata, Origin, cookie, and the CSRF token added.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.csrf.clone().unwrap_or_default();
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let extra = [
+            ("sec-fetch-site", "same-origin".to_owned()),
+            ("origin", self.origin.clone()),
+        ];
+        self.post_raw(path, &all, &extra).await
+    }
+
+    /// POST with exactly these fields and extra headers (for refusal tests).
+    pub async fn post_raw(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        extra: &[(&str, String)],
+    ) -> Page {
+        let mut h = self.headers();
+        for (k, v) in extra {
+            h.insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        let body: String = form_body(fields);
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .headers(h)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        self.read(resp).await
+    }
+}
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
