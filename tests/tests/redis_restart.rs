@@ -20,8 +20,15 @@ async fn acknowledged_jobs_survive_redis_restarts_and_the_worker_resumes() {
     // Restart 1: between enqueue and processing.
     env.redis.restart();
     let admin = env.client.admin();
-    wait_for("client reconnected", Duration::from_secs(5), || async { admin.queue("default").await.is_ok() }).await;
-    assert_eq!(admin.queue("default").await.unwrap().ready, 500, "all acknowledged jobs survived");
+    wait_for("client reconnected", Duration::from_secs(5), || async {
+        admin.queue("default").await.is_ok()
+    })
+    .await;
+    assert_eq!(
+        admin.queue("default").await.unwrap().ready,
+        500,
+        "all acknowledged jobs survived"
+    );
 
     let ran = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
     let r = ran.clone();
@@ -42,7 +49,10 @@ async fn acknowledged_jobs_survive_redis_restarts_and_the_worker_resumes() {
     let handle = tokio::spawn(worker.run_until(async {
         let _ = stop_rx.await;
     }));
-    wait_for("processing under way", Duration::from_secs(10), || async { ran.lock().unwrap().len() >= 50 }).await;
+    wait_for("processing under way", Duration::from_secs(10), || async {
+        ran.lock().unwrap().len() >= 50
+    })
+    .await;
 
     // Restart 2: during processing. Enqueues while Redis is down fail loudly
     // (an error is not an acknowledgement); those that succeed must run.
@@ -59,16 +69,28 @@ async fn acknowledged_jobs_survive_redis_restarts_and_the_worker_resumes() {
     env.redis.restart();
     let back = Instant::now();
     let before = ran.lock().unwrap().len();
-    wait_for("worker resumed within 5 s", Duration::from_secs(5), || async { ran.lock().unwrap().len() > before }).await;
-    println!("worker resumed {} ms after redis came back", back.elapsed().as_millis());
+    wait_for(
+        "worker resumed within 5 s",
+        Duration::from_secs(5),
+        || async { ran.lock().unwrap().len() > before },
+    )
+    .await;
+    println!(
+        "worker resumed {} ms after redis came back",
+        back.elapsed().as_millis()
+    );
     for n in 2000..2100 {
         env.client.enqueue(&Noop { n }).await.unwrap();
         acked.insert(n);
     }
-    wait_for("every acknowledged job ran", Duration::from_secs(30), || async {
-        let ran = ran.lock().unwrap();
-        acked.iter().all(|n| ran.contains(n))
-    })
+    wait_for(
+        "every acknowledged job ran",
+        Duration::from_secs(30),
+        || async {
+            let ran = ran.lock().unwrap();
+            acked.iter().all(|n| ran.contains(n))
+        },
+    )
     .await;
     stop_tx.send(()).unwrap();
     handle.await.unwrap().unwrap();

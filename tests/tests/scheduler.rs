@@ -51,7 +51,10 @@ async fn scheduled_jobs_start_on_time_by_redis_clock() {
     // Give the worker a moment to start its scheduler (it then sleeps up to 5 s:
     // only the nudge from a sooner job can wake it in time).
     let admin = env.client.admin();
-    wait_for("worker up", Duration::from_secs(5), || async { !admin.processes().await.unwrap().is_empty() }).await;
+    wait_for("worker up", Duration::from_secs(5), || async {
+        !admin.processes().await.unwrap().is_empty()
+    })
+    .await;
     let now = env.client.redis_time_ms().await.unwrap();
     let mut rng = rand::rng();
     for _ in 0..200 {
@@ -59,12 +62,18 @@ async fn scheduled_jobs_start_on_time_by_redis_clock() {
         let at = DateTime::from_timestamp_millis(due_ms).unwrap();
         env.client.enqueue_at(&Timed { due_ms }, at).await.unwrap();
     }
-    wait_for("all 200 ran", Duration::from_secs(15), || async { lateness.lock().await.len() == 200 }).await;
+    wait_for("all 200 ran", Duration::from_secs(15), || async {
+        lateness.lock().await.len() == 200
+    })
+    .await;
     let mut late = lateness.lock().await.clone();
     late.sort_unstable();
     let p50 = late[99];
     let p99 = late[197];
-    println!("scheduling lateness over 200 jobs: min {} ms, p50 {p50} ms, p99 {p99} ms, max {} ms", late[0], late[199]);
+    println!(
+        "scheduling lateness over 200 jobs: min {} ms, p50 {p50} ms, p99 {p99} ms, max {} ms",
+        late[0], late[199]
+    );
     assert!(late[0] >= 0, "a job started {} ms early", -late[0]);
     assert!(p99 <= 100, "p99 lateness {p99} ms > 100 ms: {late:?}");
     stop_tx.send(()).unwrap();
