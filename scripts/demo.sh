@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The demo: a private redis-server (unless REDIS_URL is set), the demo worker,
+# the demo producer and the dashboard, all on loopback. Ctrl-C stops them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+
+state=.spool
+mkdir -p "$state"
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "stopping demo…"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+if [[ -z "${REDIS_URL:-}" ]]; then
+  port=${SPOOL_DEMO_REDIS_PORT:-16379}
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$state" --appendonly yes \
+    --appendfsync everysec --save "" --maxmemory-policy noeviction \
+    --logfile "$state/redis.log" &
+  pids+=($!)
+  export REDIS_URL="redis://127.0.0.1:$port"
+  for _ in $(seq 100); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  echo "private redis-server on $REDIS_URL (data in $state/)"
+fi
+
+echo "building (release)…"
+cargo build --release -q -p spool-worker --example demo_worker --example demo_producer
+cargo build --release -q -p spool-dashboard
+
+./target/release/examples/demo_worker & pids+=($!)
+./target/release/examples/demo_producer & pids+=($!)
+bind=${SPOOL_DASHBOARD_BIND:-127.0.0.1:7420}
+./target/release/spool-dashboard --bind "$bind" --redis-url "$REDIS_URL" & pids+=($!)
+echo
+echo "  dashboard: http://$bind/"
+echo "  Ctrl-C stops everything"
+echo
+wait -n
