@@ -623,7 +623,8 @@ async fn posts_need_same_origin_and_csrf_token() {
         ("retry_id", dead.as_str()),
     ];
     let same = ("sec-fetch-site", "same-origin".to_owned());
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<(&str, String)>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<(&'a str, String)>);
+    let cases: Vec<Case> = vec![
         ("no origin information", fields.to_vec(), vec![]),
         (
             "cross-site fetch",
@@ -664,7 +665,7 @@ async fn posts_need_same_origin_and_csrf_token() {
     let mut other = Session::new(&origin, "");
     other.get("/dead").await;
     let r = other
-        .post_raw("/dead/actions", &fields, &[same.clone()])
+        .post_raw("/dead/actions", &fields, std::slice::from_ref(&same))
         .await;
     assert_eq!(r.status, 403, "token of another session");
     assert_eq!(dead_count(&env, "default").await, 1);
