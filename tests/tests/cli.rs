@@ -1,0 +1,304 @@
+//! The `spool` CLI against a real Redis: every command, its output, and the
+//! exit codes scripts rely on (0 ok, 1 operational error, 2 usage error).
+//! Most tests call `spool_dashboard::cli::run` in-process; one runs the
+//! real binary.
+
+use std::time::Duration;
+
+use spool_client::JobSet;
+use spool_dashboard::cli::{run, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
+use spool_tests::{wait_for, TestEnv};
+
+/// Runs `spool ARGS…` against `env`'s Redis: (exit code, stdout, stderr).
+async fn spool(env: &TestEnv, args: &[&str]) -> (u8, String, String) {
+    let url = env.redis.url();
+    let mut argv = vec!["spool", "--redis-url", url.as_str()];
+    argv.extend_from_slice(args);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run(argv, &mut out, &mut err).await;
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+/// Makes `n` dead jobs named `{prefix}-{i}` with a real worker.
+async fn make_dead(env: &TestEnv, prefix: &str, n: usize) -> Vec<String> {
+    let rec = Recorder::default();
+    let worker = with_fixtures(env.worker(), &rec).build().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let h = tokio::spawn(worker.run_until(async {
+        let _ = rx.await;
+    }));
+    let before = env.client.admin().queue("default").await.unwrap().dead;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let job = Scripted {
+            fail_times: u32::MAX,
+            permanent: true,
+            ..Scripted::ok(&format!("{prefix}-{i}"))
+        };
+        ids.push(env.client.enqueue(&job).await.unwrap().to_string());
+    }
+    let admin = env.client.admin();
+    wait_for("dead", Duration::from_secs(10), || async {
+        admin.queue("default").await.unwrap().dead == before + n as u64
+    })
+    .await;
+    tx.send(()).unwrap();
+    h.await.unwrap().unwrap();
+    ids
+}
+
+/// `stats` prints a table, `stats --json` parseable totals; `queues` lists queues.
+#[tokio::test]
+async fn stats_and_queues_report_counts() {
+    let env = TestEnv::start().await;
+    env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    env.client
+        .enqueue_in(&Noop { n: 2 }, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (code, out, _) = spool(&env, &["stats"]).await;
+    assert_eq!(code, EXIT_OK);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ready") && l.ends_with(" 1")),
+        "{out}"
+    );
+    let (code, out, _) = spool(&env, &["stats", "--json"]).await;
+    assert_eq!(code, EXIT_OK);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["ready"].as_u64(), v["scheduled"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (code, out, _) = spool(&env, &["queues"]).await;
+    assert_eq!(code, EXIT_OK);
+    assert!(out.lines().nth(1).unwrap().starts_with("default"), "{out}");
+    let (_, out, _) = spool(&env, &["queues", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["name"], "default");
+}
+
+/// `dead list` shows dead jobs (filterable); `dead retry ID` moves one once;
+/// `dead delete --type` deletes by filter; `dead retry --all` moves the rest.
+#[tokio::test]
+async fn dead_list_retry_and_delete() {
+    let env = TestEnv::start().await;
+    let ids = make_dead(&env, "job", 3).await;
+    let (code, out, _) = spool(&env, &["dead", "list"]).await;
+    assert_eq!(code, EXIT_OK);
+    for id in &ids {
+        assert!(out.contains(id.as_str()), "{out}");
+    }
+    let (_, out, _) = spool(&env, &["dead", "list", "--grep", "JOB-1", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["id"], ids[1].as_str());
+
+    let (code, out, _) = spool(&env, &["dead", "retry", &ids[0]]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "retried 1 jobs"));
+    let (code, _, err) = spool(&env, &["dead", "retry", &ids[0]]).await;
+    assert_eq!(code, EXIT_FAILURE, "second retry of the same id");
+    assert!(
+        err.starts_with("error: 1 of 1 ids were not in a dead set"),
+        "{err}"
+    );
+    let admin = env.client.admin();
+    assert_eq!(admin.queue("default").await.unwrap().ready, 1);
+
+    let (code, out, _) = spool(&env, &["dead", "delete", "--grep", "job-2"]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "deleted 1 jobs"));
+    let (code, out, _) = spool(&env, &["dead", "retry", "--all", "--queue", "default"]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "retried 1 jobs"));
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!((q.dead, q.ready), (0, 2));
+    let page = admin
+        .list_set("default", JobSet::Dead, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0);
+}
+
+/// `pause` and `resume` flip the queue's paused flag.
+#[tokio::test]
+async fn pause_and_resume() {
+    let env = TestEnv::start().await;
+    let (code, out, _) = spool(&env, &["pause", "mail"]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "paused mail"));
+    assert!(env.client.admin().queue("mail").await.unwrap().paused);
+    let (code, _, _) = spool(&env, &["resume", "mail"]).await;
+    assert_eq!(code, EXIT_OK);
+    assert!(!env.client.admin().queue("mail").await.unwrap().paused);
+    let (code, _, err) = spool(&env, &["pause", "bad name"]).await;
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.starts_with("error: invalid queue name"), "{err}");
+}
+
+/// `enqueue` now, `--in` and `--at`; prints the id; the job lands where expected.
+#[tokio::test]
+async fn enqueue_now_in_and_at() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let (code, out, _) = spool(
+        &env,
+        &[
+            "enqueue",
+            "mail",
+            "send_email",
+            r#"{"to":"ada@example.com"}"#,
+        ],
+    )
+    .await;
+    assert_eq!(code, EXIT_OK);
+    let id = out.trim();
+    let job = admin.job("mail", id).await.unwrap().unwrap();
+    assert_eq!(job.job_type(), "send_email");
+    assert_eq!(
+        job.record.unwrap().args.get(),
+        r#"{"to":"ada@example.com"}"#
+    );
+
+    let now = env.client.redis_time_ms().await.unwrap();
+    let (code, out, _) = spool(&env, &["enqueue", "mail", "t", "{}", "--in", "1h30m"]).await;
+    assert_eq!(code, EXIT_OK);
+    let job = admin.job("mail", out.trim()).await.unwrap().unwrap();
+    let at = job.at_ms.unwrap();
+    assert!(
+        (now + 5_390_000..now + 5_410_000).contains(&at),
+        "{at} vs {now}"
+    );
+
+    let (code, out, _) = spool(
+        &env,
+        &[
+            "enqueue",
+            "mail",
+            "t",
+            "[1,2]",
+            "--at",
+            "2099-01-01T00:00:00Z",
+        ],
+    )
+    .await;
+    assert_eq!(code, EXIT_OK);
+    let job = admin.job("mail", out.trim()).await.unwrap().unwrap();
+    assert_eq!(job.at_ms, Some(4_070_908_800_000));
+
+    let (code, out, _) = spool(
+        &env,
+        &["enqueue", "mail", "t", "{}", "--idempotency-key", "k1"],
+    )
+    .await;
+    assert_eq!(code, EXIT_OK);
+    let (_, again, _) = spool(
+        &env,
+        &["enqueue", "mail", "t", "{}", "--idempotency-key", "k1"],
+    )
+    .await;
+    assert!(
+        again.starts_with(out.trim()) && again.contains("duplicate"),
+        "{again}"
+    );
+}
+
+/// Usage errors exit 2 with a message on stderr and nothing on stdout.
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let env = TestEnv::start().await;
+    for args in [
+        vec!["enqueue", "mail", "t", "{not json"],
+        vec!["enqueue", "mail", "t", "{}", "--in", "soon"],
+        vec!["enqueue", "mail", "t", "{}", "--at", "tomorrow"],
+        vec![
+            "enqueue",
+            "mail",
+            "t",
+            "{}",
+            "--at",
+            "2099-01-01T00:00:00Z",
+            "--in",
+            "5m",
+        ],
+        vec!["frobnicate"],
+        vec!["dead", "retry"],
+        vec!["dead", "retry", "x", "--all"],
+        vec!["dead", "list", "--limit", "0"],
+        vec![],
+    ] {
+        let (code, out, err) = spool(&env, &args).await;
+        assert_eq!(code, EXIT_USAGE, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert!(!err.is_empty(), "{args:?}");
+    }
+    let (code, out, _) = spool(&env, &["--help"]).await;
+    assert_eq!(code, EXIT_OK);
+    assert!(out.contains("enqueue"));
+}
+
+/// Redis unreachable is an operational error: exit 1.
+#[tokio::test]
+async fn unreachable_redis_exits_1() {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run(
+        ["spool", "--redis-url", "redis://127.0.0.1:1", "stats"],
+        &mut out,
+        &mut err,
+    )
+    .await;
+    assert_eq!(code, EXIT_FAILURE);
+    assert!(String::from_utf8(err).unwrap().starts_with("error: "));
+}
+
+/// `cron list` says there is no cron table; `cron run` of an unknown entry fails with 1.
+#[tokio::test]
+async fn cron_without_a_table() {
+    let env = TestEnv::start().await;
+    let (code, out, _) = spool(&env, &["cron", "list"]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "no cron table is registered"));
+    let (code, _, err) = spool(&env, &["cron", "run", "nightly"]).await;
+    assert_eq!(code, EXIT_FAILURE);
+    assert!(err.contains("nightly"));
+}
+
+/// The real binary: output on stdout, errors on stderr, exit codes as documented.
+#[tokio::test]
+async fn binary_exit_codes() {
+    let env = TestEnv::start().await;
+    let bin = {
+        let exe = std::env::current_exe().unwrap();
+        let path = exe.parent().unwrap().parent().unwrap().join("spool");
+        if !path.exists() {
+            let ok = std::process::Command::new(env!("CARGO"))
+                .args(["build", "-p", "spool-dashboard", "--bins"])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+        }
+        path
+    };
+    let run = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(args)
+            .env("REDIS_URL", env.redis.url())
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["enqueue", "default", "noop", r#"{"n":1}"#]);
+    assert_eq!(ok.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim().len(), 36);
+    let usage = run(&["enqueue", "default", "noop", "nope"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("not valid JSON"));
+    let fail = run(&["dead", "retry", "no-such-id"]);
+    assert_eq!(fail.status.code(), Some(1));
+    let down = std::process::Command::new(&bin)
+        .args(["--redis-url", "redis://127.0.0.1:1", "queues"])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+}
