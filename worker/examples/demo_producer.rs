@@ -15,7 +15,9 @@ use spool_client::{Client, EnqueueOptions};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let args: Vec<String> = std::env::args().collect();
     let count: u64 = args
@@ -30,15 +32,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => break,
         }
-        let email = SendEmail { to: format!("user{n}@example.com"), subject: "Welcome".into() };
+        let email = SendEmail {
+            to: format!("user{n}@example.com"),
+            subject: "Welcome".into(),
+        };
         let id = match n % 4 {
             0 => client.enqueue(&email).await?,
-            1 => client.enqueue(&ResizeImage { image_id: n, width: 640 }).await?,
-            2 => client.enqueue_in(&email, Duration::from_secs(rand::rng().random_range(5..60))).await?,
+            1 => {
+                client
+                    .enqueue(&ResizeImage {
+                        image_id: n,
+                        width: 640,
+                    })
+                    .await?
+            }
+            2 => {
+                client
+                    .enqueue_in(&email, Duration::from_secs(rand::rng().random_range(5..60)))
+                    .await?
+            }
             _ => {
                 let order = n / 4;
                 let opts = EnqueueOptions::new().idempotency_key(format!("order-{order}"));
-                client.enqueue_with(&ChargeCard { order_id: order, cents: rand::rng().random_range(100..10_000) }, opts).await?.id
+                client
+                    .enqueue_with(
+                        &ChargeCard {
+                            order_id: order,
+                            cents: rand::rng().random_range(100..10_000),
+                        },
+                        opts,
+                    )
+                    .await?
+                    .id
             }
         };
         tracing::info!(job_id = %id, n, "enqueued");

@@ -16,7 +16,9 @@ use spool_worker::{JobContext, JobError, QueueSpec, Worker};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let client = Client::connect(&jobs::redis_url()).await?;
     let worker = Worker::builder(client)
@@ -37,13 +39,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             tokio::time::sleep(Duration::from_millis(pause)).await;
             if fails {
-                return Err(JobError::retry(format!("image store timed out resizing {} (attempt {})", job.image_id, ctx.attempt())));
+                return Err(JobError::retry(format!(
+                    "image store timed out resizing {} (attempt {})",
+                    job.image_id,
+                    ctx.attempt()
+                )));
             }
             Ok(())
         })
         .register(|_ctx: JobContext, job: ChargeCard| async move {
             if job.cents % 7 == 0 {
-                return Err(JobError::permanent(format!("card declined for order {}", job.order_id)));
+                return Err(JobError::permanent(format!(
+                    "card declined for order {}",
+                    job.order_id
+                )));
             }
             Ok(())
         })

@@ -15,7 +15,9 @@ pub(crate) struct SendEmail {
 impl Job for SendEmail {
     const TYPE: &'static str = "send_email";
     fn options() -> JobOptions {
-        JobOptions::default().queue("emails").timeout(Duration::from_secs(10))
+        JobOptions::default()
+            .queue("emails")
+            .timeout(Duration::from_secs(10))
     }
 }
 
@@ -32,7 +34,11 @@ impl Job for ResizeImage {
         JobOptions::default()
             .queue("default")
             .max_attempts(3)
-            .retry_policy(ExponentialJitter { base: Duration::from_secs(2), max: Duration::from_secs(30), jitter: 0.25 })
+            .retry_policy(ExponentialJitter {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(30),
+                jitter: 0.25,
+            })
     }
 }
 
