@@ -47,21 +47,21 @@ pub mod lease;
 mod retry_policy;
 mod scripts;
 
-pub use admin::Admin;
-pub use client::{
-    Client, ClientBuilder, Retention, ServerCheck, MAX_PAYLOAD_BYTES_DEFAULT,
-    RESPONSE_TIMEOUT_DEFAULT,
-};
 pub use crate::cron::{
     validate_cron_name, CronCursor, CronEntry, CronPlan, CronRegistered, CronSchedule,
     CronTickOutcome, CRON_GRACE_DEFAULT, CRON_GRACE_MAX, CRON_NAME_MAX_LEN, CRON_RUN_NOW_WINDOW,
     CRON_TIMEZONE_DEFAULT,
 };
+pub use admin::Admin;
+pub use client::{
+    Client, ClientBuilder, Retention, ServerCheck, MAX_PAYLOAD_BYTES_DEFAULT,
+    RESPONSE_TIMEOUT_DEFAULT,
+};
 pub use enqueue::{EnqueueOptions, Enqueued, JobDefaults, IDEMPOTENCY_WINDOW_DEFAULT};
 pub use error::{Error, Result};
 pub use job::{
-    CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobRecord, JobSet, JobState, MAX_ATTEMPTS_DEFAULT,
-    QUEUE_DEFAULT, TIMEOUT_DEFAULT,
+    CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobRecord, JobSet, JobState,
+    MAX_ATTEMPTS_DEFAULT, QUEUE_DEFAULT, TIMEOUT_DEFAULT,
 };
 pub use keys::{validate_queue_name, GlobalKeys, QueueKeys, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};

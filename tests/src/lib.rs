@@ -79,12 +79,10 @@ pub const CRON_QUEUE: &str = "cron-out";
 /// The cron table the `cron-worker` child processes share: one entry,
 /// `every-second`, firing a `noop` job into [`CRON_QUEUE`] every second.
 pub fn cron_test_table() -> Vec<spool_client::CronEntry> {
-    vec![spool_client::CronEntry::new(
-        "every-second",
-        "* * * * * *",
-        &handlers::Noop { n: 1 },
-    )
-    .queue(CRON_QUEUE)]
+    vec![
+        spool_client::CronEntry::new("every-second", "* * * * * *", &handlers::Noop { n: 1 })
+            .queue(CRON_QUEUE),
+    ]
 }
 
 /// Logs to the test output when `RUST_LOG` is set.

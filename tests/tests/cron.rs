@@ -74,7 +74,11 @@ async fn ticks_of(env: &TestEnv, queue: &str, entry: &str) -> Vec<i64> {
         .await
         .into_iter()
         .filter(|r| r.cron.as_ref().is_some_and(|c| c.entry == entry))
-        .map(|r| r.cron.and_then(|c| c.tick_ms).expect("scheduled cron job has a tick"))
+        .map(|r| {
+            r.cron
+                .and_then(|c| c.tick_ms)
+                .expect("scheduled cron job has a tick")
+        })
         .collect()
 }
 
@@ -111,7 +115,12 @@ async fn three_processes_enqueue_every_tick_exactly_once_across_a_kill() {
     };
     wait_for("12 ticks", Duration::from_secs(30), upto(12)).await;
     children.kill(0);
-    wait_for("3 ticks with one process dead", Duration::from_secs(10), upto(15)).await;
+    wait_for(
+        "3 ticks with one process dead",
+        Duration::from_secs(10),
+        upto(15),
+    )
+    .await;
     children.spawn(&env, 0, 0);
     wait_for("32 ticks", Duration::from_secs(40), upto(32)).await;
     drop(children);
@@ -144,10 +153,21 @@ async fn three_processes_enqueue_every_tick_exactly_once_across_a_kill() {
     assert!(missing.is_empty(), "ticks never enqueued: {missing:?}");
     assert!(ticks.len() >= 30, "only {} ticks", ticks.len());
 
-    let view = env.client.admin().cron_entry(entry).await.unwrap().expect("listed");
+    let view = env
+        .client
+        .admin()
+        .cron_entry(entry)
+        .await
+        .unwrap()
+        .expect("listed");
     assert_eq!(view.skipped, 0, "{view:?}");
     assert_eq!(view.last_tick_ms, Some(hi));
-    let last_id = jobs.iter().find(|j| j.cron.as_ref().and_then(|c| c.tick_ms) == Some(hi)).unwrap().id.clone();
+    let last_id = jobs
+        .iter()
+        .find(|j| j.cron.as_ref().and_then(|c| c.tick_ms) == Some(hi))
+        .unwrap()
+        .id
+        .clone();
     assert_eq!(view.last_job_id, Some(last_id));
 }
 
@@ -169,7 +189,10 @@ async fn ticks_follow_redis_time_not_a_wrong_host_clock() {
         "the service saw its wrong host clock: {report:?}"
     );
     let next = report.next_tick_ms.expect("a next tick");
-    assert!(next > report.redis_now_ms && next - report.redis_now_ms <= 1000, "{report:?}");
+    assert!(
+        next > report.redis_now_ms && next - report.redis_now_ms <= 1000,
+        "{report:?}"
+    );
 
     let worker = spool_tests::handlers::with_fixtures(env.worker(), &Default::default())
         .configure(|c| c.cron = config)
@@ -189,7 +212,11 @@ async fn ticks_follow_redis_time_not_a_wrong_host_clock() {
     for job in ready_jobs(&env, "skew").await {
         let tick = job.cron.and_then(|c| c.tick_ms).unwrap();
         assert_eq!(tick % 1000, 0);
-        assert!((0..1000).contains(&(job.enqueued_ms - tick)), "tick {tick} enqueued at {}", job.enqueued_ms);
+        assert!(
+            (0..1000).contains(&(job.enqueued_ms - tick)),
+            "tick {tick} enqueued at {}",
+            job.enqueued_ms
+        );
     }
 }
 
@@ -210,10 +237,14 @@ async fn missed_ticks_fire_once_within_grace_and_are_skipped_beyond_it() {
     assert_eq!(r.fired, 0);
     // Pick a moment 3 to 8 s past a 10 s tick, so "beyond"'s latest tick is
     // older than its 2 s grace.
-    wait_for("a moment 3-8 s past a tick", Duration::from_secs(11), || async {
-        let ms = env.client.redis_time_ms().await.unwrap() % 10_000;
-        (3_000..8_000).contains(&ms)
-    })
+    wait_for(
+        "a moment 3-8 s past a tick",
+        Duration::from_secs(11),
+        || async {
+            let ms = env.client.redis_time_ms().await.unwrap() % 10_000;
+            (3_000..8_000).contains(&ms)
+        },
+    )
     .await;
     // Simulate every worker down for the last 10 minutes.
     let now = env.client.redis_time_ms().await.unwrap();
@@ -273,9 +304,13 @@ async fn paused_entries_skip_ticks_until_resumed() {
     assert!(admin.cron_pause("pausable").await.unwrap());
     let at_pause = ticks_of(&env, "pause", "pausable").await.len();
     let skipped_before = admin.cron_entry("pausable").await.unwrap().unwrap().skipped;
-    wait_for("two ticks skipped while paused", Duration::from_secs(10), || async {
-        admin.cron_entry("pausable").await.unwrap().unwrap().skipped >= skipped_before + 2
-    })
+    wait_for(
+        "two ticks skipped while paused",
+        Duration::from_secs(10),
+        || async {
+            admin.cron_entry("pausable").await.unwrap().unwrap().skipped >= skipped_before + 2
+        },
+    )
     .await;
     assert_eq!(ticks_of(&env, "pause", "pausable").await.len(), at_pause);
     let view = admin.cron_entry("pausable").await.unwrap().unwrap();
@@ -283,9 +318,11 @@ async fn paused_entries_skip_ticks_until_resumed() {
     assert_eq!(view.next_run_ms, None);
 
     assert!(admin.cron_resume("pausable").await.unwrap());
-    wait_for("ticks again after resume", Duration::from_secs(10), || async {
-        ticks_of(&env, "pause", "pausable").await.len() > at_pause
-    })
+    wait_for(
+        "ticks again after resume",
+        Duration::from_secs(10),
+        || async { ticks_of(&env, "pause", "pausable").await.len() > at_pause },
+    )
     .await;
     assert!(!admin.cron_pause("no-such-entry").await.unwrap());
     assert!(!admin.cron_resume("no-such-entry").await.unwrap());
@@ -332,11 +369,23 @@ async fn bad_cron_entries_are_refused_at_build_naming_the_entry() {
     let env = TestEnv::start().await;
     let job = Noop { n: 7 };
     for (entry, needle) in [
-        (CronEntry::new("bad-expr", "61 * * * *", &job), "invalid cron expression"),
+        (
+            CronEntry::new("bad-expr", "61 * * * *", &job),
+            "invalid cron expression",
+        ),
         (CronEntry::new("bad-fields", "* * *", &job), "fields"),
-        (CronEntry::new("bad-zone", "@daily", &job).timezone("Mars/Olympus_Mons"), "unknown time zone"),
-        (CronEntry::new("bad-shortcut", "@fortnightly", &job), "unknown shortcut"),
-        (CronEntry::new("bad:name", "@daily", &job), "may only contain"),
+        (
+            CronEntry::new("bad-zone", "@daily", &job).timezone("Mars/Olympus_Mons"),
+            "unknown time zone",
+        ),
+        (
+            CronEntry::new("bad-shortcut", "@fortnightly", &job),
+            "unknown shortcut",
+        ),
+        (
+            CronEntry::new("bad:name", "@daily", &job),
+            "may only contain",
+        ),
     ] {
         let name = entry.name.clone();
         let err = spool_tests::handlers::with_fixtures(env.worker(), &Default::default())
@@ -370,8 +419,14 @@ async fn entries_are_listed_and_forgotten_when_no_worker_has_them() {
     let keep = CronEntry::new("keep", "0 3 * * *", &Noop { n: 8 })
         .timezone("Europe/Berlin")
         .queue("list");
-    let drop_me = CronEntry::raw("drop-me", "@every 1h", "noop", serde_json::json!({"n": 9})).queue("list");
-    let both = CronScheduler::new(env.client.clone(), vec![keep.clone(), drop_me], config.clone()).unwrap();
+    let drop_me =
+        CronEntry::raw("drop-me", "@every 1h", "noop", serde_json::json!({"n": 9})).queue("list");
+    let both = CronScheduler::new(
+        env.client.clone(),
+        vec![keep.clone(), drop_me],
+        config.clone(),
+    )
+    .unwrap();
     both.register().await.unwrap();
     both.run_once().await.unwrap(); // creates both entries' state
     let admin = env.client.admin();
@@ -380,7 +435,12 @@ async fn entries_are_listed_and_forgotten_when_no_worker_has_them() {
     assert_eq!(names, ["drop-me", "keep"]);
     let k = &list[1];
     assert_eq!(
-        (k.schedule.as_str(), k.timezone.as_str(), k.queue.as_str(), k.job_type.as_str()),
+        (
+            k.schedule.as_str(),
+            k.timezone.as_str(),
+            k.queue.as_str(),
+            k.job_type.as_str()
+        ),
         ("0 3 * * *", "Europe/Berlin", "list", "noop")
     );
     assert_eq!(k.args, serde_json::json!({"n": 8}));
@@ -395,7 +455,13 @@ async fn entries_are_listed_and_forgotten_when_no_worker_has_them() {
         r.removed.contains(&"drop-me".to_owned())
     })
     .await;
-    let names: Vec<String> = admin.cron_entries().await.unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<String> = admin
+        .cron_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, ["keep"]);
     let keys = env.client.queue_keys("list").unwrap();
     let exists: bool = redis::cmd("EXISTS")

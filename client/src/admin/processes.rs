@@ -94,7 +94,7 @@ impl Admin {
                 })
             })
             .collect();
-        out.sort_by(|a, b| b.started_ms.cmp(&a.started_ms));
+        out.sort_by_key(|b| std::cmp::Reverse(b.started_ms));
         Ok(out)
     }
 }

@@ -62,9 +62,10 @@ impl QueueStats {
         }
         for (a, b) in self.minutes.iter_mut().zip(&other.minutes) {
             let fetched = a.fetched + b.fetched;
-            if fetched > 0 {
-                a.latency_avg_ms =
-                    (a.latency_avg_ms * a.fetched + b.latency_avg_ms * b.fetched) / fetched;
+            if let Some(avg) =
+                (a.latency_avg_ms * a.fetched + b.latency_avg_ms * b.fetched).checked_div(fetched)
+            {
+                a.latency_avg_ms = avg;
             }
             a.processed += b.processed;
             a.failed += b.failed;

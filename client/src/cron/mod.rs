@@ -250,7 +250,9 @@ mod tests {
     impl Job for Report {
         const TYPE: &'static str = "report";
         fn options() -> crate::JobOptions {
-            crate::JobOptions::default().queue("reports").max_attempts(2)
+            crate::JobOptions::default()
+                .queue("reports")
+                .max_attempts(2)
         }
     }
 

@@ -105,7 +105,7 @@ impl Client {
         let mut it = reply.into_iter();
         let now_ms: i64 = it
             .next()
-            .map(|v| redis::from_redis_value(v))
+            .map(redis::from_redis_value)
             .transpose()
             .map_err(Error::parse("cron_register"))?
             .unwrap_or_default();
@@ -145,7 +145,9 @@ impl Client {
         let mut pipe = redis::pipe();
         for e in entries {
             let keys = self.queue_keys(&e.queue)?;
-            pipe.cmd("HGET").arg(keys.cron_state(&e.name)).arg("cursor_ms");
+            pipe.cmd("HGET")
+                .arg(keys.cron_state(&e.name))
+                .arg("cursor_ms");
         }
         let raw: Vec<Option<String>> = pipe
             .query_async(&mut self.conn())
@@ -224,12 +226,11 @@ impl Client {
     }
 
     fn cron_job(&self, entry: &CronEntry, tick_ms: Option<i64>) -> Result<Prepared> {
-        let args = serde_json::value::to_raw_value(&entry.args).map_err(|source| {
-            Error::Serialize {
+        let args =
+            serde_json::value::to_raw_value(&entry.args).map_err(|source| Error::Serialize {
                 job_type: entry.job_type.clone(),
                 source,
-            }
-        })?;
+            })?;
         let origin = CronOrigin {
             entry: entry.name.clone(),
             tick_ms,

@@ -60,8 +60,8 @@ enum Kind {
     /// day-of-week are restricted: a day matches when either does (Vixie
     /// cron's rule), so the ticks are the union of both schedules.
     Fields {
-        primary: ::cron::Schedule,
-        either: Option<::cron::Schedule>,
+        primary: Box<::cron::Schedule>,
+        either: Option<Box<::cron::Schedule>>,
     },
 }
 
@@ -133,7 +133,9 @@ impl CronSchedule {
                 .div_euclid(*period)
                 .checked_add(1)?
                 .checked_mul(*period),
-            Kind::Fields { primary, either } => self.next_fields(primary, either.as_ref(), after_ms),
+            Kind::Fields { primary, either } => {
+                self.next_fields(primary, either.as_deref(), after_ms)
+            }
         }
     }
 
@@ -205,7 +207,11 @@ impl CronSchedule {
                         .earliest()
                 })?;
                 let offset = before.offset().fix().local_minus_utc();
-                Some((wall - chrono::Duration::seconds(i64::from(offset))).and_utc().timestamp_millis())
+                Some(
+                    (wall - chrono::Duration::seconds(i64::from(offset)))
+                        .and_utc()
+                        .timestamp_millis(),
+                )
             }
         }
     }
@@ -363,12 +369,12 @@ fn parse_fields(expr: &str) -> Result<Kind, String> {
         let mut by_dow = fields;
         by_dow[3] = "*".to_owned();
         Ok(Kind::Fields {
-            primary: compile(&by_dom)?,
-            either: Some(compile(&by_dow)?),
+            primary: Box::new(compile(&by_dom)?),
+            either: Some(Box::new(compile(&by_dow)?)),
         })
     } else {
         Ok(Kind::Fields {
-            primary: compile(&fields)?,
+            primary: Box::new(compile(&fields)?),
             either: None,
         })
     }
@@ -569,7 +575,10 @@ mod tests {
             ticks(&s, "2024-01-10T00:00:00Z", 1),
             ["2024-01-10T03:00:00+01:00"]
         );
-        assert_eq!(s.next_after(ms("2024-01-10T00:00:00Z")), Some(ms("2024-01-10T02:00:00Z")));
+        assert_eq!(
+            s.next_after(ms("2024-01-10T00:00:00Z")),
+            Some(ms("2024-01-10T02:00:00Z"))
+        );
     }
 
     /// New York falls back on 2024-11-03: 01:00–01:59 happens twice.
@@ -650,7 +659,15 @@ mod tests {
     fn a_new_entry_starts_its_cursor_now_and_fires_nothing() {
         let s = CronSchedule::parse("* * * * * *", "UTC").unwrap();
         let p = s.plan(None, 10_500, MIN).unwrap();
-        assert_eq!(p, CronPlan { fire: None, cursor: 10_500, skipped: 0, last_skipped: None });
+        assert_eq!(
+            p,
+            CronPlan {
+                fire: None,
+                cursor: 10_500,
+                skipped: 0,
+                last_skipped: None
+            }
+        );
     }
 
     #[test]
@@ -665,7 +682,15 @@ mod tests {
     fn the_due_tick_fires_and_moves_the_cursor() {
         let s = CronSchedule::parse("*/10 * * * * *", "UTC").unwrap();
         let p = s.plan(Some(10_000), 20_003, MIN).unwrap();
-        assert_eq!(p, CronPlan { fire: Some(20_000), cursor: 20_000, skipped: 0, last_skipped: None });
+        assert_eq!(
+            p,
+            CronPlan {
+                fire: Some(20_000),
+                cursor: 20_000,
+                skipped: 0,
+                last_skipped: None
+            }
+        );
     }
 
     #[test]
@@ -678,7 +703,15 @@ mod tests {
         assert_eq!(p.skipped, 0);
         // Down until 11:01:30: 90 s late, beyond the 60 s grace: skipped.
         let p = s.plan(Some(10 * hour), 11 * hour + 90_000, MIN).unwrap();
-        assert_eq!(p, CronPlan { fire: None, cursor: 11 * hour, skipped: 1, last_skipped: Some(11 * hour) });
+        assert_eq!(
+            p,
+            CronPlan {
+                fire: None,
+                cursor: 11 * hour,
+                skipped: 1,
+                last_skipped: Some(11 * hour)
+            }
+        );
     }
 
     #[test]
@@ -686,7 +719,15 @@ mod tests {
         let s = CronSchedule::parse("* * * * * *", "UTC").unwrap();
         // Every second, down for 30 s: only the latest fires, 29 are skipped.
         let p = s.plan(Some(100_000), 130_200, MIN).unwrap();
-        assert_eq!(p, CronPlan { fire: Some(130_000), cursor: 130_000, skipped: 29, last_skipped: Some(129_000) });
+        assert_eq!(
+            p,
+            CronPlan {
+                fire: Some(130_000),
+                cursor: 130_000,
+                skipped: 29,
+                last_skipped: Some(129_000)
+            }
+        );
     }
 
     #[test]

@@ -80,7 +80,9 @@ impl CronConfig {
             )));
         }
         if self.max_sleep < Duration::from_millis(10) {
-            return Err(Error::Config("cron.max_sleep must be at least 10 ms".into()));
+            return Err(Error::Config(
+                "cron.max_sleep must be at least 10 ms".into(),
+            ));
         }
         Ok(())
     }
@@ -174,7 +176,8 @@ impl CronScheduler {
     /// [`spool_client::Error`] from Redis.
     pub async fn run_once(&self) -> spool_client::Result<CronReport> {
         let now = self.client.redis_time_ms().await?;
-        let host_now = spool_client::chrono::Utc::now().timestamp_millis() + self.config.host_clock_offset_ms;
+        let host_now =
+            spool_client::chrono::Utc::now().timestamp_millis() + self.config.host_clock_offset_ms;
         let mut report = CronReport {
             redis_now_ms: now,
             host_skew_ms: host_now - now,
@@ -184,7 +187,10 @@ impl CronScheduler {
         let cursors = self.client.cron_cursors(&defs).await?;
         let mut first_err = None;
         for ((entry, schedule), cursor) in self.entries.iter().zip(cursors) {
-            if let Err(err) = self.tick_entry(entry, schedule, cursor, now, &mut report).await {
+            if let Err(err) = self
+                .tick_entry(entry, schedule, cursor, now, &mut report)
+                .await
+            {
                 tracing::warn!(entry = %entry.name, queue = %entry.queue, error = %err, "cron tick failed");
                 first_err.get_or_insert(err);
             }
@@ -275,8 +281,10 @@ impl CronScheduler {
                     backoff.reset();
                     if r.host_skew_ms.abs() > SKEW_WARN_MS && !warned_skew {
                         warned_skew = true;
-                        tracing::warn!(host_skew_ms = r.host_skew_ms,
-                            "this host's clock differs from Redis's; cron follows Redis's clock");
+                        tracing::warn!(
+                            host_skew_ms = r.host_skew_ms,
+                            "this host's clock differs from Redis's; cron follows Redis's clock"
+                        );
                     }
                     // Sleep until the next tick by Redis's clock (+2 ms so
                     // the pass finds it due), but wake for the next
