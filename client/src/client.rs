@@ -105,10 +105,16 @@ impl ClientBuilder {
         validate_namespace(&self.namespace)?;
         let redis = redis::Client::open(self.url.as_str())
             .map_err(|e| Error::InvalidArgument(format!("redis url {:?}: {e}", self.url)))?;
+        // Few, quick reconnect attempts per failing call: while Redis is away
+        // a call fails within about a second (the caller decides whether to
+        // retry) instead of hanging through a long retry ladder; the next
+        // call starts a fresh reconnect.
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_max_delay(Duration::from_secs(2));
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_with_config(redis.clone(), config)
             .await
             .map_err(Error::redis("connect"))?;

@@ -71,9 +71,9 @@ pub struct QueueKeys {
     pub dead: String,
     /// ZSET job id → lease deadline (Redis ms).
     pub active: String,
-    /// HASH job id → record, for every job that is not in the ready list.
+    /// HASH job id → record, for jobs in the scheduled, retry and dead sets.
     pub jobs: String,
-    /// HASH job id → `token|worker id` for leased jobs.
+    /// HASH job id → `token|worker id|record` for leased (active) jobs.
     pub leases: String,
     /// HASH job id → JSON error history.
     pub errors: String,

@@ -155,7 +155,9 @@ impl Client {
             &keys.wake,
             &keys.stats,
         ]);
-        cmd.arg(max.max(1)).arg(ms(lease)).arg(worker_id);
+        cmd.arg(max.max(1))
+            .arg(ms(lease))
+            .arg(worker_id.replace('|', "_"));
         let reply: Vec<redis::Value> = scripts::run(&mut self.conn(), &cmd)
             .await
             .map_err(Error::redis("fetch"))?;
@@ -205,13 +207,9 @@ impl Client {
             }
         }
         for (keys, idx) in &ack_groups {
-            let mut cmd = SCRIPTS.ack.cmd(&[
-                &keys.active,
-                &keys.jobs,
-                &keys.leases,
-                &keys.errors,
-                &keys.stats,
-            ]);
+            let mut cmd = SCRIPTS
+                .ack
+                .cmd(&[&keys.active, &keys.leases, &keys.errors, &keys.stats]);
             for &i in idx {
                 cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
             }

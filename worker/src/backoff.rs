@@ -22,9 +22,10 @@ impl Backoff {
         }
     }
 
-    /// The default for Redis loops: 50 ms doubling to 2 s.
+    /// The default for Redis loops: 50 ms doubling to 1 s, so a worker is
+    /// back at work about a second after Redis is.
     pub(crate) fn redis() -> Self {
-        Self::new(Duration::from_millis(50), Duration::from_secs(2))
+        Self::new(Duration::from_millis(50), Duration::from_secs(1))
     }
 
     /// The delay to wait now (with up to 50 % jitter); doubles the next one.

@@ -272,17 +272,36 @@ impl Admin {
         ]
         .into_iter()
         .find_map(|(score, state)| score.map(|s| (state, s as i64)));
-        if let (Some(raw), Some((state, at))) = (raw, placed) {
-            let mut v = view(JobId::from(id), queue, state, Some(at), raw, errors);
-            if let Some(lease) = lease {
-                let (token, worker) = lease.split_once('|').unwrap_or((&lease, ""));
+        // A leased job's record lives in its lease: `token|worker|record`.
+        if let (Some(lease), Some((JobState::Active, at))) = (&lease, placed) {
+            let mut parts = lease.splitn(3, '|');
+            let (token, worker, record) = (parts.next(), parts.next(), parts.next());
+            if let (Some(token), Some(worker), Some(record)) = (token, worker, record) {
+                let mut v = view(
+                    JobId::from(id),
+                    queue,
+                    JobState::Active,
+                    Some(at),
+                    record.to_owned(),
+                    errors,
+                );
                 v.lease = Some(LeaseView {
                     token: token.to_owned(),
                     worker: worker.to_owned(),
                     deadline_ms: Some(at),
                 });
+                return Ok(Some(v));
             }
-            return Ok(Some(v));
+        }
+        if let (Some(raw), Some((state, at))) = (raw, placed) {
+            return Ok(Some(view(
+                JobId::from(id),
+                queue,
+                state,
+                Some(at),
+                raw,
+                errors,
+            )));
         }
         Ok(self
             .find_ready(&k, id)

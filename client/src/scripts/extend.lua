@@ -13,7 +13,7 @@ local lost = {}
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local lease = redis.call('HGET', KEYS[2], id)
-  if lease and string.match(lease, '^([^|]*)') == token then
+  if lease and string.match(lease, '^(%d+)|') == token then
     redis.call('ZADD', KEYS[1], 'XX', deadline, id)
   else
     lost[#lost + 1] = id

@@ -2,6 +2,7 @@
 --           active --err, no attempts left / permanent--> dead set.
 --
 -- Fenced: nothing changes unless the lease still carries the caller's token.
+-- The record moves from the lease to the jobs hash.
 -- The error is appended to the job's error history (newest last, capped);
 -- the retry time is Redis's clock plus the delay the worker's retry policy
 -- chose. A job whose attempt reached max_attempts goes to dead whatever the
@@ -16,12 +17,13 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id, token = ARGV[1], ARGV[2]
 local lease = redis.call('HGET', KEYS[3], id)
-if not lease or string.match(lease, '^([^|]*)') ~= token then
+if not lease or string.match(lease, '^(%d+)|') ~= token then
   return 0
 end
 redis.call('HDEL', KEYS[3], id)
 redis.call('ZREM', KEYS[1], id)
-local record = redis.call('HGET', KEYS[2], id) or ''
+local record = string.match(lease, '^%d+|[^|]*|(.*)$') or ''
+redis.call('HSET', KEYS[2], id, record)
 local attempt, max_attempts = string.match(record, '^{"id":"[^"]*","attempt":(%d+),"max_attempts":(%d+),')
 attempt = tonumber(attempt) or 0
 max_attempts = tonumber(max_attempts) or 0

@@ -3,7 +3,9 @@
 -- Claims up to ARGV[1] jobs from the fetch end of the ready list, gives each a
 -- fencing token (a per-queue counter, so tokens never repeat) and a lease
 -- deadline on Redis's clock, bumps the attempt counter in the record and keeps
--- the record in the jobs hash so the reaper can put it back if the worker dies.
+-- the record in the lease (`leases[id] = token|worker|record`) so the reaper
+-- can put it back if the worker dies. One hash write and one zset write per
+-- job: this is the hot path.
 -- A list entry that is not a Spool record (raw garbage, foreign JSON) goes to
 -- the dead set at once with a readable error; it never reaches a handler.
 --
@@ -33,8 +35,7 @@ for i, record in ipairs(items) do
     local token = tostring(last - #items + i)
     local leased = '{"id":"' .. id .. '","attempt":' .. (tonumber(attempt) + 1) ..
       ',"max_attempts":' .. max_attempts .. ',"enqueued_ms":' .. enqueued .. ',' .. rest
-    redis.call('HSET', KEYS[3], id, leased)
-    redis.call('HSET', KEYS[4], id, token .. '|' .. ARGV[3])
+    redis.call('HSET', KEYS[4], id, token .. '|' .. ARGV[3] .. '|' .. leased)
     redis.call('ZADD', KEYS[2], deadline, id)
     latency = latency + math.max(0, now - tonumber(enqueued))
     claimed = claimed + 1

@@ -16,10 +16,10 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, to
 local to_ready, to_dead = 0, 0
 for _, id in ipairs(expired) do
   local lease = redis.call('HGET', KEYS[3], id) or ''
-  local worker = string.match(lease, '^[^|]*|(.*)$') or 'unknown'
+  local worker, record = string.match(lease, '^%d+|([^|]*)|(.*)$')
+  worker = worker or 'unknown'
   redis.call('HDEL', KEYS[3], id)
   redis.call('ZREM', KEYS[1], id)
-  local record = redis.call('HGET', KEYS[2], id)
   if record then
     local jid, attempt, max_attempts, rest = string.match(record,
       '^{"id":"([^"]*)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":%d+,(.+)$')
@@ -36,11 +36,11 @@ for _, id in ipairs(expired) do
     while #history > cap do table.remove(history, 1) end
     redis.call('HSET', KEYS[4], id, cjson.encode(history))
     if jid and attempt < tonumber(max_attempts) then
-      redis.call('HDEL', KEYS[2], id)
       redis.call('RPUSH', KEYS[5], '{"id":"' .. jid .. '","attempt":' .. attempt ..
         ',"max_attempts":' .. max_attempts .. ',"enqueued_ms":' .. now .. ',' .. rest)
       to_ready = to_ready + 1
     else
+      redis.call('HSET', KEYS[2], id, record)
       redis.call('ZADD', KEYS[6], now, id)
       to_dead = to_dead + 1
     end

@@ -5,7 +5,8 @@
 -- waited longest) and its attempt counter is decremented: an interrupted run
 -- is not the job's failure.
 --
--- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] ready  KEYS[5] wake
+-- KEYS[1] active  KEYS[2] jobs (unused, kept for a stable layout)  KEYS[3] leases
+-- KEYS[4] ready  KEYS[5] wake
 -- ARGV pairs: id, token
 -- Returns the number of jobs handed back.
 local t = redis.call('TIME')
@@ -14,11 +15,10 @@ local released = 0
 for i = 1, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local lease = redis.call('HGET', KEYS[3], id)
-  if lease and string.match(lease, '^([^|]*)') == token then
+  if lease and string.match(lease, '^(%d+)|') == token then
     redis.call('HDEL', KEYS[3], id)
     redis.call('ZREM', KEYS[1], id)
-    local record = redis.call('HGET', KEYS[2], id)
-    redis.call('HDEL', KEYS[2], id)
+    local record = string.match(lease, '^%d+|[^|]*|(.*)$')
     if record then
       local jid, attempt, max_attempts, rest = string.match(record,
         '^{"id":"([^"]*)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":%d+,(.+)$')

@@ -1,1 +1,84 @@
-fn main() {}
+//! chaos-worker: a worker process the chaos and shutdown tests start, kill
+//! with SIGKILL or stop with SIGTERM.
+//!
+//! Runs `Work` jobs: sleeps `sleep_ms`, then appends `<job id> <attempt>` to
+//! the file named by `--record` (one `write` per line with O_APPEND, so a
+//! SIGKILL never leaves half a line) before returning. Exits 0 after a
+//! graceful shutdown.
+//!
+//! Usage: chaos-worker --redis-url URL --record FILE [--concurrency N]
+//!        [--lease-ms MS] [--shutdown-ms MS]
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use spool_client::{Client, Job, JobOptions};
+use spool_worker::{JobContext, Worker};
+
+/// The job the chaos tests enqueue.
+#[derive(Serialize, Deserialize)]
+struct Work {
+    n: u64,
+    sleep_ms: u64,
+}
+
+impl Job for Work {
+    const TYPE: &'static str = "work";
+    fn options() -> JobOptions {
+        JobOptions::default().queue("chaos").max_attempts(50)
+    }
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().collect();
+    let url =
+        arg(&args, "--redis-url").ok_or_else(|| anyhow::anyhow!("--redis-url is required"))?;
+    let record = arg(&args, "--record").ok_or_else(|| anyhow::anyhow!("--record is required"))?;
+    let concurrency: usize = arg(&args, "--concurrency").map_or(Ok(20), |v| v.parse())?;
+    let lease_ms: u64 = arg(&args, "--lease-ms").map_or(Ok(1000), |v| v.parse())?;
+    let shutdown_ms: u64 = arg(&args, "--shutdown-ms").map_or(Ok(5000), |v| v.parse())?;
+
+    let client = Client::connect(&url).await?;
+    let worker = Worker::builder(client)
+        .queue("chaos", 1)
+        .concurrency(concurrency)
+        .configure(|c| {
+            c.lease = Duration::from_millis(lease_ms);
+            c.heartbeat_interval = Duration::from_millis(lease_ms / 4);
+            c.process_ttl = Duration::from_millis(lease_ms * 2);
+            c.reaper_interval = Duration::from_millis(200);
+            c.scheduler_interval = Duration::from_millis(200);
+            c.idle_wait = Duration::from_millis(500);
+            c.shutdown_timeout = Duration::from_millis(shutdown_ms);
+        })
+        .register(move |ctx: JobContext, job: Work| {
+            let record = record.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
+                let line = format!("{} {} {}\n", ctx.id(), ctx.attempt(), job.n);
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&record)?;
+                f.write_all(line.as_bytes())?;
+                Ok(())
+            }
+        })
+        .build()?;
+    worker.run_until(spool_worker::shutdown_signal()).await?;
+    Ok(())
+}

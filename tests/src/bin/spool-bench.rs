@@ -1,1 +1,236 @@
-fn main() {}
+//! spool-bench: throughput, pick-up latency and memory of Spool on one Redis.
+//!
+//! 1. Bulk-enqueues N no-op jobs and measures Redis memory per queued job.
+//! 2. Drains them with one worker (this process) at concurrency C.
+//! 3. Enqueues at a steady rate (default 1,000 jobs/s) and measures pick-up
+//!    latency: enqueue call to handler start.
+//!
+//! Prints one JSON line. Without `--redis-url` it starts a private
+//! redis-server on a free loopback port (needs `redis-server` on PATH).
+//!
+//! ```text
+//! cargo run --release --bin spool-bench -- --jobs 100000 --concurrency 200
+//! cargo run --release --bin spool-bench -- --jobs N --concurrency C --redis-url redis://127.0.0.1:6379
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use spool_client::{Client, Job, JobOptions};
+use spool_worker::{JobContext, Worker};
+
+#[derive(Serialize, Deserialize)]
+struct BenchNoop {
+    /// Host time of the enqueue call, in µs (latency phase only; 0 otherwise).
+    t: u64,
+}
+
+impl Job for BenchNoop {
+    const TYPE: &'static str = "bench_noop";
+    fn options() -> JobOptions {
+        JobOptions::default().queue("bench")
+    }
+}
+
+struct Args {
+    jobs: u64,
+    concurrency: usize,
+    redis_url: Option<String>,
+    latency_rate: u64,
+    latency_seconds: u64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        jobs: 100_000,
+        concurrency: 200,
+        redis_url: None,
+        latency_rate: 1000,
+        latency_seconds: 5,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--jobs" => a.jobs = value()?.parse()?,
+            "--concurrency" => a.concurrency = value()?.parse()?,
+            "--redis-url" => a.redis_url = Some(value()?),
+            "--latency-rate" => a.latency_rate = value()?.parse()?,
+            "--latency-seconds" => a.latency_seconds = value()?.parse()?,
+            "-h" | "--help" => {
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL] [--latency-rate R] [--latency-seconds S]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other:?} (try --help)"),
+        }
+    }
+    if a.jobs == 0 || a.concurrency == 0 || a.latency_rate == 0 {
+        bail!("--jobs, --concurrency and --latency-rate must be positive");
+    }
+    Ok(a)
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn used_memory(url: &str) -> anyhow::Result<i64> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("INFO memory has no used_memory")
+}
+
+async fn wait_drained(client: &Client, started: Instant, limit: Duration) -> anyhow::Result<()> {
+    let admin = client.admin();
+    loop {
+        let q = admin.queue("bench").await?;
+        if q.ready == 0 && q.active == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            bail!(
+                "not drained after {limit:?}: {} ready, {} active",
+                q.ready,
+                q.active
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let _private;
+    let url = match &args.redis_url {
+        Some(u) => u.clone(),
+        None => {
+            let r = spool_tests::TestRedis::start();
+            let u = r.url();
+            _private = r;
+            u
+        }
+    };
+    let namespace = format!("bench{}", std::process::id());
+    let client = Client::builder(&url)
+        .namespace(namespace.as_str())
+        .connect()
+        .await?;
+
+    // 1. Enqueue and memory.
+    let jobs: Vec<BenchNoop> = (0..args.jobs).map(|_| BenchNoop { t: 0 }).collect();
+    let mem_before = used_memory(&url).await?;
+    let t = Instant::now();
+    for chunk in jobs.chunks(10_000) {
+        client.enqueue_bulk(chunk).await?;
+    }
+    let enqueue_s = t.elapsed().as_secs_f64();
+    let mem_after = used_memory(&url).await?;
+    drop(jobs);
+    let bytes_per_job = (mem_after - mem_before) as f64 / args.jobs as f64;
+
+    // 2. Drain with one worker.
+    let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let processed = Arc::new(AtomicU64::new(0));
+    let (l, p) = (latencies.clone(), processed.clone());
+    let worker = Worker::builder(client.clone())
+        .queue("bench", 1)
+        .concurrency(args.concurrency)
+        .configure(|c| c.fetch_batch_max = args.concurrency.min(1000))
+        .register(move |_ctx: JobContext, job: BenchNoop| {
+            if job.t > 0 {
+                let lat = now_us().saturating_sub(job.t);
+                l.lock().expect("latency lock").push(lat);
+            }
+            p.fetch_add(1, Ordering::Relaxed);
+            std::future::ready(Ok(()))
+        })
+        .build()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let t = Instant::now();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    wait_drained(&client, t, Duration::from_secs(600)).await?;
+    let drain_s = t.elapsed().as_secs_f64();
+    let worker_rss_mb = rss_mb();
+
+    // 3. Pick-up latency at a steady rate.
+    let total = args.latency_rate * args.latency_seconds;
+    let period = Duration::from_secs_f64(1.0 / args.latency_rate as f64);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut pending = tokio::task::JoinSet::new();
+    for _ in 0..total {
+        tick.tick().await;
+        let c = client.clone();
+        pending.spawn(async move { c.enqueue(&BenchNoop { t: now_us() }).await });
+        while let Some(done) = pending.try_join_next() {
+            done??;
+        }
+    }
+    while let Some(done) = pending.join_next().await {
+        done??;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (latencies.lock().expect("latency lock").len() as u64) < total {
+        if Instant::now() > deadline {
+            bail!("latency jobs did not all run");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = stop_tx.send(());
+    handle.await??;
+    let mut lat = latencies.lock().expect("latency lock").clone();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] as f64 / 1000.0
+    };
+
+    let report = serde_json::json!({
+        "jobs": args.jobs,
+        "concurrency": args.concurrency,
+        "enqueue_s": round(enqueue_s),
+        "enqueue_jobs_per_sec": (args.jobs as f64 / enqueue_s).round(),
+        "drain_s": round(drain_s),
+        "jobs_per_sec": (args.jobs as f64 / drain_s).round(),
+        "latency_rate_per_sec": args.latency_rate,
+        "latency_jobs": lat.len(),
+        "latency_p50_ms": round(pct(0.50)),
+        "latency_p99_ms": round(pct(0.99)),
+        "worker_rss_mb": round(worker_rss_mb),
+        "redis_bytes_per_job": bytes_per_job.round(),
+        "processed": processed.load(Ordering::Relaxed),
+    });
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

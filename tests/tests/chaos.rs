@@ -1,0 +1,159 @@
+//! Chaos: a worker process is SIGKILLed at random moments while thousands of
+//! jobs run. No acknowledged enqueue is lost; duplicates stay bounded by the
+//! jobs in flight at the kills.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use spool_client::{Job, JobOptions, JobSet};
+use spool_tests::{wait_for, TestEnv};
+
+#[derive(Serialize, Deserialize)]
+struct Work {
+    n: u64,
+    sleep_ms: u64,
+}
+
+impl Job for Work {
+    const TYPE: &'static str = "work";
+    fn options() -> JobOptions {
+        JobOptions::default().queue("chaos").max_attempts(50)
+    }
+}
+
+/// Kills the child process on drop, so a failing test leaves nothing behind.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const CONCURRENCY: u64 = 20;
+
+fn spawn_worker(url: &str, record: &std::path::Path) -> ChildGuard {
+    let child = Command::new(env!("CARGO_BIN_EXE_chaos-worker"))
+        .args(["--redis-url", url, "--record"])
+        .arg(record)
+        .args([
+            "--concurrency",
+            &CONCURRENCY.to_string(),
+            "--lease-ms",
+            "800",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn chaos-worker");
+    ChildGuard(child)
+}
+
+fn executions(record: &std::path::Path) -> HashMap<String, u32> {
+    let text = std::fs::read_to_string(record).unwrap_or_default();
+    let mut runs = HashMap::new();
+    for line in text.lines() {
+        if let Some(id) = line.split(' ').next() {
+            *runs.entry(id.to_owned()).or_insert(0) += 1;
+        }
+    }
+    runs
+}
+
+/// 2,400 jobs, 20+ SIGKILLs at random moments: every job ran at least once
+/// (or is dead with a reason), none is lost, and duplicate runs are at most
+/// the jobs that could have been in flight at the kills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_no_job() {
+    let env = TestEnv::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("executions.log");
+    let mut rng = rand::rng();
+    let jobs: Vec<Work> = (0..2400)
+        .map(|n| Work {
+            n,
+            sleep_ms: rng.random_range(40..120),
+        })
+        .collect();
+    let ids: HashSet<String> = env
+        .client
+        .enqueue_bulk(&jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(ids.len(), 2400);
+
+    let url = env.redis.url();
+    let admin = env.client.admin();
+    let mut kills = 0;
+    let started = Instant::now();
+    while kills < 22 && started.elapsed() < Duration::from_secs(60) {
+        let mut child = spawn_worker(&url, &record);
+        let run_for = Duration::from_millis(rng.random_range(150..500));
+        tokio::time::sleep(run_for).await;
+        child.0.kill().expect("SIGKILL the worker");
+        let _ = child.0.wait();
+        kills += 1;
+        let q = admin.queue("chaos").await.unwrap();
+        if q.ready == 0 && q.active == 0 && q.retry == 0 {
+            break;
+        }
+    }
+    assert!(
+        kills >= 20,
+        "only {kills} kills happened before the work ran out; make the jobs slower"
+    );
+
+    // A last worker finishes the rest (its reaper recovers the killed leases).
+    let _last = spawn_worker(&url, &record);
+    wait_for("all jobs finished", Duration::from_secs(60), || async {
+        let q = admin.queue("chaos").await.unwrap();
+        q.ready == 0 && q.active == 0 && q.retry == 0 && q.scheduled == 0
+    })
+    .await;
+
+    let runs = executions(&record);
+    let dead = admin
+        .list_set("chaos", JobSet::Dead, 0, 1000)
+        .await
+        .unwrap();
+    for job in &dead.items {
+        assert!(
+            job.last_error().is_some(),
+            "dead job {} has a reason",
+            job.id
+        );
+    }
+    let dead_ids: HashSet<String> = dead.items.iter().map(|j| j.id.to_string()).collect();
+    let lost: Vec<&String> = ids
+        .iter()
+        .filter(|id| !runs.contains_key(*id) && !dead_ids.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} jobs lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert!(
+        runs.keys().all(|id| ids.contains(id)),
+        "only enqueued jobs ran"
+    );
+    let duplicates: u64 = runs.values().map(|n| u64::from(n - 1)).sum();
+    let bound = kills * CONCURRENCY;
+    println!(
+        "chaos: {kills} kills, {} jobs, {duplicates} duplicate runs (bound {bound}), {} dead",
+        ids.len(),
+        dead.total
+    );
+    assert!(
+        duplicates <= bound,
+        "{duplicates} duplicates exceed {bound} (kills x concurrency)"
+    );
+}

@@ -1,0 +1,424 @@
+//! Leases: fenced ack/fail/extend, the reaper, pause/resume, process records.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use spool_client::lease::{Applied, Completion, Outcome};
+use spool_client::JobState;
+use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
+use spool_tests::{wait_for, TestEnv};
+use spool_worker::maintenance::Reaper;
+
+/// A stale worker whose lease expired and whose job was handed to another
+/// worker cannot ack, fail, kill or extend it; the new holder can.
+#[tokio::test]
+async fn expired_lease_is_fenced_against_the_stale_worker() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let id = c.enqueue(&Noop { n: 1 }).await.unwrap();
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+
+    let stale = c
+        .fetch(&keys, 10, Duration::from_millis(100), "worker-a")
+        .await
+        .unwrap();
+    assert_eq!(stale.len(), 1);
+    let stale = &stale[0];
+    assert_eq!(stale.id, id);
+    assert_eq!(stale.record.as_ref().unwrap().attempt, 1);
+
+    // The lease runs out; the reaper returns the job (counting the attempt).
+    let reaper = Reaper::new(c.clone(), vec![keys.clone()], Duration::from_secs(1));
+    wait_for(
+        "lease expired and reaped",
+        Duration::from_secs(5),
+        || async { reaper.run_once().await.unwrap().to_ready == 1 },
+    )
+    .await;
+    let fresh = c
+        .fetch(&keys, 10, Duration::from_secs(30), "worker-b")
+        .await
+        .unwrap();
+    assert_eq!(fresh.len(), 1);
+    let fresh = &fresh[0];
+    assert_eq!(fresh.id, id);
+    assert_ne!(fresh.token, stale.token);
+    assert_eq!(
+        fresh.record.as_ref().unwrap().attempt,
+        2,
+        "the reaped run counted"
+    );
+
+    let completion = |token: &spool_client::lease::LeaseToken, outcome| Completion {
+        keys: keys.clone(),
+        id: id.clone(),
+        token: token.clone(),
+        outcome,
+    };
+    let stale_tries = [
+        completion(&stale.token, Outcome::Ack),
+        completion(
+            &stale.token,
+            Outcome::Retry {
+                delay: Duration::ZERO,
+                error: "stale".into(),
+            },
+        ),
+        completion(
+            &stale.token,
+            Outcome::Dead {
+                error: "stale".into(),
+            },
+        ),
+    ];
+    for attempt in &stale_tries {
+        assert_eq!(
+            c.complete(std::slice::from_ref(attempt)).await.unwrap(),
+            vec![Applied::LeaseLost]
+        );
+    }
+    let lost = c
+        .extend(
+            Duration::from_secs(60),
+            &[(keys.clone(), id.clone(), stale.token.clone())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![id.clone()]);
+    assert_eq!(
+        c.release(&[(keys.clone(), id.clone(), stale.token.clone())])
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Nothing changed: still active, held by worker-b, same deadline window.
+    let admin = c.admin();
+    let job = admin.job("default", id.as_str()).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Active);
+    assert_eq!(job.lease.as_ref().unwrap().worker, "worker-b");
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!((q.ready, q.active, q.retry, q.dead), (0, 1, 0, 0));
+
+    // The rightful holder can extend and ack.
+    assert!(c
+        .extend(
+            Duration::from_secs(60),
+            &[(keys.clone(), id.clone(), fresh.token.clone())]
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        c.complete(&[completion(&fresh.token, Outcome::Ack)])
+            .await
+            .unwrap(),
+        vec![Applied::Acked]
+    );
+    assert!(admin.job("default", id.as_str()).await.unwrap().is_none());
+}
+
+/// A stale worker (no heartbeat, lease expired) acks late: nothing changes,
+/// the job is run by the live worker.
+#[tokio::test]
+async fn late_ack_of_a_stale_worker_changes_nothing() {
+    let env = TestEnv::start().await;
+    let keys = Arc::new(env.client.queue_keys("default").unwrap());
+    // Worker A: lease taken by hand (no heartbeat), so it expires mid-run.
+    env.client.enqueue(&Noop { n: 7 }).await.unwrap();
+    let a = env
+        .client
+        .fetch(&keys, 1, Duration::from_millis(200), "stale-a")
+        .await
+        .unwrap()
+        .remove(0);
+    // Worker B: a real worker; its reaper recovers the job and runs it.
+    let rec = Recorder::default();
+    let worker = with_fixtures(env.worker(), &rec).build().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    wait_for("B ran the job", Duration::from_secs(10), || async {
+        rec.count("noop-7") == 1
+    })
+    .await;
+    let late = Completion {
+        keys: keys.clone(),
+        id: a.id.clone(),
+        token: a.token.clone(),
+        outcome: Outcome::Ack,
+    };
+    assert_eq!(
+        env.client.complete(&[late]).await.unwrap(),
+        vec![Applied::LeaseLost]
+    );
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    let stats = env.client.admin().stats("default", 5).await.unwrap();
+    assert_eq!(
+        (stats.processed, stats.failed),
+        (1, 1),
+        "one lost lease, one success"
+    );
+}
+
+/// A job that keeps killing its worker runs out of attempts and lands dead
+/// with a lease-expired error.
+#[tokio::test]
+async fn expired_leases_count_attempts_until_dead() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let job = Scripted {
+        ..Scripted::ok("crashy")
+    }; // max_attempts 3
+    let id = c.enqueue(&job).await.unwrap();
+    let reaper = Reaper::new(c.clone(), vec![keys.clone()], Duration::from_secs(1));
+    for round in 1..=3 {
+        let got = c
+            .fetch(
+                &keys,
+                1,
+                Duration::from_millis(50),
+                &format!("doomed-{round}"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1, "round {round}");
+        assert_eq!(got[0].record.as_ref().unwrap().attempt, round);
+        wait_for("reaped", Duration::from_secs(5), || async {
+            let r = reaper.run_once().await.unwrap();
+            r.to_ready + r.to_dead == 1
+        })
+        .await;
+    }
+    let admin = c.admin();
+    let dead = admin.job("default", id.as_str()).await.unwrap().unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(dead.errors.len(), 3);
+    assert!(
+        dead.last_error()
+            .unwrap()
+            .error
+            .contains("lease expired: worker doomed-3"),
+        "{:?}",
+        dead.errors
+    );
+}
+
+/// Paused queues are not fetched from; resuming wakes the worker.
+#[tokio::test]
+async fn paused_queue_is_not_fetched_until_resumed() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    admin.pause("default").await.unwrap();
+    let rec = Recorder::default();
+    let worker = with_fixtures(env.worker(), &rec).build().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    wait_for("worker registered", Duration::from_secs(5), || async {
+        !admin.processes().await.unwrap().is_empty()
+    })
+    .await;
+    let keys = Arc::new(env.client.queue_keys("default").unwrap());
+    assert!(env
+        .client
+        .fetch(&keys, 1, Duration::from_secs(1), "probe")
+        .await
+        .unwrap()
+        .is_empty());
+    let q = admin.queue("default").await.unwrap();
+    assert!(q.paused);
+    assert_eq!(q.ready, 1);
+    assert_eq!(rec.total(), 0);
+    admin.resume("default").await.unwrap();
+    wait_for("ran after resume", Duration::from_secs(5), || async {
+        rec.count("noop-1") == 1
+    })
+    .await;
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
+/// A running worker is listed with host, pid, queues, concurrency and its busy
+/// jobs; after shutdown it is gone.
+#[tokio::test]
+async fn worker_process_is_registered_with_busy_jobs() {
+    let env = TestEnv::start().await;
+    let rec = Recorder::default();
+    let worker = with_fixtures(
+        env.worker()
+            .queue("default", 1)
+            .queue("other", 2)
+            .concurrency(7),
+        &rec,
+    )
+    .build()
+    .unwrap();
+    let worker_id = worker.id().to_owned();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    env.client
+        .enqueue(&Scripted {
+            sleep_ms: 3000,
+            ..Scripted::ok("slow")
+        })
+        .await
+        .unwrap();
+    let admin = env.client.admin();
+    wait_for("busy job visible", Duration::from_secs(5), || async {
+        admin
+            .processes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.busy.len() == 1)
+    })
+    .await;
+    let procs = admin.processes().await.unwrap();
+    assert_eq!(procs.len(), 1);
+    let p = &procs[0];
+    assert_eq!(p.info.id, worker_id);
+    assert_eq!(p.info.pid, std::process::id());
+    assert_eq!(
+        p.info.queues,
+        vec!["default".to_owned(), "other".to_owned()]
+    );
+    assert_eq!(p.info.concurrency, 7);
+    assert_eq!(p.busy[0].job_type, "scripted");
+    assert!(p.beat_ms >= p.started_ms);
+    let names = admin.queue_names().await.unwrap();
+    assert!(
+        names.contains(&"other".to_owned()),
+        "worker registers its queues"
+    );
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    assert!(admin.processes().await.unwrap().is_empty());
+}
+
+/// Per-queue concurrency limits and strict order are honoured.
+#[tokio::test]
+async fn strict_order_serves_earlier_queues_first() {
+    let env = TestEnv::start().await;
+    let opts = |q: &str| spool_client::EnqueueOptions::new().queue(q);
+    for n in 0..5 {
+        env.client
+            .enqueue_with(&Noop { n }, opts("low"))
+            .await
+            .unwrap();
+        env.client
+            .enqueue_with(&Noop { n: 100 + n }, opts("high"))
+            .await
+            .unwrap();
+    }
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let o = order.clone();
+    let worker = env
+        .worker()
+        .queue("high", 1)
+        .queue("low", 1)
+        .strict_order()
+        .concurrency(1)
+        .register(move |_ctx, job: Noop| {
+            let o = o.clone();
+            async move {
+                o.lock().unwrap().push(job.n);
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    wait_for("all ran", Duration::from_secs(5), || async {
+        order.lock().unwrap().len() == 10
+    })
+    .await;
+    let order = order.lock().unwrap().clone();
+    assert!(
+        order[..5].iter().all(|n| *n >= 100),
+        "high first: {order:?}"
+    );
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
+/// When a running job's lease is lost (here: expired by hand, reaped and
+/// taken by another worker), the heartbeat fires the handler's cancellation
+/// and the handler's late success is not recorded.
+#[tokio::test]
+async fn lost_lease_fires_the_handler_cancellation() {
+    let env = TestEnv::start().await;
+    let cancelled = Arc::new(tokio::sync::Notify::new());
+    let c2 = cancelled.clone();
+    // Concurrency 1: the busy worker cannot take the job back itself.
+    let worker = env
+        .worker()
+        .concurrency(1)
+        .register(move |ctx: spool_worker::JobContext, _job: Noop| {
+            let c2 = c2.clone();
+            async move {
+                ctx.cancellation().cancelled().await;
+                c2.notify_one();
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    let id = env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    let admin = env.client.admin();
+    wait_for("job active", Duration::from_secs(5), || async {
+        admin.queue("default").await.unwrap().active == 1
+    })
+    .await;
+    // Expire the lease now and let a thief take the job.
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("ZADD")
+        .arg("spool:{default}:active")
+        .arg(0)
+        .arg(id.as_str())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let keys = Arc::new(env.client.queue_keys("default").unwrap());
+    Reaper::new(
+        env.client.clone(),
+        vec![keys.clone()],
+        Duration::from_secs(1),
+    )
+    .run_once()
+    .await
+    .unwrap();
+    wait_for("reaped back to ready", Duration::from_secs(2), || async {
+        admin.queue("default").await.unwrap().ready == 1
+    })
+    .await;
+    let thief = env
+        .client
+        .fetch(&keys, 1, Duration::from_secs(30), "thief")
+        .await
+        .unwrap();
+    assert_eq!(thief.len(), 1);
+    tokio::time::timeout(Duration::from_secs(5), cancelled.notified())
+        .await
+        .expect("cancellation fired");
+    // The handler returned Ok after cancellation; the thief still holds the job.
+    let job = admin.job("default", id.as_str()).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Active);
+    assert_eq!(job.lease.unwrap().worker, "thief");
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
