@@ -94,7 +94,7 @@ impl Admin {
                 })
             })
             .collect();
-        out.sort_by_key(|b| std::cmp::Reverse(b.started_ms));
+        out.sort_by_key(|p| std::cmp::Reverse(p.started_ms));
         Ok(out)
     }
 }
