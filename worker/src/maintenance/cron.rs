@@ -311,3 +311,25 @@ impl CronScheduler {
         tracing::debug!("cron stopped");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_nonsense_names_the_field() {
+        CronConfig::default().validate().expect("defaults valid");
+        let stale = CronConfig {
+            stale_after: Duration::from_secs(40),
+            ..CronConfig::default()
+        };
+        let err = stale.validate().expect_err("stale too short").to_string();
+        assert!(err.contains("cron.stale_after"), "{err}");
+        let sleep = CronConfig {
+            max_sleep: Duration::ZERO,
+            ..CronConfig::default()
+        };
+        let err = sleep.validate().expect_err("zero sleep").to_string();
+        assert!(err.contains("cron.max_sleep"), "{err}");
+    }
+}
