@@ -7,6 +7,7 @@
 //! bounded chunks. Every change goes through a script (`requeue.lua`,
 //! `delete.lua`) or a single command.
 
+mod cron;
 mod jobs;
 mod processes;
 mod queues;
@@ -14,6 +15,7 @@ mod stats;
 
 use serde::Serialize;
 
+pub use cron::CronEntryView;
 pub use jobs::{JobView, LeaseView};
 pub use processes::{BusyJob, ProcessInfo, ProcessView};
 pub use queues::QueueInfo;
