@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::job::{Job, JobBody, JobId};
+use crate::job::{CronOrigin, Job, JobBody, JobId};
 use crate::keys::QueueKeys;
 use crate::scripts::{self, SCRIPTS};
 
@@ -160,16 +160,28 @@ impl Default for JobDefaults {
     }
 }
 
-/// One job ready for `enqueue.lua`.
-struct Prepared {
-    id: JobId,
+/// One job ready for `enqueue.lua` (or `cron_tick.lua`): the five ARGV
+/// values of the `job_record.lua` prelude.
+pub(crate) struct Prepared {
+    pub(crate) id: JobId,
     max_attempts: u32,
     at_ms: i64,
     delay_ms: u64,
     body: String,
 }
 
-fn duration_ms(d: Duration) -> u64 {
+impl Prepared {
+    /// Appends this job's ARGV group (id, max_attempts, at_ms, delay_ms, body).
+    pub(crate) fn push_args(&self, cmd: &mut redis::Cmd) {
+        cmd.arg(self.id.as_str())
+            .arg(self.max_attempts)
+            .arg(self.at_ms)
+            .arg(self.delay_ms)
+            .arg(&self.body);
+    }
+}
+
+pub(crate) fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -356,6 +368,20 @@ impl Client {
         opts: &EnqueueOptions,
         queue: &str,
     ) -> Result<Prepared> {
+        self.prepare_with_origin(job_type, args, defaults, opts, queue, None)
+    }
+
+    /// [`Self::prepare`] for a job that records the cron entry (and tick) it
+    /// came from.
+    pub(crate) fn prepare_with_origin(
+        &self,
+        job_type: &str,
+        args: &RawValue,
+        defaults: &JobDefaults,
+        opts: &EnqueueOptions,
+        queue: &str,
+        cron: Option<&CronOrigin>,
+    ) -> Result<Prepared> {
         if job_type.is_empty() || job_type.len() > 256 {
             return Err(Error::InvalidArgument(
                 "job type must be 1 to 256 bytes".to_owned(),
@@ -370,6 +396,7 @@ impl Client {
             timeout_ms: Some(duration_ms(timeout)),
             idempotency_key: opts.idempotency_key.as_deref(),
             trace: opts.trace.as_ref(),
+            cron,
         };
         let body = serde_json::to_string(&body).map_err(|source| Error::Serialize {
             job_type: job_type.to_owned(),
@@ -410,11 +437,7 @@ fn enqueue_cmd(
     let mut cmd = SCRIPTS.enqueue.cmd(&key_list);
     cmd.arg(window_ms);
     for job in jobs {
-        cmd.arg(job.id.as_str())
-            .arg(job.max_attempts)
-            .arg(job.at_ms)
-            .arg(job.delay_ms)
-            .arg(&job.body);
+        job.push_args(&mut cmd);
     }
     cmd
 }

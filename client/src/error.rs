@@ -32,6 +32,17 @@ pub enum Error {
     /// An option or argument is out of its allowed range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A cron entry is malformed: bad name, schedule, time zone or options.
+    #[error("cron entry {entry:?}: {reason}")]
+    InvalidCronEntry {
+        /// The entry's name.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No live cron entry has this name.
+    #[error("no cron entry named {0:?}")]
+    UnknownCronEntry(String),
     /// Job args could not be serialized to JSON.
     #[error("cannot serialize args of job type {job_type:?}: {source}")]
     Serialize {

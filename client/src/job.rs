@@ -186,6 +186,18 @@ pub(crate) struct JobBody<'a> {
     pub(crate) idempotency_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) trace: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cron: Option<&'a CronOrigin>,
+}
+
+/// Where a cron job came from: its entry and the tick it was enqueued for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronOrigin {
+    /// The cron entry's name.
+    pub entry: String,
+    /// The tick (Redis ms) this job was enqueued for; `None` for "run now".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_ms: Option<i64>,
 }
 
 /// A job record as stored in Redis (the wire format).
@@ -217,6 +229,9 @@ pub struct JobRecord {
     /// Trace context propagated from the producer (e.g. `traceparent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<BTreeMap<String, String>>,
+    /// Set on jobs enqueued by a cron entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<CronOrigin>,
 }
 
 impl JobRecord {

@@ -84,6 +84,7 @@ pub struct QueueKeys {
     /// HASH of counters: totals and per-minute fields.
     pub stats: String,
     idempotency_prefix: String,
+    cron_prefix: String,
 }
 
 impl QueueKeys {
@@ -107,6 +108,7 @@ impl QueueKeys {
             paused: key("paused"),
             stats: key("stats"),
             idempotency_prefix: key("idem:"),
+            cron_prefix: key("cron:"),
         }
     }
 
@@ -114,6 +116,30 @@ impl QueueKeys {
     #[must_use]
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}{key}", self.idempotency_prefix)
+    }
+
+    /// HASH with the firing state of cron entry `name` that targets this
+    /// queue: `cursor_ms`, `last_tick_ms`, `last_run_ms`, `last_job_id`,
+    /// `skipped`, `last_skipped_ms`, `paused`. Lives in the queue's slot so
+    /// `cron_tick.lua` updates it in the same step as the enqueue. Entry
+    /// names use the queue-name alphabet (no `:`), so keys cannot collide.
+    #[must_use]
+    pub fn cron_state(&self, name: &str) -> String {
+        format!("{}{name}", self.cron_prefix)
+    }
+
+    /// STRING (value: job id, with a TTL) marking that tick `tick_ms` of cron
+    /// entry `name` was enqueued: the "once per tick" key (`SET NX`).
+    #[must_use]
+    pub fn cron_tick(&self, name: &str, tick_ms: i64) -> String {
+        format!("{}{name}:{tick_ms}", self.cron_prefix)
+    }
+
+    /// STRING (value: job id, with a short TTL) making "run now" of cron
+    /// entry `name` idempotent within its window.
+    #[must_use]
+    pub fn cron_run_now(&self, name: &str) -> String {
+        format!("{}{name}:now", self.cron_prefix)
     }
 
     /// The key of the sorted set that holds jobs in `set`.
@@ -134,6 +160,11 @@ pub struct GlobalKeys {
     pub queues: String,
     /// ZSET process id → last heartbeat (Redis ms).
     pub processes: String,
+    /// HASH cron entry name → `{"seen_ms","expires_ms","entry"}` JSON: the
+    /// cron tables workers announce (`cron_register.lua`).
+    pub cron_entries: String,
+    /// ZSET cron entry name → forget-after deadline (Redis ms).
+    pub cron_expiry: String,
     process_prefix: String,
 }
 
@@ -144,6 +175,8 @@ impl GlobalKeys {
         Self {
             queues: format!("{{{ns}}}:queues"),
             processes: format!("{{{ns}}}:processes"),
+            cron_entries: format!("{{{ns}}}:cron:entries"),
+            cron_expiry: format!("{{{ns}}}:cron:expiry"),
             process_prefix: format!("{{{ns}}}:process:"),
         }
     }
@@ -179,6 +212,9 @@ mod tests {
             assert!(key.starts_with("spool:{emails}:"), "{key}");
         }
         assert_eq!(k.idempotency("abc"), "spool:{emails}:idem:abc");
+        assert_eq!(k.cron_state("nightly"), "spool:{emails}:cron:nightly");
+        assert_eq!(k.cron_tick("nightly", 42), "spool:{emails}:cron:nightly:42");
+        assert_eq!(k.cron_run_now("nightly"), "spool:{emails}:cron:nightly:now");
     }
 
     #[test]
@@ -186,6 +222,8 @@ mod tests {
         let g = GlobalKeys::new("spool");
         assert_eq!(g.queues, "{spool}:queues");
         assert_eq!(g.process("p1"), "{spool}:process:p1");
+        assert_eq!(g.cron_entries, "{spool}:cron:entries");
+        assert_eq!(g.cron_expiry, "{spool}:cron:expiry");
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! - `keys`: the key schema ([`QueueKeys`], [`GlobalKeys`]); no key string is built elsewhere.
 //! - `scripts`: the Lua scripts, one per state change; the only writers of job state.
 //! - `lease`: the runtime protocol the worker drives (fetch, complete, extend, reap, …).
+//! - `cron`: periodic jobs: [`CronEntry`] (a line of a cron table), [`CronSchedule`]
+//!   (parsing, next tick, DST policy, missed-tick plan) and the cron runtime protocol.
 //! - `admin`: the read model and repair actions for the dashboard and CLI ([`Admin`]).
 //!
 //! ```no_run
@@ -36,6 +38,7 @@
 
 pub mod admin;
 mod client;
+mod cron;
 mod enqueue;
 mod error;
 mod job;
@@ -44,6 +47,11 @@ pub mod lease;
 mod retry_policy;
 mod scripts;
 
+pub use crate::cron::{
+    validate_cron_name, CronCursor, CronEntry, CronPlan, CronRegistered, CronSchedule,
+    CronTickOutcome, CRON_GRACE_DEFAULT, CRON_GRACE_MAX, CRON_NAME_MAX_LEN, CRON_RUN_NOW_WINDOW,
+    CRON_TIMEZONE_DEFAULT,
+};
 pub use admin::Admin;
 pub use client::{
     Client, ClientBuilder, Retention, ServerCheck, MAX_PAYLOAD_BYTES_DEFAULT,
@@ -52,11 +60,12 @@ pub use client::{
 pub use enqueue::{EnqueueOptions, Enqueued, JobDefaults, IDEMPOTENCY_WINDOW_DEFAULT};
 pub use error::{Error, Result};
 pub use job::{
-    ErrorEntry, Job, JobId, JobOptions, JobRecord, JobSet, JobState, MAX_ATTEMPTS_DEFAULT,
-    QUEUE_DEFAULT, TIMEOUT_DEFAULT,
+    CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobRecord, JobSet, JobState,
+    MAX_ATTEMPTS_DEFAULT, QUEUE_DEFAULT, TIMEOUT_DEFAULT,
 };
 pub use keys::{validate_queue_name, GlobalKeys, QueueKeys, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
 
 pub use chrono;
+pub use chrono_tz;
 pub use serde_json;

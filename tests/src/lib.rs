@@ -3,8 +3,8 @@
 //! The shared test harness: [`TestEnv`] bundles a private Redis
 //! ([`TestRedis`]), a client and a worker builder with short timings, so each
 //! test is independent and parallel-safe. Integration, end-to-end and chaos
-//! tests live in `tests/`; the benchmark binary `spool-bench` and the chaos
-//! child process `chaos-worker` in `src/bin/`.
+//! tests live in `tests/`; the benchmark binary `spool-bench` and the child
+//! processes `chaos-worker` and `cron-worker` in `src/bin/`.
 
 pub mod dashboard;
 pub mod handlers;
@@ -69,6 +69,21 @@ pub fn fast_config(c: &mut spool_worker::WorkerConfig) {
     c.reaper_interval = Duration::from_millis(200);
     c.trimmer_interval = Duration::from_secs(1);
     c.shutdown_timeout = Duration::from_secs(5);
+    c.cron.refresh_interval = Duration::from_millis(500);
+    c.cron.stale_after = Duration::from_secs(5);
+}
+
+/// Queue the cron tests' entries enqueue into. No test worker fetches it, so
+/// the jobs stay in its ready list for the test to read.
+pub const CRON_QUEUE: &str = "cron-out";
+
+/// The cron table the `cron-worker` child processes share: one entry,
+/// `every-second`, firing a `noop` job into [`CRON_QUEUE`] every second.
+pub fn cron_test_table() -> Vec<spool_client::CronEntry> {
+    vec![
+        spool_client::CronEntry::new("every-second", "* * * * * *", &handlers::Noop { n: 1 })
+            .queue(CRON_QUEUE),
+    ]
 }
 
 /// Logs to the test output when `RUST_LOG` is set.

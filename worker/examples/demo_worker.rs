@@ -1,5 +1,6 @@
 //! The demo worker (Procfile `worker`): runs the demo jobs on three queues,
-//! some of which fail, so the retry and dead sets have something in them.
+//! some of which fail, so the retry and dead sets have something in them,
+//! and two cron entries.
 //!
 //! `REDIS_URL=redis://127.0.0.1:16379 cargo run -p spool-worker --example demo_worker`
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use jobs::{ChargeCard, ResizeImage, SendEmail};
 use rand::Rng;
 use spool_client::Client;
-use spool_worker::{JobContext, JobError, QueueSpec, Worker};
+use spool_worker::{CronEntry, JobContext, JobError, QueueSpec, Worker};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -56,6 +57,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             Ok(())
         })
+        // Cron: a report mail every 10 seconds (fires once per tick however
+        // many demo workers run), and a nightly resize sweep in Berlin time.
+        .cron(CronEntry::new(
+            "demo-report",
+            "*/10 * * * * *",
+            &SendEmail {
+                to: "ops@example.com".into(),
+                subject: "Queue report".into(),
+            },
+        ))
+        .cron(
+            CronEntry::new(
+                "nightly-resize",
+                "0 3 * * *",
+                &ResizeImage {
+                    image_id: 0,
+                    width: 1024,
+                },
+            )
+            .timezone("Europe/Berlin"),
+        )
         .build()?;
     worker.run_until(spool_worker::shutdown_signal()).await?;
     Ok(())

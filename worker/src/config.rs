@@ -93,6 +93,8 @@ pub struct WorkerConfig {
     /// Refuse to start when Redis's `maxmemory-policy` is not `noeviction`.
     /// Default true; turn off only for throwaway experiments.
     pub require_noeviction: bool,
+    /// Settings of the cron service (used when the worker has a cron table).
+    pub cron: crate::maintenance::CronConfig,
 }
 
 impl WorkerConfig {
@@ -170,7 +172,7 @@ impl WorkerConfig {
                 return fail(format!("{name} must be at least 10 ms"));
             }
         }
-        Ok(())
+        self.cron.validate()
     }
 }
 
@@ -190,6 +192,7 @@ impl Default for WorkerConfig {
             trimmer_interval: Self::TRIMMER_INTERVAL_DEFAULT,
             shutdown_timeout: Self::SHUTDOWN_TIMEOUT_DEFAULT,
             require_noeviction: true,
+            cron: crate::maintenance::CronConfig::default(),
         }
     }
 }

@@ -53,22 +53,29 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `job` to an outcome and hands it to the completer.
 pub(crate) async fn execute(job: LeasedJob, cancel: CancellationToken, deps: ExecutorDeps) {
+    let LeasedJob {
+        keys,
+        id,
+        token,
+        record,
+        ..
+    } = job;
     let span = tracing::info_span!(
         "job",
-        job_id = %job.id,
-        queue = %job.keys.queue,
-        job_type = job.record.as_ref().map_or("?", |r| r.job_type.as_str()),
-        attempt = job.record.as_ref().map_or(0, |r| r.attempt),
+        job_id = %id,
+        queue = %keys.queue,
+        job_type = record.as_ref().map_or("?", |r| r.job_type.as_str()),
+        attempt = record.as_ref().map_or(0, |r| r.attempt),
     );
-    let verdict = run(&job, cancel, &deps).instrument(span.clone()).await;
+    let verdict = run(record, cancel, &deps).instrument(span.clone()).await;
     let outcome = match verdict {
         Verdict::Done(outcome) => outcome,
         Verdict::Abandoned => return,
     };
     let completion = Completion {
-        keys: Arc::clone(&job.keys),
-        id: job.id,
-        token: job.token,
+        keys,
+        id,
+        token,
         outcome,
     };
     if deps.completions.send(completion).await.is_err() {
@@ -78,14 +85,16 @@ pub(crate) async fn execute(job: LeasedJob, cancel: CancellationToken, deps: Exe
     }
 }
 
-async fn run(job: &LeasedJob, cancel: CancellationToken, deps: &ExecutorDeps) -> Verdict {
-    let record = match &job.record {
-        Ok(r) => Arc::new(r.clone()),
+async fn run(
+    record: Result<spool_client::JobRecord, String>,
+    cancel: CancellationToken,
+    deps: &ExecutorDeps,
+) -> Verdict {
+    let record = match record {
+        Ok(r) => Arc::new(r),
         Err(reason) => {
             tracing::warn!(error = %reason, "unparsable job record; moving it to dead");
-            return Verdict::Done(Outcome::Dead {
-                error: reason.clone(),
-            });
+            return Verdict::Done(Outcome::Dead { error: reason });
         }
     };
     let Some(registration) = deps.registry.get(&record.job_type) else {

@@ -2,7 +2,8 @@
 //!
 //! Start order: check Redis (`maxmemory-policy`, persistence), register the
 //! queues and the process, then start the completer, heartbeat, maintenance
-//! services, wakers and finally the fetcher. Stop order is written out in
+//! services (cron too, when the builder was given a cron table), wakers and
+//! finally the fetcher. Stop order is written out in
 //! [`Worker::run_until`]; each step logs one line.
 
 use std::future::Future;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spool_client::admin::ProcessInfo;
-use spool_client::{Client, Job, QueueKeys};
+use spool_client::{Client, CronEntry, Job, QueueKeys};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +26,7 @@ use crate::fetcher::{FetchQueue, Fetcher, Waker};
 use crate::handler::JobContext;
 use crate::heartbeat::Heartbeat;
 use crate::in_flight::InFlight;
-use crate::maintenance::{Reaper, Scheduler, Trimmer};
+use crate::maintenance::{CronScheduler, Reaper, Scheduler, Trimmer};
 use crate::outcome::JobError;
 use crate::registry::Registry;
 
@@ -34,6 +35,7 @@ pub struct WorkerBuilder {
     client: Client,
     config: WorkerConfig,
     registry: Registry,
+    cron: Vec<CronEntry>,
 }
 
 impl WorkerBuilder {
@@ -94,10 +96,34 @@ impl WorkerBuilder {
         self
     }
 
+    /// Adds an entry to this process's cron table: its job is enqueued once
+    /// per tick of its schedule, however many processes have the same entry
+    /// (see `docs/CRON.md`). Give every process the same table.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct NightlyReport;
+    /// # impl spool_client::Job for NightlyReport { const TYPE: &'static str = "nightly_report"; }
+    /// # fn demo(builder: spool_worker::WorkerBuilder) -> spool_worker::Result<spool_worker::Worker> {
+    /// use spool_worker::CronEntry;
+    /// builder
+    ///     .cron(CronEntry::new("nightly-report", "0 3 * * *", &NightlyReport).timezone("Europe/Berlin"))
+    ///     .cron(CronEntry::new("heartbeat", "*/30 * * * * *", &NightlyReport))
+    ///     .build()
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn cron(mut self, entry: CronEntry) -> Self {
+        self.cron.push(entry);
+        self
+    }
+
     /// Validates the configuration and builds the worker.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the first bad setting.
+    /// [`Error::Config`] naming the first bad setting;
+    /// [`Error::Client`] with [`spool_client::Error::InvalidCronEntry`]
+    /// naming a cron entry whose schedule, time zone, name or queue is bad.
     pub fn build(mut self) -> Result<Worker> {
         if self.registry.is_empty() {
             return Err(Error::Config("no job handlers registered".into()));
@@ -111,6 +137,15 @@ impl WorkerBuilder {
                 .collect();
         }
         self.config.validate()?;
+        let cron = if self.cron.is_empty() {
+            None
+        } else {
+            Some(CronScheduler::new(
+                self.client.clone(),
+                self.cron,
+                self.config.cron.clone(),
+            )?)
+        };
         let host = hostname::get().map_or_else(
             |_| "unknown".to_owned(),
             |h| h.to_string_lossy().into_owned(),
@@ -124,6 +159,7 @@ impl WorkerBuilder {
             client: self.client,
             config: self.config,
             registry: Arc::new(self.registry),
+            cron,
         })
     }
 }
@@ -158,6 +194,8 @@ pub struct Worker {
     worker_id: String,
     host: String,
     pid: u32,
+    /// The cron service, when the builder was given a cron table.
+    cron: Option<CronScheduler>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -177,6 +215,7 @@ impl Worker {
             client,
             config: WorkerConfig::default(),
             registry: Registry::default(),
+            cron: Vec::new(),
         }
     }
 
@@ -306,6 +345,9 @@ impl Worker {
             Trimmer::new(client.clone(), queues.clone(), cfg.trimmer_interval)
                 .run(services_stop.clone()),
         );
+        if let Some(cron) = self.cron.clone() {
+            services.spawn(cron.run(services_stop.clone()));
+        }
 
         let wake = Arc::new(Notify::new());
         let (want_wake_tx, want_wake_rx) = watch::channel(false);
@@ -407,7 +449,8 @@ impl Worker {
             tracing::info!("5/6 no jobs to hand back");
         }
 
-        // 6. Stop heartbeat and maintenance; remove the process record.
+        // 6. Stop heartbeat and maintenance (cron included: other processes
+        //    with the same table keep firing); remove the process record.
         services_stop.cancel();
         while services.join_next().await.is_some() {}
         if let Err(err) = client.unregister(&self.worker_id).await {

@@ -10,7 +10,7 @@
 //! | run one job: decode, time limit, catch panics | `executor` |
 //! | write ack / retry / dead, fenced and batched | `completer` |
 //! | extend leases, register the process | `heartbeat` |
-//! | promote due jobs, recover expired leases, retention | [`maintenance`] |
+//! | promote due jobs, recover expired leases, retention, cron | [`maintenance`] |
 //! | start and stop everything in order | `launcher` |
 //!
 //! Redis is only reached through `spool-client` (its `lease` protocol): the
@@ -69,5 +69,5 @@ pub use heartbeat::HeartbeatReport;
 pub use launcher::{Worker, WorkerBuilder};
 pub use outcome::JobError;
 pub use shutdown::shutdown_signal;
-pub use spool_client::{ExponentialJitter, FixedDelay, RetryPolicy};
+pub use spool_client::{CronEntry, ExponentialJitter, FixedDelay, RetryPolicy};
 pub use tokio_util::sync::CancellationToken;

@@ -7,6 +7,7 @@
 //! bounded chunks. Every change goes through a script (`requeue.lua`,
 //! `delete.lua`) or a single command.
 
+mod cron;
 mod filter;
 mod jobs;
 mod processes;
@@ -15,6 +16,7 @@ mod stats;
 
 use serde::Serialize;
 
+pub use cron::CronEntryView;
 pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WINDOW_MAX};
 pub use jobs::{JobView, LeaseView};
 pub use processes::{BusyJob, ProcessInfo, ProcessView};

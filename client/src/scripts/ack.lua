@@ -11,18 +11,29 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out, done = {}, 0
-for i = 1, #ARGV, 2 do
-  local id, token = ARGV[i], ARGV[i + 1]
-  local lease = redis.call('HGET', KEYS[2], id)
-  if lease and string.match(lease, '^(%d+)|') == token then
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[3], id)
-    done = done + 1
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
+local ids = {}
+for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+-- One HMGET to check every fence, then one multi-member delete per key.
+local acked = {}
+for c = 1, #ids, 1000 do
+  local chunk = {unpack(ids, c, math.min(c + 999, #ids))}
+  local leases = redis.call('HMGET', KEYS[2], unpack(chunk))
+  for j, lease in ipairs(leases) do
+    local n = c + j - 1
+    if lease and string.match(lease, '^(%d+)|') == ARGV[2 * n] then
+      acked[#acked + 1] = ids[n]
+      out[n] = 1
+      done = done + 1
+    else
+      out[n] = 0
+    end
   end
+end
+for c = 1, #acked, 1000 do
+  local chunk = {unpack(acked, c, math.min(c + 999, #acked))}
+  redis.call('HDEL', KEYS[2], unpack(chunk))
+  redis.call('ZREM', KEYS[1], unpack(chunk))
+  redis.call('HDEL', KEYS[3], unpack(chunk))
 end
 if done > 0 then
   local minute = math.floor(now / 60000)

@@ -28,6 +28,9 @@ local deadline = now + tonumber(ARGV[2])
 local minute = math.floor(now / 60000)
 local out = {now}
 local latency, claimed, bad = 0, 0, 0
+-- Writes are gathered and sent as a few multi-member commands: one Lua to
+-- Redis call per batch instead of per job is what makes fetching cheap.
+local lease_args, active_args = {}, {}
 for i, record in ipairs(items) do
   local id, attempt, max_attempts, enqueued, rest = string.match(record,
     '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),(.+)$')
@@ -35,8 +38,10 @@ for i, record in ipairs(items) do
     local token = tostring(last - #items + i)
     local leased = '{"id":"' .. id .. '","attempt":' .. (tonumber(attempt) + 1) ..
       ',"max_attempts":' .. max_attempts .. ',"enqueued_ms":' .. enqueued .. ',' .. rest
-    redis.call('HSET', KEYS[4], id, token .. '|' .. ARGV[3] .. '|' .. leased)
-    redis.call('ZADD', KEYS[2], deadline, id)
+    lease_args[#lease_args + 1] = id
+    lease_args[#lease_args + 1] = token .. '|' .. ARGV[3] .. '|' .. leased
+    active_args[#active_args + 1] = deadline
+    active_args[#active_args + 1] = id
     latency = latency + math.max(0, now - tonumber(enqueued))
     claimed = claimed + 1
     out[#out + 1] = token
@@ -51,6 +56,10 @@ for i, record in ipairs(items) do
     redis.call('ZADD', KEYS[7], now, bad_id)
     bad = bad + 1
   end
+end
+for i = 1, #lease_args, 1000 do
+  redis.call('HSET', KEYS[4], unpack(lease_args, i, math.min(i + 999, #lease_args)))
+  redis.call('ZADD', KEYS[2], unpack(active_args, i, math.min(i + 999, #active_args)))
 end
 if claimed > 0 then
   redis.call('HINCRBY', KEYS[10], 'fc:' .. minute, claimed)

@@ -37,8 +37,11 @@ impl LuaScript {
     }
 }
 
+/// `name => "file"` registers `file.lua`; `name => ["prelude", "file"]`
+/// concatenates several files into one script (shared Lua such as the job
+/// record builder in `job_record.lua`, so it exists once in the source).
 macro_rules! scripts {
-    ($($field:ident => $file:literal),* $(,)?) => {
+    ($($field:ident => [$($file:literal),+]),* $(,)?) => {
         /// Every script Spool runs.
         #[derive(Debug)]
         pub(crate) struct Scripts {
@@ -46,7 +49,7 @@ macro_rules! scripts {
         }
 
         pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-            $($field: LuaScript::new(include_str!(concat!($file, ".lua"))),)*
+            $($field: LuaScript::new(concat!($(include_str!(concat!($file, ".lua"))),+)),)*
         });
 
         impl Scripts {
@@ -58,18 +61,20 @@ macro_rules! scripts {
 }
 
 scripts! {
-    enqueue => "enqueue",
-    fetch => "fetch",
-    ack => "ack",
-    fail => "fail",
-    extend => "extend",
-    release => "release",
-    reap => "reap",
-    promote => "promote",
-    requeue => "requeue",
-    delete => "delete",
-    trim => "trim",
-    heartbeat => "heartbeat",
+    enqueue => ["job_record", "enqueue"],
+    fetch => ["fetch"],
+    ack => ["ack"],
+    fail => ["fail"],
+    extend => ["extend"],
+    release => ["release"],
+    reap => ["reap"],
+    promote => ["promote"],
+    requeue => ["requeue"],
+    delete => ["delete"],
+    trim => ["trim"],
+    heartbeat => ["heartbeat"],
+    cron_tick => ["job_record", "cron_tick"],
+    cron_register => ["cron_register"],
 }
 
 fn is_noscript(err: &redis::RedisError) -> bool {

@@ -1,0 +1,72 @@
+-- job_record.lua: shared prelude, not a script of its own. `scripts/mod.rs`
+-- prepends it to every script that creates jobs (enqueue.lua, cron_tick.lua)
+-- so the job record is built by exactly one piece of Lua.
+--
+-- spool_now() reads Redis's clock (TIME) in ms: the one clock (DESIGN
+-- invariant 3).
+--
+-- spool_enqueue(ready, wake, scheduled, jobs, now, argv, first) builds one
+-- record per group of 5 ARGV values starting at `first` (id, max_attempts,
+-- at_ms (0 = none), delay_ms (0 = none), body) and stores it: LPUSH to the
+-- ready list when due, else HSET + ZADD into the scheduled set. The fields the
+-- scripts own (`id`, `attempt`, `max_attempts`, `enqueued_ms`) are stamped at
+-- the front of the JSON object so later scripts can rewrite them with a string
+-- match instead of re-encoding the user's args (cjson would turn `[]` into
+-- `{}` and round large integers). Returns the list of ids, or nil and an
+-- error reply when a group is malformed (checked before that group is
+-- written; callers pass well-formed groups, the checks guard other producers).
+local function spool_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first)
+  local head = redis.call('ZRANGE', k_scheduled, 0, 0, 'WITHSCORES')
+  local head_ms = head[2] and tonumber(head[2]) or nil
+  local wake = false
+  local out = {}
+  local batch = {}
+  for i = first, #argv, 5 do
+    local id, max_attempts, body = argv[i], argv[i + 1], argv[i + 4]
+    local at, delay = tonumber(argv[i + 2]), tonumber(argv[i + 3])
+    if string.find(id, '["\\]') or id == '' then
+      return nil, redis.error_reply('ERR spool: job id must be a non-empty string without quotes or backslashes')
+    end
+    if not string.match(max_attempts, '^%d+$') then
+      return nil, redis.error_reply('ERR spool: max_attempts must be a non-negative integer')
+    end
+    if string.sub(body, 1, 2) ~= '{"' then
+      return nil, redis.error_reply('ERR spool: job body must be a non-empty JSON object')
+    end
+    local run_at = 0
+    if at > 0 then run_at = at elseif delay > 0 then run_at = now + delay end
+    local record = '{"id":"' .. id .. '","attempt":0,"max_attempts":' .. max_attempts ..
+      ',"enqueued_ms":' .. now .. ',' .. string.sub(body, 2)
+    if run_at > now then
+      redis.call('HSET', k_jobs, id, record)
+      redis.call('ZADD', k_scheduled, run_at, id)
+      -- A job due before the scheduler's next planned look: nudge it.
+      if head_ms == nil or run_at < head_ms then
+        head_ms = run_at
+        wake = true
+      end
+    else
+      batch[#batch + 1] = record
+      if #batch >= 1000 then
+        redis.call('LPUSH', k_ready, unpack(batch))
+        batch = {}
+      end
+      wake = true
+    end
+    out[#out + 1] = id
+  end
+  if #batch > 0 then
+    redis.call('LPUSH', k_ready, unpack(batch))
+  end
+  if wake then
+    redis.call('LPUSH', k_wake, '1')
+    redis.call('LTRIM', k_wake, 0, 0)
+  end
+  return out
+end
+

@@ -1,0 +1,300 @@
+//! The admin API: listings, job detail, retry/delete one and all, stats
+//! history, retention by age, per-queue limits and handler timeouts.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use spool_client::{EnqueueOptions, JobSet, JobState, Retention};
+use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
+use spool_tests::{fast_config, wait_for, TestEnv};
+use spool_worker::maintenance::Trimmer;
+use spool_worker::{JobContext, QueueSpec, Worker};
+
+/// Paged listings of every set; retry and delete one and all.
+#[tokio::test]
+async fn listings_and_bulk_actions_over_sets() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        ids.push(
+            env.client
+                .enqueue_in(&Noop { n }, Duration::from_secs(3600 + n))
+                .await
+                .unwrap(),
+        );
+    }
+    let page = admin
+        .list_set("default", JobSet::Scheduled, 10, 5)
+        .await
+        .unwrap();
+    assert_eq!(page.total, 30);
+    assert_eq!(page.items.len(), 5);
+    assert_eq!(page.items[0].id, ids[10], "soonest first, offset honoured");
+    assert!(
+        admin
+            .list_set("default", JobSet::Scheduled, 0, 0)
+            .await
+            .is_err(),
+        "page size 0 refused"
+    );
+    assert!(
+        admin
+            .list_set("default", JobSet::Scheduled, 0, 5000)
+            .await
+            .is_err(),
+        "huge page refused"
+    );
+
+    // Run one now, delete one, then delete all the rest.
+    assert_eq!(
+        admin
+            .retry_jobs("default", JobSet::Scheduled, &[ids[0].as_str()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        admin
+            .delete_jobs(
+                "default",
+                JobSet::Scheduled,
+                &[ids[1].as_str(), "no-such-id"]
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        admin
+            .job("default", ids[0].as_str())
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        JobState::Ready
+    );
+    assert!(admin
+        .job("default", ids[1].as_str())
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        admin
+            .delete_all("default", JobSet::Scheduled)
+            .await
+            .unwrap(),
+        28
+    );
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!((q.ready, q.scheduled), (1, 0));
+
+    // Ready jobs: listing, detail found by walking the list, delete one, clear.
+    let more: Vec<Noop> = (0..2500).map(|n| Noop { n: 100 + n }).collect();
+    env.client.enqueue_bulk(&more).await.unwrap();
+    let ready = admin.list_ready("default", 2000, 3).await.unwrap();
+    assert_eq!(ready.total, 2501);
+    let deep = &ready.items[0];
+    let found = admin
+        .job("default", deep.id.as_str())
+        .await
+        .unwrap()
+        .expect("found deep in the list");
+    assert_eq!(found.raw, deep.raw);
+    assert!(admin
+        .delete_ready("default", deep.id.as_str())
+        .await
+        .unwrap());
+    assert!(!admin
+        .delete_ready("default", deep.id.as_str())
+        .await
+        .unwrap());
+    assert_eq!(admin.clear_ready("default").await.unwrap(), 2500);
+    assert!(admin.job("default", "../../etc").await.unwrap().is_none());
+    assert!(
+        admin.job("default", "a\"b").await.is_err(),
+        "malformed id refused"
+    );
+    assert!(admin.job("bad queue", "x").await.is_err());
+}
+
+/// Retry-all moves every dead job back once; stats keep per-minute history
+/// for 24 h plus totals.
+#[tokio::test]
+async fn retry_all_dead_and_stats_history() {
+    let env = TestEnv::start().await;
+    let rec = Recorder::default();
+    let worker = with_fixtures(env.worker(), &rec).build().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    for i in 0..5 {
+        // Fails permanently on its first run only: retried from dead, it succeeds.
+        env.client
+            .enqueue(&Scripted {
+                permanent: true,
+                fail_times: 1,
+                ..Scripted::ok(&format!("j{i}"))
+            })
+            .await
+            .unwrap();
+    }
+    env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    let admin = env.client.admin();
+    wait_for("5 dead", Duration::from_secs(5), || async {
+        admin.queue("default").await.unwrap().dead == 5
+    })
+    .await;
+    assert_eq!(admin.retry_all("default", JobSet::Dead).await.unwrap(), 5);
+    assert_eq!(admin.retry_all("default", JobSet::Dead).await.unwrap(), 0);
+    wait_for("all succeeded", Duration::from_secs(5), || async {
+        let q = admin.queue("default").await.unwrap();
+        q.dead == 0 && q.ready == 0 && q.active == 0
+    })
+    .await;
+    let stats = admin.stats("default", 1440).await.unwrap();
+    assert_eq!(stats.minutes.len(), 1440);
+    assert_eq!((stats.processed, stats.failed), (6, 5));
+    let (p, f) = stats.last_minutes(2);
+    assert_eq!((p, f), (6, 5), "counted in the current minute(s)");
+    assert!(stats
+        .minutes
+        .windows(2)
+        .all(|w| w[1].minute_ms - w[0].minute_ms == 60_000));
+    let total = admin.total_stats(60).await.unwrap();
+    assert_eq!(total.processed, 6);
+    assert!(admin.stats("default", 0).await.is_err());
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
+/// Dead jobs older than the age cap are dropped by the trimmer.
+#[tokio::test]
+async fn dead_jobs_past_the_age_cap_are_trimmed() {
+    let env = TestEnv::start().await;
+    let retention = Retention {
+        dead_max_age: Duration::from_millis(300),
+        ..Retention::default()
+    };
+    let client = spool_client::Client::builder(&env.redis.url())
+        .retention(retention)
+        .connect()
+        .await
+        .unwrap();
+    let rec = Recorder::default();
+    let worker = with_fixtures(Worker::builder(client.clone()).configure(fast_config), &rec)
+        .build()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    client
+        .enqueue(&Scripted {
+            permanent: true,
+            fail_times: 9,
+            ..Scripted::ok("old")
+        })
+        .await
+        .unwrap();
+    let admin = client.admin();
+    wait_for("dead", Duration::from_secs(5), || async {
+        admin.queue("default").await.unwrap().dead == 1
+    })
+    .await;
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    let trimmer = Trimmer::new(
+        client.clone(),
+        vec![Arc::new(client.queue_keys("default").unwrap())],
+        Duration::from_secs(60),
+    );
+    wait_for("trimmed by age", Duration::from_secs(5), || async {
+        trimmer.run_once().await.unwrap().dead_removed == 1
+    })
+    .await;
+    assert_eq!(admin.queue("default").await.unwrap().dead, 0);
+}
+
+/// A per-queue limit caps that queue's running jobs below the global limit.
+#[tokio::test]
+async fn per_queue_concurrency_limit_is_honoured() {
+    let env = TestEnv::start().await;
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (r, p) = (running.clone(), peak.clone());
+    let worker = env
+        .worker()
+        .queue_spec(QueueSpec::new("limited").concurrency(2))
+        .concurrency(10)
+        .register(move |_ctx: JobContext, _job: Noop| {
+            let (r, p) = (r.clone(), p.clone());
+            async move {
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                r.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    let jobs: Vec<Noop> = (0..20).map(|n| Noop { n }).collect();
+    env.client
+        .enqueue_bulk_with(&jobs, EnqueueOptions::new().queue("limited"))
+        .await
+        .unwrap();
+    let admin = env.client.admin();
+    wait_for("drained", Duration::from_secs(10), || async {
+        admin.stats("limited", 5).await.unwrap().processed == 20
+    })
+    .await;
+    assert_eq!(peak.load(Ordering::SeqCst), 2);
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
+
+/// A handler past its timeout is dropped and the run counts as a failure.
+#[tokio::test]
+async fn handler_timeout_fails_the_attempt() {
+    let env = TestEnv::start().await;
+    let rec = Recorder::default();
+    let worker = with_fixtures(env.worker(), &rec).build().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run_until(async {
+        let _ = stop_rx.await;
+    }));
+    let slow = Scripted {
+        sleep_ms: 10_000,
+        ..Scripted::ok("slow")
+    };
+    let id = env
+        .client
+        .enqueue_with(
+            &slow,
+            EnqueueOptions::new()
+                .timeout(Duration::from_millis(100))
+                .max_attempts(1),
+        )
+        .await
+        .unwrap()
+        .id;
+    let admin = env.client.admin();
+    wait_for("dead after timeout", Duration::from_secs(5), || async {
+        admin.queue("default").await.unwrap().dead == 1
+    })
+    .await;
+    let job = admin.job("default", id.as_str()).await.unwrap().unwrap();
+    assert_eq!(
+        job.last_error().unwrap().error,
+        "handler timed out after 100ms"
+    );
+    stop_tx.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+}
