@@ -159,7 +159,7 @@ struct Selection {
 enum CronCmd {
     /// List cron entries.
     List,
-    /// Enqueue a cron entry's job now.
+    /// Enqueue a cron entry's job now (prints the job id).
     Run {
         /// Entry name.
         name: String,
@@ -545,16 +545,60 @@ async fn act(admin: &Admin, sel: Selection, retry: bool, out: &mut dyn Write) ->
     Ok(())
 }
 
-async fn cron(_admin: &Admin, cmd: CronCmd, out: &mut dyn Write) -> CliResult {
-    // The cron admin API is not in spool-client yet: there is no table to show.
+async fn cron(admin: &Admin, cmd: CronCmd, out: &mut dyn Write) -> CliResult {
     match cmd {
         CronCmd::List => {
-            writeln!(out, "no cron table is registered")?;
+            let entries = admin.cron_entries().await?;
+            if entries.is_empty() {
+                writeln!(out, "no cron table is registered")?;
+                return Ok(());
+            }
+            let time = |ms: Option<i64>| {
+                ms.and_then(chrono::DateTime::from_timestamp_millis)
+                    .map_or_else(
+                        || "-".to_owned(),
+                        |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    )
+            };
+            writeln!(
+                out,
+                "{:<24} {:<18} {:<16} {:<12} {:<20} {:<20} {:<8} last job",
+                "name", "schedule", "zone", "queue", "next run (UTC)", "last run (UTC)", "state"
+            )?;
+            for e in entries {
+                writeln!(
+                    out,
+                    "{:<24} {:<18} {:<16} {:<12} {:<20} {:<20} {:<8} {}",
+                    e.name,
+                    e.schedule,
+                    e.timezone,
+                    e.queue,
+                    time(e.next_run_ms),
+                    time(e.last_run_ms),
+                    if e.paused { "paused" } else { "active" },
+                    e.last_job_id
+                        .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                )?;
+            }
             Ok(())
         }
-        CronCmd::Run { name } => Err(Failure::Op(format!(
-            "no cron entry {name:?}: no cron table is registered"
-        ))),
+        CronCmd::Run { name } => {
+            spool_client::validate_cron_name(&name).map_err(Failure::Usage)?;
+            match admin.cron_run_now(&name).await {
+                Ok(e) => {
+                    if e.duplicate {
+                        writeln!(out, "{} (duplicate: run a moment ago)", e.id)?;
+                    } else {
+                        writeln!(out, "{}", e.id)?;
+                    }
+                    Ok(())
+                }
+                Err(spool_client::Error::UnknownCronEntry(n)) => Err(Failure::Op(format!(
+                    "no live cron entry {n:?} (is a worker with this cron table running?)"
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }
 

@@ -38,6 +38,9 @@ impl From<spool_client::Error> for AppError {
         match e {
             spool_client::Error::InvalidQueueName { .. }
             | spool_client::Error::InvalidArgument(_) => Self::BadRequest(e.to_string()),
+            spool_client::Error::UnknownCronEntry(name) => {
+                Self::NotFound(format!("no live cron entry {name}"))
+            }
             other => Self::Internal(other),
         }
     }

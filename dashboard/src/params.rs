@@ -103,6 +103,7 @@ impl ListQuery {
             "pause" => return Some("Queue paused.".to_owned()),
             "resume" => return Some("Queue resumed.".to_owned()),
             "cron" => return Some("Cron entry updated.".to_owned()),
+            "cron_run" => return Some("Cron job enqueued.".to_owned()),
             _ => return None,
         };
         Some(format!("{n} {jobs} {what}."))

@@ -302,3 +302,36 @@ async fn binary_exit_codes() {
         .unwrap();
     assert_eq!(down.status.code(), Some(1));
 }
+
+/// `cron list` prints the registered entries; `cron run NAME` enqueues its job and prints the id.
+#[tokio::test]
+async fn cron_list_and_run() {
+    let env = TestEnv::start().await;
+    let s = spool_worker::maintenance::CronScheduler::new(
+        env.client.clone(),
+        vec![spool_client::CronEntry::new("nightly", "0 3 * * *", &Noop { n: 1 }).queue("reports")],
+        spool_worker::maintenance::CronConfig::default(),
+    )
+    .unwrap();
+    s.register().await.unwrap();
+    s.run_once().await.unwrap();
+    let (code, out, _) = spool(&env, &["cron", "list"]).await;
+    assert_eq!(code, EXIT_OK);
+    let line = out.lines().nth(1).unwrap();
+    assert!(
+        line.starts_with("nightly") && line.contains("0 3 * * *") && line.contains("active"),
+        "{out}"
+    );
+    let (code, out, _) = spool(&env, &["cron", "run", "nightly"]).await;
+    assert_eq!(code, EXIT_OK);
+    let id = out.trim();
+    assert!(env
+        .client
+        .admin()
+        .job("reports", id)
+        .await
+        .unwrap()
+        .is_some());
+    let (code, _, _) = spool(&env, &["cron", "run", "bad:name"]).await;
+    assert_eq!(code, EXIT_USAGE);
+}

@@ -984,3 +984,84 @@ fn binary(name: &str) -> std::path::PathBuf {
     }
     path
 }
+
+/// Registers a cron table the way a worker does and returns the scheduler.
+async fn cron_table(env: &TestEnv, entries: Vec<spool_client::CronEntry>) {
+    let s = spool_worker::maintenance::CronScheduler::new(
+        env.client.clone(),
+        entries,
+        spool_worker::maintenance::CronConfig::default(),
+    )
+    .unwrap();
+    s.register().await.unwrap();
+    s.run_once().await.unwrap();
+}
+
+/// The Cron page lists entries with schedule, zone and next run; pause,
+/// resume and run now work (run now twice enqueues one job); payloads in
+/// cron args and job type stay text.
+#[tokio::test]
+async fn cron_page_lists_entries_and_controls_them() {
+    let env = TestEnv::start().await;
+    let payload = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+    cron_table(
+        &env,
+        vec![
+            spool_client::CronEntry::new("nightly", "0 3 * * *", &Noop { n: 1 })
+                .timezone("Europe/Berlin")
+                .queue("reports"),
+            spool_client::CronEntry::raw(
+                "evil",
+                "@daily",
+                "noop",
+                serde_json::json!({ "h": payload }),
+            ),
+        ],
+    )
+    .await;
+    let (server, mut s) = serve(&env, DashboardConfig::default()).await;
+    let page = s.get("/cron").await;
+    assert_eq!(page.status, 200);
+    assert_no_injection(&page, "/cron");
+    let rows = page.texts("table.cron tbody tr");
+    assert_eq!(rows.len(), 2);
+    let nightly = rows.iter().find(|r| r.contains("nightly")).unwrap();
+    assert!(
+        nightly.contains("0 3 * * *")
+            && nightly.contains("Europe/Berlin")
+            && nightly.contains("reports")
+    );
+    assert!(page
+        .texts("table.cron code")
+        .iter()
+        .any(|t| t.contains(payload)));
+
+    let r = s.post("/cron/nightly/pause", &[]).await;
+    assert_eq!(r.status, 303);
+    let admin = env.client.admin();
+    let paused = |v: Vec<spool_client::admin::CronEntryView>| {
+        v.iter().find(|e| e.name == "nightly").unwrap().paused
+    };
+    assert!(paused(admin.cron_entries().await.unwrap()));
+    let page = s.get(&r.header("location").unwrap()).await;
+    assert_eq!(page.texts(".notice"), vec!["Cron entry updated."]);
+    s.post("/cron/nightly/resume", &[]).await;
+    assert!(!paused(admin.cron_entries().await.unwrap()));
+
+    let r1 = s.post("/cron/nightly/run", &[]).await;
+    let r2 = s.post("/cron/nightly/run", &[]).await;
+    assert_eq!((r1.status, r2.status), (303, 303));
+    assert_eq!(admin.queue("reports").await.unwrap().ready, 1);
+    let page = s.get("/cron").await;
+    let last_job = page.attrs("table.cron a", "href");
+    assert_eq!(last_job.len(), 1);
+    assert_eq!(s.get(&last_job[0]).await.status, 200);
+
+    assert_eq!(s.post("/cron/nope/run", &[]).await.status, 404);
+    assert_eq!(s.post("/cron/bad%3Aname/run", &[]).await.status, 400);
+    assert_eq!(s.post("/cron/nightly/explode", &[]).await.status, 404);
+    assert_eq!(s.get("/cron/nightly/run").await.status, 405);
+    let api: serde_json::Value = serde_json::from_str(&s.get("/api/cron").await.body).unwrap();
+    assert_eq!(api.as_array().unwrap().len(), 2);
+    server.stop().await;
+}

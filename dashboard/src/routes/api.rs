@@ -148,17 +148,7 @@ pub(crate) async fn history(
 }
 
 pub(crate) async fn cron(State(s): AppState) -> AppResult<Json<Value>> {
-    let entries = super::cron::entries(&s, "").await?;
-    let out: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "name": e.name, "schedule": e.schedule, "timezone": e.timezone,
-                "queue": e.queue, "type": e.job_type, "paused": e.paused,
-            })
-        })
-        .collect();
-    Ok(Json(json!(out)))
+    Ok(Json(json!(s.admin.cron_entries().await?)))
 }
 
 /// Escapes a Prometheus label value.
