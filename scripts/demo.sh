@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 
-state=.spool
+state="$(pwd)/.spool"
 mkdir -p "$state"
 pids=()
 cleanup() {
@@ -23,11 +23,16 @@ if [[ -z "${REDIS_URL:-}" ]]; then
     --logfile "$state/redis.log" &
   pids+=($!)
   export REDIS_URL="redis://127.0.0.1:$port"
+  up=""
   for _ in $(seq 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then up=1; break; fi
     sleep 0.05
   done
-  echo "private redis-server on $REDIS_URL (data in $state/)"
+  if [[ -z "$up" ]]; then
+    echo "redis-server did not start on port $port (see $state/redis.log; set SPOOL_DEMO_REDIS_PORT to use another port)" >&2
+    exit 1
+  fi
+  echo "private redis-server on $REDIS_URL (data in .spool/)"
 fi
 
 echo "building (release)…"
