@@ -26,6 +26,10 @@ use crate::in_flight::{InFlight, Running};
 /// (a safety net for a token consumed while this process was busy).
 const IDLE_POLL_FACTOR: u32 = 5;
 
+/// Longest wait for a quarter of the slots to free up before fetching again
+/// while busy (see [`Fetcher::linger`]).
+const FETCH_LINGER: Duration = Duration::from_millis(2);
+
 /// One queue as the fetcher sees it.
 pub(crate) struct FetchQueue {
     pub(crate) keys: Arc<QueueKeys>,
@@ -69,6 +73,7 @@ impl Fetcher {
                 Ok(claimed) => {
                     backoff.reset();
                     if claimed > 0 {
+                        self.linger().await;
                         continue;
                     }
                 }
@@ -93,6 +98,25 @@ impl Fetcher {
         }
         self.want_wake.send_replace(false);
         tracing::info!("fetcher stopped: no new leases");
+    }
+
+    /// After a round that found work, wait briefly (at most `FETCH_LINGER`)
+    /// for enough free slots to fetch a real batch: under load, fetching one
+    /// job per freed slot costs a script call per job and halves throughput;
+    /// when idle this is never reached, so pick-up latency is unaffected.
+    async fn linger(&self) {
+        let low_water = (self.config.concurrency / 4).clamp(1, self.config.fetch_batch_max.max(1));
+        if self.slots.available_permits() >= low_water {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + FETCH_LINGER;
+        while self.slots.available_permits() < low_water {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep_until(deadline) => return,
+                () = self.stop.cancelled() => return,
+            }
+        }
     }
 
     /// The queue order for this round.

@@ -8,8 +8,7 @@
 -- KEYS[1] active  KEYS[2] leases  KEYS[3] errors  KEYS[4] stats
 -- ARGV pairs: id, token
 -- Returns one integer per pair: 1 acknowledged, 0 lease lost (nothing changed).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = spool_now()
 local out, done = {}, 0
 local ids = {}
 for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
@@ -20,7 +19,7 @@ for c = 1, #ids, 1000 do
   local leases = redis.call('HMGET', KEYS[2], unpack(chunk))
   for j, lease in ipairs(leases) do
     local n = c + j - 1
-    if lease and string.match(lease, '^(%d+)|') == ARGV[2 * n] then
+    if lease and spool_lease_token(lease) == ARGV[2 * n] then
       acked[#acked + 1] = ids[n]
       out[n] = 1
       done = done + 1
@@ -36,8 +35,6 @@ for c = 1, #acked, 1000 do
   redis.call('HDEL', KEYS[3], unpack(chunk))
 end
 if done > 0 then
-  local minute = math.floor(now / 60000)
-  redis.call('HINCRBY', KEYS[4], 'p:' .. minute, done)
-  redis.call('HINCRBY', KEYS[4], 'p', done)
+  spool_count(KEYS[4], 'p', now, done)
 end
 return out

@@ -6,14 +6,13 @@
 -- KEYS[1] active  KEYS[2] leases
 -- ARGV[1] lease in ms, then pairs: id, token
 -- Returns the ids whose lease was lost (the worker must stop those jobs).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = spool_now()
 local deadline = now + tonumber(ARGV[1])
 local lost = {}
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local lease = redis.call('HGET', KEYS[2], id)
-  if lease and string.match(lease, '^(%d+)|') == token then
+  if lease and spool_lease_token(lease) == token then
     redis.call('ZADD', KEYS[1], 'XX', deadline, id)
   else
     lost[#lost + 1] = id

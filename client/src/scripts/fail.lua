@@ -13,47 +13,26 @@
 -- ARGV[1] id  ARGV[2] token  ARGV[3] 'retry' | 'dead'  ARGV[4] delay_ms
 -- ARGV[5] error text  ARGV[6] dead set size cap  ARGV[7] error history cap
 -- Returns 0 lease lost (nothing changed), 1 scheduled for retry, 2 dead.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = spool_now()
 local id, token = ARGV[1], ARGV[2]
 local lease = redis.call('HGET', KEYS[3], id)
-if not lease or string.match(lease, '^(%d+)|') ~= token then
+if not lease or spool_lease_token(lease) ~= token then
   return 0
 end
 redis.call('HDEL', KEYS[3], id)
 redis.call('ZREM', KEYS[1], id)
-local record = string.match(lease, '^%d+|[^|]*|(.*)$') or ''
+local _, _, record = spool_lease_parts(lease)
+record = record or ''
 redis.call('HSET', KEYS[2], id, record)
-local attempt, max_attempts = string.match(record, '^{"id":"[^"]*","attempt":(%d+),"max_attempts":(%d+),')
+local _, attempt, max_attempts = spool_parse(record)
 attempt = tonumber(attempt) or 0
 max_attempts = tonumber(max_attempts) or 0
-
-local history = {}
-local raw = redis.call('HGET', KEYS[4], id)
-if raw then
-  local ok, decoded = pcall(cjson.decode, raw)
-  if ok and type(decoded) == 'table' then history = decoded end
-end
-history[#history + 1] = {at_ms = now, attempt = attempt, error = ARGV[5]}
-local cap = tonumber(ARGV[7])
-while #history > cap do table.remove(history, 1) end
-redis.call('HSET', KEYS[4], id, cjson.encode(history))
-
-local minute = math.floor(now / 60000)
-redis.call('HINCRBY', KEYS[7], 'f:' .. minute, 1)
-redis.call('HINCRBY', KEYS[7], 'f', 1)
+spool_push_error(KEYS[4], id, now, attempt, ARGV[5], tonumber(ARGV[7]))
+spool_count(KEYS[7], 'f', now, 1)
 
 if ARGV[3] == 'dead' or attempt >= max_attempts then
   redis.call('ZADD', KEYS[6], now, id)
-  local excess = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[6])
-  if excess > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[6], 0, excess - 1)
-    for _, old in ipairs(oldest) do
-      redis.call('ZREM', KEYS[6], old)
-      redis.call('HDEL', KEYS[2], old)
-      redis.call('HDEL', KEYS[4], old)
-    end
-  end
+  spool_cap_dead(KEYS[6], KEYS[2], KEYS[4], tonumber(ARGV[6]))
   return 2
 end
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)

@@ -14,8 +14,7 @@
 -- ARGV[1] max jobs to claim  ARGV[2] lease in ms  ARGV[3] worker id
 -- Returns {now_ms, token1, record1, token2, record2, ...}; {now_ms} when the
 -- queue is empty or paused.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = spool_now()
 if redis.call('EXISTS', KEYS[6]) == 1 then
   return {now}
 end
@@ -25,19 +24,16 @@ if not items then
 end
 local last = redis.call('INCRBY', KEYS[5], #items)
 local deadline = now + tonumber(ARGV[2])
-local minute = math.floor(now / 60000)
 local out = {now}
 local latency, claimed, bad = 0, 0, 0
 -- Writes are gathered and sent as a few multi-member commands: one Lua to
 -- Redis call per batch instead of per job is what makes fetching cheap.
 local lease_args, active_args = {}, {}
 for i, record in ipairs(items) do
-  local id, attempt, max_attempts, enqueued, rest = string.match(record,
-    '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),(.+)$')
+  local id, attempt, max_attempts, enqueued, rest = spool_parse(record)
   if id then
     local token = tostring(last - #items + i)
-    local leased = '{"id":"' .. id .. '","attempt":' .. (tonumber(attempt) + 1) ..
-      ',"max_attempts":' .. max_attempts .. ',"enqueued_ms":' .. enqueued .. ',' .. rest
+    local leased = spool_record(id, tonumber(attempt) + 1, max_attempts, enqueued, rest)
     lease_args[#lease_args + 1] = id
     lease_args[#lease_args + 1] = token .. '|' .. ARGV[3] .. '|' .. leased
     active_args[#active_args + 1] = deadline
@@ -62,16 +58,14 @@ for i = 1, #lease_args, 1000 do
   redis.call('ZADD', KEYS[2], unpack(active_args, i, math.min(i + 999, #active_args)))
 end
 if claimed > 0 then
-  redis.call('HINCRBY', KEYS[10], 'fc:' .. minute, claimed)
-  redis.call('HINCRBY', KEYS[10], 'fl:' .. minute, latency)
+  spool_count(KEYS[10], 'fc', now, claimed)
+  spool_count(KEYS[10], 'fl', now, latency)
 end
 if bad > 0 then
-  redis.call('HINCRBY', KEYS[10], 'f:' .. minute, bad)
-  redis.call('HINCRBY', KEYS[10], 'f', bad)
+  spool_count(KEYS[10], 'f', now, bad)
 end
 -- Chain the wake-up: if jobs remain, another idle fetcher should come too.
 if redis.call('LLEN', KEYS[1]) > 0 then
-  redis.call('LPUSH', KEYS[9], '1')
-  redis.call('LTRIM', KEYS[9], 0, 0)
+  spool_wake(KEYS[9])
 end
 return out

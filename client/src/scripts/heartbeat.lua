@@ -9,8 +9,7 @@
 -- KEYS[1] processes zset  KEYS[2] this process's hash
 -- ARGV[1] process id  ARGV[2] info JSON  ARGV[3] busy JSON  ARGV[4] ttl_ms | 'stop'
 -- Returns the beat time (Redis ms).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = spool_now()
 if ARGV[4] == 'stop' then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('DEL', KEYS[2])

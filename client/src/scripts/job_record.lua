@@ -2,9 +2,6 @@
 -- prepends it to every script that creates jobs (enqueue.lua, cron_tick.lua)
 -- so the job record is built by exactly one piece of Lua.
 --
--- spool_now() reads Redis's clock (TIME) in ms: the one clock (DESIGN
--- invariant 3).
---
 -- spool_enqueue(ready, wake, scheduled, jobs, now, argv, first) builds one
 -- record per group of 5 ARGV values starting at `first` (id, max_attempts,
 -- at_ms (0 = none), delay_ms (0 = none), body) and stores it: LPUSH to the
@@ -15,11 +12,6 @@
 -- `{}` and round large integers). Returns the list of ids, or nil and an
 -- error reply when a group is malformed (checked before that group is
 -- written; callers pass well-formed groups, the checks guard other producers).
-local function spool_now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
 local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first)
   local head = redis.call('ZRANGE', k_scheduled, 0, 0, 'WITHSCORES')
   local head_ms = head[2] and tonumber(head[2]) or nil
@@ -40,8 +32,7 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
     end
     local run_at = 0
     if at > 0 then run_at = at elseif delay > 0 then run_at = now + delay end
-    local record = '{"id":"' .. id .. '","attempt":0,"max_attempts":' .. max_attempts ..
-      ',"enqueued_ms":' .. now .. ',' .. string.sub(body, 2)
+    local record = spool_record(id, 0, max_attempts, now, string.sub(body, 2))
     if run_at > now then
       redis.call('HSET', k_jobs, id, record)
       redis.call('ZADD', k_scheduled, run_at, id)
@@ -64,8 +55,7 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
     redis.call('LPUSH', k_ready, unpack(batch))
   end
   if wake then
-    redis.call('LPUSH', k_wake, '1')
-    redis.call('LTRIM', k_wake, 0, 0)
+    spool_wake(k_wake)
   end
   return out
 end

@@ -37,9 +37,11 @@ impl LuaScript {
     }
 }
 
-/// `name => "file"` registers `file.lua`; `name => ["prelude", "file"]`
-/// concatenates several files into one script (shared Lua such as the job
-/// record builder in `job_record.lua`, so it exists once in the source).
+/// `name => ["file"]` registers `prelude.lua` followed by `file.lua`;
+/// `name => ["job_record", "file"]` adds more shared Lua in between. Shared
+/// helpers (clock, record parsing, wake-ups, error history) live in
+/// `prelude.lua` and the job record builder in `job_record.lua`, so each
+/// exists once in the source.
 macro_rules! scripts {
     ($($field:ident => [$($file:literal),+]),* $(,)?) => {
         /// Every script Spool runs.
@@ -49,7 +51,7 @@ macro_rules! scripts {
         }
 
         pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-            $($field: LuaScript::new(concat!($(include_str!(concat!($file, ".lua"))),+)),)*
+            $($field: LuaScript::new(concat!(include_str!("prelude.lua"), $(include_str!(concat!($file, ".lua"))),+)),)*
         });
 
         impl Scripts {

@@ -8,8 +8,7 @@
 -- KEYS[1] scheduled  KEYS[2] retry  KEYS[3] jobs  KEYS[4] ready  KEYS[5] wake
 -- ARGV[1] max jobs per set per call
 -- Returns {moved, ms until the next due job or -1 when both sets are empty}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = spool_now()
 local limit = tonumber(ARGV[1])
 local moved = 0
 for s = 1, 2 do
@@ -19,20 +18,13 @@ for s = 1, 2 do
     local record = redis.call('HGET', KEYS[3], id)
     if record then
       redis.call('HDEL', KEYS[3], id)
-      local jid, attempt, max_attempts, rest = string.match(record,
-        '^{"id":"([^"]*)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":%d+,(.+)$')
-      if jid then
-        record = '{"id":"' .. jid .. '","attempt":' .. attempt .. ',"max_attempts":' ..
-          max_attempts .. ',"enqueued_ms":' .. now .. ',' .. rest
-      end
-      redis.call('LPUSH', KEYS[4], record)
+      redis.call('LPUSH', KEYS[4], spool_restamp(record, now, 0))
       moved = moved + 1
     end
   end
 end
 if moved > 0 then
-  redis.call('LPUSH', KEYS[5], '1')
-  redis.call('LTRIM', KEYS[5], 0, 0)
+  spool_wake(KEYS[5])
 end
 local next_due = -1
 for s = 1, 2 do

@@ -9,8 +9,7 @@
 -- KEYS[1] the source set  KEYS[2] jobs  KEYS[3] ready  KEYS[4] wake
 -- ARGV ids to move; or ARGV[1] = '*' and ARGV[2] = n to move the n oldest.
 -- Returns the number of jobs moved.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = spool_now()
 local ids = ARGV
 if ARGV[1] == '*' then
   ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
@@ -21,19 +20,12 @@ for _, id in ipairs(ids) do
     local record = redis.call('HGET', KEYS[2], id)
     if record then
       redis.call('HDEL', KEYS[2], id)
-      local jid, attempt, max_attempts, rest = string.match(record,
-        '^{"id":"([^"]*)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":%d+,(.+)$')
-      if jid then
-        record = '{"id":"' .. jid .. '","attempt":' .. attempt .. ',"max_attempts":' ..
-          max_attempts .. ',"enqueued_ms":' .. now .. ',' .. rest
-      end
-      redis.call('LPUSH', KEYS[3], record)
+      redis.call('LPUSH', KEYS[3], spool_restamp(record, now, 0))
       moved = moved + 1
     end
   end
 end
 if moved > 0 then
-  redis.call('LPUSH', KEYS[4], '1')
-  redis.call('LTRIM', KEYS[4], 0, 0)
+  spool_wake(KEYS[4])
 end
 return moved

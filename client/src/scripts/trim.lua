@@ -8,8 +8,7 @@
 -- ARGV[1] dead size cap  ARGV[2] dead age cap ms  ARGV[3] stats window ms
 -- ARGV[4] max dead jobs removed per call
 -- Returns {dead_removed, stats_fields_removed}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = spool_now()
 local budget = tonumber(ARGV[4])
 local removed = 0
 local function drop(ids)

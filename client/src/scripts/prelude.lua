@@ -1,0 +1,85 @@
+-- prelude.lua: helpers shared by every script; `scripts/mod.rs` prepends
+-- this file, so each piece of Lua below exists once in the source.
+--
+-- The job record's first four fields are owned by the scripts and always
+-- written first, in this order: {"id":"…","attempt":N,"max_attempts":N,
+-- "enqueued_ms":N, … — so they can be read and rewritten with an anchored
+-- string match instead of re-encoding the producer's args (cjson would turn
+-- `[]` into `{}` and round large integers).
+
+-- Redis's clock in ms: the one clock (DESIGN invariant 3).
+local function spool_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- id, attempt, max_attempts, enqueued_ms, rest — or nil for an entry that is
+-- not a Spool record.
+local function spool_parse(record)
+  return string.match(record,
+    '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),(.+)$')
+end
+
+-- Builds a record from its script-owned fields and the rest of the object.
+local function spool_record(id, attempt, max_attempts, enqueued_ms, rest)
+  return '{"id":"' .. id .. '","attempt":' .. attempt .. ',"max_attempts":' ..
+    max_attempts .. ',"enqueued_ms":' .. enqueued_ms .. ',' .. rest
+end
+
+-- The record made ready again at `now` with its attempt shifted by `delta`;
+-- an entry that is not a Spool record is returned unchanged.
+local function spool_restamp(record, now, delta)
+  local id, attempt, max_attempts, _, rest = spool_parse(record)
+  if not id then
+    return record
+  end
+  return spool_record(id, math.max(0, tonumber(attempt) + delta), max_attempts, now, rest)
+end
+
+-- A lease is `token|worker id|record`.
+local function spool_lease_token(lease)
+  return string.match(lease, '^(%d+)|')
+end
+
+local function spool_lease_parts(lease)
+  return string.match(lease, '^(%d+)|([^|]*)|(.*)$')
+end
+
+-- Leaves one token on a queue's wake list: an idle fetcher blocked on it wakes.
+local function spool_wake(key)
+  redis.call('LPUSH', key, '1')
+  redis.call('LTRIM', key, 0, 0)
+end
+
+-- Appends an entry to a job's error history, keeping the newest `cap`.
+local function spool_push_error(key, id, now, attempt, text, cap)
+  local history = {}
+  local raw = redis.call('HGET', key, id)
+  if raw then
+    local ok, decoded = pcall(cjson.decode, raw)
+    if ok and type(decoded) == 'table' then history = decoded end
+  end
+  history[#history + 1] = {at_ms = now, attempt = attempt, error = text}
+  while #history > cap do table.remove(history, 1) end
+  redis.call('HSET', key, id, cjson.encode(history))
+end
+
+-- Trims a dead set to `cap` jobs, oldest first, with records and histories.
+local function spool_cap_dead(dead, jobs, errors, cap)
+  local excess = redis.call('ZCARD', dead) - cap
+  if excess > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', dead, 0, excess - 1)) do
+      redis.call('ZREM', dead, old)
+      redis.call('HDEL', jobs, old)
+      redis.call('HDEL', errors, old)
+    end
+  end
+end
+
+-- Adds to a queue's stats hash: the total field and the current minute's.
+local function spool_count(stats, field, now, n)
+  redis.call('HINCRBY', stats, field .. ':' .. math.floor(now / 60000), n)
+  if field == 'p' or field == 'f' then
+    redis.call('HINCRBY', stats, field, n)
+  end
+end
