@@ -18,6 +18,23 @@ impl Job for Noop {
     const TYPE: &'static str = "noop";
 }
 
+/// The job of the chaos and shutdown tests (run by the `chaos-worker` binary):
+/// sleeps `sleep_ms`, then records its run. Queue `chaos`, 50 attempts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Work {
+    /// Identifies the job.
+    pub n: u64,
+    /// How long the handler sleeps.
+    pub sleep_ms: u64,
+}
+
+impl Job for Work {
+    const TYPE: &'static str = "work";
+    fn options() -> JobOptions {
+        JobOptions::default().queue("chaos").max_attempts(50)
+    }
+}
+
 /// A job whose handler fails (or panics, or sleeps) as told.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Scripted {

@@ -59,6 +59,32 @@ impl TestEnv {
     }
 }
 
+/// A worker running in the background of a test.
+pub struct RunningWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<spool_worker::Result<()>>,
+}
+
+impl RunningWorker {
+    /// Spawns `worker.run_until(..)` until [`RunningWorker::stop`].
+    pub fn start(worker: Worker) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(worker.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self { stop, handle }
+    }
+
+    /// Shuts the worker down gracefully; panics if it failed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.handle
+            .await
+            .expect("worker task panicked")
+            .expect("worker returned an error");
+    }
+}
+
 /// Shortens every interval of a worker config for tests.
 pub fn fast_config(c: &mut spool_worker::WorkerConfig) {
     c.lease = Duration::from_secs(2);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use spool_client::{EnqueueOptions, JobSet, JobState, Retention};
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
-use spool_tests::{fast_config, wait_for, TestEnv};
+use spool_tests::{fast_config, wait_for, RunningWorker, TestEnv};
 use spool_worker::maintenance::Trimmer;
 use spool_worker::{JobContext, QueueSpec, Worker};
 
@@ -126,10 +126,7 @@ async fn retry_all_dead_and_stats_history() {
     let env = TestEnv::start().await;
     let rec = Recorder::default();
     let worker = with_fixtures(env.worker(), &rec).build().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     for i in 0..5 {
         // Fails permanently on its first run only: retried from dead, it succeeds.
         env.client
@@ -166,8 +163,7 @@ async fn retry_all_dead_and_stats_history() {
     let total = admin.total_stats(60).await.unwrap();
     assert_eq!(total.processed, 6);
     assert!(admin.stats("default", 0).await.is_err());
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// Dead jobs older than the age cap are dropped by the trimmer.
@@ -187,10 +183,7 @@ async fn dead_jobs_past_the_age_cap_are_trimmed() {
     let worker = with_fixtures(Worker::builder(client.clone()).configure(fast_config), &rec)
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     client
         .enqueue(&Scripted {
             permanent: true,
@@ -204,8 +197,7 @@ async fn dead_jobs_past_the_age_cap_are_trimmed() {
         admin.queue("default").await.unwrap().dead == 1
     })
     .await;
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
     let trimmer = Trimmer::new(
         client.clone(),
         vec![Arc::new(client.queue_keys("default").unwrap())],
@@ -241,10 +233,7 @@ async fn per_queue_concurrency_limit_is_honoured() {
         })
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     let jobs: Vec<Noop> = (0..20).map(|n| Noop { n }).collect();
     env.client
         .enqueue_bulk_with(&jobs, EnqueueOptions::new().queue("limited"))
@@ -256,8 +245,7 @@ async fn per_queue_concurrency_limit_is_honoured() {
     })
     .await;
     assert_eq!(peak.load(Ordering::SeqCst), 2);
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// A handler past its timeout is dropped and the run counts as a failure.
@@ -266,10 +254,7 @@ async fn handler_timeout_fails_the_attempt() {
     let env = TestEnv::start().await;
     let rec = Recorder::default();
     let worker = with_fixtures(env.worker(), &rec).build().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     let slow = Scripted {
         sleep_ms: 10_000,
         ..Scripted::ok("slow")
@@ -295,6 +280,5 @@ async fn handler_timeout_fails_the_attempt() {
         job.last_error().unwrap().error,
         "handler timed out after 100ms"
     );
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }

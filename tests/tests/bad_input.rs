@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use spool_client::{JobSet, JobState};
 use spool_tests::handlers::{with_fixtures, Noop, Recorder};
-use spool_tests::{wait_for, TestEnv};
+use spool_tests::{wait_for, RunningWorker, TestEnv};
 
 /// Raw LPUSHes of non-JSON, foreign JSON, a Spool-shaped record with a bad
 /// body, wrong args and an unknown type all go dead; the good jobs around
@@ -16,10 +16,7 @@ async fn garbage_goes_to_dead_and_good_jobs_still_run() {
     let env = TestEnv::start().await;
     let rec = Recorder::default();
     let worker = with_fixtures(env.worker(), &rec).build().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
 
     env.client.enqueue(&Noop { n: 1 }).await.unwrap();
     let mut raw = env.raw().await;
@@ -72,6 +69,5 @@ async fn garbage_goes_to_dead_and_good_jobs_still_run() {
     // The raw garbage is kept unchanged for the operator.
     assert!(dead.items.iter().any(|j| j.raw == "this is not json"));
     assert_eq!(admin.queue("default").await.unwrap().ready, 0);
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }

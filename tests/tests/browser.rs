@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use spool_dashboard::DashboardConfig;
 use spool_tests::dashboard::DashboardServer;
 use spool_tests::handlers::{with_fixtures, Recorder, Scripted};
-use spool_tests::{wait_for, TestEnv};
+use spool_tests::{wait_for, RunningWorker, TestEnv};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -99,10 +99,7 @@ async fn retry_button_in_a_real_browser_requeues_the_dead_job() {
     let env = TestEnv::start().await;
     let rec = Recorder::default();
     let worker = with_fixtures(env.worker(), &rec).build().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     // Fails its three attempts, dies, then succeeds on the operator's retry.
     let job = Scripted {
         fail_times: 3,
@@ -208,6 +205,5 @@ async fn retry_button_in_a_real_browser_requeues_the_dead_job() {
     driver.call(reqwest::Method::DELETE, &s, None).await;
     driver.stop().await;
     server.stop().await;
-    stop_tx.send(()).unwrap();
-    worker.await.unwrap().unwrap();
+    running.stop().await;
 }

@@ -7,22 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
-use spool_client::{Job, JobOptions, JobSet};
+use spool_client::JobSet;
+use spool_tests::handlers::Work;
 use spool_tests::{wait_for, TestEnv};
-
-#[derive(Serialize, Deserialize)]
-struct Work {
-    n: u64,
-    sleep_ms: u64,
-}
-
-impl Job for Work {
-    const TYPE: &'static str = "work";
-    fn options() -> JobOptions {
-        JobOptions::default().queue("chaos").max_attempts(50)
-    }
-}
 
 /// Kills the child process on drop, so a failing test leaves nothing behind.
 struct ChildGuard(Child);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use spool_client::{Client, CronEntry, Error, JobRecord};
 use spool_tests::handlers::Noop;
-use spool_tests::{cron_test_table, wait_for, TestEnv, CRON_QUEUE};
+use spool_tests::{cron_test_table, wait_for, RunningWorker, TestEnv, CRON_QUEUE};
 use spool_worker::maintenance::{CronConfig, CronScheduler};
 
 /// Child processes of one test, SIGKILLed and reaped when dropped (also
@@ -199,16 +199,12 @@ async fn ticks_follow_redis_time_not_a_wrong_host_clock() {
         .cron(table[0].clone())
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     wait_for("three ticks", Duration::from_secs(10), || async {
         ticks_of(&env, "skew", "skewed").await.len() >= 3
     })
     .await;
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
     for job in ready_jobs(&env, "skew").await {
         let tick = job.cron.and_then(|c| c.tick_ms).unwrap();
         assert_eq!(tick % 1000, 0);
@@ -292,10 +288,7 @@ async fn paused_entries_skip_ticks_until_resumed() {
         .cron(entry)
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     wait_for("a tick", Duration::from_secs(10), || async {
         !ticks_of(&env, "pause", "pausable").await.is_empty()
     })
@@ -326,8 +319,7 @@ async fn paused_entries_skip_ticks_until_resumed() {
     .await;
     assert!(!admin.cron_pause("no-such-entry").await.unwrap());
     assert!(!admin.cron_resume("no-such-entry").await.unwrap());
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// "Run now" clicked twice enqueues one job; the second call returns the

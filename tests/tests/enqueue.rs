@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use spool_client::{EnqueueOptions, Error, JobSet, JobState};
 use spool_tests::handlers::{with_fixtures, Noop, Recorder};
-use spool_tests::{wait_for, TestEnv};
+use spool_tests::{wait_for, RunningWorker, TestEnv};
 
 /// A job enqueued now is processed by a running worker and leaves no trace.
 #[tokio::test]
@@ -12,10 +12,7 @@ async fn enqueued_job_runs_once_and_is_removed() {
     let env = TestEnv::start().await;
     let rec = Recorder::default();
     let worker = with_fixtures(env.worker(), &rec).build().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
 
     let id = env.client.enqueue(&Noop { n: 1 }).await.unwrap();
     assert_eq!(id.as_str().len(), 36);
@@ -32,8 +29,7 @@ async fn enqueued_job_runs_once_and_is_removed() {
     assert_eq!((q.ready, q.active, q.retry, q.dead), (0, 0, 0, 0));
     let stats = admin.stats("default", 5).await.unwrap();
     assert_eq!(stats.processed, 1);
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// Per-call overrides land in the record; the job sits in the ready list.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use spool_client::lease::{Applied, Completion, Outcome};
 use spool_client::JobState;
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
-use spool_tests::{wait_for, TestEnv};
+use spool_tests::{wait_for, RunningWorker, TestEnv};
 use spool_worker::maintenance::Reaper;
 
 /// A stale worker whose lease expired and whose job was handed to another
@@ -135,10 +135,7 @@ async fn late_ack_of_a_stale_worker_changes_nothing() {
     // Worker B: a real worker; its reaper recovers the job and runs it.
     let rec = Recorder::default();
     let worker = with_fixtures(env.worker(), &rec).build().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     wait_for("B ran the job", Duration::from_secs(10), || async {
         rec.count("noop-7") == 1
     })
@@ -153,8 +150,7 @@ async fn late_ack_of_a_stale_worker_changes_nothing() {
         env.client.complete(&[late]).await.unwrap(),
         vec![Applied::LeaseLost]
     );
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
     let stats = env.client.admin().stats("default", 5).await.unwrap();
     assert_eq!(
         (stats.processed, stats.failed),
@@ -215,10 +211,7 @@ async fn paused_queue_is_not_fetched_until_resumed() {
     admin.pause("default").await.unwrap();
     let rec = Recorder::default();
     let worker = with_fixtures(env.worker(), &rec).build().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     env.client.enqueue(&Noop { n: 1 }).await.unwrap();
     wait_for("worker registered", Duration::from_secs(5), || async {
         !admin.processes().await.unwrap().is_empty()
@@ -240,8 +233,7 @@ async fn paused_queue_is_not_fetched_until_resumed() {
         rec.count("noop-1") == 1
     })
     .await;
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// A running worker is listed with host, pid, queues, concurrency and its busy
@@ -260,10 +252,7 @@ async fn worker_process_is_registered_with_busy_jobs() {
     .build()
     .unwrap();
     let worker_id = worker.id().to_owned();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     env.client
         .enqueue(&Scripted {
             sleep_ms: 3000,
@@ -298,8 +287,7 @@ async fn worker_process_is_registered_with_busy_jobs() {
         names.contains(&"other".to_owned()),
         "worker registers its queues"
     );
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
     assert!(admin.processes().await.unwrap().is_empty());
 }
 
@@ -335,10 +323,7 @@ async fn strict_order_serves_earlier_queues_first() {
         })
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     wait_for("all ran", Duration::from_secs(5), || async {
         order.lock().unwrap().len() == 10
     })
@@ -348,8 +333,7 @@ async fn strict_order_serves_earlier_queues_first() {
         order[..5].iter().all(|n| *n >= 100),
         "high first: {order:?}"
     );
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// When a running job's lease is lost (here: expired by hand, reaped and
@@ -374,10 +358,7 @@ async fn lost_lease_fires_the_handler_cancellation() {
         })
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     let id = env.client.enqueue(&Noop { n: 1 }).await.unwrap();
     let admin = env.client.admin();
     wait_for("job active", Duration::from_secs(5), || async {
@@ -419,6 +400,5 @@ async fn lost_lease_fires_the_handler_cancellation() {
     let job = admin.job("default", id.as_str()).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Active);
     assert_eq!(job.lease.unwrap().worker, "thief");
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }

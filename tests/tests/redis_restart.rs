@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use spool_tests::handlers::Noop;
-use spool_tests::{wait_for, Persistence, TestEnv};
+use spool_tests::{wait_for, Persistence, RunningWorker, TestEnv};
 
 /// Restart between enqueue and processing, then again during processing:
 /// every acknowledged job runs; the worker reconnects by itself.
@@ -45,10 +45,7 @@ async fn acknowledged_jobs_survive_redis_restarts_and_the_worker_resumes() {
         })
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     wait_for("processing under way", Duration::from_secs(10), || async {
         ran.lock().unwrap().len() >= 50
     })
@@ -92,6 +89,5 @@ async fn acknowledged_jobs_survive_redis_restarts_and_the_worker_resumes() {
         },
     )
     .await;
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }

@@ -7,19 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use spool_client::{ExponentialJitter, Job, JobOptions, JobSet, JobState};
 use spool_tests::handlers::{with_fixtures, Recorder, Scripted};
-use spool_tests::{wait_for, TestEnv};
+use spool_tests::{wait_for, RunningWorker, TestEnv};
 use spool_worker::{JobContext, JobError};
 use tokio::sync::Mutex;
-
-fn stopper() -> (
-    tokio::sync::oneshot::Sender<()>,
-    impl std::future::Future<Output = ()>,
-) {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    (tx, async move {
-        let _ = rx.await;
-    })
-}
 
 #[derive(Serialize, Deserialize)]
 struct AlwaysFails;
@@ -63,8 +53,7 @@ async fn failing_job_backs_off_then_dies_and_retry_from_dead_is_once() {
         })
         .build()
         .unwrap();
-    let (stop, until) = stopper();
-    let handle = tokio::spawn(worker.run_until(until));
+    let running = RunningWorker::start(worker);
     let id = env.client.enqueue(&AlwaysFails).await.unwrap();
     let admin = env.client.admin();
     wait_for("job dead", Duration::from_secs(10), || async {
@@ -114,8 +103,7 @@ async fn failing_job_backs_off_then_dies_and_retry_from_dead_is_once() {
         || async { admin.queue("default").await.unwrap().dead == 1 && starts_len(&env).await == 5 },
     )
     .await;
-    stop.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 
     async fn starts_len(env: &TestEnv) -> u64 {
         env.client.admin().stats("default", 5).await.unwrap().failed
@@ -129,8 +117,7 @@ async fn permanent_failures_die_at_once_and_panics_are_retried() {
     let env = TestEnv::start().await;
     let rec = Recorder::default();
     let worker = with_fixtures(env.worker(), &rec).build().unwrap();
-    let (stop, until) = stopper();
-    let handle = tokio::spawn(worker.run_until(until));
+    let running = RunningWorker::start(worker);
 
     let permanent = Scripted {
         permanent: true,
@@ -165,8 +152,7 @@ async fn permanent_failures_die_at_once_and_panics_are_retried() {
         || async { admin.job("default", q.as_str()).await.unwrap().is_none() },
     )
     .await;
-    stop.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -196,8 +182,7 @@ async fn retry_after_sets_the_delay() {
         })
         .build()
         .unwrap();
-    let (stop, until) = stopper();
-    let handle = tokio::spawn(worker.run_until(until));
+    let running = RunningWorker::start(worker);
     let before = env.client.redis_time_ms().await.unwrap();
     let id = env.client.enqueue(&Snooze).await.unwrap();
     let admin = env.client.admin();
@@ -224,8 +209,7 @@ async fn retry_after_sets_the_delay() {
         rec.count("snooze") == 2
     })
     .await;
-    stop.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// The dead set keeps at most `dead_max_jobs` jobs, dropping the oldest.
@@ -248,8 +232,7 @@ async fn dead_set_is_capped() {
     )
     .build()
     .unwrap();
-    let (stop, until) = stopper();
-    let handle = tokio::spawn(worker.run_until(until));
+    let running = RunningWorker::start(worker);
     for i in 0..12 {
         let job = Scripted {
             permanent: true,
@@ -280,6 +263,5 @@ async fn dead_set_is_capped() {
         .await
         .unwrap();
     assert_eq!(records, 5);
-    stop.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }

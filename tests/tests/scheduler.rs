@@ -8,7 +8,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use spool_client::chrono::DateTime;
 use spool_client::Job;
-use spool_tests::{wait_for, TestEnv};
+use spool_tests::{wait_for, RunningWorker, TestEnv};
 use spool_worker::JobContext;
 use tokio::sync::Mutex;
 
@@ -44,10 +44,7 @@ async fn scheduled_jobs_start_on_time_by_redis_clock() {
         })
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     // Give the worker a moment to start its scheduler (it then sleeps up to 5 s:
     // only the nudge from a sooner job can wake it in time).
     let admin = env.client.admin();
@@ -76,6 +73,5 @@ async fn scheduled_jobs_start_on_time_by_redis_clock() {
     );
     assert!(late[0] >= 0, "a job started {} ms early", -late[0]);
     assert!(p99 <= 100, "p99 lateness {p99} ms > 100 ms: {late:?}");
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
 }

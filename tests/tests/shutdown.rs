@@ -5,24 +5,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use spool_client::{Job, JobOptions};
-use spool_tests::handlers::Noop;
-use spool_tests::{wait_for, TestEnv};
+use spool_tests::handlers::{Noop, Work};
+use spool_tests::{wait_for, RunningWorker, TestEnv};
 use spool_worker::JobContext;
-
-#[derive(Serialize, Deserialize)]
-struct Work {
-    n: u64,
-    sleep_ms: u64,
-}
-
-impl Job for Work {
-    const TYPE: &'static str = "work";
-    fn options() -> JobOptions {
-        JobOptions::default().queue("chaos").max_attempts(50)
-    }
-}
 
 /// `run_until` returns within the grace period even when a handler ignores
 /// cancellation; the unfinished job is back in ready at once, its attempt
@@ -46,10 +31,7 @@ async fn run_until_returns_within_grace_and_hands_back_unfinished_jobs() {
         })
         .build()
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let running = RunningWorker::start(worker);
     let long = env.client.enqueue(&Noop { n: 60_000 }).await.unwrap();
     env.client.enqueue(&Noop { n: 300 }).await.unwrap();
     let admin = env.client.admin();
@@ -58,8 +40,7 @@ async fn run_until_returns_within_grace_and_hands_back_unfinished_jobs() {
     })
     .await;
     let t = Instant::now();
-    stop_tx.send(()).unwrap();
-    handle.await.unwrap().unwrap();
+    running.stop().await;
     let took = t.elapsed();
     assert!(
         took < Duration::from_millis(700 + 1500),

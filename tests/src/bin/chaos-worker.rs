@@ -12,23 +12,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use spool_client::{Client, Job, JobOptions};
+use spool_client::Client;
+use spool_tests::handlers::Work;
 use spool_worker::{JobContext, Worker};
-
-/// The job the chaos tests enqueue.
-#[derive(Serialize, Deserialize)]
-struct Work {
-    n: u64,
-    sleep_ms: u64,
-}
-
-impl Job for Work {
-    const TYPE: &'static str = "work";
-    fn options() -> JobOptions {
-        JobOptions::default().queue("chaos").max_attempts(50)
-    }
-}
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
