@@ -71,9 +71,10 @@ pub struct QueueKeys {
     pub dead: String,
     /// ZSET job id → lease deadline (Redis ms).
     pub active: String,
-    /// HASH job id → record, for jobs in the scheduled, retry and dead sets.
+    /// HASH job id → record, for every job that is not in the ready list
+    /// (active, scheduled, retry, dead).
     pub jobs: String,
-    /// HASH job id → `token|worker id|record` for leased (active) jobs.
+    /// HASH job id → `token|worker id` for leased (active) jobs.
     pub leases: String,
     /// HASH job id → JSON error history.
     pub errors: String,

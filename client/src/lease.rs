@@ -41,8 +41,9 @@ pub struct LeasedJob {
     pub id: JobId,
     /// The lease fence.
     pub token: LeaseToken,
-    /// The record; `Err` holds a readable reason when the stored JSON does
-    /// not decode (wrong shape written by another producer).
+    /// The record, its `attempt` counting this run (1 for the first); `Err`
+    /// holds a readable reason when the stored JSON does not decode (wrong
+    /// shape written by another producer).
     pub record: std::result::Result<JobRecord, String>,
     /// Redis's clock when the lease was taken (ms).
     pub leased_at_ms: i64,
@@ -171,9 +172,15 @@ impl Client {
             let token: String = redis::from_redis_value(token).map_err(Error::parse("fetch"))?;
             let raw: String = redis::from_redis_value(raw).map_err(Error::parse("fetch"))?;
             let id = JobId::from(record_id(&raw).unwrap_or_default());
-            let record = JobRecord::from_json(&raw).map_err(|e| {
-                format!("unparsable payload: the job record does not have Spool's shape ({e})")
-            });
+            // The stored record counts the runs before this one.
+            let record = JobRecord::from_json(&raw)
+                .map(|mut r| {
+                    r.attempt += 1;
+                    r
+                })
+                .map_err(|e| {
+                    format!("unparsable payload: the job record does not have Spool's shape ({e})")
+                });
             jobs.push(LeasedJob {
                 keys: Arc::clone(keys),
                 id,
@@ -207,9 +214,13 @@ impl Client {
             }
         }
         for (keys, idx) in &ack_groups {
-            let mut cmd = SCRIPTS
-                .ack
-                .cmd(&[&keys.active, &keys.leases, &keys.errors, &keys.stats]);
+            let mut cmd = SCRIPTS.ack.cmd(&[
+                &keys.active,
+                &keys.jobs,
+                &keys.leases,
+                &keys.errors,
+                &keys.stats,
+            ]);
             for &i in idx {
                 cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
             }

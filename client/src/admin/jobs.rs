@@ -272,36 +272,22 @@ impl Admin {
         ]
         .into_iter()
         .find_map(|(score, state)| score.map(|s| (state, s as i64)));
-        // A leased job's record lives in its lease: `token|worker|record`.
-        if let (Some(lease), Some((JobState::Active, at))) = (&lease, placed) {
-            let mut parts = lease.splitn(3, '|');
-            let (token, worker, record) = (parts.next(), parts.next(), parts.next());
-            if let (Some(token), Some(worker), Some(record)) = (token, worker, record) {
-                let mut v = view(
-                    JobId::from(id),
-                    queue,
-                    JobState::Active,
-                    Some(at),
-                    record.to_owned(),
-                    errors,
-                );
-                v.lease = Some(LeaseView {
-                    token: token.to_owned(),
-                    worker: worker.to_owned(),
-                    deadline_ms: Some(at),
-                });
-                return Ok(Some(v));
-            }
-        }
         if let (Some(raw), Some((state, at))) = (raw, placed) {
-            return Ok(Some(view(
-                JobId::from(id),
-                queue,
-                state,
-                Some(at),
-                raw,
-                errors,
-            )));
+            let mut v = view(JobId::from(id), queue, state, Some(at), raw, errors);
+            if state == JobState::Active {
+                // A leased record does not count the run in progress yet.
+                if let Some(r) = v.record.as_mut() {
+                    r.attempt += 1;
+                }
+                if let Some((token, worker)) = lease.as_deref().and_then(|l| l.split_once('|')) {
+                    v.lease = Some(LeaseView {
+                        token: token.to_owned(),
+                        worker: worker.to_owned(),
+                        deadline_ms: Some(at),
+                    });
+                }
+            }
+            return Ok(Some(v));
         }
         Ok(self
             .find_ready(&k, id)

@@ -1,40 +1,37 @@
 -- ack.lua: active --ok--> done.
 --
 -- Fenced and batched: each job is acknowledged only if its lease still
--- carries the caller's token. The lease (which holds the record) and the
--- error history are removed; the processed counter of the current minute
--- (Redis's clock) grows.
+-- carries the caller's token. The record, the lease and the error history
+-- are removed; the processed counter of the current minute (Redis's clock)
+-- grows. One HMGET checks every fence, then one multi-member delete per key.
 --
--- KEYS[1] active  KEYS[2] leases  KEYS[3] errors  KEYS[4] stats
+-- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] errors  KEYS[5] stats
 -- ARGV pairs: id, token
 -- Returns one integer per pair: 1 acknowledged, 0 lease lost (nothing changed).
 local now = spool_now()
-local out, done = {}, 0
+local out, acked = {}, {}
 local ids = {}
 for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
--- One HMGET to check every fence, then one multi-member delete per key.
-local acked = {}
 for c = 1, #ids, 1000 do
-  local chunk = {unpack(ids, c, math.min(c + 999, #ids))}
-  local leases = redis.call('HMGET', KEYS[2], unpack(chunk))
+  local leases = redis.call('HMGET', KEYS[3], unpack(ids, c, math.min(c + 999, #ids)))
   for j, lease in ipairs(leases) do
     local n = c + j - 1
     if lease and spool_lease_token(lease) == ARGV[2 * n] then
       acked[#acked + 1] = ids[n]
       out[n] = 1
-      done = done + 1
     else
       out[n] = 0
     end
   end
 end
 for c = 1, #acked, 1000 do
-  local chunk = {unpack(acked, c, math.min(c + 999, #acked))}
-  redis.call('HDEL', KEYS[2], unpack(chunk))
-  redis.call('ZREM', KEYS[1], unpack(chunk))
-  redis.call('HDEL', KEYS[3], unpack(chunk))
+  local j = math.min(c + 999, #acked)
+  redis.call('HDEL', KEYS[3], unpack(acked, c, j))
+  redis.call('HDEL', KEYS[2], unpack(acked, c, j))
+  redis.call('ZREM', KEYS[1], unpack(acked, c, j))
+  redis.call('HDEL', KEYS[4], unpack(acked, c, j))
 end
-if done > 0 then
-  spool_count(KEYS[4], 'p', now, done)
+if #acked > 0 then
+  spool_count(KEYS[5], 'p', now, #acked)
 end
 return out

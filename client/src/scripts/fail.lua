@@ -2,7 +2,7 @@
 --           active --err, no attempts left / permanent--> dead set.
 --
 -- Fenced: nothing changes unless the lease still carries the caller's token.
--- The record moves from the lease to the jobs hash.
+-- The record stays in the jobs hash, now counting the failed run.
 -- The error is appended to the job's error history (newest last, capped);
 -- the retry time is Redis's clock plus the delay the worker's retry policy
 -- chose. A job whose attempt reached max_attempts goes to dead whatever the
@@ -21,8 +21,8 @@ if not lease or spool_lease_token(lease) ~= token then
 end
 redis.call('HDEL', KEYS[3], id)
 redis.call('ZREM', KEYS[1], id)
-local _, _, record = spool_lease_parts(lease)
-record = record or ''
+-- The stored record does not count the run that just failed: add it.
+local record = spool_restamp(redis.call('HGET', KEYS[2], id) or '', spool_int(now), 1)
 redis.call('HSET', KEYS[2], id, record)
 local _, attempt, max_attempts = spool_parse(record)
 attempt = tonumber(attempt) or 0

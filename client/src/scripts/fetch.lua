@@ -1,11 +1,12 @@
 -- fetch.lua: ready --fetch+lease--> active (leased).
 --
--- Claims up to ARGV[1] jobs from the fetch end of the ready list, gives each a
--- fencing token (a per-queue counter, so tokens never repeat) and a lease
--- deadline on Redis's clock, bumps the attempt counter in the record and keeps
--- the record in the lease (`leases[id] = token|worker|record`) so the reaper
--- can put it back if the worker dies. One hash write and one zset write per
--- job: this is the hot path.
+-- Claims up to ARGV[1] jobs from the fetch end of the ready list and gives
+-- each a fencing token (a per-queue counter, so tokens never repeat) and a
+-- lease deadline on Redis's clock. The record is kept unchanged in the jobs
+-- hash so the reaper can put it back if the worker dies; its `attempt` counts
+-- runs before this one (the worker adds 1; ack/fail/reap account for it).
+-- This is the hot path: per batch, three multi-member writes, and no Lua
+-- string is built from a record.
 -- A list entry that is not a Spool record (raw garbage, foreign JSON) goes to
 -- the dead set at once with a readable error; it never reaches a handler.
 --
@@ -23,39 +24,47 @@ if not items then
   return {now}
 end
 local last = redis.call('INCRBY', KEYS[5], #items)
-local deadline = now + tonumber(ARGV[2])
+local deadline = spool_int(now + tonumber(ARGV[2]))
 local out = {now}
 local latency, claimed, bad = 0, 0, 0
--- Writes are gathered and sent as a few multi-member commands: one Lua to
--- Redis call per batch instead of per job is what makes fetching cheap.
-local lease_args, active_args = {}, {}
+local job_args, lease_args, active_args = {}, {}, {}
 for i, record in ipairs(items) do
-  local id, attempt, max_attempts, enqueued, rest = spool_parse(record)
+  local id, _, _, enqueued = string.match(record,
+    '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),')
   if id then
-    local token = tostring(last - #items + i)
-    local leased = spool_record(id, tonumber(attempt) + 1, max_attempts, enqueued, rest)
+    local token = spool_int(last - #items + i)
+    job_args[#job_args + 1] = id
+    job_args[#job_args + 1] = record
     lease_args[#lease_args + 1] = id
-    lease_args[#lease_args + 1] = token .. '|' .. ARGV[3] .. '|' .. leased
+    lease_args[#lease_args + 1] = token .. '|' .. ARGV[3]
     active_args[#active_args + 1] = deadline
     active_args[#active_args + 1] = id
     latency = latency + math.max(0, now - tonumber(enqueued))
     claimed = claimed + 1
     out[#out + 1] = token
-    out[#out + 1] = leased
+    out[#out + 1] = record
   else
-    local bad_id = 'invalid-' .. now .. '-' .. (last - #items + i)
+    local bad_id = 'invalid-' .. spool_int(now) .. '-' .. spool_int(last - #items + i)
     redis.call('HSET', KEYS[3], bad_id, record)
-    redis.call('HSET', KEYS[8], bad_id, cjson.encode({{at_ms = now, attempt = 0,
-      error = 'unparsable payload: the ready list held an entry that is not a Spool job record ' ..
-        '(a JSON object starting with {"id":..,"attempt":..,"max_attempts":..,"enqueued_ms":..}); ' ..
-        'it was moved here unchanged'}}))
+    spool_push_error(KEYS[8], bad_id, now, 0,
+      'unparsable payload: the ready list held an entry that is not a Spool job record ' ..
+      '(a JSON object starting with {"id":..,"attempt":..,"max_attempts":..,"enqueued_ms":..}); ' ..
+      'it was moved here unchanged', 1)
     redis.call('ZADD', KEYS[7], now, bad_id)
     bad = bad + 1
   end
 end
-for i = 1, #lease_args, 1000 do
-  redis.call('HSET', KEYS[4], unpack(lease_args, i, math.min(i + 999, #lease_args)))
-  redis.call('ZADD', KEYS[2], unpack(active_args, i, math.min(i + 999, #active_args)))
+if claimed > 0 then
+  -- A guard field (`"` can never be a job id) whose value is longer than
+  -- hash-max-listpack-value keeps the leases hash a real hash table: as a
+  -- listpack every HMGET/HDEL of a busy queue would scan it linearly.
+  redis.call('HSETNX', KEYS[4], '"', LEASES_GUARD)
+end
+for i = 1, #job_args, 1000 do
+  local j = math.min(i + 999, #job_args)
+  redis.call('HSET', KEYS[3], unpack(job_args, i, j))
+  redis.call('HSET', KEYS[4], unpack(lease_args, i, j))
+  redis.call('ZADD', KEYS[2], unpack(active_args, i, j))
 end
 if claimed > 0 then
   spool_count(KEYS[10], 'fc', now, claimed)

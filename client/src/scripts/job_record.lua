@@ -18,6 +18,7 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
   local wake = false
   local out = {}
   local batch = {}
+  local now_s = spool_int(now)
   for i = first, #argv, 5 do
     local id, max_attempts, body = argv[i], argv[i + 1], argv[i + 4]
     local at, delay = tonumber(argv[i + 2]), tonumber(argv[i + 3])
@@ -32,7 +33,7 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
     end
     local run_at = 0
     if at > 0 then run_at = at elseif delay > 0 then run_at = now + delay end
-    local record = spool_record(id, 0, max_attempts, now, string.sub(body, 2))
+    local record = spool_record(id, '0', max_attempts, now_s, string.sub(body, 2))
     if run_at > now then
       redis.call('HSET', k_jobs, id, record)
       redis.call('ZADD', k_scheduled, run_at, id)

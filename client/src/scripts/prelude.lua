@@ -13,11 +13,24 @@ local function spool_now()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- An integer as a decimal string. Scripts pass strings, not Lua numbers, to
+-- redis.call and to concatenations in per-job loops: converting a number
+-- goes through printf, which shows up at the top of a profile.
+local function spool_int(n)
+  return string.format('%d', n)
+end
+
 -- id, attempt, max_attempts, enqueued_ms, rest — or nil for an entry that is
--- not a Spool record.
+-- not a Spool record. The pattern stops at a position capture and the rest is
+-- cut with string.sub: matching `(.+)$` would walk the whole record char by
+-- char, which is most of a fetch's cost.
 local function spool_parse(record)
-  return string.match(record,
-    '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),(.+)$')
+  local id, attempt, max_attempts, enqueued, at = string.match(record,
+    '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),()')
+  if not id or at > #record then
+    return nil
+  end
+  return id, attempt, max_attempts, enqueued, string.sub(record, at)
 end
 
 -- Builds a record from its script-owned fields and the rest of the object.
@@ -26,23 +39,33 @@ local function spool_record(id, attempt, max_attempts, enqueued_ms, rest)
     max_attempts .. ',"enqueued_ms":' .. enqueued_ms .. ',' .. rest
 end
 
--- The record made ready again at `now` with its attempt shifted by `delta`;
--- an entry that is not a Spool record is returned unchanged.
-local function spool_restamp(record, now, delta)
+-- The record made ready again at `now_s` (a string from spool_int) with its
+-- attempt shifted by `delta`; an entry that is not a Spool record is
+-- returned unchanged.
+local function spool_restamp(record, now_s, delta)
   local id, attempt, max_attempts, _, rest = spool_parse(record)
   if not id then
     return record
   end
-  return spool_record(id, math.max(0, tonumber(attempt) + delta), max_attempts, now, rest)
+  if delta ~= 0 then
+    attempt = spool_int(math.max(0, tonumber(attempt) + delta))
+  end
+  return spool_record(id, attempt, max_attempts, now_s, rest)
 end
 
--- A lease is `token|worker id|record`.
+-- A lease is `token|worker id` in the leases hash; the leased record stays
+-- in the jobs hash exactly as fetched (its `attempt` does not yet count the
+-- run in progress: the script that ends the lease adds it). Keeping records
+-- out of Lua-built strings matters: Redis hashes every string a script
+-- creates, byte by byte.
+local LEASES_GUARD = 'guard entry of the Spool leases hash: keeps it a hash table, not a listpack'
+
 local function spool_lease_token(lease)
   return string.match(lease, '^(%d+)|')
 end
 
-local function spool_lease_parts(lease)
-  return string.match(lease, '^(%d+)|([^|]*)|(.*)$')
+local function spool_lease_worker(lease)
+  return string.match(lease, '^%d+|(.*)$')
 end
 
 -- Leaves one token on a queue's wake list: an idle fetcher blocked on it wakes.

@@ -9,6 +9,7 @@
 -- ARGV[1] max jobs per set per call
 -- Returns {moved, ms until the next due job or -1 when both sets are empty}.
 local now = spool_now()
+local now_s = spool_int(now)
 local limit = tonumber(ARGV[1])
 local moved = 0
 for s = 1, 2 do
@@ -18,7 +19,7 @@ for s = 1, 2 do
     local record = redis.call('HGET', KEYS[3], id)
     if record then
       redis.call('HDEL', KEYS[3], id)
-      redis.call('LPUSH', KEYS[4], spool_restamp(record, now, 0))
+      redis.call('LPUSH', KEYS[4], spool_restamp(record, now_s, 0))
       moved = moved + 1
     end
   end

@@ -1,8 +1,8 @@
 -- reap.lua: active --lease expired (worker died)--> ready, or dead when the
 -- attempt that died was the last one.
 --
--- The attempt was already counted when the job was fetched, so a job that
--- keeps killing its worker runs out of attempts and ends in the dead set.
+-- The run that died counts as an attempt, so a job that keeps killing its
+-- worker runs out of attempts and ends in the dead set.
 -- A reaped job goes to the fetch end of the ready list and gets an error
 -- history entry naming the worker that held the lease.
 --
@@ -11,20 +11,25 @@
 -- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
 -- Returns {returned_to_ready, moved_to_dead}.
 local now = spool_now()
+local now_s = spool_int(now)
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local to_ready, to_dead = 0, 0
 for _, id in ipairs(expired) do
-  local _, worker, record = spool_lease_parts(redis.call('HGET', KEYS[3], id) or '')
+  local worker = spool_lease_worker(redis.call('HGET', KEYS[3], id) or '') or 'unknown'
   redis.call('HDEL', KEYS[3], id)
   redis.call('ZREM', KEYS[1], id)
-  if record then
+  local stored = redis.call('HGET', KEYS[2], id)
+  if stored then
+    -- The run that died counts as an attempt.
+    local record = spool_restamp(stored, now_s, 1)
     local jid, attempt, max_attempts = spool_parse(record)
     attempt = tonumber(attempt) or 0
     spool_push_error(KEYS[4], id, now, attempt,
       'lease expired: worker ' .. worker .. ' stopped extending it (crashed, hung or lost Redis)',
       tonumber(ARGV[3]))
     if jid and attempt < tonumber(max_attempts) then
-      redis.call('RPUSH', KEYS[5], spool_restamp(record, now, 0))
+      redis.call('HDEL', KEYS[2], id)
+      redis.call('RPUSH', KEYS[5], record)
       to_ready = to_ready + 1
     else
       redis.call('HSET', KEYS[2], id, record)

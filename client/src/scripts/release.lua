@@ -2,14 +2,14 @@
 --
 -- Used by a worker that stops before its running jobs finish. Fenced and
 -- batched. The job goes back to the fetch end of the ready list (it has
--- waited longest) and its attempt counter is decremented: an interrupted run
--- is not the job's failure.
+-- waited longest) without counting the interrupted run: it is not the job's
+-- failure.
 --
--- KEYS[1] active  KEYS[2] jobs (unused, kept for a stable layout)  KEYS[3] leases
--- KEYS[4] ready  KEYS[5] wake
+-- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] ready  KEYS[5] wake
 -- ARGV pairs: id, token
 -- Returns the number of jobs handed back.
 local now = spool_now()
+local now_s = spool_int(now)
 local released = 0
 for i = 1, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
@@ -17,9 +17,11 @@ for i = 1, #ARGV, 2 do
   if lease and spool_lease_token(lease) == token then
     redis.call('HDEL', KEYS[3], id)
     redis.call('ZREM', KEYS[1], id)
-    local _, _, record = spool_lease_parts(lease)
+    local record = redis.call('HGET', KEYS[2], id)
+    redis.call('HDEL', KEYS[2], id)
     if record then
-      redis.call('RPUSH', KEYS[4], spool_restamp(record, now, -1))
+      -- The interrupted run is not counted: the record never counted it.
+      redis.call('RPUSH', KEYS[4], spool_restamp(record, now_s, 0))
       released = released + 1
     end
   end

@@ -10,6 +10,7 @@
 -- ARGV ids to move; or ARGV[1] = '*' and ARGV[2] = n to move the n oldest.
 -- Returns the number of jobs moved.
 local now = spool_now()
+local now_s = spool_int(now)
 local ids = ARGV
 if ARGV[1] == '*' then
   ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
@@ -20,7 +21,7 @@ for _, id in ipairs(ids) do
     local record = redis.call('HGET', KEYS[2], id)
     if record then
       redis.call('HDEL', KEYS[2], id)
-      redis.call('LPUSH', KEYS[3], spool_restamp(record, now, 0))
+      redis.call('LPUSH', KEYS[3], spool_restamp(record, now_s, 0))
       moved = moved + 1
     end
   end
