@@ -77,7 +77,9 @@ pub struct WorkerConfig {
     pub heartbeat_interval: Duration,
     /// How long the process record survives without a heartbeat. Default 30 s.
     pub process_ttl: Duration,
-    /// How long an idle fetcher blocks on Redis before looking again. Default 1 s.
+    /// How long an idle fetcher's blocking wait on Redis lasts before it is
+    /// issued again (a job arriving ends it at once, so this does not delay
+    /// pick-up; it only sets the idle cost). Default 2 s.
     pub idle_wait: Duration,
     /// Longest pause between looks at the scheduled and retry sets (the
     /// scheduler sleeps exactly until the next due job when that is sooner,
@@ -109,7 +111,7 @@ impl WorkerConfig {
     /// Default process record TTL.
     pub const PROCESS_TTL_DEFAULT: Duration = Duration::from_secs(30);
     /// Default idle wait.
-    pub const IDLE_WAIT_DEFAULT: Duration = Duration::from_secs(1);
+    pub const IDLE_WAIT_DEFAULT: Duration = Duration::from_secs(2);
     /// Default scheduler interval.
     pub const SCHEDULER_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
     /// Default reaper interval.

@@ -4,6 +4,8 @@
 //! 2. Drains them with one worker (this process) at concurrency C.
 //! 3. Enqueues at a steady rate (default 1,000 jobs/s) and measures pick-up
 //!    latency: enqueue call to handler start.
+//! 4. Leaves the worker idle (default 10 s) and counts the Redis commands it
+//!    sends per second (one queue, default worker settings).
 //!
 //! Prints one JSON line. Without `--redis-url` it starts a private
 //! redis-server on a free loopback port (needs `redis-server` on PATH).
@@ -41,6 +43,7 @@ struct Args {
     redis_url: Option<String>,
     latency_rate: u64,
     latency_seconds: u64,
+    idle_seconds: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -50,6 +53,7 @@ fn parse_args() -> anyhow::Result<Args> {
         redis_url: None,
         latency_rate: 1000,
         latency_seconds: 5,
+        idle_seconds: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,8 +64,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--redis-url" => a.redis_url = Some(value()?),
             "--latency-rate" => a.latency_rate = value()?.parse()?,
             "--latency-seconds" => a.latency_seconds = value()?.parse()?,
+            "--idle-seconds" => a.idle_seconds = value()?.parse()?,
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL] [--latency-rate R] [--latency-seconds S]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL] [--latency-rate R] [--latency-seconds S] [--idle-seconds S]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -100,6 +105,27 @@ async fn used_memory(url: &str) -> anyhow::Result<i64> {
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .context("INFO memory has no used_memory")
+}
+
+/// Commands the worker sent (script calls and blocking pops), from INFO
+/// commandstats: `total_commands_processed` would also count the commands
+/// each script runs inside Redis.
+async fn commands_sent(url: &str) -> anyhow::Result<i64> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await?;
+    let calls = |name: &str| -> i64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.strip_prefix("calls="))
+            .and_then(|v| v.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(calls("cmdstat_evalsha:") + calls("cmdstat_eval:") + calls("cmdstat_blpop:"))
 }
 
 async fn wait_drained(client: &Client, started: Instant, limit: Duration) -> anyhow::Result<()> {
@@ -201,6 +227,16 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // 4. Idle cost: Redis commands per second while the worker has nothing to do.
+    let idle = if args.idle_seconds > 0 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = commands_sent(&url).await?;
+        tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
+        let after = commands_sent(&url).await?;
+        Some((after - before) as f64 / args.idle_seconds as f64)
+    } else {
+        None
+    };
     let _ = stop_tx.send(());
     handle.await??;
     let mut lat = latencies.lock().expect("latency lock").clone();
@@ -223,6 +259,7 @@ async fn main() -> anyhow::Result<()> {
         "worker_rss_mb": round(worker_rss_mb),
         "redis_bytes_per_job": bytes_per_job.round(),
         "processed": processed.load(Ordering::Relaxed),
+        "idle_commands_per_sec_per_queue": idle.map(round),
     });
     #[allow(clippy::print_stdout)]
     {
