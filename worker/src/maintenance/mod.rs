@@ -16,6 +16,13 @@
 //! retried with backoff, never fatal.
 
 mod cron;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::{jittered, Backoff};
+
 mod reaper;
 mod scheduler;
 mod trimmer;
@@ -24,3 +31,38 @@ pub use cron::{CronConfig, CronReport, CronScheduler};
 pub use reaper::{Reaper, ReaperReport};
 pub use scheduler::{Scheduler, SchedulerReport};
 pub use trimmer::{Trimmer, TrimmerReport};
+
+/// The loop of a service that runs a pass every `interval` (jittered) until
+/// `stop` fires. A failed pass is logged and retried with backoff; it never
+/// ends the service.
+pub(crate) async fn run_every<R, F, Fut>(
+    service: &'static str,
+    interval: Duration,
+    stop: CancellationToken,
+    mut pass: F,
+    report: impl Fn(&R),
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = spool_client::Result<R>>,
+{
+    let mut backoff = Backoff::redis();
+    loop {
+        let sleep = match pass().await {
+            Ok(r) => {
+                backoff.reset();
+                report(&r);
+                jittered(interval)
+            }
+            Err(err) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(service, error = %err, retry_in_ms = delay.as_millis() as u64, "maintenance pass failed");
+                delay
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = stop.cancelled() => break,
+        }
+    }
+    tracing::debug!(service, "stopped");
+}

@@ -8,8 +8,6 @@ use std::time::Duration;
 use spool_client::{Client, QueueKeys};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{jittered, Backoff};
-
 /// Expired leases handled per script call.
 const REAP_BATCH: usize = 1000;
 
@@ -62,31 +60,21 @@ impl Reaper {
 
     /// Loops until `stop` fires.
     pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = Backoff::redis();
-        loop {
-            let sleep = match self.run_once().await {
-                Ok(r) => {
-                    backoff.reset();
-                    if r.to_ready + r.to_dead > 0 {
-                        tracing::info!(
-                            to_ready = r.to_ready,
-                            to_dead = r.to_dead,
-                            "recovered jobs with expired leases"
-                        );
-                    }
-                    jittered(self.interval)
+        super::run_every(
+            "reaper",
+            self.interval,
+            stop,
+            || self.run_once(),
+            |r: &ReaperReport| {
+                if r.to_ready + r.to_dead > 0 {
+                    tracing::info!(
+                        to_ready = r.to_ready,
+                        to_dead = r.to_dead,
+                        "recovered jobs with expired leases"
+                    );
                 }
-                Err(err) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, "reaper pass failed");
-                    delay
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
-                () = stop.cancelled() => break,
-            }
-        }
-        tracing::debug!("reaper stopped");
+            },
+        )
+        .await;
     }
 }

@@ -7,8 +7,6 @@ use std::time::Duration;
 use spool_client::{Client, QueueKeys};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{jittered, Backoff};
-
 /// What one trimmer pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TrimmerReport {
@@ -53,27 +51,17 @@ impl Trimmer {
 
     /// Loops until `stop` fires.
     pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = Backoff::redis();
-        loop {
-            let sleep = match self.run_once().await {
-                Ok(r) => {
-                    backoff.reset();
-                    if r.dead_removed > 0 {
-                        tracing::info!(dead_removed = r.dead_removed, "trimmed the dead set");
-                    }
-                    jittered(self.interval)
+        super::run_every(
+            "trimmer",
+            self.interval,
+            stop,
+            || self.run_once(),
+            |r: &TrimmerReport| {
+                if r.dead_removed > 0 {
+                    tracing::info!(dead_removed = r.dead_removed, "trimmed the dead set");
                 }
-                Err(err) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, "trimmer pass failed");
-                    delay
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
-                () = stop.cancelled() => break,
-            }
-        }
-        tracing::debug!("trimmer stopped");
+            },
+        )
+        .await;
     }
 }
