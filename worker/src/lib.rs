@@ -71,3 +71,8 @@ pub use outcome::JobError;
 pub use shutdown::shutdown_signal;
 pub use spool_client::{CronEntry, ExponentialJitter, FixedDelay, RetryPolicy};
 pub use tokio_util::sync::CancellationToken;
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
