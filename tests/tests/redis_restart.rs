@@ -35,6 +35,8 @@ async fn acknowledged_jobs_survive_redis_restarts_and_the_worker_resumes() {
     let worker = env
         .worker()
         .concurrency(4)
+        // Production idle wait: resuming must not depend on short test timings.
+        .configure(|c| c.idle_wait = spool_worker::WorkerConfig::IDLE_WAIT_DEFAULT)
         .register(move |_ctx, job: Noop| {
             let r = r.clone();
             async move {

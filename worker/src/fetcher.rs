@@ -222,7 +222,13 @@ impl Waker {
             let c = match conn.as_mut() {
                 Some(c) => c,
                 None => match self.client.dedicated_connection(self.idle_wait).await {
-                    Ok(c) => conn.insert(c),
+                    Ok(c) => {
+                        // (Re)connected: Redis may be back with jobs whose
+                        // wake token was lost while it was away; look now.
+                        self.wake.notify_one();
+                        self.scheduler_nudge.notify_one();
+                        conn.insert(c)
+                    }
                     Err(err) => {
                         let delay = backoff.next_delay();
                         tracing::warn!(queue = %self.keys.queue, error = %err, "wake connection failed; retrying");
