@@ -125,6 +125,24 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Groups item indexes by queue, in order of first appearance, so each queue
+/// gets one batched script call.
+fn by_queue<'a>(
+    items: impl Iterator<Item = (usize, &'a Arc<QueueKeys>)>,
+) -> Vec<(&'a Arc<QueueKeys>, Vec<usize>)> {
+    let mut groups: Vec<(&Arc<QueueKeys>, Vec<usize>)> = Vec::new();
+    for (i, keys) in items {
+        match groups
+            .iter_mut()
+            .find(|(k, _)| Arc::ptr_eq(k, keys) || k.ready == keys.ready)
+        {
+            Some((_, idx)) => idx.push(i),
+            None => groups.push((keys, vec![i])),
+        }
+    }
+    groups
+}
+
 /// Reads the id from a record's script-owned prefix `{"id":"…",`.
 fn record_id(raw: &str) -> Option<&str> {
     let rest = raw.strip_prefix("{\"id\":\"")?;
@@ -204,16 +222,12 @@ impl Client {
         let mut pipe = redis::pipe();
         // (queue ack group) → indexes into `batch`, in the order pipelined.
         let mut plan: Vec<Vec<usize>> = Vec::new();
-        let mut ack_groups: Vec<(Arc<QueueKeys>, Vec<usize>)> = Vec::new();
-        for (i, c) in batch.iter().enumerate() {
-            if matches!(c.outcome, Outcome::Ack) {
-                match ack_groups.iter_mut().find(|(k, _)| k.ready == c.keys.ready) {
-                    Some((_, idx)) => idx.push(i),
-                    None => ack_groups.push((Arc::clone(&c.keys), vec![i])),
-                }
-            }
-        }
-        for (keys, idx) in &ack_groups {
+        let acks = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.outcome, Outcome::Ack))
+            .map(|(i, c)| (i, &c.keys));
+        for (keys, idx) in by_queue(acks) {
             let mut cmd = SCRIPTS.ack.cmd(&[
                 &keys.active,
                 &keys.jobs,
@@ -221,11 +235,11 @@ impl Client {
                 &keys.errors,
                 &keys.stats,
             ]);
-            for &i in idx {
+            for &i in &idx {
                 cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
             }
             pipe.add_command(cmd);
-            plan.push(idx.clone());
+            plan.push(idx);
         }
         for (i, c) in batch.iter().enumerate() {
             let (mode, delay, error) = match &c.outcome {
@@ -288,13 +302,7 @@ impl Client {
         lease: Duration,
         jobs: &[(Arc<QueueKeys>, JobId, LeaseToken)],
     ) -> Result<Vec<JobId>> {
-        let mut groups: Vec<(&Arc<QueueKeys>, Vec<usize>)> = Vec::new();
-        for (i, (keys, _, _)) in jobs.iter().enumerate() {
-            match groups.iter_mut().find(|(k, _)| k.ready == keys.ready) {
-                Some((_, idx)) => idx.push(i),
-                None => groups.push((keys, vec![i])),
-            }
-        }
+        let groups = by_queue(jobs.iter().enumerate().map(|(i, (keys, _, _))| (i, keys)));
         if groups.is_empty() {
             return Ok(Vec::new());
         }
@@ -319,8 +327,13 @@ impl Client {
     /// # Errors
     /// [`Error::Redis`].
     pub async fn release(&self, jobs: &[(Arc<QueueKeys>, JobId, LeaseToken)]) -> Result<u64> {
-        let mut total = 0;
-        for (keys, id, token) in jobs {
+        let groups = by_queue(jobs.iter().enumerate().map(|(i, (keys, _, _))| (i, keys)));
+        if groups.is_empty() {
+            return Ok(0);
+        }
+        // One release.lua call per queue, all in one round trip.
+        let mut pipe = redis::pipe();
+        for (keys, idx) in &groups {
             let mut cmd = SCRIPTS.release.cmd(&[
                 &keys.active,
                 &keys.jobs,
@@ -328,13 +341,15 @@ impl Client {
                 &keys.ready,
                 &keys.wake,
             ]);
-            cmd.arg(id.as_str()).arg(token.as_str());
-            let n: u64 = scripts::run(&mut self.conn(), &cmd)
-                .await
-                .map_err(Error::redis("release"))?;
-            total += n;
+            for &i in idx {
+                cmd.arg(jobs[i].1.as_str()).arg(jobs[i].2.as_str());
+            }
+            pipe.add_command(cmd);
         }
-        Ok(total)
+        let released: Vec<u64> = scripts::run_pipeline(&mut self.conn(), &pipe)
+            .await
+            .map_err(Error::redis("release"))?;
+        Ok(released.into_iter().sum())
     }
 
     /// Returns up to `limit` jobs whose lease expired to ready (or dead when

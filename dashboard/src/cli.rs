@@ -356,12 +356,9 @@ fn parse_duration(s: &str) -> Result<Duration, Failure> {
 
 async fn stats(admin: &Admin, json: bool, out: &mut dyn Write) -> CliResult {
     let queues = admin.queues().await?;
-    let (mut processed, mut failed) = (0, 0);
-    for q in &queues {
-        let s = admin.stats(&q.name, 1).await?;
-        processed += s.processed;
-        failed += s.failed;
-    }
+    let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+    let total = spool_client::admin::QueueStats::sum(&admin.stats_of(&names, 1).await?);
+    let (processed, failed) = (total.processed, total.failed);
     let processes = admin.processes().await?.len() as u64;
     let sum = |f: fn(&spool_client::admin::QueueInfo) -> u64| queues.iter().map(f).sum::<u64>();
     let rows: [(&str, u64); 9] = [

@@ -104,10 +104,6 @@ async fn run(
     };
     let timeout = record.timeout(registration.options.timeout);
     let ctx = JobContext {
-        id: record.id.clone(),
-        queue: record.queue.clone(),
-        attempt: record.attempt,
-        max_attempts: record.max_attempts,
         deadline: Instant::now() + timeout,
         cancel,
         record: Arc::clone(&record),

@@ -14,10 +14,6 @@ use crate::outcome::JobError;
 /// What a running handler knows about its job.
 #[derive(Debug, Clone)]
 pub struct JobContext {
-    pub(crate) id: JobId,
-    pub(crate) queue: String,
-    pub(crate) attempt: u32,
-    pub(crate) max_attempts: u32,
     pub(crate) deadline: Instant,
     pub(crate) cancel: CancellationToken,
     pub(crate) record: Arc<JobRecord>,
@@ -27,25 +23,25 @@ impl JobContext {
     /// The job id.
     #[must_use]
     pub fn id(&self) -> &JobId {
-        &self.id
+        &self.record.id
     }
 
     /// The queue the job came from.
     #[must_use]
     pub fn queue(&self) -> &str {
-        &self.queue
+        &self.record.queue
     }
 
     /// This run's number, 1 for the first.
     #[must_use]
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.record.attempt
     }
 
     /// Runs allowed in total.
     #[must_use]
     pub fn max_attempts(&self) -> u32 {
-        self.max_attempts
+        self.record.max_attempts
     }
 
     /// When the handler's time limit runs out (the handler is dropped then).

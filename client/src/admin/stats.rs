@@ -53,47 +53,37 @@ impl QueueStats {
             .fold((0, 0), |(p, f), m| (p + m.processed, f + m.failed))
     }
 
-    fn add(&mut self, other: &Self) {
-        self.processed += other.processed;
-        self.failed += other.failed;
-        if self.minutes.is_empty() {
-            self.minutes.clone_from(&other.minutes);
-            return;
-        }
-        for (a, b) in self.minutes.iter_mut().zip(&other.minutes) {
-            let fetched = a.fetched + b.fetched;
-            if let Some(avg) =
-                (a.latency_avg_ms * a.fetched + b.latency_avg_ms * b.fetched).checked_div(fetched)
-            {
-                a.latency_avg_ms = avg;
+    /// Sums the stats of several queues (per-minute latency is averaged,
+    /// weighted by jobs fetched). All inputs must cover the same minutes, as
+    /// [`Admin::stats_of`] returns them.
+    #[must_use]
+    pub fn sum<'a>(all: impl IntoIterator<Item = &'a Self>) -> Self {
+        let mut total = Self::default();
+        for other in all {
+            total.processed += other.processed;
+            total.failed += other.failed;
+            if total.minutes.is_empty() {
+                total.minutes.clone_from(&other.minutes);
+                continue;
             }
-            a.processed += b.processed;
-            a.failed += b.failed;
-            a.fetched = fetched;
+            for (a, b) in total.minutes.iter_mut().zip(&other.minutes) {
+                let fetched = a.fetched + b.fetched;
+                if let Some(avg) = (a.latency_avg_ms * a.fetched + b.latency_avg_ms * b.fetched)
+                    .checked_div(fetched)
+                {
+                    a.latency_avg_ms = avg;
+                }
+                a.processed += b.processed;
+                a.failed += b.failed;
+                a.fetched = fetched;
+            }
         }
+        total
     }
-}
 
-impl Admin {
-    /// Stats of one queue for the last `minutes` minutes (1 to 1,440).
-    ///
-    /// # Errors
-    /// [`Error::InvalidQueueName`], [`Error::InvalidArgument`], [`Error::Redis`].
-    pub async fn stats(&self, queue: &str, minutes: usize) -> Result<QueueStats> {
-        if minutes == 0 || minutes > STATS_MINUTES_MAX {
-            return Err(Error::InvalidArgument(format!(
-                "stats window must be 1 to {STATS_MINUTES_MAX} minutes"
-            )));
-        }
-        let k = self.client.queue_keys(queue)?;
-        let ((secs, _micros), fields): ((i64, i64), HashMap<String, u64>) = redis::pipe()
-            .cmd("TIME")
-            .cmd("HGETALL")
-            .arg(&k.stats)
-            .query_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("stats"))?;
-        let current = secs / 60;
+    /// Builds one queue's stats from its hash fields, for the `minutes`
+    /// minutes ending with minute number `current` (Redis ms / 60,000).
+    fn from_fields(fields: &HashMap<String, u64>, current: i64, minutes: usize) -> Self {
         let get = |name: &str| fields.get(name).copied().unwrap_or(0);
         let first = current - i64::try_from(minutes).unwrap_or(1) + 1;
         let minutes = (first..=current)
@@ -108,33 +98,85 @@ impl Admin {
                 }
             })
             .collect();
-        Ok(QueueStats {
+        Self {
             processed: get("p"),
             failed: get("f"),
             minutes,
-        })
+        }
+    }
+}
+
+impl Admin {
+    /// Stats of one queue for the last `minutes` minutes (1 to 1,440).
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`], [`Error::InvalidArgument`], [`Error::Redis`].
+    pub async fn stats(&self, queue: &str, minutes: usize) -> Result<QueueStats> {
+        let mut all = self.stats_of(&[queue], minutes).await?;
+        Ok(all.pop().unwrap_or_default())
     }
 
-    /// Stats of every queue summed, for the last `minutes` minutes.
+    /// Stats of several queues for the same `minutes` minutes (1 to 1,440),
+    /// in input order, read in one round trip.
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`], [`Error::InvalidArgument`], [`Error::Redis`].
+    pub async fn stats_of<Q: AsRef<str>>(
+        &self,
+        queues: &[Q],
+        minutes: usize,
+    ) -> Result<Vec<QueueStats>> {
+        Ok(self.read_stats(queues, minutes).await?.1)
+    }
+
+    /// The current minute (Redis's clock) and the stats of `queues`, in one
+    /// round trip.
+    async fn read_stats<Q: AsRef<str>>(
+        &self,
+        queues: &[Q],
+        minutes: usize,
+    ) -> Result<(i64, Vec<QueueStats>)> {
+        if minutes == 0 || minutes > STATS_MINUTES_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "stats window must be 1 to {STATS_MINUTES_MAX} minutes"
+            )));
+        }
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        for q in queues {
+            pipe.cmd("HGETALL")
+                .arg(&self.client.queue_keys(q.as_ref())?.stats);
+        }
+        let mut replies: Vec<redis::Value> = pipe
+            .query_async(&mut self.client.conn())
+            .await
+            .map_err(Error::redis("stats"))?;
+        let mut it = replies.drain(..);
+        let (secs, _micros): (i64, i64) =
+            redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))
+                .map_err(Error::parse("TIME"))?;
+        let current = secs / 60;
+        let stats = it
+            .map(|reply| {
+                let fields: HashMap<String, u64> =
+                    redis::from_redis_value(reply).map_err(Error::parse("HGETALL stats"))?;
+                Ok(QueueStats::from_fields(&fields, current, minutes))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((current, stats))
+    }
+
+    /// Stats of every queue summed, for the last `minutes` minutes. With no
+    /// queues yet the window is still dense (zeros).
     ///
     /// # Errors
     /// As [`Admin::stats`].
     pub async fn total_stats(&self, minutes: usize) -> Result<QueueStats> {
-        let mut total = QueueStats::default();
-        for q in self.queue_names().await? {
-            total.add(&self.stats(&q, minutes).await?);
+        let names = self.queue_names().await?;
+        let (current, mut all) = self.read_stats(&names, minutes).await?;
+        if all.is_empty() {
+            all.push(QueueStats::from_fields(&HashMap::new(), current, minutes));
         }
-        if total.minutes.is_empty() {
-            // No queues yet: still return a dense, zeroed window.
-            let now = self.client.redis_time_ms().await? / 60_000;
-            let n = i64::try_from(minutes.clamp(1, STATS_MINUTES_MAX)).unwrap_or(1);
-            total.minutes = (now - n + 1..=now)
-                .map(|m| MinuteStats {
-                    minute_ms: m * 60_000,
-                    ..MinuteStats::default()
-                })
-                .collect();
-        }
-        Ok(total)
+        Ok(QueueStats::sum(&all))
     }
 }

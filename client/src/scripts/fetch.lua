@@ -29,9 +29,8 @@ local out = {now}
 local latency, claimed, bad = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 for i, record in ipairs(items) do
-  local id, _, _, enqueued = string.match(record,
-    '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),')
-  if id then
+  local id, _, _, enqueued, at = spool_head(record)
+  if id and at <= #record then
     local token = spool_int(last - #items + i)
     job_args[#job_args + 1] = id
     job_args[#job_args + 1] = record

@@ -20,13 +20,18 @@ local function spool_int(n)
   return string.format('%d', n)
 end
 
--- id, attempt, max_attempts, enqueued_ms, rest — or nil for an entry that is
--- not a Spool record. The pattern stops at a position capture and the rest is
--- cut with string.sub: matching `(.+)$` would walk the whole record char by
--- char, which is most of a fetch's cost.
-local function spool_parse(record)
-  local id, attempt, max_attempts, enqueued, at = string.match(record,
+-- id, attempt, max_attempts, enqueued_ms and the position where the rest of
+-- the object starts — or nil for an entry that is not a Spool record.
+local function spool_head(record)
+  return string.match(record,
     '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),()')
+end
+
+-- id, attempt, max_attempts, enqueued_ms, rest — or nil. The pattern stops at
+-- a position capture and the rest is cut with string.sub: matching `(.+)$`
+-- would walk the whole record char by char.
+local function spool_parse(record)
+  local id, attempt, max_attempts, enqueued, at = spool_head(record)
   if not id or at > #record then
     return nil
   end

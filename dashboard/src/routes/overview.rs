@@ -1,6 +1,6 @@
 //! Overview: totals, the queues table and the processed/failed history
-//! charts. Reads: one pipeline for all queue counts, one stats hash per
-//! queue, the process list; never a scan.
+//! charts. Reads: one pipeline for all queue counts, one for all stats hashes
+//! and the process list; never a scan.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,24 +29,17 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     pub(crate) async fn read(admin: &Admin, minutes: usize) -> AppResult<Self> {
         let queues = admin.queues().await?;
-        let mut stats = HashMap::with_capacity(queues.len());
-        let mut sum: Vec<MinuteStats> = Vec::new();
-        for q in &queues {
-            let s = admin.stats(&q.name, minutes).await?;
-            if sum.is_empty() {
-                sum.clone_from(&s.minutes);
-            } else {
-                for (a, b) in sum.iter_mut().zip(&s.minutes) {
-                    a.processed += b.processed;
-                    a.failed += b.failed;
-                    a.fetched += b.fetched;
-                }
-            }
-            stats.insert(q.name.clone(), s);
-        }
+        let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+        let per_queue = admin.stats_of(&names, minutes).await?;
+        let mut sum = QueueStats::sum(&per_queue).minutes;
         if sum.is_empty() {
             sum = admin.total_stats(minutes).await?.minutes;
         }
+        let stats: HashMap<String, QueueStats> = names
+            .iter()
+            .map(|n| (*n).to_owned())
+            .zip(per_queue)
+            .collect();
         let processes = admin.processes().await?.len();
         Ok(Self {
             queues,
