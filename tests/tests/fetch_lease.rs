@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use spool_client::lease::{Applied, Completion, Outcome};
+use spool_client::runtime::{Applied, Completion, Outcome};
 use spool_client::JobState;
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
 use spool_tests::{wait_for, RunningWorker, TestEnv};
-use spool_worker::maintenance::Reaper;
+use spool_worker::testing;
 
 /// A stale worker whose lease expired and whose job was handed to another
 /// worker cannot ack, fail, kill or extend it; the new holder can.
@@ -19,7 +19,7 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     let keys = Arc::new(c.queue_keys("default").unwrap());
 
     let stale = c
-        .fetch(&keys, 10, Duration::from_millis(100), "worker-a")
+        .runtime().fetch(&keys, 10, Duration::from_millis(100), "worker-a")
         .await
         .unwrap();
     assert_eq!(stale.len(), 1);
@@ -28,15 +28,14 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     assert_eq!(stale.record.as_ref().unwrap().attempt, 1);
 
     // The lease runs out; the reaper returns the job (counting the attempt).
-    let reaper = Reaper::new(c.clone(), vec![keys.clone()], Duration::from_secs(1));
     wait_for(
         "lease expired and reaped",
         Duration::from_secs(5),
-        || async { reaper.run_once().await.unwrap().to_ready == 1 },
+        || async { testing::reap_once(c, &["default"]).await.unwrap().to_ready == 1 },
     )
     .await;
     let fresh = c
-        .fetch(&keys, 10, Duration::from_secs(30), "worker-b")
+        .runtime().fetch(&keys, 10, Duration::from_secs(30), "worker-b")
         .await
         .unwrap();
     assert_eq!(fresh.len(), 1);
@@ -49,7 +48,7 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
         "the reaped run counted"
     );
 
-    let completion = |token: &spool_client::lease::LeaseToken, outcome| Completion {
+    let completion = |token: &spool_client::runtime::LeaseToken, outcome| Completion {
         keys: keys.clone(),
         id: id.clone(),
         token: token.clone(),
@@ -73,20 +72,22 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     ];
     for attempt in &stale_tries {
         assert_eq!(
-            c.complete(std::slice::from_ref(attempt)).await.unwrap(),
+            c.runtime().complete(std::slice::from_ref(attempt)).await.unwrap(),
             vec![Applied::LeaseLost]
         );
     }
     let lost = c
-        .extend(
+        .runtime().extend(
             Duration::from_secs(60),
             &[(keys.clone(), id.clone(), stale.token.clone())],
         )
         .await
         .unwrap();
-    assert_eq!(lost, vec![id.clone()]);
+    let lost_ids: Vec<_> = lost.iter().map(|l| l.id.clone()).collect();
+    assert_eq!(lost_ids, vec![id.clone()]);
+    assert!(lost[0].taken, "another worker holds the job now");
     assert_eq!(
-        c.release(&[(keys.clone(), id.clone(), stale.token.clone())])
+        c.runtime().release(&[(keys.clone(), id.clone(), stale.token.clone())])
             .await
             .unwrap(),
         0
@@ -102,7 +103,7 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
 
     // The rightful holder can extend and ack.
     assert!(c
-        .extend(
+        .runtime().extend(
             Duration::from_secs(60),
             &[(keys.clone(), id.clone(), fresh.token.clone())]
         )
@@ -110,7 +111,7 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
         .unwrap()
         .is_empty());
     assert_eq!(
-        c.complete(&[completion(&fresh.token, Outcome::Ack)])
+        c.runtime().complete(&[completion(&fresh.token, Outcome::Ack)])
             .await
             .unwrap(),
         vec![Applied::Acked]
@@ -128,6 +129,7 @@ async fn late_ack_of_a_stale_worker_changes_nothing() {
     env.client.enqueue(&Noop { n: 7 }).await.unwrap();
     let a = env
         .client
+        .runtime()
         .fetch(&keys, 1, Duration::from_millis(200), "stale-a")
         .await
         .unwrap()
@@ -147,7 +149,7 @@ async fn late_ack_of_a_stale_worker_changes_nothing() {
         outcome: Outcome::Ack,
     };
     assert_eq!(
-        env.client.complete(&[late]).await.unwrap(),
+        env.client.runtime().complete(&[late]).await.unwrap(),
         vec![Applied::LeaseLost]
     );
     running.stop().await;
@@ -170,10 +172,9 @@ async fn expired_leases_count_attempts_until_dead() {
         ..Scripted::ok("crashy")
     }; // max_attempts 3
     let id = c.enqueue(&job).await.unwrap();
-    let reaper = Reaper::new(c.clone(), vec![keys.clone()], Duration::from_secs(1));
     for round in 1..=3 {
         let got = c
-            .fetch(
+            .runtime().fetch(
                 &keys,
                 1,
                 Duration::from_millis(50),
@@ -184,7 +185,7 @@ async fn expired_leases_count_attempts_until_dead() {
         assert_eq!(got.len(), 1, "round {round}");
         assert_eq!(got[0].record.as_ref().unwrap().attempt, round);
         wait_for("reaped", Duration::from_secs(5), || async {
-            let r = reaper.run_once().await.unwrap();
+            let r = testing::reap_once(c, &["default"]).await.unwrap();
             r.to_ready + r.to_dead == 1
         })
         .await;
@@ -220,6 +221,7 @@ async fn paused_queue_is_not_fetched_until_resumed() {
     let keys = Arc::new(env.client.queue_keys("default").unwrap());
     assert!(env
         .client
+        .runtime()
         .fetch(&keys, 1, Duration::from_secs(1), "probe")
         .await
         .unwrap()
@@ -375,20 +377,14 @@ async fn lost_lease_fires_the_handler_cancellation() {
         .await
         .unwrap();
     let keys = Arc::new(env.client.queue_keys("default").unwrap());
-    Reaper::new(
-        env.client.clone(),
-        vec![keys.clone()],
-        Duration::from_secs(1),
-    )
-    .run_once()
-    .await
-    .unwrap();
+    testing::reap_once(&env.client, &["default"]).await.unwrap();
     wait_for("reaped back to ready", Duration::from_secs(2), || async {
         admin.queue("default").await.unwrap().ready == 1
     })
     .await;
     let thief = env
         .client
+        .runtime()
         .fetch(&keys, 1, Duration::from_secs(30), "thief")
         .await
         .unwrap();

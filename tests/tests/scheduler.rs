@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use spool_client::chrono::DateTime;
+use chrono::DateTime;
 use spool_client::Job;
 use spool_tests::{wait_for, RunningWorker, TestEnv};
 use spool_worker::JobContext;
