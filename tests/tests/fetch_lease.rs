@@ -398,3 +398,56 @@ async fn lost_lease_fires_the_handler_cancellation() {
     assert_eq!(job.lease.unwrap().worker, "thief");
     running.stop().await;
 }
+
+/// An extension that arrives after the run's own ack reports the lease as
+/// `gone`, not `taken`: the heartbeat can tell "acked by me" from "taken by
+/// another worker" (a spurious "lease lost" was logged under load before).
+#[tokio::test]
+async fn extend_tells_an_acked_lease_from_a_taken_one() {
+    let env = TestEnv::start().await;
+    let rt = env.client.runtime();
+    let keys = Arc::new(env.client.queue_keys("default").unwrap());
+    env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    let job = rt
+        .fetch(&keys, 1, Duration::from_secs(30), "me")
+        .await
+        .unwrap()
+        .remove(0);
+    let lease = [(keys.clone(), job.id.clone(), job.token.clone())];
+    let done = Completion {
+        keys: keys.clone(),
+        id: job.id.clone(),
+        token: job.token.clone(),
+        outcome: Outcome::Ack,
+    };
+    assert_eq!(rt.complete(&[done]).await.unwrap(), vec![Applied::Acked]);
+    let lost = rt.extend(Duration::from_secs(30), &lease).await.unwrap();
+    assert_eq!(lost.len(), 1);
+    assert_eq!((&lost[0].id, &lost[0].token), (&job.id, &job.token));
+    assert!(!lost[0].taken, "acked: nobody holds it");
+
+    env.client.enqueue(&Noop { n: 2 }).await.unwrap();
+    let first = rt
+        .fetch(&keys, 1, Duration::from_millis(50), "me")
+        .await
+        .unwrap()
+        .remove(0);
+    wait_for("reaped", Duration::from_secs(5), || async {
+        testing::reap_once(&env.client, &["default"]).await.unwrap().to_ready == 1
+    })
+    .await;
+    let second = rt
+        .fetch(&keys, 1, Duration::from_secs(30), "other")
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.id, first.id);
+    let lost = rt
+        .extend(
+            Duration::from_secs(30),
+            &[(keys.clone(), first.id.clone(), first.token.clone())],
+        )
+        .await
+        .unwrap();
+    assert!(lost.len() == 1 && lost[0].taken, "{lost:?}");
+}

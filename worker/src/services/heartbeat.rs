@@ -64,23 +64,26 @@ impl Heartbeat {
     /// handler was told to stop.
     fn on_lost(&self, lost: &LostLease) -> bool {
         let key: LeaseKey = (lost.id.clone(), lost.token.clone());
-        let Some(run) = self.in_flight.get(&key) else {
-            // Already completed and removed between snapshot and reply.
-            return false;
-        };
-        if run.is_finished() && !lost.taken {
-            tracing::debug!(job_id = %lost.id, "lease ended by this process's own outcome");
-            return false;
+        let run = self.in_flight.get(&key);
+        match verdict(lost, run.as_ref()) {
+            Verdict::Untracked | Verdict::OwnOutcome => {
+                tracing::debug!(job_id = %lost.id, "lease ended by this process's own outcome");
+                false
+            }
+            Verdict::Cancel => {
+                if lost.taken {
+                    tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
+                        "lease lost: it expired and another run (another worker, or a new lease in this process) took the job; cancelling this run only");
+                } else {
+                    tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
+                        "lease lost: the job is no longer leased (reaped or deleted); cancelling this run");
+                }
+                if let Some(run) = run {
+                    run.cancel.cancel();
+                }
+                true
+            }
         }
-        if lost.taken {
-            tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
-                "lease lost: it expired and another run (another worker, or a new lease in this process) took the job; cancelling this run only");
-        } else {
-            tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
-                "lease lost: the job is no longer leased (reaped or deleted); cancelling this run");
-        }
-        run.cancel.cancel();
-        true
     }
 
     /// Writes the process record; also used at start-up.
@@ -103,11 +106,84 @@ impl Heartbeat {
     }
 }
 
+/// What a lease that could not be extended means for the run holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// No run holds that lease any more: its outcome was written and it was
+    /// removed between the snapshot and the reply.
+    Untracked,
+    /// The run finished and its outcome (ack, retry, dead) ended the lease
+    /// before the extension arrived: "acked by me", not a loss.
+    OwnOutcome,
+    /// The run is still going without a lease: stop it.
+    Cancel,
+}
+
+fn verdict(lost: &LostLease, run: Option<&Running>) -> Verdict {
+    match run {
+        None => Verdict::Untracked,
+        // A lease taken by another token was lost before our outcome
+        // could land, even if the run has finished: its handler is done
+        // anyway, and the completer will report the write as lease-lost.
+        Some(run) if run.is_finished() && !lost.taken => Verdict::OwnOutcome,
+        Some(_) => Verdict::Cancel,
+    }
+}
+
 impl super::Service for Heartbeat {
     const NAME: &'static str = "heartbeat";
 
     async fn pass(&mut self) -> spool_client::Result<Duration> {
         self.run_once().await?;
         Ok(jittered(self.interval))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use spool_client::runtime::{LeaseToken, LostLease, QueueKeys};
+    use spool_client::JobId;
+    use tokio_util::sync::CancellationToken;
+
+    use super::{verdict, Verdict};
+    use crate::in_flight::{mark_finished, Running};
+
+    fn run(finished: bool) -> Running {
+        let flag = Arc::new(AtomicBool::new(false));
+        if finished {
+            mark_finished(&flag);
+        }
+        Running {
+            keys: Arc::new(QueueKeys::new("spool", "default")),
+            cancel: CancellationToken::new(),
+            job_type: "noop".into(),
+            leased_at_ms: 0,
+            finished: flag,
+        }
+    }
+
+    fn lost(taken: bool) -> LostLease {
+        LostLease {
+            id: JobId::from("j1"),
+            token: LeaseToken::from("7"),
+            taken,
+        }
+    }
+
+    #[test]
+    fn a_lease_ended_by_our_own_ack_is_not_a_loss() {
+        assert_eq!(verdict(&lost(false), Some(&run(true))), Verdict::OwnOutcome);
+        assert_eq!(verdict(&lost(false), None), Verdict::Untracked);
+        assert_eq!(verdict(&lost(true), None), Verdict::Untracked);
+    }
+
+    #[test]
+    fn a_running_handler_without_its_lease_is_cancelled() {
+        assert_eq!(verdict(&lost(true), Some(&run(false))), Verdict::Cancel);
+        assert_eq!(verdict(&lost(false), Some(&run(false))), Verdict::Cancel);
+        assert_eq!(verdict(&lost(true), Some(&run(true))), Verdict::Cancel);
     }
 }
