@@ -414,12 +414,7 @@ async fn entries_are_listed_and_forgotten_when_no_worker_has_them() {
         .queue("list");
     let drop_me =
         CronEntry::raw("drop-me", "@every 1h", "noop", serde_json::json!({"n": 9})).queue("list");
-    let both = Cron::new(
-        &env.client,
-        vec![keep.clone(), drop_me],
-        config.clone(),
-    )
-    .unwrap();
+    let both = Cron::new(&env.client, vec![keep.clone(), drop_me], config.clone()).unwrap();
     both.register().await.unwrap();
     both.run_once().await.unwrap(); // creates both entries' state
     let admin = env.client.admin();

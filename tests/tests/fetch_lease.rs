@@ -19,7 +19,8 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     let keys = Arc::new(c.queue_keys("default").unwrap());
 
     let stale = c
-        .runtime().fetch(&keys, 10, Duration::from_millis(100), "worker-a")
+        .runtime()
+        .fetch(&keys, 10, Duration::from_millis(100), "worker-a")
         .await
         .unwrap();
     assert_eq!(stale.len(), 1);
@@ -35,7 +36,8 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     )
     .await;
     let fresh = c
-        .runtime().fetch(&keys, 10, Duration::from_secs(30), "worker-b")
+        .runtime()
+        .fetch(&keys, 10, Duration::from_secs(30), "worker-b")
         .await
         .unwrap();
     assert_eq!(fresh.len(), 1);
@@ -72,12 +74,16 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     ];
     for attempt in &stale_tries {
         assert_eq!(
-            c.runtime().complete(std::slice::from_ref(attempt)).await.unwrap(),
+            c.runtime()
+                .complete(std::slice::from_ref(attempt))
+                .await
+                .unwrap(),
             vec![Applied::LeaseLost]
         );
     }
     let lost = c
-        .runtime().extend(
+        .runtime()
+        .extend(
             Duration::from_secs(60),
             &[(keys.clone(), id.clone(), stale.token.clone())],
         )
@@ -87,7 +93,8 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     assert_eq!(lost_ids, vec![id.clone()]);
     assert!(lost[0].taken, "another worker holds the job now");
     assert_eq!(
-        c.runtime().release(&[(keys.clone(), id.clone(), stale.token.clone())])
+        c.runtime()
+            .release(&[(keys.clone(), id.clone(), stale.token.clone())])
             .await
             .unwrap(),
         0
@@ -103,7 +110,8 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
 
     // The rightful holder can extend and ack.
     assert!(c
-        .runtime().extend(
+        .runtime()
+        .extend(
             Duration::from_secs(60),
             &[(keys.clone(), id.clone(), fresh.token.clone())]
         )
@@ -111,7 +119,8 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
         .unwrap()
         .is_empty());
     assert_eq!(
-        c.runtime().complete(&[completion(&fresh.token, Outcome::Ack)])
+        c.runtime()
+            .complete(&[completion(&fresh.token, Outcome::Ack)])
             .await
             .unwrap(),
         vec![Applied::Acked]
@@ -174,7 +183,8 @@ async fn expired_leases_count_attempts_until_dead() {
     let id = c.enqueue(&job).await.unwrap();
     for round in 1..=3 {
         let got = c
-            .runtime().fetch(
+            .runtime()
+            .fetch(
                 &keys,
                 1,
                 Duration::from_millis(50),
@@ -433,7 +443,11 @@ async fn extend_tells_an_acked_lease_from_a_taken_one() {
         .unwrap()
         .remove(0);
     wait_for("reaped", Duration::from_secs(5), || async {
-        testing::reap_once(&env.client, &["default"]).await.unwrap().to_ready == 1
+        testing::reap_once(&env.client, &["default"])
+            .await
+            .unwrap()
+            .to_ready
+            == 1
     })
     .await;
     let second = rt

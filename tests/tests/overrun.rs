@@ -61,5 +61,9 @@ async fn a_blocking_handler_past_its_timeout_is_recorded_as_an_overrun() {
     })
     .await;
     running.stop().await;
-    assert_eq!(overruns(&snapshotter), 1, "only the 900 ms run overran 300 ms");
+    assert_eq!(
+        overruns(&snapshotter),
+        1,
+        "only the 900 ms run overran 300 ms"
+    );
 }

@@ -81,10 +81,18 @@ async fn a_stale_run_is_cancelled_by_its_own_lease_not_its_twins() {
     // Stall the process past its leases, hand the jobs back, resume it: it
     // fetches the same jobs again while its stale runs are still sleeping.
     assert!(signal(&child.0, "STOP").unwrap().success());
-    wait_for("leases expired and reaped", Duration::from_secs(10), || async {
-        testing::reap_once(&env.client, &["chaos"]).await.unwrap().to_ready == 4
-            || admin.queue("chaos").await.unwrap().ready == 4
-    })
+    wait_for(
+        "leases expired and reaped",
+        Duration::from_secs(10),
+        || async {
+            testing::reap_once(&env.client, &["chaos"])
+                .await
+                .unwrap()
+                .to_ready
+                == 4
+                || admin.queue("chaos").await.unwrap().ready == 4
+        },
+    )
     .await;
     assert!(signal(&child.0, "CONT").unwrap().success());
 
@@ -144,7 +152,11 @@ async fn a_non_utf8_record_dies_alone_and_its_batch_runs() {
     .await;
     let done = lines(&dir.path().join("done.log"));
     for id in good.iter().chain(&more) {
-        assert_eq!(done.get(id.as_str()), Some(&vec![1]), "{id} ran once, first try");
+        assert_eq!(
+            done.get(id.as_str()),
+            Some(&vec![1]),
+            "{id} ran once, first try"
+        );
     }
     let admin = env.client.admin();
     wait_for("the bad record is dead", Duration::from_secs(5), || async {

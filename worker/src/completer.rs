@@ -63,9 +63,7 @@ impl Completer {
                                 "lease was lost before the outcome was written; another worker owns the job now"
                             ),
                             Applied::Retrying => {
-                                if let Outcome::Retry { delay, .. } =
-                                    &c.outcome
-                                {
+                                if let Outcome::Retry { delay, .. } = &c.outcome {
                                     nudge |= *delay < self.nudge_below;
                                 }
                             }

@@ -26,9 +26,9 @@ use crate::executor::ExecutorDeps;
 use crate::fetcher::{FetchQueue, Fetcher, Waker};
 use crate::handler::JobContext;
 use crate::in_flight::InFlight;
-use crate::services::{self, CronScheduler, Heartbeat, Reaper, Scheduler, Trimmer};
 use crate::outcome::JobError;
 use crate::registry::Registry;
+use crate::services::{self, CronScheduler, Heartbeat, Reaper, Scheduler, Trimmer};
 
 /// Builds a [`Worker`]: queues, limits, timing and handlers.
 pub struct WorkerBuilder {
@@ -551,7 +551,10 @@ impl Running {
 /// Cuts `s` to at most `max` bytes without splitting a character.
 fn truncate_on_char_boundary(s: &mut String, max: usize) {
     if s.len() > max {
-        let cut = (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
         s.truncate(cut);
     }
 }

@@ -372,15 +372,20 @@ mod tests {
     #[test]
     fn record_id_reads_the_prefix_of_any_bytes() {
         assert_eq!(record_id(br#"{"id":"abc","attempt":1}"#), Some("abc"));
-        assert_eq!(record_id(b"{\"id\":\"abc\",\"x\":\"\xff\xfe\"}"), Some("abc"));
+        assert_eq!(
+            record_id(b"{\"id\":\"abc\",\"x\":\"\xff\xfe\"}"),
+            Some("abc")
+        );
         assert_eq!(record_id(b"garbage"), None);
         assert_eq!(record_id(b"{\"id\":\"abc"), None);
     }
 
     #[test]
     fn a_non_utf8_record_is_an_error_naming_the_problem() {
-        let err = decode_leased(b"{\"id\":\"a\",\"attempt\":0,\"max_attempts\":3,\"enqueued_ms\":1,\"type\":\"\xff\"}")
-            .expect_err("not UTF-8");
+        let err = decode_leased(
+            b"{\"id\":\"a\",\"attempt\":0,\"max_attempts\":3,\"enqueued_ms\":1,\"type\":\"\xff\"}",
+        )
+        .expect_err("not UTF-8");
         assert!(err.contains("not valid UTF-8"), "{err}");
     }
 }

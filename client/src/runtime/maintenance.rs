@@ -103,10 +103,9 @@ impl Runtime {
             .arg(duration_ms(r.dead_max_age))
             .arg(duration_ms(r.stats_window))
             .arg(TRIM_STATS_BATCH);
-        let (dead_removed, stats_removed): (u64, u64) =
-            scripts::run(&mut self.client.conn(), &cmd)
-                .await
-                .map_err(Error::redis("trim"))?;
+        let (dead_removed, stats_removed): (u64, u64) = scripts::run(&mut self.client.conn(), &cmd)
+            .await
+            .map_err(Error::redis("trim"))?;
         Ok(TrimReport {
             dead_removed,
             stats_removed,

@@ -82,7 +82,10 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     sleep.await;
                 }
-                append(&record, &format!("{} {} {}\n", ctx.id(), ctx.attempt(), job.n))?;
+                append(
+                    &record,
+                    &format!("{} {} {}\n", ctx.id(), ctx.attempt(), job.n),
+                )?;
                 Ok(())
             }
         })

@@ -142,7 +142,11 @@ impl CronScheduler {
     /// [`Error::Client`] with [`spool_client::Error::InvalidCronEntry`]
     /// naming the first bad entry; [`Error::Config`] for a duplicate name or
     /// a bad `config`.
-    pub(crate) fn new(runtime: Runtime, entries: Vec<CronEntry>, config: CronConfig) -> Result<Self> {
+    pub(crate) fn new(
+        runtime: Runtime,
+        entries: Vec<CronEntry>,
+        config: CronConfig,
+    ) -> Result<Self> {
         config.validate()?;
         let mut parsed: Vec<(CronEntry, CronSchedule)> = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -184,8 +188,7 @@ impl CronScheduler {
     /// [`spool_client::Error`] from Redis.
     pub(crate) async fn run_once(&self) -> spool_client::Result<CronReport> {
         let now = self.runtime.client().redis_time_ms().await?;
-        let host_now =
-            chrono::Utc::now().timestamp_millis() + self.config.host_clock_offset_ms;
+        let host_now = chrono::Utc::now().timestamp_millis() + self.config.host_clock_offset_ms;
         let mut report = CronReport {
             redis_now_ms: now,
             host_skew_ms: host_now - now,
@@ -292,9 +295,9 @@ impl CronScheduler {
         let until_tick = r.next_tick_ms.map_or(self.config.max_sleep, |t| {
             Duration::from_millis(u64::try_from(t - r.redis_now_ms + 2).unwrap_or(1))
         });
-        let until_refresh = self
-            .refresh_at
-            .map_or(Duration::ZERO, |at| at.saturating_duration_since(Instant::now()));
+        let until_refresh = self.refresh_at.map_or(Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        });
         Ok(until_tick.min(self.config.max_sleep).min(until_refresh))
     }
 }

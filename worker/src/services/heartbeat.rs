@@ -87,7 +87,10 @@ impl Heartbeat {
     }
 
     /// Writes the process record; also used at start-up.
-    pub(crate) async fn register(&self, running: &[(LeaseKey, Running)]) -> spool_client::Result<()> {
+    pub(crate) async fn register(
+        &self,
+        running: &[(LeaseKey, Running)],
+    ) -> spool_client::Result<()> {
         let busy: Vec<BusyJob> = running
             .iter()
             .map(|((id, _), r)| BusyJob {

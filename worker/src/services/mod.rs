@@ -41,16 +41,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 
-pub use cron::{CronConfig, CronReport};
 pub(crate) use cron::CronScheduler;
-pub use heartbeat::HeartbeatReport;
+pub use cron::{CronConfig, CronReport};
 pub(crate) use heartbeat::Heartbeat;
-pub use reaper::ReaperReport;
+pub use heartbeat::HeartbeatReport;
 pub(crate) use reaper::Reaper;
-pub use scheduler::SchedulerReport;
+pub use reaper::ReaperReport;
 pub(crate) use scheduler::Scheduler;
-pub use trimmer::TrimmerReport;
+pub use scheduler::SchedulerReport;
 pub(crate) use trimmer::Trimmer;
+pub use trimmer::TrimmerReport;
 
 /// One background service.
 pub(crate) trait Service: Send + 'static {
