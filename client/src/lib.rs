@@ -46,6 +46,7 @@ mod keys;
 pub mod lease;
 mod retry_policy;
 mod scripts;
+mod wire;
 
 pub use crate::cron::{
     validate_cron_name, CronCursor, CronEntry, CronPlan, CronRegistered, CronSchedule,
@@ -65,6 +66,7 @@ pub use job::{
 };
 pub use keys::{validate_queue_name, GlobalKeys, QueueKeys, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
+pub use wire::{check_args_depth, truncate_utf8, ERROR_TEXT_MAX_BYTES, MAX_ARGS_DEPTH};
 
 pub use chrono;
 pub use chrono_tz;

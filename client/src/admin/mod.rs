@@ -1,11 +1,14 @@
 //! The admin API: the read model and repair actions that the dashboard and
 //! the CLI are built on (Sidekiq's `api.rb`).
 //!
-//! Reads are range reads and counters (LLEN, ZCARD, LRANGE, ZRANGE, HMGET),
-//! never full scans, so pages stay fast on queues of millions of jobs; the
-//! one exception is finding a *ready* job by id, which walks the list in
-//! bounded chunks. Every change goes through a script (`requeue.lua`,
-//! `delete.lua`) or a single command.
+//! Reads are range reads and counters (ZCARD, ZRANGE, and read-only scripts
+//! that return a bounded prefix of each listed record), never full scans, so
+//! pages stay fast on queues of millions of jobs and of huge jobs; the one
+//! exception is finding a *ready* job by id, which walks the list in bounded
+//! chunks inside Redis (`find_ready.lua`). Everything read is decoded per job
+//! from bytes, so any record from any producer is listed. Every change goes
+//! through a script (`requeue.lua`, `delete.lua`, `delete_ready.lua`,
+//! `pause.lua`, `resume.lua`, `clear_ready.lua`, `register_queues.lua`).
 
 mod cron;
 mod filter;
@@ -13,12 +16,14 @@ mod jobs;
 mod processes;
 mod queues;
 mod stats;
+mod view;
 
 use serde::Serialize;
 
 pub use cron::CronEntryView;
 pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WINDOW_MAX};
-pub use jobs::{JobView, LeaseView};
+pub use jobs::{LISTING_BYTES_MAX, LISTING_RECORD_BYTES_MAX, LISTING_RECORD_BYTES_MIN};
+pub use view::{JobView, LeaseView, RecordSummary};
 pub use processes::{BusyJob, ProcessInfo, ProcessView};
 pub use queues::QueueInfo;
 pub use stats::{MinuteStats, QueueStats, STATS_MINUTES_MAX};

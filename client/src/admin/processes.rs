@@ -74,23 +74,28 @@ impl Admin {
         for id in &ids {
             pipe.cmd("HGETALL").arg(g.process(id));
         }
-        let hashes: Vec<HashMap<String, String>> = pipe
+        // Bytes: a process record is skipped, not fatal, when another
+        // client wrote something that does not decode.
+        let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> = pipe
             .query_async(&mut self.client.conn())
             .await
             .map_err(Error::redis("HGETALL process"))?;
         let mut out: Vec<ProcessView> = hashes
             .into_iter()
             .filter_map(|h| {
-                let info: ProcessInfo = serde_json::from_str(h.get("info")?).ok()?;
-                let busy = h
-                    .get("busy")
-                    .and_then(|b| serde_json::from_str(b).ok())
+                let field = |name: &str| h.get(name.as_bytes()).map(Vec::as_slice);
+                let number = |name: &str| -> Option<i64> {
+                    std::str::from_utf8(field(name)?).ok()?.parse().ok()
+                };
+                let info: ProcessInfo = serde_json::from_slice(field("info")?).ok()?;
+                let busy = field("busy")
+                    .and_then(|b| serde_json::from_slice(b).ok())
                     .unwrap_or_default();
                 Some(ProcessView {
                     info,
                     busy,
-                    started_ms: h.get("started_ms")?.parse().ok()?,
-                    beat_ms: h.get("beat_ms")?.parse().ok()?,
+                    started_ms: number("started_ms")?,
+                    beat_ms: number("beat_ms")?,
                 })
             })
             .collect();

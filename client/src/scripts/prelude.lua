@@ -79,8 +79,29 @@ local function spool_wake(key)
   redis.call('LTRIM', key, 0, 0)
 end
 
--- Appends an entry to a job's error history, keeping the newest `cap`.
+-- Longest error text kept in a history entry, in bytes (ERROR_TEXT_MAX_BYTES
+-- in wire.rs; a unit test checks they agree).
+local SPOOL_ERROR_TEXT_MAX = 8192
+
+-- `text` cut to at most `max` bytes without splitting a UTF-8 character:
+-- the cut moves back while the first dropped byte is a continuation byte.
+local function spool_cap_text(text, max)
+  if #text <= max then
+    return text
+  end
+  local e = max
+  while e > 0 do
+    local b = string.byte(text, e + 1)
+    if b < 128 or b >= 192 then break end
+    e = e - 1
+  end
+  return string.sub(text, 1, e)
+end
+
+-- Appends an entry to a job's error history, keeping the newest `cap`; the
+-- text is cut to SPOOL_ERROR_TEXT_MAX bytes.
 local function spool_push_error(key, id, now, attempt, text, cap)
+  text = spool_cap_text(text, SPOOL_ERROR_TEXT_MAX)
   local history = {}
   local raw = redis.call('HGET', key, id)
   if raw then
