@@ -18,8 +18,9 @@ local function spool_walk_ready(key, from, count, visit)
   while at < stop_at do
     local take = math.min(size, stop_at - at)
     local chunk = redis.call('LRANGE', key, -(at + take), -(at + 1))
+    local got = #chunk
     local bytes = 0
-    for i = #chunk, 1, -1 do
+    for i = got, 1, -1 do
       local record = chunk[i]
       chunk[i] = nil
       bytes = bytes + #record
@@ -28,7 +29,7 @@ local function spool_walk_ready(key, from, count, visit)
       end
       at = at + 1
     end
-    if #chunk < take and at < stop_at then
+    if got < take then
       return nil
     end
     if bytes < 262144 then
