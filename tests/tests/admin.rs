@@ -282,3 +282,100 @@ async fn handler_timeout_fails_the_attempt() {
     );
     running.stop().await;
 }
+
+/// Listings read a bounded prefix of each record: a page of 20 ready jobs
+/// of 5 MiB (and of dead ones) comes back with a few KiB per job and the
+/// record's full size, while the single-job view still reads it whole
+/// (issue 9, item 6).
+#[tokio::test]
+async fn listings_of_huge_jobs_read_a_bounded_prefix() {
+    use spool_client::admin::{LISTING_BYTES_MAX, LISTING_RECORD_BYTES_MAX};
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let mut raw = env.raw().await;
+    let big = "x".repeat(5 * 1024 * 1024);
+    let record = |id: &str| {
+        format!(
+            r#"{{"id":"{id}","attempt":0,"max_attempts":3,"enqueued_ms":1000,"type":"big","queue":"default","args":{{"blob":"{big}"}},"created_ms":1}}"#
+        )
+    };
+    for i in 0..20 {
+        let id = format!("r{i}");
+        let _: () = redis::cmd("LPUSH")
+            .arg("spool:{default}:ready")
+            .arg(record(&id))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let id = format!("d{i}");
+        let _: () = redis::pipe()
+            .cmd("HSET")
+            .arg("spool:{default}:jobs")
+            .arg(&id)
+            .arg(record(&id))
+            .cmd("ZADD")
+            .arg("spool:{default}:dead")
+            .arg(i)
+            .arg(&id)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let ready = admin.list_ready("default", 0, 20).await.unwrap();
+    let dead = admin.list_set("default", JobSet::Dead, 0, 20).await.unwrap();
+    for page in [&ready, &dead] {
+        assert_eq!(page.items.len(), 20);
+        let read: usize = page.items.iter().map(|j| j.raw_bytes.len()).sum();
+        assert!(read <= LISTING_BYTES_MAX, "{read} bytes read for one page");
+        for job in &page.items {
+            assert!(job.raw_bytes.len() <= LISTING_RECORD_BYTES_MAX);
+            assert!(job.truncated && job.record.is_none() && job.problem.is_none());
+            assert_eq!(job.size, record(job.id.as_str()).len() as u64);
+            assert_eq!(job.job_type(), "big");
+            assert_eq!(job.attempts(), Some((0, 3)));
+            assert!(job.args_text().starts_with(r#"{"blob":"xxx"#));
+        }
+    }
+    assert_eq!(ready.items[0].id.as_str(), "r0", "next to be fetched first");
+    assert_eq!(dead.items[0].id.as_str(), "d19", "most recent first");
+    let whole = admin.job("default", "r7").await.unwrap().unwrap();
+    assert!(!whole.truncated && whole.record.is_some());
+    assert_eq!(whole.raw_bytes, record("r7").into_bytes());
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!(q.ready, 20);
+    assert!(q.latency > Duration::ZERO);
+}
+
+/// Pause, resume (which wakes idle fetchers) and clear-ready are scripts;
+/// clearing deletes ready jobs only (ready → gone).
+#[tokio::test]
+async fn pause_resume_and_clear_ready() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    admin.pause("mail").await.unwrap();
+    assert!(admin.queue("mail").await.unwrap().paused);
+    assert_eq!(admin.queue_names().await.unwrap(), ["mail"]);
+    admin.resume("mail").await.unwrap();
+    assert!(!admin.queue("mail").await.unwrap().paused);
+    let mut raw = env.raw().await;
+    let wake: Vec<String> = redis::cmd("LRANGE")
+        .arg("spool:{mail}:wake")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(wake, ["1"], "one wake token left for idle fetchers");
+    let opts = || EnqueueOptions::new().queue("mail");
+    for n in 0..3 {
+        env.client.enqueue_with(&Noop { n }, opts()).await.unwrap();
+    }
+    env.client
+        .enqueue_with(&Noop { n: 9 }, opts().delay(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(admin.clear_ready("mail").await.unwrap(), 3);
+    let q = admin.queue("mail").await.unwrap();
+    assert_eq!((q.ready, q.scheduled), (0, 1));
+    assert_eq!(admin.clear_ready("mail").await.unwrap(), 0);
+}
