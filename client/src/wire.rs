@@ -252,14 +252,16 @@ mod tests {
             (include_str!("scripts/fail.lua"), stats_field::FAILED),
             (include_str!("scripts/reap.lua"), stats_field::FAILED),
             (include_str!("scripts/fetch.lua"), stats_field::FETCHED),
-            (include_str!("scripts/fetch.lua"), stats_field::FETCH_LATENCY),
+            (
+                include_str!("scripts/fetch.lua"),
+                stats_field::FETCH_LATENCY,
+            ),
             (include_str!("scripts/fetch.lua"), stats_field::FAILED),
         ];
         for (source, name) in uses {
             assert!(
-                source.contains(&format!("spool_count(KEYS[")) && source.contains(&format!(
-                    "], '{name}', now,"
-                )),
+                source.lines().any(|l| l.contains("spool_count(KEYS[")
+                    && l.contains(&format!("], '{name}', now,"))),
                 "a script no longer writes stats field {name:?}"
             );
         }
@@ -269,7 +271,9 @@ mod tests {
     #[test]
     fn error_text_cap_agrees_with_the_scripts() {
         let prelude = include_str!("scripts/prelude.lua");
-        assert!(prelude.contains(&format!("local SPOOL_ERROR_TEXT_MAX = {ERROR_TEXT_MAX_BYTES}\n")));
+        assert!(prelude.contains(&format!(
+            "local SPOOL_ERROR_TEXT_MAX = {ERROR_TEXT_MAX_BYTES}\n"
+        )));
     }
 
     #[test]
@@ -279,7 +283,11 @@ mod tests {
         assert_eq!(json_depth(br#"["[[[[\"[[[", "\\"]"#), 1);
         let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
         assert!(check_args_depth(deep.as_bytes()).is_err());
-        let ok = format!("{}{}", "[".repeat(MAX_ARGS_DEPTH), "]".repeat(MAX_ARGS_DEPTH));
+        let ok = format!(
+            "{}{}",
+            "[".repeat(MAX_ARGS_DEPTH),
+            "]".repeat(MAX_ARGS_DEPTH)
+        );
         assert!(check_args_depth(ok.as_bytes()).is_ok());
         // Stray closers and bytes that are not UTF-8 do not panic.
         assert_eq!(json_depth(b"]]]}\xff["), 1);

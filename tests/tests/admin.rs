@@ -322,7 +322,10 @@ async fn listings_of_huge_jobs_read_a_bounded_prefix() {
             .unwrap();
     }
     let ready = admin.list_ready("default", 0, 20).await.unwrap();
-    let dead = admin.list_set("default", JobSet::Dead, 0, 20).await.unwrap();
+    let dead = admin
+        .list_set("default", JobSet::Dead, 0, 20)
+        .await
+        .unwrap();
     for page in [&ready, &dead] {
         assert_eq!(page.items.len(), 20);
         let read: usize = page.items.iter().map(|j| j.raw_bytes.len()).sum();

@@ -147,11 +147,22 @@ async fn admin_lists_and_repairs_records_of_any_bytes() {
             assert_eq!(job.attempts(), Some((1, 3)));
             assert_eq!(job.last_error().unwrap().error, "bad \u{fffd} text");
         }
-        let bad = page.items.iter().find(|j| j.id.as_str().ends_with("utf8")).unwrap();
+        let bad = page
+            .items
+            .iter()
+            .find(|j| j.id.as_str().ends_with("utf8"))
+            .unwrap();
         assert!(bad.raw.contains(r"\xFF\xFE bad bytes \xC3"), "{}", bad.raw);
         assert!(bad.problem.as_deref().unwrap().contains("UTF-8"));
         let filtered = admin
-            .scan_set("default", set, &spool_client::admin::JobFilter::new(Some("t"), None).unwrap(), 0, 10, 100)
+            .scan_set(
+                "default",
+                set,
+                &spool_client::admin::JobFilter::new(Some("t"), None).unwrap(),
+                0,
+                10,
+                100,
+            )
             .await
             .unwrap();
         assert_eq!(filtered.matched, 3);
@@ -209,11 +220,22 @@ async fn bad_queue_names_in_the_registry_are_skipped_and_reported() {
         .await
         .unwrap();
     assert_eq!(admin.queue_names().await.unwrap(), ["default", "other"]);
-    let names: Vec<String> = admin.queues().await.unwrap().into_iter().map(|q| q.name).collect();
+    let names: Vec<String> = admin
+        .queues()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
     assert_eq!(names, ["default", "other"]);
     assert_eq!(admin.total_stats(60).await.unwrap().minutes.len(), 60);
     assert_eq!(
         admin.invalid_queue_names().await.unwrap(),
-        ["".to_owned(), "a:b".to_owned(), r"bad\xFF".to_owned(), "x".repeat(100)]
+        [
+            "".to_owned(),
+            "a:b".to_owned(),
+            r"bad\xFF".to_owned(),
+            "x".repeat(100)
+        ]
     );
 }

@@ -295,7 +295,12 @@ async fn deeply_nested_args_are_refused_at_enqueue() {
         let args = args.unwrap_or_else(|_| nested(MAX_ARGS_DEPTH + 1));
         let err = env
             .client
-            .enqueue_raw("deep", &args, &JobDefaults::default(), EnqueueOptions::new())
+            .enqueue_raw(
+                "deep",
+                &args,
+                &JobDefaults::default(),
+                EnqueueOptions::new(),
+            )
             .await
             .unwrap_err();
         assert!(
@@ -305,7 +310,12 @@ async fn deeply_nested_args_are_refused_at_enqueue() {
     }
     let ok = env
         .client
-        .enqueue_raw("deep", &nested(MAX_ARGS_DEPTH), &JobDefaults::default(), EnqueueOptions::new())
+        .enqueue_raw(
+            "deep",
+            &nested(MAX_ARGS_DEPTH),
+            &JobDefaults::default(),
+            EnqueueOptions::new(),
+        )
         .await
         .unwrap();
     let admin = env.client.admin();

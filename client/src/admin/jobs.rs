@@ -35,6 +35,18 @@ const LISTING_ERRORS_BYTES_MAX: usize = 16 * 1024;
 /// Error text kept per entry when a listed history is over its budget.
 const LISTING_ERROR_TEXT_BYTES: usize = 512;
 
+/// Replies of [`Admin::job`]'s pipeline: record, error history and lease
+/// (bytes), then the job's score in active, scheduled, retry and dead.
+type JobReply = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
+
 /// The two repair actions on a set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -61,8 +73,11 @@ fn valid_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// A listed record: its whole size and its first bytes.
+pub(super) type Head = (u64, Vec<u8>);
+
 /// Splits a `peek_ready.lua` reply: the list length and `(size, head)` per job.
-pub(super) fn parse_peek_ready(reply: redis::Value) -> Result<(u64, Vec<(u64, Vec<u8>)>)> {
+pub(super) fn parse_peek_ready(reply: redis::Value) -> Result<(u64, Vec<Head>)> {
     let mut items: Vec<redis::Value> =
         redis::from_redis_value(reply).map_err(Error::parse("peek_ready"))?;
     let mut it = items.drain(..);
@@ -177,37 +192,14 @@ impl Admin {
     pub async fn job(&self, queue: &str, id: &str) -> Result<Option<JobView>> {
         valid_id(id)?;
         let k = self.client.queue_keys(queue)?;
-        #[allow(clippy::type_complexity)]
-        let (raw, errors, lease, active, scheduled, retry, dead): (
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-        ) = redis::pipe()
-            .cmd("HGET")
-            .arg(&k.jobs)
-            .arg(id)
-            .cmd("HGET")
-            .arg(&k.errors)
-            .arg(id)
-            .cmd("HGET")
-            .arg(&k.leases)
-            .arg(id)
-            .cmd("ZSCORE")
-            .arg(&k.active)
-            .arg(id)
-            .cmd("ZSCORE")
-            .arg(&k.scheduled)
-            .arg(id)
-            .cmd("ZSCORE")
-            .arg(&k.retry)
-            .arg(id)
-            .cmd("ZSCORE")
-            .arg(&k.dead)
-            .arg(id)
+        let mut pipe = redis::pipe();
+        for hash in [&k.jobs, &k.errors, &k.leases] {
+            pipe.cmd("HGET").arg(hash).arg(id);
+        }
+        for set in [&k.active, &k.scheduled, &k.retry, &k.dead] {
+            pipe.cmd("ZSCORE").arg(set).arg(id);
+        }
+        let (raw, errors, lease, active, scheduled, retry, dead): JobReply = pipe
             .query_async(&mut self.client.conn())
             .await
             .map_err(Error::redis("job"))?;
@@ -231,11 +223,14 @@ impl Admin {
         let mut v = JobView::decode(JobId::from(id), queue, state, at, raw, size);
         v.errors = decode_errors(errors.as_deref());
         if state == JobState::Active {
-            v.lease = lease.as_deref().and_then(parse_lease).map(|(token, worker)| LeaseView {
-                token: token.to_owned(),
-                worker: worker.to_owned(),
-                deadline_ms: at,
-            });
+            v.lease = lease
+                .as_deref()
+                .and_then(parse_lease)
+                .map(|(token, worker)| LeaseView {
+                    token: token.to_owned(),
+                    worker: worker.to_owned(),
+                    deadline_ms: at,
+                });
         }
         Ok(Some(v))
     }

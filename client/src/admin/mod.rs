@@ -23,13 +23,14 @@ use serde::Serialize;
 pub use cron::CronEntryView;
 pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WINDOW_MAX};
 pub use jobs::{LISTING_BYTES_MAX, LISTING_RECORD_BYTES_MAX, LISTING_RECORD_BYTES_MIN};
-pub use view::{JobView, LeaseView, RecordSummary};
 pub use processes::{BusyJob, ProcessInfo, ProcessView};
 pub use queues::QueueInfo;
 pub use stats::{MinuteStats, QueueStats, STATS_MINUTES_MAX};
+pub use view::{JobView, LeaseView, RecordSummary};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::scripts;
 
 /// Largest page the admin API serves.
 pub const PAGE_LIMIT_MAX: usize = 1000;
@@ -72,6 +73,32 @@ impl Admin {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+impl Admin {
+    /// Runs a pipeline built on [`timed_pipe`] in one round trip (loading
+    /// scripts if needed); returns Redis's clock in ms and the other replies.
+    async fn run_timed(
+        &self,
+        pipe: &redis::Pipeline,
+        op: &'static str,
+    ) -> Result<(i64, std::vec::IntoIter<redis::Value>)> {
+        let replies: Vec<redis::Value> = scripts::run_pipeline(&mut self.client.conn(), pipe)
+            .await
+            .map_err(Error::redis(op))?;
+        let mut it = replies.into_iter();
+        let (secs, micros): (i64, i64) =
+            redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))
+                .map_err(Error::parse("TIME"))?;
+        Ok((secs * 1000 + micros / 1000, it))
+    }
+}
+
+/// A pipeline whose first command reads Redis's clock, for [`Admin::run_timed`].
+fn timed_pipe() -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("TIME");
+    pipe
 }
 
 pub(crate) fn check_page(limit: usize) -> Result<()> {

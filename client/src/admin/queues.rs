@@ -113,29 +113,29 @@ impl Admin {
     }
 
     async fn queue_infos(&self, names: &[String]) -> Result<Vec<QueueInfo>> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("TIME");
+        let mut pipe = super::timed_pipe();
         let all_keys: Vec<QueueKeys> = names
             .iter()
             .map(|n| QueueKeys::new(self.client.namespace(), n))
             .collect();
         for k in &all_keys {
             // Length and the oldest job's head only: the record may be huge.
-            pipe.add_command(SCRIPTS.peek_ready.cmd(&[&k.ready]).arg(0).arg(1).arg(HEAD_BYTES).clone());
+            pipe.add_command(
+                SCRIPTS
+                    .peek_ready
+                    .cmd(&[&k.ready])
+                    .arg(0)
+                    .arg(1)
+                    .arg(HEAD_BYTES)
+                    .clone(),
+            );
             pipe.cmd("EXISTS").arg(&k.paused);
             pipe.cmd("ZCARD").arg(&k.active);
             pipe.cmd("ZCARD").arg(&k.scheduled);
             pipe.cmd("ZCARD").arg(&k.retry);
             pipe.cmd("ZCARD").arg(&k.dead);
         }
-        let mut replies: Vec<redis::Value> = scripts::run_pipeline(&mut self.client.conn(), &pipe)
-            .await
-            .map_err(Error::redis("queues"))?;
-        let mut it = replies.drain(..);
-        let (secs, micros): (i64, i64) =
-            redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))
-                .map_err(Error::parse("TIME"))?;
-        let now = secs * 1000 + micros / 1000;
+        let (now, mut it) = self.run_timed(&pipe, "queues").await?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let mut next = || -> Result<redis::Value> {

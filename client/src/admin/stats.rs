@@ -146,21 +146,13 @@ impl Admin {
                 "stats window must be 1 to {STATS_MINUTES_MAX} minutes"
             )));
         }
-        let mut pipe = redis::pipe();
-        pipe.cmd("TIME");
+        let mut pipe = super::timed_pipe();
         for q in queues {
             pipe.cmd("HGETALL")
                 .arg(&self.client.queue_keys(q.as_ref())?.stats);
         }
-        let mut replies: Vec<redis::Value> = pipe
-            .query_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("stats"))?;
-        let mut it = replies.drain(..);
-        let (secs, _micros): (i64, i64) =
-            redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))
-                .map_err(Error::parse("TIME"))?;
-        let current = secs / 60;
+        let (now, it) = self.run_timed(&pipe, "stats").await?;
+        let current = now / 60_000;
         let stats = it
             .map(|reply| {
                 // Bytes, and a field that is not a count is ignored: any

@@ -87,7 +87,10 @@ impl JobView {
         let leased = state == JobState::Active;
         let (record, problem) = if truncated {
             let bad_utf8 = std::str::from_utf8(&raw).is_err_and(|e| e.error_len().is_some());
-            (None, bad_utf8.then(|| "record is not valid UTF-8".to_owned()))
+            (
+                None,
+                bad_utf8.then(|| "record is not valid UTF-8".to_owned()),
+            )
         } else {
             match std::str::from_utf8(&raw) {
                 Err(e) => (
@@ -213,7 +216,14 @@ mod tests {
     const GOOD: &[u8] = br#"{"id":"j","attempt":1,"max_attempts":3,"enqueued_ms":5,"type":"t\"x","queue":"q","args":[1,2],"created_ms":1}"#;
 
     fn view(raw: &[u8], size: usize, state: JobState) -> JobView {
-        JobView::decode(JobId::from("j"), "q", state, None, raw.to_vec(), size as u64)
+        JobView::decode(
+            JobId::from("j"),
+            "q",
+            state,
+            None,
+            raw.to_vec(),
+            size as u64,
+        )
     }
 
     #[test]

@@ -7,15 +7,7 @@
 -- KEYS[1] ready
 -- ARGV[1] job id  ARGV[2] most entries examined
 -- Returns 1 when the job was removed, 0 when it was not found.
-local prefix = spool_id_prefix(ARGV[1])
-local found
-spool_walk_ready(KEYS[1], 0, tonumber(ARGV[2]), function(record)
-  if string.sub(record, 1, #prefix) == prefix then
-    found = record
-    return true
-  end
-  return false
-end)
+local found = spool_find_ready(KEYS[1], ARGV[1], tonumber(ARGV[2]))
 if not found then
   return 0
 end

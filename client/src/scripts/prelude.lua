@@ -58,6 +58,20 @@ local function spool_restamp(record, now_s, delta)
   return spool_record(id, attempt, max_attempts, now_s, rest)
 end
 
+-- Moves job `id` from the jobs hash to the head of the ready list (the end
+-- fetched last), made ready at `now_s` with its attempt unchanged. Returns
+-- 1, or 0 when its record is gone. For requeue.lua; promote.lua's loop has
+-- the same shape and can use it.
+local function spool_to_ready(jobs, ready, id, now_s)
+  local record = redis.call('HGET', jobs, id)
+  if not record then
+    return 0
+  end
+  redis.call('HDEL', jobs, id)
+  redis.call('LPUSH', ready, spool_restamp(record, now_s, 0))
+  return 1
+end
+
 -- A lease is `token|worker id` in the leases hash; the leased record stays
 -- in the jobs hash exactly as fetched (its `attempt` does not yet count the
 -- run in progress: the script that ends the lease adds it). Keeping records
@@ -71,6 +85,15 @@ end
 
 local function spool_lease_worker(lease)
   return string.match(lease, '^%d+|(.*)$')
+end
+
+-- The ids an operator action applies to: ARGV itself, or with ARGV[1] = '*'
+-- the ARGV[2] oldest of `set` (requeue.lua, delete.lua).
+local function spool_action_ids(set)
+  if ARGV[1] == '*' then
+    return redis.call('ZRANGE', set, 0, tonumber(ARGV[2]) - 1)
+  end
+  return ARGV
 end
 
 -- Leaves one token on a queue's wake list: an idle fetcher blocked on it wakes.

@@ -41,7 +41,17 @@ local function spool_walk_ready(key, from, count, visit)
   return nil
 end
 
--- The prefix a record of job `id` starts with (ids have no quote).
-local function spool_id_prefix(id)
-  return '{"id":"' .. id .. '",'
+-- The record of job `id` among the first `max` entries from the fetch end
+-- (its prefix `{"id":"<id>",` identifies it; ids have no quote), or nil.
+local function spool_find_ready(key, id, max)
+  local prefix = '{"id":"' .. id .. '",'
+  local found
+  spool_walk_ready(key, 0, max, function(record)
+    if string.sub(record, 1, #prefix) == prefix then
+      found = record
+      return true
+    end
+    return false
+  end)
+  return found
 end
