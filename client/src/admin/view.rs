@@ -6,7 +6,9 @@
 use serde::Serialize;
 
 use crate::job::{ErrorEntry, JobId, JobRecord, JobState};
-use crate::wire::{attempt_while_leased, escape_bytes, record_head};
+use crate::wire::{
+    attempt_while_leased, check_args_depth, escape_bytes, record_head, MAX_ARGS_DEPTH,
+};
 
 /// Who holds a running job.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -101,6 +103,15 @@ impl JobView {
                     )),
                 ),
                 Ok(text) => match JobRecord::from_json(text) {
+                    // serde_json reads deep args as raw text, but turning the
+                    // view into a `serde_json::Value` (as `json!` does) would
+                    // fail at its recursion limit: such a record is shown raw.
+                    Ok(r) if check_args_depth(r.args.get().as_bytes()).is_err() => (
+                        None,
+                        Some(format!(
+                            "args nest more than {MAX_ARGS_DEPTH} levels of arrays and objects"
+                        )),
+                    ),
                     Ok(mut r) => {
                         if leased {
                             r.attempt = attempt_while_leased(r.attempt);
@@ -253,6 +264,15 @@ mod tests {
         assert!(v.raw.contains("\\xFF\\xFE"));
         assert_eq!(v.raw_bytes, bad);
         assert_eq!(v.job_type(), "t\"x");
+
+        let deep = format!(
+            r#"{{"id":"j","attempt":1,"max_attempts":3,"enqueued_ms":5,"type":"t","queue":"q","args":{}{},"created_ms":1}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let v = view(deep.as_bytes(), deep.len(), JobState::Dead);
+        assert!(v.record.is_none() && v.problem.is_some());
+        serde_json::to_value(&v).expect("a view always converts to a JSON value");
 
         let v = view(b"not json", 8, JobState::Ready);
         assert!(v.problem.is_some() && v.summary.is_none());
