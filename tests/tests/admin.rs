@@ -382,3 +382,42 @@ async fn pause_resume_and_clear_ready() {
     assert_eq!((q.ready, q.scheduled), (0, 1));
     assert_eq!(admin.clear_ready("mail").await.unwrap(), 0);
 }
+
+/// The scripts store at most ERROR_TEXT_MAX_BYTES of an error text, cut at a
+/// character boundary (issue 9, item 3).
+#[tokio::test]
+async fn stored_error_text_is_capped_at_a_char_boundary() {
+    use spool_client::lease::{Completion, Outcome};
+    use spool_client::{truncate_utf8, ERROR_TEXT_MAX_BYTES};
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let id = c.enqueue(&Noop { n: 1 }).await.unwrap();
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let leased = c
+        .fetch(&keys, 1, Duration::from_secs(30), "w")
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    // One ASCII byte, then two-byte characters: the cap falls inside one.
+    let text = format!("a{}", "é".repeat(ERROR_TEXT_MAX_BYTES));
+    c.complete(&[Completion {
+        keys,
+        id: leased.id,
+        token: leased.token,
+        outcome: Outcome::Dead {
+            error: text.clone(),
+        },
+    }])
+    .await
+    .unwrap();
+    let job = c
+        .admin()
+        .job("default", id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = &job.last_error().unwrap().error;
+    assert_eq!(stored.len(), ERROR_TEXT_MAX_BYTES - 1);
+    assert_eq!(stored, truncate_utf8(&text, ERROR_TEXT_MAX_BYTES));
+}
