@@ -238,3 +238,28 @@ async fn bad_queue_names_in_the_registry_are_skipped_and_reported() {
         ]
     );
 }
+
+/// Process records written by another client with bytes that are not UTF-8
+/// or fields that do not decode are skipped; live processes still list.
+#[tokio::test]
+async fn process_listing_skips_undecodable_records() {
+    let env = TestEnv::start().await;
+    let mut raw = env.raw().await;
+    let _: () = redis::pipe()
+        .cmd("ZADD")
+        .arg("{spool}:processes")
+        .arg(1)
+        .arg(&b"bad\xff"[..])
+        .arg(2)
+        .arg("junk")
+        .cmd("HSET")
+        .arg("{spool}:process:junk")
+        .arg("info")
+        .arg(&b"\xff{"[..])
+        .arg("started_ms")
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(env.client.admin().processes().await.unwrap().is_empty());
+}

@@ -60,13 +60,18 @@ impl Admin {
     /// [`Error::Redis`].
     pub async fn processes(&self) -> Result<Vec<ProcessView>> {
         let g = self.client.global_keys();
-        let ids: Vec<String> = redis::cmd("ZRANGE")
+        let ids: Vec<Vec<u8>> = redis::cmd("ZRANGE")
             .arg(&g.processes)
             .arg(0)
             .arg(-1)
             .query_async(&mut self.client.conn())
             .await
             .map_err(Error::redis("ZRANGE processes"))?;
+        // Spool's ids are text; a member that is not cannot be one of ours.
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter_map(|id| String::from_utf8(id).ok())
+            .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
