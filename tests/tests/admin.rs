@@ -321,11 +321,30 @@ async fn listings_of_huge_jobs_read_a_bounded_prefix() {
             .await
             .unwrap();
     }
+    // A history of ten 100 KiB errors (written by hand: the scripts cap texts).
+    let history: Vec<serde_json::Value> = (0..10)
+        .map(|n| serde_json::json!({"at_ms": n, "attempt": n, "error": format!("{n}:{}", "e".repeat(100 * 1024))}))
+        .collect();
+    let _: () = redis::cmd("HSET")
+        .arg("spool:{default}:errors")
+        .arg("d19")
+        .arg(serde_json::to_string(&history).unwrap())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     let ready = admin.list_ready("default", 0, 20).await.unwrap();
     let dead = admin
         .list_set("default", JobSet::Dead, 0, 20)
         .await
         .unwrap();
+    let errors = &dead.items[0].errors;
+    assert_eq!(errors.len(), 10);
+    assert!(errors.iter().all(|e| e.error.len() <= 512));
+    assert!(dead.items[0]
+        .last_error()
+        .unwrap()
+        .error
+        .starts_with("9:eee"));
     for page in [&ready, &dead] {
         assert_eq!(page.items.len(), 20);
         let read: usize = page.items.iter().map(|j| j.raw_bytes.len()).sum();

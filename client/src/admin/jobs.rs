@@ -22,16 +22,15 @@ const BULK_ACTION_CHUNK: usize = 1000;
 
 /// Byte budget of one listing page: the records' first bytes read per page
 /// (each record gets an equal share, at least [`LISTING_RECORD_BYTES_MIN`]
-/// and at most [`LISTING_RECORD_BYTES_MAX`]).
+/// and at most [`LISTING_RECORD_BYTES_MAX`]); error histories get the same
+/// share each (longer ones come with texts cut and the oldest entries left
+/// out).
 pub const LISTING_BYTES_MAX: usize = 1024 * 1024;
 /// Most bytes of one record a listing reads; longer records are listed with
 /// their first bytes (`truncated`) and read whole by [`Admin::job`].
 pub const LISTING_RECORD_BYTES_MAX: usize = 16 * 1024;
 /// Fewest bytes of one record a listing reads, whatever the page size.
 pub const LISTING_RECORD_BYTES_MIN: usize = 1024;
-/// Most bytes of one job's error history a listing reads; longer histories
-/// come with each error text cut to [`LISTING_ERROR_TEXT_BYTES`].
-const LISTING_ERRORS_BYTES_MAX: usize = 16 * 1024;
 /// Error text kept per entry when a listed history is over its budget.
 const LISTING_ERROR_TEXT_BYTES: usize = 512;
 
@@ -147,7 +146,7 @@ impl Admin {
             .arg(offset.saturating_add(limit as u64 - 1))
             .arg(if set == JobSet::Dead { "1" } else { "0" })
             .arg(record_budget(limit))
-            .arg(LISTING_ERRORS_BYTES_MAX)
+            .arg(record_budget(limit))
             .arg(LISTING_ERROR_TEXT_BYTES);
         let reply: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &cmd)
             .await

@@ -2,9 +2,9 @@
 -- the admin listings, with at most ARGV[4] bytes of each record and a
 -- bounded error history, so a page of huge jobs stays small.
 --
--- An error history longer than ARGV[5] bytes is decoded and each entry's
--- text cut to ARGV[6] bytes (at a character boundary); one still longer, or
--- not decodable, is returned as false.
+-- An error history longer than ARGV[5] bytes is decoded, each entry's text
+-- cut to ARGV[6] bytes (at a character boundary) and, while still too long,
+-- its oldest entries dropped; one that does not decode is returned as false.
 --
 -- KEYS[1] the set  KEYS[2] jobs  KEYS[3] errors
 -- ARGV[1] start  ARGV[2] stop (ranks, inclusive)  ARGV[3] '1' = highest
@@ -32,6 +32,10 @@ for i = 1, #entries, 2 do
         end
       end
       local encoded = cjson.encode(history)
+      while #encoded > errors_max and #history > 1 do
+        table.remove(history, 1)
+        encoded = cjson.encode(history)
+      end
       if #encoded <= errors_max then
         errors = encoded
       end
