@@ -440,3 +440,30 @@ async fn stored_error_text_is_capped_at_a_char_boundary() {
     assert_eq!(stored.len(), ERROR_TEXT_MAX_BYTES - 1);
     assert_eq!(stored, truncate_utf8(&text, ERROR_TEXT_MAX_BYTES));
 }
+
+/// Looking a ready job up by id walks the list one window per script call
+/// (10,000 entries), across windows, and finds and deletes the last one.
+#[tokio::test]
+async fn ready_lookup_walks_window_after_window() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let mut raw = env.raw().await;
+    let mut pipe = redis::pipe();
+    for i in 0..25_000 {
+        pipe.cmd("LPUSH").arg("spool:{default}:ready").arg(format!(
+            r#"{{"id":"w{i}","attempt":0,"max_attempts":1,"enqueued_ms":1,"type":"t","queue":"default","args":[],"created_ms":1}}"#
+        )).ignore();
+    }
+    let _: () = pipe.query_async(&mut raw).await.unwrap();
+    let last = admin
+        .job("default", "w24999")
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(last.state, JobState::Ready);
+    assert!(admin.job("default", "w25000").await.unwrap().is_none());
+    assert!(admin.delete_ready("default", "w24999").await.unwrap());
+    assert!(admin.delete_ready("default", "w12345").await.unwrap());
+    assert!(!admin.delete_ready("default", "w12345").await.unwrap());
+    assert_eq!(admin.queue("default").await.unwrap().ready, 24_998);
+}

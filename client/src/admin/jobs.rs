@@ -17,6 +17,8 @@ use crate::wire::{escape_bytes, parse_lease};
 
 /// Most ready entries examined when looking a job up by id.
 const READY_SCAN_MAX: usize = 1_000_000;
+/// Ready entries examined per script call when looking a job up by id.
+const READY_SCAN_WINDOW: usize = 10_000;
 /// Jobs moved or deleted per script call by the "all" actions.
 const BULK_ACTION_CHUNK: usize = 1000;
 
@@ -236,11 +238,40 @@ impl Admin {
 
     /// Finds a ready job's whole record by id (`find_ready.lua`).
     async fn find_ready(&self, k: &QueueKeys, id: &str) -> Result<Option<Vec<u8>>> {
-        let mut cmd = SCRIPTS.find_ready.cmd(&[&k.ready]);
-        cmd.arg(id).arg(READY_SCAN_MAX);
-        scripts::run(&mut self.client.conn(), &cmd)
-            .await
-            .map_err(Error::redis("find ready"))
+        let found: Option<Option<Vec<u8>>> = self
+            .walk_ready(&SCRIPTS.find_ready, k, id, "find ready", Option::is_some)
+            .await?;
+        Ok(found.flatten())
+    }
+
+    /// Calls `find_ready.lua` or `delete_ready.lua` on one window of the
+    /// ready list after another, from the fetch end, until `hit` holds for
+    /// its answer, the list ends or [`READY_SCAN_MAX`] entries were examined.
+    /// One script call per window lets Redis serve other clients in between.
+    async fn walk_ready<T: redis::FromRedisValue>(
+        &self,
+        script: &scripts::LuaScript,
+        k: &QueueKeys,
+        id: &str,
+        op: &'static str,
+        hit: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>> {
+        let mut from = 0;
+        while from < READY_SCAN_MAX {
+            let mut cmd = script.cmd(&[&k.ready]);
+            cmd.arg(id).arg(from).arg(READY_SCAN_WINDOW);
+            let (answer, seen): (T, usize) = scripts::run(&mut self.client.conn(), &cmd)
+                .await
+                .map_err(Error::redis(op))?;
+            if hit(&answer) {
+                return Ok(Some(answer));
+            }
+            if seen < READY_SCAN_WINDOW {
+                break;
+            }
+            from += seen;
+        }
+        Ok(None)
     }
 
     /// Moves jobs of a set to ready now: retry from dead, retry now, run a
@@ -330,8 +361,9 @@ impl Admin {
     pub async fn delete_ready(&self, queue: &str, id: &str) -> Result<bool> {
         valid_id(id)?;
         let k = self.client.queue_keys(queue)?;
-        let mut cmd = SCRIPTS.delete_ready.cmd(&[&k.ready]);
-        cmd.arg(id).arg(READY_SCAN_MAX);
-        Ok(self.write(&cmd, "delete ready").await? > 0)
+        let removed: Option<u64> = self
+            .walk_ready(&SCRIPTS.delete_ready, &k, id, "delete ready", |n| *n > 0)
+            .await?;
+        Ok(removed.is_some())
     }
 }

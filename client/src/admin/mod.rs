@@ -4,8 +4,8 @@
 //! Reads are range reads and counters (ZCARD, ZRANGE, and read-only scripts
 //! that return a bounded prefix of each listed record), never full scans, so
 //! pages stay fast on queues of millions of jobs and of huge jobs; the one
-//! exception is finding a *ready* job by id, which walks the list in bounded
-//! chunks inside Redis (`find_ready.lua`). Everything read is decoded per job
+//! exception is finding a *ready* job by id, which walks the list inside
+//! Redis one bounded window per script call (`find_ready.lua`). Everything read is decoded per job
 //! from bytes, so any record from any producer is listed. Every change goes
 //! through a script (`requeue.lua`, `delete.lua`, `delete_ready.lua`,
 //! `pause.lua`, `resume.lua`, `clear_ready.lua`, `register_queues.lua`).

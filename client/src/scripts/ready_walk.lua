@@ -10,7 +10,8 @@
 
 -- Calls visit(record) for `count` entries from position `from` (0 = the
 -- next job to be fetched, the list's tail), in fetch order, until visit
--- returns true. Returns that position, or nil.
+-- returns true. Returns true when it did (or nil), and the number of
+-- entries visited: fewer than `count` without a hit means the list ended.
 local function spool_walk_ready(key, from, count, visit)
   local size = 1
   local at = from
@@ -24,13 +25,13 @@ local function spool_walk_ready(key, from, count, visit)
       local record = chunk[i]
       chunk[i] = nil
       bytes = bytes + #record
-      if visit(record) then
-        return at
-      end
       at = at + 1
+      if visit(record) then
+        return true, at - from
+      end
     end
     if got < take then
-      return nil
+      break
     end
     if bytes < 262144 then
       size = math.min(size * 2, 1000)
@@ -38,20 +39,22 @@ local function spool_walk_ready(key, from, count, visit)
       size = math.floor(size / 2)
     end
   end
-  return nil
+  return nil, at - from
 end
 
--- The record of job `id` among the first `max` entries from the fetch end
--- (its prefix `{"id":"<id>",` identifies it; ids have no quote), or nil.
-local function spool_find_ready(key, id, max)
+-- Looks for job `id` among `count` entries from position `from` (its prefix
+-- `{"id":"<id>",` identifies it; ids have no quote). Returns its record (or
+-- nil) and the number of entries examined. Callers walk a long list in
+-- windows, one script call each, so Redis serves other clients in between.
+local function spool_find_ready(key, id, from, count)
   local prefix = '{"id":"' .. id .. '",'
   local found
-  spool_walk_ready(key, 0, max, function(record)
+  local _, seen = spool_walk_ready(key, from, count, function(record)
     if string.sub(record, 1, #prefix) == prefix then
       found = record
       return true
     end
     return false
   end)
-  return found
+  return found, seen
 end
