@@ -1,6 +1,7 @@
 //! Enqueue: app --enqueue--> ready list (now), or scheduled set (at / in).
 //!
-//! Builds job bodies in Rust (validating the queue name and the payload size
+//! Builds job bodies in Rust (validating the queue name, the payload size
+//! and the args nesting depth ([`MAX_ARGS_DEPTH`](crate::MAX_ARGS_DEPTH))
 //! before anything reaches Redis) and hands them to `enqueue.lua`, which
 //! stamps the script-owned fields with Redis's clock and applies the
 //! idempotency key atomically. Bulk enqueues go 1,000 jobs per script call,
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::job::{CronOrigin, Job, JobBody, JobId};
 use crate::keys::QueueKeys;
 use crate::scripts::{self, SCRIPTS};
+use crate::wire::check_args_depth;
 
 /// Idempotency window used when a key is given without one (24 hours).
 pub const IDEMPOTENCY_WINDOW_DEFAULT: Duration = Duration::from_secs(24 * 3600);
@@ -202,7 +204,9 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::PayloadTooLarge`],
-    /// [`Error::Serialize`] before Redis is contacted; [`Error::Redis`] when
+    /// [`Error::Serialize`], [`Error::InvalidArgument`] for args nested
+    /// deeper than [`MAX_ARGS_DEPTH`](crate::MAX_ARGS_DEPTH), before Redis is
+    /// contacted; [`Error::Redis`] when
     /// Redis did not confirm (the job may or may not exist then).
     pub async fn enqueue<J: Job>(&self, job: &J) -> Result<JobId> {
         Ok(self.enqueue_with(job, EnqueueOptions::new()).await?.id)
@@ -387,6 +391,7 @@ impl Client {
                 "job type must be 1 to 256 bytes".to_owned(),
             ));
         }
+        check_args_depth(args.get().as_bytes())?;
         let timeout = opts.timeout.unwrap_or(defaults.timeout);
         let body = JobBody {
             job_type,

@@ -53,6 +53,7 @@ mod keys;
 mod retry_policy;
 pub mod runtime;
 mod scripts;
+mod wire;
 
 pub use crate::cron::{
     validate_cron_name, CronEntry, CronSchedule, CRON_GRACE_DEFAULT, CRON_GRACE_MAX,
@@ -71,3 +72,4 @@ pub use job::{
 };
 pub use keys::{validate_queue_name, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
+pub use wire::{check_args_depth, truncate_utf8, ERROR_TEXT_MAX_BYTES, MAX_ARGS_DEPTH};

@@ -127,26 +127,21 @@ pub(crate) struct JobRow {
 
 impl JobRow {
     pub(crate) fn new(base: &str, j: &JobView, now: i64) -> Self {
-        let rec = j.record.as_ref();
         Self {
             id: j.id.to_string(),
             href: job_href(base, &j.queue, j.id.as_str()),
             job_type: j.job_type().to_owned(),
-            args: preview(
-                rec.map_or(j.raw.as_str(), |r| r.args.get()),
-                ARGS_PREVIEW_CHARS,
-            ),
+            args: preview(j.args_text(), ARGS_PREVIEW_CHARS),
             error: j
                 .last_error()
                 .map(|e| preview(&e.error, ERROR_PREVIEW_CHARS))
                 .unwrap_or_default(),
-            attempts: rec.map_or_else(
-                || "-".to_owned(),
-                |r| format!("{}/{}", r.attempt, r.max_attempts),
-            ),
+            attempts: j
+                .attempts()
+                .map_or_else(|| "-".to_owned(), |(a, m)| format!("{a}/{m}")),
             at: j.at_ms.map(fmt_time).unwrap_or_default(),
             at_rel: j.at_ms.map(|t| fmt_rel(t, now)).unwrap_or_default(),
-            enqueued: rec.map(|r| fmt_rel(r.enqueued_ms, now)).unwrap_or_default(),
+            enqueued: j.enqueued_ms().map(|t| fmt_rel(t, now)).unwrap_or_default(),
         }
     }
 }

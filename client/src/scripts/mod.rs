@@ -77,6 +77,14 @@ scripts! {
     heartbeat => ["heartbeat"],
     cron_tick => ["job_record", "cron_tick"],
     cron_register => ["cron_register"],
+    pause => ["pause"],
+    resume => ["resume"],
+    clear_ready => ["clear_ready"],
+    register_queues => ["register_queues"],
+    peek_ready => ["ready_walk", "peek_ready"],
+    peek_set => ["peek_set"],
+    find_ready => ["ready_walk", "find_ready"],
+    delete_ready => ["ready_walk", "delete_ready"],
 }
 
 fn is_noscript(err: &redis::RedisError) -> bool {

@@ -46,7 +46,7 @@ pub(crate) async fn page(
 ) -> AppResult<Response> {
     let job = find(&s, &queue, &id).await?;
     let rec = job.record.as_ref();
-    let raw_args = rec.map_or(job.raw.as_str(), |r| r.args.get());
+    let raw_args = job.args_text();
     let (args, args_truncated) = args_text(raw_args);
     let mut fields: Vec<(&'static str, String)> = Vec::new();
     if let Some(at) = job.at_ms {
