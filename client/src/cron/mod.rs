@@ -11,6 +11,9 @@
 //! This module owns the entry definition and its validation; it never reads
 //! the host clock for a schedule decision.
 
+mod dst;
+mod parse;
+mod plan;
 pub(crate) mod protocol;
 mod schedule;
 
@@ -22,8 +25,9 @@ use crate::enqueue::JobDefaults;
 use crate::error::{Error, Result};
 use crate::job::Job;
 
+pub use plan::CronPlan;
 pub use protocol::{CronCursor, CronRegistered, CronTickOutcome};
-pub use schedule::{CronPlan, CronSchedule};
+pub use schedule::CronSchedule;
 
 /// Grace period for a missed tick unless the entry says otherwise (60 s).
 pub const CRON_GRACE_DEFAULT: Duration = Duration::from_secs(60);
