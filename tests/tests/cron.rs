@@ -295,6 +295,26 @@ async fn paused_entries_skip_ticks_until_resumed() {
     .await;
     let admin = env.client.admin();
     assert!(admin.cron_pause("pausable").await.unwrap());
+    // cron_pause.lua stamps the pause with Redis's clock; pausing again
+    // keeps the first stamp.
+    let state = env
+        .client
+        .queue_keys("pause")
+        .unwrap()
+        .cron_state("pausable");
+    let paused_at = || async {
+        let v: Option<i64> = redis::cmd("HGET")
+            .arg(&state)
+            .arg("paused")
+            .query_async(&mut env.raw().await)
+            .await
+            .unwrap();
+        v.expect("paused is set")
+    };
+    let first = paused_at().await;
+    assert!((env.client.redis_time_ms().await.unwrap() - first).abs() < 5_000);
+    assert!(admin.cron_pause("pausable").await.unwrap());
+    assert_eq!(paused_at().await, first);
     let at_pause = ticks_of(&env, "pause", "pausable").await.len();
     let skipped_before = admin.cron_entry("pausable").await.unwrap().unwrap().skipped;
     wait_for(
@@ -420,6 +440,14 @@ async fn entries_are_listed_and_forgotten_when_no_worker_has_them() {
     )
     .unwrap();
     both.register().await.unwrap();
+    // Announcing the table registers its queue (cron_register.lua), so the
+    // dashboard lists it before the first tick.
+    let queues: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(&env.client.global_keys().queues)
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    assert!(queues.contains(&"list".to_owned()), "{queues:?}");
     both.run_once().await.unwrap(); // creates both entries' state
     let admin = env.client.admin();
     let list = admin.cron_entries().await.unwrap();

@@ -4,8 +4,9 @@
 //! Definitions come from the namespace's entries hash, written by every
 //! worker that has the entry in its table (`cron_register.lua`); firing
 //! state comes from the entry's state hash in its queue's slot (written by
-//! `cron_tick.lua`). An entry no worker announced within its stale period is
-//! not listed (and is deleted by the next worker that registers).
+//! `cron_tick.lua`, paused and resumed by `cron_pause.lua`). An entry no
+//! worker announced within its stale period is not listed (and is deleted
+//! by the next worker that registers). Every write is a script call.
 
 use std::collections::HashMap;
 
@@ -168,19 +169,7 @@ impl Admin {
         let Some(entry) = self.live_cron_entry(name).await? else {
             return Ok(false);
         };
-        let keys = self.client.queue_keys(&entry.queue)?;
-        let cmd = if paused {
-            let mut c = redis::cmd("HSET");
-            c.arg(keys.cron_state(&entry.name)).arg("paused").arg(1);
-            c
-        } else {
-            let mut c = redis::cmd("HDEL");
-            c.arg(keys.cron_state(&entry.name)).arg("paused");
-            c
-        };
-        cmd.exec_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("cron pause/resume"))?;
+        self.client.cron_set_paused(&entry, paused).await?;
         Ok(true)
     }
 }

@@ -260,6 +260,28 @@ mod tests {
         }
     }
 
+    /// Issue 8: every cron write is one script (`cron_*.lua`); a direct
+    /// write must not creep back into the runtime protocol or the admin API.
+    #[test]
+    fn cron_code_writes_only_through_scripts() {
+        let sources = [
+            ("cron/protocol.rs", include_str!("protocol.rs")),
+            ("admin/cron.rs", include_str!("../admin/cron.rs")),
+        ];
+        let writes = [
+            "SET", "DEL", "UNLINK", "EXPIRE", "PEXPIRE", "HSET", "HDEL", "HINCRBY", "SADD", "SREM",
+            "ZADD", "ZREM", "LPUSH", "RPUSH", "LTRIM",
+        ];
+        for (file, src) in sources {
+            for w in writes {
+                assert!(
+                    !src.contains(&format!("\"{w}\"")),
+                    "{file} issues {w} outside a script"
+                );
+            }
+        }
+    }
+
     #[test]
     fn typed_entries_take_the_job_types_defaults() {
         let e = CronEntry::new("r", "@daily", &Report { day: 1 });

@@ -77,6 +77,8 @@ scripts! {
     heartbeat => ["heartbeat"],
     cron_tick => ["job_record", "cron_tick"],
     cron_register => ["cron_register"],
+    cron_pause => ["cron_pause"],
+    cron_forget => ["cron_forget"],
 }
 
 fn is_noscript(err: &redis::RedisError) -> bool {
