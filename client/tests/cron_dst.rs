@@ -128,15 +128,13 @@ fn field(spec: &str, max: u32) -> Vec<u32> {
             Some((r, s)) => (r, s.parse::<u32>().expect("step")),
             None => (item, 1),
         };
-        let (lo, hi) = match range {
-            "*" => (0, max),
-            r => match r.split_once('-') {
-                Some((a, b)) => (a.parse().expect("lo"), b.parse().expect("hi")),
-                None => {
-                    let v = r.parse().expect("value");
-                    (v, v)
-                }
-            },
+        let (lo, hi) = if range == "*" {
+            (0, max)
+        } else if let Some((a, b)) = range.split_once('-') {
+            (a.parse().expect("lo"), b.parse().expect("hi"))
+        } else {
+            let v = range.parse().expect("value");
+            (v, v)
         };
         out.extend((lo..=hi).step_by(step as usize));
     }
@@ -313,14 +311,15 @@ fn check_plans(
         );
     }
     for _ in 0..20 {
-        let i = usize::try_from(rng.below(i64::try_from(ticks.len()).unwrap() - 1)).unwrap();
+        let n = i64::try_from(ticks.len()).expect("tick count fits");
+        let i = usize::try_from(rng.below(n - 1)).expect("index fits");
         cursors.push(ticks[i].0 - rng.below(3_600_000));
     }
     for cursor in cursors {
         for window in [1_000, 59_000, 300_000, 3_600_000, 10_800_000] {
             for grace in [Duration::from_secs(60), Duration::from_secs(3600)] {
                 let now = cursor + window;
-                let grace_ms = i64::try_from(grace.as_millis()).unwrap();
+                let grace_ms = i64::try_from(grace.as_millis()).expect("grace fits");
                 let want = reference_plan(ticks, cursor, now, grace_ms);
                 let got = schedule.plan(Some(cursor), now, grace);
                 assert_eq!(

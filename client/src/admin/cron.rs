@@ -47,7 +47,8 @@ pub struct CronEntryView {
     /// The last tick that was enqueued (Redis ms).
     pub last_tick_ms: Option<i64>,
     /// Ticks that were not enqueued: missed by more than the grace period,
-    /// overtaken by a later missed tick, or due while paused.
+    /// overtaken by a later missed tick, due while paused, or merged with
+    /// other ticks of a DST gap into one run (see `docs/CRON.md`).
     pub skipped: u64,
     /// The latest skipped tick (Redis ms).
     pub last_skipped_ms: Option<i64>,

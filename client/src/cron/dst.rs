@@ -102,9 +102,9 @@ mod tests {
     use super::*;
     use chrono::NaiveDate;
 
-    fn wall(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(y, m, d)
-            .and_then(|d| d.and_hms_opt(h, min, s))
+    fn wall(ymd: (i32, u32, u32), hms: (u32, u32, u32)) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(ymd.0, ymd.1, ymd.2)
+            .and_then(|day| day.and_hms_opt(hms.0, hms.1, hms.2))
             .expect("valid wall time")
     }
 
@@ -117,27 +117,27 @@ mod tests {
     #[test]
     fn a_wall_time_in_a_gap_is_the_first_instant_after_it() {
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
-        let r = resolve(berlin, wall(2026, 3, 29, 2, 30, 0)).unwrap();
+        let r = resolve(berlin, wall((2026, 3, 29), (2, 30, 0))).unwrap();
         assert_eq!(r.at, ms("2026-03-29T03:00:00+02:00"));
-        assert_eq!(r.gap_end, Some(wall(2026, 3, 29, 3, 0, 0)));
+        assert_eq!(r.gap_end, Some(wall((2026, 3, 29), (3, 0, 0))));
         // Lord Howe moves by 30 minutes: 02:00 → 02:30.
         let lh: Tz = "Australia/Lord_Howe".parse().unwrap();
-        let r = resolve(lh, wall(2026, 10, 4, 2, 29, 59)).unwrap();
+        let r = resolve(lh, wall((2026, 10, 4), (2, 29, 59))).unwrap();
         assert_eq!(r.at, ms("2026-10-04T02:30:00+11:00"));
         // Santiago springs forward at midnight: 00:00 → 01:00.
         let scl: Tz = "America/Santiago".parse().unwrap();
-        let r = resolve(scl, wall(2026, 9, 6, 0, 0, 0)).unwrap();
+        let r = resolve(scl, wall((2026, 9, 6), (0, 0, 0))).unwrap();
         assert_eq!(r.at, ms("2026-09-06T01:00:00-03:00"));
         // Samoa skipped a whole day.
         let apia: Tz = "Pacific/Apia".parse().unwrap();
-        let r = resolve(apia, wall(2011, 12, 30, 12, 0, 0)).unwrap();
+        let r = resolve(apia, wall((2011, 12, 30), (12, 0, 0))).unwrap();
         assert_eq!(r.at, ms("2011-12-31T00:00:00+14:00"));
     }
 
     #[test]
     fn a_repeated_wall_time_is_its_first_occurrence() {
         let ny: Tz = "America/New_York".parse().unwrap();
-        let r = resolve(ny, wall(2026, 11, 1, 1, 30, 0)).unwrap();
+        let r = resolve(ny, wall((2026, 11, 1), (1, 30, 0))).unwrap();
         assert_eq!(r.at, ms("2026-11-01T01:30:00-04:00"));
         assert_eq!(r.gap_end, None);
     }

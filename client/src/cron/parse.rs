@@ -56,23 +56,23 @@ pub(super) fn parse_fields(expr: &str) -> Result<Kind, String> {
         }
     }
     let unrestricted = |f: &str| f.starts_with('*') || f == "?";
-    let dom_restricted = !unrestricted(&fields[3]);
-    let dow_restricted = !unrestricted(&fields[5]);
+    let day_of_month_restricted = !unrestricted(&fields[3]);
+    let weekday_restricted = !unrestricted(&fields[5]);
     fields[5] = standard_days_of_week(&fields[5])
         .map_err(|reason| format!("schedule {expr:?}: day of week {:?}: {reason}", fields[5]))?;
     let compile = |fields: &[String]| {
         ::cron::Schedule::from_str(&fields.join(" "))
             .map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
     };
-    if dom_restricted && dow_restricted {
+    if day_of_month_restricted && weekday_restricted {
         // Vixie cron: "1 * * 15 mon" runs on the 15th and on Mondays.
-        let mut by_dom = fields.clone();
-        by_dom[5] = "*".to_owned();
-        let mut by_dow = fields;
-        by_dow[3] = "*".to_owned();
+        let mut by_day_of_month = fields.clone();
+        "*".clone_into(&mut by_day_of_month[5]);
+        let mut by_weekday = fields;
+        "*".clone_into(&mut by_weekday[3]);
         Ok(Kind::Fields {
-            primary: Box::new(compile(&by_dom)?),
-            either: Some(Box::new(compile(&by_dow)?)),
+            primary: Box::new(compile(&by_day_of_month)?),
+            either: Some(Box::new(compile(&by_weekday)?)),
         })
     } else {
         Ok(Kind::Fields {

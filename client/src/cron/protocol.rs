@@ -183,7 +183,7 @@ impl Client {
         let keys = self.queue_keys(&entry.queue)?;
         let tick = plan.fire.unwrap_or(0);
         let ttl = ms_i64(entry.grace + TICK_KEY_MARGIN);
-        let mut cmd = self.cron_cmd(&keys, entry, &keys.cron_tick(&entry.name, tick));
+        let mut cmd = Self::cron_cmd(&keys, entry, &keys.cron_tick(&entry.name, tick));
         cmd.arg("tick")
             .arg(planned_from.map(|c| c.to_string()).unwrap_or_default())
             .arg(plan.cursor)
@@ -210,7 +210,7 @@ impl Client {
     pub(crate) async fn cron_run_now(&self, entry: &CronEntry) -> Result<Enqueued> {
         let keys = self.queue_keys(&entry.queue)?;
         let prepared = self.cron_job(entry, None)?;
-        let mut cmd = self.cron_cmd(&keys, entry, &keys.cron_run_now(&entry.name));
+        let mut cmd = Self::cron_cmd(&keys, entry, &keys.cron_run_now(&entry.name));
         cmd.arg("now").arg(duration_ms(CRON_RUN_NOW_WINDOW));
         prepared.push_args(&mut cmd);
         let (status, value) = self.run_cron_cmd(cmd).await?;
@@ -220,7 +220,7 @@ impl Client {
         })
     }
 
-    fn cron_cmd(&self, keys: &QueueKeys, entry: &CronEntry, unique_key: &str) -> redis::Cmd {
+    fn cron_cmd(keys: &QueueKeys, entry: &CronEntry, unique_key: &str) -> redis::Cmd {
         let state = keys.cron_state(&entry.name);
         SCRIPTS.cron_tick.cmd(&[
             keys.ready.as_str(),
