@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::Admin;
 use crate::cron::protocol::StoredEntry;
 use crate::cron::{CronEntry, CronSchedule};
-use crate::enqueue::Enqueued;
+use crate::enqueue::{duration_ms, Enqueued};
 use crate::error::{Error, Result};
 use crate::job::JobId;
 
@@ -197,7 +197,7 @@ fn view(stored: StoredEntry, state: &HashMap<String, String>, now: i64) -> CronE
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         last_skipped_ms: int("last_skipped_ms"),
-        grace_ms: u64::try_from(e.grace.as_millis()).unwrap_or(u64::MAX),
+        grace_ms: duration_ms(e.grace),
         max_attempts: e.max_attempts,
         seen_ms: stored.seen_ms,
         expires_ms: stored.expires_ms,

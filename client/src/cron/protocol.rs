@@ -71,10 +71,6 @@ impl StoredEntry {
     }
 }
 
-fn ms_i64(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl Client {
     /// Announces a cron table: writes each entry's definition with a fresh
     /// "seen" time and a forget-after deadline `stale_after` from now (Redis
@@ -182,7 +178,7 @@ impl Client {
     ) -> Result<CronTickOutcome> {
         let keys = self.queue_keys(&entry.queue)?;
         let tick = plan.fire.unwrap_or(0);
-        let ttl = ms_i64(entry.grace + TICK_KEY_MARGIN);
+        let ttl = duration_ms(entry.grace + TICK_KEY_MARGIN);
         let mut cmd = Self::cron_cmd(&keys, entry, &keys.cron_tick(&entry.name, tick));
         cmd.arg("tick")
             .arg(planned_from.map(|c| c.to_string()).unwrap_or_default())
