@@ -9,7 +9,15 @@
 //! and runs entries. `docs/CRON.md` states the guarantee and the keys.
 //!
 //! This module owns the entry definition and its validation; it never reads
-//! the host clock for a schedule decision.
+//! the host clock for a schedule decision. Layout:
+//!
+//! | file | role |
+//! | --- | --- |
+//! | `parse.rs` | expression → the `cron` crate's schedules (5/6/7 fields, shortcuts, `@every`) |
+//! | `schedule.rs` | [`CronSchedule`]: the next tick after an instant |
+//! | `dst.rs` | the daylight-saving rule: wall time → instant |
+//! | `plan.rs` | [`CronPlan`]: what one pass fires and skips |
+//! | `protocol.rs` | the script calls (`cron_register`, `cron_tick`, `cron_pause`, `cron_forget`) |
 
 mod dst;
 mod parse;
