@@ -421,15 +421,15 @@ async fn stored_error_text_is_capped_at_a_char_boundary() {
     let text = format!("a{}", "é".repeat(ERROR_TEXT_MAX_BYTES));
     c.runtime()
         .complete(&[Completion {
-        keys,
-        id: leased.id,
-        token: leased.token,
-        outcome: Outcome::Dead {
-            error: text.clone(),
-        },
-    }])
-    .await
-    .unwrap();
+            keys,
+            id: leased.id,
+            token: leased.token,
+            outcome: Outcome::Dead {
+                error: text.clone(),
+            },
+        }])
+        .await
+        .unwrap();
     let job = c
         .admin()
         .job("default", id.as_str())

@@ -376,7 +376,9 @@ mod tests {
     #[test]
     fn args_nested_past_the_limit_are_an_error_naming_it() {
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        let raw = format!(r#"{{"id":"a","attempt":0,"max_attempts":3,"enqueued_ms":1,"type":"t","queue":"q","args":{deep},"created_ms":1}}"#);
+        let raw = format!(
+            r#"{{"id":"a","attempt":0,"max_attempts":3,"enqueued_ms":1,"type":"t","queue":"q","args":{deep},"created_ms":1}}"#
+        );
         let err = decode_leased(raw.as_bytes()).expect_err("too deep");
         assert!(err.contains("64"), "{err}");
     }

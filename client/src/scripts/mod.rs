@@ -85,6 +85,8 @@ scripts! {
     peek_set => ["peek_set"],
     find_ready => ["ready_walk", "find_ready"],
     delete_ready => ["ready_walk", "delete_ready"],
+    cron_pause => ["cron_pause"],
+    cron_forget => ["cron_forget"],
 }
 
 fn is_noscript(err: &redis::RedisError) -> bool {
