@@ -261,7 +261,7 @@ impl Client {
     ) -> Result<Enqueued> {
         let queue = opts.queue.clone().unwrap_or_else(|| defaults.queue.clone());
         let keys = self.queue_keys(&queue)?;
-        let prepared = self.prepare(job_type, args, defaults, &opts, &queue)?;
+        let prepared = self.prepare(job_type, args, defaults, &opts, &queue, None)?;
         let (window, idem_key) = match &opts.idempotency_key {
             Some(key) => {
                 if key.is_empty() || key.len() > 512 {
@@ -344,7 +344,7 @@ impl Client {
                 job_type: J::TYPE.to_owned(),
                 source,
             })?;
-            prepared.push(self.prepare(J::TYPE, &args, &defaults, &opts, &queue)?);
+            prepared.push(self.prepare(J::TYPE, &args, &defaults, &opts, &queue, None)?);
         }
         if prepared.is_empty() {
             return Ok(Vec::new());
@@ -364,20 +364,9 @@ impl Client {
         Ok(prepared.into_iter().map(|p| p.id).collect())
     }
 
-    fn prepare(
-        &self,
-        job_type: &str,
-        args: &RawValue,
-        defaults: &JobDefaults,
-        opts: &EnqueueOptions,
-        queue: &str,
-    ) -> Result<Prepared> {
-        self.prepare_with_origin(job_type, args, defaults, opts, queue, None)
-    }
-
-    /// [`Self::prepare`] for a job that records the cron entry (and tick) it
-    /// came from.
-    pub(crate) fn prepare_with_origin(
+    /// Checks and encodes one job; `cron` is the entry (and tick) a cron
+    /// job came from, `None` for every other enqueue.
+    pub(crate) fn prepare(
         &self,
         job_type: &str,
         args: &RawValue,

@@ -336,31 +336,13 @@ impl Worker {
             },
             stop.clone(),
         ));
-        services.spawn(services::run(
-            Scheduler {
-                runtime: runtime.clone(),
-                queues: queues.clone(),
-                interval: cfg.scheduler_interval,
-                nudge: Arc::clone(&scheduler_nudge),
-            },
-            stop.clone(),
-        ));
-        services.spawn(services::run(
-            Reaper {
-                runtime: runtime.clone(),
-                queues: queues.clone(),
-                interval: cfg.reaper_interval,
-            },
-            stop.clone(),
-        ));
-        services.spawn(services::run(
-            Trimmer {
-                runtime: runtime.clone(),
-                queues: queues.clone(),
-                interval: cfg.trimmer_interval,
-            },
-            stop.clone(),
-        ));
+        let scheduler = Scheduler::new(runtime.clone(), queues.clone(), cfg.scheduler_interval)
+            .with_nudge(Arc::clone(&scheduler_nudge));
+        services.spawn(services::run(scheduler, stop.clone()));
+        let reaper = Reaper::new(runtime.clone(), queues.clone(), cfg.reaper_interval);
+        services.spawn(services::run(reaper, stop.clone()));
+        let trimmer = Trimmer::new(runtime.clone(), queues.clone(), cfg.trimmer_interval);
+        services.spawn(services::run(trimmer, stop.clone()));
         if let Some(cron) = self.cron {
             services.spawn(services::run(cron, stop.clone()));
         }

@@ -238,7 +238,7 @@ impl Client {
             entry: entry.name.clone(),
             tick_ms,
         };
-        self.prepare_with_origin(
+        self.prepare(
             &entry.job_type,
             &args,
             &entry.defaults(),

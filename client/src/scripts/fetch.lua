@@ -72,12 +72,9 @@ if claimed > 0 then
   -- listpack every HMGET/HDEL of a busy queue would scan it linearly.
   redis.call('HSETNX', KEYS[4], '"', LEASES_GUARD)
 end
-for i = 1, #job_args, 1000 do
-  local j = math.min(i + 999, #job_args)
-  redis.call('HSET', KEYS[3], unpack(job_args, i, j))
-  redis.call('HSET', KEYS[4], unpack(lease_args, i, j))
-  redis.call('ZADD', KEYS[2], unpack(active_args, i, j))
-end
+spool_call_chunked('HSET', KEYS[3], job_args)
+spool_call_chunked('HSET', KEYS[4], lease_args)
+spool_call_chunked('ZADD', KEYS[2], active_args)
 if claimed > 0 then
   spool_count(KEYS[10], 'fc', now, claimed)
   spool_count(KEYS[10], 'fl', now, latency)

@@ -58,18 +58,27 @@ local function spool_restamp(record, now_s, delta)
   return spool_record(id, attempt, max_attempts, now_s, rest)
 end
 
--- Moves job `id` from the jobs hash to the head of the ready list (the end
--- fetched last), made ready at `now_s` with its attempt unchanged. Returns
--- 1, or 0 when its record is gone. For requeue.lua; promote.lua's loop has
--- the same shape and can use it.
-local function spool_to_ready(jobs, ready, id, now_s)
+-- Moves job `id` from the jobs hash to the ready list, made ready at
+-- `now_s` with its attempt unchanged: to the head (the end fetched last)
+-- with LPUSH, the default, or to the fetch end with `push` = 'RPUSH'.
+-- Returns 1, or 0 when its record is gone. For requeue, promote, release.
+local function spool_to_ready(jobs, ready, id, now_s, push)
   local record = redis.call('HGET', jobs, id)
   if not record then
     return 0
   end
   redis.call('HDEL', jobs, id)
-  redis.call('LPUSH', ready, spool_restamp(record, now_s, 0))
+  redis.call(push or 'LPUSH', ready, spool_restamp(record, now_s, 0))
   return 1
+end
+
+-- Calls `cmd key item…` over the whole list `items`, 1000 items per call:
+-- one multi-member command per chunk instead of one per item, and chunks
+-- stay under unpack's stack limit. Pairs stay whole (1000 is even).
+local function spool_call_chunked(cmd, key, items)
+  for c = 1, #items, 1000 do
+    redis.call(cmd, key, unpack(items, c, math.min(c + 999, #items)))
+  end
 end
 
 -- A lease is `token|worker id` in the leases hash; the leased record stays
