@@ -288,10 +288,9 @@ impl Client {
             .arg(&self.global_keys().queues)
             .arg(&queue)
             .ignore();
-        let ((created, ids),): ((i64, Vec<String>),) =
-            scripts::run_pipeline(&mut self.conn(), &pipe)
-                .await
-                .map_err(Error::redis("enqueue"))?;
+        let ((created, ids),): ((i64, Vec<String>),) = scripts::run(&mut self.conn(), &pipe)
+            .await
+            .map_err(Error::redis("enqueue"))?;
         let id = ids.into_iter().next().map_or(prepared.id, JobId::from);
         Ok(Enqueued {
             id,
@@ -358,7 +357,7 @@ impl Client {
             .arg(&self.global_keys().queues)
             .arg(&queue)
             .ignore();
-        scripts::run_pipeline::<()>(&mut self.conn(), &pipe)
+        scripts::run::<()>(&mut self.conn(), &pipe)
             .await
             .map_err(Error::redis("enqueue"))?;
         Ok(prepared.into_iter().map(|p| p.id).collect())

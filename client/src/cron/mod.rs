@@ -149,26 +149,7 @@ impl CronEntry {
         self
     }
 
-    /// Enqueues into this queue.
-    #[must_use]
-    pub fn queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = queue.into();
-        self
-    }
-
-    /// Attempts of each enqueued job (at least 1).
-    #[must_use]
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
-        self
-    }
-
-    /// Handler time limit of each enqueued job.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+    crate::job::job_option_setters!();
 
     /// Grace period for missed ticks (1 s to 1 day).
     #[must_use]

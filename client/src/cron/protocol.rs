@@ -130,7 +130,7 @@ impl Client {
             removed.push(stored.entry.name);
         }
         if !removed.is_empty() {
-            let () = scripts::run_pipeline(&mut self.conn(), &forget)
+            let () = scripts::run(&mut self.conn(), &forget)
                 .await
                 .map_err(Error::redis("cron_forget"))?;
         }

@@ -257,7 +257,7 @@ impl Runtime {
         if plan.is_empty() {
             return Ok(Vec::new());
         }
-        let replies: Vec<redis::Value> = scripts::run_pipeline(&mut self.client.conn(), &pipe)
+        let replies: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &pipe)
             .await
             .map_err(Error::redis("complete"))?;
         let mut out = vec![Applied::LeaseLost; batch.len()];
@@ -305,7 +305,7 @@ impl Runtime {
             }
             pipe.add_command(cmd);
         }
-        scripts::run_pipeline(&mut self.client.conn(), &pipe)
+        scripts::run(&mut self.client.conn(), &pipe)
             .await
             .map_err(Error::redis(what))
     }
