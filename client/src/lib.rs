@@ -14,7 +14,7 @@
 //! Module map:
 //! - [`job`](Job): the [`Job`] trait for typed jobs and the wire record [`JobRecord`].
 //! - `enqueue`: [`Client::enqueue`] and friends: now, at, in, bulk, idempotent.
-//! - `keys`: the key schema ([`QueueKeys`], [`GlobalKeys`]); no key string is built elsewhere.
+//! - `keys`: the key schema ([`runtime::QueueKeys`], [`runtime::GlobalKeys`]); no key string is built elsewhere.
 //! - `scripts`: the Lua scripts, one per state change; the only writers of job state.
 //! - [`runtime`]: the protocol the worker drives (fetch with leases, fenced
 //!   completion, extension, reaping, promotion, process record, wake-ups);

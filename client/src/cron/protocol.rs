@@ -29,7 +29,7 @@ const TICK_KEY_MARGIN: Duration = Duration::from_secs(120);
 /// an entry that never ran.
 pub type CronCursor = Option<i64>;
 
-/// What [`Client::cron_register`] did.
+/// What [`Runtime::cron_register`](crate::runtime::Runtime::cron_register) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronRegistered {
     /// Redis's clock at registration (ms).
@@ -39,7 +39,7 @@ pub struct CronRegistered {
     pub removed: Vec<String>,
 }
 
-/// What [`Client::cron_tick`] did.
+/// What [`Runtime::cron_tick`](crate::runtime::Runtime::cron_tick) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CronTickOutcome {
     /// The planned tick was enqueued as this job.

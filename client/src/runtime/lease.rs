@@ -155,7 +155,7 @@ impl Runtime {
     /// for `worker_id`. Returns nothing when the queue is empty or paused.
     ///
     /// # Errors
-    /// [`Error::Redis`]; [`Error::Parse`] only when the reply itself is not
+    /// [`Error::Redis`]; [`Error::Decode`] only when the reply itself is not
     /// the script's shape (records are decoded per job, see [`LeasedJob`]).
     pub async fn fetch(
         &self,
