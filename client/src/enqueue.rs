@@ -173,7 +173,7 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    /// Appends this job's ARGV group (id, max_attempts, at_ms, delay_ms, body).
+    /// Appends this job's ARGV group (id, `max_attempts`, `at_ms`, `delay_ms`, body).
     pub(crate) fn push_args(&self, cmd: &mut redis::Cmd) {
         cmd.arg(self.id.as_str())
             .arg(self.max_attempts)

@@ -7,6 +7,8 @@
 //! normative description; `scripts/prelude.lua` is the Lua side of the same
 //! formats (a unit test below checks that the two agree).
 
+use std::fmt::Write as _;
+
 use crate::error::{Error, Result};
 
 /// The script-owned leading fields of a record:
@@ -103,7 +105,7 @@ pub(crate) mod stats_field {
 }
 
 /// Deepest nesting of arrays and objects allowed in a job's args (the args
-/// value itself is level 1). serde_json refuses input nested more than 128
+/// value itself is level 1). `serde_json` refuses input nested more than 128
 /// levels, so deeper args could be stored but never read back; enqueue
 /// refuses them and the worker's decoder applies the same check.
 pub const MAX_ARGS_DEPTH: usize = 64;
@@ -185,11 +187,10 @@ pub(crate) fn escape_bytes(raw: &[u8]) -> String {
             Err(e) => {
                 let (good, bad) = rest.split_at(e.valid_up_to());
                 out.push_str(std::str::from_utf8(good).unwrap_or_default());
-                let Some(len) = e.error_len() else {
-                    return out;
-                };
+                // `None`: an incomplete sequence at the end; escape it all.
+                let len = e.error_len().unwrap_or(bad.len());
                 for b in &bad[..len] {
-                    out.push_str(&format!("\\x{b:02X}"));
+                    let _ = write!(out, "\\x{b:02X}");
                 }
                 rest = &bad[len..];
             }

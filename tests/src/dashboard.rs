@@ -42,6 +42,7 @@ impl DashboardServer {
     }
 
     /// `http://127.0.0.1:port`.
+    #[must_use]
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -81,11 +82,13 @@ pub struct Page {
 
 impl Page {
     /// The body parsed as HTML.
+    #[must_use]
     pub fn html(&self) -> Html {
         Html::parse_document(&self.body)
     }
 
     /// Texts of elements matching a CSS selector.
+    #[must_use]
     pub fn texts(&self, selector: &str) -> Vec<String> {
         let sel = Selector::parse(selector).expect("selector");
         self.html()
@@ -95,6 +98,7 @@ impl Page {
     }
 
     /// Values of `attr` on elements matching a CSS selector.
+    #[must_use]
     pub fn attrs(&self, selector: &str, attr: &str) -> Vec<String> {
         let sel = Selector::parse(selector).expect("selector");
         self.html()
@@ -127,6 +131,7 @@ pub struct Session {
 
 impl Session {
     /// A session against `origin` (scheme://host:port) with path `prefix`.
+    #[must_use]
     pub fn new(origin: &str, prefix: &str) -> Self {
         Self {
             base: format!("{origin}{prefix}"),
@@ -143,6 +148,7 @@ impl Session {
     }
 
     /// Sends this `Authorization` header on every request.
+    #[must_use]
     pub fn with_auth(mut self, value: &str) -> Self {
         self.auth = Some(value.to_owned());
         self

@@ -63,6 +63,7 @@ impl Job for Scripted {
 
 impl Scripted {
     /// A job named `name` that succeeds at once.
+    #[must_use]
     pub fn ok(name: &str) -> Self {
         Self {
             name: name.into(),
@@ -82,6 +83,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// Records one run of `name` and returns its run number (1 for the first).
+    #[must_use]
     pub fn hit(&self, name: &str) -> u32 {
         let mut m = self.runs.lock().expect("recorder lock");
         let n = m.entry(name.to_owned()).or_default();
@@ -90,6 +92,7 @@ impl Recorder {
     }
 
     /// Runs of `name` so far.
+    #[must_use]
     pub fn count(&self, name: &str) -> u32 {
         self.runs
             .lock()
@@ -100,12 +103,14 @@ impl Recorder {
     }
 
     /// Total runs.
+    #[must_use]
     pub fn total(&self) -> u32 {
         self.runs.lock().expect("recorder lock").values().sum()
     }
 }
 
 /// Registers the standard fixture handlers (`noop`, `scripted`) on a builder.
+#[must_use]
 pub fn with_fixtures(
     builder: spool_worker::WorkerBuilder,
     rec: &Recorder,
@@ -116,7 +121,7 @@ pub fn with_fixtures(
         .register(move |_ctx, job: Noop| {
             let r = r1.clone();
             async move {
-                r.hit(&format!("noop-{}", job.n));
+                let _run = r.hit(&format!("noop-{}", job.n));
                 Ok(())
             }
         })
@@ -128,9 +133,7 @@ pub fn with_fixtures(
                     tokio::time::sleep(std::time::Duration::from_millis(job.sleep_ms)).await;
                 }
                 if run <= job.fail_times {
-                    if job.panic {
-                        panic!("scripted panic on run {run}");
-                    }
+                    assert!(!job.panic, "scripted panic on run {run}");
                     let msg = format!("scripted failure on run {run}");
                     return Err(if job.permanent {
                         spool_worker::JobError::permanent(msg)

@@ -6,6 +6,10 @@
 //! tests live in `tests/`; the benchmark binary `spool-bench` and the child
 //! processes `chaos-worker` and `cron-worker` in `src/bin/`.
 
+// A harness panics on set-up failure by design (a test that cannot start
+// has failed); documenting that on every helper would say nothing new.
+#![allow(clippy::missing_panics_doc)]
+
 pub mod dashboard;
 pub mod handlers;
 pub mod redis_server;
@@ -67,6 +71,7 @@ pub struct RunningWorker {
 
 impl RunningWorker {
     /// Spawns `worker.run_until(..)` until [`RunningWorker::stop`].
+    #[must_use]
     pub fn start(worker: Worker) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(worker.run_until(async {
@@ -105,6 +110,7 @@ pub const CRON_QUEUE: &str = "cron-out";
 
 /// The cron table the `cron-worker` child processes share: one entry,
 /// `every-second`, firing a `noop` job into [`CRON_QUEUE`] every second.
+#[must_use]
 pub fn cron_test_table() -> Vec<spool_client::CronEntry> {
     vec![
         spool_client::CronEntry::new("every-second", "* * * * * *", &handlers::Noop { n: 1 })

@@ -49,11 +49,13 @@ fn redis_server_binary() -> PathBuf {
 
 impl TestRedis {
     /// Starts a server without persistence.
+    #[must_use]
     pub fn start() -> Self {
         Self::start_with(Persistence::None)
     }
 
     /// Starts a server with the given persistence.
+    #[must_use]
     pub fn start_with(persistence: Persistence) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("spool-redis-")
@@ -150,16 +152,19 @@ impl TestRedis {
     }
 
     /// `redis://127.0.0.1:PORT`.
+    #[must_use]
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// The port.
+    #[must_use]
     pub fn port(&self) -> u16 {
         self.port
     }
 
     /// The data directory.
+    #[must_use]
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

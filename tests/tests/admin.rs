@@ -400,7 +400,7 @@ async fn pause_resume_and_clear_ready() {
     assert_eq!(admin.clear_ready("mail").await.unwrap(), 0);
 }
 
-/// The scripts store at most ERROR_TEXT_MAX_BYTES of an error text, cut at a
+/// The scripts store at most `ERROR_TEXT_MAX_BYTES` of an error text, cut at a
 /// character boundary (issue 9, item 3).
 #[tokio::test]
 async fn stored_error_text_is_capped_at_a_char_boundary() {

@@ -8,7 +8,7 @@ use spool_client::{JobSet, JobState};
 use spool_tests::handlers::{with_fixtures, Noop, Recorder};
 use spool_tests::{wait_for, RunningWorker, TestEnv};
 
-/// Raw LPUSHes of non-JSON, foreign JSON, a Spool-shaped record with a bad
+/// Raw `LPUSHes` of non-JSON, foreign JSON, a Spool-shaped record with a bad
 /// body, wrong args and an unknown type all go dead; the good jobs around
 /// them run.
 #[tokio::test]
@@ -83,7 +83,7 @@ fn raw_record(id: &str, body: &[u8]) -> Vec<u8> {
     r
 }
 
-/// Records that are not UTF-8, not JSON, or nested past serde_json's limit,
+/// Records that are not UTF-8, not JSON, or nested past `serde_json`'s limit,
 /// written raw into the ready list and every set by a buggy producer, are
 /// listed with the rest (escaped bytes and a problem), found, retried and
 /// deleted; none of them makes a listing or a lookup fail (issue 9, items 2
@@ -231,7 +231,7 @@ async fn bad_queue_names_in_the_registry_are_skipped_and_reported() {
     assert_eq!(
         admin.invalid_queue_names().await.unwrap(),
         [
-            "".to_owned(),
+            String::new(),
             "a:b".to_owned(),
             r"bad\xFF".to_owned(),
             "x".repeat(100)

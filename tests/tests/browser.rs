@@ -1,4 +1,4 @@
-//! End-to-end in a real headless Chromium driven over WebDriver (plain HTTP
+//! End-to-end in a real headless Chromium driven over `WebDriver` (plain HTTP
 //! to chromedriver): open the Dead page, click Retry on a dead job, see it
 //! leave the dead set and get processed by a running worker.
 //!
@@ -17,7 +17,7 @@ use spool_tests::{wait_for, RunningWorker, TestEnv};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// W3C WebDriver's key for element references.
+/// W3C `WebDriver`'s key for element references.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver child on a free loopback port, killed on drop.

@@ -1,4 +1,4 @@
-//! Chaos: a worker process is SIGKILLed at random moments while thousands of
+//! Chaos: a worker process is `SIGKILLed` at random moments while thousands of
 //! jobs run. No acknowledged enqueue is lost; duplicates stay bounded by the
 //! jobs in flight at the kills.
 
@@ -134,7 +134,7 @@ async fn sigkill_at_random_moments_loses_no_job() {
     );
     let duplicates: u64 = runs.values().map(|n| u64::from(n - 1)).sum();
     let bound = kills * CONCURRENCY;
-    println!(
+    eprintln!(
         "chaos: {kills} kills, {} jobs, {duplicates} duplicate runs (bound {bound}), {} dead",
         ids.len(),
         dead.total

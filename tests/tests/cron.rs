@@ -10,12 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use spool_client::{Client, CronEntry, Error, JobRecord};
-use spool_tests::handlers::Noop;
+use spool_tests::handlers::{Noop, Recorder};
 use spool_tests::{cron_test_table, wait_for, RunningWorker, TestEnv, CRON_QUEUE};
 use spool_worker::testing::Cron;
 use spool_worker::CronConfig;
 
-/// Child processes of one test, SIGKILLed and reaped when dropped (also
+/// Child processes of one test, `SIGKILLed` and reaped when dropped (also
 /// when the test panics).
 struct Children(Vec<Option<Child>>);
 
@@ -55,14 +55,14 @@ impl Drop for Children {
 
 /// Every job record in `queue`'s ready list, oldest first.
 async fn ready_jobs(env: &TestEnv, queue: &str) -> Vec<JobRecord> {
-    let keys = env.client.queue_keys(queue).unwrap();
+    let keys = env.client.queue_keys(queue).expect("valid queue name");
     let raw: Vec<String> = redis::cmd("LRANGE")
         .arg(&keys.ready)
         .arg(0)
         .arg(-1)
         .query_async(&mut env.raw().await)
         .await
-        .unwrap();
+        .expect("LRANGE");
     raw.iter()
         .rev()
         .map(|r| JobRecord::from_json(r).expect("cron job record decodes"))
@@ -87,7 +87,7 @@ fn scheduler(client: &Client, entries: Vec<CronEntry>) -> Cron {
     Cron::new(client, entries, CronConfig::default()).expect("valid cron table")
 }
 
-/// Three processes with the same every-second table, one SIGKILLed and
+/// Three processes with the same every-second table, one `SIGKILLed` and
 /// restarted mid-run (two of them with host clocks off by minutes): every
 /// tick from the first to the last is enqueued exactly once, on time by
 /// Redis's clock, and none is skipped.
@@ -195,7 +195,7 @@ async fn ticks_follow_redis_time_not_a_wrong_host_clock() {
         "{report:?}"
     );
 
-    let worker = spool_tests::handlers::with_fixtures(env.worker(), &Default::default())
+    let worker = spool_tests::handlers::with_fixtures(env.worker(), &Recorder::default())
         .configure(|c| c.cron = config)
         .cron(table[0].clone())
         .build()
@@ -346,7 +346,7 @@ async fn a_dst_gap_fires_once_and_counts_the_merged_ticks_as_skipped() {
 async fn paused_entries_skip_ticks_until_resumed() {
     let env = TestEnv::start().await;
     let entry = CronEntry::new("pausable", "* * * * * *", &Noop { n: 5 }).queue("pause");
-    let worker = spool_tests::handlers::with_fixtures(env.worker(), &Default::default())
+    let worker = spool_tests::handlers::with_fixtures(env.worker(), &Recorder::default())
         .cron(entry)
         .build()
         .unwrap();
@@ -462,7 +462,7 @@ async fn bad_cron_entries_are_refused_at_build_naming_the_entry() {
         ),
     ] {
         let name = entry.name.clone();
-        let err = spool_tests::handlers::with_fixtures(env.worker(), &Default::default())
+        let err = spool_tests::handlers::with_fixtures(env.worker(), &Recorder::default())
             .cron(entry)
             .build()
             .expect_err(&name)
@@ -470,7 +470,7 @@ async fn bad_cron_entries_are_refused_at_build_naming_the_entry() {
         assert!(err.contains(&format!("cron entry {name:?}")), "{err}");
         assert!(err.contains(needle), "{err}");
     }
-    let err = spool_tests::handlers::with_fixtures(env.worker(), &Default::default())
+    let err = spool_tests::handlers::with_fixtures(env.worker(), &Recorder::default())
         .cron(CronEntry::new("twice", "@daily", &job))
         .cron(CronEntry::new("twice", "@hourly", &job))
         .build()

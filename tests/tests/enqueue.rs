@@ -124,6 +124,13 @@ async fn bulk_enqueue_of_ten_thousand_jobs() {
 /// Invalid queue names and oversized payloads are refused before Redis.
 #[tokio::test]
 async fn bad_input_is_refused_with_a_clear_error() {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Big {
+        blob: String,
+    }
+    impl spool_client::Job for Big {
+        const TYPE: &'static str = "big";
+    }
     let env = TestEnv::start().await;
     for bad in ["", "has space", "a:b", &"x".repeat(65)] {
         let err = env
@@ -133,13 +140,6 @@ async fn bad_input_is_refused_with_a_clear_error() {
             .unwrap_err();
         assert!(matches!(err, Error::InvalidQueueName { .. }), "{err}");
         assert!(err.to_string().contains("invalid queue name"));
-    }
-    #[derive(serde::Serialize, serde::Deserialize)]
-    struct Big {
-        blob: String,
-    }
-    impl spool_client::Job for Big {
-        const TYPE: &'static str = "big";
     }
     let err = env
         .client
@@ -270,7 +270,7 @@ async fn idempotency_key_expires_after_its_window() {
         .is_some());
 }
 
-/// Args nested deeper than MAX_ARGS_DEPTH are refused at enqueue with a
+/// Args nested deeper than `MAX_ARGS_DEPTH` are refused at enqueue with a
 /// clear error, typed or raw; at the limit they are accepted and read back
 /// (issue 9, item 2).
 #[tokio::test]

@@ -12,6 +12,7 @@ use spool_worker::testing;
 /// A stale worker whose lease expired and whose job was handed to another
 /// worker cannot ack, fail, kill or extend it; the new holder can.
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: stale holder, reaper, new holder, each step checked
 async fn expired_lease_is_fenced_against_the_stale_worker() {
     let env = TestEnv::start().await;
     let c = &env.client;

@@ -74,7 +74,7 @@ async fn acknowledged_jobs_survive_redis_restarts_and_the_worker_resumes() {
         || async { ran.lock().unwrap().len() > before },
     )
     .await;
-    println!(
+    eprintln!(
         "worker resumed {} ms after redis came back",
         back.elapsed().as_millis()
     );

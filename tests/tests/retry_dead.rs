@@ -79,8 +79,8 @@ async fn failing_job_backs_off_then_dies_and_retry_from_dead_is_once() {
         assert!(*gap >= want, "gaps {gaps:?}");
     }
     assert!(gaps[2] > gaps[0], "gaps {gaps:?}");
-    let stats = admin.stats("default", 5).await.unwrap();
-    assert_eq!(stats.failed, 4);
+    let failures = admin.stats("default", 5).await.unwrap();
+    assert_eq!(failures.failed, 4);
 
     // Double click: the second retry finds nothing to move.
     assert_eq!(
@@ -104,10 +104,11 @@ async fn failing_job_backs_off_then_dies_and_retry_from_dead_is_once() {
     )
     .await;
     running.stop().await;
+}
 
-    async fn starts_len(env: &TestEnv) -> u64 {
-        env.client.admin().stats("default", 5).await.unwrap().failed
-    }
+/// Failed runs counted in `default`'s stats.
+async fn starts_len(env: &TestEnv) -> u64 {
+    env.client.admin().stats("default", 5).await.unwrap().failed
 }
 
 /// A permanent failure goes straight to dead; a panic is caught and retried;
@@ -173,7 +174,7 @@ async fn retry_after_sets_the_delay() {
         .register(move |ctx: JobContext, _: Snooze| {
             let r = r.clone();
             async move {
-                r.hit("snooze");
+                let _run = r.hit("snooze");
                 if ctx.attempt() == 1 {
                     return Err(JobError::retry_after("later", Duration::from_secs(3600)));
                 }

@@ -67,7 +67,7 @@ async fn scheduled_jobs_start_on_time_by_redis_clock() {
     late.sort_unstable();
     let p50 = late[99];
     let p99 = late[197];
-    println!(
+    eprintln!(
         "scheduling lateness over 200 jobs: min {} ms, p50 {p50} ms, p99 {p99} ms, max {} ms",
         late[0], late[199]
     );

@@ -41,6 +41,11 @@ impl Backoff {
     }
 }
 
+/// `d` in whole milliseconds, for log fields (saturating).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `d` with ±10 % jitter, so periodic work on many hosts does not tick together.
 pub(crate) fn jittered(d: Duration) -> Duration {
     d.mul_f64(rand::rng().random_range(0.9..1.1))

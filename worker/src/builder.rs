@@ -151,7 +151,7 @@ impl WorkerBuilder {
         let pid = std::process::id();
         let suffix: u32 = rand::random();
         Ok(Worker {
-            worker_id: format!("{host}:{pid}:{suffix:08x}"),
+            id: format!("{host}:{pid}:{suffix:08x}"),
             host,
             pid,
             client: self.client,

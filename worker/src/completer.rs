@@ -78,7 +78,7 @@ impl Completer {
                 }
                 Err(err) if started.elapsed() < self.give_up_after => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, jobs = batch.len(), retry_in_ms = delay.as_millis() as u64,
+                    tracing::warn!(error = %err, jobs = batch.len(), retry_in_ms = crate::backoff::millis(delay),
                         "cannot write job outcomes; retrying");
                     tokio::time::sleep(delay).await;
                 }

@@ -140,7 +140,7 @@ async fn run(
     let outcome = match result {
         Ok(Ok(Ok(()))) => {
             tracing::debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                elapsed_ms = crate::backoff::millis(started.elapsed()),
                 "job done"
             );
             Outcome::Ack
@@ -192,8 +192,8 @@ pub(crate) const METRIC_HANDLER_OVERRUNS: &str = "spool_handler_overruns_total";
 fn record_overrun(job_type: &str, elapsed: Duration, timeout: Duration) {
     tracing::warn!(
         job_type,
-        elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-        timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        elapsed_ms = crate::backoff::millis(elapsed),
+        timeout_ms = crate::backoff::millis(timeout),
         "handler overran its time limit: it blocked its thread (std::thread::sleep, blocking I/O \
          or long CPU work), so the timeout could not stop it; run blocking work in \
          tokio::task::spawn_blocking"

@@ -79,7 +79,7 @@ impl Fetcher {
                 }
                 Err(err) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "fetch failed; retrying");
+                    tracing::warn!(error = %err, retry_in_ms = crate::backoff::millis(delay), "fetch failed; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = self.stop.cancelled() => break,

@@ -57,7 +57,7 @@ pub struct Worker {
     pub(crate) client: Client,
     pub(crate) config: WorkerConfig,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) worker_id: String,
+    pub(crate) id: String,
     pub(crate) host: String,
     pub(crate) pid: u32,
     /// The cron service, when the builder was given a cron table.
@@ -67,7 +67,7 @@ pub struct Worker {
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
-            .field("id", &self.worker_id)
+            .field("id", &self.id)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -83,7 +83,7 @@ impl Worker {
     /// This process's worker id (`host:pid:random`), as shown on the dashboard.
     #[must_use]
     pub fn id(&self) -> &str {
-        &self.worker_id
+        &self.id
     }
 
     /// The validated configuration.
@@ -114,7 +114,7 @@ impl Worker {
                 }
                 Err(err) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "redis not reachable at start-up; retrying");
+                    tracing::warn!(error = %err, retry_in_ms = crate::backoff::millis(delay), "redis not reachable at start-up; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = stop.cancelled() => return Ok(()),
@@ -146,6 +146,7 @@ impl Worker {
     /// Registers the queues and starts every task: completer, services
     /// (heartbeat, scheduler, reaper, trimmer, cron), wakers, then the
     /// fetcher last, so nothing is leased before its outcome can be written.
+    #[allow(clippy::too_many_lines)] // the start order, top to bottom, is the point: one sequence reads better than six helpers
     async fn start(self) -> Result<Running> {
         let cfg = self.config;
         let runtime = self.client.runtime();
@@ -182,7 +183,7 @@ impl Worker {
             Heartbeat {
                 runtime: runtime.clone(),
                 info: ProcessInfo {
-                    id: self.worker_id.clone(),
+                    id: self.id.clone(),
                     host: self.host,
                     pid: self.pid,
                     queues: cfg.queues.iter().map(|q| q.name.clone()).collect(),
@@ -239,7 +240,7 @@ impl Worker {
             Fetcher {
                 runtime: runtime.clone(),
                 config: cfg.clone(),
-                worker_id: self.worker_id.clone(),
+                worker_id: self.id.clone(),
                 queues: fetch_queues,
                 slots: Arc::new(Semaphore::new(cfg.concurrency)),
                 in_flight: in_flight.clone(),
@@ -256,10 +257,10 @@ impl Worker {
             }
             .run(),
         );
-        tracing::info!(worker_id = %self.worker_id, queues = ?names, concurrency = cfg.concurrency, "worker started");
+        tracing::info!(worker_id = %self.id, queues = ?names, concurrency = cfg.concurrency, "worker started");
         Ok(Running {
             runtime,
-            worker_id: self.worker_id,
+            worker_id: self.id,
             grace: cfg.shutdown_timeout,
             tokens,
             in_flight,
@@ -309,7 +310,7 @@ impl Running {
     /// Stops gracefully, in order; each step logs one line.
     async fn stop(mut self) {
         tracing::info!(
-            grace_ms = u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX),
+            grace_ms = crate::backoff::millis(self.grace),
             running = self.in_flight.len(),
             "shutting down"
         );

@@ -2,7 +2,7 @@
 //! with SIGKILL or stop with SIGTERM.
 //!
 //! Runs `Work` jobs: sleeps `sleep_ms`, then appends `<job id> <attempt>` to
-//! the file named by `--record` (one `write` per line with O_APPEND, so a
+//! the file named by `--record` (one `write` per line with `O_APPEND`, so a
 //! SIGKILL never leaves half a line) before returning. Exits 0 after a
 //! graceful shutdown.
 //!
@@ -20,7 +20,7 @@ use spool_client::Client;
 use spool_tests::handlers::Work;
 use spool_worker::{JobContext, JobError, Worker};
 
-/// Appends one line with one `write` (O_APPEND), so a SIGKILL never leaves
+/// Appends one line with one `write` (`O_APPEND`), so a SIGKILL never leaves
 /// half a line.
 fn append(path: &str, line: &str) -> std::io::Result<()> {
     std::fs::OpenOptions::new()

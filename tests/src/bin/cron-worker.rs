@@ -1,5 +1,5 @@
 //! `cron-worker`: a worker process with the cron tests' shared table
-//! ([`spool_tests::cron_test_table`]), started (and SIGKILLed) by
+//! ([`spool_tests::cron_test_table`]), started (and `SIGKILLed`) by
 //! `tests/cron.rs` to prove a tick fires once across processes.
 //!
 //! Usage: `cron-worker REDIS_URL [HOST_CLOCK_OFFSET_MS]`. The offset is

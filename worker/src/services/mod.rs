@@ -88,7 +88,7 @@ pub(crate) async fn run<S: Service>(mut service: S, stop: CancellationToken) {
             Err(err) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(service = S::NAME, error = %err,
-                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    retry_in_ms = crate::backoff::millis(delay),
                     "service pass failed; retrying");
                 delay
             }

@@ -92,7 +92,7 @@ fn parse_args() -> anyhow::Result<Args> {
 fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 fn rss_mb() -> f64 {
@@ -158,17 +158,17 @@ async fn wait_drained(client: &Client, started: Instant, limit: Duration) -> any
 }
 
 #[tokio::main]
+#[allow(clippy::too_many_lines)] // the four phases, in order, as the module header lists them
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let _private;
-    let url = match &args.redis_url {
-        Some(u) => u.clone(),
-        None => {
-            let r = spool_tests::TestRedis::start();
-            let u = r.url();
-            _private = r;
-            u
-        }
+    let url = if let Some(u) = &args.redis_url {
+        u.clone()
+    } else {
+        let r = spool_tests::TestRedis::start();
+        let u = r.url();
+        _private = r;
+        u
     };
     if args.poison {
         let report = poison::run(&url, args.concurrency).await?;
@@ -260,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
     handle.await??;
     let mut lat = latencies.lock().expect("latency lock").clone();
     lat.sort_unstable();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a rank in 1..=len
     let pct = |p: f64| {
         lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] as f64 / 1000.0
     };

@@ -54,6 +54,11 @@ impl Job for Hangs {
     }
 }
 
+/// The poison handler's body.
+fn always_panics() -> Result<(), JobError> {
+    panic!("poison: this handler always panics")
+}
+
 /// A record as another producer would write it, with Spool's head.
 fn record(id: &str, job_type: &str, args: &str, extra: &str) -> Vec<u8> {
     format!(
@@ -157,12 +162,7 @@ async fn drain(url: &str, concurrency: usize, with_poison: bool) -> anyhow::Resu
             d.fetch_add(1, Ordering::Relaxed);
             std::future::ready(Ok(()))
         })
-        .register(|_ctx: JobContext, _job: Panics| async move {
-            if true {
-                panic!("poison: this handler always panics");
-            }
-            Ok::<(), JobError>(())
-        })
+        .register(|_ctx: JobContext, _job: Panics| async move { always_panics() })
         .register(|_ctx: JobContext, _job: Hangs| std::future::pending())
         .build()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
