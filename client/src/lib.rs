@@ -44,6 +44,7 @@ mod error;
 mod job;
 mod keys;
 pub mod lease;
+mod redact;
 mod retry_policy;
 mod scripts;
 
@@ -64,6 +65,7 @@ pub use job::{
     MAX_ATTEMPTS_DEFAULT, QUEUE_DEFAULT, TIMEOUT_DEFAULT,
 };
 pub use keys::{validate_queue_name, GlobalKeys, QueueKeys, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
+pub use redact::redact_url;
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
 
 pub use chrono;

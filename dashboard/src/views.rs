@@ -1,7 +1,7 @@
 //! One askama struct per page, and the row types they show. Handlers turn
-//! admin data into these (times formatted, previews truncated, links built
-//! with the base path); templates only print fields, escaped by askama.
-//! Nothing here is ever marked `|safe`.
+//! admin data into these (times formatted, every stored string bounded with
+//! `text::clip`, links built with the base path); templates only print
+//! fields, escaped by askama. Nothing here is ever marked `|safe`.
 
 use askama::Template;
 use axum::http::StatusCode;
@@ -10,15 +10,8 @@ use spool_client::admin::JobView;
 
 use crate::charts::Chart;
 use crate::params::{enc, path_of};
-use crate::security::Ctx;
-
-/// Characters of args shown in a list row.
-pub(crate) const ARGS_PREVIEW_CHARS: usize = 120;
-/// Characters of an error shown in a list row.
-pub(crate) const ERROR_PREVIEW_CHARS: usize = 160;
-/// Bytes of args pretty-printed on the job page; longer args are cut, with a
-/// link to the full JSON.
-pub(crate) const ARGS_PAGE_BYTES: usize = 64 * 1024;
+use crate::state::Ctx;
+use crate::text::{clip, clip_line, ARGS_PREVIEW_BYTES, ERROR_PREVIEW_BYTES, FIELD_BYTES};
 
 /// Renders a template into a response (500 if a template fails, logged).
 pub(crate) fn render<T: Template>(t: &T) -> Response {
@@ -62,14 +55,6 @@ impl Layout {
             notice: None,
             refresh: 0,
         }
-    }
-}
-
-/// Cuts `s` to at most `max` characters, marking the cut.
-pub(crate) fn preview(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_owned(),
-        Some((at, _)) => format!("{}…", &s[..at]),
     }
 }
 
@@ -129,16 +114,16 @@ impl JobRow {
     pub(crate) fn new(base: &str, j: &JobView, now: i64) -> Self {
         let rec = j.record.as_ref();
         Self {
-            id: j.id.to_string(),
+            id: clip(j.id.as_str(), FIELD_BYTES),
             href: job_href(base, &j.queue, j.id.as_str()),
-            job_type: j.job_type().to_owned(),
-            args: preview(
+            job_type: clip(j.job_type(), FIELD_BYTES),
+            args: clip_line(
                 rec.map_or(j.raw.as_str(), |r| r.args.get()),
-                ARGS_PREVIEW_CHARS,
+                ARGS_PREVIEW_BYTES,
             ),
             error: j
                 .last_error()
-                .map(|e| preview(&e.error, ERROR_PREVIEW_CHARS))
+                .map(|e| clip_line(&e.error, ERROR_PREVIEW_BYTES))
                 .unwrap_or_default(),
             attempts: rec.map_or_else(
                 || "-".to_owned(),
@@ -215,6 +200,8 @@ pub(crate) struct Total {
 #[template(path = "overview.html")]
 pub(crate) struct OverviewPage {
     pub(crate) l: Layout,
+    /// Registry members that are not valid queue names (bounded), skipped.
+    pub(crate) skipped: Vec<String>,
     pub(crate) totals: Vec<Total>,
     pub(crate) queues: Vec<QueueRow>,
     pub(crate) hour: Chart,
@@ -271,6 +258,8 @@ pub(crate) struct ErrorRow {
     pub(crate) attempt: u32,
     pub(crate) at: String,
     pub(crate) error: String,
+    /// The error was cut; the raw record has it whole.
+    pub(crate) truncated: bool,
 }
 
 #[derive(Template)]
@@ -289,6 +278,8 @@ pub(crate) struct JobPage {
     pub(crate) args_truncated: bool,
     pub(crate) args_bytes: usize,
     pub(crate) raw_href: String,
+    /// The single-job JSON (full error texts).
+    pub(crate) api_href: String,
     pub(crate) attempts: String,
     pub(crate) fields: Vec<(&'static str, String)>,
     pub(crate) errors: Vec<ErrorRow>,
@@ -364,12 +355,6 @@ pub(crate) struct CronPage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn previews_cut_on_characters() {
-        assert_eq!(preview("héllo", 2), "hé…");
-        assert_eq!(preview("hi", 2), "hi");
-    }
 
     #[test]
     fn relative_times_read_naturally() {

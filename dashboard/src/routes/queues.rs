@@ -1,21 +1,22 @@
 //! Queue page: one queue's ready jobs in fetch order (LRANGE of one page),
 //! its counts, and pause/resume.
 
-use axum::extract::{Extension, Path, Query};
+use axum::extract::{Extension, Path};
 use axum::response::{Redirect, Response};
 
-use super::{AppState, State};
 use crate::error::AppResult;
-use crate::params::{enc, queue_name, ListQuery};
+use crate::params::{enc, queue_name, ListQuery, StrictQuery};
 use crate::routes::overview::queue_row;
-use crate::security::Ctx;
+use crate::state::AppState;
+use crate::state::Ctx;
 use crate::views::{render, JobRow, Layout, Pager, QueuePage};
+use axum::extract::State;
 
 pub(crate) async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
     Path(queue): Path<String>,
-    Query(query): Query<ListQuery>,
+    StrictQuery(query): StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
     let queue = queue_name(&queue)?;
     let paging = query.paging()?;

@@ -7,17 +7,18 @@
 //! `filter_window` entries from the front of the set and says so when it
 //! stopped early; a filtered "all" action scans up to `action_window`.
 
-use axum::body::Bytes;
-use axum::extract::{Extension, Query};
+use axum::extract::Extension;
 use axum::response::{Redirect, Response};
+use serde::Deserialize;
 use spool_client::admin::JobFilter;
 use spool_client::JobSet;
 
-use super::{AppState, State};
 use crate::error::{AppError, AppResult};
-use crate::params::{enc, job_id, path_of, ListQuery};
-use crate::security::Ctx;
+use crate::params::{enc, job_id, path_of, ListQuery, StrictForm, StrictQuery};
+use crate::state::AppState;
+use crate::state::Ctx;
 use crate::views::{render, JobRow, Layout, Pager, QueueTab, SetPage};
+use axum::extract::State;
 
 /// Most ids one "selected" action accepts.
 const SELECTED_MAX: usize = 1000;
@@ -25,7 +26,7 @@ const SELECTED_MAX: usize = 1000;
 pub(crate) async fn scheduled(
     s: AppState,
     c: Extension<Ctx>,
-    q: Query<ListQuery>,
+    q: StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
     page(s, c, q, JobSet::Scheduled).await
 }
@@ -33,7 +34,7 @@ pub(crate) async fn scheduled(
 pub(crate) async fn retries(
     s: AppState,
     c: Extension<Ctx>,
-    q: Query<ListQuery>,
+    q: StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
     page(s, c, q, JobSet::Retry).await
 }
@@ -41,7 +42,7 @@ pub(crate) async fn retries(
 pub(crate) async fn dead(
     s: AppState,
     c: Extension<Ctx>,
-    q: Query<ListQuery>,
+    q: StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
     page(s, c, q, JobSet::Dead).await
 }
@@ -70,13 +71,13 @@ fn set_href(base: &str, set: JobSet, queue: &str, filter: &JobFilter, extra: &st
 async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
-    Query(query): Query<ListQuery>,
+    StrictQuery(query): StrictQuery<ListQuery>,
     set: JobSet,
 ) -> AppResult<Response> {
     let paging = query.paging()?;
     let filter = query.filter()?;
     let wanted = query.queue()?;
-    let mut queues = s.admin.queues().await?;
+    let (mut queues, _skipped) = crate::state::queue_list(&s.admin).await?;
     if let Some(w) = &wanted {
         if !queues.iter().any(|q| &q.name == w) {
             queues.push(s.admin.queue(w).await?);
@@ -171,25 +172,25 @@ async fn page(
 pub(crate) async fn scheduled_action(
     s: AppState,
     c: Extension<Ctx>,
-    body: Bytes,
+    f: StrictForm<ActionForm>,
 ) -> AppResult<Redirect> {
-    action(s, c, body, JobSet::Scheduled).await
+    action(s, c, f, JobSet::Scheduled).await
 }
 
 pub(crate) async fn retries_action(
     s: AppState,
     c: Extension<Ctx>,
-    body: Bytes,
+    f: StrictForm<ActionForm>,
 ) -> AppResult<Redirect> {
-    action(s, c, body, JobSet::Retry).await
+    action(s, c, f, JobSet::Retry).await
 }
 
 pub(crate) async fn dead_action(
     s: AppState,
     c: Extension<Ctx>,
-    body: Bytes,
+    f: StrictForm<ActionForm>,
 ) -> AppResult<Redirect> {
-    action(s, c, body, JobSet::Dead).await
+    action(s, c, f, JobSet::Dead).await
 }
 
 /// What an action does to the jobs it picks.
@@ -211,72 +212,74 @@ enum Pick {
 /// The action form: `queue`, `type`, `q` (the filter), and either a row
 /// button (`retry_id`, `run_id`, `delete_id` = one id) or a bulk button
 /// (`action` = `{retry,run,delete}_{selected,all}`, selected ids in `id`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ActionForm {
+    queue: Option<String>,
+    #[serde(rename = "type")]
+    job_type: Option<String>,
+    q: Option<String>,
+    #[serde(default)]
+    id: Vec<String>,
+    retry_id: Option<String>,
+    run_id: Option<String>,
+    delete_id: Option<String>,
+    action: Option<String>,
+}
+
+impl ActionForm {
+    /// What to do to which jobs: a row button wins over a bulk button.
+    fn choice(self) -> AppResult<(Op, Pick)> {
+        let row = [
+            (self.retry_id, Op::Requeue { run: false }),
+            (self.run_id, Op::Requeue { run: true }),
+            (self.delete_id, Op::Delete),
+        ]
+        .into_iter()
+        .find_map(|(id, op)| id.map(|id| (op, id)));
+        if let Some((op, id)) = row {
+            job_id(&id)?;
+            return Ok((op, Pick::Ids(vec![id])));
+        }
+        let action = self
+            .action
+            .ok_or_else(|| AppError::BadRequest("no action given".to_owned()))?;
+        let (op, all) = match action.as_str() {
+            "retry_selected" => (Op::Requeue { run: false }, false),
+            "run_selected" => (Op::Requeue { run: true }, false),
+            "delete_selected" => (Op::Delete, false),
+            "retry_all" => (Op::Requeue { run: false }, true),
+            "run_all" => (Op::Requeue { run: true }, true),
+            "delete_all" => (Op::Delete, true),
+            _ => return Err(AppError::BadRequest("unknown action".to_owned())),
+        };
+        if all {
+            return Ok((op, Pick::AllMatching));
+        }
+        if self.id.len() > SELECTED_MAX {
+            return Err(AppError::BadRequest(format!(
+                "at most {SELECTED_MAX} jobs per action"
+            )));
+        }
+        for id in &self.id {
+            job_id(id)?;
+        }
+        Ok((op, Pick::Ids(self.id)))
+    }
+}
+
 async fn action(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
-    body: Bytes,
+    StrictForm(form): StrictForm<ActionForm>,
     set: JobSet,
 ) -> AppResult<Redirect> {
-    let mut queue = None;
-    let (mut job_type, mut text) = (None, None);
-    let mut ids = Vec::new();
-    let mut chosen: Option<(Op, Pick)> = None;
-    for (k, v) in form_urlencoded::parse(&body) {
-        let v = v.into_owned();
-        match k.as_ref() {
-            "queue" => queue = Some(v),
-            "type" => job_type = Some(v),
-            "q" => text = Some(v),
-            "id" => {
-                if ids.len() >= SELECTED_MAX {
-                    return Err(AppError::BadRequest(format!(
-                        "at most {SELECTED_MAX} jobs per action"
-                    )));
-                }
-                job_id(&v)?;
-                ids.push(v);
-            }
-            "retry_id" | "run_id" | "delete_id" => {
-                job_id(&v)?;
-                let op = match k.as_ref() {
-                    "delete_id" => Op::Delete,
-                    other => Op::Requeue {
-                        run: other == "run_id",
-                    },
-                };
-                chosen = Some((op, Pick::Ids(vec![v])));
-            }
-            "action" if chosen.is_none() => {
-                let (op, all) = match v.as_str() {
-                    "retry_selected" => (Op::Requeue { run: false }, false),
-                    "run_selected" => (Op::Requeue { run: true }, false),
-                    "delete_selected" => (Op::Delete, false),
-                    "retry_all" => (Op::Requeue { run: false }, true),
-                    "run_all" => (Op::Requeue { run: true }, true),
-                    "delete_all" => (Op::Delete, true),
-                    _ => return Err(AppError::BadRequest("unknown action".to_owned())),
-                };
-                chosen = Some((
-                    op,
-                    if all {
-                        Pick::AllMatching
-                    } else {
-                        Pick::Ids(Vec::new())
-                    },
-                ));
-            }
-            _ => {}
-        }
-    }
-    let queue = queue.ok_or_else(|| AppError::BadRequest("queue is required".to_owned()))?;
+    let queue = form
+        .queue
+        .clone()
+        .ok_or_else(|| AppError::BadRequest("queue is required".to_owned()))?;
     spool_client::validate_queue_name(&queue)?;
-    let filter = JobFilter::new(job_type.as_deref(), text.as_deref())?;
-    let (op, pick) = chosen.ok_or_else(|| AppError::BadRequest("no action given".to_owned()))?;
-    let pick = match pick {
-        Pick::Ids(one) if !one.is_empty() => Pick::Ids(one),
-        Pick::Ids(_) => Pick::Ids(ids),
-        all => all,
-    };
+    let filter = JobFilter::new(form.job_type.as_deref(), form.q.as_deref())?;
+    let (op, pick) = form.choice()?;
     let admin = &s.admin;
     let n = match pick {
         Pick::Ids(ids) => {
