@@ -29,13 +29,23 @@ async fn queue_list(admin: &Admin, err: &mut dyn Write) -> Result<Vec<QueueInfo>
     Ok(queues)
 }
 
-pub(crate) async fn stats(
+/// `stats` (`totals`) or `queues`, as a table or JSON.
+pub(crate) async fn stats_or_queues(
     admin: &Admin,
+    totals: bool,
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
     let queues = queue_list(admin, err).await?;
+    if !totals {
+        if json {
+            output::json(out, &queues)?;
+        } else {
+            output::queues(out, &queues)?;
+        }
+        return Ok(());
+    }
     let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
     let total = QueueStats::sum(&admin.stats_of(&names, 1).await?);
     let processes = admin.processes().await?.len() as u64;
@@ -59,21 +69,6 @@ pub(crate) async fn stats(
         output::json(out, &map)?;
     } else {
         output::totals(out, &rows)?;
-    }
-    Ok(())
-}
-
-pub(crate) async fn queues(
-    admin: &Admin,
-    json: bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> CliResult {
-    let queues = queue_list(admin, err).await?;
-    if json {
-        output::json(out, &queues)?;
-    } else {
-        output::queues(out, &queues)?;
     }
     Ok(())
 }

@@ -102,6 +102,23 @@ pub fn scrub_all(text: &str, args: &[OsString]) -> String {
         .fold(text.to_owned(), |t, url| scrub(&t, url))
 }
 
+/// A tokio runtime for a binary's `main`, or exit code 1 with the reason
+/// on stderr.
+///
+/// # Errors
+/// The exit code to return when the runtime cannot start.
+pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        let _ = writeln!(std::io::stderr(), "error: cannot start the runtime: {e}");
+        std::process::ExitCode::from(EXIT_FAILURE)
+    })
+}
+
 /// Runs `spool` with `args` (the program name first), writing results to
 /// `out` and errors to `err`. Returns the exit code.
 pub async fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
@@ -144,8 +161,8 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
         })?;
     let admin = client.admin();
     match cli.cmd {
-        Command::Stats { json } => commands::stats(&admin, json, out, err).await,
-        Command::Queues { json } => commands::queues(&admin, json, out, err).await,
+        Command::Stats { json } => commands::stats_or_queues(&admin, true, json, out, err).await,
+        Command::Queues { json } => commands::stats_or_queues(&admin, false, json, out, err).await,
         Command::Dead { cmd } => commands::dead(&admin, cmd, out, err).await,
         Command::Pause { queue } => {
             admin.pause(&queue).await?;
