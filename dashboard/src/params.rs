@@ -143,13 +143,20 @@ pub(crate) fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Displa
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(default);
     };
-    // Canonical decimal only: `+1`, `01` or ` 1` are refused, not read as 1.
-    match raw.parse::<T>() {
-        Ok(v) if v >= min && v <= max && v.to_string() == raw => Ok(v),
-        _ => Err(AppError::BadRequest(format!(
-            "{name} must be a number from {min} to {max}"
-        ))),
-    }
+    canonical(raw, min, max)
+        .ok_or_else(|| AppError::BadRequest(format!("{name} must be a number from {min} to {max}")))
+}
+
+/// `raw` as a number in `min..=max`, written in canonical decimal: `+1`,
+/// `01` or ` 1` are refused, not read as 1. Shared with the CLI's flags.
+pub(crate) fn canonical<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    raw: &str,
+    min: T,
+    max: T,
+) -> Option<T> {
+    raw.parse::<T>()
+        .ok()
+        .filter(|v| *v >= min && *v <= max && v.to_string() == raw)
 }
 
 impl ListQuery {

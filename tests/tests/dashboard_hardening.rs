@@ -56,9 +56,21 @@ async fn raw_dead(env: &TestEnv, queue: &str, id: &str, rec: &str, error: &str) 
     let mut raw = env.raw().await;
     let errors = serde_json::json!([{ "at_ms": 1, "attempt": 1, "error": error }]).to_string();
     cmd(&mut raw, &["SADD", "{spool}:queues", queue]).await;
-    cmd(&mut raw, &["ZADD", &format!("spool:{{{queue}}}:dead"), "1", id]).await;
-    cmd(&mut raw, &["HSET", &format!("spool:{{{queue}}}:jobs"), id, rec]).await;
-    cmd(&mut raw, &["HSET", &format!("spool:{{{queue}}}:errors"), id, &errors]).await;
+    cmd(
+        &mut raw,
+        &["ZADD", &format!("spool:{{{queue}}}:dead"), "1", id],
+    )
+    .await;
+    cmd(
+        &mut raw,
+        &["HSET", &format!("spool:{{{queue}}}:jobs"), id, rec],
+    )
+    .await;
+    cmd(
+        &mut raw,
+        &["HSET", &format!("spool:{{{queue}}}:errors"), id, &errors],
+    )
+    .await;
 }
 
 // ------------------------------------------------------------ DNS rebinding
@@ -109,7 +121,11 @@ async fn dns_rebinding_foreign_host_is_refused() {
     assert!(!env.client.admin().queue("default").await.unwrap().paused);
     // Loopback names and IP literals pass.
     for host in [format!("localhost:{port}"), format!("[::1]:{port}")] {
-        assert_eq!(s.get_with("/", &[("host", host.clone())]).await.status, 200, "{host}");
+        assert_eq!(
+            s.get_with("/", &[("host", host.clone())]).await.status,
+            200,
+            "{host}"
+        );
     }
     server.stop().await;
 
@@ -126,7 +142,10 @@ async fn dns_rebinding_foreign_host_is_refused() {
         .post_raw(
             "/queues/default/pause",
             &[("csrf", token.as_str())],
-            &[("host", ops.clone()), ("origin", "https://ops.example.com".into())],
+            &[
+                ("host", ops.clone()),
+                ("origin", "https://ops.example.com".into()),
+            ],
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
@@ -161,8 +180,16 @@ async fn huge_stored_strings_are_truncated_everywhere() {
     cmd(
         &mut raw,
         &[
-            "HSET", "{spool}:process:proc-1", "info", &info, "busy", "[]", "started_ms", &now,
-            "beat_ms", &now,
+            "HSET",
+            "{spool}:process:proc-1",
+            "info",
+            &info,
+            "busy",
+            "[]",
+            "started_ms",
+            &now,
+            "beat_ms",
+            &now,
         ],
     )
     .await;
@@ -214,7 +241,14 @@ async fn deeply_nested_args_render_everywhere() {
     cmd(&mut raw, &["SADD", "{spool}:queues", "deep"]).await;
     let ready = record("deep-ready", "deep", "t", &deep, None);
     cmd(&mut raw, &["LPUSH", "spool:{deep}:ready", &ready]).await;
-    raw_dead(&env, "deep", "deep-dead", &record("deep-dead", "deep", "t", &deep, None), "x").await;
+    raw_dead(
+        &env,
+        "deep",
+        "deep-dead",
+        &record("deep-dead", "deep", "t", &deep, None),
+        "x",
+    )
+    .await;
     // Through the CLI, as the issue did: accepted or refused, never a crash.
     let (code, _, err) = spool(&env, &["enqueue", "deep", "t", &deep]).await;
     assert!(code == EXIT_OK || code == EXIT_USAGE, "{code}: {err}");
@@ -271,7 +305,14 @@ async fn bad_queue_names_in_the_registry_are_skipped_and_reported() {
     let long = "x".repeat(10 * 1024);
     cmd(&mut raw, &["SADD", "{spool}:queues", "a:b", &long]).await;
     let (server, mut s) = serve(&env, DashboardConfig::default()).await;
-    for path in ["/", "/metrics", "/api/stats", "/api/queues", "/dead", "/scheduled"] {
+    for path in [
+        "/",
+        "/metrics",
+        "/api/stats",
+        "/api/queues",
+        "/dead",
+        "/scheduled",
+    ] {
         let p = s.get(path).await;
         assert_eq!(p.status, 200, "{path}: {}", p.body);
         assert!(p.body.len() < 64 * 1024, "{path}");
@@ -379,7 +420,14 @@ async fn announced_oversize_body_is_refused_up_front() {
     let start = format!("csrf={token}&queue=default&");
     let r = raw_post(&server, &s, "/dead/actions", &start, Some(10_000_000_000)).await;
     assert!(r.starts_with("HTTP/1.1 413"), "{r}");
-    let r = raw_post(&server, &s, "/queues/default/pause", "", Some(256 * 1024 + 1)).await;
+    let r = raw_post(
+        &server,
+        &s,
+        "/queues/default/pause",
+        "",
+        Some(256 * 1024 + 1),
+    )
+    .await;
     assert!(r.starts_with("HTTP/1.1 413"), "{r}");
     server.stop().await;
 }

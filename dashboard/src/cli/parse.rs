@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::params::canonical;
+
 /// Longest `--in` delay: 100 years (36500d). Longer is surely a typo
 /// (`200000000000d`) and would overflow the millisecond timestamps of the
 /// protocol. (`--at` needs no bound: RFC 3339 years end at 9999, which fits.)
@@ -89,7 +91,7 @@ pub(crate) struct EnqueueArgs {
     #[arg(long = "in", id = "delay", value_parser = delay)]
     pub(crate) delay: Option<Duration>,
     /// Attempts allowed (default 25; 1 to 10000).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ATTEMPTS_MAX)))]
+    #[arg(long, value_parser = attempts)]
     pub(crate) max_attempts: Option<u32>,
     /// Idempotency key: a second enqueue with the same key returns the first job.
     #[arg(long)]
@@ -103,7 +105,7 @@ pub(crate) enum DeadCmd {
         #[command(flatten)]
         filter: FilterArgs,
         /// Most jobs to print (1 to 1000).
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        #[arg(long, default_value_t = 50, value_parser = limit)]
         limit: u16,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -148,6 +150,19 @@ pub(crate) enum CronCmd {
         /// Entry name.
         name: String,
     },
+}
+
+/// Largest `dead list --limit`.
+const LIMIT_MAX: u16 = 1000;
+
+fn attempts(s: &str) -> Result<u32, String> {
+    canonical(s, 1, MAX_ATTEMPTS_MAX)
+        .ok_or_else(|| format!("must be a whole number from 1 to {MAX_ATTEMPTS_MAX}"))
+}
+
+fn limit(s: &str) -> Result<u16, String> {
+    canonical(s, 1, LIMIT_MAX)
+        .ok_or_else(|| format!("must be a whole number from 1 to {LIMIT_MAX}"))
 }
 
 fn args_json(s: &str) -> Result<Box<serde_json::value::RawValue>, String> {
