@@ -431,3 +431,49 @@ async fn announced_oversize_body_is_refused_up_front() {
     assert!(r.starts_with("HTTP/1.1 413"), "{r}");
     server.stop().await;
 }
+
+/// The binary knows its port: `localhost:<that port>` is served, another
+/// port or a foreign name gets 421; `--allowed-host` adds a name.
+#[tokio::test]
+async fn binary_pins_host_and_port() {
+    let env = TestEnv::start().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let _child =
+        tokio::process::Command::new(spool_tests::dashboard::fresh_binary("spool-dashboard"))
+            .args([
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--redis-url",
+                &env.redis.url(),
+            ])
+            .args(["--allowed-host", "ops.example.com"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    spool_tests::wait_for("binary serves", Duration::from_secs(10), || {
+        let (http, url) = (http.clone(), url.clone());
+        async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    let mut s = Session::new(&url, "");
+    for (host, want) in [
+        (format!("localhost:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 200),
+        ("ops.example.com".to_owned(), 200),
+        (format!("localhost:{}", port.wrapping_add(1)), 421),
+        (format!("evil.example:{port}"), 421),
+    ] {
+        assert_eq!(
+            s.get_with("/", &[("host", host.clone())]).await.status,
+            want,
+            "{host}"
+        );
+    }
+}

@@ -37,15 +37,10 @@ fn args_text(raw: &str) -> (String, bool) {
     }
 }
 
-pub(crate) async fn page(
-    State(s): AppState,
-    Extension(ctx): Extension<Ctx>,
-    Path((queue, id)): Path<(String, String)>,
-) -> AppResult<Response> {
-    let job = find(&s, &queue, &id).await?;
+/// The job page's field list: times, timeout, idempotency key, trace, each
+/// stored string bounded.
+fn fields(job: &JobView) -> Vec<(&'static str, String)> {
     let rec = job.record.as_ref();
-    let raw_args = rec.map_or(job.raw.as_str(), |r| r.args.get());
-    let (args, args_truncated) = args_text(raw_args);
     let mut fields: Vec<(&'static str, String)> = Vec::new();
     if let Some(at) = job.at_ms {
         let label = match job.state {
@@ -76,6 +71,19 @@ pub(crate) async fn page(
     } else {
         fields.push(("Record", "not a Spool record (shown raw)".to_owned()));
     }
+    fields
+}
+
+pub(crate) async fn page(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path((queue, id)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let job = find(&s, &queue, &id).await?;
+    let rec = job.record.as_ref();
+    let raw_args = rec.map_or(job.raw.as_str(), |r| r.args.get());
+    let (args, args_truncated) = args_text(raw_args);
+    let fields = fields(&job);
     let href = job_href(&ctx.base, &job.queue, job.id.as_str());
     let id = clip(job.id.as_str(), FIELD_BYTES);
     let page = JobPage {

@@ -10,13 +10,13 @@
 use axum::extract::Extension;
 use axum::response::{Redirect, Response};
 use serde::Deserialize;
-use spool_client::admin::JobFilter;
+use spool_client::admin::{JobFilter, JobView};
 use spool_client::JobSet;
 
 use crate::error::{AppError, AppResult};
-use crate::params::{enc, job_id, path_of, ListQuery, StrictForm, StrictQuery};
+use crate::params::{enc, job_id, path_of, ListQuery, Paging, StrictForm, StrictQuery};
 use crate::state::AppState;
-use crate::state::Ctx;
+use crate::state::{Ctx, Shared};
 use crate::views::{render, JobRow, Layout, Pager, QueueTab, SetPage};
 use axum::extract::State;
 
@@ -68,6 +68,45 @@ fn set_href(base: &str, set: JobSet, queue: &str, filter: &JobFilter, extra: &st
     href
 }
 
+/// One page of a set: (jobs matching, the page's jobs, a note when the
+/// filter stopped scanning before the end of the set).
+async fn listing(
+    s: &Shared,
+    queue: &str,
+    set: JobSet,
+    filter: &JobFilter,
+    paging: Paging,
+) -> AppResult<(u64, Vec<JobView>, Option<String>)> {
+    if queue.is_empty() {
+        return Ok((0, Vec::new(), None));
+    }
+    if filter.is_empty() {
+        let p = s
+            .admin
+            .list_set(queue, set, paging.offset(), paging.per_page)
+            .await?;
+        return Ok((p.total, p.items, None));
+    }
+    let p = s
+        .admin
+        .scan_set(
+            queue,
+            set,
+            filter,
+            paging.offset(),
+            paging.per_page,
+            s.config.filter_window,
+        )
+        .await?;
+    let note = p.truncated.then(|| {
+        format!(
+            "The filter looked at the first {} of {} jobs in this set and found {} matches; jobs further on are not searched by this page (actions on all matching jobs search up to {}).",
+            p.scanned, p.total, p.matched, s.config.action_window
+        )
+    });
+    Ok((p.matched, p.items, note))
+}
+
 async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
@@ -109,36 +148,7 @@ async fn page(
         })
         .collect();
     let queue = selected.unwrap_or_default();
-    let mut scan_note = None;
-    let (total, views) = if queue.is_empty() {
-        (0, Vec::new())
-    } else if filter.is_empty() {
-        let p = s
-            .admin
-            .list_set(&queue, set, paging.offset(), paging.per_page)
-            .await?;
-        (p.total, p.items)
-    } else {
-        let window = s.config.filter_window;
-        let p = s
-            .admin
-            .scan_set(
-                &queue,
-                set,
-                &filter,
-                paging.offset(),
-                paging.per_page,
-                window,
-            )
-            .await?;
-        if p.truncated {
-            scan_note = Some(format!(
-                "The filter looked at the first {} of {} jobs in this set and found {} matches; jobs further on are not searched by this page (actions on all matching jobs search up to {}).",
-                p.scanned, p.total, p.matched, s.config.action_window
-            ));
-        }
-        (p.matched, p.items)
-    };
+    let (total, views, scan_note) = listing(&s, &queue, set, &filter, paging).await?;
     let now = s.admin.client().redis_time_ms().await?;
     let jobs: Vec<JobRow> = views.iter().map(|j| JobRow::new(b, j, now)).collect();
     let per_page = paging.per_page;
