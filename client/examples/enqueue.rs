@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use spool_client::{chrono, Client, EnqueueOptions, Job, JobOptions};
+use spool_client::{Client, EnqueueOptions, Job, JobOptions};
 
 #[derive(Serialize, Deserialize)]
 struct SendEmail {

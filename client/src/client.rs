@@ -132,8 +132,9 @@ impl ClientBuilder {
     }
 }
 
-/// A cloneable handle to Spool in one Redis: enqueue jobs, reach the admin
-/// API, and (for the worker) the runtime protocol.
+/// A cloneable handle to Spool in one Redis, for producers: enqueue jobs.
+/// It also hands out the admin API ([`Client::admin`]) and, for the worker,
+/// the runtime protocol ([`Client::runtime`]).
 ///
 /// ```no_run
 /// # async fn demo() -> spool_client::Result<()> {
@@ -224,17 +225,20 @@ impl Client {
         Admin::new(self.clone())
     }
 
+    /// The runtime protocol the worker drives (not for application code).
+    #[must_use]
+    pub fn runtime(&self) -> crate::runtime::Runtime {
+        crate::runtime::Runtime::new(self.clone())
+    }
+
     /// A clone of the shared multiplexed connection.
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.inner.conn.clone()
     }
 
     /// Opens a dedicated connection for blocking commands (a blocking pop
-    /// would stall every other call on the shared one). Runtime protocol.
-    ///
-    /// # Errors
-    /// [`Error::Redis`] when Redis cannot be reached.
-    pub async fn dedicated_connection(
+    /// would stall every other call on the shared one).
+    pub(crate) async fn dedicated_connection(
         &self,
         block_for: Duration,
     ) -> Result<redis::aio::MultiplexedConnection> {

@@ -16,10 +16,17 @@
 //! - `enqueue`: [`Client::enqueue`] and friends: now, at, in, bulk, idempotent.
 //! - `keys`: the key schema ([`QueueKeys`], [`GlobalKeys`]); no key string is built elsewhere.
 //! - `scripts`: the Lua scripts, one per state change; the only writers of job state.
-//! - `lease`: the runtime protocol the worker drives (fetch, complete, extend, reap, …).
+//! - [`runtime`]: the protocol the worker drives (fetch with leases, fenced
+//!   completion, extension, reaping, promotion, process record, wake-ups);
+//!   not for application code.
 //! - `cron`: periodic jobs: [`CronEntry`] (a line of a cron table), [`CronSchedule`]
-//!   (parsing, next tick, DST policy, missed-tick plan) and the cron runtime protocol.
-//! - `admin`: the read model and repair actions for the dashboard and CLI ([`Admin`]).
+//!   (parsing, next tick, DST policy) and the cron runtime protocol
+//!   ([`runtime::cron`]).
+//! - [`admin`]: the read model and repair actions for the dashboard and CLI ([`Admin`]).
+//!
+//! Three handles, one per audience: [`Client`] for producers (enqueue),
+//! [`Admin`] for operators' tools (read and repair), [`runtime::Runtime`] for
+//! the worker.
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
@@ -43,15 +50,14 @@ mod enqueue;
 mod error;
 mod job;
 mod keys;
-pub mod lease;
 mod redact;
 mod retry_policy;
+pub mod runtime;
 mod scripts;
 
 pub use crate::cron::{
-    validate_cron_name, CronCursor, CronEntry, CronPlan, CronRegistered, CronSchedule,
-    CronTickOutcome, CRON_GRACE_DEFAULT, CRON_GRACE_MAX, CRON_NAME_MAX_LEN, CRON_RUN_NOW_WINDOW,
-    CRON_TIMEZONE_DEFAULT,
+    validate_cron_name, CronEntry, CronSchedule, CRON_GRACE_DEFAULT, CRON_GRACE_MAX,
+    CRON_NAME_MAX_LEN, CRON_RUN_NOW_WINDOW, CRON_TIMEZONE_DEFAULT,
 };
 pub use admin::Admin;
 pub use client::{
@@ -64,10 +70,6 @@ pub use job::{
     CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobRecord, JobSet, JobState,
     MAX_ATTEMPTS_DEFAULT, QUEUE_DEFAULT, TIMEOUT_DEFAULT,
 };
-pub use keys::{validate_queue_name, GlobalKeys, QueueKeys, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
+pub use keys::{validate_queue_name, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
 pub use redact::redact_url;
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
-
-pub use chrono;
-pub use chrono_tz;
-pub use serde_json;

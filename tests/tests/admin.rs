@@ -8,7 +8,6 @@ use std::time::Duration;
 use spool_client::{EnqueueOptions, JobSet, JobState, Retention};
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
 use spool_tests::{fast_config, wait_for, RunningWorker, TestEnv};
-use spool_worker::maintenance::Trimmer;
 use spool_worker::{JobContext, QueueSpec, Worker};
 
 /// Paged listings of every set; retry and delete one and all.
@@ -198,13 +197,12 @@ async fn dead_jobs_past_the_age_cap_are_trimmed() {
     })
     .await;
     running.stop().await;
-    let trimmer = Trimmer::new(
-        client.clone(),
-        vec![Arc::new(client.queue_keys("default").unwrap())],
-        Duration::from_secs(60),
-    );
     wait_for("trimmed by age", Duration::from_secs(5), || async {
-        trimmer.run_once().await.unwrap().dead_removed == 1
+        spool_worker::testing::trim_once(&client, &["default"])
+            .await
+            .unwrap()
+            .dead_removed
+            == 1
     })
     .await;
     assert_eq!(admin.queue("default").await.unwrap().dead, 0);

@@ -307,10 +307,10 @@ async fn binary_exit_codes() {
 #[tokio::test]
 async fn cron_list_and_run() {
     let env = TestEnv::start().await;
-    let s = spool_worker::maintenance::CronScheduler::new(
-        env.client.clone(),
+    let s = spool_worker::testing::Cron::new(
+        &env.client,
         vec![spool_client::CronEntry::new("nightly", "0 3 * * *", &Noop { n: 1 }).queue("reports")],
-        spool_worker::maintenance::CronConfig::default(),
+        spool_worker::CronConfig::default(),
     )
     .unwrap();
     s.register().await.unwrap();

@@ -12,7 +12,8 @@ use std::time::Duration;
 use spool_client::{Client, CronEntry, Error, JobRecord};
 use spool_tests::handlers::Noop;
 use spool_tests::{cron_test_table, wait_for, RunningWorker, TestEnv, CRON_QUEUE};
-use spool_worker::maintenance::{CronConfig, CronScheduler};
+use spool_worker::testing::Cron;
+use spool_worker::CronConfig;
 
 /// Child processes of one test, SIGKILLed and reaped when dropped (also
 /// when the test panics).
@@ -82,8 +83,8 @@ async fn ticks_of(env: &TestEnv, queue: &str, entry: &str) -> Vec<i64> {
         .collect()
 }
 
-fn scheduler(client: &Client, entries: Vec<CronEntry>) -> CronScheduler {
-    CronScheduler::new(client.clone(), entries, CronConfig::default()).expect("valid cron table")
+fn scheduler(client: &Client, entries: Vec<CronEntry>) -> Cron {
+    Cron::new(client, entries, CronConfig::default()).expect("valid cron table")
 }
 
 /// Three processes with the same every-second table, one SIGKILLed and
@@ -182,7 +183,7 @@ async fn ticks_follow_redis_time_not_a_wrong_host_clock() {
         ..CronConfig::default()
     };
     let table = vec![CronEntry::new("skewed", "* * * * * *", &Noop { n: 2 }).queue("skew")];
-    let direct = CronScheduler::new(env.client.clone(), table.clone(), config.clone()).unwrap();
+    let direct = Cron::new(&env.client, table.clone(), config.clone()).unwrap();
     let report = direct.run_once().await.unwrap();
     assert!(
         (report.host_skew_ms + 3_600_000).abs() < 5_000,
@@ -413,12 +414,7 @@ async fn entries_are_listed_and_forgotten_when_no_worker_has_them() {
         .queue("list");
     let drop_me =
         CronEntry::raw("drop-me", "@every 1h", "noop", serde_json::json!({"n": 9})).queue("list");
-    let both = CronScheduler::new(
-        env.client.clone(),
-        vec![keep.clone(), drop_me],
-        config.clone(),
-    )
-    .unwrap();
+    let both = Cron::new(&env.client, vec![keep.clone(), drop_me], config.clone()).unwrap();
     both.register().await.unwrap();
     both.run_once().await.unwrap(); // creates both entries' state
     let admin = env.client.admin();
@@ -441,10 +437,10 @@ async fn entries_are_listed_and_forgotten_when_no_worker_has_them() {
     assert!(next > now && next - now <= 86_400_000);
     assert_eq!(list[0].args, serde_json::json!({"n": 9}));
 
-    let only_keep = CronScheduler::new(env.client.clone(), vec![keep], config).unwrap();
+    let only_keep = Cron::new(&env.client, vec![keep], config).unwrap();
     wait_for("drop-me forgotten", Duration::from_secs(5), || async {
         let r = only_keep.register().await.unwrap();
-        r.removed.contains(&"drop-me".to_owned())
+        r.contains(&"drop-me".to_owned())
     })
     .await;
     let names: Vec<String> = admin

@@ -987,12 +987,9 @@ fn binary(name: &str) -> std::path::PathBuf {
 
 /// Registers a cron table the way a worker does and returns the scheduler.
 async fn cron_table(env: &TestEnv, entries: Vec<spool_client::CronEntry>) {
-    let s = spool_worker::maintenance::CronScheduler::new(
-        env.client.clone(),
-        entries,
-        spool_worker::maintenance::CronConfig::default(),
-    )
-    .unwrap();
+    let s =
+        spool_worker::testing::Cron::new(&env.client, entries, spool_worker::CronConfig::default())
+            .unwrap();
     s.register().await.unwrap();
     s.run_once().await.unwrap();
 }

@@ -74,9 +74,9 @@ async fn delayed_and_timed_jobs_are_scheduled() {
         .enqueue_in(&Noop { n: 3 }, Duration::from_secs(60))
         .await
         .unwrap();
-    let at = spool_client::chrono::DateTime::from_timestamp_millis(now + 120_000).unwrap();
+    let at = chrono::DateTime::from_timestamp_millis(now + 120_000).unwrap();
     let b = env.client.enqueue_at(&Noop { n: 4 }, at).await.unwrap();
-    let past = spool_client::chrono::DateTime::from_timestamp_millis(now - 1000).unwrap();
+    let past = chrono::DateTime::from_timestamp_millis(now - 1000).unwrap();
     let c = env.client.enqueue_at(&Noop { n: 5 }, past).await.unwrap();
     let admin = env.client.admin();
     let page = admin

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use spool_client::lease::{Applied, Completion, Outcome};
+use spool_client::runtime::{Applied, Completion, Outcome};
 use spool_client::JobState;
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
 use spool_tests::{wait_for, RunningWorker, TestEnv};
-use spool_worker::maintenance::Reaper;
+use spool_worker::testing;
 
 /// A stale worker whose lease expired and whose job was handed to another
 /// worker cannot ack, fail, kill or extend it; the new holder can.
@@ -19,6 +19,7 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     let keys = Arc::new(c.queue_keys("default").unwrap());
 
     let stale = c
+        .runtime()
         .fetch(&keys, 10, Duration::from_millis(100), "worker-a")
         .await
         .unwrap();
@@ -28,14 +29,14 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     assert_eq!(stale.record.as_ref().unwrap().attempt, 1);
 
     // The lease runs out; the reaper returns the job (counting the attempt).
-    let reaper = Reaper::new(c.clone(), vec![keys.clone()], Duration::from_secs(1));
     wait_for(
         "lease expired and reaped",
         Duration::from_secs(5),
-        || async { reaper.run_once().await.unwrap().to_ready == 1 },
+        || async { testing::reap_once(c, &["default"]).await.unwrap().to_ready == 1 },
     )
     .await;
     let fresh = c
+        .runtime()
         .fetch(&keys, 10, Duration::from_secs(30), "worker-b")
         .await
         .unwrap();
@@ -49,7 +50,7 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
         "the reaped run counted"
     );
 
-    let completion = |token: &spool_client::lease::LeaseToken, outcome| Completion {
+    let completion = |token: &spool_client::runtime::LeaseToken, outcome| Completion {
         keys: keys.clone(),
         id: id.clone(),
         token: token.clone(),
@@ -73,20 +74,27 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
     ];
     for attempt in &stale_tries {
         assert_eq!(
-            c.complete(std::slice::from_ref(attempt)).await.unwrap(),
+            c.runtime()
+                .complete(std::slice::from_ref(attempt))
+                .await
+                .unwrap(),
             vec![Applied::LeaseLost]
         );
     }
     let lost = c
+        .runtime()
         .extend(
             Duration::from_secs(60),
             &[(keys.clone(), id.clone(), stale.token.clone())],
         )
         .await
         .unwrap();
-    assert_eq!(lost, vec![id.clone()]);
+    let lost_ids: Vec<_> = lost.iter().map(|l| l.id.clone()).collect();
+    assert_eq!(lost_ids, vec![id.clone()]);
+    assert!(lost[0].taken, "another worker holds the job now");
     assert_eq!(
-        c.release(&[(keys.clone(), id.clone(), stale.token.clone())])
+        c.runtime()
+            .release(&[(keys.clone(), id.clone(), stale.token.clone())])
             .await
             .unwrap(),
         0
@@ -102,6 +110,7 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
 
     // The rightful holder can extend and ack.
     assert!(c
+        .runtime()
         .extend(
             Duration::from_secs(60),
             &[(keys.clone(), id.clone(), fresh.token.clone())]
@@ -110,7 +119,8 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
         .unwrap()
         .is_empty());
     assert_eq!(
-        c.complete(&[completion(&fresh.token, Outcome::Ack)])
+        c.runtime()
+            .complete(&[completion(&fresh.token, Outcome::Ack)])
             .await
             .unwrap(),
         vec![Applied::Acked]
@@ -128,6 +138,7 @@ async fn late_ack_of_a_stale_worker_changes_nothing() {
     env.client.enqueue(&Noop { n: 7 }).await.unwrap();
     let a = env
         .client
+        .runtime()
         .fetch(&keys, 1, Duration::from_millis(200), "stale-a")
         .await
         .unwrap()
@@ -147,7 +158,7 @@ async fn late_ack_of_a_stale_worker_changes_nothing() {
         outcome: Outcome::Ack,
     };
     assert_eq!(
-        env.client.complete(&[late]).await.unwrap(),
+        env.client.runtime().complete(&[late]).await.unwrap(),
         vec![Applied::LeaseLost]
     );
     running.stop().await;
@@ -170,9 +181,9 @@ async fn expired_leases_count_attempts_until_dead() {
         ..Scripted::ok("crashy")
     }; // max_attempts 3
     let id = c.enqueue(&job).await.unwrap();
-    let reaper = Reaper::new(c.clone(), vec![keys.clone()], Duration::from_secs(1));
     for round in 1..=3 {
         let got = c
+            .runtime()
             .fetch(
                 &keys,
                 1,
@@ -184,7 +195,7 @@ async fn expired_leases_count_attempts_until_dead() {
         assert_eq!(got.len(), 1, "round {round}");
         assert_eq!(got[0].record.as_ref().unwrap().attempt, round);
         wait_for("reaped", Duration::from_secs(5), || async {
-            let r = reaper.run_once().await.unwrap();
+            let r = testing::reap_once(c, &["default"]).await.unwrap();
             r.to_ready + r.to_dead == 1
         })
         .await;
@@ -220,6 +231,7 @@ async fn paused_queue_is_not_fetched_until_resumed() {
     let keys = Arc::new(env.client.queue_keys("default").unwrap());
     assert!(env
         .client
+        .runtime()
         .fetch(&keys, 1, Duration::from_secs(1), "probe")
         .await
         .unwrap()
@@ -375,20 +387,14 @@ async fn lost_lease_fires_the_handler_cancellation() {
         .await
         .unwrap();
     let keys = Arc::new(env.client.queue_keys("default").unwrap());
-    Reaper::new(
-        env.client.clone(),
-        vec![keys.clone()],
-        Duration::from_secs(1),
-    )
-    .run_once()
-    .await
-    .unwrap();
+    testing::reap_once(&env.client, &["default"]).await.unwrap();
     wait_for("reaped back to ready", Duration::from_secs(2), || async {
         admin.queue("default").await.unwrap().ready == 1
     })
     .await;
     let thief = env
         .client
+        .runtime()
         .fetch(&keys, 1, Duration::from_secs(30), "thief")
         .await
         .unwrap();
@@ -401,4 +407,61 @@ async fn lost_lease_fires_the_handler_cancellation() {
     assert_eq!(job.state, JobState::Active);
     assert_eq!(job.lease.unwrap().worker, "thief");
     running.stop().await;
+}
+
+/// An extension that arrives after the run's own ack reports the lease as
+/// `gone`, not `taken`: the heartbeat can tell "acked by me" from "taken by
+/// another worker" (a spurious "lease lost" was logged under load before).
+#[tokio::test]
+async fn extend_tells_an_acked_lease_from_a_taken_one() {
+    let env = TestEnv::start().await;
+    let rt = env.client.runtime();
+    let keys = Arc::new(env.client.queue_keys("default").unwrap());
+    env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    let job = rt
+        .fetch(&keys, 1, Duration::from_secs(30), "me")
+        .await
+        .unwrap()
+        .remove(0);
+    let lease = [(keys.clone(), job.id.clone(), job.token.clone())];
+    let done = Completion {
+        keys: keys.clone(),
+        id: job.id.clone(),
+        token: job.token.clone(),
+        outcome: Outcome::Ack,
+    };
+    assert_eq!(rt.complete(&[done]).await.unwrap(), vec![Applied::Acked]);
+    let lost = rt.extend(Duration::from_secs(30), &lease).await.unwrap();
+    assert_eq!(lost.len(), 1);
+    assert_eq!((&lost[0].id, &lost[0].token), (&job.id, &job.token));
+    assert!(!lost[0].taken, "acked: nobody holds it");
+
+    env.client.enqueue(&Noop { n: 2 }).await.unwrap();
+    let first = rt
+        .fetch(&keys, 1, Duration::from_millis(50), "me")
+        .await
+        .unwrap()
+        .remove(0);
+    wait_for("reaped", Duration::from_secs(5), || async {
+        testing::reap_once(&env.client, &["default"])
+            .await
+            .unwrap()
+            .to_ready
+            == 1
+    })
+    .await;
+    let second = rt
+        .fetch(&keys, 1, Duration::from_secs(30), "other")
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.id, first.id);
+    let lost = rt
+        .extend(
+            Duration::from_secs(30),
+            &[(keys.clone(), first.id.clone(), first.token.clone())],
+        )
+        .await
+        .unwrap();
+    assert!(lost.len() == 1 && lost[0].taken, "{lost:?}");
 }

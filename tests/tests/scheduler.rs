@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::DateTime;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use spool_client::chrono::DateTime;
 use spool_client::Job;
 use spool_tests::{wait_for, RunningWorker, TestEnv};
 use spool_worker::JobContext;

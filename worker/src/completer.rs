@@ -11,8 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spool_client::lease::{Applied, Completion};
-use spool_client::Client;
+use spool_client::runtime::{Applied, Completion, Outcome, Runtime};
 use tokio::sync::{mpsc, Notify};
 
 use crate::backoff::Backoff;
@@ -22,7 +21,7 @@ use crate::in_flight::InFlight;
 pub(crate) const BATCH_MAX: usize = 512;
 
 pub(crate) struct Completer {
-    pub(crate) client: Client,
+    pub(crate) runtime: Runtime,
     pub(crate) in_flight: InFlight,
     /// Closed when all senders are dropped.
     pub(crate) rx: mpsc::Receiver<Completion>,
@@ -54,7 +53,7 @@ impl Completer {
         let started = Instant::now();
         let mut backoff = Backoff::redis();
         loop {
-            match self.client.complete(batch).await {
+            match self.runtime.complete(batch).await {
                 Ok(applied) => {
                     let mut nudge = false;
                     for (c, a) in batch.iter().zip(applied) {
@@ -64,15 +63,13 @@ impl Completer {
                                 "lease was lost before the outcome was written; another worker owns the job now"
                             ),
                             Applied::Retrying => {
-                                if let spool_client::lease::Outcome::Retry { delay, .. } =
-                                    &c.outcome
-                                {
+                                if let Outcome::Retry { delay, .. } = &c.outcome {
                                     nudge |= *delay < self.nudge_below;
                                 }
                             }
                             Applied::Acked | Applied::Dead => {}
                         }
-                        self.in_flight.remove_if(&c.id, &c.token);
+                        self.in_flight.remove(&(c.id.clone(), c.token.clone()));
                     }
                     if nudge {
                         self.scheduler_nudge.notify_one();
@@ -89,7 +86,7 @@ impl Completer {
                     tracing::error!(error = %err, jobs = batch.len(),
                         "giving up writing job outcomes; the jobs stay leased and the reaper will return them");
                     for c in batch {
-                        self.in_flight.remove_if(&c.id, &c.token);
+                        self.in_flight.remove(&(c.id.clone(), c.token.clone()));
                     }
                     return;
                 }

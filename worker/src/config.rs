@@ -96,7 +96,7 @@ pub struct WorkerConfig {
     /// Default true; turn off only for throwaway experiments.
     pub require_noeviction: bool,
     /// Settings of the cron service (used when the worker has a cron table).
-    pub cron: crate::maintenance::CronConfig,
+    pub cron: crate::services::CronConfig,
 }
 
 impl WorkerConfig {
@@ -194,7 +194,7 @@ impl Default for WorkerConfig {
             trimmer_interval: Self::TRIMMER_INTERVAL_DEFAULT,
             shutdown_timeout: Self::SHUTDOWN_TIMEOUT_DEFAULT,
             require_noeviction: true,
-            cron: crate::maintenance::CronConfig::default(),
+            cron: crate::services::CronConfig::default(),
         }
     }
 }

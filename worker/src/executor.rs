@@ -8,16 +8,18 @@
 //! completer's scripts do.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use spool_client::lease::{Completion, LeasedJob, Outcome};
+use spool_client::runtime::{Completion, LeasedJob, Outcome};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::handler::JobContext;
+use crate::in_flight::mark_finished;
 use crate::outcome::JobErrorKind;
 use crate::registry::Registry;
 
@@ -51,8 +53,14 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
-/// Runs `job` to an outcome and hands it to the completer.
-pub(crate) async fn execute(job: LeasedJob, cancel: CancellationToken, deps: ExecutorDeps) {
+/// Runs `job` to an outcome and hands it to the completer; `finished` is
+/// set just before (see [`crate::in_flight::Running::finished`]).
+pub(crate) async fn execute(
+    job: LeasedJob,
+    cancel: CancellationToken,
+    finished: &AtomicBool,
+    deps: ExecutorDeps,
+) {
     let LeasedJob {
         keys,
         id,
@@ -72,6 +80,7 @@ pub(crate) async fn execute(job: LeasedJob, cancel: CancellationToken, deps: Exe
         Verdict::Done(outcome) => outcome,
         Verdict::Abandoned => return,
     };
+    mark_finished(finished);
     let completion = Completion {
         keys,
         id,
@@ -124,6 +133,9 @@ async fn run(
             return Verdict::Abandoned;
         }
     };
+    if result.is_ok() && started.elapsed() > timeout {
+        record_overrun(&record.job_type, started.elapsed(), timeout);
+    }
     let policy_delay = |attempt: u32| registration.options.retry_policy.delay(attempt);
     let outcome = match result {
         Ok(Ok(Ok(()))) => {
@@ -169,6 +181,24 @@ async fn run(
         }
     };
     Verdict::Done(outcome)
+}
+
+/// Counter of handler runs that finished after their time limit.
+pub(crate) const METRIC_HANDLER_OVERRUNS: &str = "spool_handler_overruns_total";
+
+/// A handler returned after its time limit: it blocked its thread, so the
+/// timer could not interrupt it (tokio cannot preempt a future). The run
+/// keeps its outcome; the overrun is logged and counted so it can be found.
+fn record_overrun(job_type: &str, elapsed: Duration, timeout: Duration) {
+    tracing::warn!(
+        job_type,
+        elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        "handler overran its time limit: it blocked its thread (std::thread::sleep, blocking I/O \
+         or long CPU work), so the timeout could not stop it; run blocking work in \
+         tokio::task::spawn_blocking"
+    );
+    metrics::counter!(METRIC_HANDLER_OVERRUNS, "type" => job_type.to_owned()).increment(1);
 }
 
 fn fmt_duration(d: Duration) -> String {

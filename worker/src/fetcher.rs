@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use spool_client::{Client, QueueKeys};
+use spool_client::runtime::{QueueKeys, Runtime, WakeConnection};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -39,7 +39,7 @@ pub(crate) struct FetchQueue {
 }
 
 pub(crate) struct Fetcher {
-    pub(crate) client: Client,
+    pub(crate) runtime: Runtime,
     pub(crate) config: WorkerConfig,
     pub(crate) worker_id: String,
     pub(crate) queues: Vec<FetchQueue>,
@@ -154,7 +154,7 @@ impl Fetcher {
                 continue;
             }
             let jobs = self
-                .client
+                .runtime
                 .fetch(&q.keys, want, self.config.lease, &self.worker_id)
                 .await?;
             for job in jobs {
@@ -168,24 +168,23 @@ impl Fetcher {
                     .limit
                     .as_ref()
                     .and_then(|s| Arc::clone(s).try_acquire_owned().ok());
-                let cancel = self.deps.shutting_down.child_token();
-                self.in_flight.insert(
-                    job.id.clone(),
-                    Running {
-                        keys: Arc::clone(&job.keys),
-                        token: job.token.clone(),
-                        cancel: cancel.clone(),
-                        job_type: job
-                            .record
-                            .as_ref()
-                            .map_or_else(|_| "?".to_owned(), |r| r.job_type.clone()),
-                        leased_at_ms: job.leased_at_ms,
-                    },
-                );
+                let run = Running {
+                    keys: Arc::clone(&job.keys),
+                    cancel: self.deps.shutting_down.child_token(),
+                    job_type: job
+                        .record
+                        .as_ref()
+                        .map_or_else(|_| "?".to_owned(), |r| r.job_type.clone()),
+                    leased_at_ms: job.leased_at_ms,
+                    finished: Arc::default(),
+                };
+                let (cancel, finished) = (run.cancel.clone(), Arc::clone(&run.finished));
+                self.in_flight
+                    .insert((job.id.clone(), job.token.clone()), run);
                 let deps = self.deps.clone();
                 let wake = Arc::clone(&self.wake);
                 self.tracker.spawn(async move {
-                    execute(job, cancel, deps).await;
+                    execute(job, cancel, &finished, deps).await;
                     drop(queue_slot);
                     drop(slot);
                     wake.notify_one();
@@ -201,7 +200,7 @@ impl Fetcher {
 /// fetcher (and the scheduler, since a wake token can mean "a sooner
 /// scheduled job arrived") when a token comes.
 pub(crate) struct Waker {
-    pub(crate) client: Client,
+    pub(crate) runtime: Runtime,
     pub(crate) keys: Arc<QueueKeys>,
     pub(crate) idle_wait: Duration,
     pub(crate) want_wake: watch::Receiver<bool>,
@@ -212,7 +211,7 @@ pub(crate) struct Waker {
 
 impl Waker {
     pub(crate) async fn run(mut self) {
-        let mut conn = None;
+        let mut conn: Option<WakeConnection> = None;
         let mut backoff = Backoff::redis();
         loop {
             tokio::select! {
@@ -221,7 +220,7 @@ impl Waker {
             }
             let c = match conn.as_mut() {
                 Some(c) => c,
-                None => match self.client.dedicated_connection(self.idle_wait).await {
+                None => match self.runtime.wake_connection(self.idle_wait).await {
                     Ok(c) => {
                         // (Re)connected: Redis may be back with jobs whose
                         // wake token was lost while it was away; look now.
@@ -240,7 +239,7 @@ impl Waker {
                 },
             };
             tokio::select! {
-                r = Client::wait_for_wake(c, &self.keys, self.idle_wait) => match r {
+                r = c.wait(&self.keys, self.idle_wait) => match r {
                     Ok(true) => {
                         backoff.reset();
                         self.wake.notify_one();

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spool_client::admin::ProcessInfo;
-use spool_client::{Client, CronEntry, Job, QueueKeys};
+use spool_client::runtime::{QueueKeys, Runtime, PROCESS_HOST_MAX_BYTES};
+use spool_client::{Client, CronEntry, Job};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,11 +25,10 @@ use crate::error::{Error, Result};
 use crate::executor::ExecutorDeps;
 use crate::fetcher::{FetchQueue, Fetcher, Waker};
 use crate::handler::JobContext;
-use crate::heartbeat::Heartbeat;
 use crate::in_flight::InFlight;
-use crate::maintenance::{CronScheduler, Reaper, Scheduler, Trimmer};
 use crate::outcome::JobError;
 use crate::registry::Registry;
+use crate::services::{self, CronScheduler, Heartbeat, Reaper, Scheduler, Trimmer};
 
 /// Builds a [`Worker`]: queues, limits, timing and handlers.
 pub struct WorkerBuilder {
@@ -141,15 +141,16 @@ impl WorkerBuilder {
             None
         } else {
             Some(CronScheduler::new(
-                self.client.clone(),
+                self.client.runtime(),
                 self.cron,
                 self.config.cron.clone(),
             )?)
         };
-        let host = hostname::get().map_or_else(
+        let mut host = hostname::get().map_or_else(
             |_| "unknown".to_owned(),
             |h| h.to_string_lossy().into_owned(),
         );
+        truncate_on_char_boundary(&mut host, PROCESS_HOST_MAX_BYTES);
         let pid = std::process::id();
         let suffix: u32 = rand::random();
         Ok(Worker {
@@ -253,7 +254,7 @@ impl Worker {
                 }
                 Err(err) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "redis not reachable at start-up; retrying");
+                    tracing::warn!(error = %err, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "redis not reachable at start-up; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = stop.cancelled() => return Ok(()),
@@ -270,63 +271,44 @@ impl Worker {
     /// Redis may evict keys. Redis being unreachable is never an error here:
     /// every loop logs, backs off and reconnects.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-        let cfg = self.config.clone();
-        let client = self.client.clone();
         tokio::pin!(shutdown);
         let early_stop = CancellationToken::new();
         tokio::select! {
             r = self.check_redis(&early_stop) => r?,
             () = &mut shutdown => { tracing::info!("shutdown before start-up finished"); return Ok(()); }
         }
+        let running = self.start().await?;
+        shutdown.await;
+        running.stop().await;
+        Ok(())
+    }
+
+    /// Registers the queues and starts every task: completer, services
+    /// (heartbeat, scheduler, reaper, trimmer, cron), wakers, then the
+    /// fetcher last, so nothing is leased before its outcome can be written.
+    async fn start(self) -> Result<Running> {
+        let cfg = self.config;
+        let runtime = self.client.runtime();
         let names: Vec<&str> = cfg.queues.iter().map(|q| q.name.as_str()).collect();
-        if let Err(err) = client.admin().register_queues(&names).await {
+        if let Err(err) = self.client.admin().register_queues(&names).await {
             tracing::warn!(error = %err, "could not register queues; they appear once jobs arrive");
         }
         let queues: Vec<Arc<QueueKeys>> = cfg
             .queues
             .iter()
-            .map(|q| client.queue_keys(&q.name).map(Arc::new))
+            .map(|q| self.client.queue_keys(&q.name).map(Arc::new))
             .collect::<spool_client::Result<_>>()?;
-
-        // Tokens: `fetch_stop` ends fetching and wakers; `shutting_down` tells
-        // handlers; `hard_stop` drops handlers after the grace period;
-        // `services_stop` ends heartbeat and maintenance last.
-        let fetch_stop = CancellationToken::new();
-        let shutting_down = CancellationToken::new();
-        let hard_stop = CancellationToken::new();
-        let services_stop = CancellationToken::new();
+        let tokens = Tokens::default();
         let in_flight = InFlight::default();
-        // Every long-lived task; executors live in `tracker` instead.
         let mut services = JoinSet::new();
-        let tracker = TaskTracker::new();
+        let scheduler_nudge = Arc::new(Notify::new());
 
-        let heartbeat = Heartbeat {
-            client: client.clone(),
-            info: ProcessInfo {
-                id: self.worker_id.clone(),
-                host: self.host.clone(),
-                pid: self.pid,
-                queues: cfg.queues.iter().map(|q| q.name.clone()).collect(),
-                concurrency: cfg.concurrency,
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-            },
-            in_flight: in_flight.clone(),
-            lease: cfg.lease,
-            interval: cfg.heartbeat_interval,
-            process_ttl: cfg.process_ttl,
-        };
-        if let Err(err) = heartbeat.register(&[]).await {
-            tracing::warn!(error = %err, "could not register the process yet; the heartbeat will retry");
-        }
-
-        let scheduler = Scheduler::new(client.clone(), queues.clone(), cfg.scheduler_interval);
-        let scheduler_nudge = scheduler.nudge();
         let (completions_tx, completions_rx) = mpsc::channel(4 * crate::completer::BATCH_MAX);
         // The completer ends when the fetcher and every executor dropped
         // their sender: "last sender dropped" means all outcomes are queued.
         let completer = tokio::spawn(
             Completer {
-                client: client.clone(),
+                runtime: runtime.clone(),
                 in_flight: in_flight.clone(),
                 rx: completions_rx,
                 give_up_after: cfg.lease,
@@ -335,18 +317,52 @@ impl Worker {
             }
             .run(),
         );
-        services.spawn(heartbeat.run(services_stop.clone()));
-        services.spawn(scheduler.run(services_stop.clone()));
-        services.spawn(
-            Reaper::new(client.clone(), queues.clone(), cfg.reaper_interval)
-                .run(services_stop.clone()),
-        );
-        services.spawn(
-            Trimmer::new(client.clone(), queues.clone(), cfg.trimmer_interval)
-                .run(services_stop.clone()),
-        );
-        if let Some(cron) = self.cron.clone() {
-            services.spawn(cron.run(services_stop.clone()));
+        let stop = &tokens.services;
+        services.spawn(services::run(
+            Heartbeat {
+                runtime: runtime.clone(),
+                info: ProcessInfo {
+                    id: self.worker_id.clone(),
+                    host: self.host,
+                    pid: self.pid,
+                    queues: cfg.queues.iter().map(|q| q.name.clone()).collect(),
+                    concurrency: cfg.concurrency,
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                },
+                in_flight: in_flight.clone(),
+                lease: cfg.lease,
+                interval: cfg.heartbeat_interval,
+                process_ttl: cfg.process_ttl,
+            },
+            stop.clone(),
+        ));
+        services.spawn(services::run(
+            Scheduler {
+                runtime: runtime.clone(),
+                queues: queues.clone(),
+                interval: cfg.scheduler_interval,
+                nudge: Arc::clone(&scheduler_nudge),
+            },
+            stop.clone(),
+        ));
+        services.spawn(services::run(
+            Reaper {
+                runtime: runtime.clone(),
+                queues: queues.clone(),
+                interval: cfg.reaper_interval,
+            },
+            stop.clone(),
+        ));
+        services.spawn(services::run(
+            Trimmer {
+                runtime: runtime.clone(),
+                queues: queues.clone(),
+                interval: cfg.trimmer_interval,
+            },
+            stop.clone(),
+        ));
+        if let Some(cron) = self.cron {
+            services.spawn(services::run(cron, stop.clone()));
         }
 
         let wake = Arc::new(Notify::new());
@@ -355,13 +371,13 @@ impl Worker {
         for keys in &queues {
             wakers.spawn(
                 Waker {
-                    client: client.clone(),
+                    runtime: runtime.clone(),
                     keys: Arc::clone(keys),
                     idle_wait: cfg.idle_wait,
                     want_wake: want_wake_rx.clone(),
                     wake: Arc::clone(&wake),
                     scheduler_nudge: Arc::clone(&scheduler_nudge),
-                    stop: fetch_stop.clone(),
+                    stop: tokens.fetch.clone(),
                 }
                 .run(),
             );
@@ -376,9 +392,10 @@ impl Worker {
                 limit: spec.concurrency.map(|n| Arc::new(Semaphore::new(n))),
             })
             .collect();
+        let tracker = TaskTracker::new();
         let fetcher = tokio::spawn(
             Fetcher {
-                client: client.clone(),
+                runtime: runtime.clone(),
                 config: cfg.clone(),
                 worker_id: self.worker_id.clone(),
                 queues: fetch_queues,
@@ -388,77 +405,156 @@ impl Worker {
                 deps: ExecutorDeps {
                     registry: Arc::clone(&self.registry),
                     completions: completions_tx,
-                    hard_stop: hard_stop.clone(),
-                    shutting_down: shutting_down.clone(),
+                    hard_stop: tokens.hard_stop.clone(),
+                    shutting_down: tokens.shutting_down.clone(),
                 },
                 wake,
                 want_wake: want_wake_tx,
-                stop: fetch_stop.clone(),
+                stop: tokens.fetch.clone(),
             }
             .run(),
         );
         tracing::info!(worker_id = %self.worker_id, queues = ?names, concurrency = cfg.concurrency, "worker started");
+        Ok(Running {
+            runtime,
+            worker_id: self.worker_id,
+            grace: cfg.shutdown_timeout,
+            tokens,
+            in_flight,
+            fetcher,
+            wakers,
+            tracker,
+            completer,
+            services,
+        })
+    }
+}
 
-        shutdown.await;
+/// The cancellation tokens of a running worker, one per shutdown stage.
+#[derive(Default)]
+struct Tokens {
+    /// Ends fetching and the wakers (step 1).
+    fetch: CancellationToken,
+    /// Tells handlers that shutdown began (their `JobContext` token).
+    shutting_down: CancellationToken,
+    /// Drops handlers still running after the grace period (step 3).
+    hard_stop: CancellationToken,
+    /// Ends heartbeat and maintenance, last (step 6).
+    services: CancellationToken,
+}
+
+/// A started worker: every task it owns, stopped one step at a time.
+struct Running {
+    runtime: Runtime,
+    worker_id: String,
+    /// How long running jobs may take to finish at shutdown.
+    grace: Duration,
+    tokens: Tokens,
+    in_flight: InFlight,
+    fetcher: JoinHandle<()>,
+    /// One blocking waiter per queue; end with `tokens.fetch`.
+    wakers: JoinSet<()>,
+    /// Executors' home, so shutdown can wait for every running job.
+    tracker: TaskTracker,
+    /// Ends by itself once the fetcher and every executor dropped their
+    /// outcome sender.
+    completer: JoinHandle<()>,
+    /// Heartbeat, scheduler, reaper, trimmer, cron; end with `tokens.services`.
+    services: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops gracefully, in order; each step logs one line.
+    async fn stop(mut self) {
         tracing::info!(
-            grace_ms = cfg.shutdown_timeout.as_millis() as u64,
-            running = in_flight.len(),
+            grace_ms = u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX),
+            running = self.in_flight.len(),
             "shutting down"
         );
+        self.stop_fetching().await;
+        let finished = self.wait_for_running().await;
+        self.drop_unfinished(finished).await;
+        self.flush_outcomes().await;
+        self.hand_back().await;
+        self.stop_services().await;
+    }
 
-        // 1. Stop fetching: no new leases from here on.
-        fetch_stop.cancel();
-        let _ = fetcher.await;
-        while wakers.join_next().await.is_some() {}
-        shutting_down.cancel();
+    /// 1. Stop fetching: no new leases from here on.
+    async fn stop_fetching(&mut self) {
+        self.tokens.fetch.cancel();
+        let _ = (&mut self.fetcher).await;
+        while self.wakers.join_next().await.is_some() {}
+        self.tokens.shutting_down.cancel();
         tracing::info!("1/6 fetching stopped");
+    }
 
-        // 2. Let running jobs finish within the grace period.
-        tracker.close();
-        let finished = tokio::time::timeout(cfg.shutdown_timeout, tracker.wait())
+    /// 2. Let running jobs finish within the grace period; true if all did.
+    async fn wait_for_running(&self) -> bool {
+        self.tracker.close();
+        let finished = tokio::time::timeout(self.grace, self.tracker.wait())
             .await
             .is_ok();
         tracing::info!(all_finished = finished, "2/6 running jobs waited for");
+        finished
+    }
 
-        // 3. Past the grace period: drop the handlers still running.
-        if !finished {
-            hard_stop.cancel();
-            tracker.wait().await;
-            tracing::info!("3/6 unfinished handlers dropped");
-        } else {
+    /// 3. Past the grace period: drop the handlers still running.
+    async fn drop_unfinished(&self, all_finished: bool) {
+        if all_finished {
             tracing::info!("3/6 nothing to drop");
+            return;
         }
+        self.tokens.hard_stop.cancel();
+        self.tracker.wait().await;
+        tracing::info!("3/6 unfinished handlers dropped");
+    }
 
-        // 4. Flush outcomes: the completer ends once every sender is gone.
-        let _ = completer.await;
+    /// 4. Flush outcomes: the completer ends once every sender is gone.
+    async fn flush_outcomes(&mut self) {
+        let _ = (&mut self.completer).await;
         tracing::info!("4/6 outcomes written");
+    }
 
-        // 5. Hand back every job still leased (dropped or interrupted) at once.
-        let left: Vec<_> = in_flight
+    /// 5. Hand back every job still leased (dropped or interrupted) at once.
+    async fn hand_back(&self) {
+        let left: Vec<_> = self
+            .in_flight
             .snapshot()
             .into_iter()
-            .map(|(id, r)| (r.keys, id, r.token))
+            .map(|((id, token), r)| (r.keys, id, token))
             .collect();
-        if !left.is_empty() {
-            match client.release(&left).await {
-                Ok(n) => tracing::info!(released = n, "5/6 unfinished jobs handed back to ready"),
-                Err(err) => tracing::error!(error = %err, jobs = left.len(),
-                    "5/6 could not hand jobs back; the reaper will return them when their leases expire"),
-            }
-        } else {
+        if left.is_empty() {
             tracing::info!("5/6 no jobs to hand back");
+            return;
         }
+        match self.runtime.release(&left).await {
+            Ok(n) => tracing::info!(released = n, "5/6 unfinished jobs handed back to ready"),
+            Err(err) => tracing::error!(error = %err, jobs = left.len(),
+                "5/6 could not hand jobs back; the reaper will return them when their leases expire"),
+        }
+    }
 
-        // 6. Stop heartbeat and maintenance (cron included: other processes
-        //    with the same table keep firing); remove the process record.
-        services_stop.cancel();
-        while services.join_next().await.is_some() {}
-        if let Err(err) = client.unregister(&self.worker_id).await {
+    /// 6. Stop heartbeat and maintenance (cron included: other processes
+    ///    with the same table keep firing); remove the process record.
+    async fn stop_services(&mut self) {
+        self.tokens.services.cancel();
+        while self.services.join_next().await.is_some() {}
+        if let Err(err) = self.runtime.unregister(&self.worker_id).await {
             tracing::warn!(error = %err, "6/6 could not remove the process record; it expires by itself");
         } else {
             tracing::info!("6/6 maintenance stopped, process unregistered; bye");
         }
-        in_flight.cancel_all();
-        Ok(())
+        self.in_flight.cancel_all();
+    }
+}
+
+/// Cuts `s` to at most `max` bytes without splitting a character.
+fn truncate_on_char_boundary(s: &mut String, max: usize) {
+    if s.len() > max {
+        let cut = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(cut);
     }
 }

@@ -9,12 +9,14 @@
 //! | claim jobs for free slots, block on Redis when idle | `fetcher` |
 //! | run one job: decode, time limit, catch panics | `executor` |
 //! | write ack / retry / dead, fenced and batched | `completer` |
-//! | extend leases, register the process | `heartbeat` |
-//! | promote due jobs, recover expired leases, retention, cron | [`maintenance`] |
+//! | the leases this process holds, keyed by lease | `in_flight` |
+//! | extend leases, register the process, promote due jobs, recover expired leases, retention, cron | `services` (one shape, one loop) |
 //! | start and stop everything in order | `launcher` |
+//! | drive one service pass by hand in tests | [`testing`] |
 //!
-//! Redis is only reached through `spool-client` (its `lease` protocol): the
-//! worker never builds a key or sends a state-changing command itself.
+//! Redis is only reached through `spool-client`'s
+//! [`runtime`](spool_client::runtime) protocol: the worker never builds a
+//! key or sends a state-changing command itself.
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
@@ -54,22 +56,26 @@ mod error;
 mod executor;
 mod fetcher;
 mod handler;
-mod heartbeat;
 mod in_flight;
 mod launcher;
-pub mod maintenance;
 mod outcome;
 mod registry;
+mod services;
 mod shutdown;
+pub mod testing;
 
 pub use config::{QueueOrder, QueueSpec, WorkerConfig};
 pub use error::{Error, Result};
 pub use handler::JobContext;
-pub use heartbeat::HeartbeatReport;
 pub use launcher::{Worker, WorkerBuilder};
 pub use outcome::JobError;
+pub use services::{
+    CronConfig, CronReport, HeartbeatReport, ReaperReport, SchedulerReport, TrimmerReport,
+};
 pub use shutdown::shutdown_signal;
-pub use spool_client::{CronEntry, ExponentialJitter, FixedDelay, RetryPolicy};
+pub use spool_client::{
+    Client, CronEntry, ExponentialJitter, FixedDelay, Job, JobOptions, RetryPolicy,
+};
 pub use tokio_util::sync::CancellationToken;
 
 /// The README's examples, compiled as doctests so they cannot rot.

@@ -82,7 +82,7 @@ impl Client {
     /// # Errors
     /// [`Error::Redis`]; [`Error::Serialize`] for an entry whose definition
     /// cannot be encoded.
-    pub async fn cron_register(
+    pub(crate) async fn cron_register(
         &self,
         entries: &[CronEntry],
         stale_after: Duration,
@@ -138,7 +138,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Redis`], [`Error::InvalidQueueName`].
-    pub async fn cron_cursors(&self, entries: &[CronEntry]) -> Result<Vec<CronCursor>> {
+    pub(crate) async fn cron_cursors(&self, entries: &[CronEntry]) -> Result<Vec<CronCursor>> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -167,7 +167,7 @@ impl Client {
     /// # Errors
     /// [`Error::Redis`]; the enqueue errors of [`Client::enqueue`] (payload
     /// size, queue name).
-    pub async fn cron_tick(
+    pub(crate) async fn cron_tick(
         &self,
         entry: &CronEntry,
         planned_from: CronCursor,

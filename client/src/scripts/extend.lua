@@ -5,7 +5,10 @@
 --
 -- KEYS[1] active  KEYS[2] leases
 -- ARGV[1] lease in ms, then pairs: id, token
--- Returns the ids whose lease was lost (the worker must stop those jobs).
+-- Returns a flat list of triples for the leases that were lost (the worker
+-- must stop those runs): id, token, and 'taken' (the job is leased with
+-- another token now) or 'gone' (the job holds no lease: acknowledged,
+-- failed, released, reaped or deleted).
 local now = spool_now()
 local deadline = now + tonumber(ARGV[1])
 local lost = {}
@@ -16,6 +19,8 @@ for i = 2, #ARGV, 2 do
     redis.call('ZADD', KEYS[1], 'XX', deadline, id)
   else
     lost[#lost + 1] = id
+    lost[#lost + 1] = token
+    lost[#lost + 1] = lease and 'taken' or 'gone'
   end
 end
 return lost

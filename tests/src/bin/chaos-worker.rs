@@ -6,15 +6,29 @@
 //! SIGKILL never leaves half a line) before returning. Exits 0 after a
 //! graceful shutdown.
 //!
+//! With `--cancel-record FILE`, a handler whose cancellation fires while it
+//! sleeps stops at once and appends `<job id> <attempt>` to that file
+//! instead (the lease tests watch which run was cancelled).
+//!
 //! Usage: chaos-worker --redis-url URL --record FILE [--concurrency N]
-//!        [--lease-ms MS] [--shutdown-ms MS]
+//!        [--lease-ms MS] [--shutdown-ms MS] [--cancel-record FILE]
 
 use std::io::Write;
 use std::time::Duration;
 
 use spool_client::Client;
 use spool_tests::handlers::Work;
-use spool_worker::{JobContext, Worker};
+use spool_worker::{JobContext, JobError, Worker};
+
+/// Appends one line with one `write` (O_APPEND), so a SIGKILL never leaves
+/// half a line.
+fn append(path: &str, line: &str) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(line.as_bytes())
+}
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -37,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let concurrency: usize = arg(&args, "--concurrency").map_or(Ok(20), |v| v.parse())?;
     let lease_ms: u64 = arg(&args, "--lease-ms").map_or(Ok(1000), |v| v.parse())?;
     let shutdown_ms: u64 = arg(&args, "--shutdown-ms").map_or(Ok(5000), |v| v.parse())?;
+    let cancel_record = arg(&args, "--cancel-record");
 
     let client = Client::connect(&url).await?;
     let worker = Worker::builder(client)
@@ -53,14 +68,24 @@ async fn main() -> anyhow::Result<()> {
         })
         .register(move |ctx: JobContext, job: Work| {
             let record = record.clone();
+            let cancel_record = cancel_record.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(job.sleep_ms)).await;
-                let line = format!("{} {} {}\n", ctx.id(), ctx.attempt(), job.n);
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&record)?;
-                f.write_all(line.as_bytes())?;
+                let sleep = tokio::time::sleep(Duration::from_millis(job.sleep_ms));
+                if let Some(cancel_record) = cancel_record {
+                    tokio::select! {
+                        () = sleep => {}
+                        () = ctx.cancellation().cancelled() => {
+                            append(&cancel_record, &format!("{} {}\n", ctx.id(), ctx.attempt()))?;
+                            return Err(JobError::retry("cancelled"));
+                        }
+                    }
+                } else {
+                    sleep.await;
+                }
+                append(
+                    &record,
+                    &format!("{} {} {}\n", ctx.id(), ctx.attempt(), job.n),
+                )?;
                 Ok(())
             }
         })

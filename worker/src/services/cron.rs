@@ -20,11 +20,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use spool_client::{Client, CronEntry, CronSchedule, CronTickOutcome};
+use spool_client::runtime::cron::{CronRegistered, CronTickOutcome};
+use spool_client::runtime::Runtime;
+use spool_client::{CronEntry, CronSchedule};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{jittered, Backoff};
+use crate::backoff::jittered;
 use crate::error::{Error, Result};
 
 /// Times one entry re-plans in a pass after losing a race for its cursor.
@@ -122,11 +123,16 @@ pub struct CronReport {
 
 /// The cron service of one worker process.
 #[derive(Debug, Clone)]
-pub struct CronScheduler {
-    client: Client,
+pub(crate) struct CronScheduler {
+    runtime: Runtime,
     /// The table, validated: each entry with its parsed schedule.
     entries: Arc<Vec<(CronEntry, CronSchedule)>>,
     config: CronConfig,
+    /// When the table is next announced (monotonic clock); `None` before
+    /// the first announcement.
+    refresh_at: Option<Instant>,
+    /// The host-clock skew warning is logged once.
+    warned_skew: bool,
 }
 
 impl CronScheduler {
@@ -136,7 +142,11 @@ impl CronScheduler {
     /// [`Error::Client`] with [`spool_client::Error::InvalidCronEntry`]
     /// naming the first bad entry; [`Error::Config`] for a duplicate name or
     /// a bad `config`.
-    pub fn new(client: Client, entries: Vec<CronEntry>, config: CronConfig) -> Result<Self> {
+    pub(crate) fn new(
+        runtime: Runtime,
+        entries: Vec<CronEntry>,
+        config: CronConfig,
+    ) -> Result<Self> {
         config.validate()?;
         let mut parsed: Vec<(CronEntry, CronSchedule)> = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -150,9 +160,11 @@ impl CronScheduler {
             parsed.push((entry, schedule));
         }
         Ok(Self {
-            client,
+            runtime,
             entries: Arc::new(parsed),
             config,
+            refresh_at: None,
+            warned_skew: false,
         })
     }
 
@@ -161,9 +173,9 @@ impl CronScheduler {
     ///
     /// # Errors
     /// [`spool_client::Error`] from Redis.
-    pub async fn register(&self) -> spool_client::Result<spool_client::CronRegistered> {
+    pub(crate) async fn register(&self) -> spool_client::Result<CronRegistered> {
         let defs: Vec<CronEntry> = self.entries.iter().map(|(e, _)| e.clone()).collect();
-        self.client
+        self.runtime
             .cron_register(&defs, self.config.stale_after)
             .await
     }
@@ -174,17 +186,16 @@ impl CronScheduler {
     ///
     /// # Errors
     /// [`spool_client::Error`] from Redis.
-    pub async fn run_once(&self) -> spool_client::Result<CronReport> {
-        let now = self.client.redis_time_ms().await?;
-        let host_now =
-            spool_client::chrono::Utc::now().timestamp_millis() + self.config.host_clock_offset_ms;
+    pub(crate) async fn run_once(&self) -> spool_client::Result<CronReport> {
+        let now = self.runtime.client().redis_time_ms().await?;
+        let host_now = chrono::Utc::now().timestamp_millis() + self.config.host_clock_offset_ms;
         let mut report = CronReport {
             redis_now_ms: now,
             host_skew_ms: host_now - now,
             ..CronReport::default()
         };
         let defs: Vec<CronEntry> = self.entries.iter().map(|(e, _)| e.clone()).collect();
-        let cursors = self.client.cron_cursors(&defs).await?;
+        let cursors = self.runtime.cron_cursors(&defs).await?;
         let mut first_err = None;
         for ((entry, schedule), cursor) in self.entries.iter().zip(cursors) {
             if let Err(err) = self
@@ -218,7 +229,7 @@ impl CronScheduler {
             let Some(plan) = schedule.plan(cursor, now, entry.grace) else {
                 return Ok(());
             };
-            let outcome = self.client.cron_tick(entry, cursor, &plan).await?;
+            let outcome = self.runtime.cron_tick(entry, cursor, &plan).await?;
             if !matches!(outcome, CronTickOutcome::Raced(_)) {
                 report.skipped += plan.skipped;
                 if plan.skipped > 0 {
@@ -253,62 +264,49 @@ impl CronScheduler {
         Ok(())
     }
 
-    /// Loops until `stop` fires: announce the table, then one pass at each
-    /// tick, announcing again every `refresh_interval`.
-    pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = Backoff::redis();
-        // When the table is next announced (monotonic clock).
-        let mut refresh_at = Instant::now();
-        let mut warned_skew = false;
-        loop {
-            let mut failed = false;
-            if Instant::now() >= refresh_at {
-                match self.register().await {
-                    Ok(r) => {
-                        refresh_at = Instant::now() + jittered(self.config.refresh_interval);
-                        if !r.removed.is_empty() {
-                            tracing::info!(removed = ?r.removed, "forgot cron entries no worker announces any more");
-                        }
-                    }
-                    Err(err) => {
-                        failed = true;
-                        tracing::warn!(error = %err, "cron table announcement failed");
+    /// Announces the table when due, then one pass; returns the time until
+    /// the next tick by Redis's clock (+2 ms so the pass finds it due),
+    /// capped by the next announcement and `max_sleep`.
+    async fn pass(&mut self) -> spool_client::Result<Duration> {
+        let mut announce_err = None;
+        if self.refresh_at.is_none_or(|at| Instant::now() >= at) {
+            match self.register().await {
+                Ok(r) => {
+                    self.refresh_at = Some(Instant::now() + jittered(self.config.refresh_interval));
+                    if !r.removed.is_empty() {
+                        tracing::info!(removed = ?r.removed, "forgot cron entries no worker announces any more");
                     }
                 }
-            }
-            let sleep = match self.run_once().await {
-                Ok(r) if !failed => {
-                    backoff.reset();
-                    if r.host_skew_ms.abs() > SKEW_WARN_MS && !warned_skew {
-                        warned_skew = true;
-                        tracing::warn!(
-                            host_skew_ms = r.host_skew_ms,
-                            "this host's clock differs from Redis's; cron follows Redis's clock"
-                        );
-                    }
-                    // Sleep until the next tick by Redis's clock (+2 ms so
-                    // the pass finds it due), but wake for the next
-                    // announcement and at least every max_sleep.
-                    let until_tick = r.next_tick_ms.map_or(self.config.max_sleep, |t| {
-                        Duration::from_millis(u64::try_from(t - r.redis_now_ms + 2).unwrap_or(1))
-                    });
-                    until_tick
-                        .min(self.config.max_sleep)
-                        .min(refresh_at.saturating_duration_since(Instant::now()))
-                }
-                Ok(_) => backoff.next_delay(),
-                Err(err) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "cron pass failed");
-                    delay
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
-                () = stop.cancelled() => break,
+                Err(err) => announce_err = Some(err),
             }
         }
-        tracing::debug!("cron stopped");
+        let r = self.run_once().await?;
+        if let Some(err) = announce_err {
+            // Ticks were handled; back off and announce again soon.
+            return Err(err);
+        }
+        if r.host_skew_ms.abs() > SKEW_WARN_MS && !self.warned_skew {
+            self.warned_skew = true;
+            tracing::warn!(
+                host_skew_ms = r.host_skew_ms,
+                "this host's clock differs from Redis's; cron follows Redis's clock"
+            );
+        }
+        let until_tick = r.next_tick_ms.map_or(self.config.max_sleep, |t| {
+            Duration::from_millis(u64::try_from(t - r.redis_now_ms + 2).unwrap_or(1))
+        });
+        let until_refresh = self.refresh_at.map_or(Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        Ok(until_tick.min(self.config.max_sleep).min(until_refresh))
+    }
+}
+
+impl super::Service for CronScheduler {
+    const NAME: &'static str = "cron";
+
+    async fn pass(&mut self) -> spool_client::Result<Duration> {
+        CronScheduler::pass(self).await
     }
 }
 

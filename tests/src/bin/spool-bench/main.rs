@@ -7,6 +7,12 @@
 //! 4. Leaves the worker idle (default 10 s) and counts the Redis commands it
 //!    sends per second (one queue, default worker settings).
 //!
+//! With `--poison`, it runs a different scenario instead: 5,000 good jobs
+//! drained alone, then the same 5,000 mixed with 90 poison items (bad JSON,
+//! unknown types, wrong args, deep nesting, 10 MiB payloads, a panicking
+//! handler, a handler that never returns with a 1 s timeout), and prints the
+//! rate of the good jobs in both runs and their ratio (see `poison.rs`).
+//!
 //! Prints one JSON line. Without `--redis-url` it starts a private
 //! redis-server on a free loopback port (needs `redis-server` on PATH).
 //!
@@ -23,6 +29,8 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use spool_client::{Client, Job, JobOptions};
 use spool_worker::{JobContext, Worker};
+
+mod poison;
 
 #[derive(Serialize, Deserialize)]
 struct BenchNoop {
@@ -44,6 +52,7 @@ struct Args {
     latency_rate: u64,
     latency_seconds: u64,
     idle_seconds: u64,
+    poison: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -54,6 +63,7 @@ fn parse_args() -> anyhow::Result<Args> {
         latency_rate: 1000,
         latency_seconds: 5,
         idle_seconds: 10,
+        poison: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,8 +75,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--latency-rate" => a.latency_rate = value()?.parse()?,
             "--latency-seconds" => a.latency_seconds = value()?.parse()?,
             "--idle-seconds" => a.idle_seconds = value()?.parse()?,
+            "--poison" => a.poison = true,
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL] [--latency-rate R] [--latency-seconds S] [--idle-seconds S]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--poison]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -159,6 +170,14 @@ async fn main() -> anyhow::Result<()> {
             u
         }
     };
+    if args.poison {
+        let report = poison::run(&url, args.concurrency).await?;
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{report}");
+        }
+        return Ok(());
+    }
     let namespace = format!("bench{}", std::process::id());
     let client = Client::builder(&url)
         .namespace(namespace.as_str())

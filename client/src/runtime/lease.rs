@@ -1,0 +1,391 @@
+//! Leases: the fetch that claims jobs, the fenced completion that ends a
+//! lease (ack, retry, dead), lease extension and the hand-back at shutdown.
+//!
+//! Runtime protocol, not for application code. Records come back from Redis
+//! as bytes and are decoded one job at a time: a record written by another
+//! producer that is not UTF-8 or not Spool's shape fails alone (its job goes
+//! to the dead set with a reason naming the problem), never its batch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Runtime;
+use crate::enqueue::duration_ms;
+use crate::error::{Error, Result};
+use crate::job::{JobId, JobRecord};
+use crate::keys::QueueKeys;
+use crate::scripts::{self, SCRIPTS};
+
+/// The fence of one lease: a per-queue counter value issued by `fetch.lua`.
+/// Ack, fail, extend and release only act while the job's lease still
+/// carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaseToken(String);
+
+impl LeaseToken {
+    /// The token as sent to Redis.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for LeaseToken {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// A job fetched with a lease.
+#[derive(Debug)]
+pub struct LeasedJob {
+    /// Keys of the job's queue.
+    pub keys: Arc<QueueKeys>,
+    /// The job id (read from the record's script-owned prefix).
+    pub id: JobId,
+    /// The lease fence.
+    pub token: LeaseToken,
+    /// The record, its `attempt` counting this run (1 for the first); `Err`
+    /// holds a readable reason when the stored bytes do not decode (not
+    /// UTF-8, or not Spool's shape: written by another producer).
+    pub record: std::result::Result<JobRecord, String>,
+    /// Redis's clock when the lease was taken (ms).
+    pub leased_at_ms: i64,
+}
+
+/// What to do with a finished job.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The handler succeeded: remove the job.
+    Ack,
+    /// Failed: retry after `delay` unless attempts are used up (then dead).
+    Retry {
+        /// Delay added to Redis's clock.
+        delay: Duration,
+        /// Readable error.
+        error: String,
+    },
+    /// Failed for good: straight to the dead set.
+    Dead {
+        /// Readable error.
+        error: String,
+    },
+}
+
+/// A finished job and what to do with it.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// Keys of the job's queue.
+    pub keys: Arc<QueueKeys>,
+    /// Job id.
+    pub id: JobId,
+    /// The lease fence.
+    pub token: LeaseToken,
+    /// Ack, retry or dead.
+    pub outcome: Outcome,
+}
+
+/// How a completion was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Acknowledged; the job is done.
+    Acked,
+    /// Moved to the retry set.
+    Retrying,
+    /// Moved to the dead set.
+    Dead,
+    /// The lease was no longer ours: nothing changed.
+    LeaseLost,
+}
+
+/// A lease that [`Runtime::extend`] could not extend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostLease {
+    /// The job.
+    pub id: JobId,
+    /// The token the caller presented.
+    pub token: LeaseToken,
+    /// True when the job holds a lease with another token (the lease expired
+    /// and another run, maybe in this process, took it); false when the job
+    /// holds no lease at all (acknowledged, failed, released, reaped or
+    /// deleted).
+    pub taken: bool,
+}
+
+/// Groups item indexes by queue, in order of first appearance, so each queue
+/// gets one batched script call.
+fn by_queue<'a>(
+    items: impl Iterator<Item = (usize, &'a Arc<QueueKeys>)>,
+) -> Vec<(&'a Arc<QueueKeys>, Vec<usize>)> {
+    let mut groups: Vec<(&Arc<QueueKeys>, Vec<usize>)> = Vec::new();
+    for (i, keys) in items {
+        match groups
+            .iter_mut()
+            .find(|(k, _)| Arc::ptr_eq(k, keys) || k.ready == keys.ready)
+        {
+            Some((_, idx)) => idx.push(i),
+            None => groups.push((keys, vec![i])),
+        }
+    }
+    groups
+}
+
+/// Reads the id from a record's script-owned prefix `{"id":"…",` (ASCII,
+/// checked by `fetch.lua`, so it decodes even when the rest is not UTF-8).
+fn record_id(raw: &[u8]) -> Option<&str> {
+    let rest = raw.strip_prefix(b"{\"id\":\"")?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+/// Decodes one fetched record; the reason names what is wrong with it.
+fn decode_leased(raw: &[u8]) -> std::result::Result<JobRecord, String> {
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        format!(
+            "unparsable payload: the job record is not valid UTF-8 ({e}); its bytes are kept unchanged"
+        )
+    })?;
+    let mut record = JobRecord::from_json(text).map_err(|e| {
+        format!("unparsable payload: the job record does not have Spool's shape ({e})")
+    })?;
+    // The stored record counts the runs before this one.
+    record.attempt += 1;
+    Ok(record)
+}
+
+/// A job list as the scripts take it: pairs of id and token per queue.
+type LeaseList = [(Arc<QueueKeys>, JobId, LeaseToken)];
+
+impl Runtime {
+    /// Claims up to `max` jobs from `keys`'s queue with a lease of `lease`
+    /// for `worker_id`. Returns nothing when the queue is empty or paused.
+    ///
+    /// # Errors
+    /// [`Error::Redis`]; [`Error::Parse`] only when the reply itself is not
+    /// the script's shape (records are decoded per job, see [`LeasedJob`]).
+    pub async fn fetch(
+        &self,
+        keys: &Arc<QueueKeys>,
+        max: usize,
+        lease: Duration,
+        worker_id: &str,
+    ) -> Result<Vec<LeasedJob>> {
+        let mut cmd = SCRIPTS.fetch.cmd(&[
+            &keys.ready,
+            &keys.active,
+            &keys.jobs,
+            &keys.leases,
+            &keys.fence,
+            &keys.paused,
+            &keys.dead,
+            &keys.errors,
+            &keys.wake,
+            &keys.stats,
+        ]);
+        cmd.arg(max.max(1))
+            .arg(duration_ms(lease))
+            .arg(worker_id.replace('|', "_"));
+        let reply: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &cmd)
+            .await
+            .map_err(Error::redis("fetch"))?;
+        let mut items = reply.into_iter();
+        let now: i64 = match items.next() {
+            Some(v) => redis::from_redis_value(v).map_err(Error::parse("fetch"))?,
+            None => return Ok(Vec::new()),
+        };
+        let mut jobs = Vec::new();
+        while let (Some(token), Some(raw)) = (items.next(), items.next()) {
+            let token: String = redis::from_redis_value(token).map_err(Error::parse("fetch"))?;
+            let raw: Vec<u8> = redis::from_redis_value(raw).map_err(Error::parse("fetch"))?;
+            jobs.push(LeasedJob {
+                keys: Arc::clone(keys),
+                id: JobId::from(record_id(&raw).unwrap_or_default()),
+                token: LeaseToken(token),
+                record: decode_leased(&raw),
+                leased_at_ms: now,
+            });
+        }
+        Ok(jobs)
+    }
+
+    /// Applies completions in one round trip: acks of one queue share one
+    /// `ack.lua` call; each failure is one `fail.lua` call. Results are in
+    /// input order.
+    ///
+    /// # Errors
+    /// [`Error::Redis`]; then nothing is known about which completions landed,
+    /// and retrying is safe (a second ack of the same lease is `LeaseLost`).
+    pub async fn complete(&self, batch: &[Completion]) -> Result<Vec<Applied>> {
+        let retention = self.client.retention();
+        let mut pipe = redis::pipe();
+        // (queue ack group) → indexes into `batch`, in the order pipelined.
+        let mut plan: Vec<Vec<usize>> = Vec::new();
+        let acks = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.outcome, Outcome::Ack))
+            .map(|(i, c)| (i, &c.keys));
+        for (keys, idx) in by_queue(acks) {
+            let mut cmd = SCRIPTS.ack.cmd(&[
+                &keys.active,
+                &keys.jobs,
+                &keys.leases,
+                &keys.errors,
+                &keys.stats,
+            ]);
+            for &i in &idx {
+                cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
+            }
+            pipe.add_command(cmd);
+            plan.push(idx);
+        }
+        for (i, c) in batch.iter().enumerate() {
+            let (mode, delay, error) = match &c.outcome {
+                Outcome::Ack => continue,
+                Outcome::Retry { delay, error } => ("retry", duration_ms(*delay), error),
+                Outcome::Dead { error } => ("dead", 0, error),
+            };
+            let k = &c.keys;
+            let mut cmd = SCRIPTS.fail.cmd(&[
+                &k.active, &k.jobs, &k.leases, &k.errors, &k.retry, &k.dead, &k.stats,
+            ]);
+            cmd.arg(c.id.as_str())
+                .arg(c.token.as_str())
+                .arg(mode)
+                .arg(delay)
+                .arg(error.as_str())
+                .arg(retention.dead_max_jobs)
+                .arg(retention.error_history);
+            pipe.add_command(cmd);
+            plan.push(vec![i]);
+        }
+        if plan.is_empty() {
+            return Ok(Vec::new());
+        }
+        let replies: Vec<redis::Value> = scripts::run_pipeline(&mut self.client.conn(), &pipe)
+            .await
+            .map_err(Error::redis("complete"))?;
+        let mut out = vec![Applied::LeaseLost; batch.len()];
+        for (reply, idx) in replies.into_iter().zip(plan) {
+            if idx.len() == 1 && !matches!(batch[idx[0]].outcome, Outcome::Ack) {
+                let code: i64 = redis::from_redis_value(reply).map_err(Error::parse("fail"))?;
+                out[idx[0]] = match code {
+                    1 => Applied::Retrying,
+                    2 => Applied::Dead,
+                    _ => Applied::LeaseLost,
+                };
+            } else {
+                let codes: Vec<i64> =
+                    redis::from_redis_value(reply).map_err(Error::parse("ack"))?;
+                for (code, i) in codes.into_iter().zip(idx) {
+                    out[i] = if code == 1 {
+                        Applied::Acked
+                    } else {
+                        Applied::LeaseLost
+                    };
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One call per queue, all in one round trip: `cmd_for` builds the
+    /// queue's script command (keys and leading ARGV), then `jobs`' id/token
+    /// pairs of that queue are appended.
+    async fn per_queue<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        jobs: &LeaseList,
+        cmd_for: impl Fn(&QueueKeys) -> redis::Cmd,
+    ) -> Result<Vec<T>> {
+        let groups = by_queue(jobs.iter().enumerate().map(|(i, (keys, _, _))| (i, keys)));
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (keys, idx) in &groups {
+            let mut cmd = cmd_for(keys);
+            for &i in idx {
+                cmd.arg(jobs[i].1.as_str()).arg(jobs[i].2.as_str());
+            }
+            pipe.add_command(cmd);
+        }
+        scripts::run_pipeline(&mut self.client.conn(), &pipe)
+            .await
+            .map_err(Error::redis(what))
+    }
+
+    /// Extends the leases of running jobs to Redis's clock + `lease`, one
+    /// `extend.lua` call per queue, all in one round trip. Returns the leases
+    /// that were lost (their runs must stop), each saying whether another
+    /// run holds the job now or nobody does.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn extend(&self, lease: Duration, jobs: &LeaseList) -> Result<Vec<LostLease>> {
+        let replies: Vec<Vec<String>> = self
+            .per_queue("extend", jobs, |keys| {
+                let mut cmd = SCRIPTS.extend.cmd(&[&keys.active, &keys.leases]);
+                cmd.arg(duration_ms(lease));
+                cmd
+            })
+            .await?;
+        Ok(replies
+            .into_iter()
+            .flat_map(|flat| {
+                flat.chunks_exact(3)
+                    .map(|t| LostLease {
+                        id: JobId::from(t[0].as_str()),
+                        token: LeaseToken(t[1].clone()),
+                        taken: t[2] == "taken",
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect())
+    }
+
+    /// Hands leased jobs back to ready at once (graceful shutdown). Their
+    /// attempt is not counted. Returns how many went back.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn release(&self, jobs: &LeaseList) -> Result<u64> {
+        let released: Vec<u64> = self
+            .per_queue("release", jobs, |keys| {
+                SCRIPTS.release.cmd(&[
+                    &keys.active,
+                    &keys.jobs,
+                    &keys.leases,
+                    &keys.ready,
+                    &keys.wake,
+                ])
+            })
+            .await?;
+        Ok(released.into_iter().sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_leased, record_id};
+
+    #[test]
+    fn record_id_reads_the_prefix_of_any_bytes() {
+        assert_eq!(record_id(br#"{"id":"abc","attempt":1}"#), Some("abc"));
+        assert_eq!(
+            record_id(b"{\"id\":\"abc\",\"x\":\"\xff\xfe\"}"),
+            Some("abc")
+        );
+        assert_eq!(record_id(b"garbage"), None);
+        assert_eq!(record_id(b"{\"id\":\"abc"), None);
+    }
+
+    #[test]
+    fn a_non_utf8_record_is_an_error_naming_the_problem() {
+        let err = decode_leased(
+            b"{\"id\":\"a\",\"attempt\":0,\"max_attempts\":3,\"enqueued_ms\":1,\"type\":\"\xff\"}",
+        )
+        .expect_err("not UTF-8");
+        assert!(err.contains("not valid UTF-8"), "{err}");
+    }
+}

@@ -1,0 +1,114 @@
+//! Maintenance calls: due scheduled and retry jobs to ready (`promote.lua`),
+//! expired leases back to ready or dead (`reap.lua`), and retention of the
+//! dead set and the stats window (`trim.lua`). Runtime protocol, not for
+//! application code: the worker's scheduler, reaper and trimmer call these.
+
+use std::time::Duration;
+
+use super::Runtime;
+use crate::enqueue::duration_ms;
+use crate::error::{Error, Result};
+use crate::keys::QueueKeys;
+use crate::scripts::{self, SCRIPTS};
+
+/// Stats fields removed per `trim.lua` call.
+const TRIM_STATS_BATCH: u64 = 1000;
+
+/// What one promotion call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromoteReport {
+    /// Jobs moved from scheduled/retry to ready.
+    pub moved: u64,
+    /// Time until the next scheduled or retry job is due, if any.
+    pub next_due: Option<Duration>,
+}
+
+/// What one reaper call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReapReport {
+    /// Expired leases whose jobs went back to ready.
+    pub to_ready: u64,
+    /// Expired leases whose jobs had no attempts left and went to dead.
+    pub to_dead: u64,
+}
+
+/// What one retention call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrimReport {
+    /// Dead jobs removed (age or size cap).
+    pub dead_removed: u64,
+    /// Per-minute stats fields removed.
+    pub stats_removed: u64,
+}
+
+impl Runtime {
+    /// Returns up to `limit` jobs whose lease expired to ready (or dead when
+    /// that was their last attempt).
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn reap(&self, keys: &QueueKeys, limit: usize) -> Result<ReapReport> {
+        let retention = self.client.retention();
+        let mut cmd = SCRIPTS.reap.cmd(&[
+            &keys.active,
+            &keys.jobs,
+            &keys.leases,
+            &keys.errors,
+            &keys.ready,
+            &keys.dead,
+            &keys.wake,
+            &keys.stats,
+        ]);
+        cmd.arg(limit.max(1))
+            .arg(retention.dead_max_jobs)
+            .arg(retention.error_history);
+        let (to_ready, to_dead): (u64, u64) = scripts::run(&mut self.client.conn(), &cmd)
+            .await
+            .map_err(Error::redis("reap"))?;
+        Ok(ReapReport { to_ready, to_dead })
+    }
+
+    /// Moves due scheduled and retry jobs (up to `limit` per set) to ready.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn promote(&self, keys: &QueueKeys, limit: usize) -> Result<PromoteReport> {
+        let mut cmd = SCRIPTS.promote.cmd(&[
+            &keys.scheduled,
+            &keys.retry,
+            &keys.jobs,
+            &keys.ready,
+            &keys.wake,
+        ]);
+        cmd.arg(limit.max(1));
+        let (moved, next): (u64, i64) = scripts::run(&mut self.client.conn(), &cmd)
+            .await
+            .map_err(Error::redis("promote"))?;
+        Ok(PromoteReport {
+            moved,
+            next_due: u64::try_from(next).ok().map(Duration::from_millis),
+        })
+    }
+
+    /// Applies retention to one queue: dead set caps and the stats window.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn trim(&self, keys: &QueueKeys) -> Result<TrimReport> {
+        let r = self.client.retention();
+        let mut cmd = SCRIPTS
+            .trim
+            .cmd(&[&keys.dead, &keys.jobs, &keys.errors, &keys.stats]);
+        cmd.arg(r.dead_max_jobs)
+            .arg(duration_ms(r.dead_max_age))
+            .arg(duration_ms(r.stats_window))
+            .arg(TRIM_STATS_BATCH);
+        let (dead_removed, stats_removed): (u64, u64) = scripts::run(&mut self.client.conn(), &cmd)
+            .await
+            .map_err(Error::redis("trim"))?;
+        Ok(TrimReport {
+            dead_removed,
+            stats_removed,
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! Heartbeat: keeps this process's leases alive and its registration fresh.
+//!
+//! Every `heartbeat_interval` (jittered): one pipelined `extend.lua` call per
+//! queue for all running jobs (Redis's clock + lease). A lease that could not
+//! be extended cancels the run that holds that lease (and no other run of
+//! the same job). A lease that vanished after its run finished is our own
+//! ack landing between the snapshot and the extend, not a loss: it is not
+//! reported. Then the process record (host, pid, queues, concurrency, busy
+//! jobs) is written with a TTL, so the dashboard lists live workers and
+//! forgets dead ones by itself.
+
+use std::time::Duration;
+
+use spool_client::admin::{BusyJob, ProcessInfo};
+use spool_client::runtime::{LostLease, Runtime};
+
+use crate::backoff::jittered;
+use crate::in_flight::{InFlight, LeaseKey, Running};
+
+/// What one beat did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeartbeatReport {
+    /// Leases extended.
+    pub extended: usize,
+    /// Leases found lost while their run was still going (those runs were
+    /// told to stop).
+    pub lost: usize,
+}
+
+pub(crate) struct Heartbeat {
+    pub(crate) runtime: Runtime,
+    pub(crate) info: ProcessInfo,
+    pub(crate) in_flight: InFlight,
+    /// Lease length each beat extends to ([`WorkerConfig::lease`](crate::WorkerConfig::lease)).
+    pub(crate) lease: Duration,
+    /// Time between beats ([`WorkerConfig::heartbeat_interval`](crate::WorkerConfig::heartbeat_interval)).
+    pub(crate) interval: Duration,
+    /// Life of the process record without a beat ([`WorkerConfig::process_ttl`](crate::WorkerConfig::process_ttl)).
+    pub(crate) process_ttl: Duration,
+}
+
+impl Heartbeat {
+    pub(crate) async fn run_once(&self) -> spool_client::Result<HeartbeatReport> {
+        let running = self.in_flight.snapshot();
+        let leases: Vec<_> = running
+            .iter()
+            .map(|((id, token), r)| (r.keys.clone(), id.clone(), token.clone()))
+            .collect();
+        let lost = self.runtime.extend(self.lease, &leases).await?;
+        let mut report = HeartbeatReport {
+            extended: leases.len() - lost.len(),
+            lost: 0,
+        };
+        for l in &lost {
+            if self.on_lost(l) {
+                report.lost += 1;
+            }
+        }
+        self.register(&running).await?;
+        Ok(report)
+    }
+
+    /// Handles one lease that could not be extended; true when a running
+    /// handler was told to stop.
+    fn on_lost(&self, lost: &LostLease) -> bool {
+        let key: LeaseKey = (lost.id.clone(), lost.token.clone());
+        let run = self.in_flight.get(&key);
+        match verdict(lost, run.as_ref()) {
+            Verdict::Untracked | Verdict::OwnOutcome => {
+                tracing::debug!(job_id = %lost.id, "lease ended by this process's own outcome");
+                false
+            }
+            Verdict::Cancel => {
+                if lost.taken {
+                    tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
+                        "lease lost: it expired and another run (another worker, or a new lease in this process) took the job; cancelling this run only");
+                } else {
+                    tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
+                        "lease lost: the job is no longer leased (reaped or deleted); cancelling this run");
+                }
+                if let Some(run) = run {
+                    run.cancel.cancel();
+                }
+                true
+            }
+        }
+    }
+
+    /// Writes the process record; also used at start-up.
+    pub(crate) async fn register(
+        &self,
+        running: &[(LeaseKey, Running)],
+    ) -> spool_client::Result<()> {
+        let busy: Vec<BusyJob> = running
+            .iter()
+            .map(|((id, _), r)| BusyJob {
+                id: id.to_string(),
+                queue: r.keys.queue.clone(),
+                job_type: r.job_type.clone(),
+                started_ms: r.leased_at_ms,
+            })
+            .collect();
+        let info = serde_json::to_string(&self.info).unwrap_or_default();
+        let busy = serde_json::to_string(&busy).unwrap_or_else(|_| "[]".to_owned());
+        self.runtime
+            .heartbeat(&self.info.id, &info, &busy, self.process_ttl)
+            .await?;
+        Ok(())
+    }
+}
+
+/// What a lease that could not be extended means for the run holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// No run holds that lease any more: its outcome was written and it was
+    /// removed between the snapshot and the reply.
+    Untracked,
+    /// The run finished and its outcome (ack, retry, dead) ended the lease
+    /// before the extension arrived: "acked by me", not a loss.
+    OwnOutcome,
+    /// The run is still going without a lease: stop it.
+    Cancel,
+}
+
+fn verdict(lost: &LostLease, run: Option<&Running>) -> Verdict {
+    match run {
+        None => Verdict::Untracked,
+        // A lease taken by another token was lost before our outcome
+        // could land, even if the run has finished: its handler is done
+        // anyway, and the completer will report the write as lease-lost.
+        Some(run) if run.is_finished() && !lost.taken => Verdict::OwnOutcome,
+        Some(_) => Verdict::Cancel,
+    }
+}
+
+impl super::Service for Heartbeat {
+    const NAME: &'static str = "heartbeat";
+
+    async fn pass(&mut self) -> spool_client::Result<Duration> {
+        self.run_once().await?;
+        Ok(jittered(self.interval))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use spool_client::runtime::{LeaseToken, LostLease, QueueKeys};
+    use spool_client::JobId;
+    use tokio_util::sync::CancellationToken;
+
+    use super::{verdict, Verdict};
+    use crate::in_flight::{mark_finished, Running};
+
+    fn run(finished: bool) -> Running {
+        let flag = Arc::new(AtomicBool::new(false));
+        if finished {
+            mark_finished(&flag);
+        }
+        Running {
+            keys: Arc::new(QueueKeys::new("spool", "default")),
+            cancel: CancellationToken::new(),
+            job_type: "noop".into(),
+            leased_at_ms: 0,
+            finished: flag,
+        }
+    }
+
+    fn lost(taken: bool) -> LostLease {
+        LostLease {
+            id: JobId::from("j1"),
+            token: LeaseToken::from("7"),
+            taken,
+        }
+    }
+
+    #[test]
+    fn a_lease_ended_by_our_own_ack_is_not_a_loss() {
+        assert_eq!(verdict(&lost(false), Some(&run(true))), Verdict::OwnOutcome);
+        assert_eq!(verdict(&lost(false), None), Verdict::Untracked);
+        assert_eq!(verdict(&lost(true), None), Verdict::Untracked);
+    }
+
+    #[test]
+    fn a_running_handler_without_its_lease_is_cancelled() {
+        assert_eq!(verdict(&lost(true), Some(&run(false))), Verdict::Cancel);
+        assert_eq!(verdict(&lost(false), Some(&run(false))), Verdict::Cancel);
+        assert_eq!(verdict(&lost(true), Some(&run(true))), Verdict::Cancel);
+    }
+}
