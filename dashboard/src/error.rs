@@ -40,8 +40,9 @@ pub(crate) enum AppError {
     /// 421: the `Host` header names a host this dashboard does not serve
     /// (DNS rebinding defence).
     MisdirectedHost(String),
-    /// 500: Redis or another dependency failed (logged, not shown).
-    Internal(spool_client::Error),
+    /// 500: Redis, a template or another dependency failed (logged, not
+    /// shown).
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl AppError {
@@ -67,7 +68,7 @@ impl From<spool_client::Error> for AppError {
             spool_client::Error::UnknownCronEntry(name) => {
                 Self::NotFound(format!("no live cron entry {name}"))
             }
-            other => Self::Internal(other),
+            other => Self::Internal(Box::new(other)),
         }
     }
 }

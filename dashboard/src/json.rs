@@ -8,7 +8,7 @@ use serde::Serialize;
 use spool_client::admin::{CronEntryView, FilteredPage, JobView, Page, ProcessView};
 use spool_client::JobState;
 
-use crate::params::enc;
+use crate::params::job_path;
 use crate::text::{clip, FIELD_BYTES};
 
 /// Bytes of args in a listing item's preview.
@@ -36,8 +36,9 @@ pub(crate) struct JobItem {
     /// The most recent error, cut at [`ERROR_JSON_BYTES`].
     pub(crate) last_error: Option<String>,
     pub(crate) errors: usize,
-    /// Path of the single-job JSON (relative to the dashboard root).
-    pub(crate) href: String,
+    /// Path of the single-job JSON (relative to the dashboard root); `null`
+    /// for an id no job path accepts.
+    pub(crate) href: Option<String>,
 }
 
 impl JobItem {
@@ -60,7 +61,7 @@ impl JobItem {
             args_bytes: args.len(),
             last_error: j.last_error().map(|e| clip(&e.error, ERROR_JSON_BYTES)),
             errors: j.errors.len(),
-            href: format!("/api/jobs/{}/{}", enc(&j.queue), enc(j.id.as_str())),
+            href: job_path(&j.queue, j.id.as_str()).map(|p| format!("/api{p}")),
         }
     }
 

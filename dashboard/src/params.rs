@@ -54,7 +54,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictForm<T> {
 
 /// Checks every key and value of a urlencoded string is UTF-8 once
 /// percent-decoded; the error names the first parameter that is not.
-fn utf8_pairs(raw: &[u8]) -> AppResult<()> {
+pub(crate) fn utf8_pairs(raw: &[u8]) -> AppResult<()> {
     for pair in raw.split(|b| *b == b'&') {
         let mut kv = pair.splitn(2, |b| *b == b'=');
         let key = percent_decode(kv.next().unwrap_or_default());
@@ -189,7 +189,7 @@ impl ListQuery {
     }
 
     pub(crate) fn notice(&self) -> Option<String> {
-        let n: u64 = self.n.as_deref()?.parse().ok()?;
+        let n: u64 = canonical(self.n.as_deref()?, 0, u64::MAX)?;
         let jobs = if n == 1 { "job" } else { "jobs" };
         let what = match self.done.as_deref()? {
             "retry" => "moved to ready",
@@ -222,6 +222,13 @@ pub(crate) fn job_id(id: &str) -> AppResult<&str> {
             "job id must be 1 to 200 visible ASCII characters without / \\ \" or %".to_owned(),
         ))
     }
+}
+
+/// `/jobs/{queue}/{id}` (relative to the base) when both would be accepted
+/// in that path; `None` otherwise.
+pub(crate) fn job_path(queue: &str, id: &str) -> Option<String> {
+    (spool_client::validate_queue_name(queue).is_ok() && job_id(id).is_ok())
+        .then(|| format!("/jobs/{}/{}", enc(queue), enc(id)))
 }
 
 /// Checks a queue name from a path.

@@ -6,6 +6,7 @@
 //! 2. **Authentication** (when configured): HTTP basic or a bearer token,
 //!    compared in constant time. Failure → 401.
 //! 3. **CSRF cookie** (`csrf`): the nonce cookie, planted when missing.
+//!    Then the query string: a parameter that is not UTF-8 → 400.
 //! 4. **POST gate**: every state change is a POST (GET and HEAD only read);
 //!    a POST is refused with 403 in read-only mode, unless it is same-origin
 //!    (`Sec-Fetch-Site: same-origin`, or an `Origin` the host rule accepts, or
@@ -116,6 +117,9 @@ async fn guarded(shared: &Shared, req: Request, next: Next) -> AppResult<Respons
         .trim_end_matches('/')
         .to_owned();
 
+    // Every route: a query parameter that is not UTF-8 is a 400 naming it,
+    // whether or not the handler reads it.
+    crate::params::utf8_pairs(req.uri().query().unwrap_or_default().as_bytes())?;
     let (nonce, fresh) = csrf::nonce(req.headers());
     let token = shared.csrf_key.token(&nonce);
     let mut req = if req.method() == Method::POST {

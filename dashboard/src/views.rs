@@ -4,23 +4,20 @@
 //! fields, escaped by askama. Nothing here is ever marked `|safe`.
 
 use askama::Template;
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use spool_client::admin::JobView;
 
 use crate::charts::Chart;
-use crate::params::{enc, path_of};
+use crate::error::AppError;
+use crate::params::{job_path, path_of};
 use crate::state::Ctx;
 use crate::text::{clip, clip_line, ARGS_PREVIEW_BYTES, ERROR_PREVIEW_BYTES, FIELD_BYTES};
 
-/// Renders a template into a response (500 if a template fails, logged).
+/// Renders a template into a response (a 500, logged, if a template fails).
 pub(crate) fn render<T: Template>(t: &T) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response()
-        }
+        Err(e) => AppError::Internal(Box::new(e)).into_response(),
     }
 }
 
@@ -91,9 +88,10 @@ pub(crate) fn fmt_ms(ms: u64) -> String {
     }
 }
 
-/// The link of a job page.
+/// The link of a job page; `#` for a queue or id that no job page accepts
+/// (a stored id of 10 MiB would otherwise make a 10 MiB link).
 pub(crate) fn job_href(base: &str, queue: &str, id: &str) -> String {
-    format!("{base}/jobs/{}/{}", enc(queue), enc(id))
+    job_path(queue, id).map_or_else(|| "#".to_owned(), |p| format!("{base}{p}"))
 }
 
 /// One job in a list.

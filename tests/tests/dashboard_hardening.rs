@@ -169,6 +169,10 @@ async fn huge_stored_strings_are_truncated_everywhere() {
     let id = "huge-1";
     let rec = record(id, "big", &big("t"), r#"{"a":1}"#, Some(&big("k")));
     raw_dead(&env, "big", id, &rec, &big("e")).await;
+    // An id no job path accepts, 1 MiB long: listed bounded, linked nowhere.
+    let long_id = "i".repeat(1024 * 1024);
+    let rec2 = record(&long_id, "big", "t", "{}", None);
+    raw_dead(&env, "big", &long_id, &rec2, "e").await;
     let mut raw = env.raw().await;
     let info = serde_json::json!({
         "id": "proc-1", "host": big("h"), "pid": 1, "queues": ["big"],
@@ -211,6 +215,8 @@ async fn huge_stored_strings_are_truncated_everywhere() {
             assert!(p.body.contains("bytes, truncated)"), "{path}");
         }
     }
+    let dead = s.get("/dead?queue=big").await;
+    assert!(dead.attrs("a", "href").iter().all(|h| h.len() < 1024));
     let job = s.get(&format!("/jobs/big/{id}")).await;
     let links = job.attrs("a", "href");
     assert!(links.contains(&format!("/api/jobs/big/{id}")), "{links:?}");
@@ -362,6 +368,9 @@ async fn non_canonical_numbers_and_non_utf8_parameters_are_refused() {
         ("/dead?type=%C3%28", "\"type\""),
         ("/api/sets/dead?queue=%FE", "\"queue\""),
         ("/scheduled?page=1&%FF=1", "parameter"),
+        ("/?x=%FF", "\"x\""),
+        ("/processes?x=%C3", "\"x\""),
+        ("/api/jobs/default/x?y=%FF", "\"y\""),
     ] {
         let p = s.get(path).await;
         assert_eq!(p.status, 400, "{path}");

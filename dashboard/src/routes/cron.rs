@@ -19,7 +19,13 @@ pub(crate) async fn entries(s: &crate::state::Shared, base: &str) -> AppResult<V
     Ok(list
         .into_iter()
         .map(|e| CronRow {
-            name_enc: enc(&e.name),
+            // Names the action routes refuse get no working link (and no
+            // 10 MiB one).
+            name_enc: if spool_client::validate_cron_name(&e.name).is_ok() {
+                enc(&e.name)
+            } else {
+                "-".to_owned()
+            },
             schedule: clip(&e.schedule, FIELD_BYTES),
             timezone: clip(&e.timezone, FIELD_BYTES),
             job_type: clip(&e.job_type, FIELD_BYTES),

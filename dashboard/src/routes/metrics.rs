@@ -116,11 +116,8 @@ pub(crate) async fn metrics(State(s): AppState) -> AppResult<Response> {
     let snap = Snapshot::read(&s.admin, 1).await?;
     let mut out = String::with_capacity(4096);
     // Writing into a String cannot fail; a failure would be a bug: a 500.
-    prometheus_client::encoding::text::encode(&mut out, &registry(&snap)).map_err(|e| {
-        AppError::Internal(spool_client::Error::InvalidArgument(format!(
-            "encoding metrics failed: {e}"
-        )))
-    })?;
+    prometheus_client::encoding::text::encode(&mut out, &registry(&snap))
+        .map_err(|e| AppError::Internal(Box::new(e)))?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -23,13 +23,14 @@ mod sets;
 
 use std::sync::Arc;
 
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use spool_client::Admin;
 
 use crate::csrf::CsrfKey;
+use crate::error::AppError;
 use crate::host::HostPolicy;
 use crate::security;
 use crate::state::Shared;
@@ -103,6 +104,6 @@ async fn script() -> impl IntoResponse {
     )
 }
 
-async fn not_found() -> impl IntoResponse {
-    (StatusCode::NOT_FOUND, "not found")
+async fn not_found() -> AppError {
+    AppError::NotFound("not found".to_owned())
 }
