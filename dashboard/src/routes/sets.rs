@@ -7,14 +7,14 @@
 //! `filter_window` entries from the front of the set and says so when it
 //! stopped early; a filtered "all" action scans up to `action_window`.
 
-use axum::extract::Extension;
+use axum::extract::{Extension, Path};
 use axum::response::{Redirect, Response};
 use serde::Deserialize;
 use spool_client::admin::{JobFilter, JobView};
 use spool_client::JobSet;
 
 use crate::error::{AppError, AppResult};
-use crate::params::{enc, job_id, path_of, ListQuery, Paging, StrictForm, StrictQuery};
+use crate::params::{enc, job_id, path_of, set_of, ListQuery, Paging, StrictForm, StrictQuery};
 use crate::state::AppState;
 use crate::state::{Ctx, Shared};
 use crate::views::{render, JobRow, Layout, Pager, QueueTab, SetPage};
@@ -23,28 +23,10 @@ use axum::extract::State;
 /// Most ids one "selected" action accepts.
 const SELECTED_MAX: usize = 1000;
 
-pub(crate) async fn scheduled(
-    s: AppState,
-    c: Extension<Ctx>,
-    q: StrictQuery<ListQuery>,
-) -> AppResult<Response> {
-    page(s, c, q, JobSet::Scheduled).await
-}
-
-pub(crate) async fn retries(
-    s: AppState,
-    c: Extension<Ctx>,
-    q: StrictQuery<ListQuery>,
-) -> AppResult<Response> {
-    page(s, c, q, JobSet::Retry).await
-}
-
-pub(crate) async fn dead(
-    s: AppState,
-    c: Extension<Ctx>,
-    q: StrictQuery<ListQuery>,
-) -> AppResult<Response> {
-    page(s, c, q, JobSet::Dead).await
+/// The set a path names; any other single-segment path is not found (this
+/// route is `/{set}`, after every fixed route).
+fn named_set(path: &str) -> AppResult<JobSet> {
+    set_of(path).ok_or_else(|| AppError::NotFound("not found".to_owned()))
 }
 
 fn count(q: &spool_client::admin::QueueInfo, set: JobSet) -> u64 {
@@ -107,12 +89,14 @@ async fn listing(
     Ok((p.matched, p.items, note))
 }
 
-async fn page(
+/// GET `/{scheduled,retries,dead}`.
+pub(crate) async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
+    Path(set): Path<String>,
     StrictQuery(query): StrictQuery<ListQuery>,
-    set: JobSet,
 ) -> AppResult<Response> {
+    let set = named_set(&set)?;
     let paging = query.paging()?;
     let filter = query.filter()?;
     let wanted = query.queue()?;
@@ -177,30 +161,6 @@ async fn page(
         jobs,
         pager,
     }))
-}
-
-pub(crate) async fn scheduled_action(
-    s: AppState,
-    c: Extension<Ctx>,
-    f: StrictForm<ActionForm>,
-) -> AppResult<Redirect> {
-    action(s, c, f, JobSet::Scheduled).await
-}
-
-pub(crate) async fn retries_action(
-    s: AppState,
-    c: Extension<Ctx>,
-    f: StrictForm<ActionForm>,
-) -> AppResult<Redirect> {
-    action(s, c, f, JobSet::Retry).await
-}
-
-pub(crate) async fn dead_action(
-    s: AppState,
-    c: Extension<Ctx>,
-    f: StrictForm<ActionForm>,
-) -> AppResult<Redirect> {
-    action(s, c, f, JobSet::Dead).await
 }
 
 /// What an action does to the jobs it picks.
@@ -277,12 +237,14 @@ impl ActionForm {
     }
 }
 
-async fn action(
+/// POST `/{scheduled,retries,dead}/actions`.
+pub(crate) async fn action(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
+    Path(set): Path<String>,
     StrictForm(form): StrictForm<ActionForm>,
-    set: JobSet,
 ) -> AppResult<Redirect> {
+    let set = named_set(&set)?;
     let queue = form
         .queue
         .clone()
