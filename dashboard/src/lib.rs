@@ -28,13 +28,17 @@
 //! `spool-dashboard` binaries; without it the library pulls neither clap
 //! nor anyhow: `default-features = false` when you only mount the router.
 //!
-//! Mount it in your own app under a prefix, with auth:
+//! Mount it in your own app under a prefix, with auth (and, when users reach
+//! it by a host name rather than an IP address, that name: any other `Host`
+//! gets 421, the DNS-rebinding defence):
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use spool_dashboard::{Auth, DashboardConfig};
 //! let client = spool_client::Client::connect("redis://127.0.0.1:6379").await?;
-//! let config = DashboardConfig::default().auth(Auth::basic("ops", "s3cret"));
+//! let config = DashboardConfig::default()
+//!     .auth(Auth::basic("ops", "s3cret"))
+//!     .allow_hosts(["ops.example.com"]);
 //! let app = axum::Router::new().nest("/admin/jobs", spool_dashboard::router(client.admin(), config));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await?;
