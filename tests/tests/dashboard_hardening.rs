@@ -486,3 +486,36 @@ async fn binary_pins_host_and_port() {
         );
     }
 }
+
+/// `/metrics` keeps its metric names and types (now via prometheus-client).
+#[tokio::test]
+async fn metrics_text_keeps_names_and_types() {
+    let env = TestEnv::start().await;
+    env.client
+        .enqueue(&spool_tests::handlers::Noop { n: 1 })
+        .await
+        .unwrap();
+    let (server, mut s) = serve(&env, DashboardConfig::default()).await;
+    let m = s.get("/metrics").await;
+    assert_eq!(m.status, 200);
+    for line in [
+        "# TYPE spool_queue_depth gauge",
+        "spool_queue_depth{queue=\"default\"} 1\n",
+        "# TYPE spool_queue_latency_seconds gauge",
+        "spool_queue_latency_seconds{queue=\"default\"} ",
+        "spool_queue_busy{queue=\"default\"} 0\n",
+        "spool_queue_scheduled{queue=\"default\"} 0\n",
+        "spool_queue_retry{queue=\"default\"} 0\n",
+        "spool_queue_dead{queue=\"default\"} 0\n",
+        "spool_queue_paused{queue=\"default\"} 0\n",
+        "# TYPE spool_jobs_processed counter",
+        "spool_jobs_processed_total{queue=\"default\"} 0\n",
+        "spool_jobs_failed_total{queue=\"default\"} 0\n",
+        "# TYPE spool_processes gauge",
+        "spool_processes 0\n",
+        "# EOF",
+    ] {
+        assert!(m.body.contains(line), "{line:?} in\n{}", m.body);
+    }
+    server.stop().await;
+}
