@@ -6,8 +6,9 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use spool_client::admin::JobView;
-use spool_client::admin::{CronEntryView, MinuteStats, ProcessView, QueueInfo, STATS_MINUTES_MAX};
+use spool_client::admin::{
+    CronEntryView, JobView, MinuteStats, ProcessView, QueueInfo, STATS_MINUTES_MAX,
+};
 
 use super::overview::Snapshot;
 use crate::error::{AppError, AppResult};

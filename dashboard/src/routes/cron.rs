@@ -2,16 +2,14 @@
 //! next and last run, last job, paused) with pause, resume and run now.
 //! "Run now" twice within the client's window enqueues one job.
 
-use axum::extract::{Extension, Path};
+use axum::extract::{Extension, Path, State};
 use axum::response::{Redirect, Response};
 
 use crate::error::{AppError, AppResult};
 use crate::params::{enc, ListQuery, StrictQuery};
-use crate::state::AppState;
-use crate::state::Ctx;
+use crate::state::{AppState, Ctx};
 use crate::text::{clip, clip_line, ARGS_PREVIEW_BYTES, FIELD_BYTES};
 use crate::views::{fmt_time, job_href, render, CronPage, CronRow, Layout};
-use axum::extract::State;
 
 /// The entries as page rows.
 pub(crate) async fn entries(s: &crate::state::Shared, base: &str) -> AppResult<Vec<CronRow>> {

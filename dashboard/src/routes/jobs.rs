@@ -5,18 +5,16 @@
 //! start and links to the raw JSON, so a 10 MiB job renders quickly. Every
 //! other stored string is bounded too (errors link to the single-job JSON).
 
-use axum::extract::{Extension, Path};
+use axum::extract::{Extension, Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use spool_client::admin::JobView;
 
 use crate::error::{AppError, AppResult};
 use crate::params::{enc, job_id, queue_name};
-use crate::state::AppState;
-use crate::state::Ctx;
+use crate::state::{AppState, Ctx};
 use crate::text::{clip, prefix, pretty_json, ARGS_PAGE_BYTES, ERROR_PAGE_BYTES, FIELD_BYTES};
 use crate::views::{fmt_time, job_href, render, ErrorRow, JobPage, Layout};
-use axum::extract::State;
 
 pub(crate) async fn find(s: &crate::state::Shared, queue: &str, id: &str) -> AppResult<JobView> {
     let queue = queue_name(queue)?;

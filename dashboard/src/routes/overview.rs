@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::Extension;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use spool_client::admin::{MinuteStats, QueueInfo, QueueStats, STATS_MINUTES_MAX};
 use spool_client::Admin;
@@ -13,11 +13,9 @@ use spool_client::Admin;
 use crate::charts::chart;
 use crate::error::AppResult;
 use crate::params::enc;
-use crate::state::AppState;
-use crate::state::Ctx;
+use crate::state::{AppState, Ctx};
 use crate::text::{clip, FIELD_BYTES};
 use crate::views::{fmt_ms, render, Layout, OverviewPage, QueueRow, Total};
-use axum::extract::State;
 
 /// Everything the overview, `/api/stats` and `/api/queues` show.
 pub(crate) struct Snapshot {

@@ -1,15 +1,13 @@
 //! Processes: live workers (as their heartbeats registered them) and the
 //! jobs each is running.
 
-use axum::extract::Extension;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 
 use crate::error::AppResult;
-use crate::state::AppState;
-use crate::state::Ctx;
+use crate::state::{AppState, Ctx};
 use crate::text::{clip, FIELD_BYTES};
 use crate::views::{fmt_rel, job_href, render, BusyRow, Layout, ProcessRow, ProcessesPage};
-use axum::extract::State;
 
 pub(crate) async fn page(
     State(s): AppState,

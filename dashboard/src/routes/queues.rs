@@ -1,16 +1,14 @@
 //! Queue page: one queue's ready jobs in fetch order (LRANGE of one page),
 //! its counts, and pause/resume.
 
-use axum::extract::{Extension, Path};
+use axum::extract::{Extension, Path, State};
 use axum::response::{Redirect, Response};
 
 use crate::error::AppResult;
 use crate::params::{enc, queue_name, ListQuery, StrictQuery};
 use crate::routes::overview::queue_row;
-use crate::state::AppState;
-use crate::state::Ctx;
+use crate::state::{AppState, Ctx};
 use crate::views::{render, JobRow, Layout, Pager, QueuePage};
-use axum::extract::State;
 
 pub(crate) async fn page(
     State(s): AppState,

@@ -7,7 +7,7 @@
 //! `filter_window` entries from the front of the set and says so when it
 //! stopped early; a filtered "all" action scans up to `action_window`.
 
-use axum::extract::{Extension, Path};
+use axum::extract::{Extension, Path, State};
 use axum::response::{Redirect, Response};
 use serde::Deserialize;
 use spool_client::admin::{JobFilter, JobView};
@@ -18,7 +18,6 @@ use crate::params::{enc, job_id, path_of, set_of, ListQuery, Paging, StrictForm,
 use crate::state::AppState;
 use crate::state::{Ctx, Shared};
 use crate::views::{render, JobRow, Layout, Pager, QueueTab, SetPage};
-use axum::extract::State;
 
 /// Most ids one "selected" action accepts.
 const SELECTED_MAX: usize = 1000;
