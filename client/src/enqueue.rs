@@ -1,6 +1,7 @@
 //! Enqueue: app --enqueue--> ready list (now), or scheduled set (at / in).
 //!
-//! Builds job bodies in Rust (validating the queue name and the payload size
+//! Builds job bodies in Rust (validating the queue name, the payload size
+//! and the args nesting depth ([`MAX_ARGS_DEPTH`](crate::MAX_ARGS_DEPTH))
 //! before anything reaches Redis) and hands them to `enqueue.lua`, which
 //! stamps the script-owned fields with Redis's clock and applies the
 //! idempotency key atomically. Bulk enqueues go 1,000 jobs per script call,
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::job::{CronOrigin, Job, JobBody, JobId};
 use crate::keys::QueueKeys;
 use crate::scripts::{self, SCRIPTS};
+use crate::wire::check_args_depth;
 
 /// Idempotency window used when a key is given without one (24 hours).
 pub const IDEMPOTENCY_WINDOW_DEFAULT: Duration = Duration::from_secs(24 * 3600);
@@ -202,7 +204,9 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::PayloadTooLarge`],
-    /// [`Error::Serialize`] before Redis is contacted; [`Error::Redis`] when
+    /// [`Error::Serialize`], [`Error::InvalidArgument`] for args nested
+    /// deeper than [`MAX_ARGS_DEPTH`](crate::MAX_ARGS_DEPTH), before Redis is
+    /// contacted; [`Error::Redis`] when
     /// Redis did not confirm (the job may or may not exist then).
     pub async fn enqueue<J: Job>(&self, job: &J) -> Result<JobId> {
         Ok(self.enqueue_with(job, EnqueueOptions::new()).await?.id)
@@ -257,7 +261,7 @@ impl Client {
     ) -> Result<Enqueued> {
         let queue = opts.queue.clone().unwrap_or_else(|| defaults.queue.clone());
         let keys = self.queue_keys(&queue)?;
-        let prepared = self.prepare(job_type, args, defaults, &opts, &queue)?;
+        let prepared = self.prepare(job_type, args, defaults, &opts, &queue, None)?;
         let (window, idem_key) = match &opts.idempotency_key {
             Some(key) => {
                 if key.is_empty() || key.len() > 512 {
@@ -284,10 +288,9 @@ impl Client {
             .arg(&self.global_keys().queues)
             .arg(&queue)
             .ignore();
-        let ((created, ids),): ((i64, Vec<String>),) =
-            scripts::run_pipeline(&mut self.conn(), &pipe)
-                .await
-                .map_err(Error::redis("enqueue"))?;
+        let ((created, ids),): ((i64, Vec<String>),) = scripts::run(&mut self.conn(), &pipe)
+            .await
+            .map_err(Error::redis("enqueue"))?;
         let id = ids.into_iter().next().map_or(prepared.id, JobId::from);
         Ok(Enqueued {
             id,
@@ -340,7 +343,7 @@ impl Client {
                 job_type: J::TYPE.to_owned(),
                 source,
             })?;
-            prepared.push(self.prepare(J::TYPE, &args, &defaults, &opts, &queue)?);
+            prepared.push(self.prepare(J::TYPE, &args, &defaults, &opts, &queue, None)?);
         }
         if prepared.is_empty() {
             return Ok(Vec::new());
@@ -354,26 +357,15 @@ impl Client {
             .arg(&self.global_keys().queues)
             .arg(&queue)
             .ignore();
-        scripts::run_pipeline::<()>(&mut self.conn(), &pipe)
+        scripts::run::<()>(&mut self.conn(), &pipe)
             .await
             .map_err(Error::redis("enqueue"))?;
         Ok(prepared.into_iter().map(|p| p.id).collect())
     }
 
-    fn prepare(
-        &self,
-        job_type: &str,
-        args: &RawValue,
-        defaults: &JobDefaults,
-        opts: &EnqueueOptions,
-        queue: &str,
-    ) -> Result<Prepared> {
-        self.prepare_with_origin(job_type, args, defaults, opts, queue, None)
-    }
-
-    /// [`Self::prepare`] for a job that records the cron entry (and tick) it
-    /// came from.
-    pub(crate) fn prepare_with_origin(
+    /// Checks and encodes one job; `cron` is the entry (and tick) a cron
+    /// job came from, `None` for every other enqueue.
+    pub(crate) fn prepare(
         &self,
         job_type: &str,
         args: &RawValue,
@@ -387,6 +379,7 @@ impl Client {
                 "job type must be 1 to 256 bytes".to_owned(),
             ));
         }
+        check_args_depth(args.get().as_bytes())?;
         let timeout = opts.timeout.unwrap_or(defaults.timeout);
         let body = JobBody {
             job_type,

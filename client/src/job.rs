@@ -18,6 +18,34 @@ use serde_json::value::RawValue;
 
 use crate::retry_policy::{ExponentialJitter, RetryPolicy};
 
+/// The setters that [`JobOptions`] and [`CronEntry`](crate::CronEntry)
+/// share: queue, attempts, time limit.
+macro_rules! job_option_setters {
+    () => {
+        /// Sets the queue the job goes to.
+        #[must_use]
+        pub fn queue(mut self, queue: impl Into<String>) -> Self {
+            self.queue = queue.into();
+            self
+        }
+
+        /// Sets the number of attempts (at least 1).
+        #[must_use]
+        pub fn max_attempts(mut self, n: u32) -> Self {
+            self.max_attempts = n.max(1);
+            self
+        }
+
+        /// Sets the handler time limit per attempt.
+        #[must_use]
+        pub fn timeout(mut self, timeout: Duration) -> Self {
+            self.timeout = timeout;
+            self
+        }
+    };
+}
+pub(crate) use job_option_setters;
+
 /// Queue used when neither the job type nor the call names one.
 pub const QUEUE_DEFAULT: &str = "default";
 /// Attempts a job gets unless its type or the call says otherwise (Sidekiq's 25).
@@ -141,26 +169,7 @@ impl fmt::Debug for JobOptions {
 }
 
 impl JobOptions {
-    /// Sets the queue.
-    #[must_use]
-    pub fn queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = queue.into();
-        self
-    }
-
-    /// Sets the number of attempts (at least 1).
-    #[must_use]
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
-        self
-    }
-
-    /// Sets the handler time limit per attempt.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+    job_option_setters!();
 
     /// Sets the retry policy.
     #[must_use]

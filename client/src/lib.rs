@@ -14,7 +14,7 @@
 //! Module map:
 //! - [`job`](Job): the [`Job`] trait for typed jobs and the wire record [`JobRecord`].
 //! - `enqueue`: [`Client::enqueue`] and friends: now, at, in, bulk, idempotent.
-//! - `keys`: the key schema ([`QueueKeys`], [`GlobalKeys`]); no key string is built elsewhere.
+//! - `keys`: the key schema ([`runtime::QueueKeys`], [`runtime::GlobalKeys`]); no key string is built elsewhere.
 //! - `scripts`: the Lua scripts, one per state change; the only writers of job state.
 //! - [`runtime`]: the protocol the worker drives (fetch with leases, fenced
 //!   completion, extension, reaping, promotion, process record, wake-ups);
@@ -54,6 +54,7 @@ mod redact;
 mod retry_policy;
 pub mod runtime;
 mod scripts;
+mod wire;
 
 pub use crate::cron::{
     validate_cron_name, CronEntry, CronSchedule, CRON_GRACE_DEFAULT, CRON_GRACE_MAX,
@@ -73,3 +74,4 @@ pub use job::{
 pub use keys::{validate_queue_name, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
 pub use redact::redact_url;
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
+pub use wire::{check_args_depth, truncate_utf8, ERROR_TEXT_MAX_BYTES, MAX_ARGS_DEPTH};

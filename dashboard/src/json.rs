@@ -29,10 +29,13 @@ pub(crate) struct JobItem {
     pub(crate) max_attempts: Option<u32>,
     pub(crate) enqueued_ms: Option<i64>,
     pub(crate) idempotency_key: Option<String>,
-    /// The args' JSON text, cut at [`ARGS_JSON_BYTES`].
+    /// The args' JSON text, cut at [`ARGS_JSON_BYTES`] (for a record the
+    /// listing read only the start of, as much as was read).
     pub(crate) args_preview: String,
-    /// Size of the stored args (or of the raw entry, for a non-record).
-    pub(crate) args_bytes: usize,
+    /// Size of the whole stored record in bytes.
+    pub(crate) size: u64,
+    /// Why the record cannot be decoded, if it cannot (bounded).
+    pub(crate) problem: Option<String>,
     /// The most recent error, cut at [`ERROR_JSON_BYTES`].
     pub(crate) last_error: Option<String>,
     pub(crate) errors: usize,
@@ -44,21 +47,21 @@ pub(crate) struct JobItem {
 impl JobItem {
     pub(crate) fn new(j: &JobView) -> Self {
         let rec = j.record.as_ref();
-        let args = rec.map_or(j.raw.as_str(), |r| r.args.get());
         Self {
             id: clip(j.id.as_str(), FIELD_BYTES),
             queue: clip(&j.queue, FIELD_BYTES),
             state: j.state,
             at_ms: j.at_ms,
             job_type: clip(j.job_type(), FIELD_BYTES),
-            attempt: rec.map(|r| r.attempt),
-            max_attempts: rec.map(|r| r.max_attempts),
-            enqueued_ms: rec.map(|r| r.enqueued_ms),
+            attempt: j.attempts().map(|a| a.0),
+            max_attempts: j.attempts().map(|a| a.1),
+            enqueued_ms: j.enqueued_ms(),
             idempotency_key: rec
                 .and_then(|r| r.idempotency_key.as_deref())
                 .map(|k| clip(k, FIELD_BYTES)),
-            args_preview: clip(args, ARGS_JSON_BYTES),
-            args_bytes: args.len(),
+            args_preview: clip(j.args_text(), ARGS_JSON_BYTES),
+            size: j.size,
+            problem: j.problem.as_deref().map(|p| clip(p, FIELD_BYTES)),
             last_error: j.last_error().map(|e| clip(&e.error, ERROR_JSON_BYTES)),
             errors: j.errors.len(),
             href: job_path(&j.queue, j.id.as_str()).map(|p| format!("/api{p}")),

@@ -88,9 +88,9 @@ fn config(args: &Args) -> Result<DashboardConfig, spool_dashboard::Error> {
             basic,
             bearer: args.bearer_token.clone(),
         });
-    c.base_path = args.base_path.clone();
-    c.allowed_origins = args.allowed_origins.clone();
-    c.allowed_hosts = args.allowed_hosts.clone();
+    c.base_path.clone_from(&args.base_path);
+    c.allowed_origins.clone_from(&args.allowed_origins);
+    c.allowed_hosts.clone_from(&args.allowed_hosts);
     check_bind(args.bind, &c)?;
     Ok(c)
 }
@@ -100,7 +100,7 @@ async fn log_request(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let started = Instant::now();
     let resp = next.run(req).await;
-    tracing::info!(%method, path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    tracing::info!(%method, path, status = resp.status().as_u16(), ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "request");
     resp
 }
 
@@ -163,12 +163,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let args = match Args::try_parse_from(&argv) {
+    let command_line: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match Args::try_parse_from(&command_line) {
         Ok(a) => a,
         Err(e) => {
             // clap may quote a bad value; hide a password in a Redis URL.
-            let text = scrub_all(&e.render().to_string(), &argv);
+            let text = scrub_all(&e.render().to_string(), &command_line);
             if e.use_stderr() {
                 eprint!("{text}");
             } else {
@@ -193,7 +193,7 @@ fn main() -> ExitCode {
     match rt.block_on(serve(args, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = scrub_all(&scrub(&format!("{e:#}"), &url), &argv);
+            let msg = scrub_all(&scrub(&format!("{e:#}"), &url), &command_line);
             tracing::error!(error = msg, "dashboard failed");
             eprintln!("error: {msg}");
             ExitCode::from(1)

@@ -143,7 +143,7 @@ pub(crate) fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Displa
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(default);
     };
-    canonical(raw, min, max)
+    canonical(raw, &min, &max)
         .ok_or_else(|| AppError::BadRequest(format!("{name} must be a number from {min} to {max}")))
 }
 
@@ -151,12 +151,12 @@ pub(crate) fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Displa
 /// `01` or ` 1` are refused, not read as 1. Shared with the CLI's flags.
 pub(crate) fn canonical<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     raw: &str,
-    min: T,
-    max: T,
+    min: &T,
+    max: &T,
 ) -> Option<T> {
     raw.parse::<T>()
         .ok()
-        .filter(|v| *v >= min && *v <= max && v.to_string() == raw)
+        .filter(|v| v >= min && v <= max && v.to_string() == raw)
 }
 
 impl ListQuery {
@@ -189,7 +189,7 @@ impl ListQuery {
     }
 
     pub(crate) fn notice(&self) -> Option<String> {
-        let n: u64 = canonical(self.n.as_deref()?, 0, u64::MAX)?;
+        let n: u64 = canonical(self.n.as_deref()?, &0, &u64::MAX)?;
         let jobs = if n == 1 { "job" } else { "jobs" };
         let what = match self.done.as_deref()? {
             "retry" => "moved to ready",

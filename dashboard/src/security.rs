@@ -85,7 +85,11 @@ fn host_of(req: &Request) -> Option<&str> {
     req.headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .map(axum::http::uri::Authority::as_str)
+        })
 }
 
 async fn guarded(shared: &Shared, req: Request, next: Next) -> AppResult<Response> {

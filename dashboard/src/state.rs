@@ -34,25 +34,14 @@ pub(crate) struct Ctx {
     pub(crate) read_only: bool,
 }
 
-/// The registered queues, with the registry members that are not valid
-/// queue names left out (any producer may `SADD` to the registry; one bad
-/// member must not take every page down). Returns the skipped names too, so
-/// pages can warn; each call logs one line when some were skipped.
+/// The registered queues and the registry members that are not valid queue
+/// names (any producer may `SADD` to the registry). The admin API leaves
+/// those out of every listing and logs them; pages show them as a warning,
+/// so one bad member never takes a page down.
 pub(crate) async fn queue_list(
     admin: &Admin,
 ) -> spool_client::Result<(Vec<QueueInfo>, Vec<String>)> {
-    let (good, bad): (Vec<QueueInfo>, Vec<QueueInfo>) = admin
-        .queues()
-        .await?
-        .into_iter()
-        .partition(|q| spool_client::validate_queue_name(&q.name).is_ok());
-    let bad: Vec<String> = bad.into_iter().map(|q| q.name).collect();
-    if let Some(first) = bad.first() {
-        tracing::warn!(
-            skipped = bad.len(),
-            first = %crate::text::clip(first, 80),
-            "queue registry holds names that are not valid queue names; skipped"
-        );
-    }
-    Ok((good, bad))
+    let queues = admin.queues().await?;
+    let skipped = admin.invalid_queue_names().await?;
+    Ok((queues, skipped))
 }

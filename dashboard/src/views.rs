@@ -57,9 +57,10 @@ impl Layout {
 
 /// `2025-01-02 03:04:05 UTC`.
 pub(crate) fn fmt_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| "-".to_owned())
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || "-".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
 
 /// `in 5m` / `3h ago`, relative to Redis's `now`.
@@ -110,26 +111,21 @@ pub(crate) struct JobRow {
 
 impl JobRow {
     pub(crate) fn new(base: &str, j: &JobView, now: i64) -> Self {
-        let rec = j.record.as_ref();
         Self {
             id: clip(j.id.as_str(), FIELD_BYTES),
             href: job_href(base, &j.queue, j.id.as_str()),
             job_type: clip(j.job_type(), FIELD_BYTES),
-            args: clip_line(
-                rec.map_or(j.raw.as_str(), |r| r.args.get()),
-                ARGS_PREVIEW_BYTES,
-            ),
+            args: clip_line(j.args_text(), ARGS_PREVIEW_BYTES),
             error: j
                 .last_error()
                 .map(|e| clip_line(&e.error, ERROR_PREVIEW_BYTES))
                 .unwrap_or_default(),
-            attempts: rec.map_or_else(
-                || "-".to_owned(),
-                |r| format!("{}/{}", r.attempt, r.max_attempts),
-            ),
+            attempts: j
+                .attempts()
+                .map_or_else(|| "-".to_owned(), |(a, m)| format!("{a}/{m}")),
             at: j.at_ms.map(fmt_time).unwrap_or_default(),
             at_rel: j.at_ms.map(|t| fmt_rel(t, now)).unwrap_or_default(),
-            enqueued: rec.map(|r| fmt_rel(r.enqueued_ms, now)).unwrap_or_default(),
+            enqueued: j.enqueued_ms().map(|t| fmt_rel(t, now)).unwrap_or_default(),
         }
     }
 }

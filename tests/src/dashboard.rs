@@ -2,6 +2,14 @@
 //! ([`DashboardServer`], stopped on drop), and a browser-like HTTP session
 //! ([`Session`]) that keeps the CSRF cookie and reads tokens out of pages.
 
+// Test helpers: a failed setup step panics on purpose (it fails the test
+// that called it), and results are for tests to use or ignore.
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::must_use_candidate,
+    clippy::return_self_not_must_use
+)]
+
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -298,13 +306,18 @@ fn form_body(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+fn hex_byte(b: u8) -> String {
+    format!("{b:02X}")
+}
+
 fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push_str(&hex_byte(b));
         }
     }
     out

@@ -280,3 +280,190 @@ async fn handler_timeout_fails_the_attempt() {
     );
     running.stop().await;
 }
+
+/// Listings read a bounded prefix of each record: a page of 20 ready jobs
+/// of 5 MiB (and of dead ones) comes back with a few KiB per job and the
+/// record's full size, while the single-job view still reads it whole
+/// (issue 9, item 6).
+#[tokio::test]
+async fn listings_of_huge_jobs_read_a_bounded_prefix() {
+    use spool_client::admin::{LISTING_BYTES_MAX, LISTING_RECORD_BYTES_MAX};
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let mut raw = env.raw().await;
+    let big = "x".repeat(5 * 1024 * 1024);
+    let record = |id: &str| {
+        format!(
+            r#"{{"id":"{id}","attempt":0,"max_attempts":3,"enqueued_ms":1000,"type":"big","queue":"default","args":{{"blob":"{big}"}},"created_ms":1}}"#
+        )
+    };
+    for i in 0..20 {
+        let id = format!("r{i}");
+        let _: () = redis::cmd("LPUSH")
+            .arg("spool:{default}:ready")
+            .arg(record(&id))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let id = format!("d{i}");
+        let _: () = redis::pipe()
+            .cmd("HSET")
+            .arg("spool:{default}:jobs")
+            .arg(&id)
+            .arg(record(&id))
+            .cmd("ZADD")
+            .arg("spool:{default}:dead")
+            .arg(i)
+            .arg(&id)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    // A history of ten 100 KiB errors (written by hand: the scripts cap texts).
+    let history: Vec<serde_json::Value> = (0..10)
+        .map(|n| serde_json::json!({"at_ms": n, "attempt": n, "error": format!("{n}:{}", "e".repeat(100 * 1024))}))
+        .collect();
+    let _: () = redis::cmd("HSET")
+        .arg("spool:{default}:errors")
+        .arg("d19")
+        .arg(serde_json::to_string(&history).unwrap())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let ready = admin.list_ready("default", 0, 20).await.unwrap();
+    let dead = admin
+        .list_set("default", JobSet::Dead, 0, 20)
+        .await
+        .unwrap();
+    let errors = &dead.items[0].errors;
+    assert_eq!(errors.len(), 10);
+    assert!(errors.iter().all(|e| e.error.len() <= 512));
+    assert!(dead.items[0]
+        .last_error()
+        .unwrap()
+        .error
+        .starts_with("9:eee"));
+    for page in [&ready, &dead] {
+        assert_eq!(page.items.len(), 20);
+        let read: usize = page.items.iter().map(|j| j.raw_bytes.len()).sum();
+        assert!(read <= LISTING_BYTES_MAX, "{read} bytes read for one page");
+        for job in &page.items {
+            assert!(job.raw_bytes.len() <= LISTING_RECORD_BYTES_MAX);
+            assert!(job.truncated && job.record.is_none() && job.problem.is_none());
+            assert_eq!(job.size, record(job.id.as_str()).len() as u64);
+            assert_eq!(job.job_type(), "big");
+            assert_eq!(job.attempts(), Some((0, 3)));
+            assert!(job.args_text().starts_with(r#"{"blob":"xxx"#));
+        }
+    }
+    assert_eq!(ready.items[0].id.as_str(), "r0", "next to be fetched first");
+    assert_eq!(dead.items[0].id.as_str(), "d19", "most recent first");
+    let whole = admin.job("default", "r7").await.unwrap().unwrap();
+    assert!(!whole.truncated && whole.record.is_some());
+    assert_eq!(whole.raw_bytes, record("r7").into_bytes());
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!(q.ready, 20);
+    assert!(q.latency > Duration::ZERO);
+}
+
+/// Pause, resume (which wakes idle fetchers) and clear-ready are scripts;
+/// clearing deletes ready jobs only (ready → gone).
+#[tokio::test]
+async fn pause_resume_and_clear_ready() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    admin.pause("mail").await.unwrap();
+    assert!(admin.queue("mail").await.unwrap().paused);
+    assert_eq!(admin.queue_names().await.unwrap(), ["mail"]);
+    admin.resume("mail").await.unwrap();
+    assert!(!admin.queue("mail").await.unwrap().paused);
+    let mut raw = env.raw().await;
+    let wake: Vec<String> = redis::cmd("LRANGE")
+        .arg("spool:{mail}:wake")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(wake, ["1"], "one wake token left for idle fetchers");
+    let opts = || EnqueueOptions::new().queue("mail");
+    for n in 0..3 {
+        env.client.enqueue_with(&Noop { n }, opts()).await.unwrap();
+    }
+    env.client
+        .enqueue_with(&Noop { n: 9 }, opts().delay(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(admin.clear_ready("mail").await.unwrap(), 3);
+    let q = admin.queue("mail").await.unwrap();
+    assert_eq!((q.ready, q.scheduled), (0, 1));
+    assert_eq!(admin.clear_ready("mail").await.unwrap(), 0);
+}
+
+/// The scripts store at most ERROR_TEXT_MAX_BYTES of an error text, cut at a
+/// character boundary (issue 9, item 3).
+#[tokio::test]
+async fn stored_error_text_is_capped_at_a_char_boundary() {
+    use spool_client::runtime::{Completion, Outcome};
+    use spool_client::{truncate_utf8, ERROR_TEXT_MAX_BYTES};
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let id = c.enqueue(&Noop { n: 1 }).await.unwrap();
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let leased = c
+        .runtime()
+        .fetch(&keys, 1, Duration::from_secs(30), "w")
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    // One ASCII byte, then two-byte characters: the cap falls inside one.
+    let text = format!("a{}", "é".repeat(ERROR_TEXT_MAX_BYTES));
+    c.runtime()
+        .complete(&[Completion {
+            keys,
+            id: leased.id,
+            token: leased.token,
+            outcome: Outcome::Dead {
+                error: text.clone(),
+            },
+        }])
+        .await
+        .unwrap();
+    let job = c
+        .admin()
+        .job("default", id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = &job.last_error().unwrap().error;
+    assert_eq!(stored.len(), ERROR_TEXT_MAX_BYTES - 1);
+    assert_eq!(stored, truncate_utf8(&text, ERROR_TEXT_MAX_BYTES));
+}
+
+/// Looking a ready job up by id walks the list one window per script call
+/// (10,000 entries), across windows, and finds and deletes the last one.
+#[tokio::test]
+async fn ready_lookup_walks_window_after_window() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let mut raw = env.raw().await;
+    let mut pipe = redis::pipe();
+    for i in 0..25_000 {
+        pipe.cmd("LPUSH").arg("spool:{default}:ready").arg(format!(
+            r#"{{"id":"w{i}","attempt":0,"max_attempts":1,"enqueued_ms":1,"type":"t","queue":"default","args":[],"created_ms":1}}"#
+        )).ignore();
+    }
+    let _: () = pipe.query_async(&mut raw).await.unwrap();
+    let last = admin
+        .job("default", "w24999")
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(last.state, JobState::Ready);
+    assert!(admin.job("default", "w25000").await.unwrap().is_none());
+    assert!(admin.delete_ready("default", "w24999").await.unwrap());
+    assert!(admin.delete_ready("default", "w12345").await.unwrap());
+    assert!(!admin.delete_ready("default", "w12345").await.unwrap());
+    assert_eq!(admin.queue("default").await.unwrap().ready, 24_998);
+}

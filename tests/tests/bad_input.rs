@@ -71,3 +71,195 @@ async fn garbage_goes_to_dead_and_good_jobs_still_run() {
     assert_eq!(admin.queue("default").await.unwrap().ready, 0);
     running.stop().await;
 }
+
+/// A record with Spool's head and a body of `body`, as bytes.
+fn raw_record(id: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        r#"{{"id":"{id}","attempt":1,"max_attempts":3,"enqueued_ms":1000,"type":"t","queue":"default","args":"#
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r.extend_from_slice(br#","created_ms":1}"#);
+    r
+}
+
+/// Records that are not UTF-8, not JSON, or nested past serde_json's limit,
+/// written raw into the ready list and every set by a buggy producer, are
+/// listed with the rest (escaped bytes and a problem), found, retried and
+/// deleted; none of them makes a listing or a lookup fail (issue 9, items 2
+/// and 12).
+#[tokio::test]
+async fn admin_lists_and_repairs_records_of_any_bytes() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let mut raw = env.raw().await;
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let bodies: [(&str, Vec<u8>); 3] = [
+        ("utf8", b"\"\xff\xfe bad bytes \xc3\"".to_vec()),
+        ("json", b"{not json".to_vec()),
+        ("deep", deep.into_bytes()),
+    ];
+    env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    for (kind, body) in &bodies {
+        let _: () = redis::cmd("LPUSH")
+            .arg("spool:{default}:ready")
+            .arg(raw_record(&format!("ready-{kind}"), body))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        for set in JobSet::ALL {
+            let id = format!("{}-{kind}", set.as_str());
+            let _: () = redis::pipe()
+                .cmd("HSET")
+                .arg("spool:{default}:jobs")
+                .arg(&id)
+                .arg(raw_record(&id, body))
+                .cmd("HSET")
+                .arg("spool:{default}:errors")
+                .arg(&id)
+                .arg(&b"[{\"at_ms\":1,\"attempt\":1,\"error\":\"bad \xff text\"}]"[..])
+                .cmd("ZADD")
+                .arg(format!("spool:{{default}}:{}", set.as_str()))
+                .arg(5000)
+                .arg(&id)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+    }
+
+    // Every listing answers and shows every record.
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!((q.ready, q.scheduled, q.retry, q.dead), (4, 3, 3, 3));
+    assert_eq!(admin.queues().await.unwrap().len(), 1);
+    let ready = admin.list_ready("default", 0, 10).await.unwrap();
+    assert_eq!(ready.items.len(), 4);
+    for set in JobSet::ALL {
+        let page = admin.list_set("default", set, 0, 10).await.unwrap();
+        assert_eq!(page.items.len(), 3, "{set:?}");
+        serde_json::to_value(&page).unwrap();
+        for job in &page.items {
+            assert!(job.problem.is_some(), "{}", job.id);
+            assert!(job.record.is_none());
+            assert_eq!(job.job_type(), "t");
+            assert_eq!(job.attempts(), Some((1, 3)));
+            assert_eq!(job.last_error().unwrap().error, "bad \u{fffd} text");
+        }
+        let bad = page
+            .items
+            .iter()
+            .find(|j| j.id.as_str().ends_with("utf8"))
+            .unwrap();
+        assert!(bad.raw.contains(r"\xFF\xFE bad bytes \xC3"), "{}", bad.raw);
+        assert!(bad.problem.as_deref().unwrap().contains("UTF-8"));
+        let filtered = admin
+            .scan_set(
+                "default",
+                set,
+                &spool_client::admin::JobFilter::new(Some("t"), None).unwrap(),
+                0,
+                10,
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(filtered.matched, 3);
+    }
+
+    // Each one can be looked up whole, with its exact bytes.
+    for (kind, body) in &bodies {
+        for state in ["ready", "scheduled", "retry", "dead"] {
+            let id = format!("{state}-{kind}");
+            let job = admin.job("default", &id).await.unwrap().expect(&id);
+            assert_eq!(job.state.as_str(), state);
+            assert_eq!(job.raw_bytes, raw_record(&id, body), "{id}");
+            assert!(!job.truncated, "{id}");
+            assert!(job.problem.is_some(), "{id}");
+            // The API's JSON never fails on them either, even as a Value
+            // (`json!`), which re-parses raw args with a recursion limit.
+            serde_json::to_value(&job).unwrap();
+        }
+    }
+
+    // Retry and delete work on them; the bytes travel unchanged.
+    assert_eq!(
+        admin
+            .retry_jobs("default", JobSet::Dead, &["dead-utf8", "dead-deep"])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(admin.delete_all("default", JobSet::Retry).await.unwrap(), 3);
+    assert!(admin.delete_ready("default", "ready-utf8").await.unwrap());
+    assert!(admin.delete_ready("default", "dead-deep").await.unwrap());
+    let moved = admin.job("default", "dead-utf8").await.unwrap().unwrap();
+    assert_eq!(moved.state, JobState::Ready);
+    assert!(moved.raw_bytes.windows(2).any(|w| w == b"\xff\xfe"));
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!((q.ready, q.scheduled, q.retry, q.dead), (4, 3, 0, 1));
+}
+
+/// A registry member that is not a valid queue name (other producers are
+/// told to SADD their queues) is skipped and reported; the overview, stats
+/// and every queue listing still answer (issue 9, item 4).
+#[tokio::test]
+async fn bad_queue_names_in_the_registry_are_skipped_and_reported() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    admin.register_queues(&["default", "other"]).await.unwrap();
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("SADD")
+        .arg("{spool}:queues")
+        .arg("a:b")
+        .arg(&b"bad\xff"[..])
+        .arg("")
+        .arg("x".repeat(100))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(admin.queue_names().await.unwrap(), ["default", "other"]);
+    let names: Vec<String> = admin
+        .queues()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    assert_eq!(names, ["default", "other"]);
+    assert_eq!(admin.total_stats(60).await.unwrap().minutes.len(), 60);
+    assert_eq!(
+        admin.invalid_queue_names().await.unwrap(),
+        [
+            "".to_owned(),
+            "a:b".to_owned(),
+            r"bad\xFF".to_owned(),
+            "x".repeat(100)
+        ]
+    );
+}
+
+/// Process records written by another client with bytes that are not UTF-8
+/// or fields that do not decode are skipped; live processes still list.
+#[tokio::test]
+async fn process_listing_skips_undecodable_records() {
+    let env = TestEnv::start().await;
+    let mut raw = env.raw().await;
+    let _: () = redis::pipe()
+        .cmd("ZADD")
+        .arg("{spool}:processes")
+        .arg(1)
+        .arg(&b"bad\xff"[..])
+        .arg(2)
+        .arg("junk")
+        .cmd("HSET")
+        .arg("{spool}:process:junk")
+        .arg("info")
+        .arg(&b"\xff{"[..])
+        .arg("started_ms")
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(env.client.admin().processes().await.unwrap().is_empty());
+}

@@ -13,10 +13,10 @@ use spool_tests::{wait_for, TestEnv};
 /// Runs `spool ARGS…` against `env`'s Redis: (exit code, stdout, stderr).
 async fn spool(env: &TestEnv, args: &[&str]) -> (u8, String, String) {
     let url = env.redis.url();
-    let mut argv = vec!["spool", "--redis-url", url.as_str()];
-    argv.extend_from_slice(args);
+    let mut command = vec!["spool", "--redis-url", url.as_str()];
+    command.extend_from_slice(args);
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run(argv, &mut out, &mut err).await;
+    let code = run(command, &mut out, &mut err).await;
     (
         code,
         String::from_utf8(out).unwrap(),

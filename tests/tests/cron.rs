@@ -1,5 +1,5 @@
 //! Cron: once per tick across processes (with a SIGKILL and restart),
-//! Redis's clock over the host's, misfire grace, pause/resume, run-now,
+//! Redis's clock over the host's, misfire grace, a DST gap, pause/resume, run-now,
 //! refusal of bad entries, listing and forgetting entries.
 //!
 //! Ticks are verified by reading the enqueued jobs (each carries its entry
@@ -279,6 +279,67 @@ async fn missed_ticks_fire_once_within_grace_and_are_skipped_beyond_it() {
     assert_eq!((again.fired, again.skipped), (0, 0));
 }
 
+/// Issue 9 item 7, through the scripts on a real Redis: Berlin springs
+/// forward 2026-03-29 02:00 → 03:00. A pass planned from before the gap to
+/// just after it enqueues `*/5 * 2 * * *` once, at 03:00:00, and records
+/// the 719 other ticks of the gap as skipped (the end-to-end run had fired
+/// one and lost the rest without counting them). `30 2 * * *` fires at
+/// 03:00:00 with nothing skipped. Tick times are explicit instants (the
+/// protocol takes them from the plan), so the test does not wait for March.
+#[tokio::test]
+async fn a_dst_gap_fires_once_and_counts_the_merged_ticks_as_skipped() {
+    let env = TestEnv::start().await;
+    let before = 1_774_745_940_000; // 2026-03-29T01:59:00+01:00
+    let gap_end = 1_774_746_000_000; // 2026-03-29T03:00:00+02:00
+    let grace = Duration::from_secs(60);
+    for (name, expr, merged) in [
+        ("every-5s", "*/5 * 2 * * *", 720),
+        ("daily", "30 2 * * *", 1),
+    ] {
+        let entry = CronEntry::new(name, expr, &Noop { n: 10 })
+            .timezone("Europe/Berlin")
+            .queue("dst");
+        let schedule = entry.validate().unwrap();
+        env.client
+            .runtime()
+            .cron_register(std::slice::from_ref(&entry), Duration::from_secs(600))
+            .await
+            .unwrap();
+        let start = schedule.plan(None, before, grace).unwrap();
+        env.client
+            .runtime()
+            .cron_tick(&entry, None, &start)
+            .await
+            .unwrap();
+        let plan = schedule.plan(Some(before), gap_end + 400, grace).unwrap();
+        let outcome = env
+            .client
+            .runtime()
+            .cron_tick(&entry, Some(before), &plan)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                outcome,
+                spool_client::runtime::cron::CronTickOutcome::Fired(_)
+            ),
+            "{name}: {outcome:?}"
+        );
+        assert_eq!(ticks_of(&env, "dst", name).await, [gap_end], "{name}");
+        let view = env.client.admin().cron_entry(name).await.unwrap().unwrap();
+        assert_eq!(view.last_tick_ms, Some(gap_end), "{name}");
+        assert_eq!(view.skipped, merged - 1, "{name}: {view:?}");
+        let last_skipped = (merged > 1).then_some(gap_end);
+        assert_eq!(view.last_skipped_ms, last_skipped, "{name}");
+        // The next tick is the next day's 02:00:00 (or 02:30), not a
+        // second run in the hour after the gap.
+        assert_eq!(
+            schedule.plan(Some(gap_end), gap_end + 3_600_000, grace),
+            None
+        );
+    }
+}
+
 /// A paused entry skips its ticks (counted) and shows no next run; resumed,
 /// it fires again.
 #[tokio::test]
@@ -296,6 +357,26 @@ async fn paused_entries_skip_ticks_until_resumed() {
     .await;
     let admin = env.client.admin();
     assert!(admin.cron_pause("pausable").await.unwrap());
+    // cron_pause.lua stamps the pause with Redis's clock; pausing again
+    // keeps the first stamp.
+    let state = env
+        .client
+        .queue_keys("pause")
+        .unwrap()
+        .cron_state("pausable");
+    let paused_at = || async {
+        let v: Option<i64> = redis::cmd("HGET")
+            .arg(&state)
+            .arg("paused")
+            .query_async(&mut env.raw().await)
+            .await
+            .unwrap();
+        v.expect("paused is set")
+    };
+    let first = paused_at().await;
+    assert!((env.client.redis_time_ms().await.unwrap() - first).abs() < 5_000);
+    assert!(admin.cron_pause("pausable").await.unwrap());
+    assert_eq!(paused_at().await, first);
     let at_pause = ticks_of(&env, "pause", "pausable").await.len();
     let skipped_before = admin.cron_entry("pausable").await.unwrap().unwrap().skipped;
     wait_for(
@@ -416,6 +497,14 @@ async fn entries_are_listed_and_forgotten_when_no_worker_has_them() {
         CronEntry::raw("drop-me", "@every 1h", "noop", serde_json::json!({"n": 9})).queue("list");
     let both = Cron::new(&env.client, vec![keep.clone(), drop_me], config.clone()).unwrap();
     both.register().await.unwrap();
+    // Announcing the table registers its queue (cron_register.lua), so the
+    // dashboard lists it before the first tick.
+    let queues: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(&env.client.global_keys().queues)
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    assert!(queues.contains(&"list".to_owned()), "{queues:?}");
     both.run_once().await.unwrap(); // creates both entries' state
     let admin = env.client.admin();
     let list = admin.cron_entries().await.unwrap();

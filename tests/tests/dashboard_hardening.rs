@@ -21,10 +21,10 @@ async fn serve(env: &TestEnv, config: DashboardConfig) -> (DashboardServer, Sess
 /// `spool ARGS…` in-process: (exit code, stdout, stderr).
 async fn spool(env: &TestEnv, args: &[&str]) -> (u8, String, String) {
     let url = env.redis.url();
-    let mut argv = vec!["spool", "--redis-url", url.as_str()];
-    argv.extend_from_slice(args);
+    let mut command = vec!["spool", "--redis-url", url.as_str()];
+    command.extend_from_slice(args);
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run(argv, &mut out, &mut err).await;
+    let code = run(command, &mut out, &mut err).await;
     (
         code,
         String::from_utf8_lossy(&out).into_owned(),

@@ -10,22 +10,17 @@ use std::time::Duration;
 
 use jobs::{ChargeCard, ResizeImage, SendEmail};
 use rand::Rng;
-use spool_client::{Client, EnqueueOptions};
+use spool_client::EnqueueOptions;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args: Vec<String> = std::env::args().collect();
     let count: u64 = args
         .iter()
         .position(|a| a == "--count")
         .and_then(|i| args.get(i + 1))
         .map_or(Ok(u64::MAX), |v| v.parse())?;
-    let client = Client::connect(&jobs::redis_url()).await?;
+    let client = jobs::start().await?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     for n in 0..count {
         tokio::select! {

@@ -11,17 +11,11 @@ use std::time::Duration;
 
 use jobs::{ChargeCard, ResizeImage, SendEmail};
 use rand::Rng;
-use spool_client::Client;
 use spool_worker::{CronEntry, JobContext, JobError, QueueSpec, Worker};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let client = Client::connect(&jobs::redis_url()).await?;
+    let client = jobs::start().await?;
     let worker = Worker::builder(client)
         .queue_spec(QueueSpec::new("critical").weight(3))
         .queue_spec(QueueSpec::new("default").weight(2))

@@ -50,6 +50,7 @@
 //! ```
 
 mod backoff;
+mod builder;
 mod completer;
 mod config;
 mod error;
@@ -64,10 +65,11 @@ mod services;
 mod shutdown;
 pub mod testing;
 
+pub use builder::WorkerBuilder;
 pub use config::{QueueOrder, QueueSpec, WorkerConfig};
 pub use error::{Error, Result};
 pub use handler::JobContext;
-pub use launcher::{Worker, WorkerBuilder};
+pub use launcher::Worker;
 pub use outcome::JobError;
 pub use services::{
     CronConfig, CronReport, HeartbeatReport, ReaperReport, SchedulerReport, TrimmerReport,

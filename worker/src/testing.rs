@@ -18,21 +18,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use spool_client::runtime::QueueKeys;
 use spool_client::{Client, CronEntry};
-use tokio::sync::Notify;
 
 use crate::error::Result;
 use crate::services::{
-    CronConfig, CronReport, CronScheduler, Reaper, ReaperReport, Scheduler, SchedulerReport,
-    Trimmer, TrimmerReport,
+    CronConfig, CronReport, CronScheduler, PerQueue, Promote, QueueDuty, Reap, ReaperReport,
+    SchedulerReport, Trim, TrimmerReport,
 };
 
-fn keys(client: &Client, queues: &[&str]) -> Result<Vec<Arc<QueueKeys>>> {
-    Ok(queues
+/// One pass of the per-queue duty `D` over `queues`.
+async fn once<D: QueueDuty>(client: &Client, queues: &[&str]) -> Result<D::Report> {
+    let keys = queues
         .iter()
         .map(|q| client.queue_keys(q).map(Arc::new))
-        .collect::<spool_client::Result<_>>()?)
+        .collect::<spool_client::Result<_>>()?;
+    let service = PerQueue::<D>::new(client.runtime(), keys, Duration::MAX);
+    Ok(service.run_once().await?)
 }
 
 /// One reaper pass: expired leases of `queues` back to ready (or dead).
@@ -40,12 +41,7 @@ fn keys(client: &Client, queues: &[&str]) -> Result<Vec<Arc<QueueKeys>>> {
 /// # Errors
 /// [`crate::Error::Client`]: a bad queue name, or Redis.
 pub async fn reap_once(client: &Client, queues: &[&str]) -> Result<ReaperReport> {
-    let reaper = Reaper {
-        runtime: client.runtime(),
-        queues: keys(client, queues)?,
-        interval: Duration::MAX,
-    };
-    Ok(reaper.run_once().await?)
+    once::<Reap>(client, queues).await
 }
 
 /// One scheduler pass: due scheduled and retry jobs of `queues` to ready.
@@ -53,13 +49,7 @@ pub async fn reap_once(client: &Client, queues: &[&str]) -> Result<ReaperReport>
 /// # Errors
 /// [`crate::Error::Client`]: a bad queue name, or Redis.
 pub async fn promote_once(client: &Client, queues: &[&str]) -> Result<SchedulerReport> {
-    let scheduler = Scheduler {
-        runtime: client.runtime(),
-        queues: keys(client, queues)?,
-        interval: Duration::MAX,
-        nudge: Arc::new(Notify::new()),
-    };
-    Ok(scheduler.run_once().await?)
+    once::<Promote>(client, queues).await
 }
 
 /// One trimmer pass: retention (dead set caps, stats window) on `queues`.
@@ -67,12 +57,7 @@ pub async fn promote_once(client: &Client, queues: &[&str]) -> Result<SchedulerR
 /// # Errors
 /// [`crate::Error::Client`]: a bad queue name, or Redis.
 pub async fn trim_once(client: &Client, queues: &[&str]) -> Result<TrimmerReport> {
-    let trimmer = Trimmer {
-        runtime: client.runtime(),
-        queues: keys(client, queues)?,
-        interval: Duration::MAX,
-    };
-    Ok(trimmer.run_once().await?)
+    once::<Trim>(client, queues).await
 }
 
 /// A cron table driven by hand: announce it, run one pass.

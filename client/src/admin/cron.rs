@@ -4,8 +4,9 @@
 //! Definitions come from the namespace's entries hash, written by every
 //! worker that has the entry in its table (`cron_register.lua`); firing
 //! state comes from the entry's state hash in its queue's slot (written by
-//! `cron_tick.lua`). An entry no worker announced within its stale period is
-//! not listed (and is deleted by the next worker that registers).
+//! `cron_tick.lua`, paused and resumed by `cron_pause.lua`). An entry no
+//! worker announced within its stale period is not listed (and is deleted
+//! by the next worker that registers). Every write is a script call.
 
 use std::collections::HashMap;
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 use super::Admin;
 use crate::cron::protocol::StoredEntry;
 use crate::cron::{CronEntry, CronSchedule};
-use crate::enqueue::Enqueued;
+use crate::enqueue::{duration_ms, Enqueued};
 use crate::error::{Error, Result};
 use crate::job::JobId;
 
@@ -46,7 +47,8 @@ pub struct CronEntryView {
     /// The last tick that was enqueued (Redis ms).
     pub last_tick_ms: Option<i64>,
     /// Ticks that were not enqueued: missed by more than the grace period,
-    /// overtaken by a later missed tick, or due while paused.
+    /// overtaken by a later missed tick, due while paused, or merged with
+    /// other ticks of a DST gap into one run (see `docs/CRON.md`).
     pub skipped: u64,
     /// The latest skipped tick (Redis ms).
     pub last_skipped_ms: Option<i64>,
@@ -168,19 +170,7 @@ impl Admin {
         let Some(entry) = self.live_cron_entry(name).await? else {
             return Ok(false);
         };
-        let keys = self.client.queue_keys(&entry.queue)?;
-        let cmd = if paused {
-            let mut c = redis::cmd("HSET");
-            c.arg(keys.cron_state(&entry.name)).arg("paused").arg(1);
-            c
-        } else {
-            let mut c = redis::cmd("HDEL");
-            c.arg(keys.cron_state(&entry.name)).arg("paused");
-            c
-        };
-        cmd.exec_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("cron pause/resume"))?;
+        self.client.cron_set_paused(&entry, paused).await?;
         Ok(true)
     }
 }
@@ -207,7 +197,7 @@ fn view(stored: StoredEntry, state: &HashMap<String, String>, now: i64) -> CronE
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         last_skipped_ms: int("last_skipped_ms"),
-        grace_ms: u64::try_from(e.grace.as_millis()).unwrap_or(u64::MAX),
+        grace_ms: duration_ms(e.grace),
         max_attempts: e.max_attempts,
         seen_ms: stored.seen_ms,
         expires_ms: stored.expires_ms,

@@ -30,7 +30,9 @@ pub struct JobFilter {
     /// Keep jobs of exactly this type.
     pub job_type: Option<String>,
     /// Keep jobs whose args or error history contain this text
-    /// (case-insensitive).
+    /// (case-insensitive). Listings read a bounded prefix of each record
+    /// (see [`LISTING_RECORD_BYTES_MAX`](super::LISTING_RECORD_BYTES_MAX)),
+    /// so text past it in a huge job is not searched.
     pub text: Option<String>,
 }
 
@@ -73,10 +75,8 @@ impl JobFilter {
             }
         }
         if let Some(text) = &self.text {
-            let args = job
-                .record
-                .as_ref()
-                .map_or(job.raw.as_str(), |r| r.args.get());
+            // In a listing, a long record's args are its first bytes only.
+            let args = job.args_text();
             let hit =
                 contains_ci(args, text) || job.errors.iter().any(|e| contains_ci(&e.error, text));
             if !hit {

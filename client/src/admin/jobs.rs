@@ -1,99 +1,67 @@
 //! Jobs: paged listings of the ready list and the three sets, one job's
 //! detail, and the repair actions (retry now, run now, delete).
+//!
+//! Listings read a bounded prefix of each record through `peek_ready.lua`
+//! and `peek_set.lua` (a page of 10 MiB jobs sends a few KiB per job, within
+//! [`LISTING_BYTES_MAX`]); only [`Admin::job`] reads a record whole. Every
+//! read is bytes, decoded per job ([`JobView::decode`]), so one record from
+//! a buggy producer cannot hide the others.
 
-use serde::Serialize;
-
-use super::{check_page, Admin, Page};
+use super::view::decode_errors;
+use super::{check_page, Admin, JobView, LeaseView, Page};
 use crate::error::{Error, Result};
-use crate::job::{ErrorEntry, JobId, JobRecord, JobSet, JobState};
+use crate::job::{JobId, JobSet, JobState};
 use crate::keys::QueueKeys;
 use crate::scripts::{self, SCRIPTS};
+use crate::wire::{escape_bytes, parse_lease};
 
-/// Ready-list entries examined per round trip when looking a ready job up by id.
-const READY_SCAN_CHUNK: isize = 1000;
 /// Most ready entries examined when looking a job up by id.
-const READY_SCAN_MAX: isize = 1_000_000;
+const READY_SCAN_MAX: usize = 1_000_000;
+/// Ready entries examined per script call when looking a job up by id.
+const READY_SCAN_WINDOW: usize = 10_000;
 /// Jobs moved or deleted per script call by the "all" actions.
 const BULK_ACTION_CHUNK: usize = 1000;
 
-/// Who holds a running job.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct LeaseView {
-    /// The lease fence.
-    pub token: String,
-    /// The worker process id.
-    pub worker: String,
-    /// Lease deadline (Redis ms).
-    pub deadline_ms: Option<i64>,
+/// Byte budget of one listing page: the records' first bytes read per page
+/// (each record gets an equal share, at least [`LISTING_RECORD_BYTES_MIN`]
+/// and at most [`LISTING_RECORD_BYTES_MAX`]); error histories get the same
+/// share each (longer ones come with texts cut and the oldest entries left
+/// out).
+pub const LISTING_BYTES_MAX: usize = 1024 * 1024;
+/// Most bytes of one record a listing reads; longer records are listed with
+/// their first bytes (`truncated`) and read whole by [`Admin::job`].
+pub const LISTING_RECORD_BYTES_MAX: usize = 16 * 1024;
+/// Fewest bytes of one record a listing reads, whatever the page size.
+pub const LISTING_RECORD_BYTES_MIN: usize = 1024;
+/// Error text kept per entry when a listed history is over its budget.
+const LISTING_ERROR_TEXT_BYTES: usize = 512;
+
+/// Replies of [`Admin::job`]'s pipeline: record, error history and lease
+/// (bytes), then the job's score in active, scheduled, retry and dead.
+type JobReply = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+);
+
+/// The two repair actions on a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Retry,
+    Delete,
 }
 
-/// A job as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobView {
-    /// Job id.
-    pub id: JobId,
-    /// Queue.
-    pub queue: String,
-    /// Where the job is.
-    pub state: JobState,
-    /// Run-at (scheduled), retry-at (retry), died-at (dead) or lease deadline
-    /// (active), in Redis ms.
-    pub at_ms: Option<i64>,
-    /// The decoded record; `None` for an entry that is not a Spool record.
-    pub record: Option<JobRecord>,
-    /// The stored JSON exactly as in Redis.
-    pub raw: String,
-    /// Error history, oldest first.
-    pub errors: Vec<ErrorEntry>,
-    /// Lease holder while active.
-    pub lease: Option<LeaseView>,
+/// Bytes read per record for a page of `limit` jobs.
+fn record_budget(limit: usize) -> usize {
+    (LISTING_BYTES_MAX / limit.max(1)).clamp(LISTING_RECORD_BYTES_MIN, LISTING_RECORD_BYTES_MAX)
 }
 
-impl JobView {
-    /// The job type, or `"?"` for an entry that is not a Spool record.
-    #[must_use]
-    pub fn job_type(&self) -> &str {
-        self.record.as_ref().map_or("?", |r| r.job_type.as_str())
-    }
-
-    /// The most recent error, if any.
-    #[must_use]
-    pub fn last_error(&self) -> Option<&ErrorEntry> {
-        self.errors.last()
-    }
-}
-
-fn decode_errors(raw: Option<String>) -> Vec<ErrorEntry> {
-    raw.and_then(|r| serde_json::from_str(&r).ok())
-        .unwrap_or_default()
-}
-
-fn view(
-    id: JobId,
-    queue: &str,
-    state: JobState,
-    at_ms: Option<i64>,
-    raw: String,
-    errors: Option<String>,
-) -> JobView {
-    JobView {
-        id,
-        queue: queue.to_owned(),
-        state,
-        at_ms,
-        record: JobRecord::from_json(&raw).ok(),
-        raw,
-        errors: decode_errors(errors),
-        lease: None,
-    }
-}
-
-fn id_of(raw: &str) -> JobId {
-    JobId::from(
-        raw.strip_prefix("{\"id\":\"")
-            .and_then(|r| r.split('"').next())
-            .unwrap_or(""),
-    )
+fn id_of(raw: &[u8]) -> JobId {
+    JobId::from(crate::wire::record_head(raw).map_or("", |h| h.id))
 }
 
 fn valid_id(id: &str) -> Result<()> {
@@ -104,6 +72,26 @@ fn valid_id(id: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A listed record: its whole size and its first bytes.
+pub(super) type Head = (u64, Vec<u8>);
+
+/// Splits a `peek_ready.lua` reply: the list length and `(size, head)` per job.
+pub(super) fn parse_peek_ready(reply: redis::Value) -> Result<(u64, Vec<Head>)> {
+    let mut items: Vec<redis::Value> =
+        redis::from_redis_value(reply).map_err(Error::parse("peek_ready"))?;
+    let mut it = items.drain(..);
+    let total: u64 = redis::from_redis_value(it.next().unwrap_or(redis::Value::Int(0)))
+        .map_err(Error::parse("peek_ready"))?;
+    let mut jobs = Vec::new();
+    while let (Some(size), Some(head)) = (it.next(), it.next()) {
+        jobs.push((
+            redis::from_redis_value(size).map_err(Error::parse("peek_ready"))?,
+            redis::from_redis_value(head).map_err(Error::parse("peek_ready"))?,
+        ));
+    }
+    Ok((total, jobs))
 }
 
 impl Admin {
@@ -120,22 +108,17 @@ impl Admin {
     ) -> Result<Page<JobView>> {
         check_page(limit)?;
         let k = self.client.queue_keys(queue)?;
-        let start = -(isize::try_from(offset).unwrap_or(isize::MAX - 2000)) - 1;
-        let stop = start - isize::try_from(limit).unwrap_or(1) + 1;
-        let (total, mut raws): (u64, Vec<String>) = redis::pipe()
-            .cmd("LLEN")
-            .arg(&k.ready)
-            .cmd("LRANGE")
-            .arg(&k.ready)
-            .arg(stop)
-            .arg(start)
-            .query_async(&mut self.client.conn())
+        let mut cmd = SCRIPTS.peek_ready.cmd(&[&k.ready]);
+        cmd.arg(offset).arg(limit).arg(record_budget(limit));
+        let reply = scripts::run(&mut self.client.conn(), &cmd)
             .await
             .map_err(Error::redis("list ready"))?;
-        raws.reverse();
-        let items = raws
+        let (total, jobs) = parse_peek_ready(reply)?;
+        let items = jobs
             .into_iter()
-            .map(|raw| view(id_of(&raw), queue, JobState::Ready, None, raw, None))
+            .map(|(size, raw)| {
+                JobView::decode(id_of(&raw), queue, JobState::Ready, None, raw, size)
+            })
             .collect();
         Ok(Page {
             total,
@@ -158,65 +141,46 @@ impl Admin {
     ) -> Result<Page<JobView>> {
         check_page(limit)?;
         let k = self.client.queue_keys(queue)?;
-        let key = k.set(set);
-        let start = offset;
-        let stop = offset + limit as u64 - 1;
-        let range = if set == JobSet::Dead {
-            "ZREVRANGE"
-        } else {
-            "ZRANGE"
-        };
-        let (total, entries): (u64, Vec<(String, f64)>) = redis::pipe()
-            .cmd("ZCARD")
-            .arg(key)
-            .cmd(range)
-            .arg(key)
-            .arg(start)
-            .arg(stop)
-            .arg("WITHSCORES")
-            .query_async(&mut self.client.conn())
+        let mut cmd = SCRIPTS
+            .peek_set
+            .cmd(&[k.set(set), k.jobs.as_str(), k.errors.as_str()]);
+        cmd.arg(offset)
+            .arg(offset.saturating_add(limit as u64 - 1))
+            .arg(if set == JobSet::Dead { "1" } else { "0" })
+            .arg(record_budget(limit))
+            .arg(record_budget(limit))
+            .arg(LISTING_ERROR_TEXT_BYTES);
+        let reply: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &cmd)
             .await
             .map_err(Error::redis("list set"))?;
-        let items = self.views(&k, set.state(), entries).await?;
+        let mut it = reply.into_iter();
+        let total: u64 = redis::from_redis_value(it.next().unwrap_or(redis::Value::Int(0)))
+            .map_err(Error::parse("peek_set"))?;
+        let mut items = Vec::new();
+        while let (Some(id), Some(score), Some(size), Some(head), Some(errors)) =
+            (it.next(), it.next(), it.next(), it.next(), it.next())
+        {
+            let parse = Error::parse("peek_set");
+            let id: Vec<u8> = redis::from_redis_value(id).map_err(Error::parse("peek_set"))?;
+            let score: f64 = redis::from_redis_value(score).map_err(Error::parse("peek_set"))?;
+            let size: u64 = redis::from_redis_value(size).map_err(Error::parse("peek_set"))?;
+            let head: Option<Vec<u8>> = redis::from_redis_value(head).map_err(parse)?;
+            let errors: Option<Vec<u8>> =
+                redis::from_redis_value(errors).map_err(Error::parse("peek_set"))?;
+            // A record that vanished between ZRANGE and HGET is skipped.
+            let Some(head) = head else { continue };
+            let id = String::from_utf8(id).unwrap_or_else(|e| escape_bytes(e.as_bytes()));
+            #[allow(clippy::cast_possible_truncation)]
+            let at = Some(score as i64);
+            let mut v = JobView::decode(JobId::from(id), queue, set.state(), at, head, size);
+            v.errors = decode_errors(errors.as_deref());
+            items.push(v);
+        }
         Ok(Page {
             total,
             offset,
             items,
         })
-    }
-
-    /// Builds views for `(id, score)` pairs of one set, reading records and
-    /// error histories in one round trip. Ids whose record vanished meanwhile
-    /// are skipped.
-    async fn views(
-        &self,
-        k: &QueueKeys,
-        state: JobState,
-        entries: Vec<(String, f64)>,
-    ) -> Result<Vec<JobView>> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<&str> = entries.iter().map(|(id, _)| id.as_str()).collect();
-        let (records, errors): (Vec<Option<String>>, Vec<Option<String>>) = redis::pipe()
-            .cmd("HMGET")
-            .arg(&k.jobs)
-            .arg(&ids)
-            .cmd("HMGET")
-            .arg(&k.errors)
-            .arg(&ids)
-            .query_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("HMGET jobs"))?;
-        Ok(entries
-            .into_iter()
-            .zip(records.into_iter().zip(errors))
-            .filter_map(|((id, score), (raw, errs))| {
-                #[allow(clippy::cast_possible_truncation)]
-                let at = score as i64;
-                raw.map(|raw| view(JobId::from(id), &k.queue, state, Some(at), raw, errs))
-            })
-            .collect())
     }
 
     /// Everything about one job, wherever it is; `None` when it is gone
@@ -229,37 +193,14 @@ impl Admin {
     pub async fn job(&self, queue: &str, id: &str) -> Result<Option<JobView>> {
         valid_id(id)?;
         let k = self.client.queue_keys(queue)?;
-        #[allow(clippy::type_complexity)]
-        let (raw, errors, lease, active, scheduled, retry, dead): (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-            Option<f64>,
-        ) = redis::pipe()
-            .cmd("HGET")
-            .arg(&k.jobs)
-            .arg(id)
-            .cmd("HGET")
-            .arg(&k.errors)
-            .arg(id)
-            .cmd("HGET")
-            .arg(&k.leases)
-            .arg(id)
-            .cmd("ZSCORE")
-            .arg(&k.active)
-            .arg(id)
-            .cmd("ZSCORE")
-            .arg(&k.scheduled)
-            .arg(id)
-            .cmd("ZSCORE")
-            .arg(&k.retry)
-            .arg(id)
-            .cmd("ZSCORE")
-            .arg(&k.dead)
-            .arg(id)
+        let mut pipe = redis::pipe();
+        for hash in [&k.jobs, &k.errors, &k.leases] {
+            pipe.cmd("HGET").arg(hash).arg(id);
+        }
+        for set in [&k.active, &k.scheduled, &k.retry, &k.dead] {
+            pipe.cmd("ZSCORE").arg(set).arg(id);
+        }
+        let (raw, errors, lease, active, scheduled, retry, dead): JobReply = pipe
             .query_async(&mut self.client.conn())
             .await
             .map_err(Error::redis("job"))?;
@@ -272,50 +213,63 @@ impl Admin {
         ]
         .into_iter()
         .find_map(|(score, state)| score.map(|s| (state, s as i64)));
-        if let (Some(raw), Some((state, at))) = (raw, placed) {
-            let mut v = view(JobId::from(id), queue, state, Some(at), raw, errors);
-            if state == JobState::Active {
-                // A leased record does not count the run in progress yet.
-                if let Some(r) = v.record.as_mut() {
-                    r.attempt += 1;
-                }
-                if let Some((token, worker)) = lease.as_deref().and_then(|l| l.split_once('|')) {
-                    v.lease = Some(LeaseView {
-                        token: token.to_owned(),
-                        worker: worker.to_owned(),
-                        deadline_ms: Some(at),
-                    });
-                }
-            }
-            return Ok(Some(v));
+        let (raw, state, at) = match (raw, placed) {
+            (Some(raw), Some((state, at))) => (raw, state, Some(at)),
+            _ => match self.find_ready(&k, id).await? {
+                Some(raw) => (raw, JobState::Ready, None),
+                None => return Ok(None),
+            },
+        };
+        let size = raw.len() as u64;
+        let mut v = JobView::decode(JobId::from(id), queue, state, at, raw, size);
+        v.errors = decode_errors(errors.as_deref());
+        if state == JobState::Active {
+            v.lease = lease
+                .as_deref()
+                .and_then(parse_lease)
+                .map(|(token, worker)| LeaseView {
+                    token: token.to_owned(),
+                    worker: worker.to_owned(),
+                    deadline_ms: at,
+                });
         }
-        Ok(self
-            .find_ready(&k, id)
-            .await?
-            .map(|raw| view(JobId::from(id), queue, JobState::Ready, None, raw, errors)))
+        Ok(Some(v))
     }
 
-    /// Walks the ready list from the fetch end looking for `id`.
-    async fn find_ready(&self, k: &QueueKeys, id: &str) -> Result<Option<String>> {
-        let prefix = format!("{{\"id\":\"{id}\",");
-        let mut conn = self.client.conn();
-        let mut start: isize = -1;
-        while -start <= READY_SCAN_MAX {
-            let stop = start - READY_SCAN_CHUNK + 1;
-            let chunk: Vec<String> = redis::cmd("LRANGE")
-                .arg(&k.ready)
-                .arg(stop)
-                .arg(start)
-                .query_async(&mut conn)
+    /// Finds a ready job's whole record by id (`find_ready.lua`).
+    async fn find_ready(&self, k: &QueueKeys, id: &str) -> Result<Option<Vec<u8>>> {
+        let found: Option<Option<Vec<u8>>> = self
+            .walk_ready(&SCRIPTS.find_ready, k, id, "find ready", Option::is_some)
+            .await?;
+        Ok(found.flatten())
+    }
+
+    /// Calls `find_ready.lua` or `delete_ready.lua` on one window of the
+    /// ready list after another, from the fetch end, until `hit` holds for
+    /// its answer, the list ends or [`READY_SCAN_MAX`] entries were examined.
+    /// One script call per window lets Redis serve other clients in between.
+    async fn walk_ready<T: redis::FromRedisValue>(
+        &self,
+        script: &scripts::LuaScript,
+        k: &QueueKeys,
+        id: &str,
+        op: &'static str,
+        hit: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>> {
+        let mut from = 0;
+        while from < READY_SCAN_MAX {
+            let mut cmd = script.cmd(&[&k.ready]);
+            cmd.arg(id).arg(from).arg(READY_SCAN_WINDOW);
+            let (answer, seen): (T, usize) = scripts::run(&mut self.client.conn(), &cmd)
                 .await
-                .map_err(Error::redis("LRANGE ready"))?;
-            if let Some(found) = chunk.iter().find(|r| r.starts_with(&prefix)) {
-                return Ok(Some(found.clone()));
+                .map_err(Error::redis(op))?;
+            if hit(&answer) {
+                return Ok(Some(answer));
             }
-            if chunk.len() < READY_SCAN_CHUNK.unsigned_abs() {
+            if seen < READY_SCAN_WINDOW {
                 break;
             }
-            start = stop - 1;
+            from += seen;
         }
         Ok(None)
     }
@@ -327,22 +281,7 @@ impl Admin {
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::InvalidArgument`], [`Error::Redis`].
     pub async fn retry_jobs(&self, queue: &str, set: JobSet, ids: &[&str]) -> Result<u64> {
-        let k = self.client.queue_keys(queue)?;
-        ids.iter().try_for_each(|id| valid_id(id))?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let mut moved = 0;
-        for chunk in ids.chunks(BULK_ACTION_CHUNK) {
-            let mut cmd = SCRIPTS
-                .requeue
-                .cmd(&[k.set(set), &k.jobs, &k.ready, &k.wake]);
-            cmd.arg(chunk);
-            moved += scripts::run::<u64>(&mut self.client.conn(), &cmd)
-                .await
-                .map_err(Error::redis("requeue"))?;
-        }
-        Ok(moved)
+        self.set_action(Action::Retry, queue, set, Some(ids)).await
     }
 
     /// Moves every job of a set to ready, oldest first, 1,000 per script call.
@@ -350,21 +289,7 @@ impl Admin {
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn retry_all(&self, queue: &str, set: JobSet) -> Result<u64> {
-        let k = self.client.queue_keys(queue)?;
-        let mut moved = 0;
-        loop {
-            let mut cmd = SCRIPTS
-                .requeue
-                .cmd(&[k.set(set), &k.jobs, &k.ready, &k.wake]);
-            cmd.arg("*").arg(BULK_ACTION_CHUNK);
-            let n: u64 = scripts::run(&mut self.client.conn(), &cmd)
-                .await
-                .map_err(Error::redis("requeue"))?;
-            moved += n;
-            if n == 0 {
-                return Ok(moved);
-            }
-        }
+        self.set_action(Action::Retry, queue, set, None).await
     }
 
     /// Deletes jobs from a set. Returns how many were there.
@@ -372,20 +297,7 @@ impl Admin {
     /// # Errors
     /// As [`Admin::retry_jobs`].
     pub async fn delete_jobs(&self, queue: &str, set: JobSet, ids: &[&str]) -> Result<u64> {
-        let k = self.client.queue_keys(queue)?;
-        ids.iter().try_for_each(|id| valid_id(id))?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let mut deleted = 0;
-        for chunk in ids.chunks(BULK_ACTION_CHUNK) {
-            let mut cmd = SCRIPTS.delete.cmd(&[k.set(set), &k.jobs, &k.errors]);
-            cmd.arg(chunk);
-            deleted += scripts::run::<u64>(&mut self.client.conn(), &cmd)
-                .await
-                .map_err(Error::redis("delete"))?;
-        }
-        Ok(deleted)
+        self.set_action(Action::Delete, queue, set, Some(ids)).await
     }
 
     /// Deletes every job of a set, 1,000 per script call.
@@ -393,17 +305,50 @@ impl Admin {
     /// # Errors
     /// As [`Admin::retry_all`].
     pub async fn delete_all(&self, queue: &str, set: JobSet) -> Result<u64> {
+        self.set_action(Action::Delete, queue, set, None).await
+    }
+
+    /// Applies `requeue.lua` or `delete.lua` to the given ids (in chunks of
+    /// [`BULK_ACTION_CHUNK`]), or with `None` to the whole set, oldest first,
+    /// until a call finds nothing left. Returns how many jobs it applied to.
+    async fn set_action(
+        &self,
+        action: Action,
+        queue: &str,
+        set: JobSet,
+        ids: Option<&[&str]>,
+    ) -> Result<u64> {
         let k = self.client.queue_keys(queue)?;
-        let mut deleted = 0;
+        let (script, keys, op) = match action {
+            Action::Retry => (
+                &SCRIPTS.requeue,
+                vec![k.set(set), &k.jobs, &k.ready, &k.wake],
+                "requeue",
+            ),
+            Action::Delete => (
+                &SCRIPTS.delete,
+                vec![k.set(set), &k.jobs, &k.errors],
+                "delete",
+            ),
+        };
+        let keys = keys.as_slice();
+        let mut done = 0;
+        if let Some(ids) = ids {
+            ids.iter().try_for_each(|id| valid_id(id))?;
+            for chunk in ids.chunks(BULK_ACTION_CHUNK) {
+                let mut cmd = script.cmd(keys);
+                cmd.arg(chunk);
+                done += self.write(&cmd, op).await?;
+            }
+            return Ok(done);
+        }
         loop {
-            let mut cmd = SCRIPTS.delete.cmd(&[k.set(set), &k.jobs, &k.errors]);
+            let mut cmd = script.cmd(keys);
             cmd.arg("*").arg(BULK_ACTION_CHUNK);
-            let n: u64 = scripts::run(&mut self.client.conn(), &cmd)
-                .await
-                .map_err(Error::redis("delete"))?;
-            deleted += n;
+            let n = self.write(&cmd, op).await?;
+            done += n;
             if n == 0 {
-                return Ok(deleted);
+                return Ok(done);
             }
         }
     }
@@ -416,16 +361,9 @@ impl Admin {
     pub async fn delete_ready(&self, queue: &str, id: &str) -> Result<bool> {
         valid_id(id)?;
         let k = self.client.queue_keys(queue)?;
-        let Some(raw) = self.find_ready(&k, id).await? else {
-            return Ok(false);
-        };
-        let removed: u64 = redis::cmd("LREM")
-            .arg(&k.ready)
-            .arg(1)
-            .arg(raw)
-            .query_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("LREM ready"))?;
-        Ok(removed > 0)
+        let removed: Option<u64> = self
+            .walk_ready(&SCRIPTS.delete_ready, &k, id, "delete ready", |n| *n > 0)
+            .await?;
+        Ok(removed.is_some())
     }
 }

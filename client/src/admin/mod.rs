@@ -1,11 +1,14 @@
 //! The admin API: the read model and repair actions that the dashboard and
 //! the CLI are built on (Sidekiq's `api.rb`).
 //!
-//! Reads are range reads and counters (LLEN, ZCARD, LRANGE, ZRANGE, HMGET),
-//! never full scans, so pages stay fast on queues of millions of jobs; the
-//! one exception is finding a *ready* job by id, which walks the list in
-//! bounded chunks. Every change goes through a script (`requeue.lua`,
-//! `delete.lua`) or a single command.
+//! Reads are range reads and counters (ZCARD, ZRANGE, and read-only scripts
+//! that return a bounded prefix of each listed record), never full scans, so
+//! pages stay fast on queues of millions of jobs and of huge jobs; the one
+//! exception is finding a *ready* job by id, which walks the list inside
+//! Redis one bounded window per script call (`find_ready.lua`). Everything read is decoded per job
+//! from bytes, so any record from any producer is listed. Every change goes
+//! through a script (`requeue.lua`, `delete.lua`, `delete_ready.lua`,
+//! `pause.lua`, `resume.lua`, `clear_ready.lua`, `register_queues.lua`).
 
 mod cron;
 mod filter;
@@ -13,18 +16,21 @@ mod jobs;
 mod processes;
 mod queues;
 mod stats;
+mod view;
 
 use serde::Serialize;
 
 pub use cron::CronEntryView;
 pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WINDOW_MAX};
-pub use jobs::{JobView, LeaseView};
+pub use jobs::{LISTING_BYTES_MAX, LISTING_RECORD_BYTES_MAX, LISTING_RECORD_BYTES_MIN};
 pub use processes::{BusyJob, ProcessInfo, ProcessView};
 pub use queues::QueueInfo;
 pub use stats::{MinuteStats, QueueStats, STATS_MINUTES_MAX};
+pub use view::{JobView, LeaseView, RecordSummary};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::scripts;
 
 /// Largest page the admin API serves.
 pub const PAGE_LIMIT_MAX: usize = 1000;
@@ -67,6 +73,32 @@ impl Admin {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+impl Admin {
+    /// Runs a pipeline built on [`timed_pipe`] in one round trip (loading
+    /// scripts if needed); returns Redis's clock in ms and the other replies.
+    async fn run_timed(
+        &self,
+        pipe: &redis::Pipeline,
+        op: &'static str,
+    ) -> Result<(i64, std::vec::IntoIter<redis::Value>)> {
+        let replies: Vec<redis::Value> = scripts::run(&mut self.client.conn(), pipe)
+            .await
+            .map_err(Error::redis(op))?;
+        let mut it = replies.into_iter();
+        let (secs, micros): (i64, i64) =
+            redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))
+                .map_err(Error::parse("TIME"))?;
+        Ok((secs * 1000 + micros / 1000, it))
+    }
+}
+
+/// A pipeline whose first command reads Redis's clock, for [`Admin::run_timed`].
+fn timed_pipe() -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("TIME");
+    pipe
 }
 
 pub(crate) fn check_page(limit: usize) -> Result<()> {

@@ -60,13 +60,18 @@ impl Admin {
     /// [`Error::Redis`].
     pub async fn processes(&self) -> Result<Vec<ProcessView>> {
         let g = self.client.global_keys();
-        let ids: Vec<String> = redis::cmd("ZRANGE")
+        let ids: Vec<Vec<u8>> = redis::cmd("ZRANGE")
             .arg(&g.processes)
             .arg(0)
             .arg(-1)
             .query_async(&mut self.client.conn())
             .await
             .map_err(Error::redis("ZRANGE processes"))?;
+        // Spool's ids are text; a member that is not cannot be one of ours.
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter_map(|id| String::from_utf8(id).ok())
+            .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -74,23 +79,28 @@ impl Admin {
         for id in &ids {
             pipe.cmd("HGETALL").arg(g.process(id));
         }
-        let hashes: Vec<HashMap<String, String>> = pipe
+        // Bytes: a process record is skipped, not fatal, when another
+        // client wrote something that does not decode.
+        let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> = pipe
             .query_async(&mut self.client.conn())
             .await
             .map_err(Error::redis("HGETALL process"))?;
         let mut out: Vec<ProcessView> = hashes
             .into_iter()
             .filter_map(|h| {
-                let info: ProcessInfo = serde_json::from_str(h.get("info")?).ok()?;
-                let busy = h
-                    .get("busy")
-                    .and_then(|b| serde_json::from_str(b).ok())
+                let field = |name: &str| h.get(name.as_bytes()).map(Vec::as_slice);
+                let number = |name: &str| -> Option<i64> {
+                    std::str::from_utf8(field(name)?).ok()?.parse().ok()
+                };
+                let info: ProcessInfo = serde_json::from_slice(field("info")?).ok()?;
+                let busy = field("busy")
+                    .and_then(|b| serde_json::from_slice(b).ok())
                     .unwrap_or_default();
                 Some(ProcessView {
                     info,
                     busy,
-                    started_ms: h.get("started_ms")?.parse().ok()?,
-                    beat_ms: h.get("beat_ms")?.parse().ok()?,
+                    started_ms: number("started_ms")?,
+                    beat_ms: number("beat_ms")?,
                 })
             })
             .collect();

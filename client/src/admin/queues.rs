@@ -1,4 +1,7 @@
-//! Queues: depth, latency, paused flag; pause and resume; clearing ready jobs.
+//! Queues: depth, latency, paused flag; pause and resume; clearing ready
+//! jobs; the registry of known queues (bad members skipped and reported).
+//! Every write is one script: `pause.lua`, `resume.lua`, `clear_ready.lua`,
+//! `register_queues.lua`.
 
 use std::time::Duration;
 
@@ -7,6 +10,11 @@ use serde::Serialize;
 use super::Admin;
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
+use crate::scripts::{self, SCRIPTS};
+use crate::wire::{escape_bytes, record_head};
+
+/// Bytes of the oldest ready record read for the latency: its head.
+const HEAD_BYTES: usize = 256;
 
 /// One queue at a glance.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -34,29 +42,53 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Reads `enqueued_ms` from a record's script-owned prefix.
-fn enqueued_ms(record: &str) -> Option<i64> {
-    let at = record.find("\"enqueued_ms\":")? + "\"enqueued_ms\":".len();
-    let digits: String = record[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
 impl Admin {
-    /// Names of every known queue, sorted.
+    /// Names of every known queue, sorted. A registry member that is not a
+    /// valid queue name (written by hand or by another producer) is skipped
+    /// and logged, so one bad member cannot take the overview down; see
+    /// [`Admin::invalid_queue_names`] to show them.
     ///
     /// # Errors
     /// [`Error::Redis`].
     pub async fn queue_names(&self) -> Result<Vec<String>> {
-        let mut names: Vec<String> = redis::cmd("SMEMBERS")
+        let (names, skipped) = self.registry().await?;
+        if !skipped.is_empty() {
+            tracing::warn!(
+                skipped = ?skipped,
+                "queue registry holds invalid queue names; skipped them"
+            );
+        }
+        Ok(names)
+    }
+
+    /// Members of the queue registry that are not valid queue names (bytes
+    /// that are not UTF-8 escaped as `\xNN`), sorted; they are left out of
+    /// every listing. Empty when the registry is clean.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn invalid_queue_names(&self) -> Result<Vec<String>> {
+        Ok(self.registry().await?.1)
+    }
+
+    /// The registry split into valid names and (escaped) invalid members.
+    async fn registry(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
             .arg(&self.client.global_keys().queues)
             .query_async(&mut self.client.conn())
             .await
             .map_err(Error::redis("SMEMBERS queues"))?;
+        let (mut names, mut skipped) = (Vec::new(), Vec::new());
+        for m in members {
+            match String::from_utf8(m) {
+                Ok(name) if crate::keys::validate_queue_name(&name).is_ok() => names.push(name),
+                Ok(name) => skipped.push(name),
+                Err(e) => skipped.push(escape_bytes(e.as_bytes())),
+            }
+        }
         names.sort();
-        Ok(names)
+        skipped.sort();
+        Ok((names, skipped))
     }
 
     /// Every known queue with its counts, in one round trip.
@@ -81,49 +113,46 @@ impl Admin {
     }
 
     async fn queue_infos(&self, names: &[String]) -> Result<Vec<QueueInfo>> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("TIME");
+        let mut pipe = super::timed_pipe();
         let all_keys: Vec<QueueKeys> = names
             .iter()
             .map(|n| QueueKeys::new(self.client.namespace(), n))
             .collect();
         for k in &all_keys {
-            pipe.cmd("LLEN").arg(&k.ready);
-            pipe.cmd("LINDEX").arg(&k.ready).arg(-1);
+            // Length and the oldest job's head only: the record may be huge.
+            pipe.add_command(
+                SCRIPTS
+                    .peek_ready
+                    .cmd(&[&k.ready])
+                    .arg(0)
+                    .arg(1)
+                    .arg(HEAD_BYTES)
+                    .clone(),
+            );
             pipe.cmd("EXISTS").arg(&k.paused);
             pipe.cmd("ZCARD").arg(&k.active);
             pipe.cmd("ZCARD").arg(&k.scheduled);
             pipe.cmd("ZCARD").arg(&k.retry);
             pipe.cmd("ZCARD").arg(&k.dead);
         }
-        let mut replies: Vec<redis::Value> = pipe
-            .query_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("queues"))?;
-        let mut it = replies.drain(..);
-        let (secs, micros): (i64, i64) =
-            redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))
-                .map_err(Error::parse("TIME"))?;
-        let now = secs * 1000 + micros / 1000;
+        let (now, mut it) = self.run_timed(&pipe, "queues").await?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let mut next = || -> Result<redis::Value> {
                 it.next()
                     .ok_or_else(|| Error::InvalidArgument("short pipeline reply".to_owned()))
             };
-            let ready: u64 = redis::from_redis_value(next()?).map_err(Error::parse("LLEN"))?;
-            let oldest: Option<String> =
-                redis::from_redis_value(next()?).map_err(Error::parse("LINDEX"))?;
+            let (ready, oldest) = super::jobs::parse_peek_ready(next()?)?;
             let paused: bool = redis::from_redis_value(next()?).map_err(Error::parse("EXISTS"))?;
             let active: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let scheduled: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let retry: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let dead: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let latency = oldest
-                .as_deref()
-                .and_then(enqueued_ms)
-                .map_or(Duration::ZERO, |at| {
-                    Duration::from_millis(u64::try_from(now - at).unwrap_or(0))
+                .first()
+                .and_then(|(_, head)| record_head(head))
+                .map_or(Duration::ZERO, |h| {
+                    Duration::from_millis(u64::try_from(now - h.enqueued_ms).unwrap_or(0))
                 });
             out.push(QueueInfo {
                 name: name.clone(),
@@ -151,12 +180,11 @@ impl Admin {
         if names.is_empty() {
             return Ok(());
         }
-        redis::cmd("SADD")
-            .arg(&self.client.global_keys().queues)
-            .arg(names)
-            .exec_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("SADD queues"))
+        let mut cmd = SCRIPTS
+            .register_queues
+            .cmd(&[&self.client.global_keys().queues]);
+        cmd.arg(names);
+        self.write(&cmd, "register queues").await.map(drop)
     }
 
     /// Pauses a queue: workers stop fetching from it; enqueues still land.
@@ -165,18 +193,11 @@ impl Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn pause(&self, queue: &str) -> Result<()> {
         let k = self.client.queue_keys(queue)?;
-        redis::pipe()
-            .cmd("SET")
-            .arg(&k.paused)
-            .arg(1)
-            .ignore()
-            .cmd("SADD")
-            .arg(&self.client.global_keys().queues)
-            .arg(queue)
-            .ignore()
-            .exec_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("pause"))
+        let mut cmd = SCRIPTS
+            .pause
+            .cmd(&[&k.paused, &self.client.global_keys().queues]);
+        cmd.arg(queue);
+        self.write(&cmd, "pause").await.map(drop)
     }
 
     /// Resumes a paused queue and wakes its fetchers.
@@ -185,22 +206,8 @@ impl Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn resume(&self, queue: &str) -> Result<()> {
         let k = self.client.queue_keys(queue)?;
-        redis::pipe()
-            .cmd("DEL")
-            .arg(&k.paused)
-            .ignore()
-            .cmd("LPUSH")
-            .arg(&k.wake)
-            .arg(1)
-            .ignore()
-            .cmd("LTRIM")
-            .arg(&k.wake)
-            .arg(0)
-            .arg(0)
-            .ignore()
-            .exec_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("resume"))
+        let cmd = SCRIPTS.resume.cmd(&[&k.paused, &k.wake]);
+        self.write(&cmd, "resume").await.map(drop)
     }
 
     /// Deletes every ready job of a queue; returns how many there were.
@@ -209,25 +216,14 @@ impl Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn clear_ready(&self, queue: &str) -> Result<u64> {
         let k = self.client.queue_keys(queue)?;
-        let (len, _): (u64, u64) = redis::pipe()
-            .atomic()
-            .cmd("LLEN")
-            .arg(&k.ready)
-            .cmd("DEL")
-            .arg(&k.ready)
-            .query_async(&mut self.client.conn())
+        self.write(&SCRIPTS.clear_ready.cmd(&[&k.ready]), "clear ready")
             .await
-            .map_err(Error::redis("clear ready"))?;
-        Ok(len)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn enqueued_ms_is_read_from_the_prefix() {
-        let r = r#"{"id":"a","attempt":0,"max_attempts":1,"enqueued_ms":1234,"type":"t"}"#;
-        assert_eq!(super::enqueued_ms(r), Some(1234));
-        assert_eq!(super::enqueued_ms("junk"), None);
+    /// Runs one admin script that returns a count.
+    pub(super) async fn write(&self, cmd: &redis::Cmd, op: &'static str) -> Result<u64> {
+        scripts::run(&mut self.client.conn(), cmd)
+            .await
+            .map_err(Error::redis(op))
     }
 }

@@ -4,7 +4,8 @@
 //! Counters are written by the scripts (`ack.lua`: processed; `fail.lua`,
 //! `reap.lua`, `fetch.lua` for unparsable entries: failed; `fetch.lua`:
 //! fetched count and latency sum) into one hash per queue, keyed by the
-//! minute on Redis's clock; the trimmer drops minutes past the window.
+//! minute on Redis's clock; the trimmer drops minutes past the window. The
+//! field names are in `wire.rs` (`stats_field`).
 
 use std::collections::HashMap;
 
@@ -12,6 +13,7 @@ use serde::Serialize;
 
 use super::Admin;
 use crate::error::{Error, Result};
+use crate::wire::stats_field;
 
 /// Most minutes one stats call returns (24 hours).
 pub const STATS_MINUTES_MAX: usize = 24 * 60;
@@ -85,22 +87,25 @@ impl QueueStats {
     /// minutes ending with minute number `current` (Redis ms / 60,000).
     fn from_fields(fields: &HashMap<String, u64>, current: i64, minutes: usize) -> Self {
         let get = |name: &str| fields.get(name).copied().unwrap_or(0);
+        let at = |name: &str, m: i64| get(&stats_field::minute(name, m));
         let first = current - i64::try_from(minutes).unwrap_or(1) + 1;
         let minutes = (first..=current)
             .map(|m| {
-                let fetched = get(&format!("fc:{m}"));
+                let fetched = at(stats_field::FETCHED, m);
                 MinuteStats {
                     minute_ms: m * 60_000,
-                    processed: get(&format!("p:{m}")),
-                    failed: get(&format!("f:{m}")),
+                    processed: at(stats_field::PROCESSED, m),
+                    failed: at(stats_field::FAILED, m),
                     fetched,
-                    latency_avg_ms: get(&format!("fl:{m}")).checked_div(fetched).unwrap_or(0),
+                    latency_avg_ms: at(stats_field::FETCH_LATENCY, m)
+                        .checked_div(fetched)
+                        .unwrap_or(0),
                 }
             })
             .collect();
         Self {
-            processed: get("p"),
-            failed: get("f"),
+            processed: get(stats_field::PROCESSED),
+            failed: get(stats_field::FAILED),
             minutes,
         }
     }
@@ -141,25 +146,26 @@ impl Admin {
                 "stats window must be 1 to {STATS_MINUTES_MAX} minutes"
             )));
         }
-        let mut pipe = redis::pipe();
-        pipe.cmd("TIME");
+        let mut pipe = super::timed_pipe();
         for q in queues {
             pipe.cmd("HGETALL")
                 .arg(&self.client.queue_keys(q.as_ref())?.stats);
         }
-        let mut replies: Vec<redis::Value> = pipe
-            .query_async(&mut self.client.conn())
-            .await
-            .map_err(Error::redis("stats"))?;
-        let mut it = replies.drain(..);
-        let (secs, _micros): (i64, i64) =
-            redis::from_redis_value(it.next().unwrap_or(redis::Value::Nil))
-                .map_err(Error::parse("TIME"))?;
-        let current = secs / 60;
+        let (now, it) = self.run_timed(&pipe, "stats").await?;
+        let current = now / 60_000;
         let stats = it
             .map(|reply| {
-                let fields: HashMap<String, u64> =
+                // Bytes, and a field that is not a count is ignored: any
+                // client may have written to the hash.
+                let raw: HashMap<Vec<u8>, Vec<u8>> =
                     redis::from_redis_value(reply).map_err(Error::parse("HGETALL stats"))?;
+                let fields: HashMap<String, u64> = raw
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        let v = std::str::from_utf8(&v).ok()?.parse().ok()?;
+                        Some((String::from_utf8(k).ok()?, v))
+                    })
+                    .collect();
                 Ok(QueueStats::from_fields(&fields, current, minutes))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -9,8 +9,19 @@
 //! and runs entries. `docs/CRON.md` states the guarantee and the keys.
 //!
 //! This module owns the entry definition and its validation; it never reads
-//! the host clock for a schedule decision.
+//! the host clock for a schedule decision. Layout:
+//!
+//! | file | role |
+//! | --- | --- |
+//! | `parse.rs` | expression → the `cron` crate's schedules (5/6/7 fields, shortcuts, `@every`) |
+//! | `schedule.rs` | [`CronSchedule`]: the next tick after an instant |
+//! | `dst.rs` | the daylight-saving rule: wall time → instant |
+//! | `plan.rs` | [`CronPlan`]: what one pass fires and skips |
+//! | `protocol.rs` | the script calls (`cron_register`, `cron_tick`, `cron_pause`, `cron_forget`) |
 
+mod dst;
+mod parse;
+mod plan;
 pub(crate) mod protocol;
 mod schedule;
 
@@ -22,8 +33,9 @@ use crate::enqueue::JobDefaults;
 use crate::error::{Error, Result};
 use crate::job::Job;
 
+pub use plan::CronPlan;
 pub use protocol::{CronCursor, CronRegistered, CronTickOutcome};
-pub use schedule::{CronPlan, CronSchedule};
+pub use schedule::CronSchedule;
 
 /// Grace period for a missed tick unless the entry says otherwise (60 s).
 pub const CRON_GRACE_DEFAULT: Duration = Duration::from_secs(60);
@@ -137,26 +149,7 @@ impl CronEntry {
         self
     }
 
-    /// Enqueues into this queue.
-    #[must_use]
-    pub fn queue(mut self, queue: impl Into<String>) -> Self {
-        self.queue = queue.into();
-        self
-    }
-
-    /// Attempts of each enqueued job (at least 1).
-    #[must_use]
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
-        self
-    }
-
-    /// Handler time limit of each enqueued job.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+    crate::job::job_option_setters!();
 
     /// Grace period for missed ticks (1 s to 1 day).
     #[must_use]
@@ -231,7 +224,7 @@ mod duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        s.serialize_u64(crate::enqueue::duration_ms(*d))
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -253,6 +246,28 @@ mod tests {
             crate::JobOptions::default()
                 .queue("reports")
                 .max_attempts(2)
+        }
+    }
+
+    /// Issue 8: every cron write is one script (`cron_*.lua`); a direct
+    /// write must not creep back into the runtime protocol or the admin API.
+    #[test]
+    fn cron_code_writes_only_through_scripts() {
+        let sources = [
+            ("cron/protocol.rs", include_str!("protocol.rs")),
+            ("admin/cron.rs", include_str!("../admin/cron.rs")),
+        ];
+        let writes = [
+            "SET", "DEL", "UNLINK", "EXPIRE", "PEXPIRE", "HSET", "HDEL", "HINCRBY", "SADD", "SREM",
+            "ZADD", "ZREM", "LPUSH", "RPUSH", "LTRIM",
+        ];
+        for (file, src) in sources {
+            for w in writes {
+                assert!(
+                    !src.contains(&format!("\"{w}\"")),
+                    "{file} issues {w} outside a script"
+                );
+            }
         }
     }
 

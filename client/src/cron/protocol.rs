@@ -2,9 +2,11 @@
 //! apply a tick plan (`cron_tick.lua`), and "run now" for the admin API.
 //!
 //! Runtime protocol, not for application code: the worker's cron service
-//! drives these calls. Each state change is one script: `cron_register.lua`
-//! in the namespace's slot (the table's listing), `cron_tick.lua` in the
-//! target queue's slot (uniqueness key, enqueue and entry state together).
+//! drives these calls, the admin API the pause and run-now ones. Each
+//! state change is one script: `cron_register.lua` in the namespace's slot
+//! (the table's listing and the queue registry), `cron_tick.lua` in the
+//! target queue's slot (uniqueness key, enqueue and entry state together),
+//! `cron_pause.lua` and `cron_forget.lua` on the entry's state there.
 
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ const TICK_KEY_MARGIN: Duration = Duration::from_secs(120);
 /// an entry that never ran.
 pub type CronCursor = Option<i64>;
 
-/// What [`Client::cron_register`] did.
+/// What [`Runtime::cron_register`](crate::runtime::Runtime::cron_register) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronRegistered {
     /// Redis's clock at registration (ms).
@@ -37,7 +39,7 @@ pub struct CronRegistered {
     pub removed: Vec<String>,
 }
 
-/// What [`Client::cron_tick`] did.
+/// What [`Runtime::cron_tick`](crate::runtime::Runtime::cron_tick) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CronTickOutcome {
     /// The planned tick was enqueued as this job.
@@ -69,10 +71,6 @@ impl StoredEntry {
     }
 }
 
-fn ms_i64(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl Client {
     /// Announces a cron table: writes each entry's definition with a fresh
     /// "seen" time and a forget-after deadline `stale_after` from now (Redis
@@ -88,16 +86,18 @@ impl Client {
         stale_after: Duration,
     ) -> Result<CronRegistered> {
         let g = self.global_keys();
-        let mut cmd = SCRIPTS
-            .cron_register
-            .cmd(&[g.cron_entries.as_str(), g.cron_expiry.as_str()]);
+        let mut cmd = SCRIPTS.cron_register.cmd(&[
+            g.cron_entries.as_str(),
+            g.cron_expiry.as_str(),
+            g.queues.as_str(),
+        ]);
         cmd.arg(duration_ms(stale_after));
         for e in entries {
             let def = serde_json::to_string(e).map_err(|source| Error::Serialize {
                 job_type: e.job_type.clone(),
                 source,
             })?;
-            cmd.arg(&e.name).arg(def);
+            cmd.arg(&e.name).arg(&e.queue).arg(def);
         }
         let reply: Vec<redis::Value> = scripts::run(&mut self.conn(), &cmd)
             .await
@@ -118,18 +118,21 @@ impl Client {
                 continue;
             };
             if let Ok(keys) = self.queue_keys(&stored.entry.queue) {
+                // One call per entry: each state lives in its queue's slot.
                 forget
-                    .cmd("DEL")
-                    .arg(keys.cron_state(&stored.entry.name))
+                    .add_command(
+                        SCRIPTS
+                            .cron_forget
+                            .cmd(&[keys.cron_state(&stored.entry.name)]),
+                    )
                     .ignore();
             }
             removed.push(stored.entry.name);
         }
         if !removed.is_empty() {
-            forget
-                .exec_async(&mut self.conn())
+            let () = scripts::run(&mut self.conn(), &forget)
                 .await
-                .map_err(Error::redis("DEL cron state"))?;
+                .map_err(Error::redis("cron_forget"))?;
         }
         Ok(CronRegistered { now_ms, removed })
     }
@@ -175,8 +178,8 @@ impl Client {
     ) -> Result<CronTickOutcome> {
         let keys = self.queue_keys(&entry.queue)?;
         let tick = plan.fire.unwrap_or(0);
-        let ttl = ms_i64(entry.grace + TICK_KEY_MARGIN);
-        let mut cmd = self.cron_cmd(&keys, entry, &keys.cron_tick(&entry.name, tick));
+        let ttl = duration_ms(entry.grace + TICK_KEY_MARGIN);
+        let mut cmd = Self::cron_cmd(&keys, entry, &keys.cron_tick(&entry.name, tick));
         cmd.arg("tick")
             .arg(planned_from.map(|c| c.to_string()).unwrap_or_default())
             .arg(plan.cursor)
@@ -187,7 +190,7 @@ impl Client {
         if plan.fire.is_some() {
             self.cron_job(entry, plan.fire)?.push_args(&mut cmd);
         }
-        let (status, value) = self.run_cron_cmd(cmd, &keys).await?;
+        let (status, value) = self.run_cron_cmd(cmd).await?;
         Ok(match status.as_str() {
             "fired" => CronTickOutcome::Fired(JobId::from(value)),
             "duplicate" => CronTickOutcome::Duplicate(JobId::from(value)),
@@ -203,17 +206,17 @@ impl Client {
     pub(crate) async fn cron_run_now(&self, entry: &CronEntry) -> Result<Enqueued> {
         let keys = self.queue_keys(&entry.queue)?;
         let prepared = self.cron_job(entry, None)?;
-        let mut cmd = self.cron_cmd(&keys, entry, &keys.cron_run_now(&entry.name));
+        let mut cmd = Self::cron_cmd(&keys, entry, &keys.cron_run_now(&entry.name));
         cmd.arg("now").arg(duration_ms(CRON_RUN_NOW_WINDOW));
         prepared.push_args(&mut cmd);
-        let (status, value) = self.run_cron_cmd(cmd, &keys).await?;
+        let (status, value) = self.run_cron_cmd(cmd).await?;
         Ok(Enqueued {
             id: JobId::from(value),
             duplicate: status != "fired",
         })
     }
 
-    fn cron_cmd(&self, keys: &QueueKeys, entry: &CronEntry, unique_key: &str) -> redis::Cmd {
+    fn cron_cmd(keys: &QueueKeys, entry: &CronEntry, unique_key: &str) -> redis::Cmd {
         let state = keys.cron_state(&entry.name);
         SCRIPTS.cron_tick.cmd(&[
             keys.ready.as_str(),
@@ -235,7 +238,7 @@ impl Client {
             entry: entry.name.clone(),
             tick_ms,
         };
-        self.prepare_with_origin(
+        self.prepare(
             &entry.job_type,
             &args,
             &entry.defaults(),
@@ -245,18 +248,27 @@ impl Client {
         )
     }
 
-    async fn run_cron_cmd(&self, cmd: redis::Cmd, keys: &QueueKeys) -> Result<(String, String)> {
-        let mut pipe = redis::pipe();
-        pipe.add_command(cmd);
-        // Make the queue known to the dashboard, as an enqueue does.
-        pipe.cmd("SADD")
-            .arg(&self.global_keys().queues)
-            .arg(&keys.queue)
-            .ignore();
-        let ((status, value),): ((String, String),) =
-            scripts::run_pipeline(&mut self.conn(), &pipe)
-                .await
-                .map_err(Error::redis("cron_tick"))?;
-        Ok((status, value))
+    /// Runs one `cron_tick.lua` call. The target queue is already in the
+    /// queue registry: `cron_register.lua` adds it when the table is
+    /// announced, and only announced entries tick or run now.
+    async fn run_cron_cmd(&self, cmd: redis::Cmd) -> Result<(String, String)> {
+        scripts::run(&mut self.conn(), &cmd)
+            .await
+            .map_err(Error::redis("cron_tick"))
+    }
+
+    /// Pauses (`true`) or resumes an entry's ticks with `cron_pause.lua`;
+    /// `false` when it already was.
+    pub(crate) async fn cron_set_paused(&self, entry: &CronEntry, paused: bool) -> Result<bool> {
+        let keys = self.queue_keys(&entry.queue)?;
+        let cmd = SCRIPTS
+            .cron_pause
+            .cmd(&[keys.cron_state(&entry.name)])
+            .arg(if paused { "1" } else { "0" })
+            .to_owned();
+        let changed: i64 = scripts::run(&mut self.conn(), &cmd)
+            .await
+            .map_err(Error::redis("cron_pause"))?;
+        Ok(changed == 1)
     }
 }

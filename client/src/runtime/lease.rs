@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::job::{JobId, JobRecord};
 use crate::keys::QueueKeys;
 use crate::scripts::{self, SCRIPTS};
+use crate::wire;
 
 /// The fence of one lease: a per-queue counter value issued by `fetch.lua`.
 /// Ack, fail, extend and release only act while the job's lease still
@@ -130,14 +131,6 @@ fn by_queue<'a>(
     groups
 }
 
-/// Reads the id from a record's script-owned prefix `{"id":"…",` (ASCII,
-/// checked by `fetch.lua`, so it decodes even when the rest is not UTF-8).
-fn record_id(raw: &[u8]) -> Option<&str> {
-    let rest = raw.strip_prefix(b"{\"id\":\"")?;
-    let end = rest.iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(&rest[..end]).ok()
-}
-
 /// Decodes one fetched record; the reason names what is wrong with it.
 fn decode_leased(raw: &[u8]) -> std::result::Result<JobRecord, String> {
     let text = std::str::from_utf8(raw).map_err(|e| {
@@ -148,8 +141,9 @@ fn decode_leased(raw: &[u8]) -> std::result::Result<JobRecord, String> {
     let mut record = JobRecord::from_json(text).map_err(|e| {
         format!("unparsable payload: the job record does not have Spool's shape ({e})")
     })?;
-    // The stored record counts the runs before this one.
-    record.attempt += 1;
+    wire::check_args_depth(record.args.get().as_bytes())
+        .map_err(|e| format!("unparsable payload: {e}"))?;
+    record.attempt = wire::attempt_while_leased(record.attempt);
     Ok(record)
 }
 
@@ -161,7 +155,7 @@ impl Runtime {
     /// for `worker_id`. Returns nothing when the queue is empty or paused.
     ///
     /// # Errors
-    /// [`Error::Redis`]; [`Error::Parse`] only when the reply itself is not
+    /// [`Error::Redis`]; [`Error::Decode`] only when the reply itself is not
     /// the script's shape (records are decoded per job, see [`LeasedJob`]).
     pub async fn fetch(
         &self,
@@ -184,7 +178,8 @@ impl Runtime {
         ]);
         cmd.arg(max.max(1))
             .arg(duration_ms(lease))
-            .arg(worker_id.replace('|', "_"));
+            .arg(wire::lease_worker_id(worker_id))
+            .arg(self.client.max_payload_bytes());
         let reply: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &cmd)
             .await
             .map_err(Error::redis("fetch"))?;
@@ -199,7 +194,7 @@ impl Runtime {
             let raw: Vec<u8> = redis::from_redis_value(raw).map_err(Error::parse("fetch"))?;
             jobs.push(LeasedJob {
                 keys: Arc::clone(keys),
-                id: JobId::from(record_id(&raw).unwrap_or_default()),
+                id: JobId::from(wire::record_head(&raw).map_or("", |h| h.id)),
                 token: LeaseToken(token),
                 record: decode_leased(&raw),
                 leased_at_ms: now,
@@ -253,7 +248,7 @@ impl Runtime {
                 .arg(c.token.as_str())
                 .arg(mode)
                 .arg(delay)
-                .arg(error.as_str())
+                .arg(wire::truncate_utf8(error, wire::ERROR_TEXT_MAX_BYTES))
                 .arg(retention.dead_max_jobs)
                 .arg(retention.error_history);
             pipe.add_command(cmd);
@@ -262,7 +257,7 @@ impl Runtime {
         if plan.is_empty() {
             return Ok(Vec::new());
         }
-        let replies: Vec<redis::Value> = scripts::run_pipeline(&mut self.client.conn(), &pipe)
+        let replies: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &pipe)
             .await
             .map_err(Error::redis("complete"))?;
         let mut out = vec![Applied::LeaseLost; batch.len()];
@@ -310,7 +305,7 @@ impl Runtime {
             }
             pipe.add_command(cmd);
         }
-        scripts::run_pipeline(&mut self.client.conn(), &pipe)
+        scripts::run(&mut self.client.conn(), &pipe)
             .await
             .map_err(Error::redis(what))
     }
@@ -367,18 +362,7 @@ impl Runtime {
 
 #[cfg(test)]
 mod tests {
-    use super::{decode_leased, record_id};
-
-    #[test]
-    fn record_id_reads_the_prefix_of_any_bytes() {
-        assert_eq!(record_id(br#"{"id":"abc","attempt":1}"#), Some("abc"));
-        assert_eq!(
-            record_id(b"{\"id\":\"abc\",\"x\":\"\xff\xfe\"}"),
-            Some("abc")
-        );
-        assert_eq!(record_id(b"garbage"), None);
-        assert_eq!(record_id(b"{\"id\":\"abc"), None);
-    }
+    use super::decode_leased;
 
     #[test]
     fn a_non_utf8_record_is_an_error_naming_the_problem() {
@@ -387,5 +371,15 @@ mod tests {
         )
         .expect_err("not UTF-8");
         assert!(err.contains("not valid UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn args_nested_past_the_limit_are_an_error_naming_it() {
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let raw = format!(
+            r#"{{"id":"a","attempt":0,"max_attempts":3,"enqueued_ms":1,"type":"t","queue":"q","args":{deep},"created_ms":1}}"#
+        );
+        let err = decode_leased(raw.as_bytes()).expect_err("too deep");
+        assert!(err.contains("64"), "{err}");
     }
 }

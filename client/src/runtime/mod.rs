@@ -1,6 +1,6 @@
 //! The runtime protocol: what `spool-worker` drives, one script call per
 //! state change. Runtime protocol, not for application code: producers use
-//! [`Client`](crate::Client), operators use [`Admin`](crate::Admin).
+//! [`Client`], operators use [`Admin`](crate::admin::Admin).
 //!
 //! | module | what it does | scripts |
 //! | --- | --- | --- |

@@ -24,13 +24,10 @@ for c = 1, #ids, 1000 do
     end
   end
 end
-for c = 1, #acked, 1000 do
-  local j = math.min(c + 999, #acked)
-  redis.call('HDEL', KEYS[3], unpack(acked, c, j))
-  redis.call('HDEL', KEYS[2], unpack(acked, c, j))
-  redis.call('ZREM', KEYS[1], unpack(acked, c, j))
-  redis.call('HDEL', KEYS[4], unpack(acked, c, j))
-end
+spool_call_chunked('HDEL', KEYS[3], acked)
+spool_call_chunked('HDEL', KEYS[2], acked)
+spool_call_chunked('ZREM', KEYS[1], acked)
+spool_call_chunked('HDEL', KEYS[4], acked)
 if #acked > 0 then
   spool_count(KEYS[5], 'p', now, #acked)
 end

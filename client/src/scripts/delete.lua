@@ -3,10 +3,7 @@
 -- KEYS[1] the set  KEYS[2] jobs  KEYS[3] errors
 -- ARGV ids to delete; or ARGV[1] = '*' and ARGV[2] = n to delete the n oldest.
 -- Returns the number of jobs deleted.
-local ids = ARGV
-if ARGV[1] == '*' then
-  ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-end
+local ids = spool_action_ids(KEYS[1])
 local deleted = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then

@@ -7,12 +7,15 @@
 -- runs before this one (the worker adds 1; ack/fail/reap account for it).
 -- This is the hot path: per batch, three multi-member writes, and no Lua
 -- string is built from a record.
--- A list entry that is not a Spool record (raw garbage, foreign JSON) goes to
--- the dead set at once with a readable error; it never reaches a handler.
+-- A list entry that is not a Spool record (raw garbage, foreign JSON), or a
+-- record larger than the worker's payload limit (written raw by another
+-- producer), goes to the dead set at once with a readable error; it never
+-- reaches a handler, and a huge one is never sent over the network.
 --
 -- KEYS[1] ready  KEYS[2] active  KEYS[3] jobs  KEYS[4] leases  KEYS[5] fence
 -- KEYS[6] paused KEYS[7] dead    KEYS[8] errors KEYS[9] wake   KEYS[10] stats
 -- ARGV[1] max jobs to claim  ARGV[2] lease in ms  ARGV[3] worker id
+-- ARGV[4] largest record accepted, in bytes
 -- Returns {now_ms, token1, record1, token2, record2, ...}; {now_ms} when the
 -- queue is empty or paused.
 local now = spool_now()
@@ -28,9 +31,23 @@ local deadline = spool_int(now + tonumber(ARGV[2]))
 local out = {now}
 local latency, claimed, bad = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
+local max_bytes = tonumber(ARGV[4])
+
+-- Moves entry `record` to the dead set under `id` with error `why`.
+local function bury(id, record, why)
+  redis.call('HSET', KEYS[3], id, record)
+  spool_push_error(KEYS[8], id, now, 0, why, 1)
+  redis.call('ZADD', KEYS[7], now, id)
+  bad = bad + 1
+end
+
 for i, record in ipairs(items) do
   local id, _, _, enqueued, at = spool_head(record)
-  if id and at <= #record then
+  if id and #record > max_bytes then
+    bury(id, record, 'payload too large: the record is ' .. spool_int(#record) ..
+      ' bytes, over the worker\'s limit of ' .. ARGV[4] .. ' bytes (max_payload_bytes); ' ..
+      'it was moved here unchanged without running')
+  elseif id and at <= #record then
     local token = spool_int(last - #items + i)
     job_args[#job_args + 1] = id
     job_args[#job_args + 1] = record
@@ -43,14 +60,10 @@ for i, record in ipairs(items) do
     out[#out + 1] = token
     out[#out + 1] = record
   else
-    local bad_id = 'invalid-' .. spool_int(now) .. '-' .. spool_int(last - #items + i)
-    redis.call('HSET', KEYS[3], bad_id, record)
-    spool_push_error(KEYS[8], bad_id, now, 0,
+    bury('invalid-' .. spool_int(now) .. '-' .. spool_int(last - #items + i), record,
       'unparsable payload: the ready list held an entry that is not a Spool job record ' ..
       '(a JSON object starting with {"id":..,"attempt":..,"max_attempts":..,"enqueued_ms":..}); ' ..
-      'it was moved here unchanged', 1)
-    redis.call('ZADD', KEYS[7], now, bad_id)
-    bad = bad + 1
+      'it was moved here unchanged')
   end
 end
 if claimed > 0 then
@@ -59,12 +72,9 @@ if claimed > 0 then
   -- listpack every HMGET/HDEL of a busy queue would scan it linearly.
   redis.call('HSETNX', KEYS[4], '"', LEASES_GUARD)
 end
-for i = 1, #job_args, 1000 do
-  local j = math.min(i + 999, #job_args)
-  redis.call('HSET', KEYS[3], unpack(job_args, i, j))
-  redis.call('HSET', KEYS[4], unpack(lease_args, i, j))
-  redis.call('ZADD', KEYS[2], unpack(active_args, i, j))
-end
+spool_call_chunked('HSET', KEYS[3], job_args)
+spool_call_chunked('HSET', KEYS[4], lease_args)
+spool_call_chunked('ZADD', KEYS[2], active_args)
 if claimed > 0 then
   spool_count(KEYS[10], 'fc', now, claimed)
   spool_count(KEYS[10], 'fl', now, latency)

@@ -77,6 +77,16 @@ scripts! {
     heartbeat => ["heartbeat"],
     cron_tick => ["job_record", "cron_tick"],
     cron_register => ["cron_register"],
+    pause => ["pause"],
+    resume => ["resume"],
+    clear_ready => ["clear_ready"],
+    register_queues => ["register_queues"],
+    peek_ready => ["ready_walk", "peek_ready"],
+    peek_set => ["peek_set"],
+    find_ready => ["ready_walk", "find_ready"],
+    delete_ready => ["ready_walk", "delete_ready"],
+    cron_pause => ["cron_pause"],
+    cron_forget => ["cron_forget"],
 }
 
 fn is_noscript(err: &redis::RedisError) -> bool {
@@ -93,32 +103,49 @@ pub(crate) async fn load_all(conn: &mut ConnectionManager) -> RedisResult<()> {
     pipe.exec_async(conn).await
 }
 
-/// Runs one script command, loading the scripts and retrying once on `NOSCRIPT`.
-pub(crate) async fn run<T: FromRedisValue>(
-    conn: &mut ConnectionManager,
-    cmd: &redis::Cmd,
-) -> RedisResult<T> {
-    match cmd.query_async(conn).await {
-        Err(e) if is_noscript(&e) => {
-            load_all(conn).await?;
-            cmd.query_async(conn).await
-        }
-        other => other,
+/// A script command or a pipeline of them: what [`run`] sends.
+pub(crate) enum ScriptCall<'a> {
+    /// One `EVALSHA`.
+    Cmd(&'a redis::Cmd),
+    /// Several, in one round trip.
+    Pipeline(&'a Pipeline),
+}
+
+impl<'a> From<&'a redis::Cmd> for ScriptCall<'a> {
+    fn from(cmd: &'a redis::Cmd) -> Self {
+        Self::Cmd(cmd)
     }
 }
 
-/// Runs a pipeline of script commands in one round trip, loading the scripts
-/// and retrying once on `NOSCRIPT`. A `NOSCRIPT` reply means the cache was
-/// empty for every script of the pipeline (they are always loaded together),
-/// so none of them ran and the retry cannot apply anything twice.
-pub(crate) async fn run_pipeline<T: FromRedisValue>(
+impl<'a> From<&'a Pipeline> for ScriptCall<'a> {
+    fn from(pipe: &'a Pipeline) -> Self {
+        Self::Pipeline(pipe)
+    }
+}
+
+impl ScriptCall<'_> {
+    async fn query<T: FromRedisValue>(&self, conn: &mut ConnectionManager) -> RedisResult<T> {
+        match self {
+            Self::Cmd(cmd) => cmd.query_async(conn).await,
+            Self::Pipeline(pipe) => pipe.query_async(conn).await,
+        }
+    }
+}
+
+/// Runs one script command, or a pipeline of them in one round trip,
+/// loading the scripts and retrying once on `NOSCRIPT`. A `NOSCRIPT` reply
+/// to a pipeline means the cache was empty for every script of it (they are
+/// always loaded together), so none of them ran and the retry cannot apply
+/// anything twice.
+pub(crate) async fn run<T: FromRedisValue>(
     conn: &mut ConnectionManager,
-    pipe: &Pipeline,
+    call: impl Into<ScriptCall<'_>>,
 ) -> RedisResult<T> {
-    match pipe.query_async(conn).await {
+    let call = call.into();
+    match call.query(conn).await {
         Err(e) if is_noscript(&e) => {
             load_all(conn).await?;
-            pipe.query_async(conn).await
+            call.query(conn).await
         }
         other => other,
     }

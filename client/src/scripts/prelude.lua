@@ -58,6 +58,29 @@ local function spool_restamp(record, now_s, delta)
   return spool_record(id, attempt, max_attempts, now_s, rest)
 end
 
+-- Moves job `id` from the jobs hash to the ready list, made ready at
+-- `now_s` with its attempt unchanged: to the head (the end fetched last)
+-- with LPUSH, the default, or to the fetch end with `push` = 'RPUSH'.
+-- Returns 1, or 0 when its record is gone. For requeue, promote, release.
+local function spool_to_ready(jobs, ready, id, now_s, push)
+  local record = redis.call('HGET', jobs, id)
+  if not record then
+    return 0
+  end
+  redis.call('HDEL', jobs, id)
+  redis.call(push or 'LPUSH', ready, spool_restamp(record, now_s, 0))
+  return 1
+end
+
+-- Calls `cmd key item…` over the whole list `items`, 1000 items per call:
+-- one multi-member command per chunk instead of one per item, and chunks
+-- stay under unpack's stack limit. Pairs stay whole (1000 is even).
+local function spool_call_chunked(cmd, key, items)
+  for c = 1, #items, 1000 do
+    redis.call(cmd, key, unpack(items, c, math.min(c + 999, #items)))
+  end
+end
+
 -- A lease is `token|worker id` in the leases hash; the leased record stays
 -- in the jobs hash exactly as fetched (its `attempt` does not yet count the
 -- run in progress: the script that ends the lease adds it). Keeping records
@@ -73,14 +96,44 @@ local function spool_lease_worker(lease)
   return string.match(lease, '^%d+|(.*)$')
 end
 
+-- The ids an operator action applies to: ARGV itself, or with ARGV[1] = '*'
+-- the ARGV[2] oldest of `set` (requeue.lua, delete.lua).
+local function spool_action_ids(set)
+  if ARGV[1] == '*' then
+    return redis.call('ZRANGE', set, 0, tonumber(ARGV[2]) - 1)
+  end
+  return ARGV
+end
+
 -- Leaves one token on a queue's wake list: an idle fetcher blocked on it wakes.
 local function spool_wake(key)
   redis.call('LPUSH', key, '1')
   redis.call('LTRIM', key, 0, 0)
 end
 
--- Appends an entry to a job's error history, keeping the newest `cap`.
+-- Longest error text kept in a history entry, in bytes (ERROR_TEXT_MAX_BYTES
+-- in wire.rs; a unit test checks they agree).
+local SPOOL_ERROR_TEXT_MAX = 8192
+
+-- `text` cut to at most `max` bytes without splitting a UTF-8 character:
+-- the cut moves back while the first dropped byte is a continuation byte.
+local function spool_cap_text(text, max)
+  if #text <= max then
+    return text
+  end
+  local e = max
+  while e > 0 do
+    local b = string.byte(text, e + 1)
+    if b < 128 or b >= 192 then break end
+    e = e - 1
+  end
+  return string.sub(text, 1, e)
+end
+
+-- Appends an entry to a job's error history, keeping the newest `cap`; the
+-- text is cut to SPOOL_ERROR_TEXT_MAX bytes.
 local function spool_push_error(key, id, now, attempt, text, cap)
+  text = spool_cap_text(text, SPOOL_ERROR_TEXT_MAX)
   local history = {}
   local raw = redis.call('HGET', key, id)
   if raw then

@@ -16,12 +16,7 @@ for s = 1, 2 do
   local due = redis.call('ZRANGEBYSCORE', KEYS[s], '-inf', now, 'LIMIT', 0, limit)
   for _, id in ipairs(due) do
     redis.call('ZREM', KEYS[s], id)
-    local record = redis.call('HGET', KEYS[3], id)
-    if record then
-      redis.call('HDEL', KEYS[3], id)
-      redis.call('LPUSH', KEYS[4], spool_restamp(record, now_s, 0))
-      moved = moved + 1
-    end
+    moved = moved + spool_to_ready(KEYS[3], KEYS[4], id, now_s)
   end
 end
 if moved > 0 then

@@ -17,13 +17,8 @@ for i = 1, #ARGV, 2 do
   if lease and spool_lease_token(lease) == token then
     redis.call('HDEL', KEYS[3], id)
     redis.call('ZREM', KEYS[1], id)
-    local record = redis.call('HGET', KEYS[2], id)
-    redis.call('HDEL', KEYS[2], id)
-    if record then
-      -- The interrupted run is not counted: the record never counted it.
-      redis.call('RPUSH', KEYS[4], spool_restamp(record, now_s, 0))
-      released = released + 1
-    end
+    -- The interrupted run is not counted: the record never counted it.
+    released = released + spool_to_ready(KEYS[2], KEYS[4], id, now_s, 'RPUSH')
   end
 end
 if released > 0 then

@@ -11,19 +11,11 @@
 -- Returns the number of jobs moved.
 local now = spool_now()
 local now_s = spool_int(now)
-local ids = ARGV
-if ARGV[1] == '*' then
-  ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-end
+local ids = spool_action_ids(KEYS[1])
 local moved = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
-    local record = redis.call('HGET', KEYS[2], id)
-    if record then
-      redis.call('HDEL', KEYS[2], id)
-      redis.call('LPUSH', KEYS[3], spool_restamp(record, now_s, 0))
-      moved = moved + 1
-    end
+    moved = moved + spool_to_ready(KEYS[2], KEYS[3], id, now_s)
   end
 end
 if moved > 0 then

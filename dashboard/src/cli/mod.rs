@@ -69,6 +69,7 @@ type CliResult = Result<(), Failure>;
 /// Hides the password of `url` wherever it occurs in `text`: the URL
 /// itself (replaced by its redacted form), and the bare password, which an
 /// error message may quote on its own.
+#[must_use]
 pub fn scrub(text: &str, url: &str) -> String {
     let redacted = spool_client::redact_url(url);
     let mut out = text.replace(url, &redacted);
@@ -92,6 +93,7 @@ fn password(url: &str) -> Option<&str> {
 /// (anything with an `@`) and for `REDIS_URL`: what both binaries apply to
 /// any text they print before they know which argument is the URL (clap
 /// errors may quote any argument).
+#[must_use]
 pub fn scrub_all(text: &str, args: &[OsString]) -> String {
     let env = std::env::var("REDIS_URL").ok();
     args.iter()

@@ -156,12 +156,12 @@ pub(crate) enum CronCmd {
 const LIMIT_MAX: u16 = 1000;
 
 fn attempts(s: &str) -> Result<u32, String> {
-    canonical(s, 1, MAX_ATTEMPTS_MAX)
+    canonical(s, &1, &MAX_ATTEMPTS_MAX)
         .ok_or_else(|| format!("must be a whole number from 1 to {MAX_ATTEMPTS_MAX}"))
 }
 
 fn limit(s: &str) -> Result<u16, String> {
-    canonical(s, 1, LIMIT_MAX)
+    canonical(s, &1, &LIMIT_MAX)
         .ok_or_else(|| format!("must be a whole number from 1 to {LIMIT_MAX}"))
 }
 

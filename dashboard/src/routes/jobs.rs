@@ -67,7 +67,8 @@ fn fields(job: &JobView) -> Vec<(&'static str, String)> {
             fields.push(("Trace", clip(&t.join(", "), FIELD_BYTES)));
         }
     } else {
-        fields.push(("Record", "not a Spool record (shown raw)".to_owned()));
+        let why = job.problem.as_deref().unwrap_or("not a Spool record");
+        fields.push(("Record", format!("{} (shown raw)", clip(why, FIELD_BYTES))));
     }
     fields
 }
@@ -78,8 +79,7 @@ pub(crate) async fn page(
     Path((queue, id)): Path<(String, String)>,
 ) -> AppResult<Response> {
     let job = find(&s, &queue, &id).await?;
-    let rec = job.record.as_ref();
-    let raw_args = rec.map_or(job.raw.as_str(), |r| r.args.get());
+    let raw_args = job.args_text();
     let (args, args_truncated) = args_text(raw_args);
     let fields = fields(&job);
     let href = job_href(&ctx.base, &job.queue, job.id.as_str());
@@ -103,10 +103,9 @@ pub(crate) async fn page(
             enc(&job.queue),
             enc(job.id.as_str())
         ),
-        attempts: rec.map_or_else(
-            || "-".to_owned(),
-            |r| format!("{} of {}", r.attempt, r.max_attempts),
-        ),
+        attempts: job
+            .attempts()
+            .map_or_else(|| "-".to_owned(), |(a, m)| format!("{a} of {m}")),
         fields,
         errors: job
             .errors

@@ -1,4 +1,4 @@
-//! `/metrics`: Prometheus / OpenMetrics text built with `prometheus-client`
+//! `/metrics`: Prometheus / `OpenMetrics` text built with `prometheus-client`
 //! from one snapshot per scrape (a fresh registry each time: the numbers
 //! live in Redis, not in this process). Metric names are part of the
 //! interface (docs/DASHBOARD.md): per-queue gauges, per-queue counters

@@ -39,11 +39,13 @@ fn count(q: &spool_client::admin::QueueInfo, set: JobSet) -> u64 {
 /// The link of a set page with its filter (and optionally page, notice).
 fn set_href(base: &str, set: JobSet, queue: &str, filter: &JobFilter, extra: &str) -> String {
     let mut href = format!("{base}/{}?queue={}", path_of(set), enc(queue));
-    if let Some(t) = &filter.job_type {
-        href.push_str(&format!("&type={}", enc(t)));
-    }
-    if let Some(t) = &filter.text {
-        href.push_str(&format!("&q={}", enc(t)));
+    for (name, value) in [("type", &filter.job_type), ("q", &filter.text)] {
+        if let Some(v) = value {
+            href.push('&');
+            href.push_str(name);
+            href.push('=');
+            href.push_str(&enc(v));
+        }
     }
     href.push_str(extra);
     href

@@ -60,3 +60,14 @@ impl Job for ChargeCard {
 pub(crate) fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:16379".to_owned())
 }
+
+/// The demo binaries' start: logs to stderr (`RUST_LOG`, default `info`),
+/// then a client on `REDIS_URL`.
+pub(crate) async fn start() -> Result<spool_client::Client, spool_client::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    spool_client::Client::connect(&redis_url()).await
+}

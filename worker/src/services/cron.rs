@@ -234,7 +234,7 @@ impl CronScheduler {
                 report.skipped += plan.skipped;
                 if plan.skipped > 0 {
                     tracing::warn!(entry = %entry.name, skipped = plan.skipped,
-                        last_skipped_ms = plan.last_skipped, "cron ticks missed beyond the grace period were skipped");
+                        last_skipped_ms = plan.last_skipped, "cron ticks skipped: missed beyond the grace period, or merged into one run by a DST gap");
                 }
             }
             match outcome {

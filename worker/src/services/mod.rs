@@ -15,7 +15,9 @@
 //! does one pass and returns a report (tests call it directly through
 //! [`crate::testing`]); [`Service::pass`] logs that report and says when
 //! to run next; [`run`] is the one loop, which owns backoff on Redis errors
-//! and shutdown. Jitter is each service's choice because only it knows
+//! and shutdown. The three that work queue by queue share one more layer,
+//! `per_queue`: each is a `QueueDuty` (one script call on one queue) run
+//! by the generic `PerQueue` service. Jitter is each service's choice because only it knows
 //! whether the next run is a period (jittered, so hosts do not tick
 //! together) or an instant (the next due job, the next cron tick).
 //!
@@ -28,6 +30,7 @@
 
 mod cron;
 mod heartbeat;
+mod per_queue;
 mod reaper;
 mod scheduler;
 mod trimmer;
@@ -45,12 +48,13 @@ pub(crate) use cron::CronScheduler;
 pub use cron::{CronConfig, CronReport};
 pub(crate) use heartbeat::Heartbeat;
 pub use heartbeat::HeartbeatReport;
-pub(crate) use reaper::Reaper;
+pub(crate) use per_queue::{PerQueue, QueueDuty};
 pub use reaper::ReaperReport;
-pub(crate) use scheduler::Scheduler;
+pub(crate) use reaper::{Reap, Reaper};
 pub use scheduler::SchedulerReport;
-pub(crate) use trimmer::Trimmer;
+pub(crate) use scheduler::{Promote, Scheduler};
 pub use trimmer::TrimmerReport;
+pub(crate) use trimmer::{Trim, Trimmer};
 
 /// One background service.
 pub(crate) trait Service: Send + 'static {

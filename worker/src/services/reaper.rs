@@ -2,12 +2,9 @@
 //! Redis for longer than the lease) to ready, counting the attempt, or to
 //! dead when that was the last attempt.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use spool_client::runtime::{QueueKeys, Runtime};
 
-use crate::backoff::jittered;
+use super::per_queue::{PerQueue, QueueDuty};
 
 /// Expired leases handled per script call.
 const REAP_BATCH: usize = 1000;
@@ -21,38 +18,28 @@ pub struct ReaperReport {
     pub to_dead: u64,
 }
 
-/// Recovers expired leases of a set of queues.
-#[derive(Debug, Clone)]
-pub(crate) struct Reaper {
-    pub(crate) runtime: Runtime,
-    pub(crate) queues: Vec<Arc<QueueKeys>>,
-    /// Time between passes ([`WorkerConfig::reaper_interval`](crate::WorkerConfig::reaper_interval)).
-    pub(crate) interval: Duration,
-}
+/// The reaper's duty: `reap.lua` on each queue.
+pub(crate) struct Reap;
 
-impl Reaper {
-    /// One pass over every queue.
-    pub(crate) async fn run_once(&self) -> spool_client::Result<ReaperReport> {
-        let mut report = ReaperReport::default();
-        for keys in &self.queues {
-            loop {
-                let r = self.runtime.reap(keys, REAP_BATCH).await?;
-                report.to_ready += r.to_ready;
-                report.to_dead += r.to_dead;
-                if r.to_ready + r.to_dead < REAP_BATCH as u64 {
-                    break;
-                }
-            }
-        }
-        Ok(report)
-    }
-}
+/// The reaper service.
+pub(crate) type Reaper = PerQueue<Reap>;
 
-impl super::Service for Reaper {
+impl QueueDuty for Reap {
     const NAME: &'static str = "reaper";
+    type Report = ReaperReport;
 
-    async fn pass(&mut self) -> spool_client::Result<Duration> {
-        let r = self.run_once().await?;
+    async fn call(
+        runtime: &Runtime,
+        keys: &QueueKeys,
+        report: &mut ReaperReport,
+    ) -> spool_client::Result<bool> {
+        let r = runtime.reap(keys, REAP_BATCH).await?;
+        report.to_ready += r.to_ready;
+        report.to_dead += r.to_dead;
+        Ok(r.to_ready + r.to_dead >= REAP_BATCH as u64)
+    }
+
+    fn log(r: &ReaperReport) {
         if r.to_ready + r.to_dead > 0 {
             tracing::info!(
                 to_ready = r.to_ready,
@@ -60,6 +47,5 @@ impl super::Service for Reaper {
                 "recovered jobs with expired leases"
             );
         }
-        Ok(jittered(self.interval))
     }
 }

@@ -6,12 +6,11 @@
 //! how promotion stays within milliseconds of the due time without polling
 //! every few milliseconds.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use spool_client::runtime::{QueueKeys, Runtime};
-use tokio::sync::Notify;
 
+use super::per_queue::{PerQueue, QueueDuty};
 use crate::backoff::jittered;
 
 /// Jobs promoted per set per script call.
@@ -26,51 +25,41 @@ pub struct SchedulerReport {
     pub next_due: Option<Duration>,
 }
 
-/// Promotes due jobs of a set of queues.
-#[derive(Debug, Clone)]
-pub(crate) struct Scheduler {
-    pub(crate) runtime: Runtime,
-    pub(crate) queues: Vec<Arc<QueueKeys>>,
-    /// Longest time between passes ([`WorkerConfig::scheduler_interval`](crate::WorkerConfig::scheduler_interval)).
-    pub(crate) interval: Duration,
-    /// Wakes the scheduler early; shared with wakers and the completer.
-    pub(crate) nudge: Arc<Notify>,
-}
+/// The scheduler's duty: `promote.lua` on each queue.
+pub(crate) struct Promote;
 
-impl Scheduler {
-    /// One pass over every queue.
-    pub(crate) async fn run_once(&self) -> spool_client::Result<SchedulerReport> {
-        let mut report = SchedulerReport::default();
-        for keys in &self.queues {
-            loop {
-                let r = self.runtime.promote(keys, PROMOTE_BATCH).await?;
-                report.promoted += r.moved;
-                if r.moved < PROMOTE_BATCH as u64 {
-                    report.next_due = match (report.next_due, r.next_due) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    break;
-                }
-            }
-        }
-        Ok(report)
-    }
-}
+/// The scheduler service (built with a nudge, see `launcher`).
+pub(crate) type Scheduler = PerQueue<Promote>;
 
-impl super::Service for Scheduler {
+impl QueueDuty for Promote {
     const NAME: &'static str = "scheduler";
+    type Report = SchedulerReport;
 
-    async fn pass(&mut self) -> spool_client::Result<Duration> {
-        let report = self.run_once().await?;
+    async fn call(
+        runtime: &Runtime,
+        keys: &QueueKeys,
+        report: &mut SchedulerReport,
+    ) -> spool_client::Result<bool> {
+        let r = runtime.promote(keys, PROMOTE_BATCH).await?;
+        report.promoted += r.moved;
+        if r.moved >= PROMOTE_BATCH as u64 {
+            return Ok(true);
+        }
+        report.next_due = match (report.next_due, r.next_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(false)
+    }
+
+    fn log(report: &SchedulerReport) {
         if report.promoted > 0 {
             tracing::debug!(promoted = report.promoted, "promoted due jobs");
         }
-        let period = jittered(self.interval);
-        Ok(report.next_due.map_or(period, |d| d.min(period)))
     }
 
-    fn nudge(&self) -> Option<Arc<Notify>> {
-        Some(Arc::clone(&self.nudge))
+    fn next_pass(report: &SchedulerReport, interval: Duration) -> Duration {
+        let period = jittered(interval);
+        report.next_due.map_or(period, |d| d.min(period))
     }
 }

@@ -1,12 +1,9 @@
 //! Trimmer: applies retention (dead set size and age caps, the stats window)
 //! to every queue of this worker.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use spool_client::runtime::{QueueKeys, Runtime};
 
-use crate::backoff::jittered;
+use super::per_queue::{PerQueue, QueueDuty};
 
 /// What one trimmer pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -17,36 +14,30 @@ pub struct TrimmerReport {
     pub stats_removed: u64,
 }
 
-/// Applies retention to a set of queues.
-#[derive(Debug, Clone)]
-pub(crate) struct Trimmer {
-    pub(crate) runtime: Runtime,
-    pub(crate) queues: Vec<Arc<QueueKeys>>,
-    /// Time between passes ([`WorkerConfig::trimmer_interval`](crate::WorkerConfig::trimmer_interval)).
-    pub(crate) interval: Duration,
-}
+/// The trimmer's duty: `trim.lua` on each queue (one call does a queue).
+pub(crate) struct Trim;
 
-impl Trimmer {
-    /// One pass over every queue.
-    pub(crate) async fn run_once(&self) -> spool_client::Result<TrimmerReport> {
-        let mut report = TrimmerReport::default();
-        for keys in &self.queues {
-            let r = self.runtime.trim(keys).await?;
-            report.dead_removed += r.dead_removed;
-            report.stats_removed += r.stats_removed;
-        }
-        Ok(report)
-    }
-}
+/// The trimmer service.
+pub(crate) type Trimmer = PerQueue<Trim>;
 
-impl super::Service for Trimmer {
+impl QueueDuty for Trim {
     const NAME: &'static str = "trimmer";
+    type Report = TrimmerReport;
 
-    async fn pass(&mut self) -> spool_client::Result<Duration> {
-        let r = self.run_once().await?;
+    async fn call(
+        runtime: &Runtime,
+        keys: &QueueKeys,
+        report: &mut TrimmerReport,
+    ) -> spool_client::Result<bool> {
+        let r = runtime.trim(keys).await?;
+        report.dead_removed += r.dead_removed;
+        report.stats_removed += r.stats_removed;
+        Ok(false)
+    }
+
+    fn log(r: &TrimmerReport) {
         if r.dead_removed > 0 {
             tracing::info!(dead_removed = r.dead_removed, "trimmed the dead set");
         }
-        Ok(jittered(self.interval))
     }
 }

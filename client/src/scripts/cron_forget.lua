@@ -1,0 +1,13 @@
+-- cron_forget.lua: forgotten cron entry --> its firing state gone.
+--
+-- `cron_register.lua` forgets an entry no process announced within its
+-- stale period (definition and expiry, in the namespace's slot) and returns
+-- its record; the caller then runs this script in the entry's queue slot to
+-- delete the state hash (cursor, last run, skipped count, paused). Tick and
+-- run-now keys are left to expire (they still block a duplicate enqueue
+-- until then). Repeating it is harmless.
+--
+-- KEYS[1] entry state hash `ns:{queue}:cron:<name>`
+-- ARGV none. Reads no clock (nothing it writes is timed).
+-- Returns 1 when a state hash was deleted, 0 when there was none.
+return redis.call('DEL', KEYS[1])

@@ -1,0 +1,15 @@
+-- delete_ready.lua: ready --operator delete--> gone, for one job by id.
+--
+-- Looks in one window of the list as find_ready.lua does and removes the
+-- entry found with LREM from the tail, so the entry found is the one
+-- removed; a job fetched meanwhile is not there to remove (double clicks
+-- are safe).
+--
+-- KEYS[1] ready
+-- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
+-- Returns {1 removed or 0 not found, entries examined}.
+local found, seen = spool_find_ready(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+if not found then
+  return {0, seen}
+end
+return {redis.call('LREM', KEYS[1], -1, found), seen}

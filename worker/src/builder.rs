@@ -1,0 +1,174 @@
+//! [`WorkerBuilder`]: queues, limits, timing, handlers and the cron table
+//! of a [`Worker`], checked once at [`WorkerBuilder::build`].
+
+use std::future::Future;
+use std::sync::Arc;
+
+use spool_client::runtime::PROCESS_HOST_MAX_BYTES;
+use spool_client::{Client, CronEntry, Job};
+
+use crate::config::{QueueOrder, QueueSpec, WorkerConfig};
+use crate::error::{Error, Result};
+use crate::handler::JobContext;
+use crate::launcher::Worker;
+use crate::outcome::JobError;
+use crate::registry::Registry;
+use crate::services::CronScheduler;
+
+/// Builds a [`Worker`]: queues, limits, timing and handlers.
+pub struct WorkerBuilder {
+    client: Client,
+    config: WorkerConfig,
+    registry: Registry,
+    cron: Vec<CronEntry>,
+}
+
+impl WorkerBuilder {
+    /// See [`Worker::builder`].
+    pub(crate) fn new(client: Client) -> Self {
+        Self {
+            client,
+            config: WorkerConfig::default(),
+            registry: Registry::default(),
+            cron: Vec::new(),
+        }
+    }
+}
+
+impl WorkerBuilder {
+    /// Fetch from `name` with `weight` (see [`QueueOrder::Weighted`]).
+    #[must_use]
+    pub fn queue(mut self, name: impl Into<String>, weight: u32) -> Self {
+        self.config.queues.push(QueueSpec::new(name).weight(weight));
+        self
+    }
+
+    /// Fetch from a fully specified queue (weight, per-queue limit).
+    #[must_use]
+    pub fn queue_spec(mut self, spec: QueueSpec) -> Self {
+        self.config.queues.push(spec);
+        self
+    }
+
+    /// Serve queues strictly in the order they were added.
+    #[must_use]
+    pub fn strict_order(mut self) -> Self {
+        self.config.order = QueueOrder::Strict;
+        self
+    }
+
+    /// Most jobs running at once in this process.
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.config.concurrency = n;
+        self
+    }
+
+    /// Replaces the whole configuration (queues included).
+    #[must_use]
+    pub fn config(mut self, config: WorkerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Changes the configuration in place.
+    #[must_use]
+    pub fn configure(mut self, f: impl FnOnce(&mut WorkerConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Registers the handler for job type `J`.
+    ///
+    /// The handler gets a [`JobContext`] and the decoded job and returns
+    /// `Ok(())` or a [`JobError`]; a panic counts as a failure.
+    #[must_use]
+    pub fn register<J, F, Fut>(mut self, handler: F) -> Self
+    where
+        J: Job,
+        F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), JobError>> + Send + 'static,
+    {
+        self.registry.register::<J, F, Fut>(handler);
+        self
+    }
+
+    /// Adds an entry to this process's cron table: its job is enqueued once
+    /// per tick of its schedule, however many processes have the same entry
+    /// (see `docs/CRON.md`). Give every process the same table.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct NightlyReport;
+    /// # impl spool_client::Job for NightlyReport { const TYPE: &'static str = "nightly_report"; }
+    /// # fn demo(builder: spool_worker::WorkerBuilder) -> spool_worker::Result<spool_worker::Worker> {
+    /// use spool_worker::CronEntry;
+    /// builder
+    ///     .cron(CronEntry::new("nightly-report", "0 3 * * *", &NightlyReport).timezone("Europe/Berlin"))
+    ///     .cron(CronEntry::new("heartbeat", "*/30 * * * * *", &NightlyReport))
+    ///     .build()
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn cron(mut self, entry: CronEntry) -> Self {
+        self.cron.push(entry);
+        self
+    }
+
+    /// Validates the configuration and builds the worker.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad setting;
+    /// [`Error::Client`] with [`spool_client::Error::InvalidCronEntry`]
+    /// naming a cron entry whose schedule, time zone, name or queue is bad.
+    pub fn build(mut self) -> Result<Worker> {
+        if self.registry.is_empty() {
+            return Err(Error::Config("no job handlers registered".into()));
+        }
+        if self.config.queues.is_empty() {
+            self.config.queues = self
+                .registry
+                .default_queues()
+                .into_iter()
+                .map(QueueSpec::new)
+                .collect();
+        }
+        self.config.validate()?;
+        let cron = if self.cron.is_empty() {
+            None
+        } else {
+            Some(CronScheduler::new(
+                self.client.runtime(),
+                self.cron,
+                self.config.cron.clone(),
+            )?)
+        };
+        let mut host = hostname::get().map_or_else(
+            |_| "unknown".to_owned(),
+            |h| h.to_string_lossy().into_owned(),
+        );
+        truncate_on_char_boundary(&mut host, PROCESS_HOST_MAX_BYTES);
+        let pid = std::process::id();
+        let suffix: u32 = rand::random();
+        Ok(Worker {
+            worker_id: format!("{host}:{pid}:{suffix:08x}"),
+            host,
+            pid,
+            client: self.client,
+            config: self.config,
+            registry: Arc::new(self.registry),
+            cron,
+        })
+    }
+}
+
+/// Cuts `s` to at most `max` bytes without splitting a character.
+fn truncate_on_char_boundary(s: &mut String, max: usize) {
+    if s.len() > max {
+        let cut = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(cut);
+    }
+}
