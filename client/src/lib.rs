@@ -50,6 +50,7 @@ mod enqueue;
 mod error;
 mod job;
 mod keys;
+mod redact;
 mod retry_policy;
 pub mod runtime;
 mod scripts;
@@ -71,5 +72,6 @@ pub use job::{
     MAX_ATTEMPTS_DEFAULT, QUEUE_DEFAULT, TIMEOUT_DEFAULT,
 };
 pub use keys::{validate_queue_name, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
+pub use redact::redact_url;
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
 pub use wire::{check_args_depth, truncate_utf8, ERROR_TEXT_MAX_BYTES, MAX_ARGS_DEPTH};

@@ -1,5 +1,6 @@
 //! Dashboard configuration: who may see it (auth), whether it may change
-//! anything (read-only), which origins may POST, and how far a filter scans.
+//! anything (read-only), which hosts it answers to and which origins may
+//! POST, and how far a filter scans.
 
 use std::net::SocketAddr;
 
@@ -67,7 +68,8 @@ impl Auth {
 }
 
 /// How the dashboard behaves. `Default` is: no auth, actions enabled,
-/// same-origin POSTs only, links relative to where it is mounted.
+/// answers to IP literals and `localhost` only, same-origin POSTs only,
+/// links relative to where it is mounted.
 #[derive(Debug, Clone)]
 pub struct DashboardConfig {
     /// Credentials; none by default (fine on loopback, see [`check_bind`]).
@@ -77,6 +79,16 @@ pub struct DashboardConfig {
     /// Extra origins (`https://ops.example.com`) allowed to POST besides the
     /// dashboard's own, for a proxy that rewrites the Host header.
     pub allowed_origins: Vec<String>,
+    /// Host names (`ops.example.com`, or `ops.example.com:8443` for one port)
+    /// the dashboard answers to besides IP literals and `localhost`; any
+    /// other `Host` gets 421 (the DNS-rebinding defence). `"*"` turns the
+    /// check off, for an application that checks `Host` itself. Empty by
+    /// default: reachable by IP address and `localhost` only.
+    pub allowed_hosts: Vec<String>,
+    /// The address the dashboard listens on, when known (the binary sets
+    /// it): a port in the `Host` of an IP literal or `localhost` must then
+    /// be this one. `None` (the default when mounted): any port.
+    pub listen_addr: Option<SocketAddr>,
     /// Path prefix links are built with, when a proxy strips it before the
     /// request reaches the app. Without it, the prefix of `Router::nest` is used.
     pub base_path: Option<String>,
@@ -94,6 +106,8 @@ impl Default for DashboardConfig {
             auth: Auth::default(),
             read_only: false,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            listen_addr: None,
             base_path: None,
             filter_window: FILTER_WINDOW_DEFAULT,
             action_window: spool_client::admin::SCAN_WINDOW_MAX,
@@ -114,6 +128,18 @@ impl DashboardConfig {
     #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// Adds host names the dashboard answers to (see
+    /// [`allowed_hosts`](Self::allowed_hosts)).
+    #[must_use]
+    pub fn allow_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_hosts.extend(hosts.into_iter().map(Into::into));
         self
     }
 

@@ -1,7 +1,8 @@
-//! Errors of `spool-dashboard`: configuration errors ([`Error`]) and the
-//! response error of handlers (`AppError`: 400, 403, 404 or 500, logged once).
+//! Errors of `spool-dashboard`: configuration errors ([`Error`]) and the one
+//! response error every handler and middleware returns (`AppError`: it
+//! carries its HTTP status, logs 500s once, and answers in plain text).
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Configuration and start-up errors.
@@ -22,15 +23,41 @@ pub enum Error {
     InvalidConfig(String),
 }
 
-/// A handler failure, turned into a plain-text error response.
+/// A request failure with the status it answers with.
 #[derive(Debug)]
 pub(crate) enum AppError {
-    /// The request is malformed or out of range.
+    /// 400: the request is malformed or out of range.
     BadRequest(String),
-    /// Nothing there.
+    /// 401: credentials missing or wrong; the value is the challenge
+    /// (`WWW-Authenticate`).
+    Unauthorized(&'static str),
+    /// 403: refused (read-only, cross-origin, CSRF).
+    Forbidden(String),
+    /// 404: nothing there.
     NotFound(String),
-    /// Redis or another dependency failed.
-    Internal(spool_client::Error),
+    /// 413: the body is larger than the limit.
+    PayloadTooLarge(String),
+    /// 421: the `Host` header names a host this dashboard does not serve
+    /// (DNS rebinding defence).
+    MisdirectedHost(String),
+    /// 500: Redis, a template or another dependency failed (logged, not
+    /// shown).
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    /// The status this error answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 impl From<spool_client::Error> for AppError {
@@ -41,28 +68,46 @@ impl From<spool_client::Error> for AppError {
             spool_client::Error::UnknownCronEntry(name) => {
                 Self::NotFound(format!("no live cron entry {name}"))
             }
-            other => Self::Internal(other),
+            other => Self::Internal(Box::new(other)),
         }
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, msg) = match self {
-            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            Self::NotFound(m) => (StatusCode::NOT_FOUND, m),
+        let status = self.status();
+        let mut challenge = None;
+        let msg = match self {
+            Self::BadRequest(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::PayloadTooLarge(m)
+            | Self::MisdirectedHost(m) => m,
+            Self::Unauthorized(c) => {
+                challenge = Some(c);
+                "authentication required".to_owned()
+            }
             Self::Internal(e) => {
                 tracing::error!(error = %e, "dashboard request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error (see the dashboard log)".to_owned(),
-                )
+                "internal error (see the dashboard log)".to_owned()
             }
         };
         // Plain text: error messages may echo user input and are never HTML.
-        (status, [("content-type", "text/plain; charset=utf-8")], msg).into_response()
+        let mut resp = (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            msg,
+        )
+            .into_response();
+        if let Some(c) = challenge {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(c),
+            );
+        }
+        resp
     }
 }
 
-/// `Result` of handlers.
+/// `Result` of handlers and middleware.
 pub(crate) type AppResult<T> = Result<T, AppError>;

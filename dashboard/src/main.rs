@@ -4,10 +4,12 @@
 //! `127.0.0.1:7420`), `--redis-url` (`REDIS_URL`), `--namespace`,
 //! `--basic-auth USER:PASS` (`SPOOL_DASHBOARD_BASIC_AUTH`), `--bearer-token`
 //! (`SPOOL_DASHBOARD_TOKEN`), `--read-only`, `--base-path`,
-//! `--allowed-origin`. It refuses to bind beyond loopback without
+//! `--allowed-origin`, `--allowed-host` (`SPOOL_DASHBOARD_ALLOWED_HOSTS`,
+//! comma-separated). It refuses to bind beyond loopback without
 //! credentials (exit 2), and on SIGTERM/SIGINT stops accepting, finishes
 //! in-flight requests, and exits 0. Exit 1 for a runtime failure (Redis
-//! unreachable, port taken).
+//! unreachable, port taken). The Redis URL's password never reaches the
+//! log, stderr or `--help`.
 
 // A binary may talk to its operator on stdout: the URL it serves.
 #![allow(clippy::print_stdout)]
@@ -21,6 +23,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use clap::Parser;
+use spool_dashboard::cli::{scrub, scrub_all};
 use spool_dashboard::{check_bind, Auth, DashboardConfig};
 
 /// Serve the Spool operator dashboard.
@@ -31,7 +34,13 @@ struct Args {
     #[arg(long, env = "SPOOL_DASHBOARD_BIND", default_value = "127.0.0.1:7420")]
     bind: SocketAddr,
     /// Redis URL.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    // `hide_env_values`: `--help` must not print a password from `REDIS_URL`.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379"
+    )]
     redis_url: String,
     /// Key namespace of the Spool installation.
     #[arg(long, env = "SPOOL_NAMESPACE", default_value = spool_client::NAMESPACE_DEFAULT)]
@@ -51,6 +60,15 @@ struct Args {
     /// Extra origin allowed to POST (e.g. `https://ops.example.com`), repeatable.
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+    /// Host name the dashboard answers to besides IP addresses and
+    /// `localhost` (a proxy's or DNS name; `name` or `name:port`; `*` turns the
+    /// check off), repeatable. Other `Host` headers get 421.
+    #[arg(
+        long = "allowed-host",
+        env = "SPOOL_DASHBOARD_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
 }
 
 fn config(args: &Args) -> Result<DashboardConfig, spool_dashboard::Error> {
@@ -70,8 +88,9 @@ fn config(args: &Args) -> Result<DashboardConfig, spool_dashboard::Error> {
             basic,
             bearer: args.bearer_token.clone(),
         });
-    c.base_path = args.base_path.clone();
-    c.allowed_origins = args.allowed_origins.clone();
+    c.base_path.clone_from(&args.base_path);
+    c.allowed_origins.clone_from(&args.allowed_origins);
+    c.allowed_hosts.clone_from(&args.allowed_hosts);
     check_bind(args.bind, &c)?;
     Ok(c)
 }
@@ -81,7 +100,7 @@ async fn log_request(req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let started = Instant::now();
     let resp = next.run(req).await;
-    tracing::info!(%method, path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    tracing::info!(%method, path, status = resp.status().as_u16(), ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX), "request");
     resp
 }
 
@@ -108,18 +127,24 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received: finishing in-flight requests");
 }
 
-async fn serve(args: Args, config: DashboardConfig) -> anyhow::Result<()> {
+async fn serve(args: Args, mut config: DashboardConfig) -> anyhow::Result<()> {
     let client = spool_client::Client::builder(&args.redis_url)
         .namespace(&args.namespace)
         .connect()
         .await
-        .with_context(|| format!("connecting to redis at {}", args.redis_url))?;
-    let app = spool_dashboard::router(client.admin(), config)
-        .layer(axum::middleware::from_fn(log_request));
+        .with_context(|| {
+            format!(
+                "connecting to redis at {}",
+                spool_client::redact_url(&args.redis_url)
+            )
+        })?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr().context("local address")?;
+    config.listen_addr = Some(addr);
+    let app = spool_dashboard::router(client.admin(), config)
+        .layer(axum::middleware::from_fn(log_request));
     tracing::info!(%addr, namespace = %args.namespace, "dashboard listening");
     println!("Spool dashboard: http://{addr}/");
     axum::serve(listener, app)
@@ -138,7 +163,21 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let command_line: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match Args::try_parse_from(&command_line) {
+        Ok(a) => a,
+        Err(e) => {
+            // clap may quote a bad value; hide a password in a Redis URL.
+            let text = scrub_all(&e.render().to_string(), &command_line);
+            if e.use_stderr() {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let url = args.redis_url.clone();
     let config = match config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -147,21 +186,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match spool_dashboard::cli::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(serve(args, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "dashboard failed");
-            eprintln!("error: {e:#}");
+            let msg = scrub_all(&scrub(&format!("{e:#}"), &url), &command_line);
+            tracing::error!(error = msg, "dashboard failed");
+            eprintln!("error: {msg}");
             ExitCode::from(1)
         }
     }

@@ -1,12 +1,99 @@
-//! Query parameters of listing pages, parsed with bounds: a page number or
-//! page size out of range is a 400 with a message, never a huge read.
-//! Also the id rule for path segments (`../`, slashes, NUL, very long → 400).
+//! Request parameters, parsed strictly: the extractors [`StrictQuery`] and
+//! [`StrictForm`] (a parameter that is not UTF-8 once percent-decoded is a
+//! 400 naming it, never lossily decoded; a malformed form is a 400, never a
+//! panic), numbers in canonical form and within bounds (`page=+1`,
+//! `page=01` or a page size out of range is a 400, never a huge read), and
+//! the id rule for path segments (`../`, slashes, NUL, very long → 400).
 
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use spool_client::admin::JobFilter;
 use spool_client::JobSet;
 
 use crate::error::{AppError, AppResult};
+use crate::text::{clip, FIELD_BYTES};
+
+/// A query string deserialized into `T`, refusing non-UTF-8 parameters.
+pub(crate) struct StrictQuery<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> AppResult<Self> {
+        let query = parts.uri.query().unwrap_or_default();
+        utf8_pairs(query.as_bytes())?;
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Self(q.0))
+            .map_err(|e| AppError::BadRequest(e.body_text()))
+    }
+}
+
+/// A urlencoded form body deserialized into `T` (repeated keys fill a
+/// `Vec`), refusing non-UTF-8 fields; malformed → 400.
+pub(crate) struct StrictForm<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictForm<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> AppResult<Self> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| AppError::BadRequest(e.body_text()))?;
+        utf8_pairs(&bytes)?;
+        let req = Request::from_parts(parts, Body::from(bytes));
+        axum_extra::extract::Form::<T>::from_request(req, state)
+            .await
+            .map(|f| Self(f.0))
+            .map_err(|e| AppError::BadRequest(e.body_text()))
+    }
+}
+
+/// Checks every key and value of a urlencoded string is UTF-8 once
+/// percent-decoded; the error names the first parameter that is not.
+pub(crate) fn utf8_pairs(raw: &[u8]) -> AppResult<()> {
+    for pair in raw.split(|b| *b == b'&') {
+        let mut kv = pair.splitn(2, |b| *b == b'=');
+        let key = percent_decode(kv.next().unwrap_or_default());
+        let value = percent_decode(kv.next().unwrap_or_default());
+        let name = String::from_utf8_lossy(&key).into_owned();
+        if std::str::from_utf8(&key).is_err() || std::str::from_utf8(&value).is_err() {
+            return Err(AppError::BadRequest(format!(
+                "parameter {:?} is not valid UTF-8",
+                clip(&name, FIELD_BYTES)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `application/x-www-form-urlencoded` decoding of one key or value.
+fn percent_decode(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < raw.len() => {
+                match (hex(raw[i + 1]), hex(raw[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        // Two hex digits make one byte: h * 16 + l < 256.
+                        out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
 
 /// Rows per page unless `per_page` says otherwise.
 pub const PER_PAGE_DEFAULT: usize = 25;
@@ -46,7 +133,7 @@ impl Paging {
     }
 }
 
-fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
+pub(crate) fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
     name: &str,
     raw: Option<&str>,
     default: T,
@@ -56,12 +143,20 @@ fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(default);
     };
-    match raw.parse::<T>() {
-        Ok(v) if v >= min && v <= max => Ok(v),
-        _ => Err(AppError::BadRequest(format!(
-            "{name} must be a number from {min} to {max}"
-        ))),
-    }
+    canonical(raw, &min, &max)
+        .ok_or_else(|| AppError::BadRequest(format!("{name} must be a number from {min} to {max}")))
+}
+
+/// `raw` as a number in `min..=max`, written in canonical decimal: `+1`,
+/// `01` or ` 1` are refused, not read as 1. Shared with the CLI's flags.
+pub(crate) fn canonical<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    raw: &str,
+    min: &T,
+    max: &T,
+) -> Option<T> {
+    raw.parse::<T>()
+        .ok()
+        .filter(|v| v >= min && v <= max && v.to_string() == raw)
 }
 
 impl ListQuery {
@@ -94,7 +189,7 @@ impl ListQuery {
     }
 
     pub(crate) fn notice(&self) -> Option<String> {
-        let n: u64 = self.n.as_deref()?.parse().ok()?;
+        let n: u64 = canonical(self.n.as_deref()?, &0, &u64::MAX)?;
         let jobs = if n == 1 { "job" } else { "jobs" };
         let what = match self.done.as_deref()? {
             "retry" => "moved to ready",
@@ -127,6 +222,13 @@ pub(crate) fn job_id(id: &str) -> AppResult<&str> {
             "job id must be 1 to 200 visible ASCII characters without / \\ \" or %".to_owned(),
         ))
     }
+}
+
+/// `/jobs/{queue}/{id}` (relative to the base) when both would be accepted
+/// in that path; `None` otherwise.
+pub(crate) fn job_path(queue: &str, id: &str) -> Option<String> {
+    (spool_client::validate_queue_name(queue).is_ok() && job_id(id).is_ok())
+        .then(|| format!("/jobs/{}/{}", enc(queue), enc(id)))
 }
 
 /// Checks a queue name from a path.
@@ -179,6 +281,19 @@ mod tests {
         assert!(q("1", "-1").paging().is_err());
         assert!(q("100001", "10").paging().is_err());
         assert!(q("99999999999999999999999", "10").paging().is_err());
+        for odd in ["+1", "01", " 1", "1 ", "1e2", "0x1"] {
+            assert!(q(odd, "10").paging().is_err(), "{odd}");
+            assert!(q("1", odd).paging().is_err(), "{odd}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_parameters_are_named() {
+        assert!(utf8_pairs(b"q=%C3%A9&type=a+b").is_ok());
+        let e = utf8_pairs(b"page=1&q=%FF").unwrap_err();
+        assert!(matches!(e, AppError::BadRequest(m) if m.contains("\"q\"")));
+        assert!(utf8_pairs(b"%FE=1").is_err());
+        assert!(utf8_pairs(b"q=%F").is_ok());
     }
 
     #[test]

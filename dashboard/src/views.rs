@@ -1,33 +1,23 @@
 //! One askama struct per page, and the row types they show. Handlers turn
-//! admin data into these (times formatted, previews truncated, links built
-//! with the base path); templates only print fields, escaped by askama.
-//! Nothing here is ever marked `|safe`.
+//! admin data into these (times formatted, every stored string bounded with
+//! `text::clip`, links built with the base path); templates only print
+//! fields, escaped by askama. Nothing here is ever marked `|safe`.
 
 use askama::Template;
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use spool_client::admin::JobView;
 
 use crate::charts::Chart;
-use crate::params::{enc, path_of};
-use crate::security::Ctx;
+use crate::error::AppError;
+use crate::params::{job_path, path_of};
+use crate::state::Ctx;
+use crate::text::{clip, clip_line, ARGS_PREVIEW_BYTES, ERROR_PREVIEW_BYTES, FIELD_BYTES};
 
-/// Characters of args shown in a list row.
-pub(crate) const ARGS_PREVIEW_CHARS: usize = 120;
-/// Characters of an error shown in a list row.
-pub(crate) const ERROR_PREVIEW_CHARS: usize = 160;
-/// Bytes of args pretty-printed on the job page; longer args are cut, with a
-/// link to the full JSON.
-pub(crate) const ARGS_PAGE_BYTES: usize = 64 * 1024;
-
-/// Renders a template into a response (500 if a template fails, logged).
+/// Renders a template into a response (a 500, logged, if a template fails).
 pub(crate) fn render<T: Template>(t: &T) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response()
-        }
+        Err(e) => AppError::Internal(Box::new(e)).into_response(),
     }
 }
 
@@ -65,19 +55,12 @@ impl Layout {
     }
 }
 
-/// Cuts `s` to at most `max` characters, marking the cut.
-pub(crate) fn preview(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_owned(),
-        Some((at, _)) => format!("{}…", &s[..at]),
-    }
-}
-
 /// `2025-01-02 03:04:05 UTC`.
 pub(crate) fn fmt_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| "-".to_owned())
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || "-".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
 
 /// `in 5m` / `3h ago`, relative to Redis's `now`.
@@ -106,9 +89,10 @@ pub(crate) fn fmt_ms(ms: u64) -> String {
     }
 }
 
-/// The link of a job page.
+/// The link of a job page; `#` for a queue or id that no job page accepts
+/// (a stored id of 10 MiB would otherwise make a 10 MiB link).
 pub(crate) fn job_href(base: &str, queue: &str, id: &str) -> String {
-    format!("{base}/jobs/{}/{}", enc(queue), enc(id))
+    job_path(queue, id).map_or_else(|| "#".to_owned(), |p| format!("{base}{p}"))
 }
 
 /// One job in a list.
@@ -128,13 +112,13 @@ pub(crate) struct JobRow {
 impl JobRow {
     pub(crate) fn new(base: &str, j: &JobView, now: i64) -> Self {
         Self {
-            id: j.id.to_string(),
+            id: clip(j.id.as_str(), FIELD_BYTES),
             href: job_href(base, &j.queue, j.id.as_str()),
-            job_type: j.job_type().to_owned(),
-            args: preview(j.args_text(), ARGS_PREVIEW_CHARS),
+            job_type: clip(j.job_type(), FIELD_BYTES),
+            args: clip_line(j.args_text(), ARGS_PREVIEW_BYTES),
             error: j
                 .last_error()
-                .map(|e| preview(&e.error, ERROR_PREVIEW_CHARS))
+                .map(|e| clip_line(&e.error, ERROR_PREVIEW_BYTES))
                 .unwrap_or_default(),
             attempts: j
                 .attempts()
@@ -210,6 +194,8 @@ pub(crate) struct Total {
 #[template(path = "overview.html")]
 pub(crate) struct OverviewPage {
     pub(crate) l: Layout,
+    /// Registry members that are not valid queue names (bounded), skipped.
+    pub(crate) skipped: Vec<String>,
     pub(crate) totals: Vec<Total>,
     pub(crate) queues: Vec<QueueRow>,
     pub(crate) hour: Chart,
@@ -266,6 +252,8 @@ pub(crate) struct ErrorRow {
     pub(crate) attempt: u32,
     pub(crate) at: String,
     pub(crate) error: String,
+    /// The error was cut; the raw record has it whole.
+    pub(crate) truncated: bool,
 }
 
 #[derive(Template)]
@@ -284,6 +272,8 @@ pub(crate) struct JobPage {
     pub(crate) args_truncated: bool,
     pub(crate) args_bytes: usize,
     pub(crate) raw_href: String,
+    /// The single-job JSON (full error texts).
+    pub(crate) api_href: String,
     pub(crate) attempts: String,
     pub(crate) fields: Vec<(&'static str, String)>,
     pub(crate) errors: Vec<ErrorRow>,
@@ -359,12 +349,6 @@ pub(crate) struct CronPage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn previews_cut_on_characters() {
-        assert_eq!(preview("héllo", 2), "hé…");
-        assert_eq!(preview("hi", 2), "hi");
-    }
 
     #[test]
     fn relative_times_read_naturally() {

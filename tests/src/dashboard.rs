@@ -2,6 +2,14 @@
 //! ([`DashboardServer`], stopped on drop), and a browser-like HTTP session
 //! ([`Session`]) that keeps the CSRF cookie and reads tokens out of pages.
 
+// Test helpers: a failed setup step panics on purpose (it fails the test
+// that called it), and results are for tests to use or ignore.
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::must_use_candidate,
+    clippy::return_self_not_must_use
+)]
+
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -199,6 +207,30 @@ impl Session {
         self.read(resp).await
     }
 
+    /// GET `path` with extra headers (e.g. a foreign `host`).
+    pub async fn get_with(&mut self, path: &str, extra: &[(&str, String)]) -> Page {
+        let mut h = self.headers();
+        for (k, v) in extra {
+            h.insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .headers(h)
+            .send()
+            .await
+            .expect("GET");
+        self.read(resp).await
+    }
+
+    /// The `Cookie` header this session sends, if it has a cookie.
+    pub fn cookie(&self) -> Option<&str> {
+        self.cookie.as_deref()
+    }
+
     /// A request with any method, no body.
     pub async fn request(&mut self, method: reqwest::Method, path: &str) -> Page {
         let resp = self
@@ -252,6 +284,26 @@ impl Session {
     }
 }
 
+/// Path of a binary of `spool-dashboard` (`spool`, `spool-dashboard`),
+/// built once per test process so it is never a stale copy.
+pub fn fresh_binary(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "spool-dashboard", "--bins"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the dashboard binaries failed");
+    });
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf();
+    dir.join(name)
+}
+
 fn form_body(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
@@ -260,13 +312,18 @@ fn form_body(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+fn hex_byte(b: u8) -> String {
+    format!("{b:02X}")
+}
+
 fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push_str(&hex_byte(b));
         }
     }
     out

@@ -13,10 +13,10 @@ use spool_tests::{wait_for, TestEnv};
 /// Runs `spool ARGS…` against `env`'s Redis: (exit code, stdout, stderr).
 async fn spool(env: &TestEnv, args: &[&str]) -> (u8, String, String) {
     let url = env.redis.url();
-    let mut argv = vec!["spool", "--redis-url", url.as_str()];
-    argv.extend_from_slice(args);
+    let mut command = vec!["spool", "--redis-url", url.as_str()];
+    command.extend_from_slice(args);
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run(argv, &mut out, &mut err).await;
+    let code = run(command, &mut out, &mut err).await;
     (
         code,
         String::from_utf8(out).unwrap(),
@@ -334,4 +334,40 @@ async fn cron_list_and_run() {
         .is_some());
     let (code, _, _) = spool(&env, &["cron", "run", "bad:name"]).await;
     assert_eq!(code, EXIT_USAGE);
+}
+
+/// Out-of-range numbers are usage errors (exit 2, a message naming the
+/// flag, nothing enqueued), checked before Redis is touched.
+#[tokio::test]
+async fn out_of_range_numbers_exit_2() {
+    let env = TestEnv::start().await;
+    for (args, flag) in [
+        (vec!["--in", "200000000000d"], "--in"),
+        (vec!["--in", "36501d"], "--in"),
+        (vec!["--in", "+5m"], "--in"),
+        (vec!["--max-attempts", "0"], "--max-attempts"),
+        (vec!["--max-attempts", "10001"], "--max-attempts"),
+        (vec!["--max-attempts=-1"], "--max-attempts"),
+        (vec!["--max-attempts", "+5"], "--max-attempts"),
+        (vec!["--max-attempts", "05"], "--max-attempts"),
+        (vec!["--at", "+2030-01-01T00:00:00Z"], "--at"),
+    ] {
+        let mut all = vec!["enqueue", "mail", "t", "{}"];
+        all.extend_from_slice(&args);
+        let (code, out, err) = spool(&env, &all).await;
+        assert_eq!(code, EXIT_USAGE, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+    for args in [
+        vec!["dead", "list", "--limit", "1001"],
+        vec!["dead", "list", "--limit", "+5"],
+        vec!["dead", "list", "--limit", "050"],
+    ] {
+        let (code, _, err) = spool(&env, &args).await;
+        assert_eq!(code, EXIT_USAGE, "{args:?}: {err}");
+    }
+    assert_eq!(env.client.admin().queue("mail").await.unwrap().ready, 0);
+    let (code, _, err) = spool(&env, &["enqueue", "mail", "t", "{}", "--in", "36500d"]).await;
+    assert_eq!(code, EXIT_OK, "{err}");
 }

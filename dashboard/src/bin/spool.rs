@@ -4,15 +4,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match spool_dashboard::cli::runtime(false) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let code = rt.block_on(spool_dashboard::cli::run(
         std::env::args_os(),

@@ -2,36 +2,40 @@
 //! next and last run, last job, paused) with pause, resume and run now.
 //! "Run now" twice within the client's window enqueues one job.
 
-use axum::extract::{Extension, Path};
+use axum::extract::{Extension, Path, State};
 use axum::response::{Redirect, Response};
 
-use super::{AppState, State};
 use crate::error::{AppError, AppResult};
-use crate::params::{enc, ListQuery};
-use crate::security::Ctx;
-use crate::views::{
-    fmt_time, job_href, preview, render, CronPage, CronRow, Layout, ARGS_PREVIEW_CHARS,
-};
+use crate::params::{enc, ListQuery, StrictQuery};
+use crate::state::{AppState, Ctx};
+use crate::text::{clip, clip_line, ARGS_PREVIEW_BYTES, FIELD_BYTES};
+use crate::views::{fmt_time, job_href, render, CronPage, CronRow, Layout};
 
 /// The entries as page rows.
-pub(crate) async fn entries(s: &super::Shared, base: &str) -> AppResult<Vec<CronRow>> {
+pub(crate) async fn entries(s: &crate::state::Shared, base: &str) -> AppResult<Vec<CronRow>> {
     let list = s.admin.cron_entries().await?;
     Ok(list
         .into_iter()
         .map(|e| CronRow {
-            name_enc: enc(&e.name),
-            schedule: e.schedule,
-            timezone: e.timezone,
-            job_type: e.job_type,
-            args: preview(&e.args.to_string(), ARGS_PREVIEW_CHARS),
+            // Names the action routes refuse get no working link (and no
+            // 10 MiB one).
+            name_enc: if spool_client::validate_cron_name(&e.name).is_ok() {
+                enc(&e.name)
+            } else {
+                "-".to_owned()
+            },
+            schedule: clip(&e.schedule, FIELD_BYTES),
+            timezone: clip(&e.timezone, FIELD_BYTES),
+            job_type: clip(&e.job_type, FIELD_BYTES),
+            args: clip_line(&e.args.to_string(), ARGS_PREVIEW_BYTES),
             paused: e.paused,
             next_run: e.next_run_ms.map_or_else(|| "-".to_owned(), fmt_time),
             last_run: e.last_run_ms.map_or_else(|| "-".to_owned(), fmt_time),
             last_job: e
                 .last_job_id
                 .map(|id| (id.to_string(), job_href(base, &e.queue, id.as_str()))),
-            queue: e.queue,
-            name: e.name,
+            queue: clip(&e.queue, FIELD_BYTES),
+            name: clip(&e.name, FIELD_BYTES),
         })
         .collect())
 }
@@ -39,7 +43,7 @@ pub(crate) async fn entries(s: &super::Shared, base: &str) -> AppResult<Vec<Cron
 pub(crate) async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
-    axum::extract::Query(query): axum::extract::Query<ListQuery>,
+    StrictQuery(query): StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
     let entries = entries(&s, &ctx.base).await?;
     let mut l = Layout::new(&ctx, "Cron", "cron");

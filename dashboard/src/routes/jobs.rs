@@ -1,20 +1,22 @@
 //! Job page: everything about one job, wherever it is (one pipelined read;
 //! a ready job is found by walking the ready list in bounded chunks). Args
-//! are pretty-printed up to `ARGS_PAGE_BYTES`; past that the page shows the
-//! start and links to the raw JSON, so a 10 MiB job renders quickly.
+//! are pretty-printed (on the text, never through a recursive
+//! `serde_json::Value`) up to `ARGS_PAGE_BYTES`; past that the page shows the
+//! start and links to the raw JSON, so a 10 MiB job renders quickly. Every
+//! other stored string is bounded too (errors link to the single-job JSON).
 
-use axum::extract::{Extension, Path};
+use axum::extract::{Extension, Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use spool_client::admin::JobView;
 
-use super::{AppState, State};
 use crate::error::{AppError, AppResult};
 use crate::params::{enc, job_id, queue_name};
-use crate::security::Ctx;
-use crate::views::{fmt_time, job_href, render, ErrorRow, JobPage, Layout, ARGS_PAGE_BYTES};
+use crate::state::{AppState, Ctx};
+use crate::text::{clip, prefix, pretty_json, ARGS_PAGE_BYTES, ERROR_PAGE_BYTES, FIELD_BYTES};
+use crate::views::{fmt_time, job_href, render, ErrorRow, JobPage, Layout};
 
-pub(crate) async fn find(s: &super::Shared, queue: &str, id: &str) -> AppResult<JobView> {
+pub(crate) async fn find(s: &crate::state::Shared, queue: &str, id: &str) -> AppResult<JobView> {
     let queue = queue_name(queue)?;
     let id = job_id(id)?;
     s.admin.job(queue, id).await?.ok_or_else(|| {
@@ -27,27 +29,16 @@ pub(crate) async fn find(s: &super::Shared, queue: &str, id: &str) -> AppResult<
 /// Pretty-printed args, or the first `ARGS_PAGE_BYTES` of them.
 fn args_text(raw: &str) -> (String, bool) {
     if raw.len() <= ARGS_PAGE_BYTES {
-        let pretty = serde_json::from_str::<serde_json::Value>(raw)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok());
-        return (pretty.unwrap_or_else(|| raw.to_owned()), false);
+        (pretty_json(raw), false)
+    } else {
+        (prefix(raw, ARGS_PAGE_BYTES).to_owned(), true)
     }
-    let mut cut = ARGS_PAGE_BYTES;
-    while !raw.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    (raw[..cut].to_owned(), true)
 }
 
-pub(crate) async fn page(
-    State(s): AppState,
-    Extension(ctx): Extension<Ctx>,
-    Path((queue, id)): Path<(String, String)>,
-) -> AppResult<Response> {
-    let job = find(&s, &queue, &id).await?;
+/// The job page's field list: times, timeout, idempotency key, trace, each
+/// stored string bounded.
+fn fields(job: &JobView) -> Vec<(&'static str, String)> {
     let rec = job.record.as_ref();
-    let raw_args = job.args_text();
-    let (args, args_truncated) = args_text(raw_args);
     let mut fields: Vec<(&'static str, String)> = Vec::new();
     if let Some(at) = job.at_ms {
         let label = match job.state {
@@ -67,33 +58,54 @@ pub(crate) async fn page(
         }
         fields.push((
             "Idempotency key",
-            r.idempotency_key.clone().unwrap_or_else(|| "-".to_owned()),
+            r.idempotency_key
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |k| clip(k, FIELD_BYTES)),
         ));
         if let Some(trace) = &r.trace {
             let t: Vec<String> = trace.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            fields.push(("Trace", t.join(", ")));
+            fields.push(("Trace", clip(&t.join(", "), FIELD_BYTES)));
         }
     } else {
-        fields.push(("Record", "not a Spool record (shown raw)".to_owned()));
+        let why = job.problem.as_deref().unwrap_or("not a Spool record");
+        fields.push(("Record", format!("{} (shown raw)", clip(why, FIELD_BYTES))));
     }
+    fields
+}
+
+pub(crate) async fn page(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path((queue, id)): Path<(String, String)>,
+) -> AppResult<Response> {
+    let job = find(&s, &queue, &id).await?;
+    let raw_args = job.args_text();
+    let (args, args_truncated) = args_text(raw_args);
+    let fields = fields(&job);
     let href = job_href(&ctx.base, &job.queue, job.id.as_str());
+    let id = clip(job.id.as_str(), FIELD_BYTES);
     let page = JobPage {
-        l: Layout::new(&ctx, format!("Job {}", job.id), ""),
-        id: job.id.to_string(),
-        queue: job.queue.clone(),
+        l: Layout::new(&ctx, format!("Job {id}"), ""),
+        id,
+        queue: clip(&job.queue, FIELD_BYTES),
         queue_href: format!("{}/queues/{}", ctx.base, enc(&job.queue)),
         state: job.state.to_string(),
         set_path: JobPage::set_path_for(job.state),
         is_scheduled: job.state == spool_client::JobState::Scheduled,
-        job_type: job.job_type().to_owned(),
+        job_type: clip(job.job_type(), FIELD_BYTES),
         args,
         args_truncated,
         args_bytes: raw_args.len(),
         raw_href: format!("{href}/raw"),
-        attempts: rec.map_or_else(
-            || "-".to_owned(),
-            |r| format!("{} of {}", r.attempt, r.max_attempts),
+        api_href: format!(
+            "{}/api/jobs/{}/{}",
+            ctx.base,
+            enc(&job.queue),
+            enc(job.id.as_str())
         ),
+        attempts: job
+            .attempts()
+            .map_or_else(|| "-".to_owned(), |(a, m)| format!("{a} of {m}")),
         fields,
         errors: job
             .errors
@@ -102,13 +114,14 @@ pub(crate) async fn page(
             .map(|e| ErrorRow {
                 attempt: e.attempt,
                 at: fmt_time(e.at_ms),
-                error: e.error.clone(),
+                error: clip(&e.error, ERROR_PAGE_BYTES),
+                truncated: e.error.len() > ERROR_PAGE_BYTES,
             })
             .collect(),
         lease: job.lease.as_ref().map(|l| {
             (
-                l.worker.clone(),
-                l.token.clone(),
+                clip(&l.worker, FIELD_BYTES),
+                clip(&l.token, FIELD_BYTES),
                 l.deadline_ms.map(fmt_time).unwrap_or_default(),
             )
         }),
@@ -135,6 +148,8 @@ mod tests {
 
     #[test]
     fn small_args_are_pretty_printed_and_large_ones_cut() {
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        assert_eq!(args_text(&deep), (deep.clone(), false));
         assert_eq!(
             args_text(r#"{"a":1}"#),
             ("{\n  \"a\": 1\n}".to_owned(), false)

@@ -9,12 +9,13 @@
 //! | `/jobs/{queue}/{id}` (+ `/raw`) | one job |
 //! | `/processes` | live workers and their busy jobs |
 //! | `/cron` (+ POST `/cron/{name}/{pause,resume,run}`) | cron entries |
-//! | `/metrics`, `/api/…` | Prometheus text and JSON |
+//! | `/metrics`, `/api/…` | Prometheus text (`metrics`) and JSON (`api`) |
 //! | `/assets/…` | the embedded stylesheet and script |
 
 mod api;
 mod cron;
 mod jobs;
+mod metrics;
 mod overview;
 mod processes;
 mod queues;
@@ -22,49 +23,41 @@ mod sets;
 
 use std::sync::Arc;
 
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use spool_client::Admin;
 
-use crate::security::{self, CsrfKey};
+use crate::csrf::CsrfKey;
+use crate::error::AppError;
+use crate::host::HostPolicy;
+use crate::security;
+use crate::state::Shared;
 use crate::DashboardConfig;
-
-/// What every handler shares: read-only after start, so no lock.
-pub(crate) struct Shared {
-    pub(crate) admin: Admin,
-    pub(crate) config: DashboardConfig,
-    pub(crate) csrf_key: CsrfKey,
-}
-
-/// Handler state.
-pub(crate) type AppState = State<Arc<Shared>>;
-pub(crate) use axum::extract::State;
 
 pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
     let shared = Arc::new(Shared {
         admin,
+        hosts: HostPolicy::new(&config.allowed_hosts, config.listen_addr),
         config,
         csrf_key: CsrfKey::random(),
     });
+    let [csp, nosniff, frames, referrer, cache] = security::header_layers();
     Router::new()
         .route("/", get(overview::page))
         .route("/queues/{queue}", get(queues::page))
         .route("/queues/{queue}/pause", post(queues::pause))
         .route("/queues/{queue}/resume", post(queues::resume))
-        .route("/scheduled", get(sets::scheduled))
-        .route("/retries", get(sets::retries))
-        .route("/dead", get(sets::dead))
-        .route("/scheduled/actions", post(sets::scheduled_action))
-        .route("/retries/actions", post(sets::retries_action))
-        .route("/dead/actions", post(sets::dead_action))
+        // `/scheduled`, `/retries`, `/dead`: fixed routes take precedence.
+        .route("/{set}", get(sets::page))
+        .route("/{set}/actions", post(sets::action))
         .route("/jobs/{queue}/{id}", get(jobs::page))
         .route("/jobs/{queue}/{id}/raw", get(jobs::raw))
         .route("/processes", get(processes::page))
         .route("/cron", get(cron::page))
         .route("/cron/{name}/{op}", post(cron::action))
-        .route("/metrics", get(api::metrics))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/stats", get(api::stats))
         .route("/api/queues", get(api::queues))
         .route("/api/queues/{queue}/jobs", get(api::queue_jobs))
@@ -80,6 +73,11 @@ pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
             shared.clone(),
             security::guard,
         ))
+        .layer(csp)
+        .layer(nosniff)
+        .layer(frames)
+        .layer(referrer)
+        .layer(cache)
         .with_state(shared)
 }
 
@@ -103,6 +101,6 @@ async fn script() -> impl IntoResponse {
     )
 }
 
-async fn not_found() -> impl IntoResponse {
-    (StatusCode::NOT_FOUND, "not found")
+async fn not_found() -> AppError {
+    AppError::NotFound("not found".to_owned())
 }

@@ -5,16 +5,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::Extension;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use spool_client::admin::{MinuteStats, QueueInfo, QueueStats, STATS_MINUTES_MAX};
 use spool_client::Admin;
 
-use super::{AppState, State};
 use crate::charts::chart;
 use crate::error::AppResult;
 use crate::params::enc;
-use crate::security::Ctx;
+use crate::state::{AppState, Ctx};
+use crate::text::{clip, FIELD_BYTES};
 use crate::views::{fmt_ms, render, Layout, OverviewPage, QueueRow, Total};
 
 /// Everything the overview, `/api/stats` and `/api/queues` show.
@@ -24,11 +24,13 @@ pub(crate) struct Snapshot {
     /// Per-minute sums over all queues, last 24 hours, oldest first.
     pub(crate) minutes: Vec<MinuteStats>,
     pub(crate) processes: usize,
+    /// Registry members skipped as invalid queue names.
+    pub(crate) skipped: Vec<String>,
 }
 
 impl Snapshot {
     pub(crate) async fn read(admin: &Admin, minutes: usize) -> AppResult<Self> {
-        let queues = admin.queues().await?;
+        let (queues, skipped) = crate::state::queue_list(admin).await?;
         let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
         let per_queue = admin.stats_of(&names, minutes).await?;
         let mut sum = QueueStats::sum(&per_queue).minutes;
@@ -46,7 +48,17 @@ impl Snapshot {
             stats,
             minutes: sum,
             processes,
+            skipped,
         })
+    }
+
+    /// The skipped registry members, each bounded, at most 20.
+    pub(crate) fn skipped_bounded(&self) -> Vec<String> {
+        self.skipped
+            .iter()
+            .take(20)
+            .map(|n| clip(n, FIELD_BYTES))
+            .collect()
     }
 
     pub(crate) fn last_hour(&self, queue: &str) -> (u64, u64) {
@@ -89,48 +101,23 @@ pub(crate) async fn page(
     let shared: &Arc<_> = &s;
     let snap = Snapshot::read(&shared.admin, STATS_MINUTES_MAX).await?;
     let b = &ctx.base;
-    let totals = vec![
-        Total {
-            label: "Processed",
-            value: snap.processed(),
-            href: format!("{b}/api/stats"),
-        },
-        Total {
-            label: "Failed",
-            value: snap.failed(),
-            href: format!("{b}/retries"),
-        },
-        Total {
-            label: "Ready",
-            value: snap.sum(|q| q.ready),
-            href: format!("{b}/api/queues"),
-        },
-        Total {
-            label: "Busy",
-            value: snap.sum(|q| q.active),
-            href: format!("{b}/processes"),
-        },
-        Total {
-            label: "Scheduled",
-            value: snap.sum(|q| q.scheduled),
-            href: format!("{b}/scheduled"),
-        },
-        Total {
-            label: "Retries",
-            value: snap.sum(|q| q.retry),
-            href: format!("{b}/retries"),
-        },
-        Total {
-            label: "Dead",
-            value: snap.sum(|q| q.dead),
-            href: format!("{b}/dead"),
-        },
-        Total {
-            label: "Processes",
-            value: snap.processes as u64,
-            href: format!("{b}/processes"),
-        },
-    ];
+    let totals = [
+        ("Processed", snap.processed(), "/api/stats"),
+        ("Failed", snap.failed(), "/retries"),
+        ("Ready", snap.sum(|q| q.ready), "/api/queues"),
+        ("Busy", snap.sum(|q| q.active), "/processes"),
+        ("Scheduled", snap.sum(|q| q.scheduled), "/scheduled"),
+        ("Retries", snap.sum(|q| q.retry), "/retries"),
+        ("Dead", snap.sum(|q| q.dead), "/dead"),
+        ("Processes", snap.processes as u64, "/processes"),
+    ]
+    .into_iter()
+    .map(|(label, value, path)| Total {
+        label,
+        value,
+        href: format!("{b}{path}"),
+    })
+    .collect();
     let queues = snap
         .queues
         .iter()
@@ -143,6 +130,7 @@ pub(crate) async fn page(
     l.refresh = shared.config.refresh_secs;
     Ok(render(&OverviewPage {
         l,
+        skipped: snap.skipped_bounded(),
         totals,
         queues,
         hour,

@@ -1,12 +1,12 @@
 //! Processes: live workers (as their heartbeats registered them) and the
 //! jobs each is running.
 
-use axum::extract::Extension;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 
-use super::{AppState, State};
 use crate::error::AppResult;
-use crate::security::Ctx;
+use crate::state::{AppState, Ctx};
+use crate::text::{clip, FIELD_BYTES};
 use crate::views::{fmt_rel, job_href, render, BusyRow, Layout, ProcessRow, ProcessesPage};
 
 pub(crate) async fn page(
@@ -18,25 +18,25 @@ pub(crate) async fn page(
     let rows: Vec<ProcessRow> = procs
         .iter()
         .map(|p| ProcessRow {
-            id: p.info.id.clone(),
-            host: p.info.host.clone(),
+            id: clip(&p.info.id, FIELD_BYTES),
+            host: clip(&p.info.host, FIELD_BYTES),
             pid: p.info.pid,
-            queues: p.info.queues.join(", "),
+            queues: clip(&p.info.queues.join(", "), FIELD_BYTES),
             concurrency: p.info.concurrency,
             busy: p
                 .busy
                 .iter()
                 .map(|b| BusyRow {
-                    id: b.id.clone(),
+                    id: clip(&b.id, FIELD_BYTES),
                     href: job_href(&ctx.base, &b.queue, &b.id),
-                    queue: b.queue.clone(),
-                    job_type: b.job_type.clone(),
+                    queue: clip(&b.queue, FIELD_BYTES),
+                    job_type: clip(&b.job_type, FIELD_BYTES),
                     started: fmt_rel(b.started_ms, now),
                 })
                 .collect(),
             started: fmt_rel(p.started_ms, now),
             beat: fmt_rel(p.beat_ms, now),
-            version: p.info.version.clone(),
+            version: clip(&p.info.version, FIELD_BYTES),
         })
         .collect();
     let busy_total = rows.iter().map(|p| p.busy.len()).sum();

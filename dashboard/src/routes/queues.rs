@@ -1,21 +1,20 @@
 //! Queue page: one queue's ready jobs in fetch order (LRANGE of one page),
 //! its counts, and pause/resume.
 
-use axum::extract::{Extension, Path, Query};
+use axum::extract::{Extension, Path, State};
 use axum::response::{Redirect, Response};
 
-use super::{AppState, State};
 use crate::error::AppResult;
-use crate::params::{enc, queue_name, ListQuery};
+use crate::params::{enc, queue_name, ListQuery, StrictQuery};
 use crate::routes::overview::queue_row;
-use crate::security::Ctx;
+use crate::state::{AppState, Ctx};
 use crate::views::{render, JobRow, Layout, Pager, QueuePage};
 
 pub(crate) async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
     Path(queue): Path<String>,
-    Query(query): Query<ListQuery>,
+    StrictQuery(query): StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
     let queue = queue_name(&queue)?;
     let paging = query.paging()?;
@@ -47,31 +46,35 @@ pub(crate) async fn page(
     }))
 }
 
-pub(crate) async fn pause(
-    State(s): AppState,
-    Extension(ctx): Extension<Ctx>,
-    Path(queue): Path<String>,
-) -> AppResult<Redirect> {
-    let queue = queue_name(&queue)?;
-    s.admin.pause(queue).await?;
-    tracing::info!(queue, "queue paused from the dashboard");
-    Ok(Redirect::to(&format!(
-        "{}/queues/{}?done=pause&n=1",
-        ctx.base,
-        enc(queue)
-    )))
+pub(crate) async fn pause(s: AppState, c: Extension<Ctx>, q: Path<String>) -> AppResult<Redirect> {
+    set_paused(s, c, q, true).await
 }
 
-pub(crate) async fn resume(
+pub(crate) async fn resume(s: AppState, c: Extension<Ctx>, q: Path<String>) -> AppResult<Redirect> {
+    set_paused(s, c, q, false).await
+}
+
+async fn set_paused(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
     Path(queue): Path<String>,
+    paused: bool,
 ) -> AppResult<Redirect> {
     let queue = queue_name(&queue)?;
-    s.admin.resume(queue).await?;
-    tracing::info!(queue, "queue resumed from the dashboard");
+    let done = if paused {
+        s.admin.pause(queue).await?;
+        "pause"
+    } else {
+        s.admin.resume(queue).await?;
+        "resume"
+    };
+    tracing::info!(
+        queue,
+        action = done,
+        "queue paused or resumed from the dashboard"
+    );
     Ok(Redirect::to(&format!(
-        "{}/queues/{}?done=resume&n=1",
+        "{}/queues/{}?done={done}&n=1",
         ctx.base,
         enc(queue)
     )))

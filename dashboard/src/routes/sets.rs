@@ -7,43 +7,25 @@
 //! `filter_window` entries from the front of the set and says so when it
 //! stopped early; a filtered "all" action scans up to `action_window`.
 
-use axum::body::Bytes;
-use axum::extract::{Extension, Query};
+use axum::extract::{Extension, Path, State};
 use axum::response::{Redirect, Response};
-use spool_client::admin::JobFilter;
+use serde::Deserialize;
+use spool_client::admin::{JobFilter, JobView};
 use spool_client::JobSet;
 
-use super::{AppState, State};
 use crate::error::{AppError, AppResult};
-use crate::params::{enc, job_id, path_of, ListQuery};
-use crate::security::Ctx;
+use crate::params::{enc, job_id, path_of, set_of, ListQuery, Paging, StrictForm, StrictQuery};
+use crate::state::AppState;
+use crate::state::{Ctx, Shared};
 use crate::views::{render, JobRow, Layout, Pager, QueueTab, SetPage};
 
 /// Most ids one "selected" action accepts.
 const SELECTED_MAX: usize = 1000;
 
-pub(crate) async fn scheduled(
-    s: AppState,
-    c: Extension<Ctx>,
-    q: Query<ListQuery>,
-) -> AppResult<Response> {
-    page(s, c, q, JobSet::Scheduled).await
-}
-
-pub(crate) async fn retries(
-    s: AppState,
-    c: Extension<Ctx>,
-    q: Query<ListQuery>,
-) -> AppResult<Response> {
-    page(s, c, q, JobSet::Retry).await
-}
-
-pub(crate) async fn dead(
-    s: AppState,
-    c: Extension<Ctx>,
-    q: Query<ListQuery>,
-) -> AppResult<Response> {
-    page(s, c, q, JobSet::Dead).await
+/// The set a path names; any other single-segment path is not found (this
+/// route is `/{set}`, after every fixed route).
+fn named_set(path: &str) -> AppResult<JobSet> {
+    set_of(path).ok_or_else(|| AppError::NotFound("not found".to_owned()))
 }
 
 fn count(q: &spool_client::admin::QueueInfo, set: JobSet) -> u64 {
@@ -57,26 +39,69 @@ fn count(q: &spool_client::admin::QueueInfo, set: JobSet) -> u64 {
 /// The link of a set page with its filter (and optionally page, notice).
 fn set_href(base: &str, set: JobSet, queue: &str, filter: &JobFilter, extra: &str) -> String {
     let mut href = format!("{base}/{}?queue={}", path_of(set), enc(queue));
-    if let Some(t) = &filter.job_type {
-        href.push_str(&format!("&type={}", enc(t)));
-    }
-    if let Some(t) = &filter.text {
-        href.push_str(&format!("&q={}", enc(t)));
+    for (name, value) in [("type", &filter.job_type), ("q", &filter.text)] {
+        if let Some(v) = value {
+            href.push('&');
+            href.push_str(name);
+            href.push('=');
+            href.push_str(&enc(v));
+        }
     }
     href.push_str(extra);
     href
 }
 
-async fn page(
+/// One page of a set: (jobs matching, the page's jobs, a note when the
+/// filter stopped scanning before the end of the set).
+async fn listing(
+    s: &Shared,
+    queue: &str,
+    set: JobSet,
+    filter: &JobFilter,
+    paging: Paging,
+) -> AppResult<(u64, Vec<JobView>, Option<String>)> {
+    if queue.is_empty() {
+        return Ok((0, Vec::new(), None));
+    }
+    if filter.is_empty() {
+        let p = s
+            .admin
+            .list_set(queue, set, paging.offset(), paging.per_page)
+            .await?;
+        return Ok((p.total, p.items, None));
+    }
+    let p = s
+        .admin
+        .scan_set(
+            queue,
+            set,
+            filter,
+            paging.offset(),
+            paging.per_page,
+            s.config.filter_window,
+        )
+        .await?;
+    let note = p.truncated.then(|| {
+        format!(
+            "The filter looked at the first {} of {} jobs in this set and found {} matches; jobs further on are not searched by this page (actions on all matching jobs search up to {}).",
+            p.scanned, p.total, p.matched, s.config.action_window
+        )
+    });
+    Ok((p.matched, p.items, note))
+}
+
+/// GET `/{scheduled,retries,dead}`.
+pub(crate) async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
-    Query(query): Query<ListQuery>,
-    set: JobSet,
+    Path(set): Path<String>,
+    StrictQuery(query): StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
+    let set = named_set(&set)?;
     let paging = query.paging()?;
     let filter = query.filter()?;
     let wanted = query.queue()?;
-    let mut queues = s.admin.queues().await?;
+    let (mut queues, _skipped) = crate::state::queue_list(&s.admin).await?;
     if let Some(w) = &wanted {
         if !queues.iter().any(|q| &q.name == w) {
             queues.push(s.admin.queue(w).await?);
@@ -108,36 +133,7 @@ async fn page(
         })
         .collect();
     let queue = selected.unwrap_or_default();
-    let mut scan_note = None;
-    let (total, views) = if queue.is_empty() {
-        (0, Vec::new())
-    } else if filter.is_empty() {
-        let p = s
-            .admin
-            .list_set(&queue, set, paging.offset(), paging.per_page)
-            .await?;
-        (p.total, p.items)
-    } else {
-        let window = s.config.filter_window;
-        let p = s
-            .admin
-            .scan_set(
-                &queue,
-                set,
-                &filter,
-                paging.offset(),
-                paging.per_page,
-                window,
-            )
-            .await?;
-        if p.truncated {
-            scan_note = Some(format!(
-                "The filter looked at the first {} of {} jobs in this set and found {} matches; jobs further on are not searched by this page (actions on all matching jobs search up to {}).",
-                p.scanned, p.total, p.matched, s.config.action_window
-            ));
-        }
-        (p.matched, p.items)
-    };
+    let (total, views, scan_note) = listing(&s, &queue, set, &filter, paging).await?;
     let now = s.admin.client().redis_time_ms().await?;
     let jobs: Vec<JobRow> = views.iter().map(|j| JobRow::new(b, j, now)).collect();
     let per_page = paging.per_page;
@@ -168,30 +164,6 @@ async fn page(
     }))
 }
 
-pub(crate) async fn scheduled_action(
-    s: AppState,
-    c: Extension<Ctx>,
-    body: Bytes,
-) -> AppResult<Redirect> {
-    action(s, c, body, JobSet::Scheduled).await
-}
-
-pub(crate) async fn retries_action(
-    s: AppState,
-    c: Extension<Ctx>,
-    body: Bytes,
-) -> AppResult<Redirect> {
-    action(s, c, body, JobSet::Retry).await
-}
-
-pub(crate) async fn dead_action(
-    s: AppState,
-    c: Extension<Ctx>,
-    body: Bytes,
-) -> AppResult<Redirect> {
-    action(s, c, body, JobSet::Dead).await
-}
-
 /// What an action does to the jobs it picks.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -211,72 +183,76 @@ enum Pick {
 /// The action form: `queue`, `type`, `q` (the filter), and either a row
 /// button (`retry_id`, `run_id`, `delete_id` = one id) or a bulk button
 /// (`action` = `{retry,run,delete}_{selected,all}`, selected ids in `id`).
-async fn action(
+#[derive(Debug, Deserialize)]
+pub(crate) struct ActionForm {
+    queue: Option<String>,
+    #[serde(rename = "type")]
+    job_type: Option<String>,
+    q: Option<String>,
+    #[serde(default)]
+    id: Vec<String>,
+    retry_id: Option<String>,
+    run_id: Option<String>,
+    delete_id: Option<String>,
+    action: Option<String>,
+}
+
+impl ActionForm {
+    /// What to do to which jobs: a row button wins over a bulk button.
+    fn choice(self) -> AppResult<(Op, Pick)> {
+        let row = [
+            (self.retry_id, Op::Requeue { run: false }),
+            (self.run_id, Op::Requeue { run: true }),
+            (self.delete_id, Op::Delete),
+        ]
+        .into_iter()
+        .find_map(|(id, op)| id.map(|id| (op, id)));
+        if let Some((op, id)) = row {
+            job_id(&id)?;
+            return Ok((op, Pick::Ids(vec![id])));
+        }
+        let action = self
+            .action
+            .ok_or_else(|| AppError::BadRequest("no action given".to_owned()))?;
+        let (op, all) = match action.as_str() {
+            "retry_selected" => (Op::Requeue { run: false }, false),
+            "run_selected" => (Op::Requeue { run: true }, false),
+            "delete_selected" => (Op::Delete, false),
+            "retry_all" => (Op::Requeue { run: false }, true),
+            "run_all" => (Op::Requeue { run: true }, true),
+            "delete_all" => (Op::Delete, true),
+            _ => return Err(AppError::BadRequest("unknown action".to_owned())),
+        };
+        if all {
+            return Ok((op, Pick::AllMatching));
+        }
+        if self.id.len() > SELECTED_MAX {
+            return Err(AppError::BadRequest(format!(
+                "at most {SELECTED_MAX} jobs per action"
+            )));
+        }
+        for id in &self.id {
+            job_id(id)?;
+        }
+        Ok((op, Pick::Ids(self.id)))
+    }
+}
+
+/// POST `/{scheduled,retries,dead}/actions`.
+pub(crate) async fn action(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
-    body: Bytes,
-    set: JobSet,
+    Path(set): Path<String>,
+    StrictForm(form): StrictForm<ActionForm>,
 ) -> AppResult<Redirect> {
-    let mut queue = None;
-    let (mut job_type, mut text) = (None, None);
-    let mut ids = Vec::new();
-    let mut chosen: Option<(Op, Pick)> = None;
-    for (k, v) in form_urlencoded::parse(&body) {
-        let v = v.into_owned();
-        match k.as_ref() {
-            "queue" => queue = Some(v),
-            "type" => job_type = Some(v),
-            "q" => text = Some(v),
-            "id" => {
-                if ids.len() >= SELECTED_MAX {
-                    return Err(AppError::BadRequest(format!(
-                        "at most {SELECTED_MAX} jobs per action"
-                    )));
-                }
-                job_id(&v)?;
-                ids.push(v);
-            }
-            "retry_id" | "run_id" | "delete_id" => {
-                job_id(&v)?;
-                let op = match k.as_ref() {
-                    "delete_id" => Op::Delete,
-                    other => Op::Requeue {
-                        run: other == "run_id",
-                    },
-                };
-                chosen = Some((op, Pick::Ids(vec![v])));
-            }
-            "action" if chosen.is_none() => {
-                let (op, all) = match v.as_str() {
-                    "retry_selected" => (Op::Requeue { run: false }, false),
-                    "run_selected" => (Op::Requeue { run: true }, false),
-                    "delete_selected" => (Op::Delete, false),
-                    "retry_all" => (Op::Requeue { run: false }, true),
-                    "run_all" => (Op::Requeue { run: true }, true),
-                    "delete_all" => (Op::Delete, true),
-                    _ => return Err(AppError::BadRequest("unknown action".to_owned())),
-                };
-                chosen = Some((
-                    op,
-                    if all {
-                        Pick::AllMatching
-                    } else {
-                        Pick::Ids(Vec::new())
-                    },
-                ));
-            }
-            _ => {}
-        }
-    }
-    let queue = queue.ok_or_else(|| AppError::BadRequest("queue is required".to_owned()))?;
+    let set = named_set(&set)?;
+    let queue = form
+        .queue
+        .clone()
+        .ok_or_else(|| AppError::BadRequest("queue is required".to_owned()))?;
     spool_client::validate_queue_name(&queue)?;
-    let filter = JobFilter::new(job_type.as_deref(), text.as_deref())?;
-    let (op, pick) = chosen.ok_or_else(|| AppError::BadRequest("no action given".to_owned()))?;
-    let pick = match pick {
-        Pick::Ids(one) if !one.is_empty() => Pick::Ids(one),
-        Pick::Ids(_) => Pick::Ids(ids),
-        all => all,
-    };
+    let filter = JobFilter::new(form.job_type.as_deref(), form.q.as_deref())?;
+    let (op, pick) = form.choice()?;
     let admin = &s.admin;
     let n = match pick {
         Pick::Ids(ids) => {

@@ -1,0 +1,250 @@
+//! What each `spool` command does, over `spool_client::Admin`. Output
+//! formatting lives in `output`; flag checks in `parse`.
+
+use std::io::Write;
+
+use spool_client::admin::{JobFilter, JobView, QueueInfo, QueueStats};
+use spool_client::{Admin, Client, EnqueueOptions, JobDefaults, JobSet};
+
+use super::output;
+use super::parse::{CronCmd, DeadCmd, EnqueueArgs, FilterArgs, Selection};
+use super::{CliResult, Failure};
+use crate::text::{clip, FIELD_BYTES};
+
+/// Dead-set entries a filtered `dead` command examines per queue.
+const DEAD_SCAN_WINDOW: u64 = 1_000_000;
+
+/// The registered queues, skipping (with one warning line on `err`) members
+/// of the registry that are not valid queue names.
+async fn queue_list(admin: &Admin, err: &mut dyn Write) -> Result<Vec<QueueInfo>, Failure> {
+    let (queues, skipped) = crate::state::queue_list(admin).await?;
+    if let Some(first) = skipped.first() {
+        writeln!(
+            err,
+            "warning: skipped {} registry member(s) that are not valid queue names (first: {:?})",
+            skipped.len(),
+            clip(first, FIELD_BYTES)
+        )?;
+    }
+    Ok(queues)
+}
+
+/// `stats` (`totals`) or `queues`, as a table or JSON.
+pub(crate) async fn stats_or_queues(
+    admin: &Admin,
+    totals: bool,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CliResult {
+    let queues = queue_list(admin, err).await?;
+    if !totals {
+        if json {
+            output::json(out, &queues)?;
+        } else {
+            output::queues(out, &queues)?;
+        }
+        return Ok(());
+    }
+    let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+    let total = QueueStats::sum(&admin.stats_of(&names, 1).await?);
+    let processes = admin.processes().await?.len() as u64;
+    let sum = |f: fn(&QueueInfo) -> u64| queues.iter().map(f).sum::<u64>();
+    let rows: [(&str, u64); 9] = [
+        ("processed", total.processed),
+        ("failed", total.failed),
+        ("ready", sum(|q| q.ready)),
+        ("busy", sum(|q| q.active)),
+        ("scheduled", sum(|q| q.scheduled)),
+        ("retry", sum(|q| q.retry)),
+        ("dead", sum(|q| q.dead)),
+        ("processes", processes),
+        ("queues", queues.len() as u64),
+    ];
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+            .collect();
+        output::json(out, &map)?;
+    } else {
+        output::totals(out, &rows)?;
+    }
+    Ok(())
+}
+
+/// The queues a dead command covers.
+async fn target_queues(
+    admin: &Admin,
+    f: &FilterArgs,
+    err: &mut dyn Write,
+) -> Result<Vec<String>, Failure> {
+    match &f.queue {
+        Some(q) => {
+            spool_client::validate_queue_name(q)?;
+            Ok(vec![q.clone()])
+        }
+        None => Ok(queue_list(admin, err)
+            .await?
+            .into_iter()
+            .map(|q| q.name)
+            .collect()),
+    }
+}
+
+pub(crate) async fn dead(
+    admin: &Admin,
+    cmd: DeadCmd,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CliResult {
+    let (filter, limit, json) = match cmd {
+        DeadCmd::List {
+            filter,
+            limit,
+            json,
+        } => (filter, usize::from(limit), json),
+        DeadCmd::Retry(sel) => return act(admin, sel, true, out, err).await,
+        DeadCmd::Delete(sel) => return act(admin, sel, false, out, err).await,
+    };
+    let f = JobFilter::new(filter.job_type.as_deref(), filter.grep.as_deref())?;
+    let mut jobs: Vec<JobView> = Vec::new();
+    for q in target_queues(admin, &filter, err).await? {
+        let want = limit - jobs.len();
+        if want == 0 {
+            break;
+        }
+        let items = if f.is_empty() {
+            admin.list_set(&q, JobSet::Dead, 0, want).await?.items
+        } else {
+            admin
+                .scan_set(&q, JobSet::Dead, &f, 0, want, DEAD_SCAN_WINDOW)
+                .await?
+                .items
+        };
+        jobs.extend(items);
+    }
+    output::dead_jobs(out, &jobs, json)?;
+    Ok(())
+}
+
+/// Retries (`retry`) or deletes the selected dead jobs of one queue.
+async fn apply(admin: &Admin, q: &str, ids: &[&str], retry: bool) -> Result<u64, Failure> {
+    Ok(if retry {
+        admin.retry_jobs(q, JobSet::Dead, ids).await?
+    } else {
+        admin.delete_jobs(q, JobSet::Dead, ids).await?
+    })
+}
+
+async fn act(
+    admin: &Admin,
+    sel: Selection,
+    retry: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CliResult {
+    let f = JobFilter::new(sel.filter.job_type.as_deref(), sel.filter.grep.as_deref())?;
+    if sel.ids.is_empty() && !sel.all && f.is_empty() {
+        return Err(Failure::Usage(
+            "say which jobs: job ids, --all, or a filter (--type, --grep)".to_owned(),
+        ));
+    }
+    if !sel.ids.is_empty() && !f.is_empty() {
+        return Err(Failure::Usage(
+            "give job ids or a filter, not both".to_owned(),
+        ));
+    }
+    let verb = if retry { "retried" } else { "deleted" };
+    let mut total = 0;
+    let queues = target_queues(admin, &sel.filter, err).await?;
+    if !sel.ids.is_empty() {
+        let ids: Vec<&str> = sel.ids.iter().map(String::as_str).collect();
+        for q in &queues {
+            total += apply(admin, q, &ids, retry).await?;
+        }
+        writeln!(out, "{verb} {total} jobs")?;
+        if total < ids.len() as u64 {
+            return Err(Failure::Op(format!(
+                "{} of {} ids were not in a dead set (already retried or deleted?)",
+                ids.len() as u64 - total,
+                ids.len()
+            )));
+        }
+        return Ok(());
+    }
+    for q in &queues {
+        total += if f.is_empty() {
+            if retry {
+                admin.retry_all(q, JobSet::Dead).await?
+            } else {
+                admin.delete_all(q, JobSet::Dead).await?
+            }
+        } else {
+            let (ids, _) = admin
+                .matching_ids(q, JobSet::Dead, &f, DEAD_SCAN_WINDOW)
+                .await?;
+            let ids: Vec<&str> = ids.iter().map(spool_client::JobId::as_str).collect();
+            apply(admin, q, &ids, retry).await?
+        };
+    }
+    writeln!(out, "{verb} {total} jobs")?;
+    Ok(())
+}
+
+pub(crate) async fn cron(admin: &Admin, cmd: CronCmd, out: &mut dyn Write) -> CliResult {
+    match cmd {
+        CronCmd::List => {
+            let entries = admin.cron_entries().await?;
+            if entries.is_empty() {
+                writeln!(out, "no cron table is registered")?;
+            } else {
+                output::cron_entries(out, &entries)?;
+            }
+            Ok(())
+        }
+        CronCmd::Run { name } => {
+            spool_client::validate_cron_name(&name).map_err(Failure::Usage)?;
+            match admin.cron_run_now(&name).await {
+                Ok(e) if e.duplicate => {
+                    writeln!(out, "{} (duplicate: run a moment ago)", e.id)?;
+                    Ok(())
+                }
+                Ok(e) => {
+                    writeln!(out, "{}", e.id)?;
+                    Ok(())
+                }
+                Err(spool_client::Error::UnknownCronEntry(n)) => Err(Failure::Op(format!(
+                    "no live cron entry {:?} (is a worker with this cron table running?)",
+                    clip(&n, FIELD_BYTES)
+                ))),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+pub(crate) async fn enqueue(client: &Client, a: EnqueueArgs, out: &mut dyn Write) -> CliResult {
+    let mut opts = EnqueueOptions::new().queue(a.queue);
+    if let Some(at) = a.at {
+        opts = opts.at(at);
+    }
+    if let Some(d) = a.delay {
+        opts = opts.delay(d);
+    }
+    if let Some(n) = a.max_attempts {
+        opts = opts.max_attempts(n);
+    }
+    if let Some(k) = a.idempotency_key {
+        opts = opts.idempotency_key(k);
+    }
+    let e = client
+        .enqueue_raw(&a.job_type, &a.json_args, &JobDefaults::default(), opts)
+        .await?;
+    if e.duplicate {
+        writeln!(out, "{} (duplicate: already enqueued with this key)", e.id)?;
+    } else {
+        writeln!(out, "{}", e.id)?;
+    }
+    Ok(())
+}

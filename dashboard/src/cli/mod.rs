@@ -1,0 +1,196 @@
+//! The `spool` command-line tool, as a library function so tests drive it
+//! in-process and the binary stays a shim.
+//!
+//! ```text
+//! spool stats [--json]                 totals across queues
+//! spool queues [--json]                one line per queue
+//! spool dead list [--queue Q] [--type T] [--grep S] [--limit N] [--json]
+//! spool dead retry  (ID… | --all | --type T | --grep S) [--queue Q]
+//! spool dead delete (ID… | --all | --type T | --grep S) [--queue Q]
+//! spool pause QUEUE | spool resume QUEUE
+//! spool cron list | spool cron run NAME
+//! spool enqueue QUEUE TYPE JSON_ARGS [--at RFC3339 | --in DURATION]
+//! ```
+//!
+//! Exit codes a script can rely on: 0 success, 1 operational error (Redis
+//! unreachable, job not found, nothing to act on by id), 2 usage error (bad
+//! flags, malformed JSON, duration or time, values out of range). Errors go
+//! to stderr as one `error: …` line with any password in the Redis URL
+//! replaced by `***`; results go to stdout.
+//!
+//! Layout: `parse` (clap definitions and value checks), `commands` (what
+//! each command does), `output` (tables and JSON).
+
+mod commands;
+mod output;
+mod parse;
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::Parser as _;
+use spool_client::Client;
+
+use parse::{Cli, Command};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the command was understood but failed.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: the command line was wrong.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Why a command failed, deciding the exit code.
+#[derive(Debug)]
+enum Failure {
+    Usage(String),
+    Op(String),
+}
+
+impl From<spool_client::Error> for Failure {
+    fn from(e: spool_client::Error) -> Self {
+        match e {
+            spool_client::Error::InvalidQueueName { .. }
+            | spool_client::Error::InvalidArgument(_)
+            | spool_client::Error::PayloadTooLarge { .. } => Self::Usage(e.to_string()),
+            other => Self::Op(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Self::Op(format!("cannot write output: {e}"))
+    }
+}
+
+type CliResult = Result<(), Failure>;
+
+/// Hides the password of `url` wherever it occurs in `text`: the URL
+/// itself (replaced by its redacted form), and the bare password, which an
+/// error message may quote on its own.
+#[must_use]
+pub fn scrub(text: &str, url: &str) -> String {
+    let redacted = spool_client::redact_url(url);
+    let mut out = text.replace(url, &redacted);
+    if let Some(secret) = password(url) {
+        out = out.replace(secret, "***");
+    }
+    out
+}
+
+/// The password (or lone user-info) of a URL-ish string, if any.
+fn password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
+    let userinfo = &rest[..rest.rfind('@')?];
+    let secret = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+    // Replacing a one-character "password" everywhere would garble the
+    // message; such a password is not worth hiding more than the URL is.
+    (secret.len() >= 3).then_some(secret)
+}
+
+/// [`scrub`] for every command-line argument that may carry credentials
+/// (anything with an `@`) and for `REDIS_URL`: what both binaries apply to
+/// any text they print before they know which argument is the URL (clap
+/// errors may quote any argument).
+#[must_use]
+pub fn scrub_all(text: &str, args: &[OsString]) -> String {
+    let env = std::env::var("REDIS_URL").ok();
+    args.iter()
+        .filter_map(|a| a.to_str())
+        .map(|a| a.strip_prefix("--redis-url=").unwrap_or(a))
+        .chain(env.as_deref())
+        .filter(|a| a.contains('@'))
+        .fold(text.to_owned(), |t, url| scrub(&t, url))
+}
+
+/// A tokio runtime for a binary's `main`, or exit code 1 with the reason
+/// on stderr.
+///
+/// # Errors
+/// The exit code to return when the runtime cannot start.
+pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| {
+        let _ = writeln!(std::io::stderr(), "error: cannot start the runtime: {e}");
+        std::process::ExitCode::from(EXIT_FAILURE)
+    })
+}
+
+/// Runs `spool` with `args` (the program name first), writing results to
+/// `out` and errors to `err`. Returns the exit code.
+pub async fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let hide = |text: &str| scrub_all(text, &args);
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = write!(out, "{}", hide(&e.to_string()));
+                return EXIT_OK;
+            }
+            let _ = write!(err, "{}", hide(&e.render().to_string()));
+            return EXIT_USAGE;
+        }
+    };
+    let url = cli.redis_url.clone();
+    let (code, msg) = match execute(cli, out, err).await {
+        Ok(()) => return EXIT_OK,
+        Err(Failure::Usage(m)) => (EXIT_USAGE, m),
+        Err(Failure::Op(m)) => (EXIT_FAILURE, m),
+    };
+    let _ = writeln!(err, "error: {}", hide(&scrub(&msg, &url)));
+    code
+}
+
+async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
+    let client = Client::builder(&cli.redis_url)
+        .namespace(&cli.namespace)
+        .connect()
+        .await
+        .map_err(|e| match e {
+            spool_client::Error::InvalidArgument(m) => Failure::Usage(m),
+            other => Failure::Op(other.to_string()),
+        })?;
+    let admin = client.admin();
+    match cli.cmd {
+        Command::Stats { json } => commands::stats_or_queues(&admin, true, json, out, err).await,
+        Command::Queues { json } => commands::stats_or_queues(&admin, false, json, out, err).await,
+        Command::Dead { cmd } => commands::dead(&admin, cmd, out, err).await,
+        Command::Pause { queue } => {
+            admin.pause(&queue).await?;
+            writeln!(out, "paused {queue}")?;
+            Ok(())
+        }
+        Command::Resume { queue } => {
+            admin.resume(&queue).await?;
+            writeln!(out, "resumed {queue}")?;
+            Ok(())
+        }
+        Command::Cron { cmd } => commands::cron(&admin, cmd, out).await,
+        Command::Enqueue(a) => commands::enqueue(&client, a, out).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_hides_the_url_and_the_bare_password() {
+        let url = "redis://:hunter22@db:6379";
+        let msg = format!("redis url {url:?}: bad; also hunter22 alone");
+        let s = scrub(&msg, url);
+        assert!(!s.contains("hunter22"), "{s}");
+        assert!(s.contains("redis://:***@db:6379"), "{s}");
+    }
+}

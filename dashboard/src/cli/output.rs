@@ -1,0 +1,150 @@
+//! How `spool` prints results: aligned tables for people, JSON (`--json`)
+//! for scripts. Every stored string goes through `text::clip_line`, so a
+//! 10 MiB job type or a multi-line error stays one bounded line; JSON uses
+//! the bounded listing shapes of `json` and is written from typed values
+//! (a stored `RawValue` is never re-parsed, whatever its nesting).
+
+use std::io::Write;
+
+use serde::Serialize;
+use spool_client::admin::{CronEntryView, JobView, QueueInfo};
+
+use crate::json::JobItem;
+use crate::text::{clip_line, FIELD_BYTES};
+
+/// Bytes of an error in a `dead list` row.
+const ERROR_ROW_BYTES: usize = 80;
+
+/// Writes `value` as one line of JSON.
+pub(crate) fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)?;
+    writeln!(out)
+}
+
+/// `name value` lines of the totals.
+pub(crate) fn totals(out: &mut dyn Write, rows: &[(&str, u64)]) -> std::io::Result<()> {
+    for (k, v) in rows {
+        writeln!(out, "{k:<10} {v:>12}")?;
+    }
+    Ok(())
+}
+
+/// A Redis-ms time as `2025-01-02 03:04:05`, or `none`.
+fn time(ms: Option<i64>, none: &str) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || none.to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
+}
+
+/// Writes an aligned table: one `(header, width, right-aligned)` per
+/// column; the last column is written unpadded.
+fn table(
+    out: &mut dyn Write,
+    columns: &[(&str, usize, bool)],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> std::io::Result<()> {
+    let line = |out: &mut dyn Write, cells: &[&str]| -> std::io::Result<()> {
+        let last = cells.len().saturating_sub(1);
+        for (i, (cell, (_, width, right))) in cells.iter().zip(columns).enumerate() {
+            let sep = if i == last { "\n" } else { " " };
+            match (i == last, right) {
+                (true, _) => write!(out, "{cell}{sep}")?,
+                (false, true) => write!(out, "{cell:>width$}{sep}")?,
+                (false, false) => write!(out, "{cell:<width$}{sep}")?,
+            }
+        }
+        Ok(())
+    };
+    let header: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    line(out, &header)?;
+    for row in rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(out, &cells)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn queues(out: &mut dyn Write, queues: &[QueueInfo]) -> std::io::Result<()> {
+    let columns = [
+        ("queue", 24, false),
+        ("ready", 10, true),
+        ("latency", 10, true),
+        ("busy", 8, true),
+        ("scheduled", 10, true),
+        ("retry", 8, true),
+        ("dead", 8, true),
+        ("state", 0, false),
+    ];
+    let rows = queues.iter().map(|q| {
+        vec![
+            q.name.clone(),
+            q.ready.to_string(),
+            format!("{}s", q.latency.as_secs()),
+            q.active.to_string(),
+            q.scheduled.to_string(),
+            q.retry.to_string(),
+            q.dead.to_string(),
+            (if q.paused { "paused" } else { "running" }).to_owned(),
+        ]
+    });
+    table(out, &columns, rows)
+}
+
+pub(crate) fn dead_jobs(
+    out: &mut dyn Write,
+    jobs: &[JobView],
+    as_json: bool,
+) -> std::io::Result<()> {
+    if as_json {
+        return json(out, &JobItem::all(jobs));
+    }
+    let columns = [
+        ("queue", 16, false),
+        ("id", 36, false),
+        ("type", 20, false),
+        ("died", 24, false),
+        ("error", 0, false),
+    ];
+    let rows = jobs.iter().map(|j| {
+        vec![
+            clip_line(&j.queue, FIELD_BYTES),
+            clip_line(j.id.as_str(), FIELD_BYTES),
+            clip_line(j.job_type(), FIELD_BYTES),
+            time(j.at_ms, ""),
+            j.last_error()
+                .map(|e| clip_line(&e.error, ERROR_ROW_BYTES))
+                .unwrap_or_default(),
+        ]
+    });
+    table(out, &columns, rows)
+}
+
+pub(crate) fn cron_entries(out: &mut dyn Write, entries: &[CronEntryView]) -> std::io::Result<()> {
+    let columns = [
+        ("name", 24, false),
+        ("schedule", 18, false),
+        ("zone", 16, false),
+        ("queue", 12, false),
+        ("next run (UTC)", 20, false),
+        ("last run (UTC)", 20, false),
+        ("state", 8, false),
+        ("last job", 0, false),
+    ];
+    let rows = entries.iter().map(|e| {
+        vec![
+            clip_line(&e.name, FIELD_BYTES),
+            clip_line(&e.schedule, FIELD_BYTES),
+            clip_line(&e.timezone, FIELD_BYTES),
+            clip_line(&e.queue, FIELD_BYTES),
+            time(e.next_run_ms, "-"),
+            time(e.last_run_ms, "-"),
+            (if e.paused { "paused" } else { "active" }).to_owned(),
+            e.last_job_id
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |id| clip_line(id.as_str(), FIELD_BYTES)),
+        ]
+    });
+    table(out, &columns, rows)
+}

@@ -1,0 +1,214 @@
+//! The `spool` command line: clap definitions and the value parsers that
+//! check each flag before anything touches Redis (a malformed or
+//! out-of-range value is a usage error, exit 2, even with Redis down).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::params::canonical;
+
+/// Longest `--in` delay: 100 years (36500d). Longer is surely a typo
+/// (`200000000000d`) and would overflow the millisecond timestamps of the
+/// protocol. (`--at` needs no bound: RFC 3339 years end at 9999, which fits.)
+pub(crate) const DELAY_MAX: Duration = Duration::from_secs(100 * 365 * 86_400);
+/// Largest `--max-attempts`.
+pub(crate) const MAX_ATTEMPTS_MAX: u32 = 10_000;
+
+/// Operate and inspect Spool job queues.
+#[derive(Debug, Parser)]
+#[command(name = "spool", version, about)]
+pub(crate) struct Cli {
+    /// Redis URL.
+    // `hide_env_values`: `--help` must not print a password from `REDIS_URL`.
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub(crate) redis_url: String,
+    /// Key namespace.
+    #[arg(long, global = true, env = "SPOOL_NAMESPACE", default_value = spool_client::NAMESPACE_DEFAULT)]
+    pub(crate) namespace: String,
+    #[command(subcommand)]
+    pub(crate) cmd: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Totals: processed, failed, ready, busy, scheduled, retry, dead, processes.
+    Stats {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every queue with its counts and latency.
+    Queues {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect and repair the dead sets.
+    Dead {
+        #[command(subcommand)]
+        cmd: DeadCmd,
+    },
+    /// Stop workers fetching from a queue (enqueues still land).
+    Pause {
+        /// Queue name.
+        queue: String,
+    },
+    /// Let workers fetch from a paused queue again.
+    Resume {
+        /// Queue name.
+        queue: String,
+    },
+    /// Cron entries.
+    Cron {
+        #[command(subcommand)]
+        cmd: CronCmd,
+    },
+    /// Enqueue one job with raw JSON args; prints its id.
+    Enqueue(EnqueueArgs),
+}
+
+/// `spool enqueue`.
+#[derive(Debug, Args)]
+pub(crate) struct EnqueueArgs {
+    /// Queue name.
+    pub(crate) queue: String,
+    /// Job type name.
+    pub(crate) job_type: String,
+    /// Args as JSON (e.g. '{"to":"ada@example.com"}').
+    #[arg(value_parser = args_json)]
+    pub(crate) json_args: Box<serde_json::value::RawValue>,
+    /// Run at this time (RFC 3339, e.g. 2030-01-01T09:00:00Z).
+    #[arg(long, conflicts_with = "delay", value_parser = at_time)]
+    pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Run after this delay (e.g. 90s, 5m, 1h30m, 2d; at most 36500d).
+    #[arg(long = "in", id = "delay", value_parser = delay)]
+    pub(crate) delay: Option<Duration>,
+    /// Attempts allowed (default 25; 1 to 10000).
+    #[arg(long, value_parser = attempts)]
+    pub(crate) max_attempts: Option<u32>,
+    /// Idempotency key: a second enqueue with the same key returns the first job.
+    #[arg(long)]
+    pub(crate) idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeadCmd {
+    /// List dead jobs, most recent first.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Most jobs to print (1 to 1000).
+        #[arg(long, default_value_t = 50, value_parser = limit)]
+        limit: u16,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move dead jobs back to ready: by id, every one (--all), or by filter.
+    Retry(Selection),
+    /// Delete dead jobs: by id, every one (--all), or by filter.
+    Delete(Selection),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FilterArgs {
+    /// Only this queue (default: every queue).
+    #[arg(long)]
+    pub(crate) queue: Option<String>,
+    /// Only jobs of this type.
+    #[arg(long = "type")]
+    pub(crate) job_type: Option<String>,
+    /// Only jobs whose args or errors contain this text (case-insensitive).
+    #[arg(long)]
+    pub(crate) grep: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Selection {
+    /// Job ids.
+    pub(crate) ids: Vec<String>,
+    /// Every dead job (of --queue, or of every queue), or every job matching --type/--grep.
+    #[arg(long, conflicts_with = "ids")]
+    pub(crate) all: bool,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CronCmd {
+    /// List cron entries.
+    List,
+    /// Enqueue a cron entry's job now (prints the job id).
+    Run {
+        /// Entry name.
+        name: String,
+    },
+}
+
+/// Largest `dead list --limit`.
+const LIMIT_MAX: u16 = 1000;
+
+fn attempts(s: &str) -> Result<u32, String> {
+    canonical(s, &1, &MAX_ATTEMPTS_MAX)
+        .ok_or_else(|| format!("must be a whole number from 1 to {MAX_ATTEMPTS_MAX}"))
+}
+
+fn limit(s: &str) -> Result<u16, String> {
+    canonical(s, &1, &LIMIT_MAX)
+        .ok_or_else(|| format!("must be a whole number from 1 to {LIMIT_MAX}"))
+}
+
+fn args_json(s: &str) -> Result<Box<serde_json::value::RawValue>, String> {
+    // Kept as raw text: validated, never parsed into a recursive value.
+    serde_json::value::RawValue::from_string(s.to_owned())
+        .map_err(|e| format!("JSON_ARGS is not valid JSON: {e}"))
+}
+
+fn at_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time: {e}"))
+}
+
+/// `humantime` durations (`250ms`, `90s`, `5m`, `1h30m`, `2d`), positive
+/// and at most [`DELAY_MAX`].
+pub(crate) fn delay(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("not a duration like 90s, 5m, 1h30m, 2d ({e})"))?;
+    if d > DELAY_MAX {
+        return Err("longer than 100 years (36500d)".to_owned());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_are_bounded() {
+        let d = |s| delay(s).ok();
+        assert_eq!(d("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(d("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(d("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(d("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(d("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(d("36500d"), Some(DELAY_MAX));
+        for bad in ["", "5", "m", "5x", "-5s", "36501d", "200000000000d"] {
+            assert!(delay(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn at_times_are_rfc3339() {
+        assert!(at_time("9999-12-31T23:59:59Z").is_ok());
+        assert!(at_time("tomorrow").is_err());
+    }
+}
