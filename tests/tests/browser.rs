@@ -5,6 +5,9 @@
 //! Skipped with a message only when Chromium or chromedriver is missing and
 //! `CI` is not set; in CI a missing browser fails the test.
 
+// Test helpers: a failed unwrap is a failed test; the end-to-end story reads best in one function.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

@@ -3,6 +3,9 @@
 //! Most tests call `spool_dashboard::cli::run` in-process; one runs the
 //! real binary.
 
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use spool_client::JobSet;

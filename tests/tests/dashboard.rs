@@ -2,6 +2,13 @@
 //! in every state, empty states, a 100,000-job queue, mounting under a
 //! prefix, and each item of the security list.
 
+// Test helpers: a failed unwrap is a failed test; page walks read best in one function with short names for pages (p, q, …).
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    clippy::many_single_char_names
+)]
+
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -608,6 +615,9 @@ async fn get_and_head_never_mutate() {
     server.stop().await;
 }
 
+/// One refused-POST case: what it is, form fields, extra headers.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<(&'a str, String)>);
+
 /// A POST is refused unless it is same-origin and carries this session's CSRF token.
 #[tokio::test]
 async fn posts_need_same_origin_and_csrf_token() {
@@ -623,7 +633,6 @@ async fn posts_need_same_origin_and_csrf_token() {
         ("retry_id", dead.as_str()),
     ];
     let same = ("sec-fetch-site", "same-origin".to_owned());
-    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<(&'a str, String)>);
     let cases: Vec<Case> = vec![
         ("no origin information", fields.to_vec(), vec![]),
         (
@@ -756,7 +765,11 @@ async fn payloads_in_job_data_are_escaped() {
 }
 
 fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| format!("%{b:02X}")).collect()
+    use std::fmt::Write as _;
+    s.bytes().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "%{b:02X}");
+        out
+    })
 }
 
 fn assert_no_injection(p: &Page, what: &str) {

@@ -4,6 +4,9 @@
 //! numbers, non-UTF-8 parameters and announced oversize bodies. Records are
 //! written raw, in docs/PROTOCOL.md's shapes, as another producer would.
 
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use spool_dashboard::cli::{run, EXIT_OK, EXIT_USAGE};

@@ -108,7 +108,12 @@ async fn failing_job_backs_off_then_dies_and_retry_from_dead_is_once() {
 
 /// Failed runs counted in `default`'s stats.
 async fn starts_len(env: &TestEnv) -> u64 {
-    env.client.admin().stats("default", 5).await.expect("stats").failed
+    env.client
+        .admin()
+        .stats("default", 5)
+        .await
+        .expect("stats")
+        .failed
 }
 
 /// A permanent failure goes straight to dead; a panic is caught and retried;
