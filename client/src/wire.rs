@@ -187,8 +187,11 @@ pub(crate) fn escape_bytes(raw: &[u8]) -> String {
             Err(e) => {
                 let (good, bad) = rest.split_at(e.valid_up_to());
                 out.push_str(std::str::from_utf8(good).unwrap_or_default());
-                // `None`: an incomplete sequence at the end; escape it all.
-                let len = e.error_len().unwrap_or(bad.len());
+                // `None`: a character cut off at the end (listings read a
+                // prefix of each record); it is dropped, not escaped.
+                let Some(len) = e.error_len() else {
+                    return out;
+                };
                 for b in &bad[..len] {
                     let _ = write!(out, "\\x{b:02X}");
                 }

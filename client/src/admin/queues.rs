@@ -53,8 +53,15 @@ impl Admin {
     pub async fn queue_names(&self) -> Result<Vec<String>> {
         let (names, skipped) = self.registry().await?;
         if !skipped.is_empty() {
+            // Names as stored can be any size: log a bounded sample.
+            let sample: Vec<&str> = skipped
+                .iter()
+                .take(5)
+                .map(|n| crate::truncate_utf8(n, 80))
+                .collect();
             tracing::warn!(
-                skipped = ?skipped,
+                count = skipped.len(),
+                sample = ?sample,
                 "queue registry holds invalid queue names; skipped them"
             );
         }
