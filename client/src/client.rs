@@ -103,14 +103,13 @@ impl ClientBuilder {
     /// when Redis cannot be reached.
     pub async fn connect(self) -> Result<Client> {
         validate_namespace(&self.namespace)?;
-        let redis = redis::Client::open(self.url.as_str())
-            .map_err(|e| {
-                // Never echo a password: the URL is redacted, and so is the
-                // parser's message in case it quotes the URL.
-                let url = crate::redact_url(&self.url);
-                let reason = e.to_string().replace(&self.url, &url);
-                Error::InvalidArgument(format!("redis url {url:?}: {reason}"))
-            })?;
+        let redis = redis::Client::open(self.url.as_str()).map_err(|e| {
+            // Never echo a password: the URL is redacted, and so is the
+            // parser's message in case it quotes the URL.
+            let url = crate::redact_url(&self.url);
+            let reason = e.to_string().replace(&self.url, &url);
+            Error::InvalidArgument(format!("redis url {url:?}: {reason}"))
+        })?;
         // Few, quick reconnect attempts per failing call: while Redis is away
         // a call fails within about a second (the caller decides whether to
         // retry) instead of hanging through a long retry ladder; the next
@@ -343,7 +342,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_url_is_refused_without_its_password() {
-        for url in ["redis://:hunter2@[bad", "redis://u:hunter2@host:notaport", "nope://:hunter2@x"] {
+        for url in [
+            "redis://:hunter2@[bad",
+            "redis://u:hunter2@host:notaport",
+            "nope://:hunter2@x",
+        ] {
             let err = Client::connect(url).await.expect_err(url).to_string();
             assert!(!err.contains("hunter2"), "{err}");
             assert!(err.contains("redis url"), "{err}");

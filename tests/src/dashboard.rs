@@ -328,3 +328,19 @@ fn enc(s: &str) -> String {
     }
     out
 }
+
+/// Runs `spool ARGS…` in-process against `env`'s Redis: (exit code,
+/// stdout, stderr), output decoded lossily (the CLI may print any bytes it
+/// read from Redis, escaped or not).
+pub async fn spool_cli(env: &crate::TestEnv, args: &[&str]) -> (u8, String, String) {
+    let url = env.redis.url();
+    let mut command = vec!["spool", "--redis-url", url.as_str()];
+    command.extend_from_slice(args);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = spool_dashboard::cli::run(command, &mut out, &mut err).await;
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}

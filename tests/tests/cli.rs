@@ -10,31 +10,14 @@ use std::time::Duration;
 
 use spool_client::JobSet;
 use spool_dashboard::cli::{run, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use spool_tests::dashboard::spool_cli;
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
-use spool_tests::{wait_for, TestEnv};
-
-/// Runs `spool ARGS…` against `env`'s Redis: (exit code, stdout, stderr).
-async fn spool(env: &TestEnv, args: &[&str]) -> (u8, String, String) {
-    let url = env.redis.url();
-    let mut command = vec!["spool", "--redis-url", url.as_str()];
-    command.extend_from_slice(args);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run(command, &mut out, &mut err).await;
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
+use spool_tests::{wait_for, RunningWorker, TestEnv};
 
 /// Makes `n` dead jobs named `{prefix}-{i}` with a real worker.
 async fn make_dead(env: &TestEnv, prefix: &str, n: usize) -> Vec<String> {
     let rec = Recorder::default();
-    let worker = with_fixtures(env.worker(), &rec).build().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let h = tokio::spawn(worker.run_until(async {
-        let _ = rx.await;
-    }));
+    let worker = RunningWorker::start(with_fixtures(env.worker(), &rec).build().unwrap());
     let before = env.client.admin().queue("default").await.unwrap().dead;
     let mut ids = Vec::new();
     for i in 0..n {
@@ -50,8 +33,7 @@ async fn make_dead(env: &TestEnv, prefix: &str, n: usize) -> Vec<String> {
         admin.queue("default").await.unwrap().dead == before + n as u64
     })
     .await;
-    tx.send(()).unwrap();
-    h.await.unwrap().unwrap();
+    worker.stop().await;
     ids
 }
 
@@ -64,24 +46,24 @@ async fn stats_and_queues_report_counts() {
         .enqueue_in(&Noop { n: 2 }, Duration::from_secs(60))
         .await
         .unwrap();
-    let (code, out, _) = spool(&env, &["stats"]).await;
+    let (code, out, _) = spool_cli(&env, &["stats"]).await;
     assert_eq!(code, EXIT_OK);
     assert!(
         out.lines()
             .any(|l| l.starts_with("ready") && l.ends_with(" 1")),
         "{out}"
     );
-    let (code, out, _) = spool(&env, &["stats", "--json"]).await;
+    let (code, out, _) = spool_cli(&env, &["stats", "--json"]).await;
     assert_eq!(code, EXIT_OK);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (v["ready"].as_u64(), v["scheduled"].as_u64()),
         (Some(1), Some(1))
     );
-    let (code, out, _) = spool(&env, &["queues"]).await;
+    let (code, out, _) = spool_cli(&env, &["queues"]).await;
     assert_eq!(code, EXIT_OK);
     assert!(out.lines().nth(1).unwrap().starts_with("default"), "{out}");
-    let (_, out, _) = spool(&env, &["queues", "--json"]).await;
+    let (_, out, _) = spool_cli(&env, &["queues", "--json"]).await;
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["name"], "default");
 }
@@ -92,19 +74,19 @@ async fn stats_and_queues_report_counts() {
 async fn dead_list_retry_and_delete() {
     let env = TestEnv::start().await;
     let ids = make_dead(&env, "job", 3).await;
-    let (code, out, _) = spool(&env, &["dead", "list"]).await;
+    let (code, out, _) = spool_cli(&env, &["dead", "list"]).await;
     assert_eq!(code, EXIT_OK);
     for id in &ids {
         assert!(out.contains(id.as_str()), "{out}");
     }
-    let (_, out, _) = spool(&env, &["dead", "list", "--grep", "JOB-1", "--json"]).await;
+    let (_, out, _) = spool_cli(&env, &["dead", "list", "--grep", "JOB-1", "--json"]).await;
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["id"], ids[1].as_str());
 
-    let (code, out, _) = spool(&env, &["dead", "retry", &ids[0]]).await;
+    let (code, out, _) = spool_cli(&env, &["dead", "retry", &ids[0]]).await;
     assert_eq!((code, out.trim()), (EXIT_OK, "retried 1 jobs"));
-    let (code, _, err) = spool(&env, &["dead", "retry", &ids[0]]).await;
+    let (code, _, err) = spool_cli(&env, &["dead", "retry", &ids[0]]).await;
     assert_eq!(code, EXIT_FAILURE, "second retry of the same id");
     assert!(
         err.starts_with("error: 1 of 1 ids were not in a dead set"),
@@ -113,9 +95,9 @@ async fn dead_list_retry_and_delete() {
     let admin = env.client.admin();
     assert_eq!(admin.queue("default").await.unwrap().ready, 1);
 
-    let (code, out, _) = spool(&env, &["dead", "delete", "--grep", "job-2"]).await;
+    let (code, out, _) = spool_cli(&env, &["dead", "delete", "--grep", "job-2"]).await;
     assert_eq!((code, out.trim()), (EXIT_OK, "deleted 1 jobs"));
-    let (code, out, _) = spool(&env, &["dead", "retry", "--all", "--queue", "default"]).await;
+    let (code, out, _) = spool_cli(&env, &["dead", "retry", "--all", "--queue", "default"]).await;
     assert_eq!((code, out.trim()), (EXIT_OK, "retried 1 jobs"));
     let q = admin.queue("default").await.unwrap();
     assert_eq!((q.dead, q.ready), (0, 2));
@@ -130,13 +112,13 @@ async fn dead_list_retry_and_delete() {
 #[tokio::test]
 async fn pause_and_resume() {
     let env = TestEnv::start().await;
-    let (code, out, _) = spool(&env, &["pause", "mail"]).await;
+    let (code, out, _) = spool_cli(&env, &["pause", "mail"]).await;
     assert_eq!((code, out.trim()), (EXIT_OK, "paused mail"));
     assert!(env.client.admin().queue("mail").await.unwrap().paused);
-    let (code, _, _) = spool(&env, &["resume", "mail"]).await;
+    let (code, _, _) = spool_cli(&env, &["resume", "mail"]).await;
     assert_eq!(code, EXIT_OK);
     assert!(!env.client.admin().queue("mail").await.unwrap().paused);
-    let (code, _, err) = spool(&env, &["pause", "bad name"]).await;
+    let (code, _, err) = spool_cli(&env, &["pause", "bad name"]).await;
     assert_eq!(code, EXIT_USAGE);
     assert!(err.starts_with("error: invalid queue name"), "{err}");
 }
@@ -146,7 +128,7 @@ async fn pause_and_resume() {
 async fn enqueue_now_in_and_at() {
     let env = TestEnv::start().await;
     let admin = env.client.admin();
-    let (code, out, _) = spool(
+    let (code, out, _) = spool_cli(
         &env,
         &[
             "enqueue",
@@ -166,7 +148,7 @@ async fn enqueue_now_in_and_at() {
     );
 
     let now = env.client.redis_time_ms().await.unwrap();
-    let (code, out, _) = spool(&env, &["enqueue", "mail", "t", "{}", "--in", "1h30m"]).await;
+    let (code, out, _) = spool_cli(&env, &["enqueue", "mail", "t", "{}", "--in", "1h30m"]).await;
     assert_eq!(code, EXIT_OK);
     let job = admin.job("mail", out.trim()).await.unwrap().unwrap();
     let at = job.at_ms.unwrap();
@@ -175,7 +157,7 @@ async fn enqueue_now_in_and_at() {
         "{at} vs {now}"
     );
 
-    let (code, out, _) = spool(
+    let (code, out, _) = spool_cli(
         &env,
         &[
             "enqueue",
@@ -191,13 +173,13 @@ async fn enqueue_now_in_and_at() {
     let job = admin.job("mail", out.trim()).await.unwrap().unwrap();
     assert_eq!(job.at_ms, Some(4_070_908_800_000));
 
-    let (code, out, _) = spool(
+    let (code, out, _) = spool_cli(
         &env,
         &["enqueue", "mail", "t", "{}", "--idempotency-key", "k1"],
     )
     .await;
     assert_eq!(code, EXIT_OK);
-    let (_, again, _) = spool(
+    let (_, again, _) = spool_cli(
         &env,
         &["enqueue", "mail", "t", "{}", "--idempotency-key", "k1"],
     )
@@ -232,12 +214,12 @@ async fn usage_errors_exit_2() {
         vec!["dead", "list", "--limit", "0"],
         vec![],
     ] {
-        let (code, out, err) = spool(&env, &args).await;
+        let (code, out, err) = spool_cli(&env, &args).await;
         assert_eq!(code, EXIT_USAGE, "{args:?}: {err}");
         assert!(out.is_empty(), "{args:?}");
         assert!(!err.is_empty(), "{args:?}");
     }
-    let (code, out, _) = spool(&env, &["--help"]).await;
+    let (code, out, _) = spool_cli(&env, &["--help"]).await;
     assert_eq!(code, EXIT_OK);
     assert!(out.contains("enqueue"));
 }
@@ -260,9 +242,9 @@ async fn unreachable_redis_exits_1() {
 #[tokio::test]
 async fn cron_without_a_table() {
     let env = TestEnv::start().await;
-    let (code, out, _) = spool(&env, &["cron", "list"]).await;
+    let (code, out, _) = spool_cli(&env, &["cron", "list"]).await;
     assert_eq!((code, out.trim()), (EXIT_OK, "no cron table is registered"));
-    let (code, _, err) = spool(&env, &["cron", "run", "nightly"]).await;
+    let (code, _, err) = spool_cli(&env, &["cron", "run", "nightly"]).await;
     assert_eq!(code, EXIT_FAILURE);
     assert!(err.contains("nightly"));
 }
@@ -318,14 +300,14 @@ async fn cron_list_and_run() {
     .unwrap();
     s.register().await.unwrap();
     s.run_once().await.unwrap();
-    let (code, out, _) = spool(&env, &["cron", "list"]).await;
+    let (code, out, _) = spool_cli(&env, &["cron", "list"]).await;
     assert_eq!(code, EXIT_OK);
     let line = out.lines().nth(1).unwrap();
     assert!(
         line.starts_with("nightly") && line.contains("0 3 * * *") && line.contains("active"),
         "{out}"
     );
-    let (code, out, _) = spool(&env, &["cron", "run", "nightly"]).await;
+    let (code, out, _) = spool_cli(&env, &["cron", "run", "nightly"]).await;
     assert_eq!(code, EXIT_OK);
     let id = out.trim();
     assert!(env
@@ -335,7 +317,7 @@ async fn cron_list_and_run() {
         .await
         .unwrap()
         .is_some());
-    let (code, _, _) = spool(&env, &["cron", "run", "bad:name"]).await;
+    let (code, _, _) = spool_cli(&env, &["cron", "run", "bad:name"]).await;
     assert_eq!(code, EXIT_USAGE);
 }
 
@@ -357,7 +339,7 @@ async fn out_of_range_numbers_exit_2() {
     ] {
         let mut all = vec!["enqueue", "mail", "t", "{}"];
         all.extend_from_slice(&args);
-        let (code, out, err) = spool(&env, &all).await;
+        let (code, out, err) = spool_cli(&env, &all).await;
         assert_eq!(code, EXIT_USAGE, "{args:?}: {err}");
         assert!(out.is_empty(), "{args:?}");
         assert!(err.contains(flag), "{args:?}: {err}");
@@ -367,10 +349,10 @@ async fn out_of_range_numbers_exit_2() {
         vec!["dead", "list", "--limit", "+5"],
         vec!["dead", "list", "--limit", "050"],
     ] {
-        let (code, _, err) = spool(&env, &args).await;
+        let (code, _, err) = spool_cli(&env, &args).await;
         assert_eq!(code, EXIT_USAGE, "{args:?}: {err}");
     }
     assert_eq!(env.client.admin().queue("mail").await.unwrap().ready, 0);
-    let (code, _, err) = spool(&env, &["enqueue", "mail", "t", "{}", "--in", "36500d"]).await;
+    let (code, _, err) = spool_cli(&env, &["enqueue", "mail", "t", "{}", "--in", "36500d"]).await;
     assert_eq!(code, EXIT_OK, "{err}");
 }

@@ -16,7 +16,7 @@ use spool_client::{Client, EnqueueOptions, Job, JobDefaults, JobState};
 use spool_dashboard::{check_bind, Auth, DashboardConfig};
 use spool_tests::dashboard::{DashboardServer, Page, Session};
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
-use spool_tests::{wait_for, TestEnv};
+use spool_tests::{wait_for, RunningWorker, TestEnv};
 use spool_worker::JobError;
 
 /// A job whose handler always asks to be retried in an hour: it sits in the retry set.
@@ -29,30 +29,14 @@ impl Job for Later {
     const TYPE: &'static str = "later";
 }
 
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<spool_worker::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.handle.await.unwrap().unwrap();
-    }
-}
-
-fn start_worker(env: &TestEnv, rec: &Recorder) -> Running {
+fn start_worker(env: &TestEnv, rec: &Recorder) -> RunningWorker {
     let worker = with_fixtures(env.worker(), rec)
         .register(|_ctx, _job: Later| async move {
             Err(JobError::retry_after("not yet", Duration::from_secs(3600)))
         })
         .build()
         .unwrap();
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = rx.await;
-    }));
-    Running { stop, handle }
+    RunningWorker::start(worker)
 }
 
 async fn serve(env: &TestEnv, config: DashboardConfig) -> (DashboardServer, Session) {

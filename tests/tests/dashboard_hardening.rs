@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use spool_dashboard::cli::{run, EXIT_OK, EXIT_USAGE};
+use spool_dashboard::cli::{EXIT_OK, EXIT_USAGE};
 use spool_dashboard::DashboardConfig;
-use spool_tests::dashboard::{DashboardServer, Session};
+use spool_tests::dashboard::{spool_cli, DashboardServer, Session};
 use spool_tests::TestEnv;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,20 +19,6 @@ async fn serve(env: &TestEnv, config: DashboardConfig) -> (DashboardServer, Sess
     let server = DashboardServer::start(spool_dashboard::router(env.client.admin(), config)).await;
     let session = Session::new(&server.url(), "");
     (server, session)
-}
-
-/// `spool ARGS…` in-process: (exit code, stdout, stderr).
-async fn spool(env: &TestEnv, args: &[&str]) -> (u8, String, String) {
-    let url = env.redis.url();
-    let mut command = vec!["spool", "--redis-url", url.as_str()];
-    command.extend_from_slice(args);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run(command, &mut out, &mut err).await;
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
 }
 
 /// A record in PROTOCOL.md's shape; `job_type`, `key` are JSON-encoded here.
@@ -230,7 +216,7 @@ async fn huge_stored_strings_are_truncated_everywhere() {
         if json {
             args.push("--json");
         }
-        let (code, out, _) = spool(&env, &args).await;
+        let (code, out, _) = spool_cli(&env, &args).await;
         assert_eq!(code, EXIT_OK);
         assert!(out.len() < 16 * 1024, "{} bytes", out.len());
     }
@@ -259,7 +245,7 @@ async fn deeply_nested_args_render_everywhere() {
     )
     .await;
     // Through the CLI, as the issue did: accepted or refused, never a crash.
-    let (code, _, err) = spool(&env, &["enqueue", "deep", "t", &deep]).await;
+    let (code, _, err) = spool_cli(&env, &["enqueue", "deep", "t", &deep]).await;
     assert!(code == EXIT_OK || code == EXIT_USAGE, "{code}: {err}");
 
     let (server, mut s) = serve(&env, DashboardConfig::default()).await;
@@ -291,7 +277,7 @@ async fn deeply_nested_args_render_everywhere() {
         vec!["dead", "list"],
         vec!["dead", "list", "--grep", "x", "--json"],
     ] {
-        let (code, out, err) = spool(&env, &args).await;
+        let (code, out, err) = spool_cli(&env, &args).await;
         assert_eq!(code, EXIT_OK, "{args:?}: {err}");
         assert!(out.contains("deep-dead"), "{args:?}");
     }
@@ -334,7 +320,7 @@ async fn bad_queue_names_in_the_registry_are_skipped_and_reported() {
     assert_eq!(stats["ready"], 1);
     assert_eq!(stats["skipped_queues"].as_array().map(Vec::len), Some(2));
     for args in [vec!["stats"], vec!["queues"], vec!["dead", "list"]] {
-        let (code, out, err) = spool(&env, &args).await;
+        let (code, out, err) = spool_cli(&env, &args).await;
         assert_eq!(code, EXIT_OK, "{args:?}: {err}");
         assert!(err.contains("warning: skipped 2"), "{args:?}: {err}");
         assert!(err.len() < 1024, "{args:?}");
