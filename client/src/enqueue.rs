@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
+use crate::admin::register_queues_cmd;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::job::{CronOrigin, Job, JobBody, JobId};
@@ -284,9 +285,7 @@ impl Client {
         );
         let mut pipe = redis::pipe();
         pipe.add_command(cmd);
-        pipe.cmd("SADD")
-            .arg(&self.global_keys().queues)
-            .arg(&queue)
+        pipe.add_command(register_queues_cmd(self.global_keys(), &[&queue]))
             .ignore();
         let ((created, ids),): ((i64, Vec<String>),) = scripts::run(&mut self.conn(), &pipe)
             .await
@@ -353,9 +352,7 @@ impl Client {
             pipe.add_command(enqueue_cmd(&keys, 0, None, chunk))
                 .ignore();
         }
-        pipe.cmd("SADD")
-            .arg(&self.global_keys().queues)
-            .arg(&queue)
+        pipe.add_command(register_queues_cmd(self.global_keys(), &[&queue]))
             .ignore();
         scripts::run::<()>(&mut self.conn(), &pipe)
             .await

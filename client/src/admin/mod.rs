@@ -15,6 +15,8 @@ mod filter;
 mod jobs;
 mod processes;
 mod queues;
+
+pub(crate) use queues::register_queues_cmd;
 mod stats;
 mod view;
 

@@ -187,10 +187,7 @@ impl Admin {
         if names.is_empty() {
             return Ok(());
         }
-        let mut cmd = SCRIPTS
-            .register_queues
-            .cmd(&[&self.client.global_keys().queues]);
-        cmd.arg(names);
+        let cmd = register_queues_cmd(self.client.global_keys(), names);
         self.write(&cmd, "register queues").await.map(drop)
     }
 
@@ -233,4 +230,13 @@ impl Admin {
             .await
             .map_err(Error::redis(op))
     }
+}
+
+/// The `register_queues.lua` call adding `names` (already validated) to the
+/// registry; enqueues pipeline it after their own script (the registry has
+/// its own hash slot, so it cannot be written by the enqueue script).
+pub(crate) fn register_queues_cmd(global: &crate::keys::GlobalKeys, names: &[&str]) -> redis::Cmd {
+    let mut cmd = SCRIPTS.register_queues.cmd(&[&global.queues]);
+    cmd.arg(names);
+    cmd
 }
