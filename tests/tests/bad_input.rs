@@ -263,3 +263,68 @@ async fn process_listing_skips_undecodable_records() {
         .unwrap();
     assert!(env.client.admin().processes().await.unwrap().is_empty());
 }
+
+/// `enqueue.lua` called by another producer with a malformed job group after
+/// a good one and an idempotency key: the call fails naming the problem and
+/// changes nothing (no job of the call, no idempotency key left behind).
+#[tokio::test]
+async fn a_malformed_enqueue_call_changes_nothing() {
+    let env = TestEnv::start().await;
+    let keys = env.client.queue_keys("raw").unwrap();
+    let idem = keys.idempotency("k1");
+    let source = spool_client::runtime::script_source("enqueue").unwrap();
+    let mut raw = env.raw().await;
+    let good = [
+        "good-1",
+        "3",
+        "0",
+        "0",
+        r#"{"type":"noop","queue":"raw","args":{"n":1},"created_ms":1}"#,
+    ];
+    for bad in [
+        ["bad\"id", "3", "0", "0", r#"{"type":"noop"}"#],
+        ["bad-2", "x", "0", "0", r#"{"type":"noop"}"#],
+        ["bad-3", "3", "soon", "0", r#"{"type":"noop"}"#],
+        ["bad-4", "3", "0", "0", "not an object"],
+    ] {
+        let reply: redis::RedisResult<redis::Value> = redis::cmd("EVAL")
+            .arg(source)
+            .arg(5)
+            .arg(&keys.ready)
+            .arg(&keys.wake)
+            .arg(&keys.scheduled)
+            .arg(&keys.jobs)
+            .arg(&idem)
+            .arg(60_000)
+            .arg(&good[..])
+            .arg(&bad[..])
+            .query_async(&mut raw)
+            .await;
+        let err = reply.expect_err("malformed group refused").to_string();
+        assert!(err.contains("spool:"), "{err}");
+        let exists: (i64, i64, i64) = redis::pipe()
+            .cmd("EXISTS")
+            .arg(&idem)
+            .cmd("LLEN")
+            .arg(&keys.ready)
+            .cmd("HLEN")
+            .arg(&keys.jobs)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(exists, (0, 0, 0), "nothing written for {bad:?}");
+    }
+    // A group count that is not a multiple of 5 is refused the same way.
+    let reply: redis::RedisResult<redis::Value> = redis::cmd("EVAL")
+        .arg(source)
+        .arg(4)
+        .arg(&keys.ready)
+        .arg(&keys.wake)
+        .arg(&keys.scheduled)
+        .arg(&keys.jobs)
+        .arg(0)
+        .arg(&good[..4])
+        .query_async(&mut raw)
+        .await;
+    assert!(reply.is_err());
+}

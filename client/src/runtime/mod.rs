@@ -99,3 +99,20 @@ impl Runtime {
         self.client.cron_tick(entry, planned_from, plan).await
     }
 }
+
+/// The full source of one of Spool's Lua scripts, as Spool sends it to
+/// Redis: the shared prelude (and `job_record.lua` for the scripts that
+/// create jobs) followed by the script itself. `name` is the file name
+/// without `.lua` (`"enqueue"`, `"fetch"`, …). A producer in another
+/// language loads this text with `SCRIPT LOAD` (the bare `.lua` files in the
+/// repository do not run on their own: they call the prelude's helpers).
+///
+/// ```
+/// let source = spool_client::runtime::script_source("enqueue").expect("a script");
+/// assert!(source.contains("local function spool_now()"));
+/// assert!(spool_client::runtime::script_source("nope").is_none());
+/// ```
+#[must_use]
+pub fn script_source(name: &str) -> Option<&'static str> {
+    crate::scripts::SCRIPTS.source(name)
+}

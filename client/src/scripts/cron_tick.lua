@@ -36,10 +36,11 @@ local function fire(ttl, first)
   if existing then
     return {'duplicate', existing}
   end
-  local out, err = spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, first)
-  if not out then
-    return err
+  local bad = spool_check_groups(ARGV, first)
+  if bad then
+    return bad
   end
+  local out = spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, first)
   redis.call('SET', KEYS[6], out[1], 'PX', ttl)
   redis.call('HSET', state, 'last_run_ms', now, 'last_job_id', out[1])
   return {'fired', out[1]}

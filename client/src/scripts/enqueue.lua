@@ -13,7 +13,13 @@
 -- the idempotency key was already taken inside its window.
 -- Time comes from Redis (TIME): `delay_ms` is added to Redis's clock, never
 -- to the producer's.
+-- Every group is checked before anything is written, the idempotency key
+-- included: a malformed call changes nothing.
 local now = spool_now()
+local bad = spool_check_groups(ARGV, 2)
+if bad then
+  return bad
+end
 
 local window = tonumber(ARGV[1])
 if window > 0 then
@@ -24,8 +30,4 @@ if window > 0 then
   redis.call('SET', KEYS[5], ARGV[2], 'PX', window)
 end
 
-local out, err = spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, 2)
-if not out then
-  return err
-end
-return {1, out}
+return {1, spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, 2)}

@@ -9,9 +9,35 @@
 -- scripts own (`id`, `attempt`, `max_attempts`, `enqueued_ms`) are stamped at
 -- the front of the JSON object so later scripts can rewrite them with a string
 -- match instead of re-encoding the user's args (cjson would turn `[]` into
--- `{}` and round large integers). Returns the list of ids, or nil and an
--- error reply when a group is malformed (checked before that group is
--- written; callers pass well-formed groups, the checks guard other producers).
+-- `{}` and round large integers). Returns the list of ids. Call
+-- spool_check_groups first: a script that fails halfway keeps what it
+-- already wrote, so every group is checked before anything is.
+
+-- nil when every group of 5 ARGV values from `first` is well-formed, else an
+-- error reply naming the problem (callers pass well-formed groups; the
+-- checks guard other producers).
+local function spool_check_groups(argv, first)
+  if (#argv - first + 1) % 5 ~= 0 then
+    return redis.error_reply('ERR spool: job arguments must come in groups of 5')
+  end
+  for i = first, #argv, 5 do
+    local id, max_attempts, body = argv[i], argv[i + 1], argv[i + 4]
+    if string.find(id, '["\\]') or id == '' then
+      return redis.error_reply('ERR spool: job id must be a non-empty string without quotes or backslashes')
+    end
+    if not string.match(max_attempts, '^%d+$') then
+      return redis.error_reply('ERR spool: max_attempts must be a non-negative integer')
+    end
+    if not string.match(argv[i + 2], '^%d+$') or not string.match(argv[i + 3], '^%d+$') then
+      return redis.error_reply('ERR spool: at_ms and delay_ms must be non-negative integers')
+    end
+    if string.sub(body, 1, 2) ~= '{"' then
+      return redis.error_reply('ERR spool: job body must be a non-empty JSON object')
+    end
+  end
+  return nil
+end
+
 local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first)
   local head = redis.call('ZRANGE', k_scheduled, 0, 0, 'WITHSCORES')
   local head_ms = head[2] and tonumber(head[2]) or nil
@@ -22,15 +48,6 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
   for i = first, #argv, 5 do
     local id, max_attempts, body = argv[i], argv[i + 1], argv[i + 4]
     local at, delay = tonumber(argv[i + 2]), tonumber(argv[i + 3])
-    if string.find(id, '["\\]') or id == '' then
-      return nil, redis.error_reply('ERR spool: job id must be a non-empty string without quotes or backslashes')
-    end
-    if not string.match(max_attempts, '^%d+$') then
-      return nil, redis.error_reply('ERR spool: max_attempts must be a non-negative integer')
-    end
-    if string.sub(body, 1, 2) ~= '{"' then
-      return nil, redis.error_reply('ERR spool: job body must be a non-empty JSON object')
-    end
     local run_at = 0
     if at > 0 then run_at = at elseif delay > 0 then run_at = now + delay end
     local record = spool_record(id, '0', max_attempts, now_s, string.sub(body, 2))

@@ -58,6 +58,15 @@ macro_rules! scripts {
             fn all(&self) -> Vec<&LuaScript> {
                 vec![$(&self.$field,)*]
             }
+
+            /// The full source of the script named `name` (the `.lua` file
+            /// name without extension), shared Lua included.
+            pub(crate) fn source(&self, name: &str) -> Option<&'static str> {
+                match name {
+                    $(stringify!($field) => Some(self.$field.source),)*
+                    _ => None,
+                }
+            }
         }
     };
 }
