@@ -8,11 +8,18 @@ cd "$(dirname "$0")/.."
 state="$(pwd)/.spool"
 mkdir -p "$state"
 pids=()
+redis_pid=""
 cleanup() {
   trap - INT TERM EXIT
   echo; echo "stopping demo…"
+  # Worker, producer and dashboard first, so the worker can write its last
+  # outcomes and remove its process record; then the private Redis.
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ -n "$redis_pid" ]]; then
+    kill -TERM "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  fi
 }
 trap cleanup INT TERM EXIT
 
@@ -21,7 +28,7 @@ if [[ -z "${REDIS_URL:-}" ]]; then
   redis-server --port "$port" --bind 127.0.0.1 --dir "$state" --appendonly yes \
     --appendfsync everysec --save "" --maxmemory-policy noeviction \
     --logfile "$state/redis.log" &
-  pids+=($!)
+  redis_pid=$!
   export REDIS_URL="redis://127.0.0.1:$port"
   up=""
   for _ in $(seq 100); do

@@ -51,20 +51,20 @@ fn int(n: u64) -> i64 {
 }
 
 const GAUGES: [IntGauge; 6] = [
-    ("spool_queue_depth", "Jobs in the ready list.", |q| {
+    ("spool_queue_depth", "Jobs in the ready list", |q| {
         int(q.ready)
     }),
-    ("spool_queue_busy", "Jobs leased by workers.", |q| {
+    ("spool_queue_busy", "Jobs leased by workers", |q| {
         int(q.active)
     }),
-    ("spool_queue_scheduled", "Jobs in the scheduled set.", |q| {
+    ("spool_queue_scheduled", "Jobs in the scheduled set", |q| {
         int(q.scheduled)
     }),
-    ("spool_queue_retry", "Jobs in the retry set.", |q| {
+    ("spool_queue_retry", "Jobs in the retry set", |q| {
         int(q.retry)
     }),
-    ("spool_queue_dead", "Jobs in the dead set.", |q| int(q.dead)),
-    ("spool_queue_paused", "1 when the queue is paused.", |q| {
+    ("spool_queue_dead", "Jobs in the dead set", |q| int(q.dead)),
+    ("spool_queue_paused", "1 when the queue is paused", |q| {
         i64::from(q.paused)
     }),
 ];
@@ -90,13 +90,13 @@ fn registry(snap: &Snapshot) -> Registry {
     }
     reg.register(
         "spool_queue_latency_seconds",
-        "Age of the oldest ready job.",
+        "Age of the oldest ready job",
         latency,
     );
     // Counters get their `_total` suffix from the encoder.
     for (name, help, processed) in [
-        ("spool_jobs_processed", "Jobs that succeeded.", true),
-        ("spool_jobs_failed", "Failed runs.", false),
+        ("spool_jobs_processed", "Jobs that succeeded", true),
+        ("spool_jobs_failed", "Failed runs", false),
     ] {
         let family = Family::<QueueLabel, Counter>::default();
         for q in &snap.queues {
@@ -108,7 +108,7 @@ fn registry(snap: &Snapshot) -> Registry {
     }
     let procs = Gauge::<i64>::default();
     procs.set(i64::try_from(snap.processes).unwrap_or(i64::MAX));
-    reg.register("spool_processes", "Live worker processes.", procs);
+    reg.register("spool_processes", "Live worker processes", procs);
     reg
 }
 
