@@ -25,7 +25,9 @@ trap cleanup INT TERM EXIT
 
 if [[ -z "${REDIS_URL:-}" ]]; then
   port=${SPOOL_DEMO_REDIS_PORT:-16379}
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$state" --appendonly yes \
+  # Its own session: Ctrl-C reaches the whole foreground process group, and
+  # Redis must outlive the worker's last writes (cleanup stops it last).
+  setsid redis-server --port "$port" --bind 127.0.0.1 --dir "$state" --appendonly yes \
     --appendfsync everysec --save "" --maxmemory-policy noeviction \
     --logfile "$state/redis.log" &
   redis_pid=$!
