@@ -48,23 +48,13 @@ img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-a
 /// of the middleware get them too. `Cache-Control: no-store` only where the
 /// handler set no policy of its own (assets are cacheable).
 pub(crate) fn header_layers() -> [SetResponseHeaderLayer<HeaderValue>; 5] {
+    let fixed =
+        |name, value| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
     [
-        SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        ),
-        SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ),
-        SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ),
-        SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ),
+        fixed(header::CONTENT_SECURITY_POLICY, CSP),
+        fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        fixed(header::X_FRAME_OPTIONS, "DENY"),
+        fixed(header::REFERRER_POLICY, "same-origin"),
         SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

@@ -136,7 +136,23 @@ async fn run(
     if result.is_ok() && started.elapsed() > timeout {
         record_overrun(&record.job_type, started.elapsed(), timeout);
     }
-    let policy_delay = |attempt: u32| registration.options.retry_policy.delay(attempt);
+    let policy_delay = || registration.options.retry_policy.delay(record.attempt);
+    judge(result, started, timeout, &policy_delay, deps)
+}
+
+/// What the handler's result means: a panic or timeout is an ordinary
+/// failure (retried after the policy's delay), an error after shutdown began
+/// hands the job back.
+fn judge(
+    result: Result<
+        std::thread::Result<Result<(), crate::outcome::JobError>>,
+        tokio::time::error::Elapsed,
+    >,
+    started: Instant,
+    timeout: Duration,
+    policy_delay: &dyn Fn() -> Duration,
+    deps: &ExecutorDeps,
+) -> Verdict {
     let outcome = match result {
         Ok(Ok(Ok(()))) => {
             tracing::debug!(
@@ -154,7 +170,7 @@ async fn run(
             match err.kind {
                 JobErrorKind::Permanent => Outcome::Dead { error: err.message },
                 JobErrorKind::Retry => Outcome::Retry {
-                    delay: policy_delay(record.attempt),
+                    delay: policy_delay(),
                     error: err.message,
                 },
                 JobErrorKind::RetryAfter(delay) => Outcome::Retry {
@@ -167,7 +183,7 @@ async fn run(
             let error = format!("handler panicked: {}", panic_message(panic.as_ref()));
             tracing::error!(error = %error, "handler panicked");
             Outcome::Retry {
-                delay: policy_delay(record.attempt),
+                delay: policy_delay(),
                 error,
             }
         }
@@ -175,7 +191,7 @@ async fn run(
             let error = format!("handler timed out after {}", fmt_duration(timeout));
             tracing::warn!(error = %error, "handler timed out");
             Outcome::Retry {
-                delay: policy_delay(record.attempt),
+                delay: policy_delay(),
                 error,
             }
         }
