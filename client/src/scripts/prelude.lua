@@ -111,6 +111,22 @@ local function spool_wake(key)
   redis.call('LTRIM', key, 0, 0)
 end
 
+-- Moves the jobs `ids` of sorted set `set` to the ready list (those still
+-- in the set), then wakes idle fetchers if any moved. Returns how many.
+-- For requeue.lua (operator retry / run now) and promote.lua (due jobs).
+local function spool_set_to_ready(set, jobs, ready, wake, ids, now_s)
+  local moved = 0
+  for _, id in ipairs(ids) do
+    if redis.call('ZREM', set, id) == 1 then
+      moved = moved + spool_to_ready(jobs, ready, id, now_s)
+    end
+  end
+  if moved > 0 then
+    spool_wake(wake)
+  end
+  return moved
+end
+
 -- Longest error text kept in a history entry, in bytes (ERROR_TEXT_MAX_BYTES
 -- in wire.rs; a unit test checks they agree).
 local SPOOL_ERROR_TEXT_MAX = 8192

@@ -14,13 +14,7 @@ local limit = tonumber(ARGV[1])
 local moved = 0
 for s = 1, 2 do
   local due = redis.call('ZRANGEBYSCORE', KEYS[s], '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(due) do
-    redis.call('ZREM', KEYS[s], id)
-    moved = moved + spool_to_ready(KEYS[3], KEYS[4], id, now_s)
-  end
-end
-if moved > 0 then
-  spool_wake(KEYS[5])
+  moved = moved + spool_set_to_ready(KEYS[s], KEYS[3], KEYS[4], KEYS[5], due, now_s)
 end
 local next_due = -1
 for s = 1, 2 do

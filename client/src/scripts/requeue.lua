@@ -11,14 +11,4 @@
 -- Returns the number of jobs moved.
 local now = spool_now()
 local now_s = spool_int(now)
-local ids = spool_action_ids(KEYS[1])
-local moved = 0
-for _, id in ipairs(ids) do
-  if redis.call('ZREM', KEYS[1], id) == 1 then
-    moved = moved + spool_to_ready(KEYS[2], KEYS[3], id, now_s)
-  end
-end
-if moved > 0 then
-  spool_wake(KEYS[4])
-end
-return moved
+return spool_set_to_ready(KEYS[1], KEYS[2], KEYS[3], KEYS[4], spool_action_ids(KEYS[1]), now_s)
