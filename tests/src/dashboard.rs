@@ -304,6 +304,52 @@ pub fn fresh_binary(name: &str) -> std::path::PathBuf {
     dir.join(name)
 }
 
+/// The `spool-dashboard` binary serving `env`'s Redis on a free loopback
+/// port, killed on drop.
+pub struct DashboardProcess {
+    /// The process.
+    pub child: tokio::process::Child,
+    /// The port it listens on.
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl DashboardProcess {
+    /// Starts the binary with `--bind 127.0.0.1:<free port> --redis-url …`
+    /// and `extra` flags, and waits until it serves the overview.
+    pub async fn start(env: &crate::TestEnv, extra: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = tokio::process::Command::new(fresh_binary("spool-dashboard"))
+            .args([
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--redis-url",
+                &env.redis.url(),
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn spool-dashboard");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client");
+        crate::wait_for("binary serves", std::time::Duration::from_secs(10), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
+        Self { child, port, url }
+    }
+}
+
 fn form_body(fields: &[(&str, &str)]) -> String {
     fields
         .iter()

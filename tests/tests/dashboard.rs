@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use spool_client::{Client, EnqueueOptions, Job, JobDefaults, JobState};
 use spool_dashboard::{check_bind, Auth, DashboardConfig};
-use spool_tests::dashboard::{DashboardServer, Page, Session};
+use spool_tests::dashboard::{DashboardProcess, DashboardServer, Page, Session};
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
 use spool_tests::{wait_for, RunningWorker, TestEnv};
 use spool_worker::JobError;
@@ -916,7 +916,7 @@ async fn ten_mib_job_renders_truncated_with_link_to_full_json() {
 /// SIGTERM, then exits 0.
 #[tokio::test]
 async fn binary_refuses_public_bind_and_stops_on_sigterm() {
-    let bin = binary("spool-dashboard");
+    let bin = spool_tests::dashboard::fresh_binary("spool-dashboard");
     let out = std::process::Command::new(&bin)
         .args(["--bind", "0.0.0.0:0", "--redis-url", "redis://127.0.0.1:1"])
         .env_remove("SPOOL_DASHBOARD_BASIC_AUTH")
@@ -927,31 +927,8 @@ async fn binary_refuses_public_bind_and_stops_on_sigterm() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to listen"));
 
     let env = TestEnv::start().await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut child = tokio::process::Command::new(&bin)
-        .args([
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--redis-url",
-            &env.redis.url(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let DashboardProcess { mut child, url, .. } = DashboardProcess::start(&env, &[]).await;
     let mut s = Session::new(&url, "");
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    wait_for("binary serves", Duration::from_secs(10), || {
-        let http = http.clone();
-        let url = url.clone();
-        async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
-    })
-    .await;
     assert_eq!(s.get("/dead").await.status, 200);
     let pid = child.id().unwrap();
     let status = std::process::Command::new("kill")
@@ -964,22 +941,6 @@ async fn binary_refuses_public_bind_and_stops_on_sigterm() {
         .expect("exits after SIGTERM")
         .unwrap();
     assert_eq!(exit.code(), Some(0));
-}
-
-/// Path of a binary of the workspace, built on demand when this test runs
-/// without `cargo test --workspace` having built it.
-fn binary(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let path = dir.join(name);
-    if !path.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "spool-dashboard", "--bins"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
 }
 
 /// Registers a cron table the way a worker does and returns the scheduler.

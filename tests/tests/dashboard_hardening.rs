@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use spool_dashboard::cli::{EXIT_OK, EXIT_USAGE};
 use spool_dashboard::DashboardConfig;
-use spool_tests::dashboard::{spool_cli, DashboardServer, Session};
+use spool_tests::dashboard::{spool_cli, DashboardProcess, DashboardServer, Session};
 use spool_tests::TestEnv;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,6 +19,15 @@ async fn serve(env: &TestEnv, config: DashboardConfig) -> (DashboardServer, Sess
     let server = DashboardServer::start(spool_dashboard::router(env.client.admin(), config)).await;
     let session = Session::new(&server.url(), "");
     (server, session)
+}
+
+/// One ready job, then the dashboard with the default config.
+async fn serve_with_a_job(env: &TestEnv) -> (DashboardServer, Session) {
+    env.client
+        .enqueue(&spool_tests::handlers::Noop { n: 1 })
+        .await
+        .unwrap();
+    serve(env, DashboardConfig::default()).await
 }
 
 /// A record in PROTOCOL.md's shape; `job_type`, `key` are JSON-encoded here.
@@ -70,11 +79,7 @@ async fn raw_dead(env: &TestEnv, queue: &str, id: &str, rec: &str, error: &str) 
 #[tokio::test]
 async fn dns_rebinding_foreign_host_is_refused() {
     let env = TestEnv::start().await;
-    env.client
-        .enqueue(&spool_tests::handlers::Noop { n: 1 })
-        .await
-        .unwrap();
-    let (server, mut s) = serve(&env, DashboardConfig::default()).await;
+    let (server, mut s) = serve_with_a_job(&env).await;
     let port = server.addr.port();
     let evil = format!("evil.example:{port}");
     let p = s.get_with("/dead", &[("host", evil.clone())]).await;
@@ -435,31 +440,8 @@ async fn announced_oversize_body_is_refused_up_front() {
 #[tokio::test]
 async fn binary_pins_host_and_port() {
     let env = TestEnv::start().await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let _child =
-        tokio::process::Command::new(spool_tests::dashboard::fresh_binary("spool-dashboard"))
-            .args([
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--redis-url",
-                &env.redis.url(),
-            ])
-            .args(["--allowed-host", "ops.example.com"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    spool_tests::wait_for("binary serves", Duration::from_secs(10), || {
-        let (http, url) = (http.clone(), url.clone());
-        async move { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
-    })
-    .await;
+    let dashboard = DashboardProcess::start(&env, &["--allowed-host", "ops.example.com"]).await;
+    let (port, url) = (dashboard.port, dashboard.url.clone());
     let mut s = Session::new(&url, "");
     for (host, want) in [
         (format!("localhost:{port}"), 200),
@@ -480,11 +462,7 @@ async fn binary_pins_host_and_port() {
 #[tokio::test]
 async fn metrics_text_keeps_names_and_types() {
     let env = TestEnv::start().await;
-    env.client
-        .enqueue(&spool_tests::handlers::Noop { n: 1 })
-        .await
-        .unwrap();
-    let (server, mut s) = serve(&env, DashboardConfig::default()).await;
+    let (server, mut s) = serve_with_a_job(&env).await;
     let m = s.get("/metrics").await;
     assert_eq!(m.status, 200);
     for line in [

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use spool_client::runtime::PROCESS_HOST_MAX_BYTES;
-use spool_client::{Client, CronEntry, Job};
+use spool_client::{truncate_utf8, Client, CronEntry, Job};
 
 use crate::config::{QueueOrder, QueueSpec, WorkerConfig};
 use crate::error::{Error, Result};
@@ -143,11 +143,10 @@ impl WorkerBuilder {
                 self.config.cron.clone(),
             )?)
         };
-        let mut host = hostname::get().map_or_else(
+        let host = hostname::get().map_or_else(
             |_| "unknown".to_owned(),
-            |h| h.to_string_lossy().into_owned(),
+            |h| truncate_utf8(&h.to_string_lossy(), PROCESS_HOST_MAX_BYTES).to_owned(),
         );
-        truncate_on_char_boundary(&mut host, PROCESS_HOST_MAX_BYTES);
         let pid = std::process::id();
         let suffix: u32 = rand::random();
         Ok(Worker {
@@ -159,16 +158,5 @@ impl WorkerBuilder {
             registry: Arc::new(self.registry),
             cron,
         })
-    }
-}
-
-/// Cuts `s` to at most `max` bytes without splitting a character.
-fn truncate_on_char_boundary(s: &mut String, max: usize) {
-    if s.len() > max {
-        let cut = (0..=max)
-            .rev()
-            .find(|&i| s.is_char_boundary(i))
-            .unwrap_or(0);
-        s.truncate(cut);
     }
 }

@@ -69,7 +69,7 @@ impl Completer {
                             }
                             Applied::Acked | Applied::Dead => {}
                         }
-                        self.in_flight.remove(&(c.id.clone(), c.token.clone()));
+                        self.in_flight.remove(&c.id, &c.token);
                     }
                     if nudge {
                         self.scheduler_nudge.notify_one();
@@ -86,7 +86,7 @@ impl Completer {
                     tracing::error!(error = %err, jobs = batch.len(),
                         "giving up writing job outcomes; the jobs stay leased and the reaper will return them");
                     for c in batch {
-                        self.in_flight.remove(&(c.id.clone(), c.token.clone()));
+                        self.in_flight.remove(&c.id, &c.token);
                     }
                     return;
                 }

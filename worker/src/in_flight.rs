@@ -47,14 +47,19 @@ pub(crate) fn mark_finished(flag: &AtomicBool) {
     flag.store(true, Ordering::Release);
 }
 
-/// Runs holding a lease in this process, by lease.
+/// Job id → the leases this process holds on it, with their runs.
+type Runs = HashMap<JobId, Vec<(LeaseToken, Running)>>;
+
+/// Runs holding a lease in this process. Indexed by job id, then token: a
+/// lookup borrows both (no allocation per completion on the hot path), and
+/// the rare second lease of one job sits beside the first.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct InFlight {
-    runs: Arc<Mutex<HashMap<LeaseKey, Running>>>,
+    runs: Arc<Mutex<Runs>>,
 }
 
 impl InFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LeaseKey, Running>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Runs> {
         // A panic while holding this lock cannot leave the map half-updated
         // (single insert/remove calls), so a poisoned lock is still usable.
         self.runs
@@ -62,33 +67,47 @@ impl InFlight {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn insert(&self, lease: LeaseKey, running: Running) {
-        self.lock().insert(lease, running);
+    pub(crate) fn insert(&self, (id, token): LeaseKey, running: Running) {
+        self.lock().entry(id).or_default().push((token, running));
     }
 
-    pub(crate) fn remove(&self, lease: &LeaseKey) {
-        self.lock().remove(lease);
+    /// Forgets the run holding lease `token` of job `id`.
+    pub(crate) fn remove(&self, id: &JobId, token: &LeaseToken) {
+        let mut map = self.lock();
+        if let Some(runs) = map.get_mut(id) {
+            runs.retain(|(t, _)| t != token);
+            if runs.is_empty() {
+                map.remove(id);
+            }
+        }
     }
 
-    /// The run holding `lease`, if it is still tracked.
-    pub(crate) fn get(&self, lease: &LeaseKey) -> Option<Running> {
-        self.lock().get(lease).cloned()
+    /// The run holding lease `token` of job `id`, if it is still tracked.
+    pub(crate) fn get(&self, id: &JobId, token: &LeaseToken) -> Option<Running> {
+        self.lock()
+            .get(id)?
+            .iter()
+            .find(|(t, _)| t == token)
+            .map(|(_, r)| r.clone())
     }
 
     pub(crate) fn snapshot(&self) -> Vec<(LeaseKey, Running)> {
         self.lock()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .flat_map(|(id, runs)| {
+                runs.iter()
+                    .map(|(token, r)| ((id.clone(), token.clone()), r.clone()))
+            })
             .collect()
     }
 
     pub(crate) fn cancel_all(&self) {
-        for r in self.lock().values() {
+        for (_, r) in self.lock().values().flatten() {
             r.cancel.cancel();
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().values().map(Vec::len).sum()
     }
 }

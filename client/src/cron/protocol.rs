@@ -18,6 +18,7 @@ use crate::enqueue::{duration_ms, EnqueueOptions, Enqueued, Prepared};
 use crate::error::{Error, Result};
 use crate::job::{CronOrigin, JobId};
 use crate::keys::QueueKeys;
+use crate::runtime::Runtime;
 use crate::scripts::{self, SCRIPTS};
 
 /// How long a tick key outlives the tick beyond the grace period. While a
@@ -71,7 +72,8 @@ impl StoredEntry {
     }
 }
 
-impl Client {
+/// Cron: the calls the worker's cron service makes.
+impl Runtime {
     /// Announces a cron table: writes each entry's definition with a fresh
     /// "seen" time and a forget-after deadline `stale_after` from now (Redis
     /// time), and forgets entries whose deadline passed, deleting their
@@ -80,12 +82,12 @@ impl Client {
     /// # Errors
     /// [`Error::Redis`]; [`Error::Serialize`] for an entry whose definition
     /// cannot be encoded.
-    pub(crate) async fn cron_register(
+    pub async fn cron_register(
         &self,
         entries: &[CronEntry],
         stale_after: Duration,
     ) -> Result<CronRegistered> {
-        let g = self.global_keys();
+        let g = self.client.global_keys();
         let mut cmd = SCRIPTS.cron_register.cmd(&[
             g.cron_entries.as_str(),
             g.cron_expiry.as_str(),
@@ -99,7 +101,7 @@ impl Client {
             })?;
             cmd.arg(&e.name).arg(&e.queue).arg(def);
         }
-        let reply: Vec<redis::Value> = scripts::run(&mut self.conn(), &cmd)
+        let reply: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &cmd)
             .await
             .map_err(Error::redis("cron_register"))?;
         let mut it = reply.into_iter();
@@ -117,7 +119,7 @@ impl Client {
             let Ok(stored) = StoredEntry::decode(&raw) else {
                 continue;
             };
-            if let Ok(keys) = self.queue_keys(&stored.entry.queue) {
+            if let Ok(keys) = self.client.queue_keys(&stored.entry.queue) {
                 // One call per entry: each state lives in its queue's slot.
                 forget
                     .add_command(
@@ -130,7 +132,7 @@ impl Client {
             removed.push(stored.entry.name);
         }
         if !removed.is_empty() {
-            let () = scripts::run(&mut self.conn(), &forget)
+            let () = scripts::run(&mut self.client.conn(), &forget)
                 .await
                 .map_err(Error::redis("cron_forget"))?;
         }
@@ -141,19 +143,19 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Redis`], [`Error::InvalidQueueName`].
-    pub(crate) async fn cron_cursors(&self, entries: &[CronEntry]) -> Result<Vec<CronCursor>> {
+    pub async fn cron_cursors(&self, entries: &[CronEntry]) -> Result<Vec<CronCursor>> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for e in entries {
-            let keys = self.queue_keys(&e.queue)?;
+            let keys = self.client.queue_keys(&e.queue)?;
             pipe.cmd("HGET")
                 .arg(keys.cron_state(&e.name))
                 .arg("cursor_ms");
         }
         let raw: Vec<Option<String>> = pipe
-            .query_async(&mut self.conn())
+            .query_async(&mut self.client.conn())
             .await
             .map_err(Error::redis("HGET cron cursor"))?;
         Ok(raw
@@ -168,18 +170,18 @@ impl Client {
     /// is paused or the tick already has a job.
     ///
     /// # Errors
-    /// [`Error::Redis`]; the enqueue errors of [`Client::enqueue`] (payload
+    /// [`Error::Redis`]; the enqueue errors of [`Client::enqueue`](crate::Client::enqueue) (payload
     /// size, queue name).
-    pub(crate) async fn cron_tick(
+    pub async fn cron_tick(
         &self,
         entry: &CronEntry,
         planned_from: CronCursor,
         plan: &CronPlan,
     ) -> Result<CronTickOutcome> {
-        let keys = self.queue_keys(&entry.queue)?;
+        let keys = self.client.queue_keys(&entry.queue)?;
         let tick = plan.fire.unwrap_or(0);
         let ttl = duration_ms(entry.grace + TICK_KEY_MARGIN);
-        let mut cmd = Self::cron_cmd(&keys, entry, &keys.cron_tick(&entry.name, tick));
+        let mut cmd = Client::cron_cmd(&keys, entry, &keys.cron_tick(&entry.name, tick));
         cmd.arg("tick")
             .arg(planned_from.map(|c| c.to_string()).unwrap_or_default())
             .arg(plan.cursor)
@@ -188,9 +190,9 @@ impl Client {
             .arg(plan.last_skipped.unwrap_or(0))
             .arg(ttl);
         if plan.fire.is_some() {
-            self.cron_job(entry, plan.fire)?.push_args(&mut cmd);
+            self.client.cron_job(entry, plan.fire)?.push_args(&mut cmd);
         }
-        let (status, value) = self.run_cron_cmd(cmd).await?;
+        let (status, value) = self.client.run_cron_cmd(cmd).await?;
         Ok(match status.as_str() {
             "fired" => CronTickOutcome::Fired(JobId::from(value)),
             "duplicate" => CronTickOutcome::Duplicate(JobId::from(value)),
@@ -199,7 +201,9 @@ impl Client {
             _ => CronTickOutcome::Advanced,
         })
     }
+}
 
+impl Client {
     /// Enqueues `entry`'s job at once, outside its schedule. A second call
     /// within [`CRON_RUN_NOW_WINDOW`] returns the first job
     /// (`duplicate: true`) instead of enqueueing again.
@@ -216,7 +220,7 @@ impl Client {
         })
     }
 
-    fn cron_cmd(keys: &QueueKeys, entry: &CronEntry, unique_key: &str) -> redis::Cmd {
+    pub(crate) fn cron_cmd(keys: &QueueKeys, entry: &CronEntry, unique_key: &str) -> redis::Cmd {
         let state = keys.cron_state(&entry.name);
         SCRIPTS.cron_tick.cmd(&[
             keys.ready.as_str(),
@@ -228,7 +232,7 @@ impl Client {
         ])
     }
 
-    fn cron_job(&self, entry: &CronEntry, tick_ms: Option<i64>) -> Result<Prepared> {
+    pub(crate) fn cron_job(&self, entry: &CronEntry, tick_ms: Option<i64>) -> Result<Prepared> {
         let args =
             serde_json::value::to_raw_value(&entry.args).map_err(|source| Error::Serialize {
                 job_type: entry.job_type.clone(),
@@ -251,7 +255,7 @@ impl Client {
     /// Runs one `cron_tick.lua` call. The target queue is already in the
     /// queue registry: `cron_register.lua` adds it when the table is
     /// announced, and only announced entries tick or run now.
-    async fn run_cron_cmd(&self, cmd: redis::Cmd) -> Result<(String, String)> {
+    pub(crate) async fn run_cron_cmd(&self, cmd: redis::Cmd) -> Result<(String, String)> {
         scripts::run(&mut self.conn(), &cmd)
             .await
             .map_err(Error::redis("cron_tick"))

@@ -7,7 +7,7 @@
 //! | [`lease`] | leased fetch, fenced completion, lease extension, hand-back | `fetch`, `ack`, `fail`, `extend`, `release` |
 //! | `maintenance` | due jobs to ready, expired leases to ready, retention | `promote`, `reap`, `trim` |
 //! | `process` | the worker process record with a TTL | `heartbeat` |
-//! | [`cron`] | cron ticks once per tick, the announced cron table | `cron_tick`, `cron_register` |
+//! | [`cron`] | cron ticks once per tick, the announced cron table (`Runtime::cron_*`, written in `cron/protocol.rs` beside the schedule) | `cron_tick`, `cron_register` |
 //! | `wake` | the blocking wait on a queue's wake list | (`BLPOP`, the one command that cannot run in a script) |
 //!
 //! Every call that touches a leased job presents its [`LeaseToken`]: a
@@ -19,11 +19,7 @@ mod maintenance;
 mod process;
 mod wake;
 
-use std::time::Duration;
-
 use crate::client::Client;
-use crate::cron::{CronCursor, CronEntry, CronPlan, CronRegistered, CronTickOutcome};
-use crate::error::Result;
 
 /// The cron runtime protocol: planning ticks, the tick script, announcing
 /// the table. The worker's cron service drives it through [`Runtime`].
@@ -40,7 +36,7 @@ pub use wake::WakeConnection;
 /// Handle to the runtime protocol; get one with [`Client::runtime`].
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl Runtime {
@@ -52,51 +48,6 @@ impl Runtime {
     #[must_use]
     pub fn client(&self) -> &Client {
         &self.client
-    }
-}
-
-/// Cron: the calls the worker's cron service makes (the protocol itself,
-/// with its keys and scripts, is in `cron::protocol`).
-impl Runtime {
-    /// Announces a cron table: writes each entry's definition with a fresh
-    /// "seen" time and a forget-after deadline `stale_after` from now (Redis
-    /// time), and forgets entries whose deadline passed, deleting their
-    /// state. Call it periodically from every process that has the table.
-    ///
-    /// # Errors
-    /// [`crate::Error::Redis`]; [`crate::Error::Serialize`] for an entry
-    /// whose definition cannot be encoded.
-    pub async fn cron_register(
-        &self,
-        entries: &[CronEntry],
-        stale_after: Duration,
-    ) -> Result<CronRegistered> {
-        self.client.cron_register(entries, stale_after).await
-    }
-
-    /// The cursor of each entry (in order), read in one round trip.
-    ///
-    /// # Errors
-    /// [`crate::Error::Redis`], [`crate::Error::InvalidQueueName`].
-    pub async fn cron_cursors(&self, entries: &[CronEntry]) -> Result<Vec<CronCursor>> {
-        self.client.cron_cursors(entries).await
-    }
-
-    /// Applies `plan`, made from cursor `planned_from`, to `entry` in one
-    /// script call: moves the cursor (only if it is still `planned_from`),
-    /// records skipped ticks, and enqueues the planned tick unless the entry
-    /// is paused or the tick already has a job.
-    ///
-    /// # Errors
-    /// [`crate::Error::Redis`]; the enqueue errors of
-    /// [`Client::enqueue`] (payload size, queue name).
-    pub async fn cron_tick(
-        &self,
-        entry: &CronEntry,
-        planned_from: CronCursor,
-        plan: &CronPlan,
-    ) -> Result<CronTickOutcome> {
-        self.client.cron_tick(entry, planned_from, plan).await
     }
 }
 

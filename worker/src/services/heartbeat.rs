@@ -63,8 +63,7 @@ impl Heartbeat {
     /// Handles one lease that could not be extended; true when a running
     /// handler was told to stop.
     fn on_lost(&self, lost: &LostLease) -> bool {
-        let key: LeaseKey = (lost.id.clone(), lost.token.clone());
-        let run = self.in_flight.get(&key);
+        let run = self.in_flight.get(&lost.id, &lost.token);
         match verdict(lost, run.as_ref()) {
             Verdict::Untracked | Verdict::OwnOutcome => {
                 tracing::debug!(job_id = %lost.id, "lease ended by this process's own outcome");
