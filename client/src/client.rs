@@ -2,17 +2,17 @@
 //! every producer, worker and admin call shares (namespace, payload limit,
 //! retention).
 //!
-//! The connection is a `redis::aio::ConnectionManager`: multiplexed (one TCP
-//! connection serves all clones) and reconnecting on its own after Redis
-//! restarts; calls made while Redis is away fail fast with
-//! [`Error::Redis`](crate::Error::Redis) instead of hanging.
+//! The connection ([`Connection`]) is multiplexed (one TCP connection per
+//! node serves all clones) and heals on its own: it reconnects after Redis
+//! restarts, follows a Sentinel failover and Cluster slot moves. Calls made
+//! while Redis is away fail fast with [`Error::Redis`](crate::Error::Redis)
+//! instead of hanging.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use crate::admin::Admin;
+use crate::connection::{Connection, Connector, TlsFiles, Topology};
 use crate::error::{Error, Result};
 use crate::keys::{validate_namespace, GlobalKeys, QueueKeys, NAMESPACE_DEFAULT};
 
@@ -64,9 +64,49 @@ pub struct ClientBuilder {
     max_payload_bytes: usize,
     response_timeout: Duration,
     retention: Retention,
+    tls: TlsFiles,
+    durability: Durability,
 }
 
 impl ClientBuilder {
+    /// TLS files for `rediss://` URLs: a CA to trust and a client
+    /// certificate. Default: none (the public web roots are trusted).
+    /// Binaries read them from `REDIS_CA_FILE`, `REDIS_CLIENT_CERT_FILE`
+    /// and `REDIS_CLIENT_KEY_FILE` ([`TlsFiles::from_env`]).
+    #[must_use]
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = files;
+        self
+    }
+
+    /// The CA certificate (PEM file) to trust for `rediss://`.
+    #[must_use]
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca = Some(path.into());
+        self
+    }
+
+    /// A client certificate and its key (PEM files), for servers that
+    /// require one (`tls-auth-clients yes`).
+    #[must_use]
+    pub fn tls_client_cert_files(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.client_cert = Some(cert.into());
+        self.tls.client_key = Some(key.into());
+        self
+    }
+
+    /// How many replicas must have a write before enqueue (and the worker's
+    /// finishing calls) report success. Default [`Durability::Primary`].
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// Key prefix, so several applications can share one Redis. Default `spool`.
     #[must_use]
     pub fn namespace(mut self, ns: impl Into<String>) -> Self {
@@ -103,34 +143,17 @@ impl ClientBuilder {
     /// when Redis cannot be reached.
     pub async fn connect(self) -> Result<Client> {
         validate_namespace(&self.namespace)?;
-        let redis = redis::Client::open(self.url.as_str()).map_err(|e| {
-            // Never echo a password: the URL is redacted, and so is the
-            // parser's message in case it quotes the URL.
-            let url = crate::redact_url(&self.url);
-            let reason = e.to_string().replace(&self.url, &url);
-            Error::InvalidArgument(format!("redis url {url:?}: {reason}"))
-        })?;
-        // Few, quick reconnect attempts per failing call: while Redis is away
-        // a call fails within about a second (the caller decides whether to
-        // retry) instead of hanging through a long retry ladder; the next
-        // call starts a fresh reconnect.
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(self.response_timeout))
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(redis.clone(), config)
-            .await
-            .map_err(Error::redis("connect"))?;
+        self.durability.check()?;
+        let connector = Connector::new(&self.url, &self.tls, self.response_timeout)?;
+        let conn = connector.shared().await?;
         Ok(Client {
             inner: Arc::new(Inner {
                 global: GlobalKeys::new(&self.namespace),
                 namespace: self.namespace,
                 max_payload_bytes: self.max_payload_bytes,
                 retention: self.retention,
-                response_timeout: self.response_timeout,
-                redis,
+                durability: self.durability,
+                connector,
                 conn,
             }),
         })
@@ -157,9 +180,9 @@ struct Inner {
     global: GlobalKeys,
     max_payload_bytes: usize,
     retention: Retention,
-    response_timeout: Duration,
-    redis: redis::Client,
-    conn: ConnectionManager,
+    durability: Durability,
+    connector: Connector,
+    conn: Connection,
 }
 
 impl std::fmt::Debug for Client {
@@ -188,6 +211,8 @@ impl Client {
             max_payload_bytes: MAX_PAYLOAD_BYTES_DEFAULT,
             response_timeout: RESPONSE_TIMEOUT_DEFAULT,
             retention: Retention::default(),
+            tls: TlsFiles::default(),
+            durability: Durability::Primary,
         }
     }
 
@@ -236,25 +261,53 @@ impl Client {
         crate::runtime::Runtime::new(self.clone())
     }
 
-    /// A clone of the shared multiplexed connection.
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    /// A clone of the shared connection, for commands of your own (health
+    /// checks, inspection). Don't run blocking commands on it: every clone
+    /// shares it.
+    #[must_use]
+    pub fn connection(&self) -> Connection {
+        self.inner.conn.clone()
+    }
+
+    /// The Redis deployment the URL named.
+    #[must_use]
+    pub fn topology(&self) -> Topology {
+        self.inner.connector.topology()
+    }
+
+    /// The replication level writes wait for.
+    #[must_use]
+    pub fn durability(&self) -> Durability {
+        self.inner.durability
+    }
+
+    /// With [`Durability::Replicated`], waits until enough replicas of the
+    /// primary holding `key` have every write made so far on this
+    /// connection; otherwise returns at once.
+    pub(crate) async fn wait_replicated(&self, key: &str, op: &'static str) -> Result<()> {
+        let Some(cmd) = self.inner.durability.wait_cmd() else {
+            return Ok(());
+        };
+        let acked: i64 = self
+            .conn()
+            .command_at_key(key, &cmd)
+            .await
+            .and_then(|v| redis::from_redis_value(v).map_err(Into::into))
+            .map_err(Error::redis(op))?;
+        self.inner.durability.check_acked(op, acked)
+    }
+
+    pub(crate) fn conn(&self) -> Connection {
         self.inner.conn.clone()
     }
 
     /// Opens a dedicated connection for blocking commands (a blocking pop
     /// would stall every other call on the shared one).
-    pub(crate) async fn dedicated_connection(
-        &self,
-        block_for: Duration,
-    ) -> Result<redis::aio::MultiplexedConnection> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(block_for + self.inner.response_timeout))
-            .set_connection_timeout(Some(Duration::from_secs(2)));
+    pub(crate) async fn dedicated_connection(&self, block_for: Duration) -> Result<Connection> {
         self.inner
-            .redis
-            .get_multiplexed_async_connection_with_config(&config)
+            .connector
+            .dedicated(&self.inner.conn, block_for)
             .await
-            .map_err(Error::redis("connect"))
     }
 
     /// Redis's clock in milliseconds since the Unix epoch (the one clock of
@@ -278,33 +331,44 @@ impl Client {
     /// [`Error::UnsafeServer`] naming the policy and how to fix it;
     /// [`Error::Redis`] if Redis cannot be asked.
     pub async fn check_server(&self) -> Result<ServerCheck> {
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .arg("persistence")
-            .query_async(&mut self.conn())
+        let mut info_cmd = redis::cmd("INFO");
+        info_cmd.arg("memory").arg("persistence");
+        // On Cluster every primary is asked: one evicting node loses jobs.
+        let infos = self
+            .conn()
+            .on_every_primary(&info_cmd)
             .await
             .map_err(Error::redis("INFO"))?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(|v| v.trim().to_owned())
-        };
-        let policy = field("maxmemory_policy").unwrap_or_else(|| "unknown".to_owned());
-        if policy != "noeviction" && policy != "unknown" {
-            return Err(Error::UnsafeServer(format!(
-                "redis maxmemory-policy is {policy:?}; Spool needs \"noeviction\" because an \
-                 evicted key silently loses or corrupts queued jobs. Fix: \
-                 `redis-cli CONFIG SET maxmemory-policy noeviction` (and set it in redis.conf)"
-            )));
+        let mut policy = "unknown".to_owned();
+        let mut aof = !infos.is_empty();
+        for info in &infos {
+            let info: String = redis::from_redis_value_ref(info).map_err(Error::parse("INFO"))?;
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .map(|v| v.trim().to_owned())
+            };
+            let node_policy = field("maxmemory_policy").unwrap_or_else(|| "unknown".to_owned());
+            if node_policy != "noeviction" && node_policy != "unknown" {
+                return Err(Error::UnsafeServer(format!(
+                    "redis maxmemory-policy is {node_policy:?}; Spool needs \"noeviction\" because \
+                     an evicted key silently loses or corrupts queued jobs. Fix: \
+                     `redis-cli CONFIG SET maxmemory-policy noeviction` (and set it in redis.conf)"
+                )));
+            }
+            policy = node_policy;
+            aof &= field("aof_enabled").is_some_and(|v| v == "1");
         }
-        let aof = field("aof_enabled").is_some_and(|v| v == "1");
         // CONFIG may be disabled on managed Redis; then we cannot tell about RDB.
-        let save: Option<Vec<String>> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("save")
-            .query_async(&mut self.conn())
+        let mut save_cmd = redis::cmd("CONFIG");
+        save_cmd.arg("GET").arg("save");
+        let save: Option<Vec<String>> = self
+            .conn()
+            .on_every_primary(&save_cmd)
             .await
-            .ok();
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .and_then(|v| redis::from_redis_value(v).ok());
         let rdb = save
             .as_ref()
             .and_then(|v| v.get(1))
@@ -314,6 +378,77 @@ impl Client {
             aof_enabled: aof,
             rdb_enabled: rdb,
         })
+    }
+}
+
+/// How far a write must have travelled before Spool reports it done.
+///
+/// Redis replicates asynchronously: a primary that dies right after
+/// answering can take the last writes with it when a replica is promoted.
+/// `Replicated` closes most of that window with `WAIT`: after the write the
+/// client waits until `replicas` replicas acknowledged it, or `timeout`
+/// passes, in which case the call returns [`Error::NotReplicated`] (the
+/// write happened on the primary and may or may not survive a failover:
+/// the job's state is unknown, as after a timeout). It is not a consensus
+/// commit: a replica that acknowledged can still lose the write if it is not
+/// the one promoted. See PROTOCOL.md, "Durability".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Success when the primary has the write (Redis's default).
+    #[default]
+    Primary,
+    /// Success when at least `replicas` replicas also have it.
+    Replicated {
+        /// Replicas that must acknowledge (at least 1).
+        replicas: u32,
+        /// How long to wait for them.
+        timeout: Duration,
+    },
+}
+
+impl Durability {
+    fn check(self) -> Result<()> {
+        match self {
+            Self::Replicated { replicas: 0, .. } => Err(Error::InvalidArgument(
+                "replicated durability needs at least 1 replica".to_owned(),
+            )),
+            Self::Replicated { timeout, .. } if timeout.is_zero() => Err(Error::InvalidArgument(
+                "replicated durability needs a timeout above zero (WAIT 0 would wait forever)"
+                    .to_owned(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The `WAIT` command for this level, if any.
+    pub(crate) fn wait_cmd(self) -> Option<redis::Cmd> {
+        match self {
+            Self::Primary => None,
+            Self::Replicated { replicas, timeout } => {
+                let mut cmd = redis::cmd("WAIT");
+                cmd.arg(replicas).arg(
+                    u64::try_from(timeout.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                );
+                Some(cmd)
+            }
+        }
+    }
+
+    /// Checks `WAIT`'s reply (replicas that acknowledged).
+    pub(crate) fn check_acked(self, op: &'static str, acked: i64) -> Result<()> {
+        match self {
+            Self::Replicated { replicas, timeout } if acked < i64::from(replicas) => {
+                Err(Error::NotReplicated {
+                    op,
+                    wanted: replicas,
+                    acked: u32::try_from(acked.max(0)).unwrap_or(0),
+                    timeout,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -290,6 +290,7 @@ impl Client {
         let ((created, ids),): ((i64, Vec<String>),) = scripts::run(&mut self.conn(), &pipe)
             .await
             .map_err(Error::redis("enqueue"))?;
+        self.wait_replicated(&keys.ready, "enqueue").await?;
         let id = ids.into_iter().next().map_or(prepared.id, JobId::from);
         Ok(Enqueued {
             id,
@@ -357,6 +358,7 @@ impl Client {
         scripts::run::<()>(&mut self.conn(), &pipe)
             .await
             .map_err(Error::redis("enqueue"))?;
+        self.wait_replicated(&keys.ready, "enqueue").await?;
         Ok(prepared.into_iter().map(|p| p.id).collect())
     }
 

@@ -69,6 +69,23 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
+    /// A write reached the primary but not enough replicas in time
+    /// ([`Durability::Replicated`](crate::Durability)). It may or may not
+    /// survive a failover: treat the outcome as unknown.
+    #[error(
+        "{op}: only {acked} of {wanted} replicas acknowledged the write within {timeout:?}; \
+         it is on the primary and may be lost if the primary fails now"
+    )]
+    NotReplicated {
+        /// The operation (enqueue, ack, fail).
+        op: &'static str,
+        /// Replicas asked for.
+        wanted: u32,
+        /// Replicas that acknowledged.
+        acked: u32,
+        /// How long the client waited.
+        timeout: std::time::Duration,
+    },
     /// The Redis server is configured in a way that would lose jobs.
     #[error("unsafe redis configuration: {0}")]
     UnsafeServer(String),

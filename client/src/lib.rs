@@ -45,6 +45,7 @@
 
 pub mod admin;
 mod client;
+mod connection;
 mod cron;
 mod enqueue;
 mod error;
@@ -62,9 +63,10 @@ pub use crate::cron::{
 };
 pub use admin::Admin;
 pub use client::{
-    Client, ClientBuilder, Retention, ServerCheck, MAX_PAYLOAD_BYTES_DEFAULT,
+    Client, ClientBuilder, Durability, Retention, ServerCheck, MAX_PAYLOAD_BYTES_DEFAULT,
     RESPONSE_TIMEOUT_DEFAULT,
 };
+pub use connection::{Connection, TlsFiles, Topology};
 pub use enqueue::{EnqueueOptions, Enqueued, JobDefaults, IDEMPOTENCY_WINDOW_DEFAULT};
 pub use error::{Error, Result};
 pub use job::{

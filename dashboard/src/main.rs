@@ -33,18 +33,8 @@ struct Args {
     /// Address to listen on. Non-loopback addresses need credentials.
     #[arg(long, env = "SPOOL_DASHBOARD_BIND", default_value = "127.0.0.1:7420")]
     bind: SocketAddr,
-    /// Redis URL.
-    // `hide_env_values`: `--help` must not print a password from `REDIS_URL`.
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        hide_env_values = true,
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis_url: String,
-    /// Key namespace of the Spool installation.
-    #[arg(long, env = "SPOOL_NAMESPACE", default_value = spool_client::NAMESPACE_DEFAULT)]
-    namespace: String,
+    #[command(flatten)]
+    redis: spool_dashboard::cli::RedisArgs,
     /// Require HTTP basic auth, as USER:PASSWORD.
     #[arg(long, env = "SPOOL_DASHBOARD_BASIC_AUTH", hide_env_values = true)]
     basic_auth: Option<String>,
@@ -128,14 +118,15 @@ async fn shutdown_signal() {
 }
 
 async fn serve(args: Args, mut config: DashboardConfig) -> anyhow::Result<()> {
-    let client = spool_client::Client::builder(&args.redis_url)
-        .namespace(&args.namespace)
+    let client = args
+        .redis
+        .client_builder()
         .connect()
         .await
         .with_context(|| {
             format!(
                 "connecting to redis at {}",
-                spool_client::redact_url(&args.redis_url)
+                spool_client::redact_url(&args.redis.redis_url)
             )
         })?;
     let listener = tokio::net::TcpListener::bind(args.bind)
@@ -145,7 +136,7 @@ async fn serve(args: Args, mut config: DashboardConfig) -> anyhow::Result<()> {
     config.listen_addr = Some(addr);
     let app = spool_dashboard::router(client.admin(), config)
         .layer(axum::middleware::from_fn(log_request));
-    tracing::info!(%addr, namespace = %args.namespace, "dashboard listening");
+    tracing::info!(%addr, namespace = %args.redis.namespace, "dashboard listening");
     println!("Spool dashboard: http://{addr}/");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
@@ -177,7 +168,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let url = args.redis_url.clone();
+    let url = args.redis.redis_url.clone();
     let config = match config(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -197,11 +197,13 @@ impl Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn pause(&self, queue: &str) -> Result<()> {
         let k = self.client.queue_keys(queue)?;
-        let mut cmd = SCRIPTS
-            .pause
-            .cmd(&[&k.paused, &self.client.global_keys().queues]);
-        cmd.arg(queue);
-        self.write(&cmd, "pause").await.map(drop)
+        // Two slots, two scripts: the flag (queue slot), then the registry
+        // (namespace slot) so a paused empty queue still shows up.
+        // Registering is idempotent, so a crash between them is repaired by
+        // the next pause or enqueue.
+        self.write(&SCRIPTS.pause.cmd(&[&k.paused]), "pause")
+            .await?;
+        self.register_queues(&[queue]).await
     }
 
     /// Resumes a paused queue and wakes its fetchers.

@@ -281,7 +281,33 @@ impl Runtime {
                 }
             }
         }
+        self.replicate_completions(batch).await;
         Ok(out)
+    }
+
+    /// [`Durability::Replicated`](crate::Durability) for finishing calls:
+    /// waits for the replicas of each queue's primary (one wait covers all
+    /// on a single node). A shortfall is logged, not returned: the outcomes
+    /// are on the primary, and sending them again could not help; if that
+    /// primary dies now, a finished job may run once more (never be lost).
+    async fn replicate_completions(&self, batch: &[Completion]) {
+        if self.client.durability() == crate::Durability::Primary {
+            return;
+        }
+        let mut queues: Vec<&QueueKeys> = Vec::new();
+        for c in batch {
+            if !queues.iter().any(|k| k.queue == c.keys.queue) {
+                queues.push(&c.keys);
+            }
+        }
+        if self.client.topology() != crate::Topology::Cluster {
+            queues.truncate(1);
+        }
+        for keys in queues {
+            if let Err(err) = self.client.wait_replicated(&keys.ready, "complete").await {
+                tracing::warn!(queue = %keys.queue, error = %err, "finished jobs not replicated in time");
+            }
+        }
     }
 
     /// One call per queue, all in one round trip: `cmd_for` builds the

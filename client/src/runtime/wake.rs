@@ -7,15 +7,13 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-
 use super::Runtime;
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
 
 /// A dedicated connection for blocking waits on wake lists.
 pub struct WakeConnection {
-    conn: MultiplexedConnection,
+    conn: crate::Connection,
 }
 
 impl std::fmt::Debug for WakeConnection {

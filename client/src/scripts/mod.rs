@@ -8,8 +8,9 @@
 
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, Pipeline, RedisResult};
+
+use crate::connection::Connection;
 
 /// One Lua script (its source is kept for `SCRIPT LOAD`).
 #[derive(Debug)]
@@ -27,7 +28,16 @@ impl LuaScript {
     }
 
     /// An `EVALSHA` command with the given keys; add ARGV with `.arg()`.
+    /// Every key must carry the same hash tag (one Cluster slot, DESIGN
+    /// "Slots decide the shape"); debug builds, hence every test on a
+    /// single node too, check it.
     pub(crate) fn cmd<K: AsRef<str>>(&self, keys: &[K]) -> redis::Cmd {
+        debug_assert!(
+            keys.windows(2)
+                .all(|w| hash_tag(w[0].as_ref()) == hash_tag(w[1].as_ref())),
+            "script keys span hash slots: {:?}",
+            keys.iter().map(AsRef::as_ref).collect::<Vec<_>>()
+        );
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash()).arg(keys.len());
         for key in keys {
@@ -35,6 +45,19 @@ impl LuaScript {
         }
         cmd
     }
+}
+
+/// The part of `key` Redis Cluster hashes: the text between the first `{`
+/// and the next `}` when not empty, else the whole key.
+pub(crate) fn hash_tag(key: &str) -> &str {
+    key.find('{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.find('}')
+                .filter(|&close| close > 0)
+                .map(|close| &rest[..close])
+        })
+        .unwrap_or(key)
 }
 
 /// `name => ["file"]` registers `prelude.lua` followed by `file.lua`;
@@ -57,6 +80,14 @@ macro_rules! scripts {
         impl Scripts {
             fn all(&self) -> Vec<&LuaScript> {
                 vec![$(&self.$field,)*]
+            }
+
+            /// The source of the script whose SHA-1 (hex) is `sha`.
+            pub(crate) fn source_for_sha(&self, sha: &[u8]) -> Option<&'static str> {
+                self.all()
+                    .into_iter()
+                    .find(|s| s.script.get_hash().as_bytes() == sha)
+                    .map(|s| s.source)
             }
 
             /// The full source of the script named `name` (the `.lua` file
@@ -98,13 +129,19 @@ scripts! {
     cron_forget => ["cron_forget"],
 }
 
+/// The source of Spool's script with SHA-1 `sha`, for resending an
+/// `EVALSHA` answered `NOSCRIPT` as `EVAL` (see `connection::cluster`).
+pub(crate) fn source_for_sha(sha: &[u8]) -> Option<&'static str> {
+    SCRIPTS.source_for_sha(sha)
+}
+
 fn is_noscript(err: &redis::RedisError) -> bool {
     err.code() == Some("NOSCRIPT")
 }
 
 /// Loads every script into Redis's script cache (needed after a Redis
 /// restart, which empties the cache).
-pub(crate) async fn load_all(conn: &mut ConnectionManager) -> RedisResult<()> {
+pub(crate) async fn load_all(conn: &mut Connection) -> RedisResult<()> {
     let mut pipe = redis::pipe();
     for s in SCRIPTS.all() {
         pipe.cmd("SCRIPT").arg("LOAD").arg(s.source);
@@ -133,7 +170,7 @@ impl<'a> From<&'a Pipeline> for ScriptCall<'a> {
 }
 
 impl ScriptCall<'_> {
-    async fn query<T: FromRedisValue>(&self, conn: &mut ConnectionManager) -> RedisResult<T> {
+    async fn query<T: FromRedisValue>(&self, conn: &mut Connection) -> RedisResult<T> {
         match self {
             Self::Cmd(cmd) => cmd.query_async(conn).await,
             Self::Pipeline(pipe) => pipe.query_async(conn).await,
@@ -147,7 +184,7 @@ impl ScriptCall<'_> {
 /// always loaded together), so none of them ran and the retry cannot apply
 /// anything twice.
 pub(crate) async fn run<T: FromRedisValue>(
-    conn: &mut ConnectionManager,
+    conn: &mut Connection,
     call: impl Into<ScriptCall<'_>>,
 ) -> RedisResult<T> {
     let call = call.into();
@@ -157,5 +194,19 @@ pub(crate) async fn run<T: FromRedisValue>(
             call.query(conn).await
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_tag;
+
+    #[test]
+    fn hash_tags_follow_redis_cluster_rules() {
+        assert_eq!(hash_tag("spool:{emails}:ready"), "emails");
+        assert_eq!(hash_tag("{spool}:queues"), "spool");
+        assert_eq!(hash_tag("a{}b{c}"), "a{}b{c}");
+        assert_eq!(hash_tag("plain"), "plain");
+        assert_eq!(hash_tag("x{y"), "x{y");
     }
 }

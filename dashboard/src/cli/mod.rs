@@ -24,12 +24,14 @@
 mod commands;
 mod output;
 mod parse;
+mod redis_args;
+
+pub use redis_args::RedisArgs;
 
 use std::ffi::OsString;
 use std::io::Write;
 
 use clap::Parser as _;
-use spool_client::Client;
 
 use parse::{Cli, Command};
 
@@ -142,7 +144,7 @@ where
             return EXIT_USAGE;
         }
     };
-    let url = cli.redis_url.clone();
+    let url = cli.redis.redis_url.clone();
     let (code, msg) = match execute(cli, out, err).await {
         Ok(()) => return EXIT_OK,
         Err(Failure::Usage(m)) => (EXIT_USAGE, m),
@@ -153,8 +155,9 @@ where
 }
 
 async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
-    let client = Client::builder(&cli.redis_url)
-        .namespace(&cli.namespace)
+    let client = cli
+        .redis
+        .client_builder()
         .connect()
         .await
         .map_err(|e| match e {

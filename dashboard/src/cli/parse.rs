@@ -19,19 +19,8 @@ pub(crate) const MAX_ATTEMPTS_MAX: u32 = 10_000;
 #[derive(Debug, Parser)]
 #[command(name = "spool", version, about)]
 pub(crate) struct Cli {
-    /// Redis URL.
-    // `hide_env_values`: `--help` must not print a password from `REDIS_URL`.
-    #[arg(
-        long,
-        global = true,
-        env = "REDIS_URL",
-        hide_env_values = true,
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    pub(crate) redis_url: String,
-    /// Key namespace.
-    #[arg(long, global = true, env = "SPOOL_NAMESPACE", default_value = spool_client::NAMESPACE_DEFAULT)]
-    pub(crate) namespace: String,
+    #[command(flatten)]
+    pub(crate) redis: super::RedisArgs,
     #[command(subcommand)]
     pub(crate) cmd: Command,
 }

@@ -53,7 +53,10 @@ async fn main() -> anyhow::Result<()> {
     let shutdown_ms: u64 = arg(&args, "--shutdown-ms").map_or(Ok(5000), |v| v.parse())?;
     let cancel_record = arg(&args, "--cancel-record");
 
-    let client = Client::connect(&url).await?;
+    let client = Client::builder(&url)
+        .tls(spool_client::TlsFiles::from_env())
+        .connect()
+        .await?;
     let worker = Worker::builder(client)
         .queue("chaos", 1)
         .concurrency(concurrency)

@@ -31,7 +31,10 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .context("HOST_CLOCK_OFFSET_MS must be an integer")?
         .unwrap_or(0);
-    let client = Client::connect(&url).await?;
+    let client = Client::builder(&url)
+        .tls(spool_client::TlsFiles::from_env())
+        .connect()
+        .await?;
     let mut builder = with_fixtures(Worker::builder(client), &Recorder::default())
         .configure(spool_tests::fast_config)
         .configure(|c| c.cron.host_clock_offset_ms = offset_ms);

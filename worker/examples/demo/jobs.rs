@@ -69,5 +69,8 @@ pub(crate) async fn start() -> Result<spool_client::Client, spool_client::Error>
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    spool_client::Client::connect(&redis_url()).await
+    spool_client::Client::builder(&redis_url())
+        .tls(spool_client::TlsFiles::from_env())
+        .connect()
+        .await
 }

@@ -1,0 +1,87 @@
+//! Spool's use of the redis crate's Cluster client.
+//!
+//! The crate routes each command by its key and follows `MOVED`/`ASK` and
+//! topology changes; a pipeline, though, must stay in one slot. Spool's
+//! pipelines are batches of independent calls that often span queues (acks
+//! of several queues, an enqueue plus the queue registry, an admin page
+//! reading many queues), so on Cluster a pipeline is sent as its commands,
+//! all at once, each routed by its own key; the replies come back in order,
+//! a server error in the place of its command, exactly as a pipeline's.
+//!
+//! Each node has its own script cache (and a promoted replica starts with
+//! an empty one), so an `EVALSHA` answered `NOSCRIPT` is sent again as
+//! `EVAL` with the source, on that command only: it had not run, and the
+//! `EVAL` caches the script on that node.
+
+use redis::aio::ConnectionLike;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+/// Runs one command; `NOSCRIPT` on an `EVALSHA` of Spool's is retried as `EVAL`.
+pub(crate) async fn command(conn: &mut ClusterConnection, cmd: &Cmd) -> RedisResult<Value> {
+    match conn.req_packed_command(cmd).await {
+        Err(e) if e.code() == Some("NOSCRIPT") => match as_eval(cmd) {
+            Some(eval) => conn.req_packed_command(&eval).await,
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// Runs a pipeline's commands concurrently, each routed by its key. A
+/// server error becomes that command's reply; losing the connection fails
+/// the whole call, as it would a pipeline.
+pub(crate) fn pipeline<'a>(
+    conn: &'a ClusterConnection,
+    pipeline: &'a Pipeline,
+    offset: usize,
+    count: usize,
+) -> RedisFuture<'a, Vec<Value>> {
+    Box::pin(async move {
+        if pipeline.is_transaction() {
+            // MULTI/EXEC must stay together (one slot by construction).
+            return conn
+                .clone()
+                .req_packed_commands(pipeline, offset, count)
+                .await;
+        }
+        let calls = pipeline.cmd_iter().map(|cmd| {
+            let mut conn = conn.clone();
+            async move {
+                match command(&mut conn, cmd).await {
+                    Ok(v) => Ok(v),
+                    Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                        Err(e)
+                    }
+                    Err(e) => match e.clone().into_server_errors() {
+                        Some(errors) if errors.len() == 1 => {
+                            Ok(Value::ServerError(errors[0].1.clone()))
+                        }
+                        _ => Err(e),
+                    },
+                }
+            }
+        });
+        let replies = futures::future::try_join_all(calls).await?;
+        Ok(replies.into_iter().skip(offset).take(count).collect())
+    })
+}
+
+/// `EVALSHA sha n keys… args…` as `EVAL source n keys… args…`, when `sha` is
+/// one of Spool's scripts.
+fn as_eval(cmd: &Cmd) -> Option<Cmd> {
+    let mut args = cmd.args_iter().map(|a| match a {
+        redis::Arg::Simple(bytes) => bytes,
+        _ => &[][..],
+    });
+    if !args.next()?.eq_ignore_ascii_case(b"EVALSHA") {
+        return None;
+    }
+    let source = crate::scripts::source_for_sha(args.next()?)?;
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(source);
+    for a in args {
+        eval.arg(a);
+    }
+    Some(eval)
+}
