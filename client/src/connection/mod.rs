@@ -407,9 +407,13 @@ impl Connection {
         }
     }
 
-    /// Runs `cmd` on every primary (one on a single node) and returns each
-    /// reply: for server-wide checks such as `INFO`.
-    pub(crate) async fn on_every_primary(&mut self, cmd: &Cmd) -> redis::RedisResult<Vec<Value>> {
+    /// Runs `cmd` on every primary (the one server on a single node or
+    /// Sentinel) and returns each reply: for server-wide reads such as
+    /// `INFO`, which on Cluster would otherwise ask one random node.
+    ///
+    /// # Errors
+    /// The first node's error.
+    pub async fn on_every_primary(&mut self, cmd: &Cmd) -> redis::RedisResult<Vec<Value>> {
         match &mut self.0 {
             Kind::Cluster(c) => {
                 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
