@@ -291,6 +291,9 @@ impl TestRedis {
         push("protected-mode", &"yes");
         // Replicas sync at once (the default waits 5 s for more replicas).
         push("repl-diskless-sync-delay", &"0");
+        // A replica's offset moves within 1 s of its sync even without writes
+        // (a cluster lists replicas in CLUSTER SLOTS only once it has).
+        push("repl-ping-replica-period", &"1");
         match o.persistence {
             Persistence::None => push("appendonly", &"no"),
             Persistence::AofAlways => {

@@ -72,9 +72,16 @@ impl TestCluster {
             "a cluster needs 1..=16384 primaries"
         );
         let total = primaries * (1 + replicas_per_primary);
-        let nodes: Vec<TestRedis> = (0..total)
-            .map(|_| TestRedis::builder().cluster_enabled().start())
-            .collect();
+        // In parallel: each node's 2 s CLUSTER_WRITABLE_DELAY starts with it.
+        let nodes: Vec<TestRedis> = std::thread::scope(|scope| {
+            let starting: Vec<_> = (0..total)
+                .map(|_| scope.spawn(|| TestRedis::builder().cluster_enabled().start()))
+                .collect();
+            starting
+                .into_iter()
+                .map(|h| h.join().expect("start a cluster node"))
+                .collect()
+        });
         let ids: HashMap<u16, String> = nodes
             .iter()
             .map(|n| {
@@ -107,20 +114,27 @@ impl TestCluster {
                 "CLUSTER ADDSLOTSRANGE",
             );
         }
-        let first = me.nodes[0].port();
-        for node in &me.nodes[1..] {
+        // The first primary meets the other primaries; each replica meets its
+        // own primary, so it knows its id at once. Gossip does the rest.
+        let meet = |from: u16, to: &TestRedis| {
             let () = run(
-                first,
+                from,
                 redis::cmd("CLUSTER")
                     .arg("MEET")
                     .arg("127.0.0.1")
-                    .arg(node.port())
+                    .arg(to.port())
                     .arg(
-                        node.cluster_bus_port()
+                        to.cluster_bus_port()
                             .expect("a cluster node has a bus port"),
                     ),
                 "CLUSTER MEET",
             );
+        };
+        for node in &me.nodes[1..primaries] {
+            meet(me.nodes[0].port(), node);
+        }
+        for (i, replica) in me.nodes[primaries..].iter().enumerate() {
+            meet(replica.port(), &me.nodes[i % primaries]);
         }
         for (i, replica) in me.nodes[primaries..].iter().enumerate() {
             let primary_id = &me.ids[&me.nodes[i % primaries].port()];
@@ -157,6 +171,13 @@ impl TestCluster {
         let total = self.nodes.len();
         let replicas = total / self.primaries - 1;
         poll("the cluster to be consistent", within, || {
+            self.check_consistent(total, replicas)
+        });
+    }
+
+    /// One look at every node for [`TestCluster::wait_consistent`].
+    fn check_consistent(&self, total: usize, replicas: usize) -> Result<(), String> {
+        {
             let mut first: Option<SlotMap> = None;
             for node in &self.nodes {
                 let info: String = run(
@@ -185,7 +206,7 @@ impl TestCluster {
                 }
             }
             Ok(())
-        });
+        }
     }
 
     /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...` (the primaries).
