@@ -120,6 +120,38 @@ fn tls_required_client_cert() {
 }
 
 #[test]
+fn tls_replica_follows_its_primary() {
+    if no_tls() {
+        return;
+    }
+    let certs = TestCerts::generate();
+    let primary = TestRedis::builder().tls(&certs).start();
+    // start() returns once the replica's TLS link to the primary is up.
+    let replica = TestRedis::builder()
+        .tls(&certs)
+        .replica_of(primary.port())
+        .start();
+    let mut p = primary.client().get_connection().expect("primary");
+    let () = redis::cmd("SET")
+        .arg("spool:t")
+        .arg("1")
+        .query(&mut p)
+        .expect("SET");
+    let synced: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut p)
+        .expect("WAIT");
+    assert_eq!(synced, 1);
+    let mut r = replica.client().get_connection().expect("replica");
+    let v: String = redis::cmd("GET")
+        .arg("spool:t")
+        .query(&mut r)
+        .expect("GET on replica");
+    assert_eq!(v, "1");
+}
+
+#[test]
 fn acl_user_is_limited_to_its_keys() {
     let redis = TestRedis::builder()
         .acl_user("alice on >secret ~spool:* ~{spool}:* +@all -@dangerous")
@@ -418,6 +450,18 @@ async fn cluster_move_slot_under_writes_loses_no_increment() {
         .await
         .expect("COUNTKEYSINSLOT");
     assert_eq!(fillers, 351, "all keys of the slot moved");
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut node)
+        .await
+        .expect("INFO commandstats");
+    eprintln!(
+        "target node: {}",
+        stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_asking:"))
+            .unwrap_or("no ASKING received")
+    );
     drop(con);
     drop(node);
     let cluster = Arc::try_unwrap(cluster).expect("the only handle");

@@ -50,19 +50,47 @@ impl TestSentinel {
         me
     }
 
+    /// Waits until every sentinel sees the master, the replica (connected,
+    /// its link to the master up) and the two other sentinels, none of them
+    /// down.
     fn wait_until_settled(&self) {
+        let replica_port = self.servers[1].port().to_string();
         for s in &self.sentinels {
             poll(
                 "a sentinel to know the master, its replica and 2 other sentinels",
                 Duration::from_secs(15),
                 || {
                     let master = sentinel_master(s.port).map_err(|e| e.to_string())?;
-                    if field(&master, "num-other-sentinels") == "2"
-                        && field(&master, "num-slaves") == "1"
-                    {
+                    let list = |what: &str| -> Result<Vec<Vec<String>>, String> {
+                        super::connect(s.port)
+                            .and_then(|mut c| {
+                                redis::cmd("SENTINEL")
+                                    .arg(what)
+                                    .arg(MASTER_NAME)
+                                    .query(&mut c)
+                            })
+                            .map_err(|e| e.to_string())
+                    };
+                    let replicas = list("REPLICAS")?;
+                    let sentinels = list("SENTINELS")?;
+                    let up =
+                        |flags: &str| !flags.contains("down") && !flags.contains("disconnected");
+                    let ok = field(&master, "flags") == "master"
+                        && field(&master, "num-other-sentinels") == "2"
+                        && replicas.len() == 1
+                        && replicas.iter().all(|r| {
+                            field(r, "port") == replica_port
+                                && up(field(r, "flags"))
+                                && field(r, "master-link-status") == "ok"
+                        })
+                        && sentinels.len() == 2
+                        && sentinels.iter().all(|o| up(field(o, "flags")));
+                    if ok {
                         Ok(())
                     } else {
-                        Err(format!("{master:?}"))
+                        Err(format!(
+                            "master {master:?}, replicas {replicas:?}, sentinels {sentinels:?}"
+                        ))
                     }
                 },
             );
