@@ -334,14 +334,14 @@ fn cluster_spreads_keys_and_slot_of_matches_keyslot() {
             .arg(key)
             .query(&mut con)
             .expect("KEYSLOT");
-        assert_eq!(slot_of(key.as_bytes()), keyslot, "slot of {key:?}");
+        assert_eq!(TestCluster::slot_of(key), keyslot, "slot of {key:?}");
     }
 
     // One key per primary: tags {0}, {1}, ... until each node has one.
     let mut keys: Vec<(String, u16)> = Vec::new();
     for i in 0.. {
         let key = format!("spool:{{{i}}}:k");
-        let owner = cluster.node_for_slot(slot_of(key.as_bytes()));
+        let owner = cluster.node_for_slot(slot_of(&key));
         if !keys.iter().any(|(_, p)| *p == owner) {
             keys.push((key, owner));
         }
@@ -379,7 +379,7 @@ async fn cluster_move_slot_under_writes_loses_no_increment() {
             .expect("start"),
     );
     let counter = "spool:{mv}:counter";
-    let slot = slot_of(counter.as_bytes());
+    let slot = slot_of(counter);
     let from = cluster.node_for_slot(slot);
     let to = *cluster
         .ports()

@@ -20,7 +20,8 @@ const MIGRATE_BATCH: usize = 100;
 /// (the bytes between the first `{` and the next `}`, when not empty) or of
 /// the whole key, modulo 16384.
 #[must_use]
-pub fn slot_of(key: &[u8]) -> u16 {
+pub fn slot_of(key: impl AsRef<[u8]>) -> u16 {
+    let key = key.as_ref();
     let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
         let rest = &key[open + 1..];
         rest.iter()
@@ -207,6 +208,12 @@ impl TestCluster {
             }
             Ok(())
         }
+    }
+
+    /// The slot of `key`: [`slot_of`].
+    #[must_use]
+    pub fn slot_of(key: impl AsRef<[u8]>) -> u16 {
+        slot_of(key)
     }
 
     /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...` (the primaries).
@@ -429,7 +436,8 @@ mod tests {
         assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
         assert_eq!(slot_of(b"foo"), 12182);
         assert_eq!(slot_of(b"{user1000}.following"), slot_of(b"user1000"));
-        assert_eq!(slot_of(b"foo{}{bar}"), crc16_xmodem(b"foo{}{bar}") % SLOTS);
+        assert_eq!(slot_of("foo{}{bar}"), crc16_xmodem(b"foo{}{bar}") % SLOTS);
+        assert_eq!(TestCluster::slot_of("foo"), 12182);
         assert_eq!(slot_of(b"foo{{bar}}zap"), slot_of(b"{bar"));
         assert_eq!(slot_of(b"foo{bar}{zap}"), slot_of(b"bar"));
     }
