@@ -13,11 +13,13 @@
 pub mod dashboard;
 pub mod handlers;
 pub mod redis_server;
+pub mod servers;
 pub mod wait;
 
 use std::time::Duration;
 
-pub use redis_server::{Persistence, TestRedis};
+pub use redis_server::{Persistence, TestRedis, TestRedisBuilder};
+pub use servers::{slot_of, TestCerts, TestCluster, TestSentinel};
 pub use wait::wait_for;
 
 use spool_client::Client;
