@@ -69,6 +69,18 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
+    /// The first connection to Redis failed (unreachable, refused, TLS or
+    /// authentication failure). `target` is the URL with any password hidden.
+    #[error("cannot connect to redis at {target}: {source}{hint}")]
+    Connect {
+        /// The URL, password replaced by `***`.
+        target: String,
+        /// A hint for the likely cause, or empty.
+        hint: &'static str,
+        /// The driver's error.
+        #[source]
+        source: redis::RedisError,
+    },
     /// A write reached the primary but not enough replicas in time
     /// ([`Durability::Replicated`](crate::Durability)). It may or may not
     /// survive a failover: treat the outcome as unknown.

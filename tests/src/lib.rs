@@ -25,24 +25,116 @@ pub use wait::wait_for;
 use spool_client::Client;
 use spool_worker::{Worker, WorkerBuilder};
 
-/// A private Redis and a client on it.
+/// The deployment the core tests run on, from `SPOOL_TEST_TOPOLOGY`:
+/// `single` (default) or `cluster` (3 primaries). `.ci/run` runs the core
+/// suites on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// One redis-server.
+    Single,
+    /// A 3-primary Redis Cluster.
+    Cluster,
+}
+
+impl Topology {
+    /// The topology `SPOOL_TEST_TOPOLOGY` names.
+    #[must_use]
+    pub fn from_env() -> Self {
+        match std::env::var("SPOOL_TEST_TOPOLOGY").as_deref() {
+            Ok("cluster") => Self::Cluster,
+            Ok("single" | "") | Err(_) => Self::Single,
+            Ok(other) => panic!("SPOOL_TEST_TOPOLOGY={other:?}: expected single or cluster"),
+        }
+    }
+}
+
+/// The Redis servers of one test.
+#[derive(Debug)]
+pub enum TestServer {
+    /// One redis-server.
+    Single(TestRedis),
+    /// A Redis Cluster.
+    Cluster(TestCluster),
+}
+
+impl TestServer {
+    /// The URL clients connect with.
+    #[must_use]
+    pub fn url(&self) -> String {
+        match self {
+            Self::Single(r) => r.url(),
+            Self::Cluster(c) => c.url(),
+        }
+    }
+
+    /// A data directory of this test (logs of child processes go here).
+    #[must_use]
+    pub fn dir(&self) -> &std::path::Path {
+        match self {
+            Self::Single(r) => r.dir(),
+            Self::Cluster(c) => c.dir(),
+        }
+    }
+
+    /// The single server; panics on Cluster (the test needs one node:
+    /// restarts, kills, ports).
+    pub fn single(&mut self) -> &mut TestRedis {
+        match self {
+            Self::Single(r) => r,
+            Self::Cluster(_) => {
+                panic!("this test needs a single node (SPOOL_TEST_TOPOLOGY=single)")
+            }
+        }
+    }
+
+    /// The single server's port (see [`TestServer::single`]).
+    pub fn port(&mut self) -> u16 {
+        self.single().port()
+    }
+
+    /// Restarts the single server (see [`TestServer::single`]).
+    pub fn restart(&mut self) {
+        self.single().restart();
+    }
+
+    /// Kills the single server (see [`TestServer::single`]).
+    pub fn kill(&mut self) {
+        self.single().kill();
+    }
+}
+
+/// A private Redis (single node or Cluster, [`Topology::from_env`]) and a
+/// client on it.
 pub struct TestEnv {
-    /// The server (dropped last, after the client).
-    pub redis: TestRedis,
+    /// The servers (dropped last, after the client).
+    pub redis: TestServer,
     /// A client in the default namespace.
     pub client: Client,
 }
 
 impl TestEnv {
-    /// Starts a Redis without persistence and connects.
+    /// Starts the topology of `SPOOL_TEST_TOPOLOGY`, without persistence,
+    /// and connects.
     pub async fn start() -> Self {
-        Self::start_with(Persistence::None).await
+        init_tracing();
+        let redis = match Topology::from_env() {
+            Topology::Single => TestServer::Single(TestRedis::start()),
+            Topology::Cluster => TestServer::Cluster(TestCluster::start(3, 0)),
+        };
+        Self::connect(redis).await
     }
 
-    /// Starts a Redis with `persistence` and connects.
+    /// Starts a single node with `persistence` and connects (restart tests
+    /// are about one server, whatever the topology of the run).
     pub async fn start_with(persistence: Persistence) -> Self {
         init_tracing();
-        let redis = TestRedis::start_with(persistence);
+        if persistence == Persistence::None {
+            return Self::start().await;
+        }
+        Self::connect(TestServer::Single(TestRedis::start_with(persistence))).await
+    }
+
+    async fn connect(redis: TestServer) -> Self {
         let client = Client::connect(&redis.url())
             .await
             .expect("connect to test redis");
@@ -55,13 +147,10 @@ impl TestEnv {
         Worker::builder(self.client.clone()).configure(fast_config)
     }
 
-    /// A raw connection for poking at Redis directly (garbage, inspection).
-    pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .expect("url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("raw connection")
+    /// A connection for poking at Redis directly (garbage, inspection); it
+    /// routes by key on Cluster.
+    pub async fn raw(&self) -> spool_client::Connection {
+        self.client.connection()
     }
 }
 

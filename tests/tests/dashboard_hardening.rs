@@ -41,7 +41,7 @@ fn record(id: &str, queue: &str, job_type: &str, args: &str, key: Option<&str>) 
     )
 }
 
-async fn cmd(raw: &mut redis::aio::MultiplexedConnection, args: &[&str]) {
+async fn cmd(raw: &mut spool_client::Connection, args: &[&str]) {
     let mut c = redis::cmd(args[0]);
     for a in &args[1..] {
         c.arg(*a);

@@ -49,7 +49,7 @@ fn assert_hidden(what: &str, out: &Output) {
 
 #[tokio::test]
 async fn binaries_never_print_the_redis_password() {
-    let env = TestEnv::start().await;
+    let mut env = TestEnv::start().await;
     let mut raw = env.raw().await;
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
@@ -64,6 +64,10 @@ async fn binaries_never_print_the_redis_password() {
         format!("redis://ops:{SECRET}@127.0.0.1:1"),
         format!("redis://:{SECRET}@127.0.0.1:notaport"),
         format!("redis//:{SECRET}@@nope"),
+        format!("rediss://:{SECRET}@127.0.0.1:1"),
+        format!("redis+sentinel://:{SECRET}@127.0.0.1:1,127.0.0.1:2/mymaster"),
+        format!("redis+cluster://app:{SECRET}@127.0.0.1:1,127.0.0.1:x"),
+        format!("rediss+cluster://app:{SECRET}@127.0.0.1:1"),
     ];
     for url in &urls {
         // The CLI: flag, `--flag=value` and environment forms.

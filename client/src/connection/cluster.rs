@@ -13,9 +13,13 @@
 //! `EVAL` with the source, on that command only: it had not run, and the
 //! `EVAL` caches the script on that node.
 
+use futures::{StreamExt, TryStreamExt};
 use redis::aio::ConnectionLike;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+/// Most commands of one split pipeline in flight at once.
+const IN_FLIGHT_MAX: usize = 256;
 
 /// Runs one command; `NOSCRIPT` on an `EVALSHA` of Spool's is retried as `EVAL`.
 pub(crate) async fn command(conn: &mut ClusterConnection, cmd: &Cmd) -> RedisResult<Value> {
@@ -45,26 +49,30 @@ pub(crate) fn pipeline<'a>(
                 .req_packed_commands(pipeline, offset, count)
                 .await;
         }
-        let calls = pipeline.cmd_iter().map(|cmd| {
-            let mut conn = conn.clone();
-            async move {
-                match command(&mut conn, cmd).await {
-                    Ok(v) => Ok(v),
-                    Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
-                        Err(e)
-                    }
-                    Err(e) => match e.clone().into_server_errors() {
-                        Some(errors) if errors.len() == 1 => {
-                            Ok(Value::ServerError(errors[0].1.clone()))
-                        }
-                        _ => Err(e),
-                    },
-                }
-            }
-        });
-        let replies = futures::future::try_join_all(calls).await?;
+        let calls: Vec<_> = pipeline
+            .cmd_iter()
+            .map(|cmd| pipelined(conn.clone(), cmd))
+            .collect();
+        // Bounded in flight: a request's timeout runs from when it is sent,
+        // so 25,000 queued at once would time out at the tail.
+        let replies: Vec<Value> = futures::stream::iter(calls)
+            .buffered(IN_FLIGHT_MAX)
+            .try_collect()
+            .await?;
         Ok(replies.into_iter().skip(offset).take(count).collect())
     })
+}
+
+/// One command of a split pipeline: a server error becomes its reply.
+async fn pipelined(mut conn: ClusterConnection, cmd: &Cmd) -> RedisResult<Value> {
+    match command(&mut conn, cmd).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => Err(e),
+        Err(e) => match e.clone().into_server_errors() {
+            Some(errors) if errors.len() == 1 => Ok(Value::ServerError(errors[0].1.clone())),
+            _ => Err(e),
+        },
+    }
 }
 
 /// `EVALSHA sha n keys… args…` as `EVAL source n keys… args…`, when `sha` is

@@ -106,6 +106,8 @@ impl TlsFiles {
 pub(crate) struct Connector {
     kind: ConnectorKind,
     response_timeout: Duration,
+    /// The URL with its password hidden, for errors.
+    shown: String,
 }
 
 #[derive(Clone)]
@@ -130,6 +132,9 @@ impl Connector {
         };
         let target = url::parse(url).map_err(bad)?;
         let certs = tls.load()?;
+        // rustls needs a process-wide crypto provider; the application may
+        // have installed its own already, which is then kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let kind = match target {
             Target::Single(info) => {
                 let tls_url = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
@@ -157,6 +162,7 @@ impl Connector {
         Ok(Self {
             kind,
             response_timeout,
+            shown: crate::redact_url(url),
         })
     }
 
@@ -186,16 +192,16 @@ impl Connector {
                 Kind::Single(
                     ConnectionManager::new_with_config(client.clone(), config)
                         .await
-                        .map_err(Error::redis("connect"))?,
+                        .map_err(self.connect_error())?,
                 )
             }
             ConnectorKind::Sentinel(target, certs) => {
-                let sentinel = sentinel_client(target, certs.clone())
-                    .map_err(Error::redis("connect (sentinel)"))?;
+                let sentinel =
+                    sentinel_client(target, certs.clone()).map_err(self.connect_error())?;
                 Kind::Sentinel(
                     SentinelConnection::open(sentinel, self.config(Duration::ZERO), target.db)
                         .await
-                        .map_err(Error::redis("connect (sentinel)"))?,
+                        .map_err(self.connect_error())?,
                 )
             }
             ConnectorKind::Cluster(cluster) => Kind::Cluster(
@@ -203,7 +209,7 @@ impl Connector {
                     .0
                     .get_async_connection()
                     .await
-                    .map_err(Error::redis("connect (cluster)"))?,
+                    .map_err(self.connect_error())?,
             ),
         };
         Ok(Connection(kind))
@@ -223,13 +229,13 @@ impl Connector {
                 client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
-                    .map_err(Error::redis("connect"))?,
+                    .map_err(self.connect_error())?,
             ),
             (ConnectorKind::Sentinel(..), Kind::Sentinel(sentinel)) => Kind::Dedicated(
                 sentinel
                     .dedicated(&config)
                     .await
-                    .map_err(Error::redis("connect (sentinel)"))?,
+                    .map_err(self.connect_error())?,
             ),
             (ConnectorKind::Cluster(cluster), _) => {
                 let (_, target, certs) = &**cluster;
@@ -237,12 +243,12 @@ impl Connector {
                 // this connection's alone; it still follows slot moves.
                 let client =
                     cluster_client(target, certs.clone(), block_for + self.response_timeout)
-                        .map_err(Error::redis("connect (cluster)"))?;
+                        .map_err(self.connect_error())?;
                 Kind::Cluster(
                     client
                         .get_async_connection()
                         .await
-                        .map_err(Error::redis("connect (cluster)"))?,
+                        .map_err(self.connect_error())?,
                 )
             }
             (ConnectorKind::Sentinel(..), _) => {
@@ -252,6 +258,33 @@ impl Connector {
             }
         };
         Ok(Connection(kind))
+    }
+
+    /// A connect failure naming the server and, where it can tell, the cause.
+    fn connect_error(&self) -> impl FnOnce(redis::RedisError) -> Error + '_ {
+        move |source| {
+            let text = source.to_string();
+            let tls = self.shown.starts_with("rediss");
+            let hint = if source.kind() == redis::ErrorKind::AuthenticationFailed
+                || text.contains("WRONGPASS")
+                || text.contains("NOAUTH")
+            {
+                " (check the user name and password in the URL)"
+            } else if tls && (text.contains("certificate") || text.contains("UnknownIssuer")) {
+                " (the server's certificate is not trusted: set REDIS_CA_FILE to the CA that signed it)"
+            } else if tls && source.is_timeout() {
+                " (no TLS handshake: is this the server's TLS port?)"
+            } else if source.is_connection_refusal() {
+                " (nothing listens there: is Redis running and is the port right?)"
+            } else {
+                ""
+            };
+            Error::Connect {
+                target: self.shown.clone(),
+                hint,
+                source,
+            }
+        }
     }
 
     fn config(&self, block_for: Duration) -> AsyncConnectionConfig {

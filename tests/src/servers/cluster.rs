@@ -216,6 +216,12 @@ impl TestCluster {
         slot_of(key)
     }
 
+    /// The first node's data directory (for logs of a test's children).
+    #[must_use]
+    pub fn dir(&self) -> &std::path::Path {
+        self.nodes[0].dir()
+    }
+
     /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...` (the primaries).
     #[must_use]
     pub fn url(&self) -> String {
