@@ -147,10 +147,13 @@ impl TestEnv {
         Worker::builder(self.client.clone()).configure(fast_config)
     }
 
-    /// A connection for poking at Redis directly (garbage, inspection); it
-    /// routes by key on Cluster.
+    /// A connection of its own for poking at Redis directly (garbage,
+    /// inspection); it routes by key on Cluster.
     pub async fn raw(&self) -> spool_client::Connection {
-        self.client.connection()
+        Client::connect(&self.redis.url())
+            .await
+            .expect("raw connection")
+            .connection()
     }
 }
 
