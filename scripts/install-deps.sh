@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Spool's demo and tests need on Debian/Ubuntu when it is missing:
-# redis-server always; chromium + chromium-driver with --browser (browser tests).
+# redis-server always, openssl (the TLS tests make their certificates with it);
+# chromium + chromium-driver with --browser (browser tests).
 set -euo pipefail
 
 want=()
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
+command -v openssl >/dev/null 2>&1 || want+=(openssl)
 if [[ "${1:-}" == "--browser" ]]; then
   command -v chromium >/dev/null 2>&1 || want+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)

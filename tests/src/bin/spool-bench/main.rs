@@ -13,11 +13,17 @@
 //! handler, a handler that never returns with a 1 s timeout), and prints the
 //! rate of the good jobs in both runs and their ratio (see `poison.rs`).
 //!
-//! Prints one JSON line. Without `--redis-url` it starts a private
-//! redis-server on a free loopback port (needs `redis-server` on PATH).
+//! Prints one JSON line. Without `--redis-url` it starts private servers on
+//! free loopback ports (needs `redis-server` on PATH): one node by default,
+//! or `--topology tls` (one TLS node), `replica` (a primary and a replica, for
+//! `--wait-replicas 1`) or `cluster` (3 primaries). `--queues N` spreads the
+//! jobs over N queues, one per primary on such a cluster. Any URL works with
+//! `--redis-url` (TLS files from `REDIS_CA_FILE` and friends).
 //!
 //! ```text
 //! cargo run --release --bin spool-bench -- --jobs 100000 --concurrency 200
+//! cargo run --release --bin spool-bench -- --topology cluster --queues 3
+//! cargo run --release --bin spool-bench -- --topology replica --wait-replicas 1
 //! cargo run --release --bin spool-bench -- --jobs N --concurrency C --redis-url redis://127.0.0.1:6379
 //! ```
 
@@ -27,10 +33,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use spool_client::{Client, Job, JobOptions};
+use spool_client::{Client, Durability, EnqueueOptions, Job, JobOptions};
 use spool_worker::{JobContext, Worker};
 
 mod poison;
+mod topology;
 
 #[derive(Serialize, Deserialize)]
 struct BenchNoop {
@@ -49,6 +56,9 @@ struct Args {
     jobs: u64,
     concurrency: usize,
     redis_url: Option<String>,
+    topology: String,
+    queues: usize,
+    wait_replicas: u32,
     latency_rate: u64,
     latency_seconds: u64,
     idle_seconds: u64,
@@ -60,6 +70,9 @@ fn parse_args() -> anyhow::Result<Args> {
         jobs: 100_000,
         concurrency: 200,
         redis_url: None,
+        topology: "single".to_owned(),
+        queues: 1,
+        wait_replicas: 0,
         latency_rate: 1000,
         latency_seconds: 5,
         idle_seconds: 10,
@@ -72,19 +85,22 @@ fn parse_args() -> anyhow::Result<Args> {
             "--jobs" => a.jobs = value()?.parse()?,
             "--concurrency" => a.concurrency = value()?.parse()?,
             "--redis-url" => a.redis_url = Some(value()?),
+            "--topology" => a.topology = value()?,
+            "--queues" => a.queues = value()?.parse()?,
+            "--wait-replicas" => a.wait_replicas = value()?.parse()?,
             "--latency-rate" => a.latency_rate = value()?.parse()?,
             "--latency-seconds" => a.latency_seconds = value()?.parse()?,
             "--idle-seconds" => a.idle_seconds = value()?.parse()?,
             "--poison" => a.poison = true,
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--poison]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--poison]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
         }
     }
-    if a.jobs == 0 || a.concurrency == 0 || a.latency_rate == 0 {
-        bail!("--jobs, --concurrency and --latency-rate must be positive");
+    if a.jobs == 0 || a.concurrency == 0 || a.latency_rate == 0 || a.queues == 0 {
+        bail!("--jobs, --concurrency, --queues and --latency-rate must be positive");
     }
     Ok(a)
 }
@@ -104,53 +120,27 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn used_memory(url: &str) -> anyhow::Result<i64> {
-    let mut conn = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut conn)
-        .await?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("INFO memory has no used_memory")
-}
-
-/// Commands the worker sent (script calls and blocking pops), from INFO
-/// commandstats: `total_commands_processed` would also count the commands
-/// each script runs inside Redis.
-async fn commands_sent(url: &str) -> anyhow::Result<i64> {
-    let mut conn = redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await?;
-    let calls = |name: &str| -> i64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.strip_prefix("calls="))
-            .and_then(|v| v.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(calls("cmdstat_evalsha:") + calls("cmdstat_eval:") + calls("cmdstat_blpop:"))
-}
-
-async fn wait_drained(client: &Client, started: Instant, limit: Duration) -> anyhow::Result<()> {
+async fn wait_drained(
+    client: &Client,
+    queues: &[String],
+    started: Instant,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let admin = client.admin();
     loop {
-        let q = admin.queue("bench").await?;
-        if q.ready == 0 && q.active == 0 {
+        let mut left = (0, 0);
+        for name in queues {
+            let q = admin.queue(name).await?;
+            left = (left.0 + q.ready, left.1 + q.active);
+        }
+        if left == (0, 0) {
             return Ok(());
         }
         if started.elapsed() > limit {
             bail!(
                 "not drained after {limit:?}: {} ready, {} active",
-                q.ready,
-                q.active
+                left.0,
+                left.1
             );
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -161,15 +151,15 @@ async fn wait_drained(client: &Client, started: Instant, limit: Duration) -> any
 #[allow(clippy::too_many_lines)] // the four phases, in order, as the module header lists them
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let _private;
-    let url = if let Some(u) = &args.redis_url {
-        u.clone()
-    } else {
-        let r = spool_tests::TestRedis::start();
-        let u = r.url();
-        _private = r;
-        u
+    let (_servers, url, tls) = match &args.redis_url {
+        Some(u) => (
+            topology::Servers::External,
+            u.clone(),
+            spool_client::TlsFiles::from_env(),
+        ),
+        None => topology::start(&args.topology)?,
     };
+    let queues = topology::queue_names(args.queues);
     if args.poison {
         let report = poison::run(&url, args.concurrency).await?;
         #[allow(clippy::print_stdout)]
@@ -179,20 +169,32 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let namespace = format!("bench{}", std::process::id());
+    let durability = match args.wait_replicas {
+        0 => Durability::Primary,
+        replicas => Durability::Replicated {
+            replicas,
+            timeout: Duration::from_secs(1),
+        },
+    };
     let client = Client::builder(&url)
         .namespace(namespace.as_str())
+        .tls(tls)
+        .durability(durability)
         .connect()
         .await?;
 
     // 1. Enqueue and memory.
     let jobs: Vec<BenchNoop> = (0..args.jobs).map(|_| BenchNoop { t: 0 }).collect();
-    let mem_before = used_memory(&url).await?;
+    let mem_before = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
     let t = Instant::now();
-    for chunk in jobs.chunks(10_000) {
-        client.enqueue_bulk(chunk).await?;
+    for (i, chunk) in jobs.chunks(10_000).enumerate() {
+        let queue = &queues[i % queues.len()];
+        client
+            .enqueue_bulk_with(chunk, EnqueueOptions::new().queue(queue))
+            .await?;
     }
     let enqueue_s = t.elapsed().as_secs_f64();
-    let mem_after = used_memory(&url).await?;
+    let mem_after = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
     drop(jobs);
     let bytes_per_job = (mem_after - mem_before) as f64 / args.jobs as f64;
 
@@ -200,8 +202,11 @@ async fn main() -> anyhow::Result<()> {
     let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
     let processed = Arc::new(AtomicU64::new(0));
     let (l, p) = (latencies.clone(), processed.clone());
-    let worker = Worker::builder(client.clone())
-        .queue("bench", 1)
+    let mut worker = Worker::builder(client.clone());
+    for q in &queues {
+        worker = worker.queue(q, 1);
+    }
+    let worker = worker
         .concurrency(args.concurrency)
         .configure(|c| c.fetch_batch_max = args.concurrency.min(1000))
         .register(move |_ctx: JobContext, job: BenchNoop| {
@@ -218,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
     let handle = tokio::spawn(worker.run_until(async {
         let _ = stop_rx.await;
     }));
-    wait_drained(&client, t, Duration::from_secs(600)).await?;
+    wait_drained(&client, &queues, t, Duration::from_secs(600)).await?;
     let drain_s = t.elapsed().as_secs_f64();
     let worker_rss_mb = rss_mb();
 
@@ -231,7 +236,8 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..total {
         tick.tick().await;
         let c = client.clone();
-        pending.spawn(async move { c.enqueue(&BenchNoop { t: now_us() }).await });
+        let opts = EnqueueOptions::new().queue(&queues[0]);
+        pending.spawn(async move { c.enqueue_with(&BenchNoop { t: now_us() }, opts).await });
         while let Some(done) = pending.try_join_next() {
             done??;
         }
@@ -249,10 +255,14 @@ async fn main() -> anyhow::Result<()> {
     // 4. Idle cost: Redis commands per second while the worker has nothing to do.
     let idle = if args.idle_seconds > 0 {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let before = commands_sent(&url).await?;
+        // Commands the worker sent (script calls and blocking pops), from
+        // INFO commandstats: `total_commands_processed` would also count
+        // the commands each script runs inside Redis.
+        let sent = ["cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_blpop:"];
+        let before = topology::info_sum(&client, "commandstats", &sent).await?;
         tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
-        let after = commands_sent(&url).await?;
-        Some((after - before) as f64 / args.idle_seconds as f64)
+        let after = topology::info_sum(&client, "commandstats", &sent).await?;
+        Some((after - before) as f64 / args.idle_seconds as f64 / queues.len() as f64)
     } else {
         None
     };
@@ -266,6 +276,9 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let report = serde_json::json!({
+        "topology": if args.redis_url.is_some() { "url" } else { args.topology.as_str() },
+        "queues": queues.len(),
+        "wait_replicas": args.wait_replicas,
         "jobs": args.jobs,
         "concurrency": args.concurrency,
         "enqueue_s": round(enqueue_s),
