@@ -196,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
     let enqueue_s = t.elapsed().as_secs_f64();
     let mem_after = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
     drop(jobs);
-    let bytes_per_job = (mem_after - mem_before) as f64 / args.jobs as f64;
+    let bytes_per_job = (mem_after - mem_before) / args.jobs as f64;
 
     // 2. Drain with one worker.
     let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
@@ -219,12 +219,17 @@ async fn main() -> anyhow::Result<()> {
         })
         .build()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let cpu = ["used_cpu_user:", "used_cpu_sys:"];
+    let cpu_before = topology::info_sum(&client, "cpu", &cpu).await?;
     let t = Instant::now();
     let handle = tokio::spawn(worker.run_until(async {
         let _ = stop_rx.await;
     }));
     wait_drained(&client, &queues, t, Duration::from_secs(600)).await?;
     let drain_s = t.elapsed().as_secs_f64();
+    // Redis CPU per job drained (every primary): what sizes a fleet.
+    let cpu_us_per_job =
+        (topology::info_sum(&client, "cpu", &cpu).await? - cpu_before) * 1e6 / args.jobs as f64;
     let worker_rss_mb = rss_mb();
 
     // 3. Pick-up latency at a steady rate.
@@ -291,6 +296,7 @@ async fn main() -> anyhow::Result<()> {
         "latency_p99_ms": round(pct(0.99)),
         "worker_rss_mb": round(worker_rss_mb),
         "redis_bytes_per_job": bytes_per_job.round(),
+        "redis_cpu_us_per_job": round(cpu_us_per_job),
         "processed": processed.load(Ordering::Relaxed),
         "idle_commands_per_sec_per_queue": idle.map(round),
     });

@@ -81,11 +81,11 @@ pub(crate) async fn info_sum(
     client: &Client,
     section: &str,
     fields: &[&str],
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<f64> {
     let mut cmd = redis::cmd("INFO");
     cmd.arg(section);
     let replies = client.connection().on_every_primary(&cmd).await?;
-    let mut total = 0;
+    let mut total = 0.0;
     for reply in replies {
         let info: String = redis::from_redis_value(reply).context("INFO reply")?;
         for field in fields {
@@ -93,8 +93,8 @@ pub(crate) async fn info_sum(
                 .lines()
                 .find_map(|l| l.strip_prefix(field))
                 .map(|rest| rest.strip_prefix("calls=").unwrap_or(rest))
-                .and_then(|v| v.split(',').next()?.trim().parse::<i64>().ok())
-                .unwrap_or(0);
+                .and_then(|v| v.split(',').next()?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
         }
     }
     Ok(total)
