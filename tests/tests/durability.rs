@@ -77,12 +77,12 @@ async fn server_pid(server: &TestRedis) -> u32 {
         .client()
         .get_multiplexed_async_connection()
         .await
-        .unwrap();
+        .expect("connect to the server");
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(&mut conn)
         .await
-        .unwrap();
+        .expect("INFO server");
     info.lines()
         .find_map(|l| l.strip_prefix("process_id:"))
         .and_then(|v| v.trim().parse().ok())
