@@ -289,10 +289,27 @@ impl Session {
 pub fn fresh_binary(name: &str) -> std::path::PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "spool-dashboard", "--bins"])
-            .status()
-            .expect("run cargo build");
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "spool-dashboard", "--bins"]);
+        // The test's own CARGO_PKG_* / CARGO_MANIFEST_* variables would
+        // reach build scripts that watch them (ring's), and every run would
+        // rebuild the TLS stack and everything above it.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    name.as_ref(),
+                    "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "OUT_DIR"
+                )
+            {
+                cmd.env_remove(name.as_ref());
+            }
+        }
+        let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building the dashboard binaries failed");
     });
     let exe = std::env::current_exe().expect("current exe");

@@ -12,6 +12,7 @@
 
 pub mod dashboard;
 pub mod handlers;
+pub mod load;
 pub mod redis_server;
 pub mod servers;
 pub mod wait;

@@ -272,6 +272,8 @@ impl Connector {
                 " (check the user name and password in the URL)"
             } else if tls && (text.contains("certificate") || text.contains("UnknownIssuer")) {
                 " (the server's certificate is not trusted: set REDIS_CA_FILE to the CA that signed it)"
+            } else if tls && text.contains("CertificateRequired") {
+                " (the server requires a client certificate: set REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE)"
             } else if tls && source.is_timeout() {
                 " (no TLS handshake: is this the server's TLS port?)"
             } else if source.is_connection_refusal() {

@@ -1,0 +1,299 @@
+//! Spool over TLS (CA, wrong CA, client certificates, the CLI over TLS)
+//! and as an ACL user limited to its namespace with the rules the docs
+//! give. Each test starts its own servers on loopback.
+
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use spool_client::{Client, Error};
+use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
+use spool_tests::servers::{server_supports_tls, server_version};
+use spool_tests::{fast_config, init_tracing, wait_for, RunningWorker, TestCerts, TestRedis};
+use spool_worker::Worker;
+
+/// Skips (returns true) when the server binary has no TLS.
+fn no_tls() -> bool {
+    if server_supports_tls() {
+        return false;
+    }
+    eprintln!("SKIPPED: {} was built without TLS", server_version());
+    true
+}
+
+/// A worker on `client` with the test timings and the fixture handlers.
+fn fixture_worker(client: &Client, rec: &Recorder) -> Worker {
+    with_fixtures(Worker::builder(client.clone()).configure(fast_config), rec)
+        .build()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------- TLS
+
+/// A `rediss://` client with the CA enqueues and a worker on it runs the
+/// job; the wrong CA and no CA fail with `Error::Connect` naming the
+/// certificate problem.
+#[tokio::test]
+async fn tls_client_with_ca_runs_jobs_and_wrong_or_missing_ca_fails() {
+    if no_tls() {
+        return;
+    }
+    init_tracing();
+    let certs = TestCerts::generate();
+    let redis = TestRedis::builder().tls(&certs).start();
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+
+    let client = Client::builder(&url)
+        .tls_ca_file(certs.ca_cert())
+        .connect()
+        .await
+        .expect("connect over TLS with the CA");
+    let rec = Recorder::default();
+    let running = RunningWorker::start(fixture_worker(&client, &rec));
+    client.enqueue(&Noop { n: 1 }).await.unwrap();
+    wait_for("job ran over TLS", Duration::from_secs(5), || async {
+        rec.count("noop-1") == 1
+    })
+    .await;
+    running.stop().await;
+    let check = client.check_server().await.expect("check_server over TLS");
+    assert_eq!(check.maxmemory_policy, "noeviction");
+
+    let err = Client::builder(&url)
+        .tls_ca_file(certs.other_ca_cert())
+        .connect()
+        .await
+        .expect_err("the wrong CA must not connect");
+    eprintln!("wrong CA: {err}");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("certificate") && text.contains("REDIS_CA_FILE"),
+        "{text}"
+    );
+
+    let err = Client::connect(&url)
+        .await
+        .expect_err("without a CA file the test CA is not trusted");
+    eprintln!("no CA: {err}");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("certificate") && text.contains("REDIS_CA_FILE"),
+        "{text}"
+    );
+}
+
+/// With `tls-auth-clients yes` the client certificate files make it work;
+/// without them the connection is refused.
+#[tokio::test]
+async fn tls_required_client_certificate() {
+    if no_tls() {
+        return;
+    }
+    init_tracing();
+    let certs = TestCerts::generate();
+    let redis = TestRedis::builder()
+        .tls(&certs)
+        .require_client_cert()
+        .start();
+    let url = redis.url();
+
+    let client = Client::builder(&url)
+        .tls_ca_file(certs.ca_cert())
+        .tls_client_cert_files(certs.client_cert(), certs.client_key())
+        .connect()
+        .await
+        .expect("connect with a client certificate");
+    let rec = Recorder::default();
+    let running = RunningWorker::start(fixture_worker(&client, &rec));
+    client.enqueue(&Noop { n: 7 }).await.unwrap();
+    wait_for(
+        "job ran with a client cert",
+        Duration::from_secs(5),
+        || async { rec.count("noop-7") == 1 },
+    )
+    .await;
+    running.stop().await;
+
+    // TLS 1.3: the server may reject the missing certificate only after the
+    // client's handshake finished, so the failure can come at connect or at
+    // the first command. Either way it must fail.
+    let outcome = match Client::builder(&url)
+        .tls_ca_file(certs.ca_cert())
+        .connect()
+        .await
+    {
+        Err(e) => Err(("connect", e)),
+        Ok(c) => c
+            .enqueue(&Noop { n: 8 })
+            .await
+            .map(|_| ())
+            .map_err(|e| ("enqueue", e)),
+    };
+    let (stage, err) = outcome.expect_err("no client certificate must be refused");
+    eprintln!("no client cert: fails at {stage}: {err}");
+    assert_eq!(
+        stage, "connect",
+        "a missing client certificate should fail the connect: {err:?}"
+    );
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
+/// The `spool` binary with `REDIS_URL=rediss://…` and `REDIS_CA_FILE`.
+#[tokio::test]
+async fn tls_cli_stats_json() {
+    if no_tls() {
+        return;
+    }
+    let certs = TestCerts::generate();
+    let redis = TestRedis::builder().tls(&certs).start();
+    let client = Client::builder(&redis.url())
+        .tls_ca_file(certs.ca_cert())
+        .connect()
+        .await
+        .unwrap();
+    client.enqueue(&Noop { n: 1 }).await.unwrap();
+    let bin = spool_tests::dashboard::fresh_binary("spool");
+    let out = tokio::process::Command::new(&bin)
+        .args(["stats", "--json"])
+        .env("REDIS_URL", redis.url())
+        .env("REDIS_CA_FILE", certs.ca_cert())
+        .env_remove("REDIS_CLIENT_CERT_FILE")
+        .env_remove("REDIS_CLIENT_KEY_FILE")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run spool");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "spool stats --json: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(v["ready"].as_u64(), Some(1), "{stdout}");
+
+    // Without the CA: exit 1 and the hint.
+    let out = tokio::process::Command::new(&bin)
+        .args(["stats", "--json"])
+        .env("REDIS_URL", redis.url())
+        .env_remove("REDIS_CA_FILE")
+        .env_remove("REDIS_CLIENT_CERT_FILE")
+        .env_remove("REDIS_CLIENT_KEY_FILE")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run spool");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("CLI without CA: {:?}: {stderr}", out.status);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("REDIS_CA_FILE"), "{stderr}");
+}
+
+// ---------------------------------------------------------------- ACL
+
+/// The ACL line the docs recommend for Spool's user.
+const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels +@all -@dangerous \
+     +info +config|get +cluster|slots +cluster|shards +role";
+
+/// Everything Spool does works as the documented ACL user (default user
+/// off); the user cannot touch other keys; a wrong password fails clearly.
+#[tokio::test]
+async fn acl_user_runs_everything_and_nothing_more() {
+    init_tracing();
+    let redis = TestRedis::builder()
+        .acl_user(ACL_LINE)
+        .default_user_off()
+        .start();
+    let url = format!("redis://spool:s3cret@127.0.0.1:{}", redis.port());
+    let client = Client::connect(&url).await.expect("connect as spool");
+    let check = client.check_server().await.expect("check_server as spool");
+    eprintln!("check_server as spool: {check:?}");
+
+    let rec = Recorder::default();
+    let running = RunningWorker::start(fixture_worker(&client, &rec));
+    client.enqueue(&Noop { n: 1 }).await.unwrap();
+    client
+        .enqueue(&Scripted {
+            fail_times: 1,
+            ..Scripted::ok("retry-once")
+        })
+        .await
+        .unwrap();
+    client
+        .enqueue(&Scripted {
+            fail_times: u32::MAX,
+            permanent: true,
+            ..Scripted::ok("dies")
+        })
+        .await
+        .unwrap();
+    client
+        .enqueue_in(&Noop { n: 2 }, Duration::from_millis(300))
+        .await
+        .unwrap();
+    let admin = client.admin();
+    wait_for(
+        "jobs ran, retried and died",
+        Duration::from_secs(10),
+        || async {
+            rec.count("noop-1") == 1
+                && rec.count("noop-2") == 1
+                && rec.count("retry-once") == 2
+                && admin.queue("default").await.unwrap().dead == 1
+        },
+    )
+    .await;
+    wait_for("queue drained", Duration::from_secs(5), || async {
+        let q = admin.queue("default").await.unwrap();
+        (q.ready, q.active, q.retry, q.scheduled) == (0, 0, 0, 0)
+    })
+    .await;
+    let queues = admin.queues().await.expect("admin.queues as spool");
+    assert!(queues.iter().any(|q| q.name == "default"), "{queues:?}");
+    let stats = admin
+        .stats("default", 5)
+        .await
+        .expect("admin.stats as spool");
+    eprintln!(
+        "stats as spool: processed {}, failed {}",
+        stats.processed, stats.failed
+    );
+    assert!(stats.processed >= 3, "{stats:?}");
+    assert!(stats.failed >= 1, "{stats:?}");
+    running.stop().await;
+
+    let mut conn = client.connection();
+    let denied = redis::cmd("SET")
+        .arg("other:key")
+        .arg(1)
+        .query_async::<()>(&mut conn)
+        .await
+        .expect_err("spool may not SET other:key");
+    assert_eq!(denied.code(), Some("NOPERM"), "{denied}");
+    let denied = redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect_err("spool may not FLUSHALL");
+    assert_eq!(denied.code(), Some("NOPERM"), "{denied}");
+
+    let wrong = format!("redis://spool:wrong@127.0.0.1:{}", redis.port());
+    let err = Client::connect(&wrong)
+        .await
+        .expect_err("a wrong password must fail");
+    eprintln!("wrong password: {err}");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("user name and password") && !text.contains("wrong@"),
+        "{text}"
+    );
+}
