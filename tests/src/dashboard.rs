@@ -336,6 +336,11 @@ impl DashboardProcess {
     /// Starts the binary with `--bind 127.0.0.1:<free port> --redis-url …`
     /// and `extra` flags, and waits until it serves the overview.
     pub async fn start(env: &crate::TestEnv, extra: &[&str]) -> Self {
+        Self::start_on(&env.redis.url(), extra).await
+    }
+
+    /// As [`DashboardProcess::start`], on the Redis at `redis_url`.
+    pub async fn start_on(redis_url: &str, extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -345,7 +350,7 @@ impl DashboardProcess {
                 "--bind",
                 &format!("127.0.0.1:{port}"),
                 "--redis-url",
-                &env.redis.url(),
+                redis_url,
             ])
             .args(extra)
             .stdout(std::process::Stdio::null())

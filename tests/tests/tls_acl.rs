@@ -198,6 +198,45 @@ async fn tls_cli_stats_json() {
     assert!(stderr.contains("REDIS_CA_FILE"), "{stderr}");
 }
 
+/// The dashboard binary serves a TLS Redis with `--redis-ca-file`.
+#[tokio::test]
+async fn tls_dashboard_serves_pages() {
+    if no_tls() {
+        return;
+    }
+    let certs = TestCerts::generate();
+    let redis = TestRedis::builder().tls(&certs).start();
+    let client = Client::builder(&redis.url())
+        .tls_ca_file(certs.ca_cert())
+        .connect()
+        .await
+        .unwrap();
+    client
+        .enqueue_with(
+            &Noop { n: 1 },
+            spool_client::EnqueueOptions::new().queue("over-tls"),
+        )
+        .await
+        .unwrap();
+    let ca = certs.ca_cert();
+    let dash = spool_tests::dashboard::DashboardProcess::start_on(
+        &redis.url(),
+        &["--redis-ca-file", ca.to_str().unwrap()],
+    )
+    .await;
+    let page = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/api/queues", dash.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("over-tls"), "{body}");
+}
+
 // ---------------------------------------------------------------- ACL
 
 /// The ACL line the docs recommend for Spool's user.

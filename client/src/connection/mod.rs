@@ -76,8 +76,12 @@ impl TlsFiles {
         };
         let client_tls = match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-                client_cert: read(cert, "TLS client certificate (REDIS_CLIENT_CERT_FILE)")?,
-                client_key: read(key, "TLS client key (REDIS_CLIENT_KEY_FILE)")?,
+                client_cert: pem_certificates(
+                    read(cert, "TLS client certificate (REDIS_CLIENT_CERT_FILE)")?,
+                    cert,
+                    "TLS client certificate (REDIS_CLIENT_CERT_FILE)",
+                )?,
+                client_key: pem_key(read(key, "TLS client key (REDIS_CLIENT_KEY_FILE)")?, key)?,
             }),
             (None, None) => None,
             _ => {
@@ -91,13 +95,54 @@ impl TlsFiles {
         let root_cert = self
             .ca
             .as_ref()
-            .map(|ca| read(ca, "TLS CA file (REDIS_CA_FILE)"))
+            .map(|ca| {
+                let what = "TLS CA file (REDIS_CA_FILE)";
+                pem_certificates(read(ca, what)?, ca, what)
+            })
             .transpose()?;
         Ok(Some(TlsCertificates {
             client_tls,
             root_cert,
         }))
     }
+}
+
+/// Checks that `pem` holds at least one PEM certificate and nothing
+/// malformed (rustls would otherwise skip what it cannot read and fail
+/// later, at the handshake, with a misleading "unknown issuer").
+fn pem_certificates(pem: Vec<u8>, path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut found = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        cert.map_err(|e| {
+            Error::InvalidArgument(format!(
+                "the {what} {} is not valid PEM: {e}",
+                path.display()
+            ))
+        })?;
+        found += 1;
+    }
+    if found == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "the {what} {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(pem)
+}
+
+/// Checks that `pem` holds a PEM private key.
+fn pem_key(pem: Vec<u8>, path: &std::path::Path) -> Result<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "the TLS client key (REDIS_CLIENT_KEY_FILE) {} holds no usable PEM private key: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(pem)
 }
 
 /// Opens connections to the Redis a URL names: the shared one and, for
@@ -135,18 +180,23 @@ impl Connector {
         // rustls needs a process-wide crypto provider; the application may
         // have installed its own already, which is then kept.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls_url = match &target {
+            Target::Single(info) => matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }),
+            Target::Sentinel(t) => t.tls,
+            Target::Cluster(t) => t.tls,
+        };
+        if certs.is_some() && !tls_url {
+            return Err(bad(
+                "TLS files are set but the URL is not a rediss URL: use rediss:// (or \
+                 rediss+sentinel://, rediss+cluster://), or unset REDIS_CA_FILE and the client \
+                 certificate"
+                    .to_owned(),
+            ));
+        }
         let kind = match target {
             Target::Single(info) => {
-                let tls_url = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
                 let client = match certs {
-                    Some(certs) if tls_url => redis::Client::build_with_tls(info, certs),
-                    Some(_) => {
-                        return Err(bad(
-                            "TLS files are set but the URL is not rediss://: use rediss:// \
-                             (or unset REDIS_CA_FILE and the client certificate)"
-                                .to_owned(),
-                        ))
-                    }
+                    Some(certs) => redis::Client::build_with_tls(info, certs),
                     None => redis::Client::open(info),
                 }
                 .map_err(|e| bad(e.to_string()))?;
@@ -494,6 +544,89 @@ impl ConnectionLike for Connection {
             Kind::Dedicated(c) => c.get_db(),
             Kind::Sentinel(c) => c.get_db(),
             Kind::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::{Connector, TlsFiles};
+
+    fn refused(url: &str, tls: &TlsFiles) -> String {
+        match Connector::new(url, tls, Duration::from_secs(1)) {
+            Ok(_) => panic!("{url} with {tls:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn file(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("spool-tls-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).expect("write a temp file");
+        path
+    }
+
+    #[test]
+    fn tls_files_are_checked_before_connecting() {
+        let missing = TlsFiles {
+            ca: Some(PathBuf::from("/nonexistent/ca.pem")),
+            ..TlsFiles::default()
+        };
+        let err = refused("rediss://h:1", &missing);
+        assert!(
+            err.contains("cannot read the TLS CA file") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
+
+        let garbage = TlsFiles {
+            ca: Some(file("garbage.pem", "not a certificate\n")),
+            ..TlsFiles::default()
+        };
+        let err = refused("rediss://h:1", &garbage);
+        assert!(err.contains("holds no PEM certificate"), "{err}");
+
+        let half = TlsFiles {
+            client_cert: Some(file("cert.pem", "x")),
+            ..TlsFiles::default()
+        };
+        let err = refused("rediss://h:1", &half);
+        assert!(
+            err.contains("needs both the certificate and its key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tls_files_with_a_plain_url_are_refused() {
+        // Valid PEM framing around a body that is not a real certificate.
+        let ca = file(
+            "ca.pem",
+            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n",
+        );
+        let tls = TlsFiles {
+            ca: Some(ca),
+            ..TlsFiles::default()
+        };
+        for url in [
+            "redis://:pw@h:1",
+            "redis+cluster://h:1",
+            "redis+sentinel://h:1/m",
+        ] {
+            let err = refused(url, &tls);
+            assert!(err.contains("not a rediss URL"), "{url}: {err}");
+            assert!(!err.contains("pw@"), "{err}");
+        }
+        // (The fake certificate may be refused later, but not for the URL.)
+        for url in [
+            "rediss://h:1",
+            "rediss+cluster://h:1",
+            "rediss+sentinel://h:1/m",
+        ] {
+            if let Err(e) = Connector::new(url, &tls, Duration::from_secs(1)) {
+                assert!(!e.to_string().contains("not a rediss URL"), "{url}: {e}");
+            }
         }
     }
 }
