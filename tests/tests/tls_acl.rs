@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use spool_client::{Client, Error};
+use spool_client::{Client, Error, JobSet};
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
 use spool_tests::servers::{server_supports_tls, server_version};
 use spool_tests::{fast_config, init_tracing, wait_for, RunningWorker, TestCerts, TestRedis};
@@ -240,8 +240,13 @@ async fn tls_dashboard_serves_pages() {
 // ---------------------------------------------------------------- ACL
 
 /// The ACL line the docs recommend for Spool's user.
-const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels +@all -@dangerous \
-     +info +config|get +cluster|slots +cluster|shards +role";
+const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels -@all \
+     +@connection +evalsha +eval +script|load +blpop +wait +time +info +config|get \
+     +cluster|slots +cluster|shards +role \
+     +exists +get +set +del +incrby +pexpire +sadd +smembers \
+     +hget +hgetall +hmget +hset +hsetnx +hdel +hexists +hincrby +hkeys \
+     +llen +lpush +rpush +rpop +lrange +lrem +ltrim \
+     +zadd +zrem +zcard +zscore +zrange +zrevrange +zrangebyscore +zremrangebyscore";
 
 /// Everything Spool does works as the documented ACL user (default user
 /// off); the user cannot touch other keys; a wrong password fails clearly.
@@ -258,7 +263,17 @@ async fn acl_user_runs_everything_and_nothing_more() {
     eprintln!("check_server as spool: {check:?}");
 
     let rec = Recorder::default();
-    let running = RunningWorker::start(fixture_worker(&client, &rec));
+    // A cron entry too: registration and ticks run as this user.
+    let worker = with_fixtures(
+        Worker::builder(client.clone()).configure(fast_config).cron(
+            spool_client::CronEntry::new("acl-tick", "* * * * * *", &Noop { n: 9 })
+                .queue("acl-cron"),
+        ),
+        &rec,
+    )
+    .build()
+    .unwrap();
+    let running = RunningWorker::start(worker);
     client.enqueue(&Noop { n: 1 }).await.unwrap();
     client
         .enqueue(&Scripted {
@@ -308,6 +323,77 @@ async fn acl_user_runs_everything_and_nothing_more() {
     );
     assert!(stats.processed >= 3, "{stats:?}");
     assert!(stats.failed >= 1, "{stats:?}");
+
+    // Every admin read and repair, as this user.
+    let dead = admin
+        .list_set("default", JobSet::Dead, 0, 10)
+        .await
+        .expect("list dead");
+    let dead_id = dead.items[0].id.clone();
+    assert!(admin
+        .job("default", dead_id.as_str())
+        .await
+        .expect("job")
+        .is_some());
+    assert_eq!(
+        admin
+            .retry_all("default", JobSet::Dead)
+            .await
+            .expect("retry all"),
+        1
+    );
+    wait_for(
+        "the retried job died again",
+        Duration::from_secs(5),
+        || async { admin.queue("default").await.unwrap().dead == 1 },
+    )
+    .await;
+    assert_eq!(
+        admin
+            .delete_all("default", JobSet::Dead)
+            .await
+            .expect("delete all"),
+        1
+    );
+    admin.pause("parked").await.expect("pause");
+    let parked = client
+        .enqueue_with(
+            &Noop { n: 3 },
+            spool_client::EnqueueOptions::new().queue("parked"),
+        )
+        .await
+        .unwrap();
+    admin.list_ready("parked", 0, 10).await.expect("list ready");
+    assert!(admin
+        .delete_ready("parked", parked.id.as_str())
+        .await
+        .expect("delete ready"));
+    client
+        .enqueue_with(
+            &Noop { n: 4 },
+            spool_client::EnqueueOptions::new().queue("parked"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(admin.clear_ready("parked").await.expect("clear ready"), 1);
+    admin.resume("parked").await.expect("resume");
+    assert!(!admin.processes().await.expect("processes").is_empty());
+    wait_for(
+        "the cron entry is registered",
+        Duration::from_secs(5),
+        || async { !admin.cron_entries().await.unwrap().is_empty() },
+    )
+    .await;
+    assert!(admin.cron_pause("acl-tick").await.expect("cron pause"));
+    assert!(admin.cron_resume("acl-tick").await.expect("cron resume"));
+    admin.cron_run_now("acl-tick").await.expect("cron run now");
+    // Ticks and the run-now land in `acl-cron`, which no worker fetches.
+    wait_for(
+        "cron jobs enqueued as this user",
+        Duration::from_secs(5),
+        || async { admin.queue("acl-cron").await.unwrap().ready >= 2 },
+    )
+    .await;
     running.stop().await;
 
     let mut conn = client.connection();
