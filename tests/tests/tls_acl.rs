@@ -324,7 +324,39 @@ async fn acl_user_runs_everything_and_nothing_more() {
     assert!(stats.processed >= 3, "{stats:?}");
     assert!(stats.failed >= 1, "{stats:?}");
 
-    // Every admin read and repair, as this user.
+    every_admin_action(&client).await;
+    running.stop().await;
+
+    let mut conn = client.connection();
+    let denied = redis::cmd("SET")
+        .arg("other:key")
+        .arg(1)
+        .query_async::<()>(&mut conn)
+        .await
+        .expect_err("spool may not SET other:key");
+    assert_eq!(denied.code(), Some("NOPERM"), "{denied}");
+    let denied = redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut conn)
+        .await
+        .expect_err("spool may not FLUSHALL");
+    assert_eq!(denied.code(), Some("NOPERM"), "{denied}");
+
+    let wrong = format!("redis://spool:wrong@127.0.0.1:{}", redis.port());
+    let err = Client::connect(&wrong)
+        .await
+        .expect_err("a wrong password must fail");
+    eprintln!("wrong password: {err}");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("user name and password") && !text.contains("wrong@"),
+        "{text}"
+    );
+}
+
+/// Every admin read and repair, and the cron actions, as `client`'s user.
+async fn every_admin_action(client: &Client) {
+    let admin = client.admin();
     let dead = admin
         .list_set("default", JobSet::Dead, 0, 10)
         .await
@@ -394,31 +426,4 @@ async fn acl_user_runs_everything_and_nothing_more() {
         || async { admin.queue("acl-cron").await.unwrap().ready >= 2 },
     )
     .await;
-    running.stop().await;
-
-    let mut conn = client.connection();
-    let denied = redis::cmd("SET")
-        .arg("other:key")
-        .arg(1)
-        .query_async::<()>(&mut conn)
-        .await
-        .expect_err("spool may not SET other:key");
-    assert_eq!(denied.code(), Some("NOPERM"), "{denied}");
-    let denied = redis::cmd("FLUSHALL")
-        .query_async::<()>(&mut conn)
-        .await
-        .expect_err("spool may not FLUSHALL");
-    assert_eq!(denied.code(), Some("NOPERM"), "{denied}");
-
-    let wrong = format!("redis://spool:wrong@127.0.0.1:{}", redis.port());
-    let err = Client::connect(&wrong)
-        .await
-        .expect_err("a wrong password must fail");
-    eprintln!("wrong password: {err}");
-    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
-    let text = err.to_string();
-    assert!(
-        text.contains("user name and password") && !text.contains("wrong@"),
-        "{text}"
-    );
 }
