@@ -16,6 +16,19 @@ fn replicated(timeout: Duration) -> Durability {
     }
 }
 
+/// A primary, its replica, and a client with `WAIT 1` (5 s) on the primary.
+async fn replicated_pair() -> (TestRedis, TestRedis, Client) {
+    init_tracing();
+    let primary = TestRedis::start();
+    let replica = TestRedis::builder().replica_of(primary.port()).start();
+    let client = Client::builder(&primary.url())
+        .durability(replicated(Duration::from_secs(5)))
+        .connect()
+        .await
+        .expect("connect to the primary");
+    (primary, replica, client)
+}
+
 async fn llen_on(server: &TestRedis, key: &str) -> u64 {
     let mut conn = server
         .client()
@@ -33,14 +46,7 @@ async fn llen_on(server: &TestRedis, key: &str) -> u64 {
 /// moment the call returns: no sleep, no polling.
 #[tokio::test]
 async fn an_acknowledged_enqueue_is_already_on_the_replica() {
-    init_tracing();
-    let primary = TestRedis::start();
-    let replica = TestRedis::builder().replica_of(primary.port()).start();
-    let client = Client::builder(&primary.url())
-        .durability(replicated(Duration::from_secs(5)))
-        .connect()
-        .await
-        .unwrap();
+    let (_primary, replica, client) = replicated_pair().await;
     for n in 0..50 {
         client.enqueue(&Noop { n }).await.unwrap();
         assert_eq!(
@@ -155,14 +161,7 @@ async fn an_enqueue_no_replica_acknowledges_says_so_and_the_job_still_exists() {
 /// replica: after the drain the replica holds no lease and no job.
 #[tokio::test]
 async fn completions_reach_the_replica() {
-    init_tracing();
-    let primary = TestRedis::start();
-    let replica = TestRedis::builder().replica_of(primary.port()).start();
-    let client = Client::builder(&primary.url())
-        .durability(replicated(Duration::from_secs(5)))
-        .connect()
-        .await
-        .unwrap();
+    let (_primary, replica, client) = replicated_pair().await;
     let bulk: Vec<Noop> = (0..500).map(|n| Noop { n }).collect();
     client.enqueue_bulk(&bulk).await.unwrap();
     let rec = Recorder::default();

@@ -13,6 +13,33 @@ use spool_tests::servers::{server_supports_tls, server_version};
 use spool_tests::{fast_config, init_tracing, wait_for, RunningWorker, TestCerts, TestRedis};
 use spool_worker::Worker;
 
+/// A TLS server with fresh certificates, and a client trusting its CA.
+async fn tls_server() -> (TestCerts, TestRedis, Client) {
+    let certs = TestCerts::generate();
+    let redis = TestRedis::builder().tls(&certs).start();
+    let client = Client::builder(&redis.url())
+        .tls_ca_file(certs.ca_cert())
+        .connect()
+        .await
+        .unwrap();
+    (certs, redis, client)
+}
+
+/// `spool stats --json` on `url`, with `REDIS_CA_FILE` = `ca` if given.
+async fn spool_stats(url: &str, ca: Option<&std::path::Path>) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(spool_tests::dashboard::fresh_binary("spool"));
+    cmd.args(["stats", "--json"])
+        .env("REDIS_URL", url)
+        .env_remove("REDIS_CA_FILE")
+        .env_remove("REDIS_CLIENT_CERT_FILE")
+        .env_remove("REDIS_CLIENT_KEY_FILE")
+        .kill_on_drop(true);
+    if let Some(ca) = ca {
+        cmd.env("REDIS_CA_FILE", ca);
+    }
+    cmd.output().await.unwrap()
+}
+
 /// Skips (returns true) when the server binary has no TLS.
 fn no_tls() -> bool {
     if server_supports_tls() {
@@ -152,25 +179,9 @@ async fn tls_cli_stats_json() {
     if no_tls() {
         return;
     }
-    let certs = TestCerts::generate();
-    let redis = TestRedis::builder().tls(&certs).start();
-    let client = Client::builder(&redis.url())
-        .tls_ca_file(certs.ca_cert())
-        .connect()
-        .await
-        .unwrap();
+    let (certs, redis, client) = tls_server().await;
     client.enqueue(&Noop { n: 1 }).await.unwrap();
-    let bin = spool_tests::dashboard::fresh_binary("spool");
-    let out = tokio::process::Command::new(&bin)
-        .args(["stats", "--json"])
-        .env("REDIS_URL", redis.url())
-        .env("REDIS_CA_FILE", certs.ca_cert())
-        .env_remove("REDIS_CLIENT_CERT_FILE")
-        .env_remove("REDIS_CLIENT_KEY_FILE")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run spool");
+    let out = spool_stats(&redis.url(), Some(&certs.ca_cert())).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -182,16 +193,7 @@ async fn tls_cli_stats_json() {
     assert_eq!(v["ready"].as_u64(), Some(1), "{stdout}");
 
     // Without the CA: exit 1 and the hint.
-    let out = tokio::process::Command::new(&bin)
-        .args(["stats", "--json"])
-        .env("REDIS_URL", redis.url())
-        .env_remove("REDIS_CA_FILE")
-        .env_remove("REDIS_CLIENT_CERT_FILE")
-        .env_remove("REDIS_CLIENT_KEY_FILE")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run spool");
+    let out = spool_stats(&redis.url(), None).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("CLI without CA: {:?}: {stderr}", out.status);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -204,13 +206,7 @@ async fn tls_dashboard_serves_pages() {
     if no_tls() {
         return;
     }
-    let certs = TestCerts::generate();
-    let redis = TestRedis::builder().tls(&certs).start();
-    let client = Client::builder(&redis.url())
-        .tls_ca_file(certs.ca_cert())
-        .connect()
-        .await
-        .unwrap();
+    let (certs, redis, client) = tls_server().await;
     client
         .enqueue_with(
             &Noop { n: 1 },
