@@ -213,3 +213,60 @@ async fn cluster_idle_worker_wakes_on_every_primary() {
     drop(client);
     drop(cluster);
 }
+
+/// Each node has its own script cache. When one node lost it (a restart, a
+/// promoted replica) an enqueue's pipeline (the job on the queue's node, the
+/// registry on the namespace's) half runs before `NOSCRIPT`; the half that
+/// ran must not run again: an idempotent enqueue still reports "created",
+/// and exactly one job exists.
+#[tokio::test]
+async fn a_node_without_its_scripts_runs_nothing_twice() {
+    init_tracing();
+    let cluster = tokio::task::spawn_blocking(|| TestCluster::start(3, 0))
+        .await
+        .expect("start cluster");
+    let registry_node = cluster.node_for_slot(slot_of("{spool}:queues"));
+    let queue = (0..)
+        .map(|i| format!("q{i}"))
+        .find(|q| cluster.node_for_slot(slot_of(format!("spool:{{{q}}}:ready"))) != registry_node)
+        .expect("a queue on another node");
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    for (round, flushed) in [
+        registry_node,
+        cluster.node_for_slot(slot_of(format!("spool:{{{queue}}}:ready"))),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Warm every cache, then empty one node's.
+        client
+            .enqueue_with(&Noop { n: 0 }, EnqueueOptions::new().queue(&queue))
+            .await
+            .unwrap();
+        let mut node = redis::Client::open(format!("redis://127.0.0.1:{flushed}"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut node)
+            .await
+            .unwrap();
+        let e = client
+            .enqueue_with(
+                &Noop { n: 1 },
+                EnqueueOptions::new()
+                    .queue(&queue)
+                    .idempotency_key(format!("once-{round}")),
+            )
+            .await
+            .unwrap();
+        assert!(
+            !e.duplicate,
+            "round {round}: the enqueue ran twice and saw itself"
+        );
+        let ready = client.admin().queue(&queue).await.unwrap().ready;
+        assert_eq!(ready, 2 * (round as u64 + 1), "round {round}");
+    }
+}

@@ -21,14 +21,19 @@ use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 /// Most commands of one split pipeline in flight at once.
 const IN_FLIGHT_MAX: usize = 256;
 
-/// Runs one command; `NOSCRIPT` on an `EVALSHA` of Spool's is retried as `EVAL`.
+/// Runs one command; `NOSCRIPT` on an `EVALSHA` of Spool's is retried as
+/// `EVAL`. The cluster client reports a server error either as an `Err` or
+/// as an `Ok(Value::ServerError)`: both are looked at.
 pub(crate) async fn command(conn: &mut ClusterConnection, cmd: &Cmd) -> RedisResult<Value> {
-    match conn.req_packed_command(cmd).await {
-        Err(e) if e.code() == Some("NOSCRIPT") => match as_eval(cmd) {
-            Some(eval) => conn.req_packed_command(&eval).await,
-            None => Err(e),
-        },
-        other => other,
+    let reply = conn.req_packed_command(cmd).await;
+    let noscript = match &reply {
+        Err(e) => e.code() == Some("NOSCRIPT"),
+        Ok(Value::ServerError(e)) => e.code() == "NOSCRIPT",
+        Ok(_) => false,
+    };
+    match (noscript, as_eval(cmd)) {
+        (true, Some(eval)) => conn.req_packed_command(&eval).await,
+        _ => reply,
     }
 }
 

@@ -179,22 +179,51 @@ impl ScriptCall<'_> {
 }
 
 /// Runs one script command, or a pipeline of them in one round trip,
-/// loading the scripts and retrying once on `NOSCRIPT`. A `NOSCRIPT` reply
-/// to a pipeline means the cache was empty for every script of it (they are
-/// always loaded together), so none of them ran and the retry cannot apply
-/// anything twice.
+/// loading the scripts and retrying once when *every* command was answered
+/// `NOSCRIPT`: then none of them ran and the retry cannot apply anything
+/// twice. On one server the scripts are loaded together, so a pipeline is
+/// all `NOSCRIPT` or none; on Cluster each node has its own cache (the
+/// connection resends such a command as `EVAL` itself), and a pipeline in
+/// which some commands ran is never sent again: its error is returned.
 pub(crate) async fn run<T: FromRedisValue>(
     conn: &mut Connection,
     call: impl Into<ScriptCall<'_>>,
 ) -> RedisResult<T> {
     let call = call.into();
     match call.query(conn).await {
-        Err(e) if is_noscript(&e) => {
+        Err(e) if is_noscript(&e) && nothing_ran(&call, &e) => {
             load_all(conn).await?;
             call.query(conn).await
         }
         other => other,
     }
+}
+
+/// True when `e` answers every script command of `call` with `NOSCRIPT`
+/// (the other commands Spool pipelines with scripts are reads, such as
+/// `TIME`, which may run twice).
+fn nothing_ran(call: &ScriptCall<'_>, e: &redis::RedisError) -> bool {
+    let is_script = |cmd: &redis::Cmd| {
+        cmd.args_iter().next().is_some_and(
+            |a| matches!(a, redis::Arg::Simple(name) if name.eq_ignore_ascii_case(b"EVALSHA")),
+        )
+    };
+    let scripts: Vec<usize> = match call {
+        ScriptCall::Cmd(cmd) => vec![0].into_iter().filter(|_| is_script(cmd)).collect(),
+        ScriptCall::Pipeline(pipe) => pipe
+            .cmd_iter()
+            .enumerate()
+            .filter(|(_, cmd)| is_script(cmd))
+            .map(|(i, _)| i)
+            .collect(),
+    };
+    e.clone().into_server_errors().is_some_and(|errors| {
+        scripts.iter().all(|i| {
+            errors
+                .iter()
+                .any(|(at, err)| at == i && err.code() == "NOSCRIPT")
+        })
+    })
 }
 
 #[cfg(test)]
