@@ -226,7 +226,7 @@ async fn a_node_without_its_scripts_runs_nothing_twice() {
         .await
         .expect("start cluster");
     let registry_node = cluster.node_for_slot(slot_of("{spool}:queues"));
-    let queue = (0..)
+    let queue = (0..1000)
         .map(|i| format!("q{i}"))
         .find(|q| cluster.node_for_slot(slot_of(format!("spool:{{{q}}}:ready"))) != registry_node)
         .expect("a queue on another node");
