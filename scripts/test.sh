@@ -34,7 +34,7 @@ SPOOL_TEST_TOPOLOGY=cluster cargo nextest run -p spool-tests --no-fail-fast "${c
 if valkey=$(./scripts/install-valkey.sh); then
   echo "== 3/3 core suites and topologies on $("$valkey" --version | cut -d' ' -f1-3)" >&2
   SPOOL_REDIS_SERVER="$valkey" cargo nextest run -p spool-tests --no-fail-fast "${core[@]}" \
-    --test harness --test tls_acl --test failover --test cluster --test durability "$@"
+    --test harness --test tls_acl --test tls_topologies --test failover --test cluster --test durability "$@"
 elif [[ "${CI:-}" == "true" ]]; then
   echo "Valkey could not be installed (see above); CI needs it" >&2
   exit 1

@@ -145,3 +145,15 @@ pub fn with_fixtures(
             }
         })
 }
+
+/// A worker on `client` with the test timings ([`crate::fast_config`]) and
+/// every fixture handler recording into `rec`.
+#[must_use]
+pub fn fixture_worker(client: &spool_client::Client, rec: &Recorder) -> spool_worker::Worker {
+    with_fixtures(
+        spool_worker::Worker::builder(client.clone()).configure(crate::fast_config),
+        rec,
+    )
+    .build()
+    .expect("build the fixture worker")
+}

@@ -28,6 +28,9 @@ pub enum Persistence {
 #[derive(Debug)]
 pub struct TestRedis {
     port: u16,
+    /// The TLS port when the server also listens on a plain port
+    /// ([`TestRedisBuilder::keep_plain_port`]).
+    extra_tls_port: Option<u16>,
     bus_port: Option<u16>,
     dir: tempfile::TempDir,
     options: Options,
@@ -52,6 +55,7 @@ struct Options {
 #[derive(Debug, Clone)]
 struct Tls {
     require_client_cert: bool,
+    keep_plain_port: bool,
     ca: Vec<u8>,
     client_cert: Vec<u8>,
     client_key: Vec<u8>,
@@ -81,6 +85,7 @@ impl TestRedisBuilder {
         let read = |p: PathBuf| std::fs::read(p).expect("read a test certificate");
         self.options.tls = Some(Tls {
             require_client_cert: false,
+            keep_plain_port: false,
             ca: read(certs.ca_cert()),
             client_cert: read(certs.client_cert()),
             client_key: read(certs.client_key()),
@@ -98,6 +103,23 @@ impl TestRedisBuilder {
             .as_mut()
             .expect("require_client_cert() needs tls(&certs) first")
             .require_client_cert = true;
+        self
+    }
+
+    /// With [`TestRedisBuilder::tls`]: the server keeps a plain port too
+    /// (`--port P --tls-port T`) and uses TLS for replication
+    /// (`tls-replication yes`) and, in cluster mode, for the cluster bus
+    /// (`tls-cluster yes`). [`TestRedis::port`], [`TestRedis::url`] and
+    /// [`TestRedis::client`] are then the plain port (the harness's own
+    /// admin connections), [`TestRedis::tls_port`] and
+    /// [`TestRedis::tls_url`] the TLS one. A replica of such a server
+    /// ([`TestRedisBuilder::replica_of`]) must be given its TLS port.
+    pub fn keep_plain_port(mut self) -> Self {
+        self.options
+            .tls
+            .as_mut()
+            .expect("keep_plain_port() needs tls(&certs) first")
+            .keep_plain_port = true;
         self
     }
 
@@ -152,8 +174,10 @@ impl TestRedisBuilder {
             .prefix("spool-redis-")
             .tempdir()
             .expect("temp dir");
+        let dual = self.options.tls.as_ref().is_some_and(|t| t.keep_plain_port);
         let mut server = TestRedis {
             port: servers::free_port(),
+            extra_tls_port: dual.then(servers::free_port),
             bus_port: self.options.cluster.then(servers::free_port),
             dir,
             options: self.options,
@@ -172,6 +196,7 @@ impl TestRedisBuilder {
                     last_err = e;
                     server.kill();
                     server.port = servers::free_port();
+                    server.extra_tls_port = dual.then(servers::free_port);
                     server.bus_port = server.options.cluster.then(servers::free_port);
                 }
             }
@@ -264,8 +289,16 @@ impl TestRedis {
         match &o.tls {
             None => push("port", &self.port.to_string()),
             Some(tls) => {
-                push("port", &"0");
-                push("tls-port", &self.port.to_string());
+                match self.extra_tls_port {
+                    None => {
+                        push("port", &"0");
+                        push("tls-port", &self.port.to_string());
+                    }
+                    Some(tls_port) => {
+                        push("port", &self.port.to_string());
+                        push("tls-port", &tls_port.to_string());
+                    }
+                }
                 push("tls-cert-file", &self.tls_path("server.pem"));
                 push("tls-key-file", &self.tls_path("server.key"));
                 push("tls-ca-cert-file", &self.tls_path("ca.pem"));
@@ -277,8 +310,11 @@ impl TestRedis {
                         "optional"
                     },
                 );
-                if o.replica_of.is_some() {
+                if o.replica_of.is_some() || tls.keep_plain_port {
                     push("tls-replication", &"yes");
+                }
+                if o.cluster {
+                    push("tls-cluster", &"yes");
                 }
             }
         }
@@ -337,7 +373,7 @@ impl TestRedis {
     /// Whether the server answers PING (over TLS when it is TLS only). A
     /// refusal for want of a password counts: the server is up.
     fn answers(&self) -> bool {
-        if self.options.tls.is_none() {
+        if !self.tls_only() {
             return servers::answers_ping(self.port);
         }
         let Ok(client) = self.try_client(None) else {
@@ -382,21 +418,39 @@ impl TestRedis {
         );
     }
 
-    /// `redis://127.0.0.1:PORT`, or `rediss://127.0.0.1:PORT` with TLS.
+    /// Whether the server listens on a TLS port only.
+    fn tls_only(&self) -> bool {
+        self.options.tls.is_some() && self.extra_tls_port.is_none()
+    }
+
+    /// `redis://127.0.0.1:PORT`, or `rediss://127.0.0.1:PORT` with TLS
+    /// only ([`TestRedisBuilder::keep_plain_port`]: the plain port).
     #[must_use]
     pub fn url(&self) -> String {
-        let scheme = if self.options.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
+        let scheme = if self.tls_only() { "rediss" } else { "redis" };
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    /// The port (the TLS port with TLS).
+    /// The port (the TLS port with TLS only, the plain port with
+    /// [`TestRedisBuilder::keep_plain_port`]).
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port, with TLS.
+    #[must_use]
+    pub fn tls_port(&self) -> Option<u16> {
+        self.options
+            .tls
+            .as_ref()
+            .map(|_| self.extra_tls_port.unwrap_or(self.port))
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT`, with TLS.
+    #[must_use]
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port().map(|p| format!("rediss://127.0.0.1:{p}"))
     }
 
     /// The cluster bus port, in cluster mode.
@@ -447,11 +501,7 @@ impl TestRedis {
         let url = match auth {
             None => self.url(),
             Some((user, pass)) => {
-                let scheme = if self.options.tls.is_some() {
-                    "rediss"
-                } else {
-                    "redis"
-                };
+                let scheme = if self.tls_only() { "rediss" } else { "redis" };
                 format!(
                     "{scheme}://{}:{}@127.0.0.1:{}",
                     percent_encode(user),
@@ -460,7 +510,7 @@ impl TestRedis {
                 )
             }
         };
-        match self.tls_certificates() {
+        match self.tls_certificates().filter(|_| self.tls_only()) {
             None => redis::Client::open(url),
             Some(certs) => {
                 servers::certs::install_crypto_provider();

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use spool_client::{Client, Error, JobSet};
-use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
+use spool_tests::handlers::{fixture_worker, with_fixtures, Noop, Recorder, Scripted};
 use spool_tests::servers::{server_supports_tls, server_version};
 use spool_tests::{fast_config, init_tracing, wait_for, RunningWorker, TestCerts, TestRedis};
 use spool_worker::Worker;
@@ -47,13 +47,6 @@ fn no_tls() -> bool {
     }
     eprintln!("SKIPPED: {} was built without TLS", server_version());
     true
-}
-
-/// A worker on `client` with the test timings and the fixture handlers.
-fn fixture_worker(client: &Client, rec: &Recorder) -> Worker {
-    with_fixtures(Worker::builder(client.clone()).configure(fast_config), rec)
-        .build()
-        .unwrap()
 }
 
 // ---------------------------------------------------------------- TLS

@@ -3,11 +3,13 @@
 //! every node says `cluster_state:ok` and all agree on `CLUSTER SLOTS`. It
 //! can compute a key's slot, find a slot's owner, move a slot live (as
 //! `redis-cli --cluster reshard` does) and kill a node.
+//! [`TestCluster::start_tls`] starts one whose nodes talk TLS, for
+//! `rediss+cluster://`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{connect, poll, run};
+use super::{connect, poll, run, TestCerts};
 use crate::TestRedis;
 
 /// Number of hash slots in a Redis Cluster.
@@ -68,6 +70,29 @@ impl TestCluster {
     /// consistent. Panics if that takes more than 20 s.
     #[must_use]
     pub fn start(primaries: usize, replicas_per_primary: usize) -> Self {
+        Self::start_with(primaries, replicas_per_primary, None)
+    }
+
+    /// The same over TLS with the server certificate of `certs` (clients
+    /// verified against its CA only if they present a certificate): every
+    /// node has a TLS port and the cluster bus is TLS (`tls-cluster yes`;
+    /// the node certificate is also its client certificate on the bus),
+    /// so `CLUSTER SLOTS` and redirects name TLS ports to TLS clients.
+    /// Each node also keeps a plain port for the harness's own admin
+    /// connections (to plain clients the nodes name plain ports): every
+    /// port this handle takes or returns is a plain one, except
+    /// [`TestCluster::tls_ports`], [`TestCluster::tls_port_of`] and the
+    /// `rediss+cluster://` [`TestCluster::url`].
+    #[must_use]
+    pub fn start_tls(primaries: usize, replicas_per_primary: usize, certs: &TestCerts) -> Self {
+        Self::start_with(primaries, replicas_per_primary, Some(certs))
+    }
+
+    fn start_with(
+        primaries: usize,
+        replicas_per_primary: usize,
+        certs: Option<&TestCerts>,
+    ) -> Self {
         assert!(
             (1..=usize::from(SLOTS)).contains(&primaries),
             "a cluster needs 1..=16384 primaries"
@@ -76,7 +101,15 @@ impl TestCluster {
         // In parallel: each node's 2 s CLUSTER_WRITABLE_DELAY starts with it.
         let nodes: Vec<TestRedis> = std::thread::scope(|scope| {
             let starting: Vec<_> = (0..total)
-                .map(|_| scope.spawn(|| TestRedis::builder().cluster_enabled().start()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let builder = TestRedis::builder().cluster_enabled();
+                        match certs {
+                            None => builder.start(),
+                            Some(certs) => builder.tls(certs).keep_plain_port().start(),
+                        }
+                    })
+                })
                 .collect();
             starting
                 .into_iter()
@@ -222,15 +255,40 @@ impl TestCluster {
         self.nodes[0].dir()
     }
 
-    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...` (the primaries).
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...` (the primaries), or
+    /// `rediss+cluster://` and their TLS ports with
+    /// [`TestCluster::start_tls`].
     #[must_use]
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .ports()
+        let tls = self.nodes[0].tls_port().is_some();
+        let ports = if tls { self.tls_ports() } else { self.ports() };
+        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let scheme = if tls {
+            "rediss+cluster"
+        } else {
+            "redis+cluster"
+        };
+        format!("{scheme}://{}", hosts.join(","))
+    }
+
+    /// The primaries' TLS ports, in the order of [`TestCluster::ports`]
+    /// (empty without TLS).
+    #[must_use]
+    pub fn tls_ports(&self) -> Vec<u16> {
+        self.nodes[..self.primaries]
             .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        format!("redis+cluster://{}", hosts.join(","))
+            .filter_map(TestRedis::tls_port)
+            .collect()
+    }
+
+    /// The TLS port of the node whose plain port is `port`, with TLS.
+    #[must_use]
+    pub fn tls_port_of(&self, port: u16) -> Option<u16> {
+        self.nodes
+            .iter()
+            .find(|n| n.port() == port)
+            .unwrap_or_else(|| panic!("no cluster node on port {port}"))
+            .tls_port()
     }
 
     /// `redis://127.0.0.1:P` of each primary: the seed list for

@@ -1,13 +1,14 @@
 //! `TestSentinel`: a primary, one replica and three sentinels (quorum 2,
 //! master name `mymaster`) on loopback, with fast failure detection
 //! (`down-after-milliseconds 1000`, `failover-timeout 3000`), for tests of
-//! `redis+sentinel://` URLs and failover.
+//! `redis+sentinel://` URLs and failover. [`TestSentinel::start_tls`] is
+//! the same over TLS, for `rediss+sentinel://`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{answers_ping, free_port, last_log_line, poll, ServerProcess};
+use super::{answers_ping, free_port, last_log_line, poll, ServerProcess, TestCerts};
 use crate::TestRedis;
 
 /// The master name the sentinels monitor.
@@ -16,7 +17,10 @@ pub const MASTER_NAME: &str = "mymaster";
 /// A sentinel process and its dir (config file rewritten by the sentinel).
 #[derive(Debug)]
 struct Sentinel {
+    /// The plain port (the harness's admin connections).
     port: u16,
+    /// The TLS port, in a TLS set-up.
+    tls_port: Option<u16>,
     _dir: tempfile::TempDir,
     _process: ServerProcess,
 }
@@ -29,6 +33,15 @@ pub struct TestSentinel {
     servers: Vec<TestRedis>,
     sentinels: Vec<Sentinel>,
     primary_port: u16,
+    tls: bool,
+}
+
+/// The PEM files a TLS sentinel is started with (copied into its dir).
+#[derive(Debug, Clone)]
+struct SentinelTls {
+    ca: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
 }
 
 impl TestSentinel {
@@ -40,21 +53,76 @@ impl TestSentinel {
         let primary = TestRedis::start();
         let primary_port = primary.port();
         let replica = TestRedis::builder().replica_of(primary_port).start();
-        let sentinels = start_sentinels(primary_port, replica.port());
+        let sentinels = start_sentinels(primary_port, replica.port(), None);
         let me = Self {
             servers: vec![primary, replica],
             sentinels,
             primary_port,
+            tls: false,
         };
         me.wait_until_settled();
         me
+    }
+
+    /// The same set-up over TLS with the server certificate of `certs`
+    /// (clients verified against its CA only if they present a
+    /// certificate). Every server also keeps a plain port for the harness's
+    /// own admin connections, but the topology is TLS: the data servers
+    /// replicate over TLS (`tls-replication yes`), the sentinels monitor
+    /// them and talk to each other over TLS (`tls-replication yes`), so
+    /// `SENTINEL GET-MASTER-ADDR-BY-NAME` and the replica list name TLS
+    /// ports. [`TestSentinel::url`] is `rediss+sentinel://` with the
+    /// sentinels' TLS ports; [`TestSentinel::primary_port`] and
+    /// [`TestSentinel::data_ports`] are TLS ports
+    /// ([`TestSentinel::admin_port`] maps them to plain ones).
+    #[must_use]
+    pub fn start_tls(certs: &TestCerts) -> Self {
+        let tls_node = || TestRedis::builder().tls(certs).keep_plain_port();
+        let primary = tls_node().start();
+        let primary_port = primary.tls_port().expect("a TLS port");
+        let replica = tls_node().replica_of(primary_port).start();
+        let replica_port = replica.tls_port().expect("a TLS port");
+        let files = SentinelTls {
+            ca: TestCerts::read(&certs.ca_cert()),
+            cert: TestCerts::read(&certs.server_cert()),
+            key: TestCerts::read(&certs.server_key()),
+        };
+        let sentinels = start_sentinels(primary_port, replica_port, Some(&files));
+        let me = Self {
+            servers: vec![primary, replica],
+            sentinels,
+            primary_port,
+            tls: true,
+        };
+        me.wait_until_settled();
+        me
+    }
+
+    /// The port the sentinels know a data server by (its TLS port in a TLS
+    /// set-up).
+    fn known_port(&self, server: &TestRedis) -> u16 {
+        if self.tls {
+            server.tls_port().expect("a TLS data server")
+        } else {
+            server.port()
+        }
+    }
+
+    /// The plain port of the data server the sentinels know by `port` (the
+    /// same port without TLS).
+    #[must_use]
+    pub fn admin_port(&self, port: u16) -> u16 {
+        self.servers
+            .iter()
+            .find(|s| self.known_port(s) == port)
+            .map_or_else(|| panic!("no data server on port {port}"), TestRedis::port)
     }
 
     /// Waits until every sentinel sees the master, the replica (connected,
     /// its link to the master up) and the two other sentinels, none of them
     /// down.
     fn wait_until_settled(&self) {
-        let replica_port = self.servers[1].port().to_string();
+        let replica_port = self.known_port(&self.servers[1]).to_string();
         for s in &self.sentinels {
             poll(
                 "a sentinel to know the master, its replica and 2 other sentinels",
@@ -97,21 +165,35 @@ impl TestSentinel {
         }
     }
 
-    /// `redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/mymaster`.
+    /// `redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/mymaster`;
+    /// `rediss+sentinel://` and the TLS ports with
+    /// [`TestSentinel::start_tls`].
     #[must_use]
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .sentinel_ports()
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        format!("redis+sentinel://{}/{MASTER_NAME}", hosts.join(","))
+        let ports = if self.tls {
+            self.sentinel_tls_ports()
+        } else {
+            self.sentinel_ports()
+        };
+        let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let scheme = if self.tls {
+            "rediss+sentinel"
+        } else {
+            "redis+sentinel"
+        };
+        format!("{scheme}://{}/{MASTER_NAME}", hosts.join(","))
     }
 
-    /// The three sentinels' ports.
+    /// The three sentinels' (plain) ports.
     #[must_use]
     pub fn sentinel_ports(&self) -> Vec<u16> {
         self.sentinels.iter().map(|s| s.port).collect()
+    }
+
+    /// The three sentinels' TLS ports (empty without TLS).
+    #[must_use]
+    pub fn sentinel_tls_ports(&self) -> Vec<u16> {
+        self.sentinels.iter().filter_map(|s| s.tls_port).collect()
     }
 
     /// The port of the current primary (as of the last failover this handle
@@ -121,15 +203,16 @@ impl TestSentinel {
         self.primary_port
     }
 
-    /// The ports of the data servers (primary and replica, in start order).
+    /// The ports of the data servers (primary and replica, in start order;
+    /// TLS ports with [`TestSentinel::start_tls`]).
     #[must_use]
     pub fn data_ports(&self) -> Vec<u16> {
-        self.servers.iter().map(TestRedis::port).collect()
+        self.servers.iter().map(|s| self.known_port(s)).collect()
     }
 
     /// SIGKILLs the current primary.
     pub fn kill_primary(&mut self) {
-        let port = self.primary_port;
+        let port = self.admin_port(self.primary_port);
         self.servers
             .iter_mut()
             .find(|s| s.port() == port)
@@ -185,7 +268,7 @@ impl TestSentinel {
             "the promoted replica to report role:master",
             deadline.saturating_duration_since(Instant::now()),
             || {
-                let info: String = super::connect(new)
+                let info: String = super::connect(self.admin_port(new))
                     .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
                     .map_err(|e| e.to_string())?;
                 if info.contains("role:master") {
@@ -204,9 +287,10 @@ impl TestSentinel {
     /// convert it); returns once its replication link is up.
     pub fn restart_old_primary_as_replica(&mut self) {
         let primary = self.primary_port;
+        let primary_admin = self.admin_port(primary);
         self.servers
             .iter_mut()
-            .find(|s| s.port() != primary)
+            .find(|s| s.port() != primary_admin)
             .expect("a data server other than the primary")
             .restart_as_replica_of(primary);
     }
@@ -234,11 +318,19 @@ fn field<'a>(pairs: &'a [String], name: &str) -> &'a str {
 /// Starts three sentinels that already know each other and the replica
 /// (`sentinel myid`, `known-sentinel`, `known-replica` in their config
 /// files): no waiting for hello messages. Retries on fresh ports if one does
-/// not come up.
-fn start_sentinels(primary_port: u16, replica_port: u16) -> Vec<Sentinel> {
+/// not come up. With `tls` each also gets a TLS port, which is the one the
+/// others know it by.
+fn start_sentinels(
+    primary_port: u16,
+    replica_port: u16,
+    tls: Option<&SentinelTls>,
+) -> Vec<Sentinel> {
     let mut last_err = String::new();
     for _ in 0..5 {
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let plain_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let tls_ports: Option<Vec<u16>> = tls.map(|_| (0..3).map(|_| free_port()).collect());
+        // The ports the sentinels know each other by.
+        let ports = tls_ports.clone().unwrap_or_else(|| plain_ports.clone());
         let ids: Vec<String> = (0..3)
             .map(|_| {
                 rand::random::<[u8; 20]>()
@@ -262,7 +354,8 @@ fn start_sentinels(primary_port: u16, replica_port: u16) -> Vec<Sentinel> {
                 "sentinel myid {}\n{others}sentinel known-replica {MASTER_NAME} 127.0.0.1 {replica_port}\n",
                 ids[i]
             );
-            match start_sentinel(port, primary_port, &extra) {
+            let tls_port = tls_ports.as_ref().map(|t| t[i]);
+            match start_sentinel(plain_ports[i], tls_port.zip(tls), primary_port, &extra) {
                 Ok(s) => started.push(s),
                 Err(e) => {
                     last_err = e;
@@ -277,13 +370,40 @@ fn start_sentinels(primary_port: u16, replica_port: u16) -> Vec<Sentinel> {
     panic!("could not start the sentinels: {last_err}");
 }
 
-fn start_sentinel(port: u16, primary_port: u16, extra: &str) -> Result<Sentinel, String> {
+fn start_sentinel(
+    port: u16,
+    tls: Option<(u16, &SentinelTls)>,
+    primary_port: u16,
+    extra: &str,
+) -> Result<Sentinel, String> {
     let dir = tempfile::Builder::new()
         .prefix("spool-sentinel-")
         .tempdir()
         .expect("temp dir for a sentinel");
     let conf: PathBuf = dir.path().join("sentinel.conf");
     let log = dir.path().join("sentinel.log");
+    let mut tls_conf = String::new();
+    if let Some((tls_port, files)) = tls {
+        let write = |name: &str, pem: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).expect("write a sentinel tls file");
+            path
+        };
+        let ca = write("ca.pem", &files.ca);
+        let cert = write("server.pem", &files.cert);
+        let key = write("server.key", &files.key);
+        tls_conf = format!(
+            "tls-port {tls_port}\n\
+             tls-cert-file \"{}\"\n\
+             tls-key-file \"{}\"\n\
+             tls-ca-cert-file \"{}\"\n\
+             tls-auth-clients optional\n\
+             tls-replication yes\n",
+            cert.display(),
+            key.display(),
+            ca.display()
+        );
+    }
     std::fs::write(
         &conf,
         format!(
@@ -298,6 +418,7 @@ fn start_sentinel(port: u16, primary_port: u16, extra: &str) -> Result<Sentinel,
              sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
              sentinel failover-timeout {MASTER_NAME} 3000\n\
              sentinel parallel-syncs {MASTER_NAME} 1\n\
+             {tls_conf}\
              {extra}",
             dir = dir.path().display(),
             log = log.display(),
@@ -316,6 +437,7 @@ fn start_sentinel(port: u16, primary_port: u16, extra: &str) -> Result<Sentinel,
         if answers_ping(port) {
             return Ok(Sentinel {
                 port,
+                tls_port: tls.map(|(p, _)| p),
                 _dir: dir,
                 _process: process,
             });
