@@ -4,9 +4,11 @@
 
 /// Replaces the password of a URL's user-info with `***` (the whole
 /// user-info when it has no `:`, since some clients take a lone user-info as
-/// the password). Works on strings that do not parse as URLs too: anything
-/// between the scheme (or the start) and the last `@` before the host part
-/// is treated as user-info. A string without `@` comes back unchanged.
+/// the password), and the value of every query option whose name ends in
+/// `password` (`?sentinel_password=…`). Works on strings that do not parse
+/// as URLs too: anything between the scheme (or the start) and the last `@`
+/// before the host part is treated as user-info. A string with neither
+/// comes back unchanged.
 ///
 /// ```
 /// use spool_client::redact_url;
@@ -15,9 +17,39 @@
 /// assert_eq!(redact_url("redis://s3cret@db"), "redis://***@db");
 /// assert_eq!(redact_url("redis://db:6379"), "redis://db:6379");
 /// assert_eq!(redact_url("not a url :s3cret@x"), "***@x");
+/// assert_eq!(
+///     redact_url("redis+sentinel://:a@h:1/m?sentinel_password=p@ss&x=1"),
+///     "redis+sentinel://:***@h:1/m?sentinel_password=***&x=1"
+/// );
 /// ```
 #[must_use]
 pub fn redact_url(url: &str) -> String {
+    redact_userinfo(&redact_query(url))
+}
+
+/// Hides the values of `…password=` query options (first, so that an `@`
+/// in such a value is not taken for the end of the user-info).
+fn redact_query(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(sep) = rest.find(['?', '&']) {
+        out.push_str(&rest[..=sep]);
+        rest = &rest[sep + 1..];
+        let end = rest.find(['&', '#']).unwrap_or(rest.len());
+        match rest[..end].split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().ends_with("password") => {
+                out.push_str(key);
+                out.push_str("=***");
+                rest = &rest[end..];
+            }
+            _ => {}
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn redact_userinfo(url: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[start..];
     // The authority ends at the first '/', '?' or '#' after the last '@'
@@ -45,6 +77,18 @@ mod tests {
             ("redis://u:@h", "redis://u:***@h"),
             ("unix://:pw@/tmp/sock", "unix://:***@/tmp/sock"),
             ("", ""),
+            (
+                "rediss+sentinel://u:pw@h:1,h:2/m/0?sentinel_username=s&sentinel_password=pw",
+                "rediss+sentinel://u:***@h:1,h:2/m/0?sentinel_username=s&sentinel_password=***",
+            ),
+            (
+                "redis+sentinel://h/m?sentinel_password=pw#x",
+                "redis+sentinel://h/m?sentinel_password=***#x",
+            ),
+            (
+                "redis+sentinel://h/m?SENTINEL_PASSWORD=pw@h",
+                "redis+sentinel://h/m?SENTINEL_PASSWORD=***",
+            ),
         ] {
             assert_eq!(redact_url(url), want, "{url}");
             assert!(!redact_url(url).contains("pw"));

@@ -189,3 +189,82 @@ async fn sentinel_failover_without_wait_reports_lost_jobs() {
     assert!(run.to_first_ok.unwrap() < Duration::from_secs(10));
     assert!(run.to_first_processed.unwrap() < Duration::from_secs(10));
 }
+
+/// Sentinel with passwords on both sides (`requirepass` on the data
+/// servers and on the sentinels): with the data password in the URL's
+/// userinfo and the sentinels' in `?sentinel_password=`, a job is enqueued
+/// and run. A wrong data password, or a missing or wrong sentinel password,
+/// fails the connect with `Error::Connect` whose text quotes no password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_with_passwords_runs_jobs_and_wrong_ones_fail() {
+    use spool_tests::handlers::{fixture_worker, Noop, Recorder};
+    const DATA_PW: &str = "data-pw-Q7xK2";
+    const SENT_PW: &str = "sentinel-pw-M4vT9";
+    const WRONG_PW: &str = "wrong-pw-Z8nR5";
+    init_tracing();
+    let topo = tokio::task::spawn_blocking(|| TestSentinel::start_with_auth(DATA_PW, SENT_PW))
+        .await
+        .expect("start sentinel topology with passwords");
+    let hosts = topo
+        .sentinel_ports()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let url = |data: Option<&str>, sentinel: Option<&str>| {
+        let userinfo = data.map_or_else(String::new, |p| format!(":{p}@"));
+        let query = sentinel.map_or_else(String::new, |p| format!("?sentinel_password={p}"));
+        format!("redis+sentinel://{userinfo}{hosts}/mymaster{query}")
+    };
+
+    let t = Instant::now();
+    let client = Client::builder(&url(Some(DATA_PW), Some(SENT_PW)))
+        .connect()
+        .await
+        .expect("connect with both passwords");
+    let rec = Recorder::default();
+    let running = RunningWorker::start(fixture_worker(&client, &rec));
+    client.enqueue(&Noop { n: 1 }).await.unwrap();
+    wait_until(
+        "the job ran via password sentinels",
+        Duration::from_secs(10),
+        || rec.count("noop-1") == 1,
+    )
+    .await;
+    eprintln!("connected, enqueued and ran in {:?}", t.elapsed());
+    running.stop().await;
+
+    // Every case is tried before asserting, so one run reports them all.
+    let mut wrong = Vec::new();
+    for (what, data, sentinel) in [
+        ("wrong data password", Some(WRONG_PW), Some(SENT_PW)),
+        ("no data password", None, Some(SENT_PW)),
+        ("no sentinel password", Some(DATA_PW), None),
+        ("wrong sentinel password", Some(DATA_PW), Some(WRONG_PW)),
+    ] {
+        let t = Instant::now();
+        let result = tokio::time::timeout(
+            Duration::from_secs(30),
+            Client::builder(&url(data, sentinel)).connect(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{what}: connect did not return within 30 s"));
+        let Err(err) = result else {
+            wrong.push(format!("{what}: connect succeeded"));
+            continue;
+        };
+        let text = format!("{err} / {err:?}");
+        eprintln!("{what} ({:?}): {err}", t.elapsed());
+        if !matches!(err, spool_client::Error::Connect { .. }) {
+            wrong.push(format!("{what}: not Error::Connect: {text}"));
+        }
+        for pw in [DATA_PW, SENT_PW, WRONG_PW] {
+            if text.contains(pw) {
+                wrong.push(format!("{what}: password {pw:?} in the error: {text}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    drop(client);
+    drop(topo);
+}

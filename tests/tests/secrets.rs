@@ -66,6 +66,7 @@ async fn binaries_never_print_the_redis_password() {
         format!("redis//:{SECRET}@@nope"),
         format!("rediss://:{SECRET}@127.0.0.1:1"),
         format!("redis+sentinel://:{SECRET}@127.0.0.1:1,127.0.0.1:2/mymaster"),
+        format!("redis+sentinel://127.0.0.1:1/mymaster?sentinel_password={SECRET}"),
         format!("redis+cluster://app:{SECRET}@127.0.0.1:1,127.0.0.1:x"),
         format!("rediss+cluster://app:{SECRET}@127.0.0.1:1"),
     ];

@@ -75,20 +75,38 @@ type CliResult = Result<(), Failure>;
 pub fn scrub(text: &str, url: &str) -> String {
     let redacted = spool_client::redact_url(url);
     let mut out = text.replace(url, &redacted);
-    if let Some(secret) = password(url) {
+    for secret in passwords(url) {
         out = out.replace(secret, "***");
     }
     out
 }
 
-/// The password (or lone user-info) of a URL-ish string, if any.
-fn password(url: &str) -> Option<&str> {
-    let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
-    let userinfo = &rest[..rest.rfind('@')?];
-    let secret = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
-    // Replacing a one-character "password" everywhere would garble the
-    // message; such a password is not worth hiding more than the URL is.
-    (secret.len() >= 3).then_some(secret)
+/// The passwords of a URL-ish string: the user-info's (or a lone
+/// user-info) and the values of `…password=` query options.
+fn passwords(url: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    // Query options first: an `@` in their values is not the user-info's end.
+    let mut userinfo_end = url.len();
+    for (at, _) in url.match_indices(['?', '&']) {
+        let option = &url[at + 1..];
+        let option = &option[..option.find(['&', '#']).unwrap_or(option.len())];
+        if let Some((key, value)) = option.split_once('=') {
+            if key.to_ascii_lowercase().ends_with("password") {
+                found.push(value);
+                userinfo_end = userinfo_end.min(at);
+            }
+        }
+    }
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..userinfo_end.max(start)];
+    if let Some(at) = rest.rfind('@') {
+        let userinfo = &rest[..at];
+        found.push(userinfo.split_once(':').map_or(userinfo, |(_, p)| p));
+    }
+    // Replacing a one- or two-character "password" everywhere would garble
+    // the message; such a password is not worth hiding more than the URL is.
+    found.retain(|s| s.len() >= 3);
+    found
 }
 
 /// [`scrub`] for every command-line argument that may carry credentials
@@ -102,7 +120,7 @@ pub fn scrub_all(text: &str, args: &[OsString]) -> String {
         .filter_map(|a| a.to_str())
         .map(|a| a.strip_prefix("--redis-url=").unwrap_or(a))
         .chain(env.as_deref())
-        .filter(|a| a.contains('@'))
+        .filter(|a| a.contains('@') || a.to_ascii_lowercase().contains("password="))
         .fold(text.to_owned(), |t, url| scrub(&t, url))
 }
 

@@ -2,7 +2,8 @@
 //! master name `mymaster`) on loopback, with fast failure detection
 //! (`down-after-milliseconds 1000`, `failover-timeout 3000`), for tests of
 //! `redis+sentinel://` URLs and failover. [`TestSentinel::start_tls`] is
-//! the same over TLS, for `rediss+sentinel://`.
+//! the same over TLS, for `rediss+sentinel://`; [`TestSentinel::start_with_auth`]
+//! the same with passwords on the data servers and on the sentinels.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -34,6 +35,16 @@ pub struct TestSentinel {
     sentinels: Vec<Sentinel>,
     primary_port: u16,
     tls: bool,
+    /// The passwords, with [`TestSentinel::start_with_auth`].
+    auth: Option<Passwords>,
+}
+
+/// `requirepass` of the data servers (also their `masterauth` and the
+/// sentinels' `sentinel auth-pass`) and of the sentinels themselves.
+#[derive(Debug, Clone)]
+struct Passwords {
+    data: String,
+    sentinel: String,
 }
 
 /// The PEM files a TLS sentinel is started with (copied into its dir).
@@ -50,15 +61,42 @@ impl TestSentinel {
     /// other sentinels.
     #[must_use]
     pub fn start() -> Self {
-        let primary = TestRedis::start();
+        Self::start_plain(None)
+    }
+
+    /// The same set-up with passwords: the data servers have `requirepass
+    /// data_password` (and `masterauth data_password`, so either can be a
+    /// replica), the sentinels `requirepass sentinel_password` (which they
+    /// also use with each other) and `sentinel auth-pass mymaster
+    /// data_password` to monitor the data servers. The harness's own admin
+    /// connections authenticate; [`TestSentinel::url`] has no credentials
+    /// (a client adds `:data_password@` and `?sentinel_password=`).
+    #[must_use]
+    pub fn start_with_auth(data_password: &str, sentinel_password: &str) -> Self {
+        Self::start_plain(Some(Passwords {
+            data: data_password.to_owned(),
+            sentinel: sentinel_password.to_owned(),
+        }))
+    }
+
+    fn start_plain(auth: Option<Passwords>) -> Self {
+        let node = || {
+            let b = TestRedis::builder();
+            match &auth {
+                None => b,
+                Some(a) => b.requirepass(&a.data).config("masterauth", &a.data),
+            }
+        };
+        let primary = node().start();
         let primary_port = primary.port();
-        let replica = TestRedis::builder().replica_of(primary_port).start();
-        let sentinels = start_sentinels(primary_port, replica.port(), None);
+        let replica = node().replica_of(primary_port).start();
+        let sentinels = start_sentinels(primary_port, replica.port(), None, auth.as_ref());
         let me = Self {
             servers: vec![primary, replica],
             sentinels,
             primary_port,
             tls: false,
+            auth,
         };
         me.wait_until_settled();
         me
@@ -87,12 +125,13 @@ impl TestSentinel {
             cert: TestCerts::read(&certs.server_cert()),
             key: TestCerts::read(&certs.server_key()),
         };
-        let sentinels = start_sentinels(primary_port, replica_port, Some(&files));
+        let sentinels = start_sentinels(primary_port, replica_port, Some(&files), None);
         let me = Self {
             servers: vec![primary, replica],
             sentinels,
             primary_port,
             tls: true,
+            auth: None,
         };
         me.wait_until_settled();
         me
@@ -118,6 +157,29 @@ impl TestSentinel {
             .map_or_else(|| panic!("no data server on port {port}"), TestRedis::port)
     }
 
+    /// An admin connection to the sentinel on (plain) `port`, authenticated
+    /// with the sentinels' password if they have one.
+    fn sentinel_con(&self, port: u16) -> redis::RedisResult<redis::Connection> {
+        connect_as(port, self.auth.as_ref().map(|a| a.sentinel.as_str()))
+    }
+
+    /// An admin connection to the data server on (plain) `port`,
+    /// authenticated with the data password if there is one.
+    fn data_con(&self, port: u16) -> redis::RedisResult<redis::Connection> {
+        connect_as(port, self.auth.as_ref().map(|a| a.data.as_str()))
+    }
+
+    /// `SENTINEL MASTER mymaster` of the sentinel on `port`, as field/value
+    /// pairs.
+    fn sentinel_master(&self, port: u16) -> redis::RedisResult<Vec<String>> {
+        self.sentinel_con(port).and_then(|mut c| {
+            redis::cmd("SENTINEL")
+                .arg("MASTER")
+                .arg(MASTER_NAME)
+                .query(&mut c)
+        })
+    }
+
     /// Waits until every sentinel sees the master, the replica (connected,
     /// its link to the master up) and the two other sentinels, none of them
     /// down.
@@ -128,9 +190,9 @@ impl TestSentinel {
                 "a sentinel to know the master, its replica and 2 other sentinels",
                 Duration::from_secs(15),
                 || {
-                    let master = sentinel_master(s.port).map_err(|e| e.to_string())?;
+                    let master = self.sentinel_master(s.port).map_err(|e| e.to_string())?;
                     let list = |what: &str| -> Result<Vec<Vec<String>>, String> {
-                        super::connect(s.port)
+                        self.sentinel_con(s.port)
                             .and_then(|mut c| {
                                 redis::cmd("SENTINEL")
                                     .arg(what)
@@ -231,8 +293,8 @@ impl TestSentinel {
         let new = poll("the sentinels to name a new primary", timeout, || {
             let mut last = String::from("no sentinel answered");
             for s in &self.sentinels {
-                let addr: redis::RedisResult<Option<(String, u16)>> = super::connect(s.port)
-                    .and_then(|mut c| {
+                let addr: redis::RedisResult<Option<(String, u16)>> =
+                    self.sentinel_con(s.port).and_then(|mut c| {
                         redis::cmd("SENTINEL")
                             .arg("GET-MASTER-ADDR-BY-NAME")
                             .arg(MASTER_NAME)
@@ -251,7 +313,7 @@ impl TestSentinel {
             deadline.saturating_duration_since(Instant::now()),
             || {
                 for s in &self.sentinels {
-                    let master = sentinel_master(s.port).map_err(|e| e.to_string())?;
+                    let master = self.sentinel_master(s.port).map_err(|e| e.to_string())?;
                     let flags = field(&master, "flags");
                     if field(&master, "port") != new.to_string()
                         || flags.contains("s_down")
@@ -268,7 +330,8 @@ impl TestSentinel {
             "the promoted replica to report role:master",
             deadline.saturating_duration_since(Instant::now()),
             || {
-                let info: String = super::connect(self.admin_port(new))
+                let info: String = self
+                    .data_con(self.admin_port(new))
                     .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
                     .map_err(|e| e.to_string())?;
                 if info.contains("role:master") {
@@ -296,14 +359,13 @@ impl TestSentinel {
     }
 }
 
-/// `SENTINEL MASTER mymaster` of the sentinel on `port`, as field/value pairs.
-fn sentinel_master(port: u16) -> redis::RedisResult<Vec<String>> {
-    super::connect(port).and_then(|mut c| {
-        redis::cmd("SENTINEL")
-            .arg("MASTER")
-            .arg(MASTER_NAME)
-            .query(&mut c)
-    })
+/// [`super::connect`], then `AUTH password` if there is one.
+fn connect_as(port: u16, password: Option<&str>) -> redis::RedisResult<redis::Connection> {
+    let mut con = super::connect(port)?;
+    if let Some(password) = password {
+        redis::cmd("AUTH").arg(password).query::<()>(&mut con)?;
+    }
+    Ok(con)
 }
 
 /// The value after `name` in a field/value list.
@@ -319,11 +381,13 @@ fn field<'a>(pairs: &'a [String], name: &str) -> &'a str {
 /// (`sentinel myid`, `known-sentinel`, `known-replica` in their config
 /// files): no waiting for hello messages. Retries on fresh ports if one does
 /// not come up. With `tls` each also gets a TLS port, which is the one the
-/// others know it by.
+/// others know it by. With `auth` each has `requirepass` and `sentinel
+/// auth-pass` for the data servers.
 fn start_sentinels(
     primary_port: u16,
     replica_port: u16,
     tls: Option<&SentinelTls>,
+    auth: Option<&Passwords>,
 ) -> Vec<Sentinel> {
     let mut last_err = String::new();
     for _ in 0..5 {
@@ -350,10 +414,18 @@ fn start_sentinels(
                     "sentinel known-sentinel {MASTER_NAME} 127.0.0.1 {p} {id}"
                 );
             }
-            let extra = format!(
+            let mut extra = format!(
                 "sentinel myid {}\n{others}sentinel known-replica {MASTER_NAME} 127.0.0.1 {replica_port}\n",
                 ids[i]
             );
+            if let Some(a) = auth {
+                let _ = write!(
+                    extra,
+                    "requirepass {}\nsentinel auth-pass {MASTER_NAME} {}\n",
+                    quote(&a.sentinel),
+                    quote(&a.data)
+                );
+            }
             let tls_port = tls_ports.as_ref().map(|t| t[i]);
             match start_sentinel(plain_ports[i], tls_port.zip(tls), primary_port, &extra) {
                 Ok(s) => started.push(s),
@@ -447,4 +519,9 @@ fn start_sentinel(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A config-file value in double quotes, `"` and `\` escaped.
+fn quote(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
