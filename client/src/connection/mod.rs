@@ -315,10 +315,13 @@ impl Connector {
         move |source| {
             let text = source.to_string();
             let tls = self.shown.starts_with("rediss");
-            let hint = if source.kind() == redis::ErrorKind::AuthenticationFailed
+            let auth = source.kind() == redis::ErrorKind::AuthenticationFailed
                 || text.contains("WRONGPASS")
-                || text.contains("NOAUTH")
-            {
+                || text.contains("NOAUTH");
+            let hint = if auth && self.topology() == Topology::Sentinel {
+                " (check the user name and password in the URL, for the data nodes, and \
+                 sentinel_username / sentinel_password, for the Sentinels)"
+            } else if auth {
                 " (check the user name and password in the URL)"
             } else if tls && (text.contains("certificate") || text.contains("UnknownIssuer")) {
                 " (the server's certificate is not trusted: set REDIS_CA_FILE to the CA that signed it)"
