@@ -289,16 +289,12 @@ impl Client {
             return Ok(());
         };
         let acked: i64 = self
-            .conn()
+            .connection()
             .command_at_key(key, &cmd)
             .await
             .and_then(|v| redis::from_redis_value(v).map_err(Into::into))
             .map_err(Error::redis(op))?;
         self.inner.durability.check_acked(op, acked)
-    }
-
-    pub(crate) fn conn(&self) -> Connection {
-        self.inner.conn.clone()
     }
 
     /// Opens a dedicated connection for blocking commands (a blocking pop
@@ -317,7 +313,7 @@ impl Client {
     /// [`Error::Redis`].
     pub async fn redis_time_ms(&self) -> Result<i64> {
         let (secs, micros): (i64, i64) = redis::cmd("TIME")
-            .query_async(&mut self.conn())
+            .query_async(&mut self.connection())
             .await
             .map_err(Error::redis("TIME"))?;
         Ok(secs * 1000 + micros / 1000)
@@ -335,7 +331,7 @@ impl Client {
         info_cmd.arg("memory").arg("persistence");
         // On Cluster every primary is asked: one evicting node loses jobs.
         let infos = self
-            .conn()
+            .connection()
             .on_every_primary(&info_cmd)
             .await
             .map_err(Error::redis("INFO"))?;
@@ -363,7 +359,7 @@ impl Client {
         let mut save_cmd = redis::cmd("CONFIG");
         save_cmd.arg("GET").arg("save");
         let save: Option<Vec<String>> = self
-            .conn()
+            .connection()
             .on_every_primary(&save_cmd)
             .await
             .ok()

@@ -287,7 +287,7 @@ impl Client {
         pipe.add_command(cmd);
         pipe.add_command(register_queues_cmd(self.global_keys(), &[&queue]))
             .ignore();
-        let ((created, ids),): ((i64, Vec<String>),) = scripts::run(&mut self.conn(), &pipe)
+        let ((created, ids),): ((i64, Vec<String>),) = scripts::run(&mut self.connection(), &pipe)
             .await
             .map_err(Error::redis("enqueue"))?;
         self.wait_replicated(&keys.ready, "enqueue").await?;
@@ -355,7 +355,7 @@ impl Client {
         }
         pipe.add_command(register_queues_cmd(self.global_keys(), &[&queue]))
             .ignore();
-        scripts::run::<()>(&mut self.conn(), &pipe)
+        scripts::run::<()>(&mut self.connection(), &pipe)
             .await
             .map_err(Error::redis("enqueue"))?;
         self.wait_replicated(&keys.ready, "enqueue").await?;

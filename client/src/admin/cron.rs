@@ -79,7 +79,7 @@ impl Admin {
         let now = self.client.redis_time_ms().await?;
         let raw: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(&self.client.global_keys().cron_entries)
-            .query_async(&mut self.client.conn())
+            .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("HGETALL cron entries"))?;
         let mut live: Vec<StoredEntry> = raw
@@ -97,7 +97,7 @@ impl Admin {
             pipe.cmd("HGETALL").arg(keys.cron_state(&s.entry.name));
         }
         let states: Vec<HashMap<String, String>> = pipe
-            .query_async(&mut self.client.conn())
+            .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("HGETALL cron state"))?;
         Ok(live
@@ -157,7 +157,7 @@ impl Admin {
         let raw: Option<String> = redis::cmd("HGET")
             .arg(&self.client.global_keys().cron_entries)
             .arg(name)
-            .query_async(&mut self.client.conn())
+            .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("HGET cron entry"))?;
         Ok(raw

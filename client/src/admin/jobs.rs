@@ -110,7 +110,7 @@ impl Admin {
         let k = self.client.queue_keys(queue)?;
         let mut cmd = SCRIPTS.peek_ready.cmd(&[&k.ready]);
         cmd.arg(offset).arg(limit).arg(record_budget(limit));
-        let reply = scripts::run(&mut self.client.conn(), &cmd)
+        let reply = scripts::run(&mut self.client.connection(), &cmd)
             .await
             .map_err(Error::redis("list ready"))?;
         let (total, jobs) = parse_peek_ready(reply)?;
@@ -150,7 +150,7 @@ impl Admin {
             .arg(record_budget(limit))
             .arg(record_budget(limit))
             .arg(LISTING_ERROR_TEXT_BYTES);
-        let reply: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &cmd)
+        let reply: Vec<redis::Value> = scripts::run(&mut self.client.connection(), &cmd)
             .await
             .map_err(Error::redis("list set"))?;
         let mut it = reply.into_iter();
@@ -201,7 +201,7 @@ impl Admin {
             pipe.cmd("ZSCORE").arg(set).arg(id);
         }
         let (raw, errors, lease, active, scheduled, retry, dead): JobReply = pipe
-            .query_async(&mut self.client.conn())
+            .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("job"))?;
         #[allow(clippy::cast_possible_truncation)]
@@ -260,7 +260,7 @@ impl Admin {
         while from < READY_SCAN_MAX {
             let mut cmd = script.cmd(&[&k.ready]);
             cmd.arg(id).arg(from).arg(READY_SCAN_WINDOW);
-            let (answer, seen): (T, usize) = scripts::run(&mut self.client.conn(), &cmd)
+            let (answer, seen): (T, usize) = scripts::run(&mut self.client.connection(), &cmd)
                 .await
                 .map_err(Error::redis(op))?;
             if hit(&answer) {

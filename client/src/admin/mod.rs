@@ -85,7 +85,7 @@ impl Admin {
         pipe: &redis::Pipeline,
         op: &'static str,
     ) -> Result<(i64, std::vec::IntoIter<redis::Value>)> {
-        let replies: Vec<redis::Value> = scripts::run(&mut self.client.conn(), pipe)
+        let replies: Vec<redis::Value> = scripts::run(&mut self.client.connection(), pipe)
             .await
             .map_err(Error::redis(op))?;
         let mut it = replies.into_iter();

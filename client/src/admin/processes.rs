@@ -64,7 +64,7 @@ impl Admin {
             .arg(&g.processes)
             .arg(0)
             .arg(-1)
-            .query_async(&mut self.client.conn())
+            .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("ZRANGE processes"))?;
         // Spool's ids are text; a member that is not cannot be one of ours.
@@ -82,7 +82,7 @@ impl Admin {
         // Bytes: a process record is skipped, not fatal, when another
         // client wrote something that does not decode.
         let hashes: Vec<HashMap<Vec<u8>, Vec<u8>>> = pipe
-            .query_async(&mut self.client.conn())
+            .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("HGETALL process"))?;
         let mut out: Vec<ProcessView> = hashes

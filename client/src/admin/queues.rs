@@ -82,7 +82,7 @@ impl Admin {
     async fn registry(&self) -> Result<(Vec<String>, Vec<String>)> {
         let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
             .arg(&self.client.global_keys().queues)
-            .query_async(&mut self.client.conn())
+            .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("SMEMBERS queues"))?;
         let (mut names, mut skipped) = (Vec::new(), Vec::new());
@@ -228,7 +228,7 @@ impl Admin {
 
     /// Runs one admin script that returns a count.
     pub(super) async fn write(&self, cmd: &redis::Cmd, op: &'static str) -> Result<u64> {
-        scripts::run(&mut self.client.conn(), cmd)
+        scripts::run(&mut self.client.connection(), cmd)
             .await
             .map_err(Error::redis(op))
     }

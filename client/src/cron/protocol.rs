@@ -101,7 +101,7 @@ impl Runtime {
             })?;
             cmd.arg(&e.name).arg(&e.queue).arg(def);
         }
-        let reply: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &cmd)
+        let reply: Vec<redis::Value> = scripts::run(&mut self.client.connection(), &cmd)
             .await
             .map_err(Error::redis("cron_register"))?;
         let mut it = reply.into_iter();
@@ -132,7 +132,7 @@ impl Runtime {
             removed.push(stored.entry.name);
         }
         if !removed.is_empty() {
-            let () = scripts::run(&mut self.client.conn(), &forget)
+            let () = scripts::run(&mut self.client.connection(), &forget)
                 .await
                 .map_err(Error::redis("cron_forget"))?;
         }
@@ -155,7 +155,7 @@ impl Runtime {
                 .arg("cursor_ms");
         }
         let raw: Vec<Option<String>> = pipe
-            .query_async(&mut self.client.conn())
+            .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("HGET cron cursor"))?;
         Ok(raw
@@ -256,7 +256,7 @@ impl Client {
     /// queue registry: `cron_register.lua` adds it when the table is
     /// announced, and only announced entries tick or run now.
     pub(crate) async fn run_cron_cmd(&self, cmd: redis::Cmd) -> Result<(String, String)> {
-        scripts::run(&mut self.conn(), &cmd)
+        scripts::run(&mut self.connection(), &cmd)
             .await
             .map_err(Error::redis("cron_tick"))
     }
@@ -270,7 +270,7 @@ impl Client {
             .cmd(&[keys.cron_state(&entry.name)])
             .arg(if paused { "1" } else { "0" })
             .to_owned();
-        let changed: i64 = scripts::run(&mut self.conn(), &cmd)
+        let changed: i64 = scripts::run(&mut self.connection(), &cmd)
             .await
             .map_err(Error::redis("cron_pause"))?;
         Ok(changed == 1)

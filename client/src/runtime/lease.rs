@@ -180,7 +180,7 @@ impl Runtime {
             .arg(duration_ms(lease))
             .arg(wire::lease_worker_id(worker_id))
             .arg(self.client.max_payload_bytes());
-        let reply: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &cmd)
+        let reply: Vec<redis::Value> = scripts::run(&mut self.client.connection(), &cmd)
             .await
             .map_err(Error::redis("fetch"))?;
         let mut items = reply.into_iter();
@@ -257,7 +257,7 @@ impl Runtime {
         if plan.is_empty() {
             return Ok(Vec::new());
         }
-        let replies: Vec<redis::Value> = scripts::run(&mut self.client.conn(), &pipe)
+        let replies: Vec<redis::Value> = scripts::run(&mut self.client.connection(), &pipe)
             .await
             .map_err(Error::redis("complete"))?;
         let mut out = vec![Applied::LeaseLost; batch.len()];
@@ -331,7 +331,7 @@ impl Runtime {
             }
             pipe.add_command(cmd);
         }
-        scripts::run(&mut self.client.conn(), &pipe)
+        scripts::run(&mut self.client.connection(), &pipe)
             .await
             .map_err(Error::redis(what))
     }

@@ -62,7 +62,7 @@ impl Runtime {
         cmd.arg(limit.max(1))
             .arg(retention.dead_max_jobs)
             .arg(retention.error_history);
-        let (to_ready, to_dead): (u64, u64) = scripts::run(&mut self.client.conn(), &cmd)
+        let (to_ready, to_dead): (u64, u64) = scripts::run(&mut self.client.connection(), &cmd)
             .await
             .map_err(Error::redis("reap"))?;
         Ok(ReapReport { to_ready, to_dead })
@@ -81,7 +81,7 @@ impl Runtime {
             &keys.wake,
         ]);
         cmd.arg(limit.max(1));
-        let (moved, next): (u64, i64) = scripts::run(&mut self.client.conn(), &cmd)
+        let (moved, next): (u64, i64) = scripts::run(&mut self.client.connection(), &cmd)
             .await
             .map_err(Error::redis("promote"))?;
         Ok(PromoteReport {
@@ -103,9 +103,10 @@ impl Runtime {
             .arg(duration_ms(r.dead_max_age))
             .arg(duration_ms(r.stats_window))
             .arg(TRIM_STATS_BATCH);
-        let (dead_removed, stats_removed): (u64, u64) = scripts::run(&mut self.client.conn(), &cmd)
-            .await
-            .map_err(Error::redis("trim"))?;
+        let (dead_removed, stats_removed): (u64, u64) =
+            scripts::run(&mut self.client.connection(), &cmd)
+                .await
+                .map_err(Error::redis("trim"))?;
         Ok(TrimReport {
             dead_removed,
             stats_removed,

@@ -43,7 +43,7 @@ impl Runtime {
         let g = self.client.global_keys();
         let mut cmd = SCRIPTS.heartbeat.cmd(&[&g.processes, &g.process(id)]);
         cmd.arg(id).arg(info).arg(busy).arg(ttl);
-        scripts::run(&mut self.client.conn(), &cmd)
+        scripts::run(&mut self.client.connection(), &cmd)
             .await
             .map_err(Error::redis("heartbeat"))
     }
