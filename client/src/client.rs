@@ -155,6 +155,7 @@ impl ClientBuilder {
                 durability: self.durability,
                 connector,
                 conn,
+                waiters: Arc::default(),
             }),
         })
     }
@@ -183,6 +184,7 @@ struct Inner {
     durability: Durability,
     connector: Connector,
     conn: Connection,
+    waiters: Arc<crate::waiters::Waiters>,
 }
 
 impl std::fmt::Debug for Client {
@@ -273,6 +275,19 @@ impl Client {
     #[must_use]
     pub fn topology(&self) -> Topology {
         self.inner.connector.topology()
+    }
+
+    /// The `wait` calls of this client (see `waiters`).
+    pub(crate) fn waiters(&self) -> &Arc<crate::waiters::Waiters> {
+        &self.inner.waiters
+    }
+
+    /// A pub/sub connection of its own (see `Connector::pubsub`).
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when no server answers.
+    pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub> {
+        self.inner.connector.pubsub().await
     }
 
     /// The replication level writes wait for.

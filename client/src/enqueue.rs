@@ -48,6 +48,7 @@ pub struct EnqueueOptions {
     idempotency_key: Option<String>,
     idempotency_window: Option<Duration>,
     trace: Option<BTreeMap<String, String>>,
+    keep_outcome: Option<Duration>,
 }
 
 impl EnqueueOptions {
@@ -110,6 +111,17 @@ impl EnqueueOptions {
         self
     }
 
+    /// Keep the job's outcome (state, result or last error, attempts, times,
+    /// timeline) for `retention` after it finishes, for
+    /// [`Client::status`], [`Client::result`] and [`Client::wait`];
+    /// overrides the job type's [`JobOptions::keep_outcome`](crate::JobOptions::keep_outcome).
+    /// Zero keeps nothing (the default).
+    #[must_use]
+    pub fn keep_outcome(mut self, retention: Duration) -> Self {
+        self.keep_outcome = Some(retention);
+        self
+    }
+
     /// Trace context to carry to the handler (for example `traceparent`).
     #[must_use]
     pub fn trace(mut self, trace: BTreeMap<String, String>) -> Self {
@@ -137,6 +149,8 @@ pub struct JobDefaults {
     pub max_attempts: u32,
     /// Default timeout.
     pub timeout: Duration,
+    /// Default outcome retention (zero: none).
+    pub keep_outcome: Duration,
 }
 
 impl JobDefaults {
@@ -148,6 +162,7 @@ impl JobDefaults {
             queue: o.queue,
             max_attempts: o.max_attempts,
             timeout: o.timeout,
+            keep_outcome: o.keep_outcome,
         }
     }
 }
@@ -159,6 +174,7 @@ impl Default for JobDefaults {
             queue: o.queue,
             max_attempts: o.max_attempts,
             timeout: o.timeout,
+            keep_outcome: o.keep_outcome,
         }
     }
 }
@@ -380,7 +396,9 @@ impl Client {
         }
         check_args_depth(args.get().as_bytes())?;
         let timeout = opts.timeout.unwrap_or(defaults.timeout);
+        let keep = opts.keep_outcome.unwrap_or(defaults.keep_outcome);
         let body = JobBody {
+            keep_outcome_ms: Some(duration_ms(keep)).filter(|ms| *ms > 0),
             job_type,
             queue,
             args,
@@ -426,6 +444,7 @@ fn enqueue_cmd(
     if let Some(k) = idem_key {
         key_list.push(k);
     }
+    key_list.push(keys.keep.as_str());
     let mut cmd = SCRIPTS.enqueue.cmd(&key_list);
     cmd.arg(window_ms);
     for job in jobs {

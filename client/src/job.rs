@@ -134,6 +134,29 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 }
 
+/// A job type whose handler returns a value: names its type, so
+/// [`Client::result`](crate::Client::result) gives it back typed. The value
+/// is kept with the job's outcome when the job keeps one
+/// ([`JobOptions::keep_outcome`]); job types without this trait return `()`,
+/// which costs nothing.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use spool_client::{Job, JobOutput};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Resize { image: u64 }
+/// impl Job for Resize { const TYPE: &'static str = "resize"; }
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Thumbnail { url: String }
+/// impl JobOutput for Resize { type Output = Thumbnail; }
+/// ```
+pub trait JobOutput: Job {
+    /// What the handler returns.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+}
+
 /// Default options of a job type.
 #[derive(Clone)]
 pub struct JobOptions {
@@ -145,6 +168,8 @@ pub struct JobOptions {
     pub timeout: Duration,
     /// Delay before each retry.
     pub retry_policy: Arc<dyn RetryPolicy>,
+    /// How long a finished job's outcome is kept (zero: not kept).
+    pub keep_outcome: Duration,
 }
 
 impl Default for JobOptions {
@@ -154,6 +179,7 @@ impl Default for JobOptions {
             max_attempts: MAX_ATTEMPTS_DEFAULT,
             timeout: TIMEOUT_DEFAULT,
             retry_policy: Arc::new(ExponentialJitter::default()),
+            keep_outcome: Duration::ZERO,
         }
     }
 }
@@ -164,6 +190,7 @@ impl fmt::Debug for JobOptions {
             .field("queue", &self.queue)
             .field("max_attempts", &self.max_attempts)
             .field("timeout", &self.timeout)
+            .field("keep_outcome", &self.keep_outcome)
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +204,15 @@ impl JobOptions {
         self.retry_policy = Arc::new(policy);
         self
     }
+
+    /// Keeps each finished job's outcome (state, result or last error,
+    /// attempts, times, timeline) for `retention`; zero (the default) keeps
+    /// nothing, as before. Redis expires it.
+    #[must_use]
+    pub fn keep_outcome(mut self, retention: Duration) -> Self {
+        self.keep_outcome = retention;
+        self
+    }
 }
 
 /// The body a producer hands to `enqueue.lua`: everything but the four
@@ -184,6 +220,9 @@ impl JobOptions {
 /// it must be a JSON object.
 #[derive(Debug, Serialize)]
 pub(crate) struct JobBody<'a> {
+    /// First when present: `enqueue.lua` reads it with an anchored match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) keep_outcome_ms: Option<u64>,
     #[serde(rename = "type")]
     pub(crate) job_type: &'a str,
     pub(crate) queue: &'a str,
@@ -241,6 +280,9 @@ pub struct JobRecord {
     /// Set on jobs enqueued by a cron entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<CronOrigin>,
+    /// How long the job's outcome is kept after it finishes (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_outcome_ms: Option<u64>,
 }
 
 impl JobRecord {

@@ -84,6 +84,20 @@ pub struct QueueKeys {
     pub paused: String,
     /// HASH of counters: totals and per-minute fields.
     pub stats: String,
+    /// HASH job id → the job's timeline (JSON array of
+    /// `[at_ms, state, attempt, worker, error]`), written by every script
+    /// that moves the job off the hot path; gone with the job.
+    pub history: String,
+    /// HASH job id → outcome retention in ms, for live jobs that keep their
+    /// outcome when they finish.
+    pub keep: String,
+    /// HASH job id → lease token whose run was asked to cancel.
+    pub cancels: String,
+    /// HASH job id → number of `wait` calls registered for it: the scripts
+    /// that finish a job announce it on the finished channel only then.
+    pub waiters: String,
+    /// Prefix of the per-job outcome keys (STRING, JSON, with a TTL).
+    pub outcome_prefix: String,
     idempotency_prefix: String,
     cron_prefix: String,
 }
@@ -108,9 +122,21 @@ impl QueueKeys {
             fence: key("fence"),
             paused: key("paused"),
             stats: key("stats"),
+            history: key("history"),
+            keep: key("keep"),
+            cancels: key("cancels"),
+            waiters: key("waiters"),
+            outcome_prefix: key("outcome:"),
             idempotency_prefix: key("idem:"),
             cron_prefix: key("cron:"),
         }
+    }
+
+    /// STRING (JSON, expires with the retention) holding the outcome of a
+    /// finished job that keeps it.
+    #[must_use]
+    pub fn outcome(&self, id: &str) -> String {
+        format!("{}{id}", self.outcome_prefix)
     }
 
     /// STRING holding the id of the job created with idempotency `key`.
@@ -166,6 +192,13 @@ pub struct GlobalKeys {
     pub cron_entries: String,
     /// ZSET cron entry name → forget-after deadline (Redis ms).
     pub cron_expiry: String,
+    /// Pub/sub channel (not a key): `<state> <id>` for each finished job
+    /// that a `wait` call registered for.
+    pub finished_channel: String,
+    /// Pub/sub channel (not a key): `<token> <id>` for each running job
+    /// asked to cancel; the worker holding that lease fires its run's
+    /// cancellation.
+    pub cancel_channel: String,
     process_prefix: String,
 }
 
@@ -178,6 +211,8 @@ impl GlobalKeys {
             processes: format!("{{{ns}}}:processes"),
             cron_entries: format!("{{{ns}}}:cron:entries"),
             cron_expiry: format!("{{{ns}}}:cron:expiry"),
+            finished_channel: format!("{ns}:finished"),
+            cancel_channel: format!("{ns}:cancel"),
             process_prefix: format!("{{{ns}}}:process:"),
         }
     }
@@ -209,10 +244,16 @@ mod tests {
             &k.fence,
             &k.paused,
             &k.stats,
+            &k.history,
+            &k.keep,
+            &k.cancels,
+            &k.waiters,
+            &k.outcome_prefix,
         ] {
             assert!(key.starts_with("spool:{emails}:"), "{key}");
         }
         assert_eq!(k.idempotency("abc"), "spool:{emails}:idem:abc");
+        assert_eq!(k.outcome("j1"), "spool:{emails}:outcome:j1");
         assert_eq!(k.cron_state("nightly"), "spool:{emails}:cron:nightly");
         assert_eq!(k.cron_tick("nightly", 42), "spool:{emails}:cron:nightly:42");
         assert_eq!(k.cron_run_now("nightly"), "spool:{emails}:cron:nightly:now");

@@ -51,10 +51,12 @@ mod enqueue;
 mod error;
 mod job;
 mod keys;
+mod outcome;
 mod redact;
 mod retry_policy;
 pub mod runtime;
 mod scripts;
+mod waiters;
 mod wire;
 
 pub use crate::cron::{
@@ -70,10 +72,11 @@ pub use connection::{Connection, TlsFiles, Topology};
 pub use enqueue::{EnqueueOptions, Enqueued, JobDefaults, IDEMPOTENCY_WINDOW_DEFAULT};
 pub use error::{Error, Result};
 pub use job::{
-    CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobRecord, JobSet, JobState,
+    CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobOutput, JobRecord, JobSet, JobState,
     MAX_ATTEMPTS_DEFAULT, QUEUE_DEFAULT, TIMEOUT_DEFAULT,
 };
 pub use keys::{validate_queue_name, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
+pub use outcome::{CancelResult, HistoryEntry, JobStatus, Status};
 pub use redact::redact_url;
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
 pub use wire::{check_args_depth, truncate_utf8, ERROR_TEXT_MAX_BYTES, MAX_ARGS_DEPTH};

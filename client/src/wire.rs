@@ -66,15 +66,38 @@ pub(crate) fn attempt_while_leased(stored: u32) -> u32 {
     stored.saturating_add(1)
 }
 
-/// Separator of a lease value `token|worker id` in the leases hash.
+/// Separator of a lease value `token|worker id|start ms` in the leases hash.
 pub(crate) const LEASE_SEPARATOR: char = '|';
 
-/// Splits a lease value `token|worker id` (written by `fetch.lua`) into
-/// token and worker id; `None` when it does not have that shape.
-pub(crate) fn parse_lease(raw: &[u8]) -> Option<(&str, &str)> {
+/// A lease value as `fetch.lua` writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lease<'a> {
+    pub(crate) token: &'a str,
+    pub(crate) worker: &'a str,
+    /// When the lease was taken (Redis ms); `None` for leases written
+    /// before the start was recorded (`token|worker id`).
+    pub(crate) started_ms: Option<i64>,
+}
+
+/// Parses a lease value `token|worker id|start ms` (or the older
+/// `token|worker id`); `None` when it does not have that shape.
+pub(crate) fn parse_lease(raw: &[u8]) -> Option<Lease<'_>> {
     let text = std::str::from_utf8(raw).ok()?;
-    let (token, worker) = text.split_once(LEASE_SEPARATOR)?;
-    (!token.is_empty() && token.bytes().all(|b| b.is_ascii_digit())).then_some((token, worker))
+    let (token, rest) = text.split_once(LEASE_SEPARATOR)?;
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (worker, started_ms) = match rest.rsplit_once(LEASE_SEPARATOR) {
+        Some((worker, start)) if !start.is_empty() && start.bytes().all(|b| b.is_ascii_digit()) => {
+            (worker, start.parse().ok())
+        }
+        _ => (rest, None),
+    };
+    Some(Lease {
+        token,
+        worker,
+        started_ms,
+    })
 }
 
 /// A worker id as `fetch.lua` stores it in a lease value: the separator
@@ -97,6 +120,9 @@ pub(crate) mod stats_field {
     pub(crate) const FETCHED: &str = "fc";
     /// Sum of ready-to-fetched latencies in ms (per minute only).
     pub(crate) const FETCH_LATENCY: &str = "fl";
+    /// Jobs cancelled (total, and per minute).
+    #[allow(dead_code, reason = "written by the scripts; no reader shows it yet")]
+    pub(crate) const CANCELLED: &str = "c";
 
     /// The per-minute field of `name`.
     pub(crate) fn minute(name: &str, minute: i64) -> String {
@@ -238,8 +264,19 @@ mod tests {
 
     #[test]
     fn lease_values_parse() {
-        assert_eq!(parse_lease(b"42|host:1:x"), Some(("42", "host:1:x")));
-        assert_eq!(parse_lease(b"42|a|b"), Some(("42", "a|b")));
+        let lease = |token, worker, started_ms| {
+            Some(Lease {
+                token,
+                worker,
+                started_ms,
+            })
+        };
+        assert_eq!(parse_lease(b"42|host:1:x"), lease("42", "host:1:x", None));
+        assert_eq!(
+            parse_lease(b"42|host:1:x|1700"),
+            lease("42", "host:1:x", Some(1700))
+        );
+        assert_eq!(parse_lease(b"42|a|b"), lease("42", "a|b", None));
         assert_eq!(parse_lease(b"x|w"), None);
         assert_eq!(parse_lease(b"42"), None);
         assert_eq!(parse_lease(b"4\xff|w"), None);
@@ -249,7 +286,11 @@ mod tests {
     #[test]
     fn stats_field_names_agree_with_the_scripts() {
         let prelude = include_str!("scripts/prelude.lua");
-        assert!(prelude.contains("if field == 'p' or field == 'f' then"));
+        assert!(prelude.contains("if field == 'p' or field == 'f' or field == 'c' then"));
+        assert!(prelude.contains(&format!(
+            "spool_count(q.stats, '{}', now, 1)",
+            stats_field::CANCELLED
+        )));
         let uses = [
             (include_str!("scripts/ack.lua"), stats_field::PROCESSED),
             (include_str!("scripts/fail.lua"), stats_field::FAILED),

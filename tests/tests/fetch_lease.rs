@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use spool_client::runtime::{Applied, Completion, Outcome};
+use spool_client::runtime::{Applied, Completion, LeaseLoss, Outcome};
 use spool_client::JobState;
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
 use spool_tests::{wait_for, RunningWorker, TestEnv};
@@ -92,7 +92,11 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
         .unwrap();
     let lost_ids: Vec<_> = lost.iter().map(|l| l.id.clone()).collect();
     assert_eq!(lost_ids, vec![id.clone()]);
-    assert!(lost[0].taken, "another worker holds the job now");
+    assert_eq!(
+        lost[0].why,
+        LeaseLoss::Taken,
+        "another worker holds the job now"
+    );
     assert_eq!(
         c.runtime()
             .release(&[(keys.clone(), id.clone(), stale.token.clone())])
@@ -435,7 +439,7 @@ async fn extend_tells_an_acked_lease_from_a_taken_one() {
     let lost = rt.extend(Duration::from_secs(30), &lease).await.unwrap();
     assert_eq!(lost.len(), 1);
     assert_eq!((&lost[0].id, &lost[0].token), (&job.id, &job.token));
-    assert!(!lost[0].taken, "acked: nobody holds it");
+    assert_eq!(lost[0].why, LeaseLoss::Gone, "acked: nobody holds it");
 
     env.client.enqueue(&Noop { n: 2 }).await.unwrap();
     let first = rt
@@ -464,5 +468,8 @@ async fn extend_tells_an_acked_lease_from_a_taken_one() {
         )
         .await
         .unwrap();
-    assert!(lost.len() == 1 && lost[0].taken, "{lost:?}");
+    assert!(
+        lost.len() == 1 && lost[0].why == LeaseLoss::Taken,
+        "{lost:?}"
+    );
 }

@@ -81,7 +81,8 @@ impl WorkerBuilder {
     /// Registers the handler for job type `J`.
     ///
     /// The handler gets a [`JobContext`] and the decoded job and returns
-    /// `Ok(())` or a [`JobError`]; a panic counts as a failure.
+    /// `Ok(())` or a [`JobError`]; a panic counts as a failure. A handler
+    /// that returns a value is registered with [`WorkerBuilder::register_returning`].
     #[must_use]
     pub fn register<J, F, Fut>(mut self, handler: F) -> Self
     where
@@ -89,7 +90,45 @@ impl WorkerBuilder {
         F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), JobError>> + Send + 'static,
     {
-        self.registry.register::<J, F, Fut>(handler);
+        self.registry.register::<J, F, Fut, ()>(handler);
+        self
+    }
+
+    /// Registers a handler that returns a value: `J::Output` (see
+    /// [`JobOutput`](spool_client::JobOutput)). The value is kept with the
+    /// job's outcome when the job keeps one
+    /// ([`JobOptions::keep_outcome`](spool_client::JobOptions::keep_outcome)),
+    /// and producers read it with `Client::result::<J>`.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use spool_client::{Job, JobOptions, JobOutput};
+    /// use spool_worker::Worker;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Add { a: i64, b: i64 }
+    /// impl Job for Add {
+    ///     const TYPE: &'static str = "add";
+    ///     fn options() -> JobOptions {
+    ///         JobOptions::default().keep_outcome(Duration::from_secs(3600))
+    ///     }
+    /// }
+    /// impl JobOutput for Add { type Output = i64; }
+    ///
+    /// # fn demo(client: spool_client::Client) {
+    /// let worker = Worker::builder(client)
+    ///     .register_returning(|_ctx, job: Add| async move { Ok(job.a + job.b) });
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn register_returning<J, F, Fut>(mut self, handler: F) -> Self
+    where
+        J: spool_client::JobOutput,
+        F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<J::Output, JobError>> + Send + 'static,
+    {
+        self.registry.register::<J, F, Fut, J::Output>(handler);
         self
     }
 

@@ -67,6 +67,10 @@ impl Completer {
                                     nudge |= *delay < self.nudge_below;
                                 }
                             }
+                            Applied::Cancelled => tracing::info!(
+                                job_id = %c.id, queue = %c.keys.queue,
+                                "job ended cancelled (it was cancelled while running)"
+                            ),
                             Applied::Acked | Applied::Dead => {}
                         }
                         self.in_flight.remove(&c.id, &c.token);

@@ -35,6 +35,8 @@ pub(crate) struct ExecutorDeps {
     pub(crate) hard_stop: CancellationToken,
     /// Fired when shutdown begins.
     pub(crate) shutting_down: CancellationToken,
+    /// Largest result kept with an outcome (the client's payload limit).
+    pub(crate) max_result_bytes: usize,
 }
 
 /// Result of a run, before it is sent.
@@ -58,6 +60,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 pub(crate) async fn execute(
     job: LeasedJob,
     cancel: CancellationToken,
+    cancel_asked: Arc<AtomicBool>,
     finished: &AtomicBool,
     deps: ExecutorDeps,
 ) {
@@ -75,7 +78,9 @@ pub(crate) async fn execute(
         job_type = record.as_ref().map_or("?", |r| r.job_type.as_str()),
         attempt = record.as_ref().map_or(0, |r| r.attempt),
     );
-    let verdict = run(record, cancel, &deps).instrument(span.clone()).await;
+    let verdict = run(record, cancel, cancel_asked, &deps)
+        .instrument(span.clone())
+        .await;
     let outcome = match verdict {
         Verdict::Done(outcome) => outcome,
         Verdict::Abandoned => return,
@@ -97,6 +102,7 @@ pub(crate) async fn execute(
 async fn run(
     record: Result<spool_client::JobRecord, String>,
     cancel: CancellationToken,
+    cancel_asked: Arc<AtomicBool>,
     deps: &ExecutorDeps,
 ) -> Verdict {
     let record = match record {
@@ -115,6 +121,7 @@ async fn run(
     let ctx = JobContext {
         deadline: Instant::now() + timeout,
         cancel,
+        cancel_asked,
         record: Arc::clone(&record),
     };
     let future = match (registration.handler)(ctx, &record) {
@@ -137,7 +144,26 @@ async fn run(
         record_overrun(&record.job_type, started.elapsed(), timeout);
     }
     let policy_delay = || registration.options.retry_policy.delay(record.attempt);
-    judge(result, started, timeout, &policy_delay, deps)
+    let keeps = record.keep_outcome_ms.is_some_and(|ms| ms > 0);
+    judge(result, started, timeout, &policy_delay, deps, keeps)
+}
+
+/// The handler's value as the ack sends it: only for a job that keeps its
+/// outcome, and only up to the payload limit (a larger one is recorded as
+/// the outcome's error; the job is done either way).
+fn returned(value: crate::handler::Returned, keeps: bool, limit: usize) -> Outcome {
+    match value {
+        Some(Ok(json)) if keeps && json.len() > limit => {
+            let why = format!(
+                "result not kept: it is {} bytes, over the limit of {limit} bytes (max_payload_bytes)",
+                json.len()
+            );
+            tracing::warn!(error = %why, "handler returned a value too large to keep");
+            Outcome::Returned { result: Err(why) }
+        }
+        Some(result) if keeps => Outcome::Returned { result },
+        _ => Outcome::Ack,
+    }
 }
 
 /// What the handler's result means: a panic or timeout is an ordinary
@@ -145,21 +171,22 @@ async fn run(
 /// hands the job back.
 fn judge(
     result: Result<
-        std::thread::Result<Result<(), crate::outcome::JobError>>,
+        std::thread::Result<Result<crate::handler::Returned, crate::outcome::JobError>>,
         tokio::time::error::Elapsed,
     >,
     started: Instant,
     timeout: Duration,
     policy_delay: &dyn Fn() -> Duration,
     deps: &ExecutorDeps,
+    keeps: bool,
 ) -> Verdict {
     let outcome = match result {
-        Ok(Ok(Ok(()))) => {
+        Ok(Ok(Ok(value))) => {
             tracing::debug!(
                 elapsed_ms = crate::backoff::millis(started.elapsed()),
                 "job done"
             );
-            Outcome::Ack
+            returned(value, keeps, deps.max_result_bytes)
         }
         Ok(Ok(Err(err))) => {
             if deps.shutting_down.is_cancelled() {

@@ -177,14 +177,16 @@ impl Fetcher {
                         .map_or_else(|_| "?".to_owned(), |r| r.job_type.clone()),
                     leased_at_ms: job.leased_at_ms,
                     finished: Arc::default(),
+                    cancel_asked: Arc::default(),
                 };
                 let (cancel, finished) = (run.cancel.clone(), Arc::clone(&run.finished));
+                let cancel_asked = Arc::clone(&run.cancel_asked);
                 self.in_flight
                     .insert((job.id.clone(), job.token.clone()), run);
                 let deps = self.deps.clone();
                 let wake = Arc::clone(&self.wake);
                 self.tracker.spawn(async move {
-                    execute(job, cancel, &finished, deps).await;
+                    execute(job, cancel, cancel_asked, &finished, deps).await;
                     drop(queue_slot);
                     drop(slot);
                     wake.notify_one();

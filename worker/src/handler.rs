@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use crate::outcome::JobError;
 pub struct JobContext {
     pub(crate) deadline: Instant,
     pub(crate) cancel: CancellationToken,
+    pub(crate) cancel_asked: Arc<AtomicBool>,
     pub(crate) record: Arc<JobRecord>,
 }
 
@@ -50,10 +52,12 @@ impl JobContext {
         self.deadline
     }
 
-    /// Fires when the worker begins shutting down or the job's lease was lost
-    /// (another worker may be running it). Long handlers should watch it and
-    /// stop early; an error returned after shutdown began hands the job back
-    /// to ready without counting the attempt.
+    /// Fires when the worker begins shutting down, the job's lease was lost
+    /// (another worker may be running it), or the job was cancelled
+    /// ([`JobContext::is_cancel_requested`]). Long handlers should watch it
+    /// and stop early; an error returned after shutdown began hands the job
+    /// back to ready without counting the attempt; a cancelled job ends
+    /// cancelled whatever the handler returns.
     #[must_use]
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
@@ -65,6 +69,14 @@ impl JobContext {
         self.cancel.is_cancelled()
     }
 
+    /// True once someone cancelled this job (`Client::cancel`, `spool
+    /// cancel`, the dashboard): the job ends cancelled whatever the handler
+    /// returns, so it may stop at once.
+    #[must_use]
+    pub fn is_cancel_requested(&self) -> bool {
+        self.cancel_asked.load(Ordering::Acquire)
+    }
+
     /// The full job record (trace context, idempotency key, timestamps).
     #[must_use]
     pub fn record(&self) -> &JobRecord {
@@ -72,8 +84,12 @@ impl JobContext {
     }
 }
 
+/// The value a handler returned: JSON, or why it could not be serialized;
+/// `None` for `()`.
+pub(crate) type Returned = Option<Result<String, String>>;
+
 /// A boxed handler future.
-pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send>>;
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Returned, JobError>> + Send>>;
 
 /// A handler with its job type erased: it decodes the args itself. `Err` from
 /// the outer result means the args did not decode (a permanent failure).

@@ -27,8 +27,10 @@ pub(crate) type LeaseKey = (JobId, LeaseToken);
 #[derive(Debug, Clone)]
 pub(crate) struct Running {
     pub(crate) keys: Arc<QueueKeys>,
-    /// Fired on shutdown or when this lease is lost.
+    /// Fired on shutdown, when this lease is lost, or on a cancel request.
     pub(crate) cancel: CancellationToken,
+    /// Set (before `cancel` fires) when the job was asked to cancel.
+    pub(crate) cancel_asked: Arc<AtomicBool>,
     pub(crate) job_type: String,
     pub(crate) leased_at_ms: i64,
     /// Set when the run's outcome went to the completer: from then on a
@@ -39,6 +41,12 @@ pub(crate) struct Running {
 impl Running {
     pub(crate) fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
+    }
+
+    /// The job was cancelled: tell the handler (its context says why).
+    pub(crate) fn cancel_requested(&self) {
+        self.cancel_asked.store(true, Ordering::Release);
+        self.cancel.cancel();
     }
 }
 

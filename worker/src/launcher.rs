@@ -207,6 +207,11 @@ impl Worker {
         if let Some(cron) = self.cron {
             services.spawn(services::run(cron, stop.clone()));
         }
+        services.spawn(services::listen_for_cancels(
+            runtime.clone(),
+            in_flight.clone(),
+            stop.clone(),
+        ));
 
         let wake = Arc::new(Notify::new());
         let (want_wake_tx, want_wake_rx) = watch::channel(false);
@@ -250,6 +255,7 @@ impl Worker {
                     completions: completions_tx,
                     hard_stop: tokens.hard_stop.clone(),
                     shutting_down: tokens.shutting_down.clone(),
+                    max_result_bytes: self.client.max_payload_bytes(),
                 },
                 wake,
                 want_wake: want_wake_tx,

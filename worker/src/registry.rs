@@ -6,10 +6,23 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use serde::Serialize;
 use spool_client::{Job, JobOptions, JobRecord};
 
 use crate::handler::{ErasedHandler, HandlerFuture, JobContext};
 use crate::outcome::JobError;
+
+/// A handler's return value as JSON; `None` for `()` (nothing to keep), or
+/// `Err` with the reason when it does not serialize.
+fn returned<T: Serialize>(value: &T) -> Option<Result<String, String>> {
+    match serde_json::to_string(value) {
+        Ok(json) if json == "null" => None,
+        Ok(json) => Some(Ok(json)),
+        Err(e) => Some(Err(format!(
+            "result not kept: it does not serialize to JSON: {e}"
+        ))),
+    }
+}
 
 /// One registered job type.
 #[derive(Clone)]
@@ -25,11 +38,12 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn register<J, F, Fut>(&mut self, handler: F)
+    pub(crate) fn register<J, F, Fut, T>(&mut self, handler: F)
     where
         J: Job,
         F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
+        T: Serialize + Send + 'static,
     {
         let erased: ErasedHandler = Arc::new(move |ctx, record: &JobRecord| {
             let job: J = record.decode_args().map_err(|e| {
@@ -38,7 +52,9 @@ impl Registry {
                     J::TYPE
                 )
             })?;
-            let fut: HandlerFuture = Box::pin(handler(ctx, job));
+            let run = handler(ctx, job);
+            let fut: HandlerFuture =
+                Box::pin(async move { run.await.map(|value| returned(&value)) });
             Ok(fut)
         });
         self.by_type.insert(

@@ -64,7 +64,7 @@ fn id_of(raw: &[u8]) -> JobId {
     JobId::from(crate::wire::record_head(raw).map_or("", |h| h.id))
 }
 
-fn valid_id(id: &str) -> Result<()> {
+pub(crate) fn valid_id(id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 200 || id.contains(['"', '\\', '\0']) {
         return Err(Error::InvalidArgument(format!(
             "job id must be 1 to 200 characters without quotes, backslashes or NUL (got {} bytes)",
@@ -227,19 +227,27 @@ impl Admin {
             v.lease = lease
                 .as_deref()
                 .and_then(parse_lease)
-                .map(|(token, worker)| LeaseView {
-                    token: token.to_owned(),
-                    worker: worker.to_owned(),
+                .map(|lease| LeaseView {
+                    token: lease.token.to_owned(),
+                    worker: lease.worker.to_owned(),
                     deadline_ms: at,
+                    started_ms: lease.started_ms,
                 });
         }
         Ok(Some(v))
     }
 
     /// Finds a ready job's whole record by id (`find_ready.lua`).
-    async fn find_ready(&self, k: &QueueKeys, id: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) async fn find_ready(&self, k: &QueueKeys, id: &str) -> Result<Option<Vec<u8>>> {
         let found: Option<Option<Vec<u8>>> = self
-            .walk_ready(&SCRIPTS.find_ready, k, id, "find ready", Option::is_some)
+            .walk_ready(
+                &SCRIPTS.find_ready,
+                &[&k.ready],
+                &[],
+                id,
+                "find ready",
+                Option::is_some,
+            )
             .await?;
         Ok(found.flatten())
     }
@@ -248,18 +256,20 @@ impl Admin {
     /// ready list after another, from the fetch end, until `hit` holds for
     /// its answer, the list ends or [`READY_SCAN_MAX`] entries were examined.
     /// One script call per window lets Redis serve other clients in between.
-    async fn walk_ready<T: redis::FromRedisValue>(
+    /// `keys` start with the ready list; `extra` ARGV follow the window.
+    pub(crate) async fn walk_ready<T: redis::FromRedisValue>(
         &self,
         script: &scripts::LuaScript,
-        k: &QueueKeys,
+        keys: &[&str],
+        extra: &[&str],
         id: &str,
         op: &'static str,
         hit: impl Fn(&T) -> bool,
     ) -> Result<Option<T>> {
         let mut from = 0;
         while from < READY_SCAN_MAX {
-            let mut cmd = script.cmd(&[&k.ready]);
-            cmd.arg(id).arg(from).arg(READY_SCAN_WINDOW);
+            let mut cmd = script.cmd(keys);
+            cmd.arg(id).arg(from).arg(READY_SCAN_WINDOW).arg(extra);
             let (answer, seen): (T, usize) = scripts::run(&mut self.client.connection(), &cmd)
                 .await
                 .map_err(Error::redis(op))?;
@@ -322,14 +332,27 @@ impl Admin {
         let (script, keys, op) = match action {
             Action::Retry => (
                 &SCRIPTS.requeue,
-                vec![k.set(set), &k.jobs, &k.ready, &k.wake],
+                vec![
+                    k.set(set),
+                    &k.jobs,
+                    &k.ready,
+                    &k.wake,
+                    &k.history,
+                    &k.keep,
+                    &k.outcome_prefix,
+                ],
                 "requeue",
             ),
             Action::Delete => (
                 &SCRIPTS.delete,
-                vec![k.set(set), &k.jobs, &k.errors],
+                vec![k.set(set), &k.jobs, &k.errors, &k.history, &k.keep],
                 "delete",
             ),
+        };
+        // requeue.lua's first argument names the set (a timeline's first state).
+        let lead: &[&str] = match action {
+            Action::Retry => &[set.as_str()],
+            Action::Delete => &[],
         };
         let keys = keys.as_slice();
         let mut done = 0;
@@ -337,14 +360,14 @@ impl Admin {
             ids.iter().try_for_each(|id| valid_id(id))?;
             for chunk in ids.chunks(BULK_ACTION_CHUNK) {
                 let mut cmd = script.cmd(keys);
-                cmd.arg(chunk);
+                cmd.arg(lead).arg(chunk);
                 done += self.write(&cmd, op).await?;
             }
             return Ok(done);
         }
         loop {
             let mut cmd = script.cmd(keys);
-            cmd.arg("*").arg(BULK_ACTION_CHUNK);
+            cmd.arg(lead).arg("*").arg(BULK_ACTION_CHUNK);
             let n = self.write(&cmd, op).await?;
             done += n;
             if n == 0 {
@@ -362,7 +385,14 @@ impl Admin {
         valid_id(id)?;
         let k = self.client.queue_keys(queue)?;
         let removed: Option<u64> = self
-            .walk_ready(&SCRIPTS.delete_ready, &k, id, "delete ready", |n| *n > 0)
+            .walk_ready(
+                &SCRIPTS.delete_ready,
+                &[&k.ready, &k.history, &k.keep],
+                &[],
+                id,
+                "delete ready",
+                |n| *n > 0,
+            )
             .await?;
         Ok(removed.is_some())
     }

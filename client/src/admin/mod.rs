@@ -24,6 +24,7 @@ use serde::Serialize;
 
 pub use cron::CronEntryView;
 pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WINDOW_MAX};
+pub(crate) use jobs::valid_id;
 pub use jobs::{LISTING_BYTES_MAX, LISTING_RECORD_BYTES_MAX, LISTING_RECORD_BYTES_MIN};
 pub use processes::{BusyJob, ProcessInfo, ProcessView};
 pub use queues::QueueInfo;

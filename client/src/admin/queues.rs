@@ -222,8 +222,11 @@ impl Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn clear_ready(&self, queue: &str) -> Result<u64> {
         let k = self.client.queue_keys(queue)?;
-        self.write(&SCRIPTS.clear_ready.cmd(&[&k.ready]), "clear ready")
-            .await
+        self.write(
+            &SCRIPTS.clear_ready.cmd(&[&k.ready, &k.history, &k.keep]),
+            "clear ready",
+        )
+        .await
     }
 
     /// Runs one admin script that returns a count.

@@ -19,6 +19,8 @@ pub struct LeaseView {
     pub worker: String,
     /// Lease deadline (Redis ms).
     pub deadline_ms: Option<i64>,
+    /// When the lease was taken (Redis ms).
+    pub started_ms: Option<i64>,
 }
 
 /// What can be read from a record's first bytes, even when the record is

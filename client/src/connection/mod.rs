@@ -310,6 +310,44 @@ impl Connector {
         Ok(Connection(kind))
     }
 
+    /// A pub/sub connection: to the server (single node), to the current
+    /// primary (Sentinel), or to the first seed node that answers
+    /// (Cluster, where a `PUBLISH` reaches every node). It does not heal:
+    /// open a new one after it ends, and assume messages were missed.
+    pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub> {
+        let client = match &self.kind {
+            ConnectorKind::Single(client) => client.clone(),
+            ConnectorKind::Sentinel(target, certs) => {
+                let mut sentinel =
+                    sentinel_client(target, certs.clone()).map_err(self.connect_error())?;
+                sentinel
+                    .async_get_client()
+                    .await
+                    .map_err(self.connect_error())?
+            }
+            ConnectorKind::Cluster(cluster) => {
+                let (_, target, certs) = &**cluster;
+                let mut last = None;
+                for (host, port) in &target.nodes {
+                    match node_client(target, host, *port, certs.clone()) {
+                        Ok(client) => match client.get_async_pubsub().await {
+                            Ok(pubsub) => return Ok(pubsub),
+                            Err(e) => last = Some(e),
+                        },
+                        Err(e) => last = Some(e),
+                    }
+                }
+                return Err(self.connect_error()(last.unwrap_or_else(|| {
+                    redis::RedisError::from((redis::ErrorKind::Client, "no cluster node given"))
+                })));
+            }
+        };
+        client
+            .get_async_pubsub()
+            .await
+            .map_err(self.connect_error())
+    }
+
     /// A connect failure naming the server and, where it can tell, the cause.
     fn connect_error(&self) -> impl FnOnce(redis::RedisError) -> Error + '_ {
         move |source| {
@@ -376,6 +414,39 @@ fn cluster_client(
         builder = builder.certs(certs);
     }
     builder.build()
+}
+
+/// A client for one node of a cluster, with the cluster's TLS and credentials.
+fn node_client(
+    target: &ClusterTarget,
+    host: &str,
+    port: u16,
+    certs: Option<TlsCertificates>,
+) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let addr = if target.tls {
+        redis::ConnectionAddr::TcpTls {
+            host: host.to_owned(),
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        redis::ConnectionAddr::Tcp(host.to_owned(), port)
+    };
+    let info = addr.into_connection_info()?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(user) = &target.auth.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(pass) = &target.auth.password {
+        settings = settings.set_password(pass);
+    }
+    let info = info.set_redis_settings(settings);
+    match certs {
+        Some(certs) => redis::Client::build_with_tls(info, certs),
+        None => redis::Client::open(info),
+    }
 }
 
 fn sentinel_client(

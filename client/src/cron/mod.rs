@@ -191,6 +191,7 @@ impl CronEntry {
             queue: self.queue.clone(),
             max_attempts: self.max_attempts.max(1),
             timeout: self.timeout,
+            keep_outcome: std::time::Duration::ZERO,
         }
     }
 }

@@ -59,6 +59,13 @@ pub struct LeasedJob {
 pub enum Outcome {
     /// The handler succeeded: remove the job.
     Ack,
+    /// The handler succeeded and returned a value, kept with the job's
+    /// outcome (the job keeps one).
+    Returned {
+        /// The value as JSON, or why it is not kept (too large, not
+        /// serializable): the job is done either way.
+        result: std::result::Result<String, String>,
+    },
     /// Failed: retry after `delay` unless attempts are used up (then dead).
     Retry {
         /// Delay added to Redis's clock.
@@ -71,6 +78,14 @@ pub enum Outcome {
         /// Readable error.
         error: String,
     },
+}
+
+impl Outcome {
+    /// True for [`Outcome::Ack`] and [`Outcome::Returned`] (sent to `ack.lua`).
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Ack | Self::Returned { .. })
+    }
 }
 
 /// A finished job and what to do with it.
@@ -95,6 +110,9 @@ pub enum Applied {
     Retrying,
     /// Moved to the dead set.
     Dead,
+    /// The run had been asked to cancel: the job ended cancelled, whatever
+    /// the handler returned.
+    Cancelled,
     /// The lease was no longer ours: nothing changed.
     LeaseLost,
 }
@@ -106,11 +124,22 @@ pub struct LostLease {
     pub id: JobId,
     /// The token the caller presented.
     pub token: LeaseToken,
-    /// True when the job holds a lease with another token (the lease expired
-    /// and another run, maybe in this process, took it); false when the job
-    /// holds no lease at all (acknowledged, failed, released, reaped or
-    /// deleted).
-    pub taken: bool,
+    /// What happened to the lease.
+    pub why: LeaseLoss,
+}
+
+/// Why [`Runtime::extend`] reports a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseLoss {
+    /// The job holds a lease with another token: the lease expired and
+    /// another run (maybe in this process) took it.
+    Taken,
+    /// The job holds no lease at all: acknowledged, failed, released,
+    /// reaped or deleted.
+    Gone,
+    /// The lease is still this run's (and was extended), but the job was
+    /// asked to cancel: the run should stop; it ends cancelled.
+    CancelAsked,
 }
 
 /// Groups item indexes by queue, in order of first appearance, so each queue
@@ -147,6 +176,39 @@ fn decode_leased(raw: &[u8]) -> std::result::Result<JobRecord, String> {
     Ok(record)
 }
 
+/// The `fail.lua` call for a failed completion; `None` for a success.
+fn fail_cmd(c: &Completion, retention: crate::Retention, channel: &str) -> Option<redis::Cmd> {
+    let (mode, delay, error) = match &c.outcome {
+        Outcome::Ack | Outcome::Returned { .. } => return None,
+        Outcome::Retry { delay, error } => ("retry", duration_ms(*delay), error),
+        Outcome::Dead { error } => ("dead", 0, error),
+    };
+    let k = &c.keys;
+    let mut cmd = SCRIPTS.fail.cmd(&[
+        &k.active,
+        &k.jobs,
+        &k.leases,
+        &k.errors,
+        &k.retry,
+        &k.dead,
+        &k.stats,
+        &k.history,
+        &k.keep,
+        &k.cancels,
+        &k.waiters,
+        &k.outcome_prefix,
+    ]);
+    cmd.arg(c.id.as_str())
+        .arg(c.token.as_str())
+        .arg(mode)
+        .arg(delay)
+        .arg(wire::truncate_utf8(error, wire::ERROR_TEXT_MAX_BYTES))
+        .arg(retention.dead_max_jobs)
+        .arg(retention.error_history)
+        .arg(channel);
+    Some(cmd)
+}
+
 /// A job list as the scripts take it: pairs of id and token per queue.
 type LeaseList = [(Arc<QueueKeys>, JobId, LeaseToken)];
 
@@ -175,6 +237,7 @@ impl Runtime {
             &keys.errors,
             &keys.wake,
             &keys.stats,
+            &keys.history,
         ]);
         cmd.arg(max.max(1))
             .arg(duration_ms(lease))
@@ -212,13 +275,14 @@ impl Runtime {
     /// and retrying is safe (a second ack of the same lease is `LeaseLost`).
     pub async fn complete(&self, batch: &[Completion]) -> Result<Vec<Applied>> {
         let retention = self.client.retention();
+        let channel = &self.client.global_keys().finished_channel;
         let mut pipe = redis::pipe();
         // (queue ack group) → indexes into `batch`, in the order pipelined.
         let mut plan: Vec<Vec<usize>> = Vec::new();
         let acks = batch
             .iter()
             .enumerate()
-            .filter(|(_, c)| matches!(c.outcome, Outcome::Ack))
+            .filter(|(_, c)| c.outcome.is_success())
             .map(|(i, c)| (i, &c.keys));
         for (keys, idx) in by_queue(acks) {
             let mut cmd = SCRIPTS.ack.cmd(&[
@@ -227,32 +291,39 @@ impl Runtime {
                 &keys.leases,
                 &keys.errors,
                 &keys.stats,
+                &keys.history,
+                &keys.keep,
+                &keys.cancels,
+                &keys.waiters,
+                &keys.outcome_prefix,
             ]);
+            cmd.arg(channel).arg(idx.len());
             for &i in &idx {
                 cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
+            }
+            for &i in &idx {
+                // `r` + JSON, or `e` + why the value is not kept (ack.lua).
+                match &batch[i].outcome {
+                    Outcome::Returned { result: Ok(json) } => {
+                        cmd.arg(batch[i].id.as_str()).arg(format!("r{json}"));
+                    }
+                    Outcome::Returned { result: Err(why) } => {
+                        cmd.arg(batch[i].id.as_str()).arg(format!(
+                            "e{}",
+                            wire::truncate_utf8(why, wire::ERROR_TEXT_MAX_BYTES)
+                        ));
+                    }
+                    _ => {}
+                }
             }
             pipe.add_command(cmd);
             plan.push(idx);
         }
         for (i, c) in batch.iter().enumerate() {
-            let (mode, delay, error) = match &c.outcome {
-                Outcome::Ack => continue,
-                Outcome::Retry { delay, error } => ("retry", duration_ms(*delay), error),
-                Outcome::Dead { error } => ("dead", 0, error),
-            };
-            let k = &c.keys;
-            let mut cmd = SCRIPTS.fail.cmd(&[
-                &k.active, &k.jobs, &k.leases, &k.errors, &k.retry, &k.dead, &k.stats,
-            ]);
-            cmd.arg(c.id.as_str())
-                .arg(c.token.as_str())
-                .arg(mode)
-                .arg(delay)
-                .arg(wire::truncate_utf8(error, wire::ERROR_TEXT_MAX_BYTES))
-                .arg(retention.dead_max_jobs)
-                .arg(retention.error_history);
-            pipe.add_command(cmd);
-            plan.push(vec![i]);
+            if let Some(cmd) = fail_cmd(c, retention, channel) {
+                pipe.add_command(cmd);
+                plan.push(vec![i]);
+            }
         }
         if plan.is_empty() {
             return Ok(Vec::new());
@@ -262,21 +333,22 @@ impl Runtime {
             .map_err(Error::redis("complete"))?;
         let mut out = vec![Applied::LeaseLost; batch.len()];
         for (reply, idx) in replies.into_iter().zip(plan) {
-            if idx.len() == 1 && !matches!(batch[idx[0]].outcome, Outcome::Ack) {
+            if idx.len() == 1 && !batch[idx[0]].outcome.is_success() {
                 let code: i64 = redis::from_redis_value(reply).map_err(Error::parse("fail"))?;
                 out[idx[0]] = match code {
                     1 => Applied::Retrying,
                     2 => Applied::Dead,
+                    3 => Applied::Cancelled,
                     _ => Applied::LeaseLost,
                 };
             } else {
                 let codes: Vec<i64> =
                     redis::from_redis_value(reply).map_err(Error::parse("ack"))?;
                 for (code, i) in codes.into_iter().zip(idx) {
-                    out[i] = if code == 1 {
-                        Applied::Acked
-                    } else {
-                        Applied::LeaseLost
+                    out[i] = match code {
+                        1 => Applied::Acked,
+                        2 => Applied::Cancelled,
+                        _ => Applied::LeaseLost,
                     };
                 }
             }
@@ -338,15 +410,17 @@ impl Runtime {
 
     /// Extends the leases of running jobs to Redis's clock + `lease`, one
     /// `extend.lua` call per queue, all in one round trip. Returns the leases
-    /// that were lost (their runs must stop), each saying whether another
-    /// run holds the job now or nobody does.
+    /// that were lost or whose job was asked to cancel (those runs must
+    /// stop), each saying which.
     ///
     /// # Errors
     /// [`Error::Redis`].
     pub async fn extend(&self, lease: Duration, jobs: &LeaseList) -> Result<Vec<LostLease>> {
         let replies: Vec<Vec<String>> = self
             .per_queue("extend", jobs, |keys| {
-                let mut cmd = SCRIPTS.extend.cmd(&[&keys.active, &keys.leases]);
+                let mut cmd = SCRIPTS
+                    .extend
+                    .cmd(&[&keys.active, &keys.leases, &keys.cancels]);
                 cmd.arg(duration_ms(lease));
                 cmd
             })
@@ -358,7 +432,11 @@ impl Runtime {
                     .map(|t| LostLease {
                         id: JobId::from(t[0].as_str()),
                         token: LeaseToken(t[1].clone()),
-                        taken: t[2] == "taken",
+                        why: match t[2].as_str() {
+                            "taken" => LeaseLoss::Taken,
+                            "cancel" => LeaseLoss::CancelAsked,
+                            _ => LeaseLoss::Gone,
+                        },
                     })
                     .collect::<Vec<_>>()
             })
@@ -373,13 +451,22 @@ impl Runtime {
     pub async fn release(&self, jobs: &LeaseList) -> Result<u64> {
         let released: Vec<u64> = self
             .per_queue("release", jobs, |keys| {
-                SCRIPTS.release.cmd(&[
+                let mut cmd = SCRIPTS.release.cmd(&[
                     &keys.active,
                     &keys.jobs,
                     &keys.leases,
                     &keys.ready,
                     &keys.wake,
-                ])
+                    &keys.errors,
+                    &keys.stats,
+                    &keys.history,
+                    &keys.keep,
+                    &keys.cancels,
+                    &keys.waiters,
+                    &keys.outcome_prefix,
+                ]);
+                cmd.arg(&self.client.global_keys().finished_channel);
+                cmd
             })
             .await?;
         Ok(released.into_iter().sum())

@@ -58,10 +58,16 @@ impl Runtime {
             &keys.dead,
             &keys.wake,
             &keys.stats,
+            &keys.history,
+            &keys.keep,
+            &keys.cancels,
+            &keys.waiters,
+            &keys.outcome_prefix,
         ]);
         cmd.arg(limit.max(1))
             .arg(retention.dead_max_jobs)
-            .arg(retention.error_history);
+            .arg(retention.error_history)
+            .arg(&self.client.global_keys().finished_channel);
         let (to_ready, to_dead): (u64, u64) = scripts::run(&mut self.client.connection(), &cmd)
             .await
             .map_err(Error::redis("reap"))?;
@@ -79,6 +85,7 @@ impl Runtime {
             &keys.jobs,
             &keys.ready,
             &keys.wake,
+            &keys.history,
         ]);
         cmd.arg(limit.max(1));
         let (moved, next): (u64, i64) = scripts::run(&mut self.client.connection(), &cmd)
@@ -96,9 +103,14 @@ impl Runtime {
     /// [`Error::Redis`].
     pub async fn trim(&self, keys: &QueueKeys) -> Result<TrimReport> {
         let r = self.client.retention();
-        let mut cmd = SCRIPTS
-            .trim
-            .cmd(&[&keys.dead, &keys.jobs, &keys.errors, &keys.stats]);
+        let mut cmd = SCRIPTS.trim.cmd(&[
+            &keys.dead,
+            &keys.jobs,
+            &keys.errors,
+            &keys.stats,
+            &keys.history,
+            &keys.keep,
+        ]);
         cmd.arg(r.dead_max_jobs)
             .arg(duration_ms(r.dead_max_age))
             .arg(duration_ms(r.stats_window))

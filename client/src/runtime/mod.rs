@@ -14,6 +14,7 @@
 //! worker whose lease expired and whose job went to someone else changes
 //! nothing. Get the handle with [`Client::runtime`](crate::Client::runtime).
 
+mod cancel;
 pub mod lease;
 mod maintenance;
 mod process;
@@ -28,7 +29,8 @@ pub mod cron {
 }
 
 pub use crate::keys::{GlobalKeys, QueueKeys};
-pub use lease::{Applied, Completion, LeaseToken, LeasedJob, LostLease, Outcome};
+pub use cancel::CancelSubscription;
+pub use lease::{Applied, Completion, LeaseLoss, LeaseToken, LeasedJob, LostLease, Outcome};
 pub use maintenance::{PromoteReport, ReapReport, TrimReport};
 pub use process::PROCESS_HOST_MAX_BYTES;
 pub use wake::WakeConnection;

@@ -5,11 +5,15 @@
 -- removed; a job fetched meanwhile is not there to remove (double clicks
 -- are safe).
 --
--- KEYS[1] ready
+-- KEYS[1] ready  KEYS[2] history  KEYS[3] keep
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- Returns {1 removed or 0 not found, entries examined}.
 local found, seen = spool_find_ready(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 if not found then
   return {0, seen}
 end
-return {redis.call('LREM', KEYS[1], -1, found), seen}
+local removed = redis.call('LREM', KEYS[1], -1, found)
+if removed > 0 then
+  spool_forget(ARGV[1], {KEYS[2], KEYS[3]})
+end
+return {removed, seen}

@@ -3,20 +3,28 @@
 -- Fenced and batched: a lease is extended only if it still carries the
 -- caller's token. The new deadline is Redis's clock plus ARGV[1].
 --
--- KEYS[1] active  KEYS[2] leases
+-- KEYS[1] active  KEYS[2] leases  KEYS[3] cancels
 -- ARGV[1] lease in ms, then pairs: id, token
 -- Returns a flat list of triples for the leases that were lost (the worker
--- must stop those runs): id, token, and 'taken' (the job is leased with
--- another token now) or 'gone' (the job holds no lease: acknowledged,
--- failed, released, reaped or deleted).
+-- must stop those runs) or asked to cancel: id, token, and 'taken' (the job
+-- is leased with another token now), 'gone' (the job holds no lease:
+-- acknowledged, failed, released, reaped or deleted) or 'cancel' (still
+-- leased and extended, but its run was asked to cancel: a worker that
+-- missed the cancel message learns it here).
 local now = spool_now()
 local deadline = now + tonumber(ARGV[1])
 local lost = {}
+local any_cancel = redis.call('EXISTS', KEYS[3]) == 1
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local lease = redis.call('HGET', KEYS[2], id)
   if lease and spool_lease_token(lease) == token then
     redis.call('ZADD', KEYS[1], 'XX', deadline, id)
+    if any_cancel and redis.call('HGET', KEYS[3], id) == token then
+      lost[#lost + 1] = id
+      lost[#lost + 1] = token
+      lost[#lost + 1] = 'cancel'
+    end
   else
     lost[#lost + 1] = id
     lost[#lost + 1] = token

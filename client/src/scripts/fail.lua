@@ -1,19 +1,29 @@
 -- fail.lua: active --err, attempts left--> retry set, or
---           active --err, no attempts left / permanent--> dead set.
+--           active --err, no attempts left / permanent--> dead set, or
+--           active --asked to cancel--> cancelled.
 --
 -- Fenced: nothing changes unless the lease still carries the caller's token.
 -- The record stays in the jobs hash, now counting the failed run.
--- The error is appended to the job's error history (newest last, capped);
--- the retry time is Redis's clock plus the delay the worker's retry policy
--- chose. A job whose attempt reached max_attempts goes to dead whatever the
--- mode. Adding to dead trims the dead set to its size cap (oldest first).
+-- The error is appended to the job's error history (newest last, capped)
+-- and the run and its end to its timeline; the retry time is Redis's clock
+-- plus the delay the worker's retry policy chose. A job whose attempt
+-- reached max_attempts goes to dead whatever the mode. Adding to dead trims
+-- the dead set to its size cap (oldest first). A dead job that keeps its
+-- outcome gets it written (it stays in the dead set too). A run that was
+-- asked to cancel ends cancelled instead, whatever the error.
 --
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] retry
--- KEYS[6] dead   KEYS[7] stats
+-- KEYS[6] dead   KEYS[7] stats KEYS[8] history KEYS[9] keep KEYS[10] cancels
+-- KEYS[11] waiters KEYS[12] outcome key prefix
 -- ARGV[1] id  ARGV[2] token  ARGV[3] 'retry' | 'dead'  ARGV[4] delay_ms
 -- ARGV[5] error text  ARGV[6] dead set size cap  ARGV[7] error history cap
--- Returns 0 lease lost (nothing changed), 1 scheduled for retry, 2 dead.
+-- ARGV[8] finished channel
+-- Returns 0 lease lost (nothing changed), 1 scheduled for retry, 2 dead,
+-- 3 cancelled.
 local now = spool_now()
+local now_s = spool_int(now)
+local q = {jobs = KEYS[2], errors = KEYS[4], history = KEYS[8], keep = KEYS[9],
+  cancels = KEYS[10], waiters = KEYS[11], stats = KEYS[7], outcome = KEYS[12], channel = ARGV[8]}
 local id, token = ARGV[1], ARGV[2]
 local lease = redis.call('HGET', KEYS[3], id)
 if not lease or spool_lease_token(lease) ~= token then
@@ -21,8 +31,14 @@ if not lease or spool_lease_token(lease) ~= token then
 end
 redis.call('HDEL', KEYS[3], id)
 redis.call('ZREM', KEYS[1], id)
+local stored = redis.call('HGET', KEYS[2], id) or ''
+if spool_cancel_asked(q, id, lease) then
+  local _, runs = spool_head(stored)
+  spool_cancelled(q, id, stored, lease, spool_int((tonumber(runs) or 0) + 1), now)
+  return 3
+end
 -- The stored record does not count the run that just failed: add it.
-local record = spool_restamp(redis.call('HGET', KEYS[2], id) or '', spool_int(now), 1)
+local record = spool_restamp(stored, now_s, 1)
 redis.call('HSET', KEYS[2], id, record)
 local _, attempt, max_attempts = spool_parse(record)
 attempt = tonumber(attempt) or 0
@@ -30,9 +46,17 @@ max_attempts = tonumber(max_attempts) or 0
 spool_push_error(KEYS[4], id, now, attempt, ARGV[5], tonumber(ARGV[7]))
 spool_count(KEYS[7], 'f', now, 1)
 
-if ARGV[3] == 'dead' or attempt >= max_attempts then
+local dead = ARGV[3] == 'dead' or attempt >= max_attempts
+local attempt_s = spool_int(attempt)
+local history = spool_history_append(spool_history_get(KEYS[8], id, stored), {
+  spool_lease_entry(lease, attempt_s),
+  spool_hist_entry(now_s, dead and 'dead' or 'retry', attempt_s, '', ARGV[5])})
+redis.call('HSET', KEYS[8], id, history)
+if dead then
   redis.call('ZADD', KEYS[6], now, id)
-  spool_cap_dead(KEYS[6], KEYS[2], KEYS[4], tonumber(ARGV[6]))
+  spool_write_outcome(q, id, 'dead', record, attempt_s, now_s, history, nil, ARGV[5])
+  spool_announce(q, id, 'dead')
+  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[8], KEYS[9]}, tonumber(ARGV[6]))
   return 2
 end
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)

@@ -14,6 +14,7 @@
 --
 -- KEYS[1] ready  KEYS[2] active  KEYS[3] jobs  KEYS[4] leases  KEYS[5] fence
 -- KEYS[6] paused KEYS[7] dead    KEYS[8] errors KEYS[9] wake   KEYS[10] stats
+-- KEYS[11] history
 -- ARGV[1] max jobs to claim  ARGV[2] lease in ms  ARGV[3] worker id
 -- ARGV[4] largest record accepted, in bytes
 -- Returns {now_ms, token1, record1, token2, record2, ...}; {now_ms} when the
@@ -28,6 +29,8 @@ if not items then
 end
 local last = redis.call('INCRBY', KEYS[5], #items)
 local deadline = spool_int(now + tonumber(ARGV[2]))
+-- A lease is `token|worker|start_ms`: the start is the run's timeline entry.
+local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
 local out = {now}
 local latency, claimed, bad = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
@@ -37,6 +40,7 @@ local max_bytes = tonumber(ARGV[4])
 local function bury(id, record, why)
   redis.call('HSET', KEYS[3], id, record)
   spool_push_error(KEYS[8], id, now, 0, why, 1)
+  redis.call('HSET', KEYS[11], id, '[' .. spool_hist_entry(spool_int(now), 'dead', 0, '', why) .. ']')
   redis.call('ZADD', KEYS[7], now, id)
   bad = bad + 1
 end
@@ -52,7 +56,7 @@ for i, record in ipairs(items) do
     job_args[#job_args + 1] = id
     job_args[#job_args + 1] = record
     lease_args[#lease_args + 1] = id
-    lease_args[#lease_args + 1] = token .. '|' .. ARGV[3]
+    lease_args[#lease_args + 1] = token .. lease_tail
     active_args[#active_args + 1] = deadline
     active_args[#active_args + 1] = id
     latency = latency + math.max(0, now - tonumber(enqueued))

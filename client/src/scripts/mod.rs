@@ -119,7 +119,7 @@ scripts! {
     cron_register => ["cron_register"],
     pause => ["pause"],
     resume => ["resume"],
-    clear_ready => ["clear_ready"],
+    clear_ready => ["ready_walk", "clear_ready"],
     register_queues => ["register_queues"],
     peek_ready => ["ready_walk", "peek_ready"],
     peek_set => ["peek_set"],
@@ -127,6 +127,10 @@ scripts! {
     delete_ready => ["ready_walk", "delete_ready"],
     cron_pause => ["cron_pause"],
     cron_forget => ["cron_forget"],
+    status => ["status"],
+    cancel => ["cancel"],
+    cancel_ready => ["ready_walk", "cancel_ready"],
+    unwait => ["unwait"],
 }
 
 /// The source of Spool's script with SHA-1 `sha`, for resending an

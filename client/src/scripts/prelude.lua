@@ -58,20 +58,6 @@ local function spool_restamp(record, now_s, delta)
   return spool_record(id, attempt, max_attempts, now_s, rest)
 end
 
--- Moves job `id` from the jobs hash to the ready list, made ready at
--- `now_s` with its attempt unchanged: to the head (the end fetched last)
--- with LPUSH, the default, or to the fetch end with `push` = 'RPUSH'.
--- Returns 1, or 0 when its record is gone. For requeue, promote, release.
-local function spool_to_ready(jobs, ready, id, now_s, push)
-  local record = redis.call('HGET', jobs, id)
-  if not record then
-    return 0
-  end
-  redis.call('HDEL', jobs, id)
-  redis.call(push or 'LPUSH', ready, spool_restamp(record, now_s, 0))
-  return 1
-end
-
 -- Calls `cmd key item…` over the whole list `items`, 1000 items per call:
 -- one multi-member command per chunk instead of one per item, and chunks
 -- stay under unpack's stack limit. Pairs stay whole (1000 is even).
@@ -88,12 +74,18 @@ end
 -- creates, byte by byte.
 local LEASES_GUARD = 'guard entry of the Spool leases hash: keeps it a hash table, not a listpack'
 
+-- Since fetch.lua writes `token|worker|start_ms` (worker ids hold no `|`);
+-- leases written before that are `token|worker`.
 local function spool_lease_token(lease)
   return string.match(lease, '^(%d+)|')
 end
 
 local function spool_lease_worker(lease)
-  return string.match(lease, '^%d+|(.*)$')
+  return string.match(lease, '^%d+|([^|]*)')
+end
+
+local function spool_lease_start(lease)
+  return string.match(lease, '^%d+|[^|]*|(%d+)$')
 end
 
 -- The ids an operator action applies to: ARGV itself, or with ARGV[1] = '*'
@@ -109,22 +101,6 @@ end
 local function spool_wake(key)
   redis.call('LPUSH', key, '1')
   redis.call('LTRIM', key, 0, 0)
-end
-
--- Moves the jobs `ids` of sorted set `set` to the ready list (those still
--- in the set), then wakes idle fetchers if any moved. Returns how many.
--- For requeue.lua (operator retry / run now) and promote.lua (due jobs).
-local function spool_set_to_ready(set, jobs, ready, wake, ids, now_s)
-  local moved = 0
-  for _, id in ipairs(ids) do
-    if redis.call('ZREM', set, id) == 1 then
-      moved = moved + spool_to_ready(jobs, ready, id, now_s)
-    end
-  end
-  if moved > 0 then
-    spool_wake(wake)
-  end
-  return moved
 end
 
 -- Longest error text kept in a history entry, in bytes (ERROR_TEXT_MAX_BYTES
@@ -161,14 +137,22 @@ local function spool_push_error(key, id, now, attempt, text, cap)
   redis.call('HSET', key, id, cjson.encode(history))
 end
 
--- Trims a dead set to `cap` jobs, oldest first, with records and histories.
-local function spool_cap_dead(dead, jobs, errors, cap)
+-- Removes job `id`'s entries from each hash in `hashes` (record, error
+-- history, timeline, retention, cancel mark: whichever the caller passes).
+local function spool_forget(id, hashes)
+  for _, h in ipairs(hashes) do
+    redis.call('HDEL', h, id)
+  end
+end
+
+-- Trims a dead set to `cap` jobs, oldest first, with their records and
+-- side entries (`hashes`: jobs, errors, history, keep).
+local function spool_cap_dead(dead, hashes, cap)
   local excess = redis.call('ZCARD', dead) - cap
   if excess > 0 then
     for _, old in ipairs(redis.call('ZRANGE', dead, 0, excess - 1)) do
       redis.call('ZREM', dead, old)
-      redis.call('HDEL', jobs, old)
-      redis.call('HDEL', errors, old)
+      spool_forget(old, hashes)
     end
   end
 end
@@ -176,7 +160,183 @@ end
 -- Adds to a queue's stats hash: the total field and the current minute's.
 local function spool_count(stats, field, now, n)
   redis.call('HINCRBY', stats, field .. ':' .. math.floor(now / 60000), n)
-  if field == 'p' or field == 'f' then
+  if field == 'p' or field == 'f' or field == 'c' then
     redis.call('HINCRBY', stats, field, n)
   end
+end
+
+-- Job timelines ----------------------------------------------------------
+-- A job's timeline is a JSON array of entries [at_ms, state, attempt] or
+-- [at_ms, state, attempt, worker, error], oldest first, in the `history`
+-- hash. The hot path (enqueue to ready, fetch, ack of a job that keeps no
+-- outcome) writes no entry: the record's enqueued_ms stands for the first
+-- one and the lease (`token|worker|start_ms`, written by fetch.lua) for the
+-- run in progress; the first script that writes the timeline folds them
+-- in, with the times those scripts recorded.
+
+-- Longest error text in a timeline entry (the error history keeps 8 KiB).
+local SPOOL_HISTORY_ERROR_MAX = 200
+-- Largest timeline kept per job, in bytes: the oldest entries go first.
+local SPOOL_HISTORY_MAX_BYTES = 4096
+
+-- One entry; `at` and `attempt` are integers or their decimal strings.
+local function spool_hist_entry(at, state, attempt, worker, err)
+  local e = '[' .. at .. ',"' .. state .. '",' .. attempt
+  if worker or err then
+    e = e .. ',' .. cjson.encode(worker or '')
+    if err then
+      e = e .. ',' .. cjson.encode(spool_cap_text(err, SPOOL_HISTORY_ERROR_MAX))
+    end
+  end
+  return e .. ']'
+end
+
+-- The entry of the run a lease stands for: active since the lease began.
+local function spool_lease_entry(lease, attempt)
+  return spool_hist_entry(spool_lease_start(lease) or '0', 'active', attempt,
+    spool_lease_worker(lease) or '')
+end
+
+-- Job `id`'s timeline so far: the stored one, or the entry its record
+-- implies (`first_state`, default ready, at enqueued_ms).
+local function spool_history_get(hist, id, record, first_state)
+  local h = redis.call('HGET', hist, id)
+  if h then
+    return h
+  end
+  local _, attempt, _, enqueued = spool_head(record or '')
+  if not enqueued then
+    return '[]'
+  end
+  return '[' .. spool_hist_entry(enqueued, first_state or 'ready', attempt) .. ']'
+end
+
+-- `history` with `entries` (encoded entries) appended, the oldest dropped
+-- while it is over SPOOL_HISTORY_MAX_BYTES.
+local function spool_history_append(history, entries)
+  local body = table.concat(entries, ',')
+  local out
+  if history == '[]' or history == '' then
+    out = '[' .. body .. ']'
+  else
+    out = string.sub(history, 1, -2) .. ',' .. body .. ']'
+  end
+  if #out <= SPOOL_HISTORY_MAX_BYTES then
+    return out
+  end
+  local ok, list = pcall(cjson.decode, out)
+  if not ok or type(list) ~= 'table' then
+    return '[' .. body .. ']'
+  end
+  local parts, total = {}, 1
+  for i, e in ipairs(list) do
+    parts[i] = cjson.encode(e)
+    total = total + #parts[i] + 1
+  end
+  local first = 1
+  while first < #parts and total > SPOOL_HISTORY_MAX_BYTES do
+    total = total - #parts[first] - 1
+    first = first + 1
+  end
+  return '[' .. table.concat(parts, ',', first) .. ']'
+end
+
+-- Finished jobs ------------------------------------------------------------
+-- `q` holds a queue's keys for the scripts that end jobs: jobs, errors,
+-- history, keep, cancels, waiters, stats, outcome (the outcome key prefix)
+-- and channel (the namespace's finished channel).
+
+-- Writes the outcome of job `id` if it keeps one (`keep` hash): state,
+-- attempts, times, type, result or last error and timeline, as JSON that
+-- Redis expires after the retention.
+local function spool_write_outcome(q, id, state, record, attempt, now_s, history, result, err)
+  local keep = redis.call('HGET', q.keep, id)
+  if not keep or tonumber(keep) == nil or tonumber(keep) <= 0 then
+    return
+  end
+  local _, _, max_attempts, enqueued, rest = spool_parse(record or '')
+  local o = '{"state":"' .. state .. '","attempt":' .. attempt .. ',"max_attempts":' ..
+    (max_attempts or '0') .. ',"enqueued_ms":' .. (enqueued or '0') .. ',"finished_ms":' .. now_s
+  local job_type = rest and (string.match(rest, '^"type":("[^"\\]*")') or
+    string.match(rest, '^"keep_outcome_ms":%d+,"type":("[^"\\]*")'))
+  if job_type then
+    o = o .. ',"type":' .. job_type
+  end
+  if result then
+    o = o .. ',"result":' .. result
+  end
+  if err then
+    o = o .. ',"error":' .. cjson.encode(spool_cap_text(err, SPOOL_ERROR_TEXT_MAX))
+  end
+  o = o .. ',"history":' .. history .. '}'
+  redis.call('SET', q.outcome .. id, o, 'PX', keep)
+end
+
+-- Tells the `wait` calls registered for job `id` that it finished as `state`.
+local function spool_announce(q, id, state)
+  if redis.call('HDEL', q.waiters, id) == 1 then
+    redis.call('PUBLISH', q.channel, state .. ' ' .. id)
+  end
+end
+
+-- Ends job `id` as cancelled: its timeline gets the run that `lease` stands
+-- for (when it was running) and the cancellation; the outcome is kept when
+-- the job keeps one; the record and its side entries go; a waiter is told.
+-- `attempt` is the runs it had.
+local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
+  local entries = {}
+  if lease then
+    entries[1] = spool_lease_entry(lease, attempt)
+  end
+  entries[#entries + 1] = spool_hist_entry(spool_int(now), 'cancelled', attempt)
+  local history = spool_history_append(
+    spool_history_get(q.history, id, record, first_state), entries)
+  spool_write_outcome(q, id, 'cancelled', record, attempt, spool_int(now), history, nil, nil)
+  spool_forget(id, {q.jobs, q.errors, q.history, q.keep, q.cancels})
+  spool_count(q.stats, 'c', now, 1)
+  spool_announce(q, id, 'cancelled')
+end
+
+-- True when the run holding `lease` of job `id` was asked to cancel.
+local function spool_cancel_asked(q, id, lease)
+  local mark = redis.call('HGET', q.cancels, id)
+  return mark and mark == spool_lease_token(lease) or false
+end
+
+-- Back to ready ------------------------------------------------------------
+
+-- Moves job `id` from the jobs hash to the ready list, made ready at
+-- `now_s` with its attempt unchanged, to the head (the end fetched last),
+-- and adds `entries` and the move to its timeline in `hist` (a job that has
+-- none yet starts it with `first_state` at its enqueued_ms). Returns 1, or
+-- 0 when its record is gone. For requeue and promote.
+local function spool_to_ready(jobs, ready, hist, id, now_s, first_state)
+  local record = redis.call('HGET', jobs, id)
+  if not record then
+    return 0
+  end
+  redis.call('HDEL', jobs, id)
+  local _, attempt = spool_head(record)
+  local history = spool_history_get(hist, id, record, first_state)
+  redis.call('HSET', hist, id,
+    spool_history_append(history, {spool_hist_entry(now_s, 'ready', attempt or '0')}))
+  redis.call('LPUSH', ready, spool_restamp(record, now_s, 0))
+  return 1
+end
+
+-- Moves the jobs `ids` of sorted set `set` to the ready list (those still
+-- in the set), then wakes idle fetchers if any moved. Returns how many.
+-- For requeue.lua (operator retry / run now) and promote.lua (due jobs);
+-- `first_state` names the set for jobs whose timeline starts here.
+local function spool_set_to_ready(set, jobs, ready, wake, hist, ids, now_s, first_state)
+  local moved = 0
+  for _, id in ipairs(ids) do
+    if redis.call('ZREM', set, id) == 1 then
+      moved = moved + spool_to_ready(jobs, ready, hist, id, now_s, first_state)
+    end
+  end
+  if moved > 0 then
+    spool_wake(wake)
+  end
+  return moved
 end

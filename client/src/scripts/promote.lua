@@ -5,16 +5,22 @@
 -- queue latency counts from the moment the job became ready, and wakes a
 -- fetcher. Several schedulers may run this at once: each job moves once.
 --
+-- Each moved job gets a `ready` entry on its timeline (a scheduled job's
+-- timeline starts with `scheduled` at its enqueue time).
+--
 -- KEYS[1] scheduled  KEYS[2] retry  KEYS[3] jobs  KEYS[4] ready  KEYS[5] wake
+-- KEYS[6] history
 -- ARGV[1] max jobs per set per call
 -- Returns {moved, ms until the next due job or -1 when both sets are empty}.
 local now = spool_now()
 local now_s = spool_int(now)
 local limit = tonumber(ARGV[1])
 local moved = 0
+local first_state = {'scheduled', 'retry'}
 for s = 1, 2 do
   local due = redis.call('ZRANGEBYSCORE', KEYS[s], '-inf', now, 'LIMIT', 0, limit)
-  moved = moved + spool_set_to_ready(KEYS[s], KEYS[3], KEYS[4], KEYS[5], due, now_s)
+  moved = moved + spool_set_to_ready(KEYS[s], KEYS[3], KEYS[4], KEYS[5], KEYS[6], due, now_s,
+    first_state[s])
 end
 local next_due = -1
 for s = 1, 2 do

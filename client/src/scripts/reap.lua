@@ -1,39 +1,56 @@
 -- reap.lua: active --lease expired (worker died)--> ready, or dead when the
--- attempt that died was the last one.
+-- attempt that died was the last one, or cancelled when the run had been
+-- asked to cancel.
 --
 -- The run that died counts as an attempt, so a job that keeps killing its
 -- worker runs out of attempts and ends in the dead set.
 -- A reaped job goes to the fetch end of the ready list and gets an error
--- history entry naming the worker that held the lease.
+-- history entry naming the worker that held the lease, and the run and its
+-- end on its timeline. A job that dies here and keeps its outcome gets it.
 --
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] ready
--- KEYS[6] dead   KEYS[7] wake KEYS[8] stats
+-- KEYS[6] dead   KEYS[7] wake KEYS[8] stats KEYS[9] history KEYS[10] keep
+-- KEYS[11] cancels KEYS[12] waiters KEYS[13] outcome key prefix
 -- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
+-- ARGV[4] finished channel
 -- Returns {returned_to_ready, moved_to_dead}.
 local now = spool_now()
 local now_s = spool_int(now)
+local q = {jobs = KEYS[2], errors = KEYS[4], history = KEYS[9], keep = KEYS[10],
+  cancels = KEYS[11], waiters = KEYS[12], stats = KEYS[8], outcome = KEYS[13], channel = ARGV[4]}
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local to_ready, to_dead = 0, 0
 for _, id in ipairs(expired) do
-  local worker = spool_lease_worker(redis.call('HGET', KEYS[3], id) or '') or 'unknown'
+  local lease = redis.call('HGET', KEYS[3], id) or ''
+  local worker = spool_lease_worker(lease) or 'unknown'
   redis.call('HDEL', KEYS[3], id)
   redis.call('ZREM', KEYS[1], id)
   local stored = redis.call('HGET', KEYS[2], id)
-  if stored then
+  if stored and spool_cancel_asked(q, id, lease) then
+    local _, runs = spool_head(stored)
+    spool_cancelled(q, id, stored, lease, spool_int((tonumber(runs) or 0) + 1), now)
+  elseif stored then
     -- The run that died counts as an attempt.
     local record = spool_restamp(stored, now_s, 1)
     local jid, attempt, max_attempts = spool_parse(record)
     attempt = tonumber(attempt) or 0
-    spool_push_error(KEYS[4], id, now, attempt,
-      'lease expired: worker ' .. worker .. ' stopped extending it (crashed, hung or lost Redis)',
-      tonumber(ARGV[3]))
-    if jid and attempt < tonumber(max_attempts) then
+    local why = 'lease expired: worker ' .. worker .. ' stopped extending it (crashed, hung or lost Redis)'
+    spool_push_error(KEYS[4], id, now, attempt, why, tonumber(ARGV[3]))
+    local dead = not (jid and attempt < tonumber(max_attempts))
+    local attempt_s = spool_int(attempt)
+    local history = spool_history_append(spool_history_get(KEYS[9], id, stored), {
+      spool_lease_entry(lease, attempt_s),
+      spool_hist_entry(now_s, dead and 'dead' or 'ready', attempt_s, '', why)})
+    redis.call('HSET', KEYS[9], id, history)
+    if not dead then
       redis.call('HDEL', KEYS[2], id)
       redis.call('RPUSH', KEYS[5], record)
       to_ready = to_ready + 1
     else
       redis.call('HSET', KEYS[2], id, record)
       redis.call('ZADD', KEYS[6], now, id)
+      spool_write_outcome(q, id, 'dead', record, attempt_s, now_s, history, nil, why)
+      spool_announce(q, id, 'dead')
       to_dead = to_dead + 1
     end
   end
@@ -42,7 +59,7 @@ if to_ready + to_dead > 0 then
   spool_count(KEYS[8], 'f', now, to_ready + to_dead)
 end
 if to_dead > 0 then
-  spool_cap_dead(KEYS[6], KEYS[2], KEYS[4], tonumber(ARGV[2]))
+  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[9], KEYS[10]}, tonumber(ARGV[2]))
 end
 if to_ready > 0 then
   spool_wake(KEYS[7])

@@ -6,9 +6,21 @@
 -- attempt counter stays too, so a job retried from dead gets one more run
 -- before it returns to the dead set (Sidekiq's behaviour).
 --
+-- A job that kept its outcome when it died is live again: that outcome is
+-- removed (it gets a new one when it finishes). Its timeline gets `ready`.
+--
 -- KEYS[1] the source set  KEYS[2] jobs  KEYS[3] ready  KEYS[4] wake
--- ARGV ids to move; or ARGV[1] = '*' and ARGV[2] = n to move the n oldest.
+-- KEYS[5] history  KEYS[6] keep  KEYS[7] outcome key prefix
+-- ARGV[1] the source set's state name, then ids to move; or ARGV[2] = '*'
+-- and ARGV[3] = n to move the n oldest.
 -- Returns the number of jobs moved.
 local now = spool_now()
 local now_s = spool_int(now)
-return spool_set_to_ready(KEYS[1], KEYS[2], KEYS[3], KEYS[4], spool_action_ids(KEYS[1]), now_s)
+local state = table.remove(ARGV, 1)
+local ids = spool_action_ids(KEYS[1])
+for _, id in ipairs(ids) do
+  if redis.call('HEXISTS', KEYS[6], id) == 1 and redis.call('ZSCORE', KEYS[1], id) then
+    redis.call('DEL', KEYS[7] .. id)
+  end
+end
+return spool_set_to_ready(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ids, now_s, state)

@@ -4,7 +4,8 @@
 -- first) together with their records and error histories, and per-minute
 -- stats fields older than the stats window. Totals are kept.
 --
--- KEYS[1] dead  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats
+-- KEYS[1] dead  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats  KEYS[5] history
+-- KEYS[6] keep
 -- ARGV[1] dead size cap  ARGV[2] dead age cap ms  ARGV[3] stats window ms
 -- ARGV[4] max dead jobs removed per call
 -- Returns {dead_removed, stats_fields_removed}.
@@ -14,8 +15,7 @@ local removed = 0
 local function drop(ids)
   for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('HDEL', KEYS[3], id)
+    spool_forget(id, {KEYS[2], KEYS[3], KEYS[5], KEYS[6]})
     removed = removed + 1
   end
 end

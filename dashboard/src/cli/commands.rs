@@ -4,7 +4,9 @@
 use std::io::Write;
 
 use spool_client::admin::{JobFilter, JobView, QueueInfo, QueueStats};
-use spool_client::{Admin, Client, EnqueueOptions, JobDefaults, JobSet};
+use spool_client::{
+    Admin, CancelResult, Client, EnqueueOptions, JobDefaults, JobId, JobSet, JobStatus, Status,
+};
 
 use super::output;
 use super::parse::{CronCmd, DeadCmd, EnqueueArgs, FilterArgs, Selection};
@@ -224,7 +226,12 @@ pub(crate) async fn cron(admin: &Admin, cmd: CronCmd, out: &mut dyn Write) -> Cl
     }
 }
 
-pub(crate) async fn enqueue(client: &Client, a: EnqueueArgs, out: &mut dyn Write) -> CliResult {
+pub(crate) async fn enqueue(
+    client: &Client,
+    a: EnqueueArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> CliResult {
     let mut opts = EnqueueOptions::new().queue(a.queue);
     if let Some(at) = a.at {
         opts = opts.at(at);
@@ -238,13 +245,110 @@ pub(crate) async fn enqueue(client: &Client, a: EnqueueArgs, out: &mut dyn Write
     if let Some(k) = a.idempotency_key {
         opts = opts.idempotency_key(k);
     }
+    if let Some(keep) = a.keep_outcome {
+        opts = opts.keep_outcome(keep);
+    }
     let e = client
         .enqueue_raw(&a.job_type, &a.json_args, &JobDefaults::default(), opts)
         .await?;
+    writeln!(out, "{}", e.id)?;
     if e.duplicate {
-        writeln!(out, "{} (duplicate: already enqueued with this key)", e.id)?;
+        writeln!(
+            err,
+            "duplicate: a job was already enqueued with this key; that is its id"
+        )?;
+    }
+    Ok(())
+}
+
+/// `spool status` / `spool wait`: prints a job's status; `Err` (exit 1)
+/// unless `ok` holds for it.
+pub(crate) fn print_status(
+    s: &JobStatus,
+    json: bool,
+    out: &mut dyn Write,
+    ok: impl Fn(Status) -> bool,
+) -> CliResult {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(s).unwrap_or_default())?;
     } else {
-        writeln!(out, "{}", e.id)?;
+        let field = |v: Option<String>| v.map_or_else(|| "-".to_owned(), |v| clip(&v, FIELD_BYTES));
+        writeln!(
+            out,
+            "{}  {}  queue={}  type={}  attempt={}/{}  worker={}",
+            s.id,
+            s.status,
+            field(s.queue.clone()),
+            field(s.job_type.clone()),
+            field(s.attempt.map(|a| a.to_string())),
+            field(s.max_attempts.map(|a| a.to_string())),
+            field(s.worker.clone()),
+        )?;
+        if let Some(e) = &s.last_error {
+            writeln!(out, "  last error: {}", clip(e, FIELD_BYTES))?;
+        }
+        if let Some(r) = &s.result {
+            writeln!(out, "  result: {}", clip(r.get(), FIELD_BYTES))?;
+        }
+        for h in &s.history {
+            writeln!(
+                out,
+                "  {}  {:<9} attempt {}{}{}",
+                output::time_ms(h.at_ms),
+                h.state,
+                h.attempt,
+                h.worker
+                    .as_ref()
+                    .map_or(String::new(), |w| format!("  on {}", clip(w, FIELD_BYTES))),
+                h.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("  {}", clip(e, FIELD_BYTES))),
+            )?;
+        }
+    }
+    if ok(s.status) {
+        Ok(())
+    } else {
+        Err(Failure::Op(format!("job {} is {}", s.id, match s.status {
+            Status::Unknown => "unknown: it never existed, or it finished without keeping its outcome (or that expired)",
+            other => other.as_str(),
+        })))
+    }
+}
+
+/// `spool cancel`.
+pub(crate) async fn cancel(client: &Client, id: &str, out: &mut dyn Write) -> CliResult {
+    match client.cancel(&JobId::from(id)).await? {
+        CancelResult::Cancelled { queue, from } => {
+            writeln!(out, "cancelled {id} in {queue} (it was {from})")?;
+        }
+        CancelResult::Signalled {
+            queue,
+            worker,
+            first,
+        } => {
+            writeln!(
+                out,
+                "{} {id} in {queue}: its worker {} is told; it ends cancelled when its run stops",
+                if first {
+                    "cancelling"
+                } else {
+                    "already cancelling"
+                },
+                clip(&worker, FIELD_BYTES)
+            )?;
+        }
+        CancelResult::AlreadyFinished { queue, state } => {
+            writeln!(
+                out,
+                "{id} in {queue} had already finished ({state}): nothing changed"
+            )?;
+        }
+        CancelResult::NotFound => {
+            return Err(Failure::Op(format!(
+                "job {id} not found (never existed, or finished without keeping its outcome)"
+            )));
+        }
     }
     Ok(())
 }

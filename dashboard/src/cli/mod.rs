@@ -34,6 +34,7 @@ use std::io::Write;
 use clap::Parser as _;
 
 use parse::{Cli, Command};
+use spool_client::{JobId, Status};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -198,7 +199,16 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
             Ok(())
         }
         Command::Cron { cmd } => commands::cron(&admin, cmd, out).await,
-        Command::Enqueue(a) => commands::enqueue(&client, a, out).await,
+        Command::Enqueue(a) => commands::enqueue(&client, a, out, err).await,
+        Command::Status { id, json } => {
+            let s = client.status(&JobId::from(id.as_str())).await?;
+            commands::print_status(&s, json, out, |st| st != Status::Unknown)
+        }
+        Command::Wait { id, timeout, json } => {
+            let s = client.wait(&JobId::from(id.as_str()), timeout).await?;
+            commands::print_status(&s, json, out, |st| st == Status::Done)
+        }
+        Command::Cancel { id } => commands::cancel(&client, &id, out).await,
     }
 }
 

@@ -29,6 +29,14 @@ pub(crate) fn totals(out: &mut dyn Write, rows: &[(&str, u64)]) -> std::io::Resu
     Ok(())
 }
 
+/// A Redis-ms time with milliseconds, `2025-01-02 03:04:05.678` (timelines).
+pub(crate) fn time_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+    )
+}
+
 /// A Redis-ms time as `2025-01-02 03:04:05`, or `none`.
 fn time(ms: Option<i64>, none: &str) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)

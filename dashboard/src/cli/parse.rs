@@ -59,8 +59,34 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: CronCmd,
     },
-    /// Enqueue one job with raw JSON args; prints its id.
+    /// Enqueue one job with raw JSON args; prints its id alone on stdout.
     Enqueue(EnqueueArgs),
+    /// Where a job is: state, attempts, times, worker, last error, result,
+    /// timeline. Exit 1 when it is unknown.
+    Status {
+        /// Job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait until a job finishes; exit 0 when done, 1 when dead, cancelled,
+    /// unknown or still running at the timeout.
+    Wait {
+        /// Job id.
+        id: String,
+        /// Longest wait (e.g. 30s, 5m).
+        #[arg(long, default_value = "30s", value_parser = delay)]
+        timeout: Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job: at once when queued, at its next moment when running.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
 }
 
 /// `spool enqueue`.
@@ -85,6 +111,10 @@ pub(crate) struct EnqueueArgs {
     /// Idempotency key: a second enqueue with the same key returns the first job.
     #[arg(long)]
     pub(crate) idempotency_key: Option<String>,
+    /// Keep the job's outcome this long after it finishes (e.g. 1h), for
+    /// `spool status` and `spool wait`.
+    #[arg(long, value_parser = delay)]
+    pub(crate) keep_outcome: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]

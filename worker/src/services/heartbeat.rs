@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use spool_client::admin::{BusyJob, ProcessInfo};
-use spool_client::runtime::{LostLease, Runtime};
+use spool_client::runtime::{LeaseLoss, LostLease, Runtime};
 
 use crate::backoff::jittered;
 use crate::in_flight::{InFlight, LeaseKey, Running};
@@ -64,13 +64,20 @@ impl Heartbeat {
     /// handler was told to stop.
     fn on_lost(&self, lost: &LostLease) -> bool {
         let run = self.in_flight.get(&lost.id, &lost.token);
+        if lost.why == LeaseLoss::CancelAsked {
+            if let Some(run) = run.filter(|r| !r.is_finished()) {
+                tracing::info!(job_id = %lost.id, "job was cancelled; telling its handler");
+                run.cancel_requested();
+            }
+            return false;
+        }
         match verdict(lost, run.as_ref()) {
             Verdict::Untracked | Verdict::OwnOutcome => {
                 tracing::debug!(job_id = %lost.id, "lease ended by this process's own outcome");
                 false
             }
             Verdict::Cancel => {
-                if lost.taken {
+                if lost.why == LeaseLoss::Taken {
                     tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
                         "lease lost: it expired and another run (another worker, or a new lease in this process) took the job; cancelling this run only");
                 } else {
@@ -127,7 +134,7 @@ fn verdict(lost: &LostLease, run: Option<&Running>) -> Verdict {
         // A lease taken by another token was lost before our outcome
         // could land, even if the run has finished: its handler is done
         // anyway, and the completer will report the write as lease-lost.
-        Some(run) if run.is_finished() && !lost.taken => Verdict::OwnOutcome,
+        Some(run) if run.is_finished() && lost.why != LeaseLoss::Taken => Verdict::OwnOutcome,
         Some(_) => Verdict::Cancel,
     }
 }
@@ -146,7 +153,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
-    use spool_client::runtime::{LeaseToken, LostLease, QueueKeys};
+    use spool_client::runtime::{LeaseLoss, LeaseToken, LostLease, QueueKeys};
     use spool_client::JobId;
     use tokio_util::sync::CancellationToken;
 
@@ -164,6 +171,7 @@ mod tests {
             job_type: "noop".into(),
             leased_at_ms: 0,
             finished: flag,
+            cancel_asked: Arc::default(),
         }
     }
 
@@ -171,7 +179,11 @@ mod tests {
         LostLease {
             id: JobId::from("j1"),
             token: LeaseToken::from("7"),
-            taken,
+            why: if taken {
+                LeaseLoss::Taken
+            } else {
+                LeaseLoss::Gone
+            },
         }
     }
 

@@ -9,6 +9,9 @@
 //! | [`Trimmer`] | retention of the dead set and the per-minute stats | `trim` |
 //! | [`CronScheduler`] | cron entries → ready, once per tick | `cron_tick`, `cron_register` |
 //!
+//! Beside them, [`listen_for_cancels`] holds the process's subscription to
+//! cancel requests (a stream, not a period).
+//!
 //! The shape (River's maintenance services): settings come from
 //! [`WorkerConfig`](crate::WorkerConfig) (named `*_DEFAULT` constants, one
 //! `validate`) or, for cron, [`CronConfig`] (the same pattern); `run_once`
@@ -28,6 +31,7 @@
 //! slots and channels (a free slot or an outcome is the trigger, not time),
 //! and they stop in a fixed order at shutdown (see `launcher`).
 
+mod cancels;
 mod cron;
 mod heartbeat;
 mod per_queue;
@@ -44,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 
+pub(crate) use cancels::listen_for_cancels;
 pub(crate) use cron::CronScheduler;
 pub use cron::{CronConfig, CronReport};
 pub(crate) use heartbeat::Heartbeat;

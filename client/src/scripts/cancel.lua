@@ -1,0 +1,50 @@
+-- cancel.lua: scheduled / retry --cancel--> cancelled at once; active
+-- --cancel--> asked to cancel (the run ends cancelled when its lease ends).
+--
+-- A scheduled or retrying job becomes cancelled now: terminal, counted
+-- (`c` in the stats), its outcome kept when it keeps one, a waiter told. A
+-- running job's lease is marked in the `cancels` hash with its token and
+-- the holder is told on the cancel channel (`<token> <id>`); whichever
+-- script ends that lease (ack, fail, reap, release) ends the job cancelled.
+-- A worker that misses the message learns it from extend.lua at its next
+-- heartbeat. A ready job is not found here (see cancel_ready.lua).
+--
+-- KEYS[1] outcome key of `id`  KEYS[2] jobs  KEYS[3] leases  KEYS[4] active
+-- KEYS[5] scheduled  KEYS[6] retry  KEYS[7] dead  KEYS[8] errors
+-- KEYS[9] history  KEYS[10] keep  KEYS[11] cancels  KEYS[12] waiters
+-- KEYS[13] stats
+-- ARGV[1] id  ARGV[2] finished channel  ARGV[3] cancel channel
+-- Returns {'cancelled', from state} | {'signalled', worker, 1 new or 0
+-- asked before} | {'finished', state} | {'absent'}.
+local now = spool_now()
+local id = ARGV[1]
+local q = {jobs = KEYS[2], errors = KEYS[8], history = KEYS[9], keep = KEYS[10],
+  cancels = KEYS[11], waiters = KEYS[12], stats = KEYS[13],
+  outcome = string.sub(KEYS[1], 1, #KEYS[1] - #id), channel = ARGV[2]}
+local lease = redis.call('HGET', KEYS[3], id)
+if lease then
+  local token = spool_lease_token(lease) or ''
+  local worker = spool_lease_worker(lease) or ''
+  if redis.call('HGET', KEYS[11], id) == token then
+    return {'signalled', worker, 0}
+  end
+  redis.call('HSET', KEYS[11], id, token)
+  redis.call('PUBLISH', ARGV[3], token .. ' ' .. id)
+  return {'signalled', worker, 1}
+end
+for _, s in ipairs({{KEYS[5], 'scheduled'}, {KEYS[6], 'retry'}}) do
+  if redis.call('ZREM', s[1], id) == 1 then
+    local record = redis.call('HGET', KEYS[2], id)
+    local _, attempt = spool_head(record or '')
+    spool_cancelled(q, id, record, nil, attempt or '0', now, s[2])
+    return {'cancelled', s[2]}
+  end
+end
+if redis.call('ZSCORE', KEYS[7], id) then
+  return {'finished', 'dead'}
+end
+local outcome = redis.call('GET', KEYS[1])
+if outcome then
+  return {'finished', string.match(outcome, '^{"state":"(%a+)"') or 'done'}
+end
+return {'absent'}

@@ -1,0 +1,408 @@
+//! Job outcomes for producers: status through every state, typed results,
+//! outcome retention, wait, cancel (queued and running), and timelines.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use spool_client::{
+    CancelResult, EnqueueOptions, FixedDelay, Job, JobId, JobOptions, JobOutput, Status,
+};
+use spool_tests::{wait_for, RunningWorker, TestEnv};
+use spool_worker::{JobContext, JobError};
+
+const KEEP: Duration = Duration::from_secs(600);
+
+#[derive(Serialize, Deserialize)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+impl Job for Add {
+    const TYPE: &'static str = "add";
+    fn options() -> JobOptions {
+        JobOptions::default().keep_outcome(KEEP)
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Sum {
+    total: i64,
+}
+
+impl JobOutput for Add {
+    type Output = Sum;
+}
+
+/// Returns a value of the size asked for.
+#[derive(Serialize, Deserialize)]
+struct Big {
+    bytes: usize,
+}
+
+impl Job for Big {
+    const TYPE: &'static str = "big";
+    fn options() -> JobOptions {
+        JobOptions::default().keep_outcome(KEEP)
+    }
+}
+
+impl JobOutput for Big {
+    type Output = String;
+}
+
+/// Fails every time, three attempts, 50 ms apart.
+#[derive(Serialize, Deserialize)]
+struct Doomed;
+
+impl Job for Doomed {
+    const TYPE: &'static str = "doomed";
+    fn options() -> JobOptions {
+        JobOptions::default()
+            .max_attempts(3)
+            .retry_policy(FixedDelay(Duration::from_millis(50)))
+            .keep_outcome(KEEP)
+    }
+}
+
+/// Runs until cancelled (cooperative) or for `secs` ignoring the signal.
+#[derive(Serialize, Deserialize)]
+struct Long {
+    cooperative: bool,
+}
+
+impl Job for Long {
+    const TYPE: &'static str = "long";
+    fn options() -> JobOptions {
+        JobOptions::default()
+            .keep_outcome(KEEP)
+            .timeout(Duration::from_secs(2))
+            .max_attempts(5)
+    }
+}
+
+fn worker(env: &TestEnv, long_runs: Arc<AtomicU32>) -> RunningWorker {
+    let w = env
+        .worker()
+        .register_returning(|_ctx, job: Add| async move {
+            Ok(Sum {
+                total: job.a + job.b,
+            })
+        })
+        .register_returning(|_ctx, job: Big| async move { Ok("x".repeat(job.bytes)) })
+        .register(|ctx: JobContext, _job: Doomed| async move {
+            Err(JobError::retry(format!("boom {}", ctx.attempt())))
+        })
+        .register(move |ctx: JobContext, job: Long| {
+            let runs = long_runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                if job.cooperative {
+                    ctx.cancellation().cancelled().await;
+                    assert!(ctx.is_cancel_requested());
+                    return Err(JobError::retry("stopped: cancelled"));
+                }
+                // Ignores the signal: runs into its 2 s time limit.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(())
+            }
+        })
+        .build()
+        .expect("worker builds");
+    RunningWorker::start(w)
+}
+
+#[tokio::test]
+async fn status_follows_a_job_through_its_states_and_keeps_its_result() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    // Unknown: never existed.
+    let nobody = c.status(&JobId::new()).await.unwrap();
+    assert_eq!(nobody.status, Status::Unknown);
+
+    // Scheduled, then ready (no worker yet).
+    let later = c
+        .enqueue_in(&Add { a: 1, b: 2 }, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let s = c.status(&later).await.unwrap();
+    assert_eq!(s.status, Status::Scheduled);
+    assert_eq!(s.queue.as_deref(), Some("default"));
+    assert_eq!(s.history.len(), 1, "{:?}", s.history);
+    assert_eq!(s.history[0].state, "scheduled");
+    let now = c.enqueue(&Add { a: 2, b: 3 }).await.unwrap();
+    let s = c.status(&now).await.unwrap();
+    assert_eq!(s.status, Status::Ready);
+    assert_eq!(s.job_type.as_deref(), Some("add"));
+    assert_eq!(c.result::<Add>(&now).await.unwrap(), None);
+
+    // A job that keeps no outcome: wait learns how it ended, status then
+    // says unknown.
+    let plain = c
+        .enqueue_with(
+            &Add { a: 0, b: 0 },
+            EnqueueOptions::new().keep_outcome(Duration::ZERO),
+        )
+        .await
+        .unwrap()
+        .id;
+    let plain_wait = {
+        let c = c.clone();
+        let plain = plain.clone();
+        tokio::spawn(async move { c.wait(&plain, Duration::from_secs(10)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Done, with its typed result and timeline (ready, active, done).
+    let running = worker(&env, Arc::default());
+    let done = c.wait(&now, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(done.status, Status::Done);
+    assert_eq!(c.result::<Add>(&now).await.unwrap(), Some(Sum { total: 5 }));
+    let s = c.status(&now).await.unwrap();
+    assert_eq!(s.status, Status::Done);
+    assert_eq!(s.attempt, Some(1));
+    let states: Vec<&str> = s.history.iter().map(|h| h.state.as_str()).collect();
+    assert_eq!(states, ["ready", "active", "done"]);
+    assert!(s.history[1].worker.is_some());
+    assert!(s.history.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    assert!(s.outcome_expires_in.unwrap() > Duration::from_secs(500));
+
+    let w = plain_wait.await.unwrap().unwrap();
+    assert_eq!(w.status, Status::Done, "wait still learns how it ended");
+    assert_eq!(c.status(&plain).await.unwrap().status, Status::Unknown);
+
+    // An expired outcome is unknown.
+    let short = c
+        .enqueue_with(
+            &Add { a: 1, b: 1 },
+            EnqueueOptions::new().keep_outcome(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        c.wait(&short, Duration::from_secs(10))
+            .await
+            .unwrap()
+            .status,
+        Status::Done
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(c.status(&short).await.unwrap().status, Status::Unknown);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_result_over_the_payload_limit_is_refused_and_the_job_still_done() {
+    let env = TestEnv::start().await;
+    let running = worker(&env, Arc::default());
+    let id = env
+        .client
+        .enqueue(&Big {
+            bytes: spool_client::MAX_PAYLOAD_BYTES_DEFAULT + 10,
+        })
+        .await
+        .unwrap();
+    let s = env.client.wait(&id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(s.status, Status::Done);
+    assert!(s.result.is_none());
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("result not kept"),
+        "{s:?}"
+    );
+    let small = env.client.enqueue(&Big { bytes: 3 }).await.unwrap();
+    env.client
+        .wait(&small, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.client.result::<Big>(&small).await.unwrap().as_deref(),
+        Some("xxx")
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_that_retried_twice_and_died_has_its_timeline_and_wait_returns_dead() {
+    let env = TestEnv::start().await;
+    let id = env.client.enqueue(&Doomed).await.unwrap();
+    let running = worker(&env, Arc::default());
+    let s = env.client.wait(&id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(s.status, Status::Dead);
+    let s = env.client.status(&id).await.unwrap();
+    assert_eq!(s.status, Status::Dead);
+    assert_eq!(s.attempt, Some(3));
+    assert_eq!(s.last_error.as_deref(), Some("boom 3"));
+    let states: Vec<&str> = s.history.iter().map(|h| h.state.as_str()).collect();
+    assert_eq!(
+        states,
+        ["ready", "active", "retry", "ready", "active", "retry", "ready", "active", "dead"]
+    );
+    assert!(
+        s.history.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "{:?}",
+        s.history
+    );
+    assert_eq!(s.history.last().unwrap().error.as_deref(), Some("boom 3"));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_in_each_state() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    // Scheduled and ready: cancelled at once, never run.
+    let scheduled = c
+        .enqueue_in(&Add { a: 1, b: 1 }, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let ready = c.enqueue(&Add { a: 1, b: 1 }).await.unwrap();
+    assert!(matches!(
+        c.cancel(&scheduled).await.unwrap(),
+        CancelResult::Cancelled {
+            from: Status::Scheduled,
+            ..
+        }
+    ));
+    assert!(matches!(
+        c.cancel(&ready).await.unwrap(),
+        CancelResult::Cancelled {
+            from: Status::Ready,
+            ..
+        }
+    ));
+    for id in [&scheduled, &ready] {
+        let s = c.status(id).await.unwrap();
+        assert_eq!(s.status, Status::Cancelled);
+        assert_eq!(s.history.last().unwrap().state, "cancelled");
+        assert_eq!(
+            c.wait(id, Duration::from_secs(1)).await.unwrap().status,
+            Status::Cancelled
+        );
+    }
+    // Cancelling again, or a finished job, says so and changes nothing.
+    assert!(matches!(
+        c.cancel(&ready).await.unwrap(),
+        CancelResult::AlreadyFinished {
+            state: Status::Cancelled,
+            ..
+        }
+    ));
+    assert_eq!(
+        c.cancel(&JobId::new()).await.unwrap(),
+        CancelResult::NotFound
+    );
+
+    // Running, cooperative: the handler sees the signal; the job ends
+    // cancelled, not retried.
+    let runs = Arc::new(AtomicU32::new(0));
+    let running = worker(&env, runs.clone());
+    let coop = c.enqueue(&Long { cooperative: true }).await.unwrap();
+    wait_for("long job running", Duration::from_secs(5), || async {
+        c.status(&coop).await.unwrap().status == Status::Active
+    })
+    .await;
+    let asked = Instant::now();
+    assert!(matches!(
+        c.cancel(&coop).await.unwrap(),
+        CancelResult::Signalled { first: true, .. }
+    ));
+    let s = c.wait(&coop, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(s.status, Status::Cancelled);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    // Running, ignoring the signal: ends at its time limit, still cancelled.
+    let stubborn = c.enqueue(&Long { cooperative: false }).await.unwrap();
+    wait_for("stubborn job running", Duration::from_secs(5), || async {
+        c.status(&stubborn).await.unwrap().status == Status::Active
+    })
+    .await;
+    let s = c.status(&stubborn).await.unwrap();
+    assert!(s.worker.is_some());
+    c.cancel(&stubborn).await.unwrap();
+    assert!(c.status(&stubborn).await.unwrap().cancel_requested);
+    let s = c.wait(&stubborn, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(s.status, Status::Cancelled);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "neither job ran again");
+    let stats = c.admin().queue("default").await.unwrap();
+    assert_eq!(stats.retry, 0);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_racing_ack_ends_one_way_only() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let running = worker(&env, Arc::default());
+    for _ in 0..20 {
+        let id = c.enqueue(&Add { a: 1, b: 2 }).await.unwrap();
+        let answer = c.cancel(&id).await.unwrap();
+        let s = c.wait(&id, Duration::from_secs(5)).await.unwrap();
+        match answer {
+            CancelResult::Cancelled { .. } | CancelResult::Signalled { .. } => {
+                assert_eq!(s.status, Status::Cancelled, "{answer:?}");
+            }
+            CancelResult::AlreadyFinished { .. } => assert_eq!(s.status, Status::Done),
+            CancelResult::NotFound => panic!("job lost"),
+        }
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_waiters_share_one_subscription() {
+    let env = TestEnv::start().await;
+    let c = env.client.clone();
+    let ids: Vec<JobId> = c
+        .enqueue_bulk(&(0..1000).map(|i| Add { a: i, b: 1 }).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let clients_before = connected_clients(&env).await;
+    let waits: Vec<_> = ids
+        .iter()
+        .cloned()
+        .map(|id| {
+            let c = c.clone();
+            tokio::spawn(async move { c.wait(&id, Duration::from_secs(30)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let clients_waiting = connected_clients(&env).await;
+    assert!(
+        clients_waiting <= clients_before + 1,
+        "{clients_before} connections before, {clients_waiting} while 1,000 wait"
+    );
+    let running = worker(&env, Arc::default());
+    for w in waits {
+        let s = w.await.unwrap().unwrap();
+        assert_eq!(s.status, Status::Done);
+    }
+    assert_eq!(
+        c.result::<Add>(&ids[41]).await.unwrap(),
+        Some(Sum { total: 42 })
+    );
+    running.stop().await;
+}
+
+async fn connected_clients(env: &TestEnv) -> u64 {
+    let mut raw = env.raw().await;
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut raw)
+        .await
+        .expect("INFO clients");
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("connected_clients in INFO")
+}
