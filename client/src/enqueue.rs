@@ -27,6 +27,81 @@ pub const IDEMPOTENCY_WINDOW_DEFAULT: Duration = Duration::from_secs(24 * 3600);
 /// Jobs per `enqueue.lua` call in a bulk enqueue.
 const BULK_CHUNK: usize = 1000;
 
+/// Longest a lock held until started or finished lives when nothing releases
+/// it (a safety net: the scripts release it on time).
+pub const UNIQUE_LOCK_TTL_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a uniqueness (idempotency) key holds off duplicates: a second
+/// enqueue with the same key on the same queue creates nothing and returns
+/// the first job's id ([`Enqueued::duplicate`]).
+///
+/// The key is given with [`EnqueueOptions::idempotency_key`] or derived
+/// from the job's type and args ([`EnqueueOptions::unique_by_args`], or a
+/// job type whose [`JobOptions::unique`](crate::JobOptions::unique) is set).
+/// Every lock has a TTL, so a key can never stay stuck; the scripts that
+/// start or finish the job (including the reaper's) release it on time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uniqueness {
+    /// Remembered for this long from the enqueue, whatever happens to the job.
+    Window(Duration),
+    /// Held until a worker starts the job (at most `ttl`).
+    UntilStarted {
+        /// Safety TTL.
+        ttl: Duration,
+    },
+    /// Held until the job is done, dead or cancelled (at most `ttl`).
+    UntilFinished {
+        /// Safety TTL.
+        ttl: Duration,
+    },
+}
+
+impl Uniqueness {
+    /// [`Uniqueness::UntilStarted`] with [`UNIQUE_LOCK_TTL_DEFAULT`].
+    #[must_use]
+    pub const fn until_started() -> Self {
+        Self::UntilStarted {
+            ttl: UNIQUE_LOCK_TTL_DEFAULT,
+        }
+    }
+
+    /// [`Uniqueness::UntilFinished`] with [`UNIQUE_LOCK_TTL_DEFAULT`].
+    #[must_use]
+    pub const fn until_finished() -> Self {
+        Self::UntilFinished {
+            ttl: UNIQUE_LOCK_TTL_DEFAULT,
+        }
+    }
+
+    /// `enqueue.lua`'s ARGV[1]: `<ms>`, `<ms>:started` or `<ms>:finished`.
+    fn lock_arg(self) -> String {
+        match self {
+            Self::Window(d) => duration_ms(d).max(1).to_string(),
+            Self::UntilStarted { ttl } => format!("{}:started", duration_ms(ttl).max(1)),
+            Self::UntilFinished { ttl } => format!("{}:finished", duration_ms(ttl).max(1)),
+        }
+    }
+}
+
+/// The uniqueness key derived from a job's type and args: `args:` and the
+/// SHA-256 of `type`, a newline and the args' JSON as serialized (struct
+/// fields in declaration order; use ordered maps in args for stable keys).
+#[must_use]
+pub fn unique_key_for_args(job_type: &str, args: &RawValue) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(job_type.as_bytes());
+    ctx.update(b"\n");
+    ctx.update(args.get().as_bytes());
+    let digest = ctx.finish();
+    let hex: String = digest
+        .as_ref()
+        .iter()
+        .flat_map(|b| [b >> 4, b & 0xf])
+        .map(|n| char::from_digit(u32::from(n), 16).unwrap_or('0'))
+        .collect();
+    format!("args:{hex}")
+}
+
 /// Per-call overrides of a job type's defaults, and when to run.
 ///
 /// ```
@@ -49,6 +124,8 @@ pub struct EnqueueOptions {
     idempotency_window: Option<Duration>,
     trace: Option<BTreeMap<String, String>>,
     keep_outcome: Option<Duration>,
+    unique: Option<Uniqueness>,
+    unique_by_args: bool,
 }
 
 impl EnqueueOptions {
@@ -111,6 +188,25 @@ impl EnqueueOptions {
         self
     }
 
+    /// How the uniqueness key holds off duplicates (overrides the job
+    /// type's [`JobOptions::unique`](crate::JobOptions::unique)). Without
+    /// [`EnqueueOptions::idempotency_key`] the key is derived from the type
+    /// and args.
+    #[must_use]
+    pub fn unique(mut self, mode: Uniqueness) -> Self {
+        self.unique = Some(mode);
+        self
+    }
+
+    /// Derive the uniqueness key from the job's type and args
+    /// ([`unique_key_for_args`]); with no mode given it holds for the
+    /// idempotency window.
+    #[must_use]
+    pub fn unique_by_args(mut self) -> Self {
+        self.unique_by_args = true;
+        self
+    }
+
     /// Keep the job's outcome (state, result or last error, attempts, times,
     /// timeline) for `retention` after it finishes, for
     /// [`Client::status`], [`Client::result`] and [`Client::wait`];
@@ -151,6 +247,8 @@ pub struct JobDefaults {
     pub timeout: Duration,
     /// Default outcome retention (zero: none).
     pub keep_outcome: Duration,
+    /// Default uniqueness (key derived from the args unless a call gives one).
+    pub unique: Option<Uniqueness>,
 }
 
 impl JobDefaults {
@@ -163,6 +261,7 @@ impl JobDefaults {
             max_attempts: o.max_attempts,
             timeout: o.timeout,
             keep_outcome: o.keep_outcome,
+            unique: o.unique,
         }
     }
 }
@@ -175,8 +274,35 @@ impl Default for JobDefaults {
             max_attempts: o.max_attempts,
             timeout: o.timeout,
             keep_outcome: o.keep_outcome,
+            unique: o.unique,
         }
     }
+}
+
+/// The uniqueness key and its lock for one enqueue, or `None`.
+fn uniqueness(
+    job_type: &str,
+    args: &RawValue,
+    defaults: &JobDefaults,
+    opts: &EnqueueOptions,
+) -> Result<Option<(String, Uniqueness)>> {
+    let mode = opts.unique.or(defaults.unique);
+    let key = match &opts.idempotency_key {
+        Some(key) => {
+            if key.is_empty() || key.len() > 512 {
+                return Err(Error::InvalidArgument(
+                    "idempotency key must be 1 to 512 bytes".to_owned(),
+                ));
+            }
+            key.clone()
+        }
+        None if opts.unique_by_args || mode.is_some() => unique_key_for_args(job_type, args),
+        None => return Ok(None),
+    };
+    let window = opts
+        .idempotency_window
+        .unwrap_or(IDEMPOTENCY_WINDOW_DEFAULT);
+    Ok(Some((key, mode.unwrap_or(Uniqueness::Window(window)))))
 }
 
 /// One job ready for `enqueue.lua` (or `cron_tick.lua`): the five ARGV
@@ -278,27 +404,9 @@ impl Client {
     ) -> Result<Enqueued> {
         let queue = opts.queue.clone().unwrap_or_else(|| defaults.queue.clone());
         let keys = self.queue_keys(&queue)?;
+        let unique = uniqueness(job_type, args, defaults, &opts)?;
         let prepared = self.prepare(job_type, args, defaults, &opts, &queue, None)?;
-        let (window, idem_key) = match &opts.idempotency_key {
-            Some(key) => {
-                if key.is_empty() || key.len() > 512 {
-                    return Err(Error::InvalidArgument(
-                        "idempotency key must be 1 to 512 bytes".to_owned(),
-                    ));
-                }
-                let window = opts
-                    .idempotency_window
-                    .unwrap_or(IDEMPOTENCY_WINDOW_DEFAULT);
-                (duration_ms(window).max(1), Some(keys.idempotency(key)))
-            }
-            None => (0, None),
-        };
-        let cmd = enqueue_cmd(
-            &keys,
-            window,
-            idem_key.as_deref(),
-            std::slice::from_ref(&prepared),
-        );
+        let cmd = enqueue_cmd(&keys, unique.as_ref(), std::slice::from_ref(&prepared));
         let mut pipe = redis::pipe();
         pipe.add_command(cmd);
         pipe.add_command(register_queues_cmd(self.global_keys(), &[&queue]))
@@ -354,27 +462,44 @@ impl Client {
         let queue = opts.queue.clone().unwrap_or_else(|| defaults.queue.clone());
         let keys = self.queue_keys(&queue)?;
         let mut prepared = Vec::with_capacity(jobs.len());
+        let mut locks = Vec::new();
         for job in jobs {
             let args = serde_json::value::to_raw_value(job).map_err(|source| Error::Serialize {
                 job_type: J::TYPE.to_owned(),
                 source,
             })?;
+            locks.push(uniqueness(J::TYPE, &args, &defaults, &opts)?);
             prepared.push(self.prepare(J::TYPE, &args, &defaults, &opts, &queue, None)?);
         }
         if prepared.is_empty() {
             return Ok(Vec::new());
         }
+        let unique = locks.iter().any(Option::is_some);
         let mut pipe = redis::pipe();
-        for chunk in prepared.chunks(BULK_CHUNK) {
-            pipe.add_command(enqueue_cmd(&keys, 0, None, chunk))
-                .ignore();
+        if unique {
+            // Each job holds its own key: one call per job, one round trip.
+            for (job, lock) in prepared.iter().zip(&locks) {
+                pipe.add_command(enqueue_cmd(&keys, lock.as_ref(), std::slice::from_ref(job)));
+            }
+        } else {
+            for chunk in prepared.chunks(BULK_CHUNK) {
+                pipe.add_command(enqueue_cmd(&keys, None, chunk)).ignore();
+            }
         }
         pipe.add_command(register_queues_cmd(self.global_keys(), &[&queue]))
             .ignore();
-        scripts::run::<()>(&mut self.connection(), &pipe)
+        let replies: Vec<(i64, Vec<String>)> = scripts::run(&mut self.connection(), &pipe)
             .await
             .map_err(Error::redis("enqueue"))?;
         self.wait_replicated(&keys.ready, "enqueue").await?;
+        if unique {
+            // A duplicate's id is the first job's.
+            return Ok(replies
+                .into_iter()
+                .zip(prepared)
+                .map(|((_, ids), p)| ids.into_iter().next().map_or(p.id, JobId::from))
+                .collect());
+        }
         Ok(prepared.into_iter().map(|p| p.id).collect())
     }
 
@@ -429,24 +554,25 @@ impl Client {
     }
 }
 
+/// An `enqueue.lua` call: always 7 keys (the uniqueness key's place holds
+/// another key of the queue when there is none).
 fn enqueue_cmd(
     keys: &QueueKeys,
-    window_ms: u64,
-    idem_key: Option<&str>,
+    unique: Option<&(String, Uniqueness)>,
     jobs: &[Prepared],
 ) -> redis::Cmd {
-    let mut key_list = vec![
+    let idem = unique.map(|(key, _)| keys.idempotency(key));
+    let key_list = [
         keys.ready.as_str(),
         keys.wake.as_str(),
         keys.scheduled.as_str(),
         keys.jobs.as_str(),
+        idem.as_deref().unwrap_or(keys.keep.as_str()),
+        keys.keep.as_str(),
+        keys.locks.as_str(),
     ];
-    if let Some(k) = idem_key {
-        key_list.push(k);
-    }
-    key_list.push(keys.keep.as_str());
     let mut cmd = SCRIPTS.enqueue.cmd(&key_list);
-    cmd.arg(window_ms);
+    cmd.arg(unique.map_or_else(|| "0".to_owned(), |(_, mode)| mode.lock_arg()));
     for job in jobs {
         job.push_args(&mut cmd);
     }

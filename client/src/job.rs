@@ -170,6 +170,9 @@ pub struct JobOptions {
     pub retry_policy: Arc<dyn RetryPolicy>,
     /// How long a finished job's outcome is kept (zero: not kept).
     pub keep_outcome: Duration,
+    /// Uniqueness of this type's jobs, keyed by type and args unless an
+    /// enqueue gives a key; `None`: only enqueues with a key are unique.
+    pub unique: Option<crate::Uniqueness>,
 }
 
 impl Default for JobOptions {
@@ -180,6 +183,7 @@ impl Default for JobOptions {
             timeout: TIMEOUT_DEFAULT,
             retry_policy: Arc::new(ExponentialJitter::default()),
             keep_outcome: Duration::ZERO,
+            unique: None,
         }
     }
 }
@@ -202,6 +206,16 @@ impl JobOptions {
     #[must_use]
     pub fn retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
         self.retry_policy = Arc::new(policy);
+        self
+    }
+
+    /// Makes this type's jobs unique: a second enqueue with the same args
+    /// (or the same [`EnqueueOptions::idempotency_key`](crate::EnqueueOptions::idempotency_key))
+    /// on the same queue returns the first job while the lock holds (see
+    /// [`Uniqueness`](crate::Uniqueness)).
+    #[must_use]
+    pub fn unique(mut self, mode: crate::Uniqueness) -> Self {
+        self.unique = Some(mode);
         self
     }
 

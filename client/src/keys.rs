@@ -98,6 +98,9 @@ pub struct QueueKeys {
     pub waiters: String,
     /// Prefix of the per-job outcome keys (STRING, JSON, with a TTL).
     pub outcome_prefix: String,
+    /// HASH job id → `s` (until started) or `f` (until finished) + the
+    /// uniqueness key the job holds.
+    pub locks: String,
     idempotency_prefix: String,
     cron_prefix: String,
 }
@@ -127,6 +130,7 @@ impl QueueKeys {
             cancels: key("cancels"),
             waiters: key("waiters"),
             outcome_prefix: key("outcome:"),
+            locks: key("locks"),
             idempotency_prefix: key("idem:"),
             cron_prefix: key("cron:"),
         }
@@ -249,6 +253,7 @@ mod tests {
             &k.cancels,
             &k.waiters,
             &k.outcome_prefix,
+            &k.locks,
         ] {
             assert!(key.starts_with("spool:{emails}:"), "{key}");
         }

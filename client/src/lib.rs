@@ -69,7 +69,10 @@ pub use client::{
     RESPONSE_TIMEOUT_DEFAULT,
 };
 pub use connection::{Connection, TlsFiles, Topology};
-pub use enqueue::{EnqueueOptions, Enqueued, JobDefaults, IDEMPOTENCY_WINDOW_DEFAULT};
+pub use enqueue::{
+    unique_key_for_args, EnqueueOptions, Enqueued, JobDefaults, Uniqueness,
+    IDEMPOTENCY_WINDOW_DEFAULT, UNIQUE_LOCK_TTL_DEFAULT,
+};
 pub use error::{Error, Result};
 pub use job::{
     CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobOutput, JobRecord, JobSet, JobState,

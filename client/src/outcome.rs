@@ -347,6 +347,7 @@ impl Client {
                             &k.waiters,
                             &k.stats,
                             &k.outcome_prefix,
+                            &k.locks,
                         ],
                         &[&channel],
                         id,
@@ -382,6 +383,7 @@ impl Client {
             &k.cancels,
             &k.waiters,
             &k.stats,
+            &k.locks,
         ]);
         let g = self.global_keys();
         cmd.arg(id).arg(&g.finished_channel).arg(&g.cancel_channel);

@@ -355,3 +355,78 @@ async fn out_of_range_numbers_exit_2() {
     let (code, _, err) = spool_cli(&env, &["enqueue", "mail", "t", "{}", "--in", "36500d"]).await;
     assert_eq!(code, EXIT_OK, "{err}");
 }
+
+/// `spool status`, `spool wait` and `spool cancel`: what scripts rely on
+/// (the id alone from enqueue, exit codes, JSON).
+#[tokio::test]
+async fn status_wait_and_cancel_from_the_shell() {
+    let env = TestEnv::start().await;
+    let (code, id, _) = spool_cli(
+        &env,
+        &[
+            "enqueue",
+            "mail",
+            "noop",
+            r#"{"n":1}"#,
+            "--keep-outcome",
+            "1h",
+        ],
+    )
+    .await;
+    assert_eq!(code, EXIT_OK);
+    let id = id.trim().to_owned();
+    assert_eq!(id.len(), 36, "the id alone: {id:?}");
+
+    let (code, out, _) = spool_cli(&env, &["status", &id]).await;
+    assert_eq!(code, EXIT_OK);
+    assert!(out.contains("ready") && out.contains("queue=mail"), "{out}");
+    let (code, out, _) = spool_cli(&env, &["status", &id, "--json"]).await;
+    assert_eq!(code, EXIT_OK);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(json["status"], "ready");
+    assert_eq!(json["history"][0]["state"], "ready");
+
+    // Nothing runs it: wait times out, exit 1.
+    let (code, out, err) = spool_cli(&env, &["wait", &id, "--timeout", "200ms"]).await;
+    assert_eq!(code, EXIT_FAILURE, "{out}{err}");
+    assert!(err.contains("is ready"), "{err}");
+
+    let (code, out, _) = spool_cli(&env, &["cancel", &id]).await;
+    assert_eq!(code, EXIT_OK);
+    assert!(out.contains("cancelled"), "{out}");
+    let (code, out, _) = spool_cli(&env, &["cancel", &id]).await;
+    assert_eq!(code, EXIT_OK);
+    assert!(out.contains("already finished"), "{out}");
+    let (code, _, err) = spool_cli(&env, &["wait", &id]).await;
+    assert_eq!(code, EXIT_FAILURE);
+    assert!(err.contains("cancelled"), "{err}");
+
+    // Done: wait exits 0.
+    let (_, done, _) = spool_cli(
+        &env,
+        &[
+            "enqueue",
+            "default",
+            "noop",
+            r#"{"n":2}"#,
+            "--keep-outcome",
+            "1h",
+        ],
+    )
+    .await;
+    let rec = Recorder::default();
+    let running = RunningWorker::start(spool_tests::handlers::fixture_worker(&env.client, &rec));
+    let (code, out, err) = spool_cli(&env, &["wait", done.trim(), "--timeout", "10s"]).await;
+    assert_eq!(code, EXIT_OK, "{out}{err}");
+    assert!(out.contains("done"), "{out}");
+    running.stop().await;
+
+    // Unknown ids and malformed ones.
+    let (code, _, err) = spool_cli(&env, &["status", "0193a4c2-7d1e-7b0a-9c1e-3f6d2a9b8c01"]).await;
+    assert_eq!(code, EXIT_FAILURE);
+    assert!(err.contains("unknown"), "{err}");
+    let (code, _, _) = spool_cli(&env, &["cancel", "0193a4c2-7d1e-7b0a-9c1e-3f6d2a9b8c01"]).await;
+    assert_eq!(code, EXIT_FAILURE);
+    let (code, _, _) = spool_cli(&env, &["status", "a\"b"]).await;
+    assert_eq!(code, EXIT_USAGE);
+}

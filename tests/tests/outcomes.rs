@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use spool_client::runtime::{Applied, Completion, LeaseLoss, Outcome};
 use spool_client::{
     CancelResult, EnqueueOptions, FixedDelay, Job, JobId, JobOptions, JobOutput, Status,
 };
@@ -405,4 +406,125 @@ async fn connected_clients(env: &TestEnv) -> u64 {
         .find_map(|l| l.strip_prefix("connected_clients:"))
         .and_then(|v| v.trim().parse().ok())
         .expect("connected_clients in INFO")
+}
+
+fn completion(
+    keys: &Arc<spool_client::runtime::QueueKeys>,
+    job: &spool_client::runtime::LeasedJob,
+    outcome: Outcome,
+) -> Completion {
+    Completion {
+        keys: keys.clone(),
+        id: job.id.clone(),
+        token: job.token.clone(),
+        outcome,
+    }
+}
+
+/// Driven step by step through the runtime protocol (no worker): active
+/// and retry states, cancel of a retrying job, a dead job that cannot be
+/// cancelled, and a cancelled run whose worker lost its lease: the reaper
+/// ends it cancelled and the late ack changes nothing.
+#[tokio::test]
+async fn runtime_steps_active_retry_cancel_and_a_lost_lease() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let rt = c.runtime();
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let fetch = |lease_ms: u64| {
+        let rt = rt.clone();
+        let keys = keys.clone();
+        async move {
+            rt.fetch(&keys, 1, Duration::from_millis(lease_ms), "w-1")
+                .await
+                .unwrap()
+                .pop()
+                .expect("a job")
+        }
+    };
+
+    // Active, then retry; cancelled from retry.
+    let id = c.enqueue(&Doomed).await.unwrap();
+    let run = fetch(30_000).await;
+    let s = c.status(&id).await.unwrap();
+    assert_eq!(s.status, Status::Active);
+    assert_eq!(s.worker.as_deref(), Some("w-1"));
+    assert_eq!(s.attempt, Some(1));
+    assert!(s.started_ms.is_some());
+    assert_eq!(s.history.last().unwrap().state, "active");
+    let failed = Outcome::Retry {
+        delay: Duration::from_secs(3600),
+        error: "later".into(),
+    };
+    assert_eq!(
+        rt.complete(&[completion(&keys, &run, failed)])
+            .await
+            .unwrap(),
+        vec![Applied::Retrying]
+    );
+    let s = c.status(&id).await.unwrap();
+    assert_eq!(s.status, Status::Retry);
+    assert_eq!(s.last_error.as_deref(), Some("later"));
+    assert!(matches!(
+        c.cancel(&id).await.unwrap(),
+        CancelResult::Cancelled {
+            from: Status::Retry,
+            ..
+        }
+    ));
+    assert_eq!(c.status(&id).await.unwrap().status, Status::Cancelled);
+
+    // Dead: cancelling says so and changes nothing.
+    let id = c.enqueue(&Doomed).await.unwrap();
+    let run = fetch(30_000).await;
+    let dead = Outcome::Dead {
+        error: "gone".into(),
+    };
+    rt.complete(&[completion(&keys, &run, dead)]).await.unwrap();
+    assert!(matches!(
+        c.cancel(&id).await.unwrap(),
+        CancelResult::AlreadyFinished {
+            state: Status::Dead,
+            ..
+        }
+    ));
+    assert_eq!(c.status(&id).await.unwrap().status, Status::Dead);
+
+    // Cancel asked while running; the lease runs out before the worker
+    // answers: the reaper ends the job cancelled (not retried), and the
+    // worker's late ack cannot turn it into done.
+    let id = c.enqueue(&Doomed).await.unwrap();
+    let run = fetch(100).await;
+    assert!(matches!(
+        c.cancel(&id).await.unwrap(),
+        CancelResult::Signalled { first: true, .. }
+    ));
+    let lost = rt
+        .extend(
+            Duration::from_millis(100),
+            &[(keys.clone(), run.id.clone(), run.token.clone())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(
+        lost[0].why,
+        LeaseLoss::CancelAsked,
+        "a missed message still arrives"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    spool_worker::testing::reap_once(c, &["default"])
+        .await
+        .unwrap();
+    let s = c.status(&id).await.unwrap();
+    assert_eq!(s.status, Status::Cancelled);
+    assert_eq!(
+        rt.complete(&[completion(&keys, &run, Outcome::Ack)])
+            .await
+            .unwrap(),
+        vec![Applied::LeaseLost]
+    );
+    assert_eq!(c.status(&id).await.unwrap().status, Status::Cancelled);
+    let q = c.admin().queue("default").await.unwrap();
+    assert_eq!((q.ready, q.active, q.retry), (0, 0, 0));
 }

@@ -345,7 +345,14 @@ impl Admin {
             ),
             Action::Delete => (
                 &SCRIPTS.delete,
-                vec![k.set(set), &k.jobs, &k.errors, &k.history, &k.keep],
+                vec![
+                    k.set(set),
+                    &k.jobs,
+                    &k.errors,
+                    &k.history,
+                    &k.keep,
+                    &k.locks,
+                ],
                 "delete",
             ),
         };
@@ -387,7 +394,7 @@ impl Admin {
         let removed: Option<u64> = self
             .walk_ready(
                 &SCRIPTS.delete_ready,
-                &[&k.ready, &k.history, &k.keep],
+                &[&k.ready, &k.history, &k.keep, &k.locks],
                 &[],
                 id,
                 "delete ready",

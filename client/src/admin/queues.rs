@@ -223,7 +223,9 @@ impl Admin {
     pub async fn clear_ready(&self, queue: &str) -> Result<u64> {
         let k = self.client.queue_keys(queue)?;
         self.write(
-            &SCRIPTS.clear_ready.cmd(&[&k.ready, &k.history, &k.keep]),
+            &SCRIPTS
+                .clear_ready
+                .cmd(&[&k.ready, &k.history, &k.keep, &k.locks]),
             "clear ready",
         )
         .await

@@ -192,6 +192,7 @@ impl CronEntry {
             max_attempts: self.max_attempts.max(1),
             timeout: self.timeout,
             keep_outcome: std::time::Duration::ZERO,
+            unique: None,
         }
     }
 }

@@ -197,6 +197,7 @@ fn fail_cmd(c: &Completion, retention: crate::Retention, channel: &str) -> Optio
         &k.cancels,
         &k.waiters,
         &k.outcome_prefix,
+        &k.locks,
     ]);
     cmd.arg(c.id.as_str())
         .arg(c.token.as_str())
@@ -238,6 +239,7 @@ impl Runtime {
             &keys.wake,
             &keys.stats,
             &keys.history,
+            &keys.locks,
         ]);
         cmd.arg(max.max(1))
             .arg(duration_ms(lease))
@@ -296,6 +298,7 @@ impl Runtime {
                 &keys.cancels,
                 &keys.waiters,
                 &keys.outcome_prefix,
+                &keys.locks,
             ]);
             cmd.arg(channel).arg(idx.len());
             for &i in &idx {
@@ -464,6 +467,7 @@ impl Runtime {
                     &keys.cancels,
                     &keys.waiters,
                     &keys.outcome_prefix,
+                    &keys.locks,
                 ]);
                 cmd.arg(&self.client.global_keys().finished_channel);
                 cmd

@@ -63,6 +63,7 @@ impl Runtime {
             &keys.cancels,
             &keys.waiters,
             &keys.outcome_prefix,
+            &keys.locks,
         ]);
         cmd.arg(limit.max(1))
             .arg(retention.dead_max_jobs)

@@ -13,7 +13,7 @@
 --
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] errors  KEYS[5] stats
 -- KEYS[6] history KEYS[7] keep  KEYS[8] cancels KEYS[9] waiters
--- KEYS[10] outcome key prefix
+-- KEYS[10] outcome key prefix  KEYS[11] locks
 -- ARGV[1] finished channel  ARGV[2] n, then n pairs: id, token; then pairs
 -- id, value for jobs whose handler returned one: `r` + the value as JSON,
 -- or `e` + why it is not kept (too large), recorded as the outcome's error.
@@ -21,7 +21,8 @@
 -- (nothing changed), 2 ended cancelled.
 local now = spool_now()
 local q = {jobs = KEYS[2], errors = KEYS[4], history = KEYS[6], keep = KEYS[7],
-  cancels = KEYS[8], waiters = KEYS[9], stats = KEYS[5], outcome = KEYS[10], channel = ARGV[1]}
+  cancels = KEYS[8], waiters = KEYS[9], stats = KEYS[5], outcome = KEYS[10], channel = ARGV[1],
+  locks = KEYS[11]}
 local n = tonumber(ARGV[2])
 local out, acked, leases_of = {}, {}, {}
 local ids = {}
@@ -74,6 +75,12 @@ if tracked or cancels then
         redis.call('HDEL', KEYS[7], id)
       end
     end
+  end
+end
+-- Jobs enqueued unique until finished release their lock.
+if #acked > 0 and redis.call('EXISTS', KEYS[11]) == 1 then
+  for _, id in ipairs(acked) do
+    spool_unlock(KEYS[11], id, nil)
   end
 end
 spool_call_chunked('HDEL', KEYS[3], acked)

@@ -12,14 +12,14 @@
 -- KEYS[1] outcome key of `id`  KEYS[2] jobs  KEYS[3] leases  KEYS[4] active
 -- KEYS[5] scheduled  KEYS[6] retry  KEYS[7] dead  KEYS[8] errors
 -- KEYS[9] history  KEYS[10] keep  KEYS[11] cancels  KEYS[12] waiters
--- KEYS[13] stats
+-- KEYS[13] stats  KEYS[14] locks
 -- ARGV[1] id  ARGV[2] finished channel  ARGV[3] cancel channel
 -- Returns {'cancelled', from state} | {'signalled', worker, 1 new or 0
 -- asked before} | {'finished', state} | {'absent'}.
 local now = spool_now()
 local id = ARGV[1]
 local q = {jobs = KEYS[2], errors = KEYS[8], history = KEYS[9], keep = KEYS[10],
-  cancels = KEYS[11], waiters = KEYS[12], stats = KEYS[13],
+  cancels = KEYS[11], waiters = KEYS[12], stats = KEYS[13], locks = KEYS[14],
   outcome = string.sub(KEYS[1], 1, #KEYS[1] - #id), channel = ARGV[2]}
 local lease = redis.call('HGET', KEYS[3], id)
 if lease then

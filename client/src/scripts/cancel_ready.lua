@@ -7,6 +7,7 @@
 --
 -- KEYS[1] ready  KEYS[2] jobs  KEYS[3] errors  KEYS[4] history  KEYS[5] keep
 -- KEYS[6] cancels  KEYS[7] waiters  KEYS[8] stats  KEYS[9] outcome key prefix
+-- KEYS[10] locks
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- ARGV[4] finished channel
 -- Returns {1 cancelled or 0 not found, entries examined}.
@@ -17,7 +18,8 @@ if not found or redis.call('LREM', KEYS[1], -1, found) == 0 then
   return {0, seen}
 end
 local q = {jobs = KEYS[2], errors = KEYS[3], history = KEYS[4], keep = KEYS[5],
-  cancels = KEYS[6], waiters = KEYS[7], stats = KEYS[8], outcome = KEYS[9], channel = ARGV[4]}
+  cancels = KEYS[6], waiters = KEYS[7], stats = KEYS[8], outcome = KEYS[9], channel = ARGV[4],
+  locks = KEYS[10]}
 local _, attempt = spool_head(found)
 spool_cancelled(q, id, found, nil, attempt or '0', now)
 return {1, seen}

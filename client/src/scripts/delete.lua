@@ -4,6 +4,7 @@
 -- the job kept when it died stays until it expires.
 --
 -- KEYS[1] the set  KEYS[2] jobs  KEYS[3] errors  KEYS[4] history  KEYS[5] keep
+-- KEYS[6] locks (a deleted job's uniqueness lock is released)
 -- ARGV ids to delete; or ARGV[1] = '*' and ARGV[2] = n to delete the n oldest.
 -- Returns the number of jobs deleted.
 local ids = spool_action_ids(KEYS[1])
@@ -11,6 +12,7 @@ local deleted = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
     spool_forget(id, {KEYS[2], KEYS[3], KEYS[4], KEYS[5]})
+    spool_unlock(KEYS[6], id, nil)
     deleted = deleted + 1
   end
 end

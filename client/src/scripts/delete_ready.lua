@@ -5,7 +5,7 @@
 -- removed; a job fetched meanwhile is not there to remove (double clicks
 -- are safe).
 --
--- KEYS[1] ready  KEYS[2] history  KEYS[3] keep
+-- KEYS[1] ready  KEYS[2] history  KEYS[3] keep  KEYS[4] locks
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- Returns {1 removed or 0 not found, entries examined}.
 local found, seen = spool_find_ready(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
@@ -15,5 +15,6 @@ end
 local removed = redis.call('LREM', KEYS[1], -1, found)
 if removed > 0 then
   spool_forget(ARGV[1], {KEYS[2], KEYS[3]})
+  spool_unlock(KEYS[4], ARGV[1], nil)
 end
 return {removed, seen}

@@ -1,39 +1,55 @@
 -- enqueue.lua: app --enqueue--> ready list, or --at/in--> scheduled set.
 --
 -- Runs after the job_record.lua prelude, which builds and stores the records
--- (see its header for the record layout); this script adds the idempotency
--- key.
+-- (see its header for the record layout); this script adds the uniqueness
+-- (idempotency) key.
 --
 -- KEYS[1] ready list        KEYS[2] wake list        KEYS[3] scheduled zset
--- KEYS[4] jobs hash         KEYS[5] idempotency key  (only when ARGV[1] > 0)
--- then, optional and last, the keep hash (needed by bodies that start with
--- keep_outcome_ms; callers written before it existed pass 4 or 5 keys)
--- ARGV[1] idempotency window in ms (0 = no key)
+-- KEYS[4] jobs hash         KEYS[5] uniqueness key (any key of the queue
+-- when ARGV[1] is 0)        KEYS[6] keep hash        KEYS[7] locks hash
+-- Callers written before KEYS[6..7] existed pass 4 keys, or 5 with a
+-- window; they keep working (without outcome retention or lock modes).
+-- ARGV[1] the uniqueness key's lock: '0' none; '<ms>' a window (the key is
+--         remembered that long, whatever happens to the job); '<ms>:started'
+--         held until a worker starts the job, '<ms>:finished' until it is
+--         done, dead or cancelled (either at most <ms>: every lock has a TTL)
 -- ARGV[2..] groups of 5: id, max_attempts, at_ms (0 = none),
 --           delay_ms (0 = none), body (JSON object without the fields above)
 -- Returns {1, {id...}} when the jobs were created, {0, {existing_id}} when
--- the idempotency key was already taken inside its window.
+-- the key was already taken (nothing created).
 -- Time comes from Redis (TIME): `delay_ms` is added to Redis's clock, never
 -- to the producer's.
--- Every group is checked before anything is written, the idempotency key
--- included: a malformed call changes nothing.
+-- Every group is checked before anything is written, the key included: a
+-- malformed call changes nothing.
 local now = spool_now()
-local window = tonumber(ARGV[1])
-local k_keep = nil
-if #KEYS > (window and window > 0 and 5 or 4) then
+local ttl, mode = string.match(ARGV[1] or '', '^(%d+):?(%a*)$')
+if not ttl or (mode ~= '' and mode ~= 'started' and mode ~= 'finished') then
+  return redis.error_reply("ERR spool: ARGV[1] must be 0, <ms>, <ms>:started or <ms>:finished")
+end
+ttl = tonumber(ttl)
+local k_keep, k_locks = nil, nil
+if #KEYS >= 7 then
+  k_keep, k_locks = KEYS[6], KEYS[7]
+elseif #KEYS > (ttl > 0 and 5 or 4) then
   k_keep = KEYS[#KEYS]
+end
+if mode ~= '' and (not k_locks or ttl == 0) then
+  return redis.error_reply('ERR spool: a lock held until started or finished needs a TTL and the locks hash (KEYS[7])')
 end
 local bad = spool_check_groups(ARGV, 2, k_keep)
 if bad then
   return bad
 end
 
-if window > 0 then
+if ttl > 0 then
   local first = redis.call('GET', KEYS[5])
   if first then
     return {0, {first}}
   end
-  redis.call('SET', KEYS[5], ARGV[2], 'PX', window)
+  redis.call('SET', KEYS[5], ARGV[2], 'PX', ttl)
+  if mode ~= '' then
+    redis.call('HSET', k_locks, ARGV[2], string.sub(mode, 1, 1) .. KEYS[5])
+  end
 end
 
 return {1, spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], k_keep, now, ARGV, 2)}

@@ -14,7 +14,7 @@
 --
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] retry
 -- KEYS[6] dead   KEYS[7] stats KEYS[8] history KEYS[9] keep KEYS[10] cancels
--- KEYS[11] waiters KEYS[12] outcome key prefix
+-- KEYS[11] waiters KEYS[12] outcome key prefix KEYS[13] locks
 -- ARGV[1] id  ARGV[2] token  ARGV[3] 'retry' | 'dead'  ARGV[4] delay_ms
 -- ARGV[5] error text  ARGV[6] dead set size cap  ARGV[7] error history cap
 -- ARGV[8] finished channel
@@ -23,7 +23,8 @@
 local now = spool_now()
 local now_s = spool_int(now)
 local q = {jobs = KEYS[2], errors = KEYS[4], history = KEYS[8], keep = KEYS[9],
-  cancels = KEYS[10], waiters = KEYS[11], stats = KEYS[7], outcome = KEYS[12], channel = ARGV[8]}
+  cancels = KEYS[10], waiters = KEYS[11], stats = KEYS[7], outcome = KEYS[12], channel = ARGV[8],
+  locks = KEYS[13]}
 local id, token = ARGV[1], ARGV[2]
 local lease = redis.call('HGET', KEYS[3], id)
 if not lease or spool_lease_token(lease) ~= token then
@@ -56,6 +57,7 @@ if dead then
   redis.call('ZADD', KEYS[6], now, id)
   spool_write_outcome(q, id, 'dead', record, attempt_s, now_s, history, nil, ARGV[5])
   spool_announce(q, id, 'dead')
+  spool_unlock(KEYS[13], id, nil)
   spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[8], KEYS[9]}, tonumber(ARGV[6]))
   return 2
 end

@@ -14,7 +14,7 @@
 --
 -- KEYS[1] ready  KEYS[2] active  KEYS[3] jobs  KEYS[4] leases  KEYS[5] fence
 -- KEYS[6] paused KEYS[7] dead    KEYS[8] errors KEYS[9] wake   KEYS[10] stats
--- KEYS[11] history
+-- KEYS[11] history KEYS[12] locks
 -- ARGV[1] max jobs to claim  ARGV[2] lease in ms  ARGV[3] worker id
 -- ARGV[4] largest record accepted, in bytes
 -- Returns {now_ms, token1, record1, token2, record2, ...}; {now_ms} when the
@@ -79,6 +79,13 @@ end
 spool_call_chunked('HSET', KEYS[3], job_args)
 spool_call_chunked('HSET', KEYS[4], lease_args)
 spool_call_chunked('ZADD', KEYS[2], active_args)
+-- Jobs enqueued unique until started release their lock now. A queue
+-- without locks pays one EXISTS.
+if claimed > 0 and KEYS[12] and redis.call('EXISTS', KEYS[12]) == 1 then
+  for i = 1, #job_args, 2 do
+    spool_unlock(KEYS[12], job_args[i], 's')
+  end
+end
 if claimed > 0 then
   spool_count(KEYS[10], 'fc', now, claimed)
   spool_count(KEYS[10], 'fl', now, latency)

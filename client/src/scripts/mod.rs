@@ -232,7 +232,42 @@ fn nothing_ran(call: &ScriptCall<'_>, e: &redis::RedisError) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::hash_tag;
+    use super::{hash_tag, SCRIPTS};
+
+    /// Every `spool_*` helper a script calls is a `local function` defined
+    /// earlier in its full source. Lua resolves a call to a local defined
+    /// later as a global, which is nil: the script fails at run time, and
+    /// Redis keeps the writes made before the failure (a job could be
+    /// half-moved). This reads each script's full text, in order.
+    #[test]
+    fn every_helper_is_defined_before_it_is_called() {
+        for script in SCRIPTS.all() {
+            let mut defined: Vec<&str> = Vec::new();
+            for line in script.source.lines() {
+                let code = line.split("--").next().unwrap_or("");
+                let mut rest = code;
+                while let Some(at) = rest.find("spool_") {
+                    let tail = &rest[at..];
+                    let end = tail
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(tail.len());
+                    let name = &tail[..end];
+                    let is_call = tail[end..].starts_with('(');
+                    let is_def = rest[..at].trim_end().ends_with("local function");
+                    if is_def {
+                        defined.push(name);
+                    } else if is_call {
+                        assert!(
+                            defined.contains(&name),
+                            "{name} is called before it is defined in:\n{}",
+                            &script.source[..script.source.len().min(200)]
+                        );
+                    }
+                    rest = &tail[end..];
+                }
+            }
+        }
+    }
 
     #[test]
     fn hash_tags_follow_redis_cluster_rules() {

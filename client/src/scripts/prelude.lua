@@ -145,8 +145,26 @@ local function spool_forget(id, hashes)
   end
 end
 
+-- Releases job `id`'s uniqueness lock, if it holds one (`locks` hash: id →
+-- mode `s` (until started) or `f` (until finished) followed by the lock's
+-- key): the key goes only while it still names this job (a lock that
+-- expired and was taken by a newer job stays). `mode` limits the release
+-- to that mode; nil releases either.
+local function spool_unlock(locks, id, mode)
+  local held = redis.call('HGET', locks, id)
+  if not held or (mode and string.sub(held, 1, 1) ~= mode) then
+    return
+  end
+  local key = string.sub(held, 2)
+  if redis.call('GET', key) == id then
+    redis.call('DEL', key)
+  end
+  redis.call('HDEL', locks, id)
+end
+
 -- Trims a dead set to `cap` jobs, oldest first, with their records and
--- side entries (`hashes`: jobs, errors, history, keep).
+-- side entries (`hashes`: jobs, errors, history, keep). A dead job holds no
+-- uniqueness lock (dying released it).
 local function spool_cap_dead(dead, hashes, cap)
   local excess = redis.call('ZCARD', dead) - cap
   if excess > 0 then
@@ -293,6 +311,9 @@ local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
     spool_history_get(q.history, id, record, first_state), entries)
   spool_write_outcome(q, id, 'cancelled', record, attempt, spool_int(now), history, nil, nil)
   spool_forget(id, {q.jobs, q.errors, q.history, q.keep, q.cancels})
+  if q.locks then
+    spool_unlock(q.locks, id, nil)
+  end
   spool_count(q.stats, 'c', now, 1)
   spool_announce(q, id, 'cancelled')
 end

@@ -10,14 +10,15 @@
 --
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] ready
 -- KEYS[6] dead   KEYS[7] wake KEYS[8] stats KEYS[9] history KEYS[10] keep
--- KEYS[11] cancels KEYS[12] waiters KEYS[13] outcome key prefix
+-- KEYS[11] cancels KEYS[12] waiters KEYS[13] outcome key prefix KEYS[14] locks
 -- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
 -- ARGV[4] finished channel
 -- Returns {returned_to_ready, moved_to_dead}.
 local now = spool_now()
 local now_s = spool_int(now)
 local q = {jobs = KEYS[2], errors = KEYS[4], history = KEYS[9], keep = KEYS[10],
-  cancels = KEYS[11], waiters = KEYS[12], stats = KEYS[8], outcome = KEYS[13], channel = ARGV[4]}
+  cancels = KEYS[11], waiters = KEYS[12], stats = KEYS[8], outcome = KEYS[13], channel = ARGV[4],
+  locks = KEYS[14]}
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local to_ready, to_dead = 0, 0
 for _, id in ipairs(expired) do
@@ -51,6 +52,7 @@ for _, id in ipairs(expired) do
       redis.call('ZADD', KEYS[6], now, id)
       spool_write_outcome(q, id, 'dead', record, attempt_s, now_s, history, nil, why)
       spool_announce(q, id, 'dead')
+      spool_unlock(KEYS[14], id, nil)
       to_dead = to_dead + 1
     end
   end

@@ -9,13 +9,14 @@
 --
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] ready  KEYS[5] wake
 -- KEYS[6] errors  KEYS[7] stats KEYS[8] history KEYS[9] keep  KEYS[10] cancels
--- KEYS[11] waiters KEYS[12] outcome key prefix
+-- KEYS[11] waiters KEYS[12] outcome key prefix KEYS[13] locks
 -- ARGV[1] finished channel, then pairs: id, token
 -- Returns the number of jobs handed back.
 local now = spool_now()
 local now_s = spool_int(now)
 local q = {jobs = KEYS[2], errors = KEYS[6], history = KEYS[8], keep = KEYS[9],
-  cancels = KEYS[10], waiters = KEYS[11], stats = KEYS[7], outcome = KEYS[12], channel = ARGV[1]}
+  cancels = KEYS[10], waiters = KEYS[11], stats = KEYS[7], outcome = KEYS[12], channel = ARGV[1],
+  locks = KEYS[13]}
 local released = 0
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]

@@ -7,6 +7,14 @@
 //! 4. Leaves the worker idle (default 10 s) and counts the Redis commands it
 //!    sends per second (one queue, default worker settings).
 //!
+//! With `--keep-outcome S`, every job keeps its outcome for S seconds (and,
+//! with `--result`, its handler returns a value kept with it): the report
+//! adds `redis_bytes_per_kept_outcome` (Redis memory after the drain, per
+//! job). `--waiters N` adds a phase: N jobs enqueued at the latency rate,
+//! each with a `Client::wait`, reporting the time from the handler's return
+//! to `wait` returning (`wait_p50_ms`, `wait_p99_ms`: an upper bound of
+//! ack-to-wait, since the ack follows the return).
+//!
 //! With `--poison`, it runs a different scenario instead: 5,000 good jobs
 //! drained alone, then the same 5,000 mixed with 90 poison items (bad JSON,
 //! unknown types, wrong args, deep nesting, 10 MiB payloads, a panicking
@@ -33,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use spool_client::{Client, Durability, EnqueueOptions, Job, JobOptions};
+use spool_client::{Client, Durability, EnqueueOptions, Job, JobId, JobOptions, JobOutput};
 use spool_worker::{JobContext, Worker};
 
 mod poison;
@@ -52,6 +60,10 @@ impl Job for BenchNoop {
     }
 }
 
+impl JobOutput for BenchNoop {
+    type Output = u64;
+}
+
 struct Args {
     jobs: u64,
     concurrency: usize,
@@ -63,6 +75,9 @@ struct Args {
     latency_seconds: u64,
     idle_seconds: u64,
     poison: bool,
+    keep_outcome_s: u64,
+    result: bool,
+    waiters: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -77,6 +92,9 @@ fn parse_args() -> anyhow::Result<Args> {
         latency_seconds: 5,
         idle_seconds: 10,
         poison: false,
+        keep_outcome_s: 0,
+        result: false,
+        waiters: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,12 +110,18 @@ fn parse_args() -> anyhow::Result<Args> {
             "--latency-seconds" => a.latency_seconds = value()?.parse()?,
             "--idle-seconds" => a.idle_seconds = value()?.parse()?,
             "--poison" => a.poison = true,
+            "--keep-outcome" => a.keep_outcome_s = value()?.parse()?,
+            "--result" => a.result = true,
+            "--waiters" => a.waiters = value()?.parse()?,
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--poison]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--poison]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
         }
+    }
+    if a.waiters > 0 && a.keep_outcome_s == 0 {
+        bail!("--waiters needs --keep-outcome");
     }
     if a.jobs == 0 || a.concurrency == 0 || a.latency_rate == 0 || a.queues == 0 {
         bail!("--jobs, --concurrency, --queues and --latency-rate must be positive");
@@ -186,12 +210,12 @@ async fn main() -> anyhow::Result<()> {
     // 1. Enqueue and memory.
     let jobs: Vec<BenchNoop> = (0..args.jobs).map(|_| BenchNoop { t: 0 }).collect();
     let mem_before = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
+    let keep = Duration::from_secs(args.keep_outcome_s);
+    let opts = |queue: &str| EnqueueOptions::new().queue(queue).keep_outcome(keep);
     let t = Instant::now();
     for (i, chunk) in jobs.chunks(10_000).enumerate() {
         let queue = &queues[i % queues.len()];
-        client
-            .enqueue_bulk_with(chunk, EnqueueOptions::new().queue(queue))
-            .await?;
+        client.enqueue_bulk_with(chunk, opts(queue)).await?;
     }
     let enqueue_s = t.elapsed().as_secs_f64();
     let mem_after = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
@@ -200,24 +224,43 @@ async fn main() -> anyhow::Result<()> {
 
     // 2. Drain with one worker.
     let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let returned_at: Arc<Mutex<std::collections::HashMap<JobId, u64>>> = Arc::default();
     let processed = Arc::new(AtomicU64::new(0));
-    let (l, p) = (latencies.clone(), processed.clone());
+    let (lat_log, count, returns) = (latencies.clone(), processed.clone(), returned_at.clone());
+    let with_result = args.result;
     let mut worker = Worker::builder(client.clone());
     for q in &queues {
         worker = worker.queue(q, 1);
     }
     let worker = worker
         .concurrency(args.concurrency)
-        .configure(|c| c.fetch_batch_max = args.concurrency.min(1000))
-        .register(move |_ctx: JobContext, job: BenchNoop| {
-            if job.t > 0 {
-                let lat = now_us().saturating_sub(job.t);
-                l.lock().expect("latency lock").push(lat);
-            }
-            p.fetch_add(1, Ordering::Relaxed);
+        .configure(|c| c.fetch_batch_max = args.concurrency.min(1000));
+    // Records what the measurements need; the handler itself does nothing.
+    let seen = move |ctx: &JobContext, job: &BenchNoop| {
+        if job.t > 1 {
+            let lat = now_us().saturating_sub(job.t);
+            lat_log.lock().expect("latency lock").push(lat);
+        }
+        count.fetch_add(1, Ordering::Relaxed);
+        if job.t == 1 {
+            returns
+                .lock()
+                .expect("wait lock")
+                .insert(ctx.id().clone(), now_us());
+        }
+    };
+    let worker = if with_result {
+        worker.register_returning(move |ctx: JobContext, job: BenchNoop| {
+            seen(&ctx, &job);
+            std::future::ready(Ok(job.t))
+        })
+    } else {
+        worker.register(move |ctx: JobContext, job: BenchNoop| {
+            seen(&ctx, &job);
             std::future::ready(Ok(()))
         })
-        .build()?;
+    }
+    .build()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let cpu = ["used_cpu_user:", "used_cpu_sys:"];
     let cpu_before = topology::info_sum(&client, "cpu", &cpu).await?;
@@ -231,6 +274,9 @@ async fn main() -> anyhow::Result<()> {
     let cpu_us_per_job =
         (topology::info_sum(&client, "cpu", &cpu).await? - cpu_before) * 1e6 / args.jobs as f64;
     let worker_rss_mb = rss_mb();
+    let mem_drained = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
+    let bytes_per_kept_outcome =
+        (args.keep_outcome_s > 0).then(|| (mem_drained - mem_before) / args.jobs as f64);
 
     // 3. Pick-up latency at a steady rate.
     let total = args.latency_rate * args.latency_seconds;
@@ -257,6 +303,38 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // 3b. Wait: N jobs, each waited for; handler return to wait return.
+    let mut wait_lat: Vec<u64> = Vec::new();
+    if args.waiters > 0 {
+        let mut waits = tokio::task::JoinSet::new();
+        for _ in 0..args.waiters {
+            tick.tick().await;
+            let c = client.clone();
+            let o = opts(&queues[0]);
+            waits.spawn(async move {
+                let id = c.enqueue_with(&BenchNoop { t: 1 }, o).await?.id;
+                let s = c.wait(&id, Duration::from_secs(30)).await?;
+                anyhow::ensure!(s.status.is_terminal(), "wait timed out: {s:?}");
+                Ok::<_, anyhow::Error>((id, now_us()))
+            });
+        }
+        while let Some(done) = waits.join_next().await {
+            let (id, at) = done??;
+            let back = returned_at.lock().expect("wait lock").get(&id).copied();
+            if let Some(back) = back {
+                wait_lat.push(at.saturating_sub(back));
+            }
+        }
+        wait_lat.sort_unstable();
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a rank in 1..=len
+    let wait_pct = |p: f64| {
+        (!wait_lat.is_empty()).then(|| {
+            let i = ((wait_lat.len() as f64 * p).ceil() as usize).clamp(1, wait_lat.len()) - 1;
+            round(wait_lat[i] as f64 / 1000.0)
+        })
+    };
+
     // 4. Idle cost: Redis commands per second while the worker has nothing to do.
     let idle = if args.idle_seconds > 0 {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -296,6 +374,12 @@ async fn main() -> anyhow::Result<()> {
         "latency_p99_ms": round(pct(0.99)),
         "worker_rss_mb": round(worker_rss_mb),
         "redis_bytes_per_job": bytes_per_job.round(),
+        "keep_outcome_s": args.keep_outcome_s,
+        "result": args.result,
+        "redis_bytes_per_kept_outcome": bytes_per_kept_outcome.map(f64::round),
+        "waiters": args.waiters,
+        "wait_p50_ms": wait_pct(0.50),
+        "wait_p99_ms": wait_pct(0.99),
         "redis_cpu_us_per_job": round(cpu_us_per_job),
         "processed": processed.load(Ordering::Relaxed),
         "idle_commands_per_sec_per_queue": idle.map(round),
