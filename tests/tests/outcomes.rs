@@ -396,16 +396,23 @@ async fn a_thousand_concurrent_waiters_share_one_subscription() {
 }
 
 async fn connected_clients(env: &TestEnv) -> u64 {
-    let mut raw = env.raw().await;
-    let info: String = redis::cmd("INFO")
-        .arg("clients")
-        .query_async(&mut raw)
+    // Summed over every primary (one on a single node).
+    let replies = env
+        .client
+        .connection()
+        .on_every_primary(redis::cmd("INFO").arg("clients"))
         .await
         .expect("INFO clients");
-    info.lines()
-        .find_map(|l| l.strip_prefix("connected_clients:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("connected_clients in INFO")
+    replies
+        .into_iter()
+        .map(|v| {
+            let info: String = redis::from_redis_value(v).expect("INFO text");
+            info.lines()
+                .find_map(|l| l.strip_prefix("connected_clients:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .expect("connected_clients in INFO")
+        })
+        .sum()
 }
 
 fn completion(
