@@ -317,20 +317,32 @@ impl Client {
     /// # Errors
     /// [`Error::InvalidArgument`] for a malformed id, [`Error::Redis`].
     pub async fn cancel(&self, id: &JobId) -> Result<CancelResult> {
-        let id = id.as_str();
-        crate::admin::valid_id(id)?;
         let queues = self.admin().queue_names().await?;
+        self.cancel_among(&queues, id.as_str()).await
+    }
+
+    /// [`Client::cancel`] looking only in `queue`.
+    ///
+    /// # Errors
+    /// As [`Client::cancel`]; [`Error::InvalidQueueName`].
+    pub async fn cancel_in(&self, queue: &str, id: &JobId) -> Result<CancelResult> {
+        self.queue_keys(queue)?;
+        self.cancel_among(&[queue.to_owned()], id.as_str()).await
+    }
+
+    async fn cancel_among(&self, queues: &[String], id: &str) -> Result<CancelResult> {
+        crate::admin::valid_id(id)?;
         // Twice: a ready job fetched between the two steps is active on
         // the second look.
         for _ in 0..2 {
-            for queue in &queues {
+            for queue in queues {
                 let k = self.queue_keys(queue)?;
                 let answer = self.cancel_placed(&k, id).await?;
                 if answer != CancelResult::NotFound {
                     return Ok(answer);
                 }
             }
-            for queue in &queues {
+            for queue in queues {
                 let k = self.queue_keys(queue)?;
                 let channel = self.global_keys().finished_channel.clone();
                 let hit: Option<u64> = self

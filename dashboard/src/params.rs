@@ -117,6 +117,9 @@ pub(crate) struct ListQuery {
     pub(crate) done: Option<String>,
     /// How many jobs the last action touched.
     pub(crate) n: Option<String>,
+    /// For a cancel: the state the job was cancelled from, or the state it
+    /// had already finished in.
+    pub(crate) from: Option<String>,
 }
 
 /// Validated paging.
@@ -189,6 +192,9 @@ impl ListQuery {
     }
 
     pub(crate) fn notice(&self) -> Option<String> {
+        if let Some(text) = cancel_notice(self.done.as_deref()?, self.from.as_deref()) {
+            return Some(text);
+        }
         let n: u64 = canonical(self.n.as_deref()?, &0, &u64::MAX)?;
         let jobs = if n == 1 { "job" } else { "jobs" };
         let what = match self.done.as_deref()? {
@@ -203,6 +209,36 @@ impl ListQuery {
         };
         Some(format!("{n} {jobs} {what}."))
     }
+}
+
+/// The notice after a Cancel (`done` as `routes::jobs::cancel` sets it);
+/// `None` for any other action. `from` is printed only when it is a state
+/// name.
+fn cancel_notice(done: &str, from: Option<&str>) -> Option<String> {
+    let from = from.filter(|f| {
+        matches!(
+            *f,
+            "scheduled" | "ready" | "active" | "retry" | "dead" | "done" | "cancelled"
+        )
+    });
+    Some(match (done, from) {
+        ("cancelled", Some(f)) => format!("Job cancelled (it was {f}): it will not run."),
+        ("cancelled", None) => "Job cancelled: it will not run.".to_owned(),
+        ("cancel_signalled", _) => "Cancel requested: the job is running and its worker has \
+            been told; it ends cancelled when this run ends."
+            .to_owned(),
+        ("cancel_resignalled", _) => "Cancel was already requested: the job ends cancelled \
+            when its current run ends."
+            .to_owned(),
+        ("cancel_finished", Some(f)) => {
+            format!("The job had already finished ({f}): nothing changed.")
+        }
+        ("cancel_finished", None) => "The job had already finished: nothing changed.".to_owned(),
+        ("cancel_not_found", _) => "No such job (it never existed, or finished without keeping \
+            its outcome): nothing changed."
+            .to_owned(),
+        _ => return None,
+    })
 }
 
 /// Checks a job id from a path or form: 1 to 200 visible ASCII characters,
@@ -294,6 +330,36 @@ mod tests {
         assert!(matches!(e, AppError::BadRequest(m) if m.contains("\"q\"")));
         assert!(utf8_pairs(b"%FE=1").is_err());
         assert!(utf8_pairs(b"q=%F").is_ok());
+    }
+
+    #[test]
+    fn cancel_notices_name_only_known_states() {
+        let n = |done: &str, from: Option<&str>| {
+            ListQuery {
+                done: Some(done.into()),
+                from: from.map(Into::into),
+                ..ListQuery::default()
+            }
+            .notice()
+        };
+        assert_eq!(
+            n("cancelled", Some("scheduled")).as_deref(),
+            Some("Job cancelled (it was scheduled): it will not run.")
+        );
+        assert_eq!(
+            n("cancelled", Some("<b>")).as_deref(),
+            Some("Job cancelled: it will not run.")
+        );
+        assert!(n("cancel_finished", Some("done"))
+            .unwrap()
+            .contains("(done)"));
+        assert!(n("cancel_not_found", None)
+            .unwrap()
+            .starts_with("No such job"));
+        assert!(n("cancel_signalled", None)
+            .unwrap()
+            .starts_with("Cancel requested"));
+        assert_eq!(n("retry", None), None, "counted actions still need n");
     }
 
     #[test]

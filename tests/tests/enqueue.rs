@@ -323,3 +323,44 @@ async fn deeply_nested_args_are_refused_at_enqueue() {
     assert!(job.record.is_some(), "{:?}", job.problem);
     assert_eq!(admin.queue("default").await.unwrap().ready, 1);
 }
+
+/// A script cache that holds some of Spool's scripts (another process was
+/// loading them while this pipeline ran): the commands that ran keep their
+/// replies, the ones answered NOSCRIPT are sent again once loaded. Before,
+/// the whole enqueue failed although the job was stored.
+#[tokio::test]
+async fn a_half_loaded_script_cache_completes_the_pipeline() {
+    let env = TestEnv::start().await;
+    let mut raw = env.raw().await;
+    for _ in 0..2 {
+        let () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let enqueue = spool_client::runtime::script_source("enqueue").unwrap();
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(enqueue)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        // enqueue.lua runs; register_queues.lua is answered NOSCRIPT.
+        let e = env
+            .client
+            .enqueue_with(
+                &Noop { n: 1 },
+                EnqueueOptions::new().queue("half").idempotency_key("once"),
+            )
+            .await
+            .expect("the enqueue completes");
+        let names = env.client.admin().queue_names().await.unwrap();
+        assert!(names.contains(&"half".to_owned()), "{names:?}");
+        let q = env.client.admin().queue("half").await.unwrap();
+        assert_eq!(
+            q.ready, 1,
+            "stored once (second round: duplicate {})",
+            e.duplicate
+        );
+    }
+}

@@ -173,61 +173,87 @@ impl<'a> From<&'a Pipeline> for ScriptCall<'a> {
     }
 }
 
-impl ScriptCall<'_> {
-    async fn query<T: FromRedisValue>(&self, conn: &mut Connection) -> RedisResult<T> {
-        match self {
-            Self::Cmd(cmd) => cmd.query_async(conn).await,
-            Self::Pipeline(pipe) => pipe.query_async(conn).await,
-        }
-    }
-}
-
 /// Runs one script command, or a pipeline of them in one round trip,
-/// loading the scripts and retrying once when *every* command was answered
-/// `NOSCRIPT`: then none of them ran and the retry cannot apply anything
-/// twice. On one server the scripts are loaded together, so a pipeline is
-/// all `NOSCRIPT` or none; on Cluster each node has its own cache (the
-/// connection resends such a command as `EVAL` itself), and a pipeline in
-/// which some commands ran is never sent again: its error is returned.
+/// loading the scripts when Redis answers `NOSCRIPT` (its script cache is
+/// empty after a restart or a failover) and sending again exactly the
+/// commands that were answered `NOSCRIPT`: they did not run, so nothing is
+/// applied twice. The commands of a pipeline that did run keep their
+/// replies. A pipeline can be half `NOSCRIPT` even on one server: another
+/// process may be loading the scripts while it is executed (and on Cluster
+/// each node has its own cache; the connection resends such a command as
+/// `EVAL` itself).
 pub(crate) async fn run<T: FromRedisValue>(
     conn: &mut Connection,
     call: impl Into<ScriptCall<'_>>,
 ) -> RedisResult<T> {
-    let call = call.into();
-    match call.query(conn).await {
-        Err(e) if is_noscript(&e) && nothing_ran(&call, &e) => {
-            load_all(conn).await?;
-            call.query(conn).await
+    match call.into() {
+        ScriptCall::Cmd(cmd) => match cmd.query_async(conn).await {
+            Err(e) if is_noscript(&e) => {
+                load_all(conn).await?;
+                cmd.query_async(conn).await
+            }
+            other => other,
+        },
+        ScriptCall::Pipeline(pipe) => {
+            use redis::aio::ConnectionLike as _;
+            let mut replies = conn.req_packed_commands(pipe, 0, pipe.len()).await?;
+            let missing: Vec<usize> = replies
+                .iter()
+                .enumerate()
+                .filter(
+                    |(_, v)| matches!(v, redis::Value::ServerError(e) if e.code() == "NOSCRIPT"),
+                )
+                .map(|(i, _)| i)
+                .collect();
+            if !missing.is_empty() {
+                load_all(conn).await?;
+                let commands: Vec<&redis::Cmd> = pipe.cmd_iter().collect();
+                let mut again = redis::pipe();
+                for &i in &missing {
+                    again.add_command(commands[i].clone());
+                }
+                let fresh = conn.req_packed_commands(&again, 0, again.len()).await?;
+                for (i, value) in missing.into_iter().zip(fresh) {
+                    replies[i] = value;
+                }
+            }
+            // The pipeline composes its own answer (ignored commands left
+            // out, a server error returned as the error) from the replies.
+            pipe.query_async(&mut Replay(Some(replies))).await
         }
-        other => other,
     }
 }
 
-/// True when `e` answers every script command of `call` with `NOSCRIPT`
-/// (the other commands Spool pipelines with scripts are reads, such as
-/// `TIME`, which may run twice).
-fn nothing_ran(call: &ScriptCall<'_>, e: &redis::RedisError) -> bool {
-    let is_script = |cmd: &redis::Cmd| {
-        cmd.args_iter().next().is_some_and(
-            |a| matches!(a, redis::Arg::Simple(name) if name.eq_ignore_ascii_case(b"EVALSHA")),
-        )
-    };
-    let scripts: Vec<usize> = match call {
-        ScriptCall::Cmd(cmd) => vec![0].into_iter().filter(|_| is_script(cmd)).collect(),
-        ScriptCall::Pipeline(pipe) => pipe
-            .cmd_iter()
-            .enumerate()
-            .filter(|(_, cmd)| is_script(cmd))
-            .map(|(i, _)| i)
-            .collect(),
-    };
-    e.clone().into_server_errors().is_some_and(|errors| {
-        scripts.iter().all(|i| {
-            errors
-                .iter()
-                .any(|(at, err)| at == i && err.code() == "NOSCRIPT")
+/// Hands a pipeline the replies [`run`] collected, so the pipeline's own
+/// composition applies to them.
+struct Replay(Option<Vec<redis::Value>>);
+
+impl redis::aio::ConnectionLike for Replay {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        _cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "replay holds pipeline replies only",
+            )))
         })
-    })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        _cmd: &'a Pipeline,
+        _offset: usize,
+        _count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        let replies = self.0.take().unwrap_or_default();
+        Box::pin(async move { Ok(replies) })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
 }
 
 #[cfg(test)]

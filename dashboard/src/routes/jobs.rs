@@ -4,35 +4,86 @@
 //! `serde_json::Value`) up to `ARGS_PAGE_BYTES`; past that the page shows the
 //! start and links to the raw JSON, so a 10 MiB job renders quickly. Every
 //! other stored string is bounded too (errors link to the single-job JSON).
+//!
+//! The timeline comes from `Client::status_in` (`status.lua`). A job no
+//! longer stored (done, cancelled, or dead and trimmed) that kept its
+//! outcome is shown from that outcome (`job_outcome.html`): state, attempts,
+//! times, result, last error, timeline; a job with neither is a 404.
+//!
+//! Cancel (POST `/jobs/{queue}/{id}/cancel`, behind the same CSRF gate as
+//! every action) is `Client::cancel`: a scheduled, ready or retrying job is
+//! cancelled at once, a running one is signalled. The redirect carries what
+//! happened (`done=cancelled|cancel_signalled|…`) for the notice line.
 
 use axum::extract::{Extension, Path, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 use spool_client::admin::JobView;
+use spool_client::{CancelResult, JobId, JobState, JobStatus, Status};
 
 use crate::error::{AppError, AppResult};
-use crate::params::{enc, job_id, queue_name};
-use crate::state::{AppState, Ctx};
-use crate::text::{clip, prefix, pretty_json, ARGS_PAGE_BYTES, ERROR_PAGE_BYTES, FIELD_BYTES};
-use crate::views::{fmt_time, job_href, render, ErrorRow, JobPage, Layout};
+use crate::params::{enc, job_id, queue_name, ListQuery, StrictForm, StrictQuery};
+use crate::state::{AppState, Ctx, Shared};
+use crate::text::{clip, ERROR_PAGE_BYTES, FIELD_BYTES};
+use crate::views::{
+    cancel_href, fmt_ms, fmt_time, fmt_time_ms, job_href, render, state_class, ErrorRow,
+    JobOutcomePage, JobPage, JsonText, Layout, TimelineRow,
+};
 
-pub(crate) async fn find(s: &crate::state::Shared, queue: &str, id: &str) -> AppResult<JobView> {
+/// The 404 of a job that is neither stored nor kept as an outcome.
+pub(crate) fn not_found(queue: &str, id: &str) -> AppError {
+    AppError::NotFound(format!(
+        "job {id} is not in queue {queue}: it finished without keeping its outcome, was \
+         deleted, or never existed"
+    ))
+}
+
+/// The stored job, or 404.
+pub(crate) async fn find(s: &Shared, queue: &str, id: &str) -> AppResult<JobView> {
     let queue = queue_name(queue)?;
     let id = job_id(id)?;
-    s.admin.job(queue, id).await?.ok_or_else(|| {
-        AppError::NotFound(format!(
-            "job {id} is not in queue {queue}: it finished, was deleted, or never existed"
-        ))
-    })
+    s.admin
+        .job(queue, id)
+        .await?
+        .ok_or_else(|| not_found(queue, id))
+}
+
+/// Where a job is as `status.lua` reads it (finished states included), or
+/// why that read failed, as one bounded line. A failure never takes the
+/// page down: the page shows what it has and says the timeline is missing.
+pub(crate) async fn status_of(s: &Shared, queue: &str, id: &str) -> Result<JobStatus, String> {
+    s.admin
+        .client()
+        .status_in(queue, &JobId::from(id))
+        .await
+        .map_err(|e| {
+            tracing::warn!(queue, job_id = id, error = %e, "job status read failed");
+            clip(&e.to_string(), FIELD_BYTES)
+        })
+}
+
+/// Whether Cancel applies: a job that has not finished (dead is finished
+/// until an operator retries it).
+fn cancellable(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::Scheduled | JobState::Ready | JobState::Retry | JobState::Active
+    )
+}
+
+/// Whether Cancel applies to a job known by its status.
+fn status_cancellable(status: Status) -> bool {
+    matches!(
+        status,
+        Status::Scheduled | Status::Ready | Status::Retry | Status::Active
+    )
 }
 
 /// Pretty-printed args, or the first `ARGS_PAGE_BYTES` of them.
 fn args_text(raw: &str) -> (String, bool) {
-    if raw.len() <= ARGS_PAGE_BYTES {
-        (pretty_json(raw), false)
-    } else {
-        (prefix(raw, ARGS_PAGE_BYTES).to_owned(), true)
-    }
+    let t = JsonText::new(raw);
+    (t.text, t.truncated)
 }
 
 /// The job page's field list: times, timeout, idempotency key, trace, each
@@ -73,40 +124,74 @@ fn fields(job: &JobView) -> Vec<(&'static str, String)> {
     fields
 }
 
+/// GET `/jobs/{queue}/{id}`: the stored job with its timeline, else its
+/// kept outcome, else 404.
 pub(crate) async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
     Path((queue, id)): Path<(String, String)>,
+    StrictQuery(query): StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
-    let job = find(&s, &queue, &id).await?;
+    let queue = queue_name(&queue)?;
+    let id = job_id(&id)?;
+    let mut l = Layout::new(&ctx, format!("Job {}", clip(id, FIELD_BYTES)), "");
+    l.notice = query.notice();
+    if let Some(job) = s.admin.job(queue, id).await? {
+        let status = status_of(&s, queue, id).await;
+        let status = status.as_ref().map_err(String::as_str);
+        return Ok(render(&live_page(&ctx, l, &job, status)));
+    }
+    match s.admin.client().status_in(queue, &JobId::from(id)).await {
+        Ok(st) if st.status == Status::Unknown => Err(not_found(queue, id)),
+        Ok(st) => Ok(render(&outcome_page(&ctx, l, queue, id, Ok(&st)))),
+        // A kept outcome that is not Spool's JSON (any producer may write
+        // one): say so rather than fail the page.
+        Err(e @ spool_client::Error::Decode { .. }) => {
+            tracing::warn!(queue, job_id = id, error = %e, "kept outcome cannot be decoded");
+            let why = format!("The kept outcome cannot be read: {e}");
+            Ok(render(&outcome_page(
+                &ctx,
+                l,
+                queue,
+                id,
+                Err(clip(&why, ERROR_PAGE_BYTES)),
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The page of a stored job (`job.html`).
+fn live_page(ctx: &Ctx, l: Layout, job: &JobView, status: Result<&JobStatus, &str>) -> JobPage {
     let raw_args = job.args_text();
     let (args, args_truncated) = args_text(raw_args);
-    let fields = fields(&job);
     let href = job_href(&ctx.base, &job.queue, job.id.as_str());
-    let id = clip(job.id.as_str(), FIELD_BYTES);
-    let page = JobPage {
-        l: Layout::new(&ctx, format!("Job {id}"), ""),
-        id,
+    let (timeline, timeline_note, cancel_requested) = match status {
+        Ok(st) => (TimelineRow::all(&st.history), None, st.cancel_requested),
+        Err(why) => (
+            Vec::new(),
+            Some(format!("Timeline unavailable: {why}")),
+            false,
+        ),
+    };
+    JobPage {
+        l,
+        id: clip(job.id.as_str(), FIELD_BYTES),
         queue: clip(&job.queue, FIELD_BYTES),
         queue_href: format!("{}/queues/{}", ctx.base, enc(&job.queue)),
         state: job.state.to_string(),
         set_path: JobPage::set_path_for(job.state),
-        is_scheduled: job.state == spool_client::JobState::Scheduled,
+        is_scheduled: job.state == JobState::Scheduled,
         job_type: clip(job.job_type(), FIELD_BYTES),
         args,
         args_truncated,
         args_bytes: raw_args.len(),
         raw_href: format!("{href}/raw"),
-        api_href: format!(
-            "{}/api/jobs/{}/{}",
-            ctx.base,
-            enc(&job.queue),
-            enc(job.id.as_str())
-        ),
+        api_href: api_href(&ctx.base, &job.queue, job.id.as_str()),
         attempts: job
             .attempts()
             .map_or_else(|| "-".to_owned(), |(a, m)| format!("{a} of {m}")),
-        fields,
+        fields: fields(job),
         errors: job
             .errors
             .iter()
@@ -125,8 +210,158 @@ pub(crate) async fn page(
                 l.deadline_ms.map(fmt_time).unwrap_or_default(),
             )
         }),
+        timeline,
+        timeline_note,
+        cancel_href: cancellable(job.state)
+            .then(|| cancel_href(&ctx.base, &job.queue, job.id.as_str()))
+            .flatten(),
+        cancel_requested,
+    }
+}
+
+fn api_href(base: &str, queue: &str, id: &str) -> String {
+    format!("{base}/api/jobs/{}/{}", enc(queue), enc(id))
+}
+
+/// The page of a job known only by its status (`job_outcome.html`); `Err`
+/// carries why the kept outcome could not be read.
+fn outcome_page(
+    ctx: &Ctx,
+    l: Layout,
+    queue: &str,
+    id: &str,
+    status: Result<&JobStatus, String>,
+) -> JobOutcomePage {
+    let (st, problem) = match status {
+        Ok(st) => (Some(st), None),
+        Err(why) => (None, Some(why)),
     };
-    Ok(render(&page))
+    let state = st.map_or(Status::Unknown, |st| st.status);
+    let mut fields: Vec<(&'static str, String)> = Vec::new();
+    if let Some(st) = st {
+        let times = [
+            ("Ready since", st.enqueued_ms),
+            ("At", st.at_ms),
+            ("Started", st.started_ms),
+            ("Finished", st.finished_ms),
+        ];
+        for (label, at) in times {
+            if let Some(at) = at {
+                fields.push((label, fmt_time_ms(at)));
+            }
+        }
+        if let Some(w) = &st.worker {
+            fields.push(("Worker", clip(w, FIELD_BYTES)));
+        }
+        if st.cancel_requested {
+            fields.push(("Cancel", "requested".to_owned()));
+        }
+        if let Some(left) = st.outcome_expires_in {
+            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            fields.push(("Outcome kept for", fmt_ms(ms)));
+        }
+    }
+    let last_error = st.and_then(|st| st.last_error.as_deref());
+    JobOutcomePage {
+        l,
+        id: clip(id, FIELD_BYTES),
+        queue: clip(queue, FIELD_BYTES),
+        queue_href: format!("{}/queues/{}", ctx.base, enc(queue)),
+        state: state.to_string(),
+        state_class: state_class(state.as_str()),
+        finished: state.is_terminal(),
+        job_type: st
+            .and_then(|st| st.job_type.as_deref())
+            .map_or_else(|| "?".to_owned(), |t| clip(t, FIELD_BYTES)),
+        attempts: match st.map(|st| (st.attempt, st.max_attempts)) {
+            Some((Some(a), Some(m))) => format!("{a} of {m}"),
+            Some((Some(a), None)) => a.to_string(),
+            _ => "-".to_owned(),
+        },
+        fields,
+        result: st
+            .and_then(|st| st.result.as_deref())
+            .map(|r| JsonText::new(r.get())),
+        last_error: last_error.map(|e| clip(e, ERROR_PAGE_BYTES)),
+        error_truncated: last_error.is_some_and(|e| e.len() > ERROR_PAGE_BYTES),
+        api_href: api_href(&ctx.base, queue, id),
+        timeline: st
+            .map(|st| TimelineRow::all(&st.history))
+            .unwrap_or_default(),
+        timeline_note: None,
+        problem,
+        cancel_href: status_cancellable(state)
+            .then(|| cancel_href(&ctx.base, queue, id))
+            .flatten(),
+    }
+}
+
+/// The Cancel form: `csrf` (read by the gate) and where to go back to
+/// (`back=processes`; anything else means the job page).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CancelForm {
+    back: Option<String>,
+}
+
+/// POST `/jobs/{queue}/{id}/cancel`: `Client::cancel`, then back to the job
+/// page (or the queue page when the job page would now be a 404, or the
+/// Processes page) with what happened in the query for the notice.
+pub(crate) async fn cancel(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path((queue, id)): Path<(String, String)>,
+    StrictForm(form): StrictForm<CancelForm>,
+) -> AppResult<Redirect> {
+    let queue = queue_name(&queue)?;
+    let id = job_id(&id)?;
+    let job = JobId::from(id);
+    let client = s.admin.client();
+    let answer = client.cancel_in(queue, &job).await?;
+    let (done, from, found_in) = match &answer {
+        CancelResult::Cancelled { queue, from } => ("cancelled", Some(from.as_str()), Some(queue)),
+        CancelResult::Signalled { queue, first, .. } => (
+            if *first {
+                "cancel_signalled"
+            } else {
+                "cancel_resignalled"
+            },
+            None,
+            Some(queue),
+        ),
+        CancelResult::AlreadyFinished { queue, state } => {
+            ("cancel_finished", Some(state.as_str()), Some(queue))
+        }
+        CancelResult::NotFound => ("cancel_not_found", None, None),
+    };
+    tracing::info!(
+        queue,
+        job_id = id,
+        action = done,
+        "job cancel from the dashboard"
+    );
+    let queue = found_in
+        .map(String::as_str)
+        .filter(|q| spool_client::validate_queue_name(q).is_ok())
+        .unwrap_or(queue);
+    let mut query = format!("done={done}");
+    if let Some(f) = from {
+        query.push_str("&from=");
+        query.push_str(f);
+    }
+    let target = if form.back.as_deref() == Some("processes") {
+        format!("{}/processes?{query}", ctx.base)
+    } else if client
+        .status_in(queue, &job)
+        .await
+        .is_ok_and(|st| st.status != Status::Unknown)
+    {
+        format!("{}?{query}", job_href(&ctx.base, queue, id))
+    } else {
+        // Cancelled without keeping its outcome, or never there: the job
+        // page would be a 404.
+        format!("{}/queues/{}?{query}", ctx.base, enc(queue))
+    };
+    Ok(Redirect::to(&target))
 }
 
 /// The stored record, exactly as in Redis, as JSON.
@@ -145,6 +380,7 @@ pub(crate) async fn raw(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::ARGS_PAGE_BYTES;
 
     #[test]
     fn small_args_are_pretty_printed_and_large_ones_cut() {

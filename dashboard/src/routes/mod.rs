@@ -6,7 +6,7 @@
 //! | `/` | overview: totals, queues, history charts |
 //! | `/queues/{queue}` (+ POST `/pause`, `/resume`) | one queue's ready jobs |
 //! | `/scheduled`, `/retries`, `/dead` (+ POST `/actions`) | the job sets, filtered |
-//! | `/jobs/{queue}/{id}` (+ `/raw`) | one job |
+//! | `/jobs/{queue}/{id}` (+ `/raw`, POST `/cancel`) | one job, or its kept outcome once finished |
 //! | `/processes` | live workers and their busy jobs |
 //! | `/cron` (+ POST `/cron/{name}/{pause,resume,run}`) | cron entries |
 //! | `/metrics`, `/api/…` | Prometheus text (`metrics`) and JSON (`api`) |
@@ -54,6 +54,7 @@ pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
         .route("/{set}/actions", post(sets::action))
         .route("/jobs/{queue}/{id}", get(jobs::page))
         .route("/jobs/{queue}/{id}/raw", get(jobs::raw))
+        .route("/jobs/{queue}/{id}/cancel", post(jobs::cancel))
         .route("/processes", get(processes::page))
         .route("/cron", get(cron::page))
         .route("/cron/{name}/{op}", post(cron::action))

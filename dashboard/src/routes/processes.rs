@@ -1,17 +1,22 @@
 //! Processes: live workers (as their heartbeats registered them) and the
-//! jobs each is running.
+//! jobs each is running, each with a Cancel button (POST to the job's
+//! `/cancel`, which comes back here with the notice).
 
 use axum::extract::{Extension, State};
 use axum::response::Response;
 
 use crate::error::AppResult;
+use crate::params::{ListQuery, StrictQuery};
 use crate::state::{AppState, Ctx};
 use crate::text::{clip, FIELD_BYTES};
-use crate::views::{fmt_rel, job_href, render, BusyRow, Layout, ProcessRow, ProcessesPage};
+use crate::views::{
+    cancel_href, fmt_rel, job_href, render, BusyRow, Layout, ProcessRow, ProcessesPage,
+};
 
 pub(crate) async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
+    StrictQuery(query): StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
     let procs = s.admin.processes().await?;
     let now = s.admin.client().redis_time_ms().await?;
@@ -29,6 +34,7 @@ pub(crate) async fn page(
                 .map(|b| BusyRow {
                     id: clip(&b.id, FIELD_BYTES),
                     href: job_href(&ctx.base, &b.queue, &b.id),
+                    cancel_href: cancel_href(&ctx.base, &b.queue, &b.id),
                     queue: clip(&b.queue, FIELD_BYTES),
                     job_type: clip(&b.job_type, FIELD_BYTES),
                     started: fmt_rel(b.started_ms, now),
@@ -42,6 +48,7 @@ pub(crate) async fn page(
     let busy_total = rows.iter().map(|p| p.busy.len()).sum();
     let mut l = Layout::new(&ctx, "Processes", "processes");
     l.refresh = s.config.refresh_secs;
+    l.notice = query.notice();
     Ok(render(&ProcessesPage {
         l,
         procs: rows,

@@ -9,9 +9,12 @@ use spool_client::admin::JobView;
 
 use crate::charts::Chart;
 use crate::error::AppError;
-use crate::params::{job_path, path_of};
+use crate::params::job_path;
 use crate::state::Ctx;
 use crate::text::{clip, clip_line, ARGS_PREVIEW_BYTES, ERROR_PREVIEW_BYTES, FIELD_BYTES};
+
+mod job;
+pub(crate) use job::*;
 
 /// Renders a template into a response (a 500, logged, if a template fails).
 pub(crate) fn render<T: Template>(t: &T) -> Response {
@@ -63,6 +66,15 @@ pub(crate) fn fmt_time(ms: i64) -> String {
     )
 }
 
+/// `2025-01-02 03:04:05.123 UTC`: timelines need the milliseconds (the
+/// steps of a run are often a few ms apart).
+pub(crate) fn fmt_time_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || "-".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+    )
+}
+
 /// `in 5m` / `3h ago`, relative to Redis's `now`.
 pub(crate) fn fmt_rel(ms: i64, now: i64) -> String {
     let d = (ms - now).abs() / 1000;
@@ -87,6 +99,12 @@ pub(crate) fn fmt_ms(ms: u64) -> String {
         60_000..=3_599_999 => format!("{}m", ms / 60_000),
         _ => format!("{:.1}h", ms as f64 / 3_600_000.0),
     }
+}
+
+/// The action of a job's Cancel form; `None` for a queue or id that no job
+/// path accepts.
+pub(crate) fn cancel_href(base: &str, queue: &str, id: &str) -> Option<String> {
+    job_path(queue, id).map(|p| format!("{base}{p}/cancel"))
 }
 
 /// The link of a job page; `#` for a queue or id that no job page accepts
@@ -247,50 +265,6 @@ impl SetPage {
 }
 
 /// One entry of a job's error history.
-#[derive(Debug, Clone)]
-pub(crate) struct ErrorRow {
-    pub(crate) attempt: u32,
-    pub(crate) at: String,
-    pub(crate) error: String,
-    /// The error was cut; the raw record has it whole.
-    pub(crate) truncated: bool,
-}
-
-#[derive(Template)]
-#[template(path = "job.html")]
-pub(crate) struct JobPage {
-    pub(crate) l: Layout,
-    pub(crate) id: String,
-    pub(crate) queue: String,
-    pub(crate) queue_href: String,
-    pub(crate) state: String,
-    /// The set page and its action form, for jobs in a set.
-    pub(crate) set_path: Option<&'static str>,
-    pub(crate) is_scheduled: bool,
-    pub(crate) job_type: String,
-    pub(crate) args: String,
-    pub(crate) args_truncated: bool,
-    pub(crate) args_bytes: usize,
-    pub(crate) raw_href: String,
-    /// The single-job JSON (full error texts).
-    pub(crate) api_href: String,
-    pub(crate) attempts: String,
-    pub(crate) fields: Vec<(&'static str, String)>,
-    pub(crate) errors: Vec<ErrorRow>,
-    pub(crate) lease: Option<(String, String, String)>,
-}
-
-impl JobPage {
-    pub(crate) fn set_path_for(state: spool_client::JobState) -> Option<&'static str> {
-        match state {
-            spool_client::JobState::Scheduled => Some(path_of(spool_client::JobSet::Scheduled)),
-            spool_client::JobState::Retry => Some(path_of(spool_client::JobSet::Retry)),
-            spool_client::JobState::Dead => Some(path_of(spool_client::JobSet::Dead)),
-            _ => None,
-        }
-    }
-}
-
 /// A job a process is running.
 #[derive(Debug, Clone)]
 pub(crate) struct BusyRow {
@@ -299,6 +273,8 @@ pub(crate) struct BusyRow {
     pub(crate) queue: String,
     pub(crate) job_type: String,
     pub(crate) started: String,
+    /// The Cancel form's action; `None` for an id no job path accepts.
+    pub(crate) cancel_href: Option<String>,
 }
 
 /// One live worker process.
@@ -349,12 +325,36 @@ pub(crate) struct CronPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::ARGS_PAGE_BYTES;
+    use spool_client::HistoryEntry;
 
     #[test]
     fn relative_times_read_naturally() {
         assert_eq!(fmt_rel(61_000, 0), "in 1m");
         assert_eq!(fmt_rel(0, 7_200_000), "2h ago");
         assert_eq!(fmt_ms(1500), "1.5s");
+    }
+
+    #[test]
+    fn timelines_show_milliseconds_and_steps() {
+        let h = |at_ms, state: &str| HistoryEntry {
+            at_ms,
+            state: state.to_owned(),
+            attempt: 1,
+            worker: None,
+            error: Some("a\nb".to_owned()),
+        };
+        let rows = TimelineRow::all(&[h(1_000, "ready"), h(1_250, "<b>x")]);
+        assert_eq!(rows[0].at, "1970-01-01 00:00:01.000 UTC");
+        assert_eq!(
+            (rows[0].after.as_str(), rows[1].after.as_str()),
+            ("", "+250ms")
+        );
+        assert_eq!((rows[0].class, rows[1].class), ("ready", "other"));
+        assert_eq!(rows[1].error, "a b");
+        let big = JsonText::new(&format!("\"{}\"", "x".repeat(ARGS_PAGE_BYTES)));
+        assert!(big.truncated && big.text.len() == ARGS_PAGE_BYTES);
+        assert_eq!(JsonText::new("[1,2]").text, "[\n  1,\n  2\n]");
     }
 
     #[test]
