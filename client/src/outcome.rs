@@ -201,13 +201,18 @@ pub enum CancelResult {
 }
 
 /// A kept outcome as `spool_write_outcome` (prelude.lua) writes it.
+/// The timeline's first entry gives when the job was enqueued, its last
+/// when it finished and its runs (older outcomes also carry them as fields).
 #[derive(Deserialize)]
 struct StoredOutcome {
     state: String,
-    attempt: u32,
+    #[serde(default)]
+    attempt: Option<u32>,
     max_attempts: u32,
-    enqueued_ms: i64,
-    finished_ms: i64,
+    #[serde(default)]
+    enqueued_ms: Option<i64>,
+    #[serde(default)]
+    finished_ms: Option<i64>,
     #[serde(rename = "type")]
     job_type: Option<String>,
     result: Option<Box<RawValue>>,
@@ -630,25 +635,26 @@ fn decode_status(k: &QueueKeys, id: &str, reply: &[redis::Value]) -> Result<Plac
                 reason: e.to_string(),
             })?;
             let ttl = int(reply.get(2)).filter(|ms| *ms >= 0);
+            let history = o
+                .history
+                .map(|h| decode_history(h.get().as_bytes()))
+                .unwrap_or_default();
             Ok(Placed::Outcome(Box::new(JobStatus {
                 id: JobId::from(id),
                 queue: Some(k.queue.clone()),
                 status: Status::parse(&o.state).unwrap_or(Status::Unknown),
                 job_type: o.job_type,
-                attempt: Some(o.attempt),
+                attempt: o.attempt.or_else(|| history.last().map(|h| h.attempt)),
                 max_attempts: Some(o.max_attempts),
-                enqueued_ms: Some(o.enqueued_ms),
+                enqueued_ms: o.enqueued_ms.or_else(|| history.first().map(|h| h.at_ms)),
                 at_ms: None,
                 started_ms: None,
-                finished_ms: Some(o.finished_ms),
+                finished_ms: o.finished_ms.or_else(|| history.last().map(|h| h.at_ms)),
                 worker: None,
                 cancel_requested: false,
                 last_error: o.error,
                 result: o.result,
-                history: o
-                    .history
-                    .map(|h| decode_history(h.get().as_bytes()))
-                    .unwrap_or_default(),
+                history,
                 outcome_expires_in: ttl
                     .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
             })))

@@ -90,7 +90,7 @@ impl WorkerBuilder {
         F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), JobError>> + Send + 'static,
     {
-        self.registry.register::<J, F, Fut, ()>(handler);
+        self.registry.register::<J, F, Fut, ()>(handler, |()| None);
         self
     }
 
@@ -128,7 +128,8 @@ impl WorkerBuilder {
         F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<J::Output, JobError>> + Send + 'static,
     {
-        self.registry.register::<J, F, Fut, J::Output>(handler);
+        self.registry
+            .register::<J, F, Fut, J::Output>(handler, crate::registry::returned::<J::Output>);
         self
     }
 

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use serde::Serialize;
 use spool_client::{Job, JobOptions, JobRecord};
 
-use crate::handler::{ErasedHandler, HandlerFuture, JobContext};
+use futures::FutureExt;
+
+use crate::handler::{ErasedHandler, HandlerFuture, JobContext, Returned};
 use crate::outcome::JobError;
 
-/// A handler's return value as JSON; `None` for `()` (nothing to keep), or
-/// `Err` with the reason when it does not serialize.
-fn returned<T: Serialize>(value: &T) -> Option<Result<String, String>> {
+/// A handler's return value as JSON, or `Err` with the reason when it does
+/// not serialize; `None` for `null`.
+pub(crate) fn returned<T: Serialize>(value: &T) -> Returned {
     match serde_json::to_string(value) {
         Ok(json) if json == "null" => None,
         Ok(json) => Some(Ok(json)),
@@ -38,7 +40,9 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn register<J, F, Fut, T>(&mut self, handler: F)
+    /// Registers `handler`; `value` turns what it returns into the value
+    /// kept with the outcome (`|_| None` for `()`: nothing is serialized).
+    pub(crate) fn register<J, F, Fut, T>(&mut self, handler: F, value: fn(&T) -> Returned)
     where
         J: Job,
         F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
@@ -52,9 +56,7 @@ impl Registry {
                     J::TYPE
                 )
             })?;
-            let run = handler(ctx, job);
-            let fut: HandlerFuture =
-                Box::pin(async move { run.await.map(|value| returned(&value)) });
+            let fut: HandlerFuture = Box::pin(handler(ctx, job).map(move |r| r.map(|v| value(&v))));
             Ok(fut)
         });
         self.by_type.insert(

@@ -5,8 +5,9 @@
 -- the timeline are removed; the processed counter of the current minute
 -- (Redis's clock) grows. One HMGET checks every fence, then one
 -- multi-member delete per key. Only jobs that keep their outcome (`keep`
--- hash), were asked to cancel (`cancels` hash) or have a waiter (`waiters`
--- hash) cost more, and a queue without any pays one EXISTS per hash.
+-- hash), were asked to cancel (`cancels` hash), hold a uniqueness lock,
+-- have a timeline or a waiter cost more; a queue without any of those pays
+-- one multi-key EXISTS per call.
 -- A job that keeps its outcome gets it written (state done, the result the
 -- worker sent, its timeline); a run asked to cancel ends cancelled whatever
 -- the handler returned.
@@ -41,29 +42,45 @@ for c = 1, n, 1000 do
   end
 end
 local cancelled = 0
-local tracked = #acked > 0 and redis.call('EXISTS', KEYS[7]) == 1
-local cancels = #acked > 0 and redis.call('EXISTS', KEYS[8]) == 1
+-- One EXISTS over the side hashes: a queue where no job keeps its outcome,
+-- is cancelled, holds a lock, has a timeline or a waiter pays only this.
+local extras = #acked > 0 and
+  redis.call('EXISTS', KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[11]) > 0
+local tracked = extras and redis.call('EXISTS', KEYS[7]) == 1
+local cancels = extras and redis.call('EXISTS', KEYS[8]) == 1
+local timelines = extras and redis.call('EXISTS', KEYS[6]) == 1
 if tracked or cancels then
   local results = {}
   for i = 3 + 2 * n, #ARGV, 2 do results[ARGV[i]] = ARGV[i + 1] end
   local position = {}
   for k = 1, n do position[ids[k]] = k end
   local now_s = spool_int(now)
+  local kept = {}
   for a, id in ipairs(acked) do
     local lease = leases_of[a]
     local cancel = cancels and spool_cancel_asked(q, id, lease)
-    local keep = not cancel and tracked and redis.call('HEXISTS', KEYS[7], id) == 1
+    local keep = not cancel and tracked and redis.call('HGET', KEYS[7], id)
     if cancel or keep then
       local record = redis.call('HGET', KEYS[2], id)
-      local _, runs = spool_head(record or '')
+      local _, runs, _, enqueued = spool_head(record or '')
       local attempt = spool_int((tonumber(runs) or 0) + 1)
       if cancel then
         spool_cancelled(q, id, record, lease, attempt, now)
         out[position[id]] = 2
         cancelled = cancelled + 1
       else
-        local history = spool_history_append(spool_history_get(KEYS[6], id, record),
-          {spool_lease_entry(lease, attempt), spool_hist_entry(now_s, 'done', attempt)})
+        -- The common timeline (enqueued, ran once, done) is built without
+        -- reading the timeline hash when the queue has none.
+        local stored = timelines and redis.call('HGET', KEYS[6], id)
+        local entries = spool_lease_entry(lease, attempt) .. ',[' .. now_s .. ',"done",' .. attempt .. ']'
+        local history
+        if stored then
+          history = spool_history_append(stored, {entries})
+        elseif enqueued then
+          history = '[[' .. enqueued .. ',"ready",' .. runs .. '],' .. entries .. ']'
+        else
+          history = '[' .. entries .. ']'
+        end
         local value = results[id]
         local result, err
         if value and string.sub(value, 1, 1) == 'r' then
@@ -71,14 +88,15 @@ if tracked or cancels then
         elseif value and string.sub(value, 1, 1) == 'e' then
           err = string.sub(value, 2)
         end
-        spool_write_outcome(q, id, 'done', record, attempt, now_s, history, result, err)
-        redis.call('HDEL', KEYS[7], id)
+        spool_write_outcome(q, id, 'done', record, history, result, err, keep)
+        kept[#kept + 1] = id
       end
     end
   end
+  spool_call_chunked('HDEL', KEYS[7], kept)
 end
 -- Jobs enqueued unique until finished release their lock.
-if #acked > 0 and redis.call('EXISTS', KEYS[11]) == 1 then
+if extras and redis.call('EXISTS', KEYS[11]) == 1 then
   for _, id in ipairs(acked) do
     spool_unlock(KEYS[11], id, nil)
   end
@@ -87,11 +105,13 @@ spool_call_chunked('HDEL', KEYS[3], acked)
 spool_call_chunked('HDEL', KEYS[2], acked)
 spool_call_chunked('ZREM', KEYS[1], acked)
 spool_call_chunked('HDEL', KEYS[4], acked)
-spool_call_chunked('HDEL', KEYS[6], acked)
+if timelines then
+  spool_call_chunked('HDEL', KEYS[6], acked)
+end
 if #acked > cancelled then
   spool_count(KEYS[5], 'p', now, #acked - cancelled)
 end
-if #acked > 0 and redis.call('EXISTS', KEYS[9]) == 1 then
+if extras and redis.call('EXISTS', KEYS[9]) == 1 then
   for k = 1, n do
     if out[k] == 1 then
       spool_announce(q, ids[k], 'done')

@@ -55,7 +55,7 @@ local history = spool_history_append(spool_history_get(KEYS[8], id, stored), {
 redis.call('HSET', KEYS[8], id, history)
 if dead then
   redis.call('ZADD', KEYS[6], now, id)
-  spool_write_outcome(q, id, 'dead', record, attempt_s, now_s, history, nil, ARGV[5])
+  spool_write_outcome(q, id, 'dead', record, history, nil, ARGV[5])
   spool_announce(q, id, 'dead')
   spool_unlock(KEYS[13], id, nil)
   spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[8], KEYS[9]}, tonumber(ARGV[6]))

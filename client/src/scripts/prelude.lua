@@ -210,9 +210,16 @@ local function spool_hist_entry(at, state, attempt, worker, err)
 end
 
 -- The entry of the run a lease stands for: active since the lease began.
+-- Worker ids repeat across a batch: their JSON is encoded once per call.
+local spool_worker_json = {}
 local function spool_lease_entry(lease, attempt)
-  return spool_hist_entry(spool_lease_start(lease) or '0', 'active', attempt,
-    spool_lease_worker(lease) or '')
+  local worker = spool_lease_worker(lease) or ''
+  local encoded = spool_worker_json[worker]
+  if not encoded then
+    encoded = cjson.encode(worker)
+    spool_worker_json[worker] = encoded
+  end
+  return '[' .. (spool_lease_start(lease) or '0') .. ',"active",' .. attempt .. ',' .. encoded .. ']'
 end
 
 -- Job `id`'s timeline so far: the stored one, or the entry its record
@@ -264,19 +271,20 @@ end
 -- history, keep, cancels, waiters, stats, outcome (the outcome key prefix)
 -- and channel (the namespace's finished channel).
 
--- Writes the outcome of job `id` if it keeps one (`keep` hash): state,
--- attempts, times, type, result or last error and timeline, as JSON that
--- Redis expires after the retention.
-local function spool_write_outcome(q, id, state, record, attempt, now_s, history, result, err)
-  local keep = redis.call('HGET', q.keep, id)
+-- Writes the outcome of job `id` if it keeps one (`keep`: its retention in
+-- ms, or nil to look it up in the `keep` hash): state, attempts allowed,
+-- type, result or last error, and the timeline (whose first and last entries
+-- give when it was enqueued and finished, and its runs), as JSON that Redis
+-- expires after the retention.
+local function spool_write_outcome(q, id, state, record, history, result, err, keep)
+  keep = keep or redis.call('HGET', q.keep, id)
   if not keep or tonumber(keep) == nil or tonumber(keep) <= 0 then
     return
   end
-  local _, _, max_attempts, enqueued, rest = spool_parse(record or '')
-  local o = '{"state":"' .. state .. '","attempt":' .. attempt .. ',"max_attempts":' ..
-    (max_attempts or '0') .. ',"enqueued_ms":' .. (enqueued or '0') .. ',"finished_ms":' .. now_s
-  local job_type = rest and (string.match(rest, '^"type":("[^"\\]*")') or
-    string.match(rest, '^"keep_outcome_ms":%d+,"type":("[^"\\]*")'))
+  local _, _, max_attempts, _, at = spool_head(record or '')
+  local o = '{"state":"' .. state .. '","max_attempts":' .. (max_attempts or '0')
+  local job_type = at and (string.match(record, '^"type":("[^"\\]*")', at) or
+    string.match(record, '^"keep_outcome_ms":%d+,"type":("[^"\\]*")', at))
   if job_type then
     o = o .. ',"type":' .. job_type
   end
@@ -286,8 +294,7 @@ local function spool_write_outcome(q, id, state, record, attempt, now_s, history
   if err then
     o = o .. ',"error":' .. cjson.encode(spool_cap_text(err, SPOOL_ERROR_TEXT_MAX))
   end
-  o = o .. ',"history":' .. history .. '}'
-  redis.call('SET', q.outcome .. id, o, 'PX', keep)
+  redis.call('SET', q.outcome .. id, o .. ',"history":' .. history .. '}', 'PX', keep)
 end
 
 -- Tells the `wait` calls registered for job `id` that it finished as `state`.
@@ -309,7 +316,7 @@ local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
   entries[#entries + 1] = spool_hist_entry(spool_int(now), 'cancelled', attempt)
   local history = spool_history_append(
     spool_history_get(q.history, id, record, first_state), entries)
-  spool_write_outcome(q, id, 'cancelled', record, attempt, spool_int(now), history, nil, nil)
+  spool_write_outcome(q, id, 'cancelled', record, history, nil, nil)
   spool_forget(id, {q.jobs, q.errors, q.history, q.keep, q.cancels})
   if q.locks then
     spool_unlock(q.locks, id, nil)

@@ -50,7 +50,7 @@ for _, id in ipairs(expired) do
     else
       redis.call('HSET', KEYS[2], id, record)
       redis.call('ZADD', KEYS[6], now, id)
-      spool_write_outcome(q, id, 'dead', record, attempt_s, now_s, history, nil, why)
+      spool_write_outcome(q, id, 'dead', record, history, nil, why)
       spool_announce(q, id, 'dead')
       spool_unlock(KEYS[14], id, nil)
       to_dead = to_dead + 1
