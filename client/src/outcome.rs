@@ -386,22 +386,9 @@ impl Client {
     /// `cancel.lua` on one queue.
     async fn cancel_placed(&self, k: &QueueKeys, id: &str) -> Result<CancelResult> {
         let outcome_key = k.outcome(id);
-        let mut cmd = SCRIPTS.cancel.cmd(&[
-            &outcome_key,
-            &k.jobs,
-            &k.leases,
-            &k.active,
-            &k.scheduled,
-            &k.retry,
-            &k.dead,
-            &k.errors,
-            &k.history,
-            &k.keep,
-            &k.cancels,
-            &k.waiters,
-            &k.stats,
-            &k.locks,
-        ]);
+        let mut keys = placement_keys(k, &outcome_key);
+        keys.extend([k.stats.as_str(), k.locks.as_str()]);
+        let mut cmd = SCRIPTS.cancel.cmd(&keys);
         let g = self.global_keys();
         cmd.arg(id).arg(&g.finished_channel).arg(&g.cancel_channel);
         let reply: Vec<redis::Value> = scripts::run(&mut self.connection(), &cmd)
@@ -553,10 +540,11 @@ impl Client {
     }
 }
 
-fn status_cmd(k: &QueueKeys, id: &str, register: bool) -> redis::Cmd {
-    let outcome_key = k.outcome(id);
-    let mut cmd = SCRIPTS.status.cmd(&[
-        &outcome_key,
+/// The keys `status.lua` and `cancel.lua` both start with: everything that
+/// places a job (its outcome key, sets, lease, side hashes).
+fn placement_keys<'a>(k: &'a QueueKeys, outcome_key: &'a str) -> Vec<&'a str> {
+    vec![
+        outcome_key,
         &k.jobs,
         &k.leases,
         &k.active,
@@ -568,7 +556,12 @@ fn status_cmd(k: &QueueKeys, id: &str, register: bool) -> redis::Cmd {
         &k.keep,
         &k.cancels,
         &k.waiters,
-    ]);
+    ]
+}
+
+fn status_cmd(k: &QueueKeys, id: &str, register: bool) -> redis::Cmd {
+    let outcome_key = k.outcome(id);
+    let mut cmd = SCRIPTS.status.cmd(&placement_keys(k, &outcome_key));
     cmd.arg(id)
         .arg(u8::from(register))
         .arg(STATUS_RECORD_PREFIX);

@@ -134,8 +134,8 @@ impl Client {
     /// ```
     ///
     /// # Errors
-    /// As [`Client::status`]; [`Error::Connect`] when the subscription cannot
-    /// be opened.
+    /// As [`Client::status`]; [`Error::Redis`] when the subscription cannot
+    /// be opened within 10 s.
     pub async fn wait(&self, id: &JobId, timeout: Duration) -> Result<JobStatus> {
         let deadline = Instant::now() + timeout;
         let first = self.status(id).await?;
@@ -222,9 +222,13 @@ impl Client {
             tokio::time::timeout(Duration::from_secs(10), ready.wait_for(|up| *up)).await;
         match confirmed {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(Error::InvalidArgument(
-                "wait: could not subscribe to the finished channel within 10 s".to_owned(),
-            )),
+            _ => Err(Error::Redis {
+                op: "wait (SUBSCRIBE)",
+                source: redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "could not subscribe to the finished channel within 10 s",
+                )),
+            }),
         }
     }
 

@@ -535,3 +535,36 @@ async fn runtime_steps_active_retry_cancel_and_a_lost_lease() {
     let q = c.admin().queue("default").await.unwrap();
     assert_eq!((q.ready, q.active, q.retry), (0, 0, 0));
 }
+
+/// The subscription behind `wait` is cut (as a Redis restart or a network
+/// blip would): the waits read their status again and still return when
+/// the job finishes.
+#[tokio::test]
+async fn wait_survives_a_dropped_subscription() {
+    let env = TestEnv::start().await;
+    let c = env.client.clone();
+    let id = c.enqueue(&Add { a: 20, b: 22 }).await.unwrap();
+    let waiting = {
+        let c = c.clone();
+        let id = id.clone();
+        tokio::spawn(async move { c.wait(&id, Duration::from_secs(20)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // On every primary: on Cluster the subscription sits on one of them.
+    let killed: i64 = env
+        .client
+        .connection()
+        .on_every_primary(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| redis::from_redis_value::<i64>(v).unwrap_or(0))
+        .sum();
+    assert!(killed >= 1, "the wait's subscription was cut");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = worker(&env, Arc::default());
+    let s = waiting.await.unwrap().unwrap();
+    assert_eq!(s.status, Status::Done);
+    assert_eq!(c.result::<Add>(&id).await.unwrap(), Some(Sum { total: 42 }));
+    running.stop().await;
+}
