@@ -106,11 +106,16 @@ impl Waiters {
     }
 }
 
-/// Parses a finished-channel message `<state> <id>`.
+/// Parses a finished-channel message `<state> <id>`; an operator's delete
+/// (`deleted`) reads as unknown: the job is gone.
 fn parse_message(payload: &[u8]) -> Option<(Status, String)> {
     let text = std::str::from_utf8(payload).ok()?;
     let (state, id) = text.split_once(' ')?;
-    Some((Status::parse(state)?, id.to_owned()))
+    let status = match state {
+        "deleted" => Status::Unknown,
+        other => Status::parse(other)?,
+    };
+    Some((status, id.to_owned()))
 }
 
 impl Client {
@@ -317,6 +322,10 @@ mod tests {
         assert_eq!(
             parse_message(b"cancelled a b"),
             Some((Status::Cancelled, "a b".to_owned()))
+        );
+        assert_eq!(
+            parse_message(b"deleted x"),
+            Some((Status::Unknown, "x".to_owned()))
         );
         assert_eq!(parse_message(b"bogus x"), None);
         assert_eq!(parse_message(b"\xff x"), None);

@@ -568,3 +568,48 @@ async fn wait_survives_a_dropped_subscription() {
     assert_eq!(c.result::<Add>(&id).await.unwrap(), Some(Sum { total: 42 }));
     running.stop().await;
 }
+
+/// An operator deleting a job someone waits for (from a set, one ready job,
+/// or a whole cleared queue) ends the wait at once as unknown, not at its
+/// timeout.
+#[tokio::test]
+async fn a_wait_ends_when_an_operator_deletes_the_job() {
+    let env = TestEnv::start().await;
+    let c = env.client.clone();
+    let admin = c.admin();
+    let scheduled = c
+        .enqueue_in(&Add { a: 1, b: 1 }, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let ready = c.enqueue(&Add { a: 1, b: 2 }).await.unwrap();
+    let cleared = c.enqueue(&Add { a: 1, b: 3 }).await.unwrap();
+    let wait = |id: JobId| {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let s = c.wait(&id, Duration::from_secs(20)).await.unwrap();
+            (s.status, started.elapsed())
+        })
+    };
+    let waits = [
+        wait(scheduled.clone()),
+        wait(ready.clone()),
+        wait(cleared.clone()),
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    admin
+        .delete_jobs(
+            "default",
+            spool_client::JobSet::Scheduled,
+            &[scheduled.as_str()],
+        )
+        .await
+        .unwrap();
+    assert!(admin.delete_ready("default", ready.as_str()).await.unwrap());
+    assert_eq!(admin.clear_ready("default").await.unwrap(), 1);
+    for w in waits {
+        let (status, took) = w.await.unwrap();
+        assert_eq!(status, Status::Unknown);
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+}

@@ -352,14 +352,17 @@ impl Admin {
                     &k.history,
                     &k.keep,
                     &k.locks,
+                    &k.waiters,
                 ],
                 "delete",
             ),
         };
-        // requeue.lua's first argument names the set (a timeline's first state).
+        // requeue.lua's first argument names the set (a timeline's first
+        // state); delete.lua's is the channel its waiters hear on.
+        let channel = self.client.global_keys().finished_channel.clone();
         let lead: &[&str] = match action {
             Action::Retry => &[set.as_str()],
-            Action::Delete => &[],
+            Action::Delete => &[&channel],
         };
         let keys = keys.as_slice();
         let mut done = 0;
@@ -394,8 +397,8 @@ impl Admin {
         let removed: Option<u64> = self
             .walk_ready(
                 &SCRIPTS.delete_ready,
-                &[&k.ready, &k.history, &k.keep, &k.locks],
-                &[],
+                &[&k.ready, &k.history, &k.keep, &k.locks, &k.waiters],
+                &[&self.client.global_keys().finished_channel],
                 id,
                 "delete ready",
                 |n| *n > 0,

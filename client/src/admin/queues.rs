@@ -222,13 +222,11 @@ impl Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn clear_ready(&self, queue: &str) -> Result<u64> {
         let k = self.client.queue_keys(queue)?;
-        self.write(
-            &SCRIPTS
-                .clear_ready
-                .cmd(&[&k.ready, &k.history, &k.keep, &k.locks]),
-            "clear ready",
-        )
-        .await
+        let mut cmd = SCRIPTS
+            .clear_ready
+            .cmd(&[&k.ready, &k.history, &k.keep, &k.locks, &k.waiters]);
+        cmd.arg(&self.client.global_keys().finished_channel);
+        self.write(&cmd, "clear ready").await
     }
 
     /// Runs one admin script that returns a count.
