@@ -82,7 +82,8 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Cancel a job: at once when queued, at its next moment when running.
+    /// Cancel a job: at once when queued; a running job's worker is told and
+    /// the job ends cancelled when its run stops.
     Cancel {
         /// Job id.
         id: String,
