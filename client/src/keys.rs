@@ -143,6 +143,22 @@ impl QueueKeys {
         format!("{}{id}", self.outcome_prefix)
     }
 
+    /// The side hashes every script that ends jobs (ack, fail, reap,
+    /// release, `cancel_ready`) takes as one block of KEYS, in this order
+    /// (`spool_finishing` in prelude.lua): history, keep, cancels, waiters,
+    /// the outcome key prefix, locks.
+    #[must_use]
+    pub fn finishing(&self) -> [&str; 6] {
+        [
+            &self.history,
+            &self.keep,
+            &self.cancels,
+            &self.waiters,
+            &self.outcome_prefix,
+            &self.locks,
+        ]
+    }
+
     /// STRING holding the id of the job created with idempotency `key`.
     #[must_use]
     pub fn idempotency(&self, key: &str) -> String {

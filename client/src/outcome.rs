@@ -355,17 +355,10 @@ impl Client {
                     .walk_ready(
                         &SCRIPTS.cancel_ready,
                         &[
-                            &k.ready,
-                            &k.jobs,
-                            &k.errors,
-                            &k.history,
-                            &k.keep,
-                            &k.cancels,
-                            &k.waiters,
-                            &k.stats,
-                            &k.outcome_prefix,
-                            &k.locks,
-                        ],
+                            [k.ready.as_str(), &k.jobs, &k.errors, &k.stats].as_slice(),
+                            &k.finishing(),
+                        ]
+                        .concat(),
                         &[&channel],
                         id,
                         "cancel ready",
@@ -451,7 +444,7 @@ impl Client {
         for (i, reply) in replies.into_iter().enumerate() {
             placed.push((i, decode_status(&keys[i], id, &reply)?));
         }
-        self.resolve(&keys, id, register, placed).await
+        self.resolve(&keys, id, placed).await
     }
 
     /// Picks the answer among the queues' replies; a job no script placed
@@ -461,7 +454,6 @@ impl Client {
         &self,
         keys: &[QueueKeys],
         id: &str,
-        register: bool,
         mut placed: Vec<(usize, Placed)>,
     ) -> Result<JobStatus> {
         for attempt in 0..3 {
@@ -495,7 +487,6 @@ impl Client {
                 placed.push((i, decode_status(&keys[i], id, &reply)?));
             }
         }
-        let _ = register;
         Ok(JobStatus::unknown(id))
     }
 

@@ -11,6 +11,7 @@
 //! to read the status again. Jobs nobody waits for cost nothing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,7 @@ type Pending = HashMap<String, Vec<(u64, oneshot::Sender<Signal>)>>;
 #[derive(Default)]
 pub(crate) struct Waiters {
     pending: Mutex<Pending>,
-    next: Mutex<u64>,
+    next: AtomicU64,
     /// `true` while the task's subscription is confirmed; `None` when no
     /// task runs.
     running: Mutex<Option<watch::Receiver<bool>>>,
@@ -62,14 +63,7 @@ impl Waiters {
 
     fn add(&self, id: &str) -> (u64, oneshot::Receiver<Signal>) {
         let (tx, rx) = oneshot::channel();
-        let n = {
-            let mut next = self
-                .next
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *next += 1;
-            *next
-        };
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.lock().entry(id.to_owned()).or_default().push((n, tx));
         (n, rx)
     }
@@ -153,19 +147,19 @@ impl Client {
         let keys = self.queue_keys(&queue)?;
         loop {
             self.ensure_subscribed().await?;
-            let (n, rx) = self.inner_waiters().add(id.as_str());
+            let (n, rx) = self.waiters().add(id.as_str());
             let now = self
                 .status_registering(Some(&queue), id.as_str(), true)
                 .await;
             let now = match now {
                 Ok(s) => s,
                 Err(e) => {
-                    self.inner_waiters().remove(id.as_str(), n);
+                    self.waiters().remove(id.as_str(), n);
                     return Err(e);
                 }
             };
             if now.status.is_terminal() || now.status == Status::Unknown {
-                self.inner_waiters().remove(id.as_str(), n);
+                self.waiters().remove(id.as_str(), n);
                 self.unregister(&keys, id.as_str()).await;
                 return Ok(now);
             }
@@ -187,7 +181,7 @@ impl Client {
                     self.unregister(&keys, id.as_str()).await;
                 }
                 Err(_) => {
-                    self.inner_waiters().remove(id.as_str(), n);
+                    self.waiters().remove(id.as_str(), n);
                     self.unregister(&keys, id.as_str()).await;
                     return self.status_in(&queue, id).await;
                 }
@@ -210,7 +204,7 @@ impl Client {
     async fn ensure_subscribed(&self) -> Result<()> {
         let mut ready = {
             let mut running = self
-                .inner_waiters()
+                .waiters()
                 .running
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -236,16 +230,12 @@ impl Client {
             }),
         }
     }
-
-    fn inner_waiters(&self) -> &Arc<Waiters> {
-        self.waiters()
-    }
 }
 
 /// The subscription task: (re)subscribes, hands messages to the waits, and
 /// stops after [`IDLE_STOP`] without any.
 async fn listen(client: Client, up: watch::Sender<bool>) {
-    let waiters = Arc::clone(client.inner_waiters());
+    let waiters = Arc::clone(client.waiters());
     let channel = client.global_keys().finished_channel.clone();
     let mut idle_since = Instant::now();
     loop {
@@ -300,12 +290,12 @@ async fn listen(client: Client, up: watch::Sender<bool>) {
 fn stop(client: &Client, up: &watch::Sender<bool>) {
     let _ = up.send(false);
     *client
-        .inner_waiters()
+        .waiters()
         .running
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     // A wait that registered in between gets a fresh task via Recheck.
-    client.inner_waiters().recheck_all();
+    client.waiters().recheck_all();
 }
 
 #[cfg(test)]

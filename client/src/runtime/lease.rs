@@ -184,21 +184,17 @@ fn fail_cmd(c: &Completion, retention: crate::Retention, channel: &str) -> Optio
         Outcome::Dead { error } => ("dead", 0, error),
     };
     let k = &c.keys;
-    let mut cmd = SCRIPTS.fail.cmd(&[
-        &k.active,
+    let mut keys = vec![
+        k.active.as_str(),
         &k.jobs,
         &k.leases,
         &k.errors,
         &k.retry,
         &k.dead,
         &k.stats,
-        &k.history,
-        &k.keep,
-        &k.cancels,
-        &k.waiters,
-        &k.outcome_prefix,
-        &k.locks,
-    ]);
+    ];
+    keys.extend(k.finishing());
+    let mut cmd = SCRIPTS.fail.cmd(&keys);
     cmd.arg(c.id.as_str())
         .arg(c.token.as_str())
         .arg(mode)
@@ -287,19 +283,15 @@ impl Runtime {
             .filter(|(_, c)| c.outcome.is_success())
             .map(|(i, c)| (i, &c.keys));
         for (keys, idx) in by_queue(acks) {
-            let mut cmd = SCRIPTS.ack.cmd(&[
-                &keys.active,
+            let mut key_list = vec![
+                keys.active.as_str(),
                 &keys.jobs,
                 &keys.leases,
                 &keys.errors,
                 &keys.stats,
-                &keys.history,
-                &keys.keep,
-                &keys.cancels,
-                &keys.waiters,
-                &keys.outcome_prefix,
-                &keys.locks,
-            ]);
+            ];
+            key_list.extend(keys.finishing());
+            let mut cmd = SCRIPTS.ack.cmd(&key_list);
             cmd.arg(channel).arg(idx.len());
             for &i in &idx {
                 cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
@@ -454,21 +446,17 @@ impl Runtime {
     pub async fn release(&self, jobs: &LeaseList) -> Result<u64> {
         let released: Vec<u64> = self
             .per_queue("release", jobs, |keys| {
-                let mut cmd = SCRIPTS.release.cmd(&[
-                    &keys.active,
+                let mut key_list = vec![
+                    keys.active.as_str(),
                     &keys.jobs,
                     &keys.leases,
                     &keys.ready,
                     &keys.wake,
                     &keys.errors,
                     &keys.stats,
-                    &keys.history,
-                    &keys.keep,
-                    &keys.cancels,
-                    &keys.waiters,
-                    &keys.outcome_prefix,
-                    &keys.locks,
-                ]);
+                ];
+                key_list.extend(keys.finishing());
+                let mut cmd = SCRIPTS.release.cmd(&key_list);
                 cmd.arg(&self.client.global_keys().finished_channel);
                 cmd
             })

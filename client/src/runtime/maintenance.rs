@@ -49,8 +49,8 @@ impl Runtime {
     /// [`Error::Redis`].
     pub async fn reap(&self, keys: &QueueKeys, limit: usize) -> Result<ReapReport> {
         let retention = self.client.retention();
-        let mut cmd = SCRIPTS.reap.cmd(&[
-            &keys.active,
+        let mut key_list = vec![
+            keys.active.as_str(),
             &keys.jobs,
             &keys.leases,
             &keys.errors,
@@ -58,13 +58,9 @@ impl Runtime {
             &keys.dead,
             &keys.wake,
             &keys.stats,
-            &keys.history,
-            &keys.keep,
-            &keys.cancels,
-            &keys.waiters,
-            &keys.outcome_prefix,
-            &keys.locks,
-        ]);
+        ];
+        key_list.extend(keys.finishing());
+        let mut cmd = SCRIPTS.reap.cmd(&key_list);
         cmd.arg(limit.max(1))
             .arg(retention.dead_max_jobs)
             .arg(retention.error_history)

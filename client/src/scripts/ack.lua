@@ -21,9 +21,7 @@
 -- Returns one integer per id/token pair: 1 acknowledged, 0 lease lost
 -- (nothing changed), 2 ended cancelled.
 local now = spool_now()
-local q = {jobs = KEYS[2], errors = KEYS[4], history = KEYS[6], keep = KEYS[7],
-  cancels = KEYS[8], waiters = KEYS[9], stats = KEYS[5], outcome = KEYS[10], channel = ARGV[1],
-  locks = KEYS[11]}
+local q = spool_finishing(6, KEYS[2], KEYS[4], KEYS[5], ARGV[1])
 local n = tonumber(ARGV[2])
 local out, acked, leases_of = {}, {}, {}
 local ids = {}

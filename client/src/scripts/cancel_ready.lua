@@ -5,8 +5,8 @@
 -- cancel.lua. A job fetched meanwhile is not there: the caller asks
 -- cancel.lua again.
 --
--- KEYS[1] ready  KEYS[2] jobs  KEYS[3] errors  KEYS[4] history  KEYS[5] keep
--- KEYS[6] cancels  KEYS[7] waiters  KEYS[8] stats  KEYS[9] outcome key prefix
+-- KEYS[1] ready  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats  KEYS[5] history
+-- KEYS[6] keep  KEYS[7] cancels  KEYS[8] waiters  KEYS[9] outcome key prefix
 -- KEYS[10] locks
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- ARGV[4] finished channel
@@ -17,9 +17,7 @@ local found, seen = spool_find_ready(KEYS[1], id, tonumber(ARGV[2]), tonumber(AR
 if not found or redis.call('LREM', KEYS[1], -1, found) == 0 then
   return {0, seen}
 end
-local q = {jobs = KEYS[2], errors = KEYS[3], history = KEYS[4], keep = KEYS[5],
-  cancels = KEYS[6], waiters = KEYS[7], stats = KEYS[8], outcome = KEYS[9], channel = ARGV[4],
-  locks = KEYS[10]}
+local q = spool_finishing(5, KEYS[2], KEYS[3], KEYS[4], ARGV[4])
 local _, attempt = spool_head(found)
 spool_cancelled(q, id, found, nil, attempt or '0', now)
 return {1, seen}

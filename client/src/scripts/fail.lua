@@ -22,9 +22,7 @@
 -- 3 cancelled.
 local now = spool_now()
 local now_s = spool_int(now)
-local q = {jobs = KEYS[2], errors = KEYS[4], history = KEYS[8], keep = KEYS[9],
-  cancels = KEYS[10], waiters = KEYS[11], stats = KEYS[7], outcome = KEYS[12], channel = ARGV[8],
-  locks = KEYS[13]}
+local q = spool_finishing(8, KEYS[2], KEYS[4], KEYS[7], ARGV[8])
 local id, token = ARGV[1], ARGV[2]
 local lease = redis.call('HGET', KEYS[3], id)
 if not lease or spool_lease_token(lease) ~= token then

@@ -271,6 +271,17 @@ end
 -- history, keep, cancels, waiters, stats, outcome (the outcome key prefix)
 -- and channel (the namespace's finished channel).
 
+-- The keys a script that ends jobs works with (`q` below): its jobs,
+-- errors and stats keys, the finished channel, and the side hashes, which
+-- every such script receives as one block of KEYS starting at `first`
+-- (`QueueKeys::finishing` in keys.rs): history, keep, cancels, waiters,
+-- the outcome key prefix, locks.
+local function spool_finishing(first, jobs, errors, stats, channel)
+  return {jobs = jobs, errors = errors, stats = stats, channel = channel,
+    history = KEYS[first], keep = KEYS[first + 1], cancels = KEYS[first + 2],
+    waiters = KEYS[first + 3], outcome = KEYS[first + 4], locks = KEYS[first + 5]}
+end
+
 -- Writes the outcome of job `id` if it keeps one (`keep`: its retention in
 -- ms, or nil to look it up in the `keep` hash): state, attempts allowed,
 -- type, result or last error, and the timeline (whose first and last entries

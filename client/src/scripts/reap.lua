@@ -16,9 +16,7 @@
 -- Returns {returned_to_ready, moved_to_dead}.
 local now = spool_now()
 local now_s = spool_int(now)
-local q = {jobs = KEYS[2], errors = KEYS[4], history = KEYS[9], keep = KEYS[10],
-  cancels = KEYS[11], waiters = KEYS[12], stats = KEYS[8], outcome = KEYS[13], channel = ARGV[4],
-  locks = KEYS[14]}
+local q = spool_finishing(9, KEYS[2], KEYS[4], KEYS[8], ARGV[4])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local to_ready, to_dead = 0, 0
 for _, id in ipairs(expired) do

@@ -14,9 +14,7 @@
 -- Returns the number of jobs handed back.
 local now = spool_now()
 local now_s = spool_int(now)
-local q = {jobs = KEYS[2], errors = KEYS[6], history = KEYS[8], keep = KEYS[9],
-  cancels = KEYS[10], waiters = KEYS[11], stats = KEYS[7], outcome = KEYS[12], channel = ARGV[1],
-  locks = KEYS[13]}
+local q = spool_finishing(8, KEYS[2], KEYS[6], KEYS[7], ARGV[1])
 local released = 0
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
