@@ -554,7 +554,7 @@ impl Client {
     }
 }
 
-/// An `enqueue.lua` call: always 7 keys (the uniqueness key's place holds
+/// An `enqueue.lua` call: always 6 keys (the uniqueness key's place holds
 /// another key of the queue when there is none).
 fn enqueue_cmd(
     keys: &QueueKeys,
@@ -567,8 +567,7 @@ fn enqueue_cmd(
         keys.wake.as_str(),
         keys.scheduled.as_str(),
         keys.jobs.as_str(),
-        idem.as_deref().unwrap_or(keys.keep.as_str()),
-        keys.keep.as_str(),
+        idem.as_deref().unwrap_or(keys.locks.as_str()),
         keys.locks.as_str(),
     ];
     let mut cmd = SCRIPTS.enqueue.cmd(&key_list);

@@ -88,16 +88,16 @@ pub struct QueueKeys {
     /// `[at_ms, state, attempt, worker, error]`), written by every script
     /// that moves the job off the hot path; gone with the job.
     pub history: String,
-    /// HASH job id → outcome retention in ms, for live jobs that keep their
-    /// outcome when they finish.
-    pub keep: String,
     /// HASH job id → lease token whose run was asked to cancel.
     pub cancels: String,
     /// HASH job id → number of `wait` calls registered for it: the scripts
     /// that finish a job announce it on the finished channel only then.
     pub waiters: String,
-    /// Prefix of the per-job outcome keys (STRING, JSON, with a TTL).
-    pub outcome_prefix: String,
+    /// ZSET indexing the buckets of kept outcomes by the end of their
+    /// retention (member and score: the end, Redis ms). Bucket `<end>` is
+    /// the HASH `<outcomes>:<end>`: job id → outcome (a JSON array, see
+    /// docs/PROTOCOL.md) for the outcomes whose retention ends by then.
+    pub outcomes: String,
     /// HASH job id → `s` (until started) or `f` (until finished) + the
     /// uniqueness key the job holds.
     pub locks: String,
@@ -126,35 +126,33 @@ impl QueueKeys {
             paused: key("paused"),
             stats: key("stats"),
             history: key("history"),
-            keep: key("keep"),
             cancels: key("cancels"),
             waiters: key("waiters"),
-            outcome_prefix: key("outcome:"),
+            outcomes: key("outcomes"),
             locks: key("locks"),
             idempotency_prefix: key("idem:"),
             cron_prefix: key("cron:"),
         }
     }
 
-    /// STRING (JSON, expires with the retention) holding the outcome of a
-    /// finished job that keeps it.
+    /// HASH (job id → outcome) of the kept outcomes whose retention ends
+    /// at `end_ms` (see [`QueueKeys::outcomes`]).
     #[must_use]
-    pub fn outcome(&self, id: &str) -> String {
-        format!("{}{id}", self.outcome_prefix)
+    pub fn outcome_bucket(&self, end_ms: i64) -> String {
+        format!("{}:{end_ms}", self.outcomes)
     }
 
     /// The side hashes every script that ends jobs (ack, fail, reap,
     /// release, `cancel_ready`) takes as one block of KEYS, in this order
-    /// (`spool_finishing` in prelude.lua): history, keep, cancels, waiters,
-    /// the outcome key prefix, locks.
+    /// (`spool_finishing` in prelude.lua): history, cancels, waiters,
+    /// outcomes, locks.
     #[must_use]
-    pub fn finishing(&self) -> [&str; 6] {
+    pub fn finishing(&self) -> [&str; 5] {
         [
             &self.history,
-            &self.keep,
             &self.cancels,
             &self.waiters,
-            &self.outcome_prefix,
+            &self.outcomes,
             &self.locks,
         ]
     }
@@ -265,16 +263,15 @@ mod tests {
             &k.paused,
             &k.stats,
             &k.history,
-            &k.keep,
             &k.cancels,
             &k.waiters,
-            &k.outcome_prefix,
+            &k.outcomes,
             &k.locks,
         ] {
             assert!(key.starts_with("spool:{emails}:"), "{key}");
         }
         assert_eq!(k.idempotency("abc"), "spool:{emails}:idem:abc");
-        assert_eq!(k.outcome("j1"), "spool:{emails}:outcome:j1");
+        assert_eq!(k.outcome_bucket(7), "spool:{emails}:outcomes:7");
         assert_eq!(k.cron_state("nightly"), "spool:{emails}:cron:nightly");
         assert_eq!(k.cron_tick("nightly", 42), "spool:{emails}:cron:nightly:42");
         assert_eq!(k.cron_run_now("nightly"), "spool:{emails}:cron:nightly:now");

@@ -200,27 +200,6 @@ pub enum CancelResult {
     NotFound,
 }
 
-/// A kept outcome as `spool_write_outcome` (prelude.lua) writes it.
-/// The timeline's first entry gives when the job was enqueued, its last
-/// when it finished and its runs (older outcomes also carry them as fields).
-#[derive(Deserialize)]
-struct StoredOutcome {
-    state: String,
-    #[serde(default)]
-    attempt: Option<u32>,
-    max_attempts: u32,
-    #[serde(default)]
-    enqueued_ms: Option<i64>,
-    #[serde(default)]
-    finished_ms: Option<i64>,
-    #[serde(rename = "type")]
-    job_type: Option<String>,
-    result: Option<Box<RawValue>>,
-    error: Option<String>,
-    #[serde(default)]
-    history: Option<Box<RawValue>>,
-}
-
 /// Decodes a timeline written by the scripts; entries that do not have the
 /// shape are skipped (never an error: anyone may have written it).
 pub(crate) fn decode_history(raw: &[u8]) -> Vec<HistoryEntry> {
@@ -247,14 +226,75 @@ pub(crate) fn decode_history(raw: &[u8]) -> Vec<HistoryEntry> {
         .collect()
 }
 
+/// A kept outcome as the scripts write it (docs/PROTOCOL.md): the JSON
+/// array `[finished_ms, state, attempts, ran_ms, waited_ms, type, result,
+/// error, timeline, max_attempts]`, trailing elements left out when null.
+/// Without a timeline, `ran_ms` and `waited_ms` (the run's length, and the
+/// wait before it) stand for the timeline of a job that ran once.
+/// `None` when the value does not have that shape.
+fn decode_outcome(k: &QueueKeys, id: &str, raw: &[u8], ttl_ms: Option<i64>) -> Option<JobStatus> {
+    let parts: Vec<Box<RawValue>> = serde_json::from_slice(raw).ok()?;
+    let part = |i: usize| parts.get(i).filter(|p| p.get() != "null");
+    let of =
+        |i: usize| part(i).and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok());
+    let finished_ms = of(0)?.as_i64()?;
+    let state = of(1)?.as_str().and_then(Status::parse)?;
+    let attempt = of(2)
+        .and_then(|v| v.as_u64())
+        .and_then(|a| u32::try_from(a).ok());
+    let max_attempts = of(9)
+        .and_then(|v| v.as_u64())
+        .and_then(|a| u32::try_from(a).ok());
+    let history = match (
+        part(8),
+        of(3).and_then(|v| v.as_i64()),
+        of(4).and_then(|v| v.as_i64()),
+    ) {
+        (Some(timeline), _, _) => decode_history(timeline.get().as_bytes()),
+        (None, Some(ran), Some(waited)) => {
+            let runs = attempt.unwrap_or(1);
+            let entry = |at_ms: i64, state: &str, attempt: u32| HistoryEntry {
+                at_ms,
+                state: state.to_owned(),
+                attempt,
+                worker: None,
+                error: None,
+            };
+            vec![
+                entry(finished_ms - ran - waited, "ready", runs.saturating_sub(1)),
+                entry(finished_ms - ran, "active", runs),
+                entry(finished_ms, state.as_str(), runs),
+            ]
+        }
+        _ => Vec::new(),
+    };
+    Some(JobStatus {
+        id: JobId::from(id),
+        queue: Some(k.queue.clone()),
+        status: state,
+        job_type: of(5).and_then(|v| v.as_str().map(str::to_owned)),
+        attempt: attempt.or_else(|| history.last().map(|h| h.attempt)),
+        max_attempts,
+        enqueued_ms: history.first().map(|h| h.at_ms),
+        at_ms: None,
+        started_ms: None,
+        finished_ms: Some(finished_ms),
+        worker: None,
+        cancel_requested: false,
+        last_error: of(7).and_then(|v| v.as_str().map(str::to_owned)),
+        result: part(6).cloned(),
+        history,
+        outcome_expires_in: ttl_ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+    })
+}
+
 /// `status.lua`'s answer.
 enum Placed {
     Live(Box<JobStatus>),
     Outcome(Box<JobStatus>),
-    /// Not placed by the script; `true` when the job keeps its outcome
-    /// (then it is ready). Carries the stored timeline and errors.
+    /// Not placed by the script (ready, or unknown). Carries the stored
+    /// timeline and errors.
     Unplaced {
-        keeps: bool,
         history: Option<Vec<u8>>,
         errors: Option<Vec<u8>>,
     },
@@ -378,8 +418,7 @@ impl Client {
 
     /// `cancel.lua` on one queue.
     async fn cancel_placed(&self, k: &QueueKeys, id: &str) -> Result<CancelResult> {
-        let outcome_key = k.outcome(id);
-        let mut keys = placement_keys(k, &outcome_key);
+        let mut keys = placement_keys(k);
         keys.extend([k.stats.as_str(), k.locks.as_str()]);
         let mut cmd = SCRIPTS.cancel.cmd(&keys);
         let g = self.global_keys();
@@ -449,43 +488,32 @@ impl Client {
 
     /// Picks the answer among the queues' replies; a job no script placed
     /// is looked for in the ready lists, and when that walk misses it (a
-    /// worker fetched it meanwhile) its queue is asked once more.
+    /// worker fetched it meanwhile) the queues are asked once more.
     async fn resolve(
         &self,
         keys: &[QueueKeys],
         id: &str,
         mut placed: Vec<(usize, Placed)>,
     ) -> Result<JobStatus> {
-        for attempt in 0..3 {
-            if let Some(found) = self.pick(keys, id, &mut placed).await? {
-                return Ok(found);
-            }
-            let keeps: Vec<usize> = placed
-                .iter()
-                .filter(|(_, p)| matches!(p, Placed::Unplaced { keeps: true, .. }))
-                .map(|(i, _)| *i)
-                .collect();
-            // An untracked job that moved between the two looks is asked
-            // for once more; a job that keeps its outcome until it is placed.
-            let again: Vec<usize> = if keeps.is_empty() && attempt == 0 {
-                (0..keys.len()).collect()
-            } else {
-                keeps
-            };
-            if again.is_empty() {
-                break;
-            }
-            let mut pipe = redis::pipe();
-            for &i in &again {
-                pipe.add_command(status_cmd(&keys[i], id, false));
-            }
-            let replies: Vec<Vec<redis::Value>> = scripts::run(&mut self.connection(), &pipe)
-                .await
-                .map_err(Error::redis("status"))?;
-            placed = Vec::new();
-            for (i, reply) in again.into_iter().zip(replies) {
-                placed.push((i, decode_status(&keys[i], id, &reply)?));
-            }
+        if let Some(found) = self.pick(keys, id, &mut placed).await? {
+            return Ok(found);
+        }
+        if keys.is_empty() {
+            return Ok(JobStatus::unknown(id));
+        }
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.add_command(status_cmd(k, id, false));
+        }
+        let replies: Vec<Vec<redis::Value>> = scripts::run(&mut self.connection(), &pipe)
+            .await
+            .map_err(Error::redis("status"))?;
+        let mut placed = Vec::new();
+        for (i, reply) in replies.into_iter().enumerate() {
+            placed.push((i, decode_status(&keys[i], id, &reply)?));
+        }
+        if let Some(found) = self.pick(keys, id, &mut placed).await? {
+            return Ok(found);
         }
         Ok(JobStatus::unknown(id))
     }
@@ -509,12 +537,8 @@ impl Client {
                 return Ok(Some((**s).clone()));
             }
         }
-        placed.sort_by_key(|(_, p)| !matches!(p, Placed::Unplaced { keeps: true, .. }));
         for (i, p) in placed.iter() {
-            let Placed::Unplaced {
-                history, errors, ..
-            } = p
-            else {
+            let Placed::Unplaced { history, errors } = p else {
                 continue;
             };
             if let Some(raw) = self.admin().find_ready(&keys[*i], id).await? {
@@ -532,10 +556,10 @@ impl Client {
 }
 
 /// The keys `status.lua` and `cancel.lua` both start with: everything that
-/// places a job (its outcome key, sets, lease, side hashes).
-fn placement_keys<'a>(k: &'a QueueKeys, outcome_key: &'a str) -> Vec<&'a str> {
+/// places a job (the kept outcomes, sets, lease, side hashes).
+fn placement_keys(k: &QueueKeys) -> Vec<&str> {
     vec![
-        outcome_key,
+        &k.outcomes,
         &k.jobs,
         &k.leases,
         &k.active,
@@ -544,15 +568,13 @@ fn placement_keys<'a>(k: &'a QueueKeys, outcome_key: &'a str) -> Vec<&'a str> {
         &k.dead,
         &k.errors,
         &k.history,
-        &k.keep,
         &k.cancels,
         &k.waiters,
     ]
 }
 
 fn status_cmd(k: &QueueKeys, id: &str, register: bool) -> redis::Cmd {
-    let outcome_key = k.outcome(id);
-    let mut cmd = SCRIPTS.status.cmd(&placement_keys(k, &outcome_key));
+    let mut cmd = SCRIPTS.status.cmd(&placement_keys(k));
     cmd.arg(id)
         .arg(u8::from(register))
         .arg(STATUS_RECORD_PREFIX);
@@ -614,37 +636,17 @@ fn decode_status(k: &QueueKeys, id: &str, reply: &[redis::Value]) -> Result<Plac
         "live" => Ok(decode_live(k, id, reply)),
         "outcome" => {
             let raw = bytes(reply.get(1)).unwrap_or_default();
-            let o: StoredOutcome = serde_json::from_slice(&raw).map_err(|e| Error::Decode {
-                what: format!("kept outcome of job {id} in queue {}", k.queue),
-                reason: e.to_string(),
-            })?;
             let ttl = int(reply.get(2)).filter(|ms| *ms >= 0);
-            let history = o
-                .history
-                .map(|h| decode_history(h.get().as_bytes()))
-                .unwrap_or_default();
-            Ok(Placed::Outcome(Box::new(JobStatus {
-                id: JobId::from(id),
-                queue: Some(k.queue.clone()),
-                status: Status::parse(&o.state).unwrap_or(Status::Unknown),
-                job_type: o.job_type,
-                attempt: o.attempt.or_else(|| history.last().map(|h| h.attempt)),
-                max_attempts: Some(o.max_attempts),
-                enqueued_ms: o.enqueued_ms.or_else(|| history.first().map(|h| h.at_ms)),
-                at_ms: None,
-                started_ms: None,
-                finished_ms: o.finished_ms.or_else(|| history.last().map(|h| h.at_ms)),
-                worker: None,
-                cancel_requested: false,
-                last_error: o.error,
-                result: o.result,
-                history,
-                outcome_expires_in: ttl
-                    .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
-            })))
+            let status = decode_outcome(k, id, &raw, ttl).ok_or_else(|| Error::Decode {
+                what: format!("kept outcome of job {id} in queue {}", k.queue),
+                reason: format!(
+                    "not Spool's outcome array: {}",
+                    String::from_utf8_lossy(&raw[..raw.len().min(200)])
+                ),
+            })?;
+            Ok(Placed::Outcome(Box::new(status)))
         }
-        "pending" | "absent" => Ok(Placed::Unplaced {
-            keeps: kind == "pending",
+        "absent" => Ok(Placed::Unplaced {
             history: bytes(reply.get(1)),
             errors: bytes(reply.get(2)),
         }),

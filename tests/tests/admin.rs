@@ -427,6 +427,7 @@ async fn stored_error_text_is_capped_at_a_char_boundary() {
             outcome: Outcome::Dead {
                 error: text.clone(),
             },
+            run: None,
         }])
         .await
         .unwrap();

@@ -274,9 +274,15 @@ async fn missed_ticks_fire_once_within_grace_and_are_skipped_beyond_it() {
     assert_eq!(b.skipped, 60, "{b:?}");
     assert_eq!(b.last_skipped_ms, Some(r.redis_now_ms / 10_000 * 10_000));
     assert_eq!(b.last_run_ms, None);
-    // Handled: a second pass right away does nothing more.
+    // Handled: a second pass right away replays nothing. "within" ticks
+    // every second, so a pass that lands in a later second (a slow
+    // machine) handles the ticks of those seconds, and only those.
     let again = cron.run_once().await.unwrap();
-    assert_eq!((again.fired, again.skipped), (0, 0));
+    let new_seconds = again.redis_now_ms / 1000 - r.redis_now_ms / 1000;
+    assert!(
+        u64::try_from(new_seconds).unwrap() >= again.fired + again.skipped,
+        "{again:?} after {r:?}"
+    );
 }
 
 /// Issue 9 item 7, through the scripts on a real Redis: Berlin springs

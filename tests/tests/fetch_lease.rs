@@ -56,6 +56,7 @@ async fn expired_lease_is_fenced_against_the_stale_worker() {
         id: id.clone(),
         token: token.clone(),
         outcome,
+        run: None,
     };
     let stale_tries = [
         completion(&stale.token, Outcome::Ack),
@@ -161,6 +162,7 @@ async fn late_ack_of_a_stale_worker_changes_nothing() {
         id: a.id.clone(),
         token: a.token.clone(),
         outcome: Outcome::Ack,
+        run: None,
     };
     assert_eq!(
         env.client.runtime().complete(&[late]).await.unwrap(),
@@ -434,6 +436,7 @@ async fn extend_tells_an_acked_lease_from_a_taken_one() {
         id: job.id.clone(),
         token: job.token.clone(),
         outcome: Outcome::Ack,
+        run: None,
     };
     assert_eq!(rt.complete(&[done]).await.unwrap(), vec![Applied::Acked]);
     let lost = rt.extend(Duration::from_secs(30), &lease).await.unwrap();

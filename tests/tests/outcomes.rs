@@ -166,7 +166,8 @@ async fn status_follows_a_job_through_its_states_and_keeps_its_result() {
     assert_eq!(s.attempt, Some(1));
     let states: Vec<&str> = s.history.iter().map(|h| h.state.as_str()).collect();
     assert_eq!(states, ["ready", "active", "done"]);
-    assert!(s.history[1].worker.is_some());
+    // The short form of a job that ran once names no worker (PROTOCOL.md).
+    assert_eq!(s.history[1].worker, None);
     assert!(s.history.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
     assert!(s.outcome_expires_in.unwrap() > Duration::from_secs(500));
 
@@ -190,7 +191,8 @@ async fn status_follows_a_job_through_its_states_and_keeps_its_result() {
             .status,
         Status::Done
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Kept at least 300 ms, and at most one bucket window (128 ms) longer.
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(c.status(&short).await.unwrap().status, Status::Unknown);
     running.stop().await;
 }
@@ -425,6 +427,7 @@ fn completion(
         id: job.id.clone(),
         token: job.token.clone(),
         outcome,
+        run: spool_client::runtime::RunFacts::of(job),
     }
 }
 
@@ -612,4 +615,267 @@ async fn a_wait_ends_when_an_operator_deletes_the_job() {
         assert_eq!(status, Status::Unknown);
         assert!(took < Duration::from_secs(5), "{took:?}");
     }
+}
+
+/// The members of a queue's outcome index and, per bucket, whether it
+/// holds `id` and its TTL (ms).
+async fn buckets(env: &TestEnv, queue: &str, id: &JobId) -> Vec<(i64, bool, i64)> {
+    let keys = env.client.queue_keys(queue).expect("redis answers");
+    let mut raw = env.raw().await;
+    let ends: Vec<i64> = redis::cmd("ZRANGE")
+        .arg(&keys.outcomes)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .expect("redis answers");
+    let mut out = Vec::new();
+    for end in ends {
+        let bucket = keys.outcome_bucket(end);
+        let holds: bool = redis::cmd("HEXISTS")
+            .arg(&bucket)
+            .arg(id.as_str())
+            .query_async(&mut raw)
+            .await
+            .expect("redis answers");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&bucket)
+            .query_async(&mut raw)
+            .await
+            .expect("redis answers");
+        out.push((end, holds, ttl));
+    }
+    out
+}
+
+/// Enqueues an `Add` keeping its outcome for `keep` and leases it as `w-1`.
+async fn enqueue_and_lease(
+    c: &spool_client::Client,
+    keys: &Arc<spool_client::runtime::QueueKeys>,
+    keep: Duration,
+) -> (JobId, spool_client::runtime::LeasedJob) {
+    let id = c
+        .enqueue_with(
+            &Add { a: 1, b: 2 },
+            EnqueueOptions::new().keep_outcome(keep),
+        )
+        .await
+        .expect("enqueued")
+        .id;
+    let run = c
+        .runtime()
+        .fetch(keys, 1, Duration::from_secs(30), "w-1")
+        .await
+        .expect("fetched")
+        .pop()
+        .expect("a job");
+    assert_eq!(run.id, id);
+    (id, run)
+}
+
+/// Kept outcomes are fields of per-queue buckets indexed by the end of
+/// their retention: readers stop seeing one when its bucket ends, the
+/// trimmer unlinks ended buckets, and Redis expires a bucket on its own
+/// later (when no trimmer runs). A job that keeps nothing writes nothing.
+#[tokio::test]
+async fn outcome_buckets_end_with_their_retention_and_the_trimmer_unlinks_them() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let rt = c.runtime();
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+
+    let (plain, run) = enqueue_and_lease(c, &keys, Duration::ZERO).await;
+    assert_eq!(spool_client::runtime::RunFacts::of(&run), None);
+    rt.complete(&[completion(&keys, &run, Outcome::Ack)])
+        .await
+        .unwrap();
+    assert!(buckets(&env, "default", &plain).await.is_empty());
+
+    let before = Instant::now();
+    let (id, run) = enqueue_and_lease(c, &keys, Duration::from_millis(700)).await;
+    let returned = Outcome::Returned {
+        result: Ok(r#"{"total":3}"#.into()),
+    };
+    rt.complete(&[completion(&keys, &run, returned)])
+        .await
+        .unwrap();
+    let s = c.status(&id).await.unwrap();
+    assert_eq!(s.status, Status::Done);
+    assert_eq!(c.result::<Add>(&id).await.unwrap(), Some(Sum { total: 3 }));
+    let held = buckets(&env, "default", &id).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    let (end, holds, ttl) = held[0];
+    assert!(holds);
+    assert!(end >= s.finished_ms.unwrap() + 700, "{end} {s:?}");
+    // Expiry is a fallback well after the end (the trimmer comes first).
+    assert!(ttl > 60_000, "{ttl}");
+    let left = s.outcome_expires_in.unwrap();
+    assert!(left <= Duration::from_millis(700 + 128), "{left:?}");
+
+    // Once the bucket has ended the outcome is gone for readers, although
+    // the bucket is still there until the trimmer comes.
+    tokio::time::sleep(left + Duration::from_millis(50)).await;
+    assert!(before.elapsed() >= Duration::from_millis(700));
+    assert_eq!(c.status(&id).await.unwrap().status, Status::Unknown);
+    assert!(matches!(
+        c.cancel(&id).await.unwrap(),
+        CancelResult::NotFound
+    ));
+    assert_eq!(buckets(&env, "default", &id).await.len(), 1);
+    let trimmed = rt.trim(&keys).await.unwrap();
+    assert_eq!(trimmed.outcome_buckets_removed, 1);
+    assert!(buckets(&env, "default", &id).await.is_empty());
+    let mut raw = env.raw().await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(keys.outcome_bucket(end))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(!exists);
+}
+
+/// A job that retried and then succeeded keeps its whole timeline (with the
+/// worker of each run) and its result; retrying a dead job that kept its
+/// outcome removes that outcome until the job finishes again.
+#[tokio::test]
+async fn a_retried_job_keeps_its_whole_timeline_and_a_requeue_forgets_its_outcome() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let rt = c.runtime();
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let fetch = |worker: &'static str| {
+        let rt = rt.clone();
+        let keys = keys.clone();
+        async move {
+            rt.fetch(&keys, 1, Duration::from_secs(30), worker)
+                .await
+                .unwrap()
+                .pop()
+                .expect("a job")
+        }
+    };
+
+    let id = c.enqueue(&Add { a: 20, b: 22 }).await.unwrap();
+    let run = fetch("w-1").await;
+    let later = Outcome::Retry {
+        delay: Duration::ZERO,
+        error: "not yet".into(),
+    };
+    rt.complete(&[completion(&keys, &run, later)])
+        .await
+        .unwrap();
+    spool_worker::testing::promote_once(c, &["default"])
+        .await
+        .unwrap();
+    let run = fetch("w-2").await;
+    let returned = Outcome::Returned {
+        result: Ok(r#"{"total":42}"#.into()),
+    };
+    rt.complete(&[completion(&keys, &run, returned)])
+        .await
+        .unwrap();
+    let s = c.status(&id).await.unwrap();
+    assert_eq!(s.status, Status::Done);
+    assert_eq!((s.attempt, s.max_attempts), (Some(2), Some(25)));
+    assert_eq!(c.result::<Add>(&id).await.unwrap(), Some(Sum { total: 42 }));
+    let runs: Vec<(&str, Option<&str>)> = s
+        .history
+        .iter()
+        .map(|h| (h.state.as_str(), h.worker.as_deref()))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("ready", None),
+            ("active", Some("w-1")),
+            ("retry", None),
+            ("ready", None),
+            ("active", Some("w-2")),
+            ("done", None)
+        ]
+    );
+
+    // Dead with a kept outcome; retried from dead, the outcome goes.
+    let id = c.enqueue(&Doomed).await.unwrap();
+    let run = fetch("w-1").await;
+    let dead = Outcome::Dead {
+        error: "broken".into(),
+    };
+    rt.complete(&[completion(&keys, &run, dead)]).await.unwrap();
+    assert!(buckets(&env, "default", &id)
+        .await
+        .iter()
+        .any(|(_, holds, _)| *holds));
+    let moved = c
+        .admin()
+        .retry_jobs("default", spool_client::JobSet::Dead, &[id.as_str()])
+        .await
+        .unwrap();
+    assert_eq!(moved, 1);
+    assert!(!buckets(&env, "default", &id)
+        .await
+        .iter()
+        .any(|(_, holds, _)| *holds));
+    assert_eq!(c.status(&id).await.unwrap().status, Status::Ready);
+}
+
+/// Kept outcomes written by another program are read whatever they hold:
+/// the short form without optional parts, a full one, and garbage (an
+/// error naming the job, never a panic).
+#[tokio::test]
+async fn foreign_outcome_values_decode_or_fail_clearly() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    // Written raw: the queue is not even registered (status_in asks it).
+    let keys = c.queue_keys("default").unwrap();
+    let end = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+        + 600_000;
+    let mut raw = env.raw().await;
+    let short = JobId::new();
+    let full = JobId::new();
+    let bad = JobId::new();
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg(keys.outcome_bucket(end))
+        .arg(short.as_str())
+        .arg(r#"[1000,"done",1,5,10,"t"]"#)
+        .arg(full.as_str())
+        .arg(r#"[2000,"dead",3,null,null,"t",null,"boom",[[1,"ready",0],[2,"dead",3,"w","boom"]],3]"#)
+        .arg(bad.as_str())
+        .arg(b"\xff[not json".as_slice())
+        .ignore()
+        .cmd("ZADD")
+        .arg(&keys.outcomes)
+        .arg(end)
+        .arg(end)
+        .ignore()
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let s = c.status_in("default", &short).await.unwrap();
+    assert_eq!(s.status, Status::Done);
+    assert_eq!(s.finished_ms, Some(1000));
+    let at: Vec<i64> = s.history.iter().map(|h| h.at_ms).collect();
+    assert_eq!(at, [985, 995, 1000]);
+    assert_eq!(s.max_attempts, None);
+    let s = c.status_in("default", &full).await.unwrap();
+    assert_eq!(s.status, Status::Dead);
+    assert_eq!(s.last_error.as_deref(), Some("boom"));
+    assert_eq!((s.attempt, s.max_attempts), (Some(3), Some(3)));
+    assert_eq!(s.history.len(), 2);
+    let err = c.status_in("default", &bad).await.unwrap_err().to_string();
+    assert!(err.contains(bad.as_str()), "{err}");
+    assert!(matches!(
+        c.cancel_in("default", &short).await.unwrap(),
+        CancelResult::AlreadyFinished {
+            state: Status::Done,
+            ..
+        }
+    ));
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use spool_client::runtime::{Completion, LeasedJob, Outcome};
+use spool_client::runtime::{Completion, LeasedJob, Outcome, RunFacts};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -64,6 +64,7 @@ pub(crate) async fn execute(
     finished: &AtomicBool,
     deps: ExecutorDeps,
 ) {
+    let run_facts = RunFacts::of(&job);
     let LeasedJob {
         keys,
         id,
@@ -91,6 +92,7 @@ pub(crate) async fn execute(
         id,
         token,
         outcome,
+        run: run_facts,
     };
     if deps.completions.send(completion).await.is_err() {
         // Only possible if the completer died; the lease runs out and the

@@ -338,8 +338,7 @@ impl Admin {
                     &k.ready,
                     &k.wake,
                     &k.history,
-                    &k.keep,
-                    &k.outcome_prefix,
+                    &k.outcomes,
                 ],
                 "requeue",
             ),
@@ -350,7 +349,6 @@ impl Admin {
                     &k.jobs,
                     &k.errors,
                     &k.history,
-                    &k.keep,
                     &k.locks,
                     &k.waiters,
                 ],
@@ -397,7 +395,7 @@ impl Admin {
         let removed: Option<u64> = self
             .walk_ready(
                 &SCRIPTS.delete_ready,
-                &[&k.ready, &k.history, &k.keep, &k.locks, &k.waiters],
+                &[&k.ready, &k.history, &k.locks, &k.waiters],
                 &[&self.client.global_keys().finished_channel],
                 id,
                 "delete ready",

@@ -224,7 +224,7 @@ impl Admin {
         let k = self.client.queue_keys(queue)?;
         let mut cmd = SCRIPTS
             .clear_ready
-            .cmd(&[&k.ready, &k.history, &k.keep, &k.locks, &k.waiters]);
+            .cmd(&[&k.ready, &k.history, &k.locks, &k.waiters]);
         cmd.arg(&self.client.global_keys().finished_channel);
         self.write(&cmd, "clear ready").await
     }

@@ -99,6 +99,71 @@ pub struct Completion {
     pub token: LeaseToken,
     /// Ack, retry or dead.
     pub outcome: Outcome,
+    /// What a kept outcome needs from the run ([`RunFacts::of`]); `None`
+    /// when the job keeps no outcome (or its record did not decode).
+    pub run: Option<RunFacts>,
+}
+
+/// The facts of a run that `ack.lua` writes into the job's kept outcome,
+/// taken from the leased record so the script need not read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFacts {
+    /// How long the outcome is kept (ms), from the record.
+    pub keep_outcome_ms: u64,
+    /// The job type.
+    pub job_type: String,
+    /// Runs so far, this one included.
+    pub attempt: u32,
+    /// When the job last became ready (Redis ms).
+    pub enqueued_ms: i64,
+    /// When this run's lease was taken (Redis ms).
+    pub started_ms: i64,
+    /// When this process received the lease: the run's length is measured
+    /// from here to the ack (a duration, so no clock is mixed in).
+    pub received: std::time::Instant,
+}
+
+impl RunFacts {
+    /// The facts of `job`'s run when its record asks to keep its outcome.
+    #[must_use]
+    pub fn of(job: &LeasedJob) -> Option<Self> {
+        let record = job.record.as_ref().ok()?;
+        Some(Self {
+            keep_outcome_ms: record.keep_outcome_ms.filter(|ms| *ms > 0)?,
+            job_type: record.job_type.clone(),
+            attempt: record.attempt,
+            enqueued_ms: record.enqueued_ms,
+            started_ms: job.leased_at_ms,
+            received: std::time::Instant::now(),
+        })
+    }
+}
+
+/// `ack.lua`'s four arguments for a job that keeps its outcome: id,
+/// retention, and the parts and rest of the outcome's short form
+/// (docs/PROTOCOL.md): everything but the finish time, which is Redis's.
+fn ack_outcome_args(c: &Completion, cmd: &mut redis::Cmd) {
+    let Some(f) = &c.run else {
+        return;
+    };
+    let rest = match &c.outcome {
+        Outcome::Returned { result: Ok(json) } => format!(",{json}]"),
+        Outcome::Returned { result: Err(why) } => format!(
+            ",null,{}]",
+            serde_json::Value::from(wire::truncate_utf8(why, wire::ERROR_TEXT_MAX_BYTES))
+        ),
+        _ => "]".to_owned(),
+    };
+    cmd.arg(c.id.as_str())
+        .arg(f.keep_outcome_ms)
+        .arg(format!(
+            ",\"done\",{},{},{},{}",
+            f.attempt,
+            f.received.elapsed().as_millis(),
+            f.started_ms - f.enqueued_ms,
+            serde_json::Value::from(f.job_type.as_str())
+        ))
+        .arg(rest);
 }
 
 /// How a completion was applied.
@@ -297,19 +362,7 @@ impl Runtime {
                 cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
             }
             for &i in &idx {
-                // `r` + JSON, or `e` + why the value is not kept (ack.lua).
-                match &batch[i].outcome {
-                    Outcome::Returned { result: Ok(json) } => {
-                        cmd.arg(batch[i].id.as_str()).arg(format!("r{json}"));
-                    }
-                    Outcome::Returned { result: Err(why) } => {
-                        cmd.arg(batch[i].id.as_str()).arg(format!(
-                            "e{}",
-                            wire::truncate_utf8(why, wire::ERROR_TEXT_MAX_BYTES)
-                        ));
-                    }
-                    _ => {}
-                }
+                ack_outcome_args(&batch[i], &mut cmd);
             }
             pipe.add_command(cmd);
             plan.push(idx);

@@ -39,6 +39,8 @@ pub struct TrimReport {
     pub dead_removed: u64,
     /// Per-minute stats fields removed.
     pub stats_removed: u64,
+    /// Buckets of kept outcomes whose retention ended, unlinked.
+    pub outcome_buckets_removed: u64,
 }
 
 impl Runtime {
@@ -94,7 +96,8 @@ impl Runtime {
         })
     }
 
-    /// Applies retention to one queue: dead set caps and the stats window.
+    /// Applies retention to one queue: dead set caps, the stats window and
+    /// the kept outcomes whose retention ended.
     ///
     /// # Errors
     /// [`Error::Redis`].
@@ -106,19 +109,20 @@ impl Runtime {
             &keys.errors,
             &keys.stats,
             &keys.history,
-            &keys.keep,
+            &keys.outcomes,
         ]);
         cmd.arg(r.dead_max_jobs)
             .arg(duration_ms(r.dead_max_age))
             .arg(duration_ms(r.stats_window))
             .arg(TRIM_STATS_BATCH);
-        let (dead_removed, stats_removed): (u64, u64) =
+        let (dead_removed, stats_removed, outcome_buckets_removed): (u64, u64, u64) =
             scripts::run(&mut self.client.connection(), &cmd)
                 .await
                 .map_err(Error::redis("trim"))?;
         Ok(TrimReport {
             dead_removed,
             stats_removed,
+            outcome_buckets_removed,
         })
     }
 }

@@ -30,7 +30,9 @@ pub mod cron {
 
 pub use crate::keys::{GlobalKeys, QueueKeys};
 pub use cancel::CancelSubscription;
-pub use lease::{Applied, Completion, LeaseLoss, LeaseToken, LeasedJob, LostLease, Outcome};
+pub use lease::{
+    Applied, Completion, LeaseLoss, LeaseToken, LeasedJob, LostLease, Outcome, RunFacts,
+};
 pub use maintenance::{PromoteReport, ReapReport, TrimReport};
 pub use process::PROCESS_HOST_MAX_BYTES;
 pub use wake::WakeConnection;

@@ -9,26 +9,26 @@
 -- A worker that misses the message learns it from extend.lua at its next
 -- heartbeat. A ready job is not found here (see cancel_ready.lua).
 --
--- KEYS[1] outcome key of `id`  KEYS[2] jobs  KEYS[3] leases  KEYS[4] active
+-- KEYS[1] outcomes  KEYS[2] jobs  KEYS[3] leases  KEYS[4] active
 -- KEYS[5] scheduled  KEYS[6] retry  KEYS[7] dead  KEYS[8] errors
--- KEYS[9] history  KEYS[10] keep  KEYS[11] cancels  KEYS[12] waiters
--- KEYS[13] stats  KEYS[14] locks
+-- KEYS[9] history  KEYS[10] cancels  KEYS[11] waiters  KEYS[12] stats
+-- KEYS[13] locks
 -- ARGV[1] id  ARGV[2] finished channel  ARGV[3] cancel channel
 -- Returns {'cancelled', from state} | {'signalled', worker, 1 new or 0
 -- asked before} | {'finished', state} | {'absent'}.
 local now = spool_now()
 local id = ARGV[1]
-local q = {jobs = KEYS[2], errors = KEYS[8], history = KEYS[9], keep = KEYS[10],
-  cancels = KEYS[11], waiters = KEYS[12], stats = KEYS[13], locks = KEYS[14],
-  outcome = string.sub(KEYS[1], 1, #KEYS[1] - #id), channel = ARGV[2]}
+local q = {jobs = KEYS[2], errors = KEYS[8], history = KEYS[9], cancels = KEYS[10],
+  waiters = KEYS[11], stats = KEYS[12], locks = KEYS[13],
+  outcomes = KEYS[1], channel = ARGV[2]}
 local lease = redis.call('HGET', KEYS[3], id)
 if lease then
   local token = spool_lease_token(lease) or ''
   local worker = spool_lease_worker(lease) or ''
-  if redis.call('HGET', KEYS[11], id) == token then
+  if redis.call('HGET', KEYS[10], id) == token then
     return {'signalled', worker, 0}
   end
-  redis.call('HSET', KEYS[11], id, token)
+  redis.call('HSET', KEYS[10], id, token)
   redis.call('PUBLISH', ARGV[3], token .. ' ' .. id)
   return {'signalled', worker, 1}
 end
@@ -43,8 +43,8 @@ end
 if redis.call('ZSCORE', KEYS[7], id) then
   return {'finished', 'dead'}
 end
-local outcome = redis.call('GET', KEYS[1])
+local outcome = spool_outcome_find(KEYS[1], id, now)
 if outcome then
-  return {'finished', string.match(outcome, '^{"state":"(%a+)"') or 'done'}
+  return {'finished', string.match(outcome, '^%[%-?%d+,"(%a+)"') or 'done'}
 end
 return {'absent'}

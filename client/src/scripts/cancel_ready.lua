@@ -6,8 +6,7 @@
 -- cancel.lua again.
 --
 -- KEYS[1] ready  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats  KEYS[5] history
--- KEYS[6] keep  KEYS[7] cancels  KEYS[8] waiters  KEYS[9] outcome key prefix
--- KEYS[10] locks
+-- KEYS[6] cancels  KEYS[7] waiters  KEYS[8] outcomes  KEYS[9] locks
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- ARGV[4] finished channel
 -- Returns {1 cancelled or 0 not found, entries examined}.

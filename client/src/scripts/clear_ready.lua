@@ -1,21 +1,21 @@
 -- clear_ready.lua: ready --operator clear--> gone, for every ready job of
 -- a queue at once.
 --
--- Jobs with a timeline, a retention entry, a uniqueness lock or a waiter
+-- Jobs with a timeline, a uniqueness lock or a waiter
 -- lose those too (a waiter hears `deleted`): the list is walked for their
 -- ids first, which only happens when one of those hashes exists.
 --
--- KEYS[1] ready  KEYS[2] history  KEYS[3] keep  KEYS[4] locks  KEYS[5] waiters
+-- KEYS[1] ready  KEYS[2] history  KEYS[3] locks  KEYS[4] waiters
 -- ARGV[1] finished channel (a `wait` for a cleared job hears `deleted`)
 -- Returns the number of jobs deleted.
 local n = redis.call('LLEN', KEYS[1])
-local q = {waiters = KEYS[5], channel = ARGV[1]}
-if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], KEYS[5]) > 0 then
+local q = {waiters = KEYS[4], channel = ARGV[1]}
+if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) > 0 then
   spool_walk_ready(KEYS[1], 0, n, function(record)
     local id = spool_head(record)
     if id then
-      spool_forget(id, {KEYS[2], KEYS[3]})
-      spool_unlock(KEYS[4], id, nil)
+      spool_forget(id, {KEYS[2]})
+      spool_unlock(KEYS[3], id, nil)
       spool_announce(q, id, 'deleted')
     end
     return false

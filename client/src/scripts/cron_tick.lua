@@ -40,7 +40,7 @@ local function fire(ttl, first)
   if bad then
     return bad
   end
-  local out = spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], nil, now, ARGV, first)
+  local out = spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, first)
   redis.call('SET', KEYS[6], out[1], 'PX', ttl)
   redis.call('HSET', state, 'last_run_ms', now, 'last_job_id', out[1])
   return {'fired', out[1]}

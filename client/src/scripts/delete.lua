@@ -1,21 +1,21 @@
 -- delete.lua: scheduled / retry / dead set --operator delete--> gone.
 --
--- The record, error history, timeline and retention entry go; an outcome
+-- The record, error history and timeline go; an outcome
 -- the job kept when it died stays until it expires.
 --
--- KEYS[1] the set  KEYS[2] jobs  KEYS[3] errors  KEYS[4] history  KEYS[5] keep
--- KEYS[6] locks (a deleted job's uniqueness lock is released)
--- KEYS[7] waiters (a `wait` for a deleted job hears `deleted`)
+-- KEYS[1] the set  KEYS[2] jobs  KEYS[3] errors  KEYS[4] history
+-- KEYS[5] locks (a deleted job's uniqueness lock is released)
+-- KEYS[6] waiters (a `wait` for a deleted job hears `deleted`)
 -- ARGV[1] the finished channel, then ids to delete; or ARGV[2] = '*' and
 -- ARGV[3] = n to delete the n oldest.
 -- Returns the number of jobs deleted.
-local q = {waiters = KEYS[7], channel = table.remove(ARGV, 1)}
+local q = {waiters = KEYS[6], channel = table.remove(ARGV, 1)}
 local ids = spool_action_ids(KEYS[1])
 local deleted = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
-    spool_forget(id, {KEYS[2], KEYS[3], KEYS[4], KEYS[5]})
-    spool_unlock(KEYS[6], id, nil)
+    spool_forget(id, {KEYS[2], KEYS[3], KEYS[4]})
+    spool_unlock(KEYS[5], id, nil)
     spool_announce(q, id, 'deleted')
     deleted = deleted + 1
   end

@@ -5,7 +5,7 @@
 -- removed; a job fetched meanwhile is not there to remove (double clicks
 -- are safe).
 --
--- KEYS[1] ready  KEYS[2] history  KEYS[3] keep  KEYS[4] locks  KEYS[5] waiters
+-- KEYS[1] ready  KEYS[2] history  KEYS[3] locks  KEYS[4] waiters
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- ARGV[4] finished channel (a `wait` for the job hears `deleted`)
 -- Returns {1 removed or 0 not found, entries examined}.
@@ -15,8 +15,8 @@ if not found then
 end
 local removed = redis.call('LREM', KEYS[1], -1, found)
 if removed > 0 then
-  spool_forget(ARGV[1], {KEYS[2], KEYS[3]})
-  spool_unlock(KEYS[4], ARGV[1], nil)
-  spool_announce({waiters = KEYS[5], channel = ARGV[4]}, ARGV[1], 'deleted')
+  spool_forget(ARGV[1], {KEYS[2]})
+  spool_unlock(KEYS[3], ARGV[1], nil)
+  spool_announce({waiters = KEYS[4], channel = ARGV[4]}, ARGV[1], 'deleted')
 end
 return {removed, seen}

@@ -6,9 +6,9 @@
 --
 -- KEYS[1] ready list        KEYS[2] wake list        KEYS[3] scheduled zset
 -- KEYS[4] jobs hash         KEYS[5] uniqueness key (any key of the queue
--- when ARGV[1] is 0)        KEYS[6] keep hash        KEYS[7] locks hash
--- Callers written before KEYS[6..7] existed pass 4 keys, or 5 with a
--- window; they keep working (without outcome retention or lock modes).
+-- when ARGV[1] is 0)        KEYS[6] locks hash
+-- Callers written before KEYS[6] existed pass 4 keys, or 5 with a window;
+-- they keep working (without lock modes).
 -- ARGV[1] the uniqueness key's lock: '0' none; '<ms>' a window (the key is
 --         remembered that long, whatever happens to the job); '<ms>:started'
 --         held until a worker starts the job, '<ms>:finished' until it is
@@ -27,16 +27,11 @@ if not ttl or (mode ~= '' and mode ~= 'started' and mode ~= 'finished') then
   return redis.error_reply("ERR spool: ARGV[1] must be 0, <ms>, <ms>:started or <ms>:finished")
 end
 ttl = tonumber(ttl)
-local k_keep, k_locks = nil, nil
-if #KEYS >= 7 then
-  k_keep, k_locks = KEYS[6], KEYS[7]
-elseif #KEYS > (ttl > 0 and 5 or 4) then
-  k_keep = KEYS[#KEYS]
-end
+local k_locks = KEYS[6]
 if mode ~= '' and (not k_locks or ttl == 0) then
-  return redis.error_reply('ERR spool: a lock held until started or finished needs a TTL and the locks hash (KEYS[7])')
+  return redis.error_reply('ERR spool: a lock held until started or finished needs a TTL and the locks hash (KEYS[6])')
 end
-local bad = spool_check_groups(ARGV, 2, k_keep)
+local bad = spool_check_groups(ARGV, 2)
 if bad then
   return bad
 end
@@ -52,4 +47,4 @@ if ttl > 0 then
   end
 end
 
-return {1, spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], k_keep, now, ARGV, 2)}
+return {1, spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, 2)}

@@ -13,8 +13,8 @@
 -- asked to cancel ends cancelled instead, whatever the error.
 --
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] retry
--- KEYS[6] dead   KEYS[7] stats KEYS[8] history KEYS[9] keep KEYS[10] cancels
--- KEYS[11] waiters KEYS[12] outcome key prefix KEYS[13] locks
+-- KEYS[6] dead   KEYS[7] stats KEYS[8] history KEYS[9] cancels
+-- KEYS[10] waiters KEYS[11] outcomes KEYS[12] locks
 -- ARGV[1] id  ARGV[2] token  ARGV[3] 'retry' | 'dead'  ARGV[4] delay_ms
 -- ARGV[5] error text  ARGV[6] dead set size cap  ARGV[7] error history cap
 -- ARGV[8] finished channel
@@ -53,10 +53,10 @@ local history = spool_history_append(spool_history_get(KEYS[8], id, stored), {
 redis.call('HSET', KEYS[8], id, history)
 if dead then
   redis.call('ZADD', KEYS[6], now, id)
-  spool_write_outcome(q, id, 'dead', record, history, nil, ARGV[5])
+  spool_write_outcome(q, id, 'dead', record, attempt_s, history, nil, ARGV[5], now)
   spool_announce(q, id, 'dead')
-  spool_unlock(KEYS[13], id, nil)
-  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[8], KEYS[9]}, tonumber(ARGV[6]))
+  spool_unlock(KEYS[12], id, nil)
+  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[8]}, tonumber(ARGV[6]))
   return 2
 end
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)

@@ -2,7 +2,7 @@
 -- prepends it to every script that creates jobs (enqueue.lua, cron_tick.lua)
 -- so the job record is built by exactly one piece of Lua.
 --
--- spool_enqueue(ready, wake, scheduled, jobs, keep, now, argv, first) builds one
+-- spool_enqueue(ready, wake, scheduled, jobs, now, argv, first) builds one
 -- record per group of 5 ARGV values starting at `first` (id, max_attempts,
 -- at_ms (0 = none), delay_ms (0 = none), body) and stores it: LPUSH to the
 -- ready list when due, else HSET + ZADD into the scheduled set. The fields the
@@ -11,15 +11,16 @@
 -- match instead of re-encoding the user's args (cjson would turn `[]` into
 -- `{}` and round large integers). A body that starts with
 -- `{"keep_outcome_ms":N,` (N > 0) asks for the job's outcome to be kept for
--- N ms after it finishes: its id goes into the `keep` hash (when the caller
--- passes none, the request is refused). Returns the list of ids. Call
+-- N ms after it finishes; the record carries it (right after the head),
+-- and the scripts that end the job read it there (spool_record_keep).
+-- Returns the list of ids. Call
 -- spool_check_groups first: a script that fails halfway keeps what it
 -- already wrote, so every group is checked before anything is.
 
 -- nil when every group of 5 ARGV values from `first` is well-formed, else an
 -- error reply naming the problem (callers pass well-formed groups; the
 -- checks guard other producers).
-local function spool_check_groups(argv, first, k_keep)
+local function spool_check_groups(argv, first)
   if (#argv - first + 1) % 5 ~= 0 then
     return redis.error_reply('ERR spool: job arguments must come in groups of 5')
   end
@@ -37,23 +38,11 @@ local function spool_check_groups(argv, first, k_keep)
     if string.sub(body, 1, 2) ~= '{"' then
       return redis.error_reply('ERR spool: job body must be a non-empty JSON object')
     end
-    if not k_keep and string.match(body, '^{"keep_outcome_ms":') then
-      return redis.error_reply('ERR spool: keep_outcome_ms needs the keep hash key (the last KEYS entry)')
-    end
   end
   return nil
 end
 
--- The outcome retention a body asks for (ms), or nil.
-local function spool_body_keep(body)
-  local keep = string.match(body, '^{"keep_outcome_ms":(%d+),')
-  if keep and tonumber(keep) > 0 then
-    return keep
-  end
-  return nil
-end
-
-local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, k_keep, now, argv, first)
+local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first)
   local head = redis.call('ZRANGE', k_scheduled, 0, 0, 'WITHSCORES')
   local head_ms = head[2] and tonumber(head[2]) or nil
   local wake = false
@@ -66,10 +55,6 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, k_keep, now, 
     local run_at = 0
     if at > 0 then run_at = at elseif delay > 0 then run_at = now + delay end
     local record = spool_record(id, '0', max_attempts, now_s, string.sub(body, 2))
-    local keep = spool_body_keep(body)
-    if keep then
-      redis.call('HSET', k_keep, id, keep)
-    end
     if run_at > now then
       redis.call('HSET', k_jobs, id, record)
       redis.call('ZADD', k_scheduled, run_at, id)

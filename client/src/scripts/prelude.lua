@@ -268,44 +268,128 @@ end
 
 -- Finished jobs ------------------------------------------------------------
 -- `q` holds a queue's keys for the scripts that end jobs: jobs, errors,
--- history, keep, cancels, waiters, stats, outcome (the outcome key prefix)
--- and channel (the namespace's finished channel).
+-- history, cancels, waiters, stats, outcomes (the index of outcome
+-- buckets) and channel (the namespace's finished channel).
 
 -- The keys a script that ends jobs works with (`q` below): its jobs,
 -- errors and stats keys, the finished channel, and the side hashes, which
 -- every such script receives as one block of KEYS starting at `first`
--- (`QueueKeys::finishing` in keys.rs): history, keep, cancels, waiters,
--- the outcome key prefix, locks.
+-- (`QueueKeys::finishing` in keys.rs): history, cancels, waiters,
+-- outcomes, locks.
 local function spool_finishing(first, jobs, errors, stats, channel)
   return {jobs = jobs, errors = errors, stats = stats, channel = channel,
-    history = KEYS[first], keep = KEYS[first + 1], cancels = KEYS[first + 2],
-    waiters = KEYS[first + 3], outcome = KEYS[first + 4], locks = KEYS[first + 5]}
+    history = KEYS[first], cancels = KEYS[first + 1], waiters = KEYS[first + 2],
+    outcomes = KEYS[first + 3], locks = KEYS[first + 4]}
 end
 
--- Writes the outcome of job `id` if it keeps one (`keep`: its retention in
--- ms, or nil to look it up in the `keep` hash): state, attempts allowed,
--- type, result or last error, and the timeline (whose first and last entries
--- give when it was enqueued and finished, and its runs), as JSON that Redis
--- expires after the retention.
-local function spool_write_outcome(q, id, state, record, history, result, err, keep)
-  keep = keep or redis.call('HGET', q.keep, id)
-  if not keep or tonumber(keep) == nil or tonumber(keep) <= 0 then
+-- The outcome retention (ms) a record asks for: its body starts with
+-- `"keep_outcome_ms":N,` right after the head (job_record.lua); or nil.
+local function spool_record_keep(record)
+  local _, _, _, _, at = spool_head(record or '')
+  local keep = at and tonumber(string.match(record, '^"keep_outcome_ms":(%d+),', at))
+  if keep and keep > 0 then
+    return keep
+  end
+  return nil
+end
+
+-- Kept outcomes ------------------------------------------------------------
+-- A kept outcome is a field (the job id) of a bucket hash
+-- `<outcomes>:<end_ms>`: every outcome whose retention ends in the same
+-- window shares one bucket, so an outcome costs a hash field, not a key.
+-- The window is the largest power of two of ms (at least 128) that is at
+-- most 1/32 of the retention: an outcome is kept at least its retention
+-- and less than 1/32 of it (or 128 ms) longer. The `outcomes` sorted set
+-- indexes the buckets by end; readers ignore a bucket whose end has
+-- passed, the trimmer unlinks it (a background free), and Redis expires it
+-- SPOOL_OUTCOME_GRACE_MS later when no trimmer runs.
+local SPOOL_OUTCOME_GRACE_MS = 300000
+
+-- Bucket window (ms) per retention, memoized for the script call.
+local spool_outcome_windows = {}
+
+-- Adds `value` as the outcome of job `id`, kept `keep` ms from `now`, to
+-- `batch` (a table: bucket end → {id, value, ...}); spool_outcome_write
+-- stores a batch with one HSET per bucket.
+local function spool_outcome_add(batch, id, value, keep, now)
+  local w = spool_outcome_windows[keep]
+  if not w then
+    w = 128
+    while w * 64 <= keep do
+      w = w * 2
+    end
+    spool_outcome_windows[keep] = w
+  end
+  local ends = math.ceil((now + keep) / w) * w
+  local fields = batch[ends]
+  if not fields then
+    fields = {}
+    batch[ends] = fields
+  end
+  fields[#fields + 1] = id
+  fields[#fields + 1] = value
+end
+
+-- Stores a batch of outcomes (spool_outcome_add) in queue `q`'s buckets.
+local function spool_outcome_write(q, batch)
+  for ends, fields in pairs(batch) do
+    local ends_s = spool_int(ends)
+    local bucket = q.outcomes .. ':' .. ends_s
+    spool_call_chunked('HSET', bucket, fields)
+    redis.call('ZADD', q.outcomes, 'NX', ends_s, ends_s)
+    redis.call('PEXPIREAT', bucket, spool_int(ends + SPOOL_OUTCOME_GRACE_MS))
+  end
+end
+
+-- Stores `value` as the outcome of job `id`, kept `keep` ms from `now`.
+local function spool_outcome_put(q, id, value, keep, now)
+  local batch = {}
+  spool_outcome_add(batch, id, value, keep, now)
+  spool_outcome_write(q, batch)
+end
+
+-- The kept outcome of job `id` (the newest when it has several), its
+-- bucket key and the bucket's end (ms); nil when it has none.
+local function spool_outcome_find(outcomes, id, now)
+  local ends = redis.call('ZREVRANGEBYSCORE', outcomes, '+inf', '(' .. spool_int(now))
+  for _, e in ipairs(ends) do
+    local bucket = outcomes .. ':' .. e
+    local value = redis.call('HGET', bucket, id)
+    if value then
+      return value, bucket, tonumber(e)
+    end
+  end
+end
+
+-- Removes every kept outcome of the jobs `ids` (one HDEL per bucket).
+local function spool_outcome_forget(outcomes, ids, now)
+  if #ids == 0 then
+    return
+  end
+  local ends = redis.call('ZRANGEBYSCORE', outcomes, '(' .. spool_int(now), '+inf')
+  for _, e in ipairs(ends) do
+    spool_call_chunked('HDEL', outcomes .. ':' .. e, ids)
+  end
+end
+
+-- Writes the outcome of job `id` if its record asks to keep one, finished
+-- now as `state`
+-- after `attempt` runs, with its timeline, result (JSON) or error: the JSON
+-- array [finished_ms, state, attempts, null, null, type, result, error,
+-- timeline, max_attempts] (PROTOCOL.md). The ack of a job with no stored
+-- timeline writes the short form that the worker prepared instead (ack.lua).
+local function spool_write_outcome(q, id, state, record, attempt, history, result, err, now)
+  local keep = spool_record_keep(record)
+  if not keep then
     return
   end
   local _, _, max_attempts, _, at = spool_head(record or '')
-  local o = '{"state":"' .. state .. '","max_attempts":' .. (max_attempts or '0')
   local job_type = at and (string.match(record, '^"type":("[^"\\]*")', at) or
     string.match(record, '^"keep_outcome_ms":%d+,"type":("[^"\\]*")', at))
-  if job_type then
-    o = o .. ',"type":' .. job_type
-  end
-  if result then
-    o = o .. ',"result":' .. result
-  end
-  if err then
-    o = o .. ',"error":' .. cjson.encode(spool_cap_text(err, SPOOL_ERROR_TEXT_MAX))
-  end
-  redis.call('SET', q.outcome .. id, o .. ',"history":' .. history .. '}', 'PX', keep)
+  local e = err and cjson.encode(spool_cap_text(err, SPOOL_ERROR_TEXT_MAX)) or 'null'
+  spool_outcome_put(q, id, '[' .. spool_int(now) .. ',"' .. state .. '",' .. attempt ..
+    ',null,null,' .. (job_type or 'null') .. ',' .. (result or 'null') .. ',' .. e .. ',' ..
+    history .. ',' .. (max_attempts or 'null') .. ']', keep, now)
 end
 
 -- Tells the `wait` calls registered for job `id` that it finished as `state`.
@@ -327,8 +411,8 @@ local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
   entries[#entries + 1] = spool_hist_entry(spool_int(now), 'cancelled', attempt)
   local history = spool_history_append(
     spool_history_get(q.history, id, record, first_state), entries)
-  spool_write_outcome(q, id, 'cancelled', record, history, nil, nil)
-  spool_forget(id, {q.jobs, q.errors, q.history, q.keep, q.cancels})
+  spool_write_outcome(q, id, 'cancelled', record, attempt, history, nil, nil, now)
+  spool_forget(id, {q.jobs, q.errors, q.history, q.cancels})
   if q.locks then
     spool_unlock(q.locks, id, nil)
   end

@@ -9,8 +9,8 @@
 -- end on its timeline. A job that dies here and keeps its outcome gets it.
 --
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] ready
--- KEYS[6] dead   KEYS[7] wake KEYS[8] stats KEYS[9] history KEYS[10] keep
--- KEYS[11] cancels KEYS[12] waiters KEYS[13] outcome key prefix KEYS[14] locks
+-- KEYS[6] dead   KEYS[7] wake KEYS[8] stats KEYS[9] history KEYS[10] cancels
+-- KEYS[11] waiters KEYS[12] outcomes KEYS[13] locks
 -- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
 -- ARGV[4] finished channel
 -- Returns {returned_to_ready, moved_to_dead}.
@@ -48,9 +48,9 @@ for _, id in ipairs(expired) do
     else
       redis.call('HSET', KEYS[2], id, record)
       redis.call('ZADD', KEYS[6], now, id)
-      spool_write_outcome(q, id, 'dead', record, history, nil, why)
+      spool_write_outcome(q, id, 'dead', record, attempt_s, history, nil, why, now)
       spool_announce(q, id, 'dead')
-      spool_unlock(KEYS[14], id, nil)
+      spool_unlock(KEYS[13], id, nil)
       to_dead = to_dead + 1
     end
   end
@@ -59,7 +59,7 @@ if to_ready + to_dead > 0 then
   spool_count(KEYS[8], 'f', now, to_ready + to_dead)
 end
 if to_dead > 0 then
-  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[9], KEYS[10]}, tonumber(ARGV[2]))
+  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[9]}, tonumber(ARGV[2]))
 end
 if to_ready > 0 then
   spool_wake(KEYS[7])

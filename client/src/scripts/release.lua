@@ -8,8 +8,8 @@
 -- asked to cancel ends cancelled instead.
 --
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] ready  KEYS[5] wake
--- KEYS[6] errors  KEYS[7] stats KEYS[8] history KEYS[9] keep  KEYS[10] cancels
--- KEYS[11] waiters KEYS[12] outcome key prefix KEYS[13] locks
+-- KEYS[6] errors  KEYS[7] stats KEYS[8] history KEYS[9] cancels
+-- KEYS[10] waiters KEYS[11] outcomes KEYS[12] locks
 -- ARGV[1] finished channel, then pairs: id, token
 -- Returns the number of jobs handed back.
 local now = spool_now()

@@ -10,7 +10,7 @@
 -- removed (it gets a new one when it finishes). Its timeline gets `ready`.
 --
 -- KEYS[1] the source set  KEYS[2] jobs  KEYS[3] ready  KEYS[4] wake
--- KEYS[5] history  KEYS[6] keep  KEYS[7] outcome key prefix
+-- KEYS[5] history  KEYS[6] outcomes
 -- ARGV[1] the source set's state name, then ids to move; or ARGV[2] = '*'
 -- and ARGV[3] = n to move the n oldest.
 -- Returns the number of jobs moved.
@@ -18,9 +18,11 @@ local now = spool_now()
 local now_s = spool_int(now)
 local state = table.remove(ARGV, 1)
 local ids = spool_action_ids(KEYS[1])
+local in_set = {}
 for _, id in ipairs(ids) do
-  if redis.call('HEXISTS', KEYS[6], id) == 1 and redis.call('ZSCORE', KEYS[1], id) then
-    redis.call('DEL', KEYS[7] .. id)
+  if redis.call('ZSCORE', KEYS[1], id) then
+    in_set[#in_set + 1] = id
   end
 end
+spool_outcome_forget(KEYS[6], in_set, now)
 return spool_set_to_ready(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ids, now_s, state)

@@ -1,21 +1,23 @@
 -- trim.lua: retention for one queue (the trimmer's tick).
 --
 -- Drops dead jobs older than the age cap and beyond the size cap (oldest
--- first) together with their records and error histories, and per-minute
--- stats fields older than the stats window. Totals are kept.
+-- first) together with their records and error histories, per-minute
+-- stats fields older than the stats window, and the buckets of kept
+-- outcomes whose retention has ended (UNLINK: Redis frees them in the
+-- background). Totals are kept.
 --
 -- KEYS[1] dead  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats  KEYS[5] history
--- KEYS[6] keep
+-- KEYS[6] outcomes
 -- ARGV[1] dead size cap  ARGV[2] dead age cap ms  ARGV[3] stats window ms
 -- ARGV[4] max dead jobs removed per call
--- Returns {dead_removed, stats_fields_removed}.
+-- Returns {dead_removed, stats_fields_removed, outcome_buckets_removed}.
 local now = spool_now()
 local budget = tonumber(ARGV[4])
 local removed = 0
 local function drop(ids)
   for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
-    spool_forget(id, {KEYS[2], KEYS[3], KEYS[5], KEYS[6]})
+    spool_forget(id, {KEYS[2], KEYS[3], KEYS[5]})
     removed = removed + 1
   end
 end
@@ -35,4 +37,9 @@ end
 for i = 1, #stale, 500 do
   redis.call('HDEL', KEYS[4], unpack(stale, i, math.min(i + 499, #stale)))
 end
-return {removed, #stale}
+local ended = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, budget)
+for _, e in ipairs(ended) do
+  redis.call('UNLINK', KEYS[6] .. ':' .. e)
+end
+spool_call_chunked('ZREM', KEYS[6], ended)
+return {removed, #stale, #ended}

@@ -1,5 +1,6 @@
-//! Trimmer: applies retention (dead set size and age caps, the stats window)
-//! to every queue of this worker.
+//! Trimmer: applies retention (dead set size and age caps, the stats
+//! window, kept outcomes whose retention ended) to every queue of this
+//! worker.
 
 use spool_client::runtime::{QueueKeys, Runtime};
 
@@ -12,6 +13,8 @@ pub struct TrimmerReport {
     pub dead_removed: u64,
     /// Stale per-minute stats fields dropped.
     pub stats_removed: u64,
+    /// Buckets of kept outcomes whose retention ended, unlinked.
+    pub outcome_buckets_removed: u64,
 }
 
 /// The trimmer's duty: `trim.lua` on each queue (one call does a queue).
@@ -32,6 +35,7 @@ impl QueueDuty for Trim {
         let r = runtime.trim(keys).await?;
         report.dead_removed += r.dead_removed;
         report.stats_removed += r.stats_removed;
+        report.outcome_buckets_removed += r.outcome_buckets_removed;
         Ok(false)
     }
 

@@ -9,10 +9,11 @@
 //!
 //! With `--keep-outcome S`, every job keeps its outcome for S seconds (and,
 //! with `--result`, its handler returns a value kept with it): the report
-//! adds `redis_bytes_per_kept_outcome` (Redis memory after the drain, per
-//! job). `--waiters N` adds a phase: N jobs enqueued at the latency rate,
-//! each with a `Client::wait`, reporting the time from the handler's return
-//! to `wait` returning (`wait_p50_ms`, `wait_p99_ms`: an upper bound of
+//! adds `redis_bytes_per_kept_outcome` (the Redis memory that deleting the
+//! drained jobs' kept outcomes frees, per job). `--waiters N` adds a phase:
+//! N jobs enqueued at the latency rate, each with a `Client::wait`,
+//! reporting the time from the handler's return to `wait` returning
+//! (`wait_p50_ms`, `wait_p99_ms`: an upper bound of
 //! ack-to-wait, since the ack follows the return).
 //!
 //! With `--poison`, it runs a different scenario instead: 5,000 good jobs
@@ -274,9 +275,15 @@ async fn main() -> anyhow::Result<()> {
     let cpu_us_per_job =
         (topology::info_sum(&client, "cpu", &cpu).await? - cpu_before) * 1e6 / args.jobs as f64;
     let worker_rss_mb = rss_mb();
-    let mem_drained = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
-    let bytes_per_kept_outcome =
-        (args.keep_outcome_s > 0).then(|| (mem_drained - mem_before) / args.jobs as f64);
+    // What the kept outcomes hold: the memory that deleting them frees.
+    let bytes_per_kept_outcome = if args.keep_outcome_s > 0 {
+        let mem_drained = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
+        drop_outcomes(&client, &queues).await?;
+        let mem_cleared = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
+        Some((mem_drained - mem_cleared) / args.jobs as f64)
+    } else {
+        None
+    };
 
     // 3. Pick-up latency at a steady rate.
     let total = args.latency_rate * args.latency_seconds;
@@ -393,4 +400,29 @@ async fn main() -> anyhow::Result<()> {
 
 fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// Deletes every kept outcome of `queues` (their buckets and index).
+async fn drop_outcomes(client: &Client, queues: &[String]) -> anyhow::Result<()> {
+    let mut conn = client.connection();
+    for queue in queues {
+        let keys = client.queue_keys(queue)?;
+        let ends: Vec<i64> = redis::cmd("ZRANGE")
+            .arg(&keys.outcomes)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        for end in ends {
+            let _: () = redis::cmd("DEL")
+                .arg(keys.outcome_bucket(end))
+                .query_async(&mut conn)
+                .await?;
+        }
+        let _: () = redis::cmd("DEL")
+            .arg(&keys.outcomes)
+            .query_async(&mut conn)
+            .await?;
+    }
+    Ok(())
 }
