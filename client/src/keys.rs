@@ -98,6 +98,10 @@ pub struct QueueKeys {
     /// the HASH `<outcomes>:<end>`: job id → outcome (a JSON array, see
     /// docs/PROTOCOL.md) for the outcomes whose retention ends by then.
     pub outcomes: String,
+    /// HASH of short aliases for worker ids, which kept outcomes name:
+    /// `<alias>` → worker id, `=<worker id>` → alias, `#` → the last alias
+    /// given, `<` → the highest alias the trimmer dropped.
+    pub workers: String,
     /// HASH job id → `s` (until started) or `f` (until finished) + the
     /// uniqueness key the job holds.
     pub locks: String,
@@ -129,6 +133,7 @@ impl QueueKeys {
             cancels: key("cancels"),
             waiters: key("waiters"),
             outcomes: key("outcomes"),
+            workers: key("workers"),
             locks: key("locks"),
             idempotency_prefix: key("idem:"),
             cron_prefix: key("cron:"),
@@ -266,6 +271,7 @@ mod tests {
             &k.cancels,
             &k.waiters,
             &k.outcomes,
+            &k.workers,
             &k.locks,
         ] {
             assert!(key.starts_with("spool:{emails}:"), "{key}");

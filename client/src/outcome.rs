@@ -226,44 +226,61 @@ pub(crate) fn decode_history(raw: &[u8]) -> Vec<HistoryEntry> {
         .collect()
 }
 
+/// Where `status.lua` found a kept outcome: its bucket's end, the ms left
+/// until then, and the worker the outcome's alias names.
+struct Bucket {
+    end_ms: i64,
+    left_ms: Option<i64>,
+    worker: Option<String>,
+}
+
 /// A kept outcome as the scripts write it (docs/PROTOCOL.md): the JSON
-/// array `[finished_ms, state, attempts, ran_ms, waited_ms, type, result,
-/// error, timeline, max_attempts]`, trailing elements left out when null.
-/// Without a timeline, `ran_ms` and `waited_ms` (the run's length, and the
-/// wait before it) stand for the timeline of a job that ran once.
+/// array `[ms before the bucket's end, worker alias, state, attempts,
+/// ran_ms, waited_ms, type, result, error, timeline, max_attempts]`,
+/// trailing elements left out when null. Without a timeline, the worker,
+/// `ran_ms` and `waited_ms` (the run's length, and the wait before it) stand
+/// for the timeline of a job that ran once.
 /// `None` when the value does not have that shape.
-fn decode_outcome(k: &QueueKeys, id: &str, raw: &[u8], ttl_ms: Option<i64>) -> Option<JobStatus> {
+fn decode_outcome(k: &QueueKeys, id: &str, raw: &[u8], bucket: Bucket) -> Option<JobStatus> {
     let parts: Vec<Box<RawValue>> = serde_json::from_slice(raw).ok()?;
     let part = |i: usize| parts.get(i).filter(|p| p.get() != "null");
     let of =
         |i: usize| part(i).and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok());
-    let finished_ms = of(0)?.as_i64()?;
-    let state = of(1)?.as_str().and_then(Status::parse)?;
-    let attempt = of(2)
-        .and_then(|v| v.as_u64())
-        .and_then(|a| u32::try_from(a).ok());
-    let max_attempts = of(9)
-        .and_then(|v| v.as_u64())
-        .and_then(|a| u32::try_from(a).ok());
+    let finished_ms = bucket.end_ms - of(0)?.as_i64()?;
+    let worker = bucket.worker.filter(|_| of(1).is_some_and(|v| v.is_u64()));
+    let state = of(2)?.as_str().and_then(Status::parse)?;
+    let count = |i: usize| {
+        of(i)
+            .and_then(|v| v.as_u64())
+            .and_then(|a| u32::try_from(a).ok())
+    };
+    let attempt = count(3);
+    let max_attempts = count(10);
     let history = match (
-        part(8),
-        of(3).and_then(|v| v.as_i64()),
+        part(9),
         of(4).and_then(|v| v.as_i64()),
+        of(5).and_then(|v| v.as_i64()),
     ) {
         (Some(timeline), _, _) => decode_history(timeline.get().as_bytes()),
         (None, Some(ran), Some(waited)) => {
             let runs = attempt.unwrap_or(1);
-            let entry = |at_ms: i64, state: &str, attempt: u32| HistoryEntry {
-                at_ms,
-                state: state.to_owned(),
-                attempt,
-                worker: None,
-                error: None,
-            };
+            let entry =
+                |at_ms: i64, state: &str, attempt: u32, worker: Option<String>| HistoryEntry {
+                    at_ms,
+                    state: state.to_owned(),
+                    attempt,
+                    worker,
+                    error: None,
+                };
             vec![
-                entry(finished_ms - ran - waited, "ready", runs.saturating_sub(1)),
-                entry(finished_ms - ran, "active", runs),
-                entry(finished_ms, state.as_str(), runs),
+                entry(
+                    finished_ms - ran - waited,
+                    "ready",
+                    runs.saturating_sub(1),
+                    None,
+                ),
+                entry(finished_ms - ran, "active", runs, worker),
+                entry(finished_ms, state.as_str(), runs, None),
             ]
         }
         _ => Vec::new(),
@@ -272,7 +289,7 @@ fn decode_outcome(k: &QueueKeys, id: &str, raw: &[u8], ttl_ms: Option<i64>) -> O
         id: JobId::from(id),
         queue: Some(k.queue.clone()),
         status: state,
-        job_type: of(5).and_then(|v| v.as_str().map(str::to_owned)),
+        job_type: of(6).and_then(|v| v.as_str().map(str::to_owned)),
         attempt: attempt.or_else(|| history.last().map(|h| h.attempt)),
         max_attempts,
         enqueued_ms: history.first().map(|h| h.at_ms),
@@ -281,10 +298,12 @@ fn decode_outcome(k: &QueueKeys, id: &str, raw: &[u8], ttl_ms: Option<i64>) -> O
         finished_ms: Some(finished_ms),
         worker: None,
         cancel_requested: false,
-        last_error: of(7).and_then(|v| v.as_str().map(str::to_owned)),
-        result: part(6).cloned(),
+        last_error: of(8).and_then(|v| v.as_str().map(str::to_owned)),
+        result: part(7).cloned(),
         history,
-        outcome_expires_in: ttl_ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        outcome_expires_in: bucket
+            .left_ms
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
     })
 }
 
@@ -574,7 +593,9 @@ fn placement_keys(k: &QueueKeys) -> Vec<&str> {
 }
 
 fn status_cmd(k: &QueueKeys, id: &str, register: bool) -> redis::Cmd {
-    let mut cmd = SCRIPTS.status.cmd(&placement_keys(k));
+    let mut keys = placement_keys(k);
+    keys.push(&k.workers);
+    let mut cmd = SCRIPTS.status.cmd(&keys);
     cmd.arg(id)
         .arg(u8::from(register))
         .arg(STATUS_RECORD_PREFIX);
@@ -636,8 +657,12 @@ fn decode_status(k: &QueueKeys, id: &str, reply: &[redis::Value]) -> Result<Plac
         "live" => Ok(decode_live(k, id, reply)),
         "outcome" => {
             let raw = bytes(reply.get(1)).unwrap_or_default();
-            let ttl = int(reply.get(2)).filter(|ms| *ms >= 0);
-            let status = decode_outcome(k, id, &raw, ttl).ok_or_else(|| Error::Decode {
+            let bucket = Bucket {
+                end_ms: int(reply.get(2)).unwrap_or(0),
+                left_ms: int(reply.get(3)).filter(|ms| *ms >= 0),
+                worker: bytes(reply.get(4)).map(|w| String::from_utf8_lossy(&w).into_owned()),
+            };
+            let status = decode_outcome(k, id, &raw, bucket).ok_or_else(|| Error::Decode {
                 what: format!("kept outcome of job {id} in queue {}", k.queue),
                 reason: format!(
                     "not Spool's outcome array: {}",

@@ -616,7 +616,7 @@ async fn foreign_outcomes_render_without_failing() {
     let deep = JobId::new();
     let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     let outcome = format!(
-        r#"[2,"done",1,null,null,"<b>t</b>",{nested},null,[[1,"<i>odd</i>",0],[2,"done",1]],1]"#
+        r#"[2,null,"done",1,null,null,"<b>t</b>",{nested},null,[[1,"<i>odd</i>",0],[2,"done",1]],1]"#
     );
     let _: () = set(deep.as_str(), outcome)
         .query_async(&mut raw)

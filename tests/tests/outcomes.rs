@@ -166,8 +166,7 @@ async fn status_follows_a_job_through_its_states_and_keeps_its_result() {
     assert_eq!(s.attempt, Some(1));
     let states: Vec<&str> = s.history.iter().map(|h| h.state.as_str()).collect();
     assert_eq!(states, ["ready", "active", "done"]);
-    // The short form of a job that ran once names no worker (PROTOCOL.md).
-    assert_eq!(s.history[1].worker, None);
+    assert!(s.history[1].worker.is_some());
     assert!(s.history.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
     assert!(s.outcome_expires_in.unwrap() > Duration::from_secs(500));
 
@@ -844,11 +843,16 @@ async fn foreign_outcome_values_decode_or_fail_clearly() {
         .cmd("HSET")
         .arg(keys.outcome_bucket(end))
         .arg(short.as_str())
-        .arg(r#"[1000,"done",1,5,10,"t"]"#)
+        .arg(r#"[599000,7,"done",1,5,10,"t"]"#)
         .arg(full.as_str())
-        .arg(r#"[2000,"dead",3,null,null,"t",null,"boom",[[1,"ready",0],[2,"dead",3,"w","boom"]],3]"#)
+        .arg(r#"[598000,null,"dead",3,null,null,"t",null,"boom",[[1,"ready",0],[2,"dead",3,"w","boom"]],3]"#)
         .arg(bad.as_str())
         .arg(b"\xff[not json".as_slice())
+        .ignore()
+        .cmd("HSET")
+        .arg(&keys.workers)
+        .arg("7")
+        .arg("h:1:ab")
         .ignore()
         .cmd("ZADD")
         .arg(&keys.outcomes)
@@ -860,9 +864,11 @@ async fn foreign_outcome_values_decode_or_fail_clearly() {
         .unwrap();
     let s = c.status_in("default", &short).await.unwrap();
     assert_eq!(s.status, Status::Done);
-    assert_eq!(s.finished_ms, Some(1000));
+    let finished = end - 599_000;
+    assert_eq!(s.finished_ms, Some(finished));
     let at: Vec<i64> = s.history.iter().map(|h| h.at_ms).collect();
-    assert_eq!(at, [985, 995, 1000]);
+    assert_eq!(at, [finished - 15, finished - 5, finished]);
+    assert_eq!(s.history[1].worker.as_deref(), Some("h:1:ab"));
     assert_eq!(s.max_attempts, None);
     let s = c.status_in("default", &full).await.unwrap();
     assert_eq!(s.status, Status::Dead);
@@ -878,4 +884,70 @@ async fn foreign_outcome_values_decode_or_fail_clearly() {
             ..
         }
     ));
+}
+
+/// Kept outcomes name their worker by a short alias per queue; an ack
+/// from a new worker process adds one, the same process reuses it, and the
+/// trimmer keeps only the newest 10,000 (an outcome whose alias is gone
+/// names no worker, it is still read).
+#[tokio::test]
+async fn worker_aliases_are_reused_and_the_oldest_trimmed() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let rt = c.runtime();
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let mut raw = env.raw().await;
+    let mut ids = Vec::new();
+    for worker in ["w-a", "w-a", "w-b"] {
+        let id = c.enqueue(&Add { a: 1, b: 1 }).await.unwrap();
+        let run = rt
+            .fetch(&keys, 1, Duration::from_secs(30), worker)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        rt.complete(&[completion(&keys, &run, Outcome::Ack)])
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let mut workers = Vec::new();
+    for id in &ids {
+        workers.push(c.status(id).await.unwrap().history[1].worker.clone());
+    }
+    assert_eq!(
+        workers,
+        [Some("w-a".into()), Some("w-a".into()), Some("w-b".into())]
+    );
+    let map: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&keys.workers)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(map.get("#").map(String::as_str), Some("2"), "{map:?}");
+    assert_eq!(map.get("=w-a").map(String::as_str), Some("1"));
+
+    // 10,001 more aliases given out: the two oldest go.
+    let _: () = redis::cmd("HSET")
+        .arg(&keys.workers)
+        .arg("#")
+        .arg(10_002)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let trimmed = rt.trim(&keys).await.unwrap();
+    assert_eq!(trimmed.dead_removed, 0);
+    let map: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&keys.workers)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        !map.contains_key("1") && !map.contains_key("=w-a"),
+        "{map:?}"
+    );
+    assert_eq!(map.get("<").map(String::as_str), Some("2"));
+    let s = c.status(&ids[0]).await.unwrap();
+    assert_eq!(s.status, Status::Done);
+    assert_eq!(s.history[1].worker, None);
 }

@@ -229,13 +229,14 @@ async fn tls_dashboard_serves_pages() {
 // ---------------------------------------------------------------- ACL
 
 /// The ACL line the docs recommend for Spool's user.
-const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels -@all \
+const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels &spool:* -@all \
      +@connection +evalsha +eval +script|load +blpop +wait +time +info +config|get \
-     +cluster|slots +cluster|shards +role \
-     +exists +get +set +del +incrby +pexpire +sadd +smembers \
+     +cluster|slots +cluster|shards +role +publish +subscribe +unsubscribe \
+     +exists +get +set +del +unlink +incrby +pexpire +pexpireat +sadd +smembers \
      +hget +hgetall +hmget +hset +hsetnx +hdel +hexists +hincrby +hkeys \
      +llen +lpush +rpush +rpop +lrange +lrem +ltrim \
-     +zadd +zrem +zcard +zscore +zrange +zrevrange +zrangebyscore +zremrangebyscore";
+     +zadd +zrem +zcard +zscore +zrange +zrevrange +zrangebyscore +zrevrangebyscore \
+     +zremrangebyscore";
 
 /// Everything Spool does works as the documented ACL user (default user
 /// off); the user cannot touch other keys; a wrong password fails clearly.
@@ -314,6 +315,7 @@ async fn acl_user_runs_everything_and_nothing_more() {
     assert!(stats.failed >= 1, "{stats:?}");
 
     every_admin_action(&client).await;
+    outcomes(&client).await;
     running.stop().await;
 
     let mut conn = client.connection();
@@ -341,6 +343,43 @@ async fn acl_user_runs_everything_and_nothing_more() {
         text.contains("user name and password") && !text.contains("wrong@"),
         "{text}"
     );
+}
+
+/// Job outcomes as `client`'s user (a worker runs): a kept outcome
+/// (written, read), `wait` (its subscription), cancel (its message), and
+/// the trimmer unlinking an ended bucket.
+async fn outcomes(client: &Client) {
+    let kept = client
+        .enqueue_with(
+            &Noop { n: 5 },
+            spool_client::EnqueueOptions::new().keep_outcome(Duration::from_millis(300)),
+        )
+        .await
+        .expect("enqueue keeping its outcome")
+        .id;
+    let done = client
+        .wait(&kept, Duration::from_secs(10))
+        .await
+        .expect("wait as spool");
+    assert_eq!(done.status, spool_client::Status::Done);
+    let later = client
+        .enqueue_in(&Noop { n: 6 }, Duration::from_secs(3600))
+        .await
+        .expect("enqueue later");
+    assert!(matches!(
+        client.cancel(&later).await.expect("cancel as spool"),
+        spool_client::CancelResult::Cancelled { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let keys = client.queue_keys("default").expect("queue");
+    client.runtime().trim(&keys).await.expect("trim as spool");
+    // This call or the worker's own trimmer unlinked the ended bucket.
+    let left: u64 = redis::cmd("ZCARD")
+        .arg(&keys.outcomes)
+        .query_async(&mut client.connection())
+        .await
+        .expect("ZCARD as spool");
+    assert_eq!(left, 0);
 }
 
 /// Every admin read and repair, and the cron actions, as `client`'s user.

@@ -294,7 +294,9 @@ impl Admin {
         self.set_action(Action::Retry, queue, set, Some(ids)).await
     }
 
-    /// Moves every job of a set to ready, oldest first, 1,000 per script call.
+    /// Moves every job of a set to ready, oldest first, 1,000 per script
+    /// call: at most as many as the set held when called, so a job that a
+    /// running worker sends straight back (it fails again) is not chased.
     ///
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
@@ -310,7 +312,8 @@ impl Admin {
         self.set_action(Action::Delete, queue, set, Some(ids)).await
     }
 
-    /// Deletes every job of a set, 1,000 per script call.
+    /// Deletes every job of a set, 1,000 per script call (at most as many as
+    /// the set held when called).
     ///
     /// # Errors
     /// As [`Admin::retry_all`].
@@ -320,7 +323,8 @@ impl Admin {
 
     /// Applies `requeue.lua` or `delete.lua` to the given ids (in chunks of
     /// [`BULK_ACTION_CHUNK`]), or with `None` to the whole set, oldest first,
-    /// until a call finds nothing left. Returns how many jobs it applied to.
+    /// as many jobs as it held at the start (or until a call finds nothing
+    /// left). Returns how many jobs it applied to.
     async fn set_action(
         &self,
         action: Action,
@@ -373,15 +377,22 @@ impl Admin {
             }
             return Ok(done);
         }
-        loop {
+        let held: u64 = redis::cmd("ZCARD")
+            .arg(keys[0])
+            .query_async(&mut self.client.connection())
+            .await
+            .map_err(Error::redis(op))?;
+        while done < held {
             let mut cmd = script.cmd(keys);
-            cmd.arg(lead).arg("*").arg(BULK_ACTION_CHUNK);
+            let chunk = (held - done).min(BULK_ACTION_CHUNK as u64);
+            cmd.arg(lead).arg("*").arg(chunk);
             let n = self.write(&cmd, op).await?;
             done += n;
             if n == 0 {
-                return Ok(done);
+                break;
             }
         }
+        Ok(done)
     }
 
     /// Deletes one ready job (found as by [`Admin::job`]). Returns whether it

@@ -356,6 +356,7 @@ impl Runtime {
                 &keys.stats,
             ];
             key_list.extend(keys.finishing());
+            key_list.push(&keys.workers);
             let mut cmd = SCRIPTS.ack.cmd(&key_list);
             cmd.arg(channel).arg(idx.len());
             for &i in &idx {

@@ -110,6 +110,7 @@ impl Runtime {
             &keys.stats,
             &keys.history,
             &keys.outcomes,
+            &keys.workers,
         ]);
         cmd.arg(r.dead_max_jobs)
             .arg(duration_ms(r.dead_max_age))

@@ -10,20 +10,23 @@
 -- multi-key EXISTS per call.
 -- A job that keeps its outcome (its record says so; the worker read it and
 -- sends the outcome's parts) gets it written as state done: when it has no
--- stored timeline (it ran once, the common case) the outcome is '[' ..
--- Redis's finish time .. the worker's parts, and no record is read; else
--- the worker's parts get the timeline and max_attempts from the record.
+-- stored timeline (it ran once, the common case) the outcome is the ms from
+-- Redis's finish time to its bucket's end, the alias of the worker holding
+-- the lease (`workers` hash), and the worker's parts: no record is read;
+-- else the worker's parts get the timeline and max_attempts from the
+-- record.
 -- All go into the outcome buckets with one HSET per bucket. A run asked to
 -- cancel ends cancelled whatever the handler returned.
 --
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] errors  KEYS[5] stats
 -- KEYS[6] history KEYS[7] cancels KEYS[8] waiters KEYS[9] outcomes
--- KEYS[10] locks
+-- KEYS[10] locks  KEYS[11] workers
 -- ARGV[1] finished channel  ARGV[2] n, then n pairs: id, token; then four
 -- values per job that keeps its outcome: id, retention (ms), parts, rest:
--- the outcome is '[' .. finished_ms .. parts .. rest, the short form of
--- PROTOCOL.md: parts `,"done",attempts,ran_ms,waited_ms,type` and rest
--- `]`, `,result]` or `,null,error]`.
+-- the outcome is '[' .. ms before the end .. ',' .. worker alias .. parts ..
+-- rest, the short form of PROTOCOL.md: parts
+-- `,"done",attempts,ran_ms,waited_ms,type` and rest `]`, `,result]` or
+-- `,null,error]`.
 -- Returns one integer per id/token pair: 1 acknowledged, 0 lease lost
 -- (nothing changed), 2 ended cancelled.
 local now = spool_now()
@@ -58,7 +61,6 @@ if tracked or cancels then
   local position = {}
   for k = 1, n do position[ids[k]] = k end
   local now_s = spool_int(now)
-  local opening = '[' .. now_s
   local batch = {}
   for a, id in ipairs(acked) do
     local lease = leases_of[a]
@@ -67,7 +69,9 @@ if tracked or cancels then
     local keep = p and tonumber(ARGV[p + 1])
     local stored = keep and timelines and redis.call('HGET', KEYS[6], id)
     if keep and not stored then
-      spool_outcome_add(batch, id, opening .. ARGV[p + 2] .. ARGV[p + 3], keep, now)
+      local ends, opening = spool_outcome_end(keep, now)
+      spool_outcome_add(batch, ends, id, opening .. spool_worker_alias(KEYS[11], lease) ..
+        ARGV[p + 2] .. ARGV[p + 3])
     elseif cancel or keep then
       local record = redis.call('HGET', KEYS[2], id)
       local runs, max_attempts = select(2, spool_head(record or ''))
@@ -86,8 +90,9 @@ if tracked or cancels then
         elseif string.sub(rest, 1, 6) ~= ',null,' then
           rest = rest .. ',null'
         end
-        spool_outcome_add(batch, id, opening .. ARGV[p + 2] .. rest .. ',' .. history .. ',' ..
-          (max_attempts or 'null') .. ']', keep, now)
+        local ends, opening = spool_outcome_end(keep, now)
+        spool_outcome_add(batch, ends, id, opening .. 'null' .. ARGV[p + 2] .. rest .. ',' ..
+          history .. ',' .. (max_attempts or 'null') .. ']')
       end
     end
   end

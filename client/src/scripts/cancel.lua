@@ -45,6 +45,12 @@ if redis.call('ZSCORE', KEYS[7], id) then
 end
 local outcome = spool_outcome_find(KEYS[1], id, now)
 if outcome then
-  return {'finished', string.match(outcome, '^%[%-?%d+,"(%a+)"') or 'done'}
+  -- The state is the third element (a result too deep for cjson: match).
+  local ok, value = pcall(cjson.decode, outcome)
+  local state = ok and type(value) == 'table' and value[3]
+  if type(state) ~= 'string' then
+    state = string.match(outcome, '^%[%-?%d+,[^,]*,"(%a+)"') or 'done'
+  end
+  return {'finished', state}
 end
 return {'absent'}

@@ -209,17 +209,23 @@ local function spool_hist_entry(at, state, attempt, worker, err)
   return e .. ']'
 end
 
--- The entry of the run a lease stands for: active since the lease began.
--- Worker ids repeat across a batch: their JSON is encoded once per call.
+-- The JSON string of the worker holding `lease`. Worker ids repeat across
+-- a batch: each is encoded once per call.
 local spool_worker_json = {}
-local function spool_lease_entry(lease, attempt)
+local function spool_lease_worker_json(lease)
   local worker = spool_lease_worker(lease) or ''
   local encoded = spool_worker_json[worker]
   if not encoded then
     encoded = cjson.encode(worker)
     spool_worker_json[worker] = encoded
   end
-  return '[' .. (spool_lease_start(lease) or '0') .. ',"active",' .. attempt .. ',' .. encoded .. ']'
+  return encoded
+end
+
+-- The entry of the run a lease stands for: active since the lease began.
+local function spool_lease_entry(lease, attempt)
+  return '[' .. (spool_lease_start(lease) or '0') .. ',"active",' .. attempt .. ',' ..
+    spool_lease_worker_json(lease) .. ']'
 end
 
 -- Job `id`'s timeline so far: the stored one, or the entry its record
@@ -302,25 +308,34 @@ end
 -- and less than 1/32 of it (or 128 ms) longer. The `outcomes` sorted set
 -- indexes the buckets by end; readers ignore a bucket whose end has
 -- passed, the trimmer unlinks it (a background free), and Redis expires it
--- SPOOL_OUTCOME_GRACE_MS later when no trimmer runs.
+-- SPOOL_OUTCOME_GRACE_MS later when no trimmer runs. An outcome starts
+-- with the ms from its finish to its bucket's end (shorter than the time).
 local SPOOL_OUTCOME_GRACE_MS = 300000
 
--- Bucket window (ms) per retention, memoized for the script call.
-local spool_outcome_windows = {}
+-- Bucket end and the outcome's opening `[ms before the end,` per retention,
+-- memoized for the script call (its `now` does not change).
+local spool_outcome_ends = {}
 
--- Adds `value` as the outcome of job `id`, kept `keep` ms from `now`, to
--- `batch` (a table: bucket end → {id, value, ...}); spool_outcome_write
--- stores a batch with one HSET per bucket.
-local function spool_outcome_add(batch, id, value, keep, now)
-  local w = spool_outcome_windows[keep]
-  if not w then
-    w = 128
+-- The end (ms) of the bucket that holds an outcome kept `keep` ms from
+-- `now`, and the outcome's opening: `[` and the ms from `now` to that end.
+local function spool_outcome_end(keep, now)
+  local known = spool_outcome_ends[keep]
+  if not known then
+    local w = 128
     while w * 64 <= keep do
       w = w * 2
     end
-    spool_outcome_windows[keep] = w
+    local ends = math.ceil((now + keep) / w) * w
+    known = {ends, '[' .. spool_int(ends - now) .. ','}
+    spool_outcome_ends[keep] = known
   end
-  local ends = math.ceil((now + keep) / w) * w
+  return known[1], known[2]
+end
+
+-- Adds `value` as the outcome of job `id` to `batch` (a table: bucket end
+-- → {id, value, ...}) for the bucket ending at `ends`; spool_outcome_write
+-- stores a batch with one HSET per bucket.
+local function spool_outcome_add(batch, ends, id, value)
   local fields = batch[ends]
   if not fields then
     fields = {}
@@ -341,11 +356,22 @@ local function spool_outcome_write(q, batch)
   end
 end
 
--- Stores `value` as the outcome of job `id`, kept `keep` ms from `now`.
-local function spool_outcome_put(q, id, value, keep, now)
-  local batch = {}
-  spool_outcome_add(batch, id, value, keep, now)
-  spool_outcome_write(q, batch)
+-- The alias (a small integer, as a string) of the worker holding `lease`
+-- in the `workers` hash: field `=<worker id>` → alias and `<alias>` →
+-- worker id, `#` the last alias given. Made on first use, memoized per call.
+local spool_aliases = {}
+local function spool_worker_alias(workers, lease)
+  local worker = spool_lease_worker(lease) or ''
+  local alias = spool_aliases[worker]
+  if not alias then
+    alias = redis.call('HGET', workers, '=' .. worker)
+    if not alias then
+      alias = spool_int(redis.call('HINCRBY', workers, '#', 1))
+      redis.call('HSET', workers, alias, worker, '=' .. worker, alias)
+    end
+    spool_aliases[worker] = alias
+  end
+  return alias
 end
 
 -- The kept outcome of job `id` (the newest when it has several), its
@@ -373,11 +399,11 @@ local function spool_outcome_forget(outcomes, ids, now)
 end
 
 -- Writes the outcome of job `id` if its record asks to keep one, finished
--- now as `state`
--- after `attempt` runs, with its timeline, result (JSON) or error: the JSON
--- array [finished_ms, state, attempts, null, null, type, result, error,
--- timeline, max_attempts] (PROTOCOL.md). The ack of a job with no stored
--- timeline writes the short form that the worker prepared instead (ack.lua).
+-- now as `state` after `attempt` runs, with its timeline, result (JSON) or
+-- error: the JSON array [ms before the bucket's end, null, state, attempts,
+-- null, null, type, result, error, timeline, max_attempts] (PROTOCOL.md).
+-- The ack of a job with no stored timeline writes the short form that the
+-- worker prepared instead (ack.lua).
 local function spool_write_outcome(q, id, state, record, attempt, history, result, err, now)
   local keep = spool_record_keep(record)
   if not keep then
@@ -387,9 +413,12 @@ local function spool_write_outcome(q, id, state, record, attempt, history, resul
   local job_type = at and (string.match(record, '^"type":("[^"\\]*")', at) or
     string.match(record, '^"keep_outcome_ms":%d+,"type":("[^"\\]*")', at))
   local e = err and cjson.encode(spool_cap_text(err, SPOOL_ERROR_TEXT_MAX)) or 'null'
-  spool_outcome_put(q, id, '[' .. spool_int(now) .. ',"' .. state .. '",' .. attempt ..
+  local ends, opening = spool_outcome_end(keep, now)
+  local batch = {}
+  spool_outcome_add(batch, ends, id, opening .. 'null,"' .. state .. '",' .. attempt ..
     ',null,null,' .. (job_type or 'null') .. ',' .. (result or 'null') .. ',' .. e .. ',' ..
-    history .. ',' .. (max_attempts or 'null') .. ']', keep, now)
+    history .. ',' .. (max_attempts or 'null') .. ']')
+  spool_outcome_write(q, batch)
 end
 
 -- Tells the `wait` calls registered for job `id` that it finished as `state`.

@@ -9,13 +9,14 @@
 --
 -- KEYS[1] outcomes  KEYS[2] jobs  KEYS[3] leases  KEYS[4] active
 -- KEYS[5] scheduled  KEYS[6] retry  KEYS[7] dead  KEYS[8] errors
--- KEYS[9] history  KEYS[10] cancels  KEYS[11] waiters
+-- KEYS[9] history  KEYS[10] cancels  KEYS[11] waiters  KEYS[12] workers
 -- ARGV[1] id  ARGV[2] 1 to register a wait, else 0
 -- ARGV[3] most bytes of the record returned
 -- Returns one of
 --   {'live', state, score, record prefix, record size, lease or false,
 --    error history or false, timeline or false, cancel asked (0/1)}
---   {'outcome', outcome JSON, ms left until its bucket ends}
+--   {'outcome', outcome JSON, its bucket's end (ms), ms left until then,
+--    the worker its alias names or false}
 --   {'absent', timeline or false, error history or false}
 local id = ARGV[1]
 local function register()
@@ -49,7 +50,9 @@ end
 local now = spool_now()
 local outcome, _, ends = spool_outcome_find(KEYS[1], id, now)
 if outcome then
-  return {'outcome', outcome, spool_int(ends - now)}
+  local alias = string.match(outcome, '^%[%-?%d+,(%d+),')
+  return {'outcome', outcome, spool_int(ends), spool_int(ends - now),
+    alias and redis.call('HGET', KEYS[12], alias) or false}
 end
 register()
 return {'absent', redis.call('HGET', KEYS[9], id), redis.call('HGET', KEYS[8], id)}

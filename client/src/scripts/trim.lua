@@ -4,13 +4,16 @@
 -- first) together with their records and error histories, per-minute
 -- stats fields older than the stats window, and the buckets of kept
 -- outcomes whose retention has ended (UNLINK: Redis frees them in the
--- background). Totals are kept.
+-- background), and worker aliases beyond the newest SPOOL_WORKER_ALIASES_KEPT
+-- (an outcome whose alias is gone names no worker). Totals are kept.
 --
 -- KEYS[1] dead  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats  KEYS[5] history
--- KEYS[6] outcomes
+-- KEYS[6] outcomes  KEYS[7] workers
 -- ARGV[1] dead size cap  ARGV[2] dead age cap ms  ARGV[3] stats window ms
 -- ARGV[4] max dead jobs removed per call
 -- Returns {dead_removed, stats_fields_removed, outcome_buckets_removed}.
+-- Worker aliases kept per queue: a few per worker process that ever ran.
+local SPOOL_WORKER_ALIASES_KEPT = 10000
 local now = spool_now()
 local budget = tonumber(ARGV[4])
 local removed = 0
@@ -42,4 +45,24 @@ for _, e in ipairs(ended) do
   redis.call('UNLINK', KEYS[6] .. ':' .. e)
 end
 spool_call_chunked('ZREM', KEYS[6], ended)
+-- Worker aliases (`workers`: `<alias>` → id, `=<id>` → alias, `#` the last
+-- alias given, `<` the highest alias dropped), oldest first.
+local last = tonumber(redis.call('HGET', KEYS[7], '#') or '0') or 0
+local low = tonumber(redis.call('HGET', KEYS[7], '<') or '0') or 0
+local dropped = 0
+while low < last - SPOOL_WORKER_ALIASES_KEPT and dropped < budget do
+  low = low + 1
+  local alias = spool_int(low)
+  local worker = redis.call('HGET', KEYS[7], alias)
+  if worker then
+    redis.call('HDEL', KEYS[7], alias)
+    if redis.call('HGET', KEYS[7], '=' .. worker) == alias then
+      redis.call('HDEL', KEYS[7], '=' .. worker)
+    end
+  end
+  dropped = dropped + 1
+end
+if dropped > 0 then
+  redis.call('HSET', KEYS[7], '<', spool_int(low))
+end
 return {removed, #stale, #ended}
