@@ -273,15 +273,20 @@ pub(crate) fn print_status(
         writeln!(out, "{}", serde_json::to_string(s).unwrap_or_default())?;
     } else {
         let field = |v: Option<String>| v.map_or_else(|| "-".to_owned(), |v| clip(&v, FIELD_BYTES));
+        // `2/25`, or `1` when the runs allowed are unknown (the short form
+        // of a kept outcome does not keep them).
+        let attempts = match (s.attempt, s.max_attempts) {
+            (Some(a), Some(m)) => Some(format!("{a}/{m}")),
+            (a, _) => a.map(|a| a.to_string()),
+        };
         writeln!(
             out,
-            "{}  {}  queue={}  type={}  attempt={}/{}  worker={}",
+            "{}  {}  queue={}  type={}  attempt={}  worker={}",
             s.id,
             s.status,
             field(s.queue.clone()),
             field(s.job_type.clone()),
-            field(s.attempt.map(|a| a.to_string())),
-            field(s.max_attempts.map(|a| a.to_string())),
+            field(attempts),
             field(s.worker.clone()),
         )?;
         if let Some(e) = &s.last_error {
