@@ -487,54 +487,44 @@ impl Client {
             .iter()
             .map(|q| self.queue_keys(q))
             .collect::<Result<_>>()?;
-        let mut pipe = redis::pipe();
-        for k in &keys {
-            pipe.add_command(status_cmd(k, id, register));
+        // A job no script placed is looked for in the ready lists; when that
+        // walk misses it (a worker fetched it meanwhile) the queues are asked
+        // once more.
+        let mut placed = self.ask_status(&keys, id, register).await?;
+        for last in [false, true] {
+            if let Some(found) = self.pick(&keys, id, &placed).await? {
+                return Ok(found);
+            }
+            if last || keys.is_empty() {
+                break;
+            }
+            placed = self.ask_status(&keys, id, false).await?;
         }
-        let replies: Vec<Vec<redis::Value>> = if keys.is_empty() {
-            Vec::new()
-        } else {
-            scripts::run(&mut self.connection(), &pipe)
-                .await
-                .map_err(Error::redis("status"))?
-        };
-        let mut placed: Vec<(usize, Placed)> = Vec::new();
-        for (i, reply) in replies.into_iter().enumerate() {
-            placed.push((i, decode_status(&keys[i], id, &reply)?));
-        }
-        self.resolve(&keys, id, placed).await
+        Ok(JobStatus::unknown(id))
     }
 
-    /// Picks the answer among the queues' replies; a job no script placed
-    /// is looked for in the ready lists, and when that walk misses it (a
-    /// worker fetched it meanwhile) the queues are asked once more.
-    async fn resolve(
+    /// `status.lua` on each of `keys`, in one pipelined call.
+    async fn ask_status(
         &self,
         keys: &[QueueKeys],
         id: &str,
-        mut placed: Vec<(usize, Placed)>,
-    ) -> Result<JobStatus> {
-        if let Some(found) = self.pick(keys, id, &mut placed).await? {
-            return Ok(found);
-        }
+        register: bool,
+    ) -> Result<Vec<(usize, Placed)>> {
         if keys.is_empty() {
-            return Ok(JobStatus::unknown(id));
+            return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for k in keys {
-            pipe.add_command(status_cmd(k, id, false));
+            pipe.add_command(status_cmd(k, id, register));
         }
         let replies: Vec<Vec<redis::Value>> = scripts::run(&mut self.connection(), &pipe)
             .await
             .map_err(Error::redis("status"))?;
-        let mut placed = Vec::new();
-        for (i, reply) in replies.into_iter().enumerate() {
-            placed.push((i, decode_status(&keys[i], id, &reply)?));
-        }
-        if let Some(found) = self.pick(keys, id, &mut placed).await? {
-            return Ok(found);
-        }
-        Ok(JobStatus::unknown(id))
+        replies
+            .iter()
+            .enumerate()
+            .map(|(i, reply)| Ok((i, decode_status(&keys[i], id, reply)?)))
+            .collect()
     }
 
     /// The status among `placed`, walking ready lists where needed; `None`
@@ -543,20 +533,20 @@ impl Client {
         &self,
         keys: &[QueueKeys],
         id: &str,
-        placed: &mut [(usize, Placed)],
+        placed: &[(usize, Placed)],
     ) -> Result<Option<JobStatus>> {
         // A live job first, then a kept outcome, then a ready one.
-        for (_, p) in placed.iter() {
+        for (_, p) in placed {
             if let Placed::Live(s) = p {
                 return Ok(Some((**s).clone()));
             }
         }
-        for (_, p) in placed.iter() {
+        for (_, p) in placed {
             if let Placed::Outcome(s) = p {
                 return Ok(Some((**s).clone()));
             }
         }
-        for (i, p) in placed.iter() {
+        for (i, p) in placed {
             let Placed::Unplaced { history, errors } = p else {
                 continue;
             };
