@@ -554,7 +554,7 @@ impl Client {
     }
 }
 
-/// An `enqueue.lua` call: always 6 keys (the uniqueness key's place holds
+/// An `enqueue.lua` call: always 8 keys (the uniqueness key's place holds
 /// another key of the queue when there is none).
 fn enqueue_cmd(
     keys: &QueueKeys,
@@ -569,6 +569,8 @@ fn enqueue_cmd(
         keys.jobs.as_str(),
         idem.as_deref().unwrap_or(keys.locks.as_str()),
         keys.locks.as_str(),
+        keys.events.as_str(),
+        keys.settings.as_str(),
     ];
     let mut cmd = SCRIPTS.enqueue.cmd(&key_list);
     cmd.arg(unique.map_or_else(|| "0".to_owned(), |(_, mode)| mode.lock_arg()));

@@ -105,6 +105,13 @@ pub struct QueueKeys {
     /// HASH job id → `s` (until started) or `f` (until finished) + the
     /// uniqueness key the job holds.
     pub locks: String,
+    /// STREAM of the queue's job events and operator actions, capped
+    /// (`MAXLEN ~`); written by the script that makes each transition
+    /// (docs/PROTOCOL.md, "Events").
+    pub events: String,
+    /// HASH of the queue's settings, read by the scripts: `events` (`off`,
+    /// `terminal` or `all`) and `events_max` (the stream's cap).
+    pub settings: String,
     idempotency_prefix: String,
     cron_prefix: String,
 }
@@ -135,6 +142,8 @@ impl QueueKeys {
             outcomes: key("outcomes"),
             workers: key("workers"),
             locks: key("locks"),
+            events: key("events"),
+            settings: key("settings"),
             idempotency_prefix: key("idem:"),
             cron_prefix: key("cron:"),
         }
@@ -147,18 +156,20 @@ impl QueueKeys {
         format!("{}:{end_ms}", self.outcomes)
     }
 
-    /// The side hashes every script that ends jobs (ack, fail, reap,
+    /// The side keys every script that ends jobs (ack, fail, reap,
     /// release, `cancel_ready`) takes as one block of KEYS, in this order
     /// (`spool_finishing` in prelude.lua): history, cancels, waiters,
-    /// outcomes, locks.
+    /// outcomes, locks, events, settings.
     #[must_use]
-    pub fn finishing(&self) -> [&str; 5] {
+    pub fn finishing(&self) -> [&str; 7] {
         [
             &self.history,
             &self.cancels,
             &self.waiters,
             &self.outcomes,
             &self.locks,
+            &self.events,
+            &self.settings,
         ]
     }
 
@@ -273,6 +284,8 @@ mod tests {
             &k.outcomes,
             &k.workers,
             &k.locks,
+            &k.events,
+            &k.settings,
         ] {
             assert!(key.starts_with("spool:{emails}:"), "{key}");
         }

@@ -49,6 +49,7 @@ mod connection;
 mod cron;
 mod enqueue;
 mod error;
+mod events;
 mod job;
 mod keys;
 mod outcome;
@@ -74,6 +75,10 @@ pub use enqueue::{
     IDEMPOTENCY_WINDOW_DEFAULT, UNIQUE_LOCK_TTL_DEFAULT,
 };
 pub use error::{Error, Result};
+pub use events::{
+    Event, EventAcker, EventGroup, EventKind, EventLevel, EventReader, EventsConfig,
+    EVENTS_MAX_DEFAULT, EVENTS_MAX_RANGE,
+};
 pub use job::{
     CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobOutput, JobRecord, JobSet, JobState,
     MAX_ATTEMPTS_DEFAULT, QUEUE_DEFAULT, TIMEOUT_DEFAULT,

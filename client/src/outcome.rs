@@ -382,7 +382,7 @@ impl Client {
     /// [`Error::InvalidArgument`] for a malformed id, [`Error::Redis`].
     pub async fn cancel(&self, id: &JobId) -> Result<CancelResult> {
         let queues = self.admin().queue_names().await?;
-        self.cancel_among(&queues, id.as_str()).await
+        self.cancel_among(&queues, id.as_str(), "").await
     }
 
     /// [`Client::cancel`] looking only in `queue`.
@@ -391,17 +391,25 @@ impl Client {
     /// As [`Client::cancel`]; [`Error::InvalidQueueName`].
     pub async fn cancel_in(&self, queue: &str, id: &JobId) -> Result<CancelResult> {
         self.queue_keys(queue)?;
-        self.cancel_among(&[queue.to_owned()], id.as_str()).await
+        self.cancel_among(&[queue.to_owned()], id.as_str(), "")
+            .await
     }
 
-    async fn cancel_among(&self, queues: &[String], id: &str) -> Result<CancelResult> {
+    /// Cancels `id` in the first of `queues` that has it; `actor` names the
+    /// operator in the events ('' for a producer's cancel).
+    pub(crate) async fn cancel_among(
+        &self,
+        queues: &[String],
+        id: &str,
+        actor: &str,
+    ) -> Result<CancelResult> {
         crate::admin::valid_id(id)?;
         // Twice: a ready job fetched between the two steps is active on
         // the second look.
         for _ in 0..2 {
             for queue in queues {
                 let k = self.queue_keys(queue)?;
-                let answer = self.cancel_placed(&k, id).await?;
+                let answer = self.cancel_placed(&k, id, actor).await?;
                 if answer != CancelResult::NotFound {
                     return Ok(answer);
                 }
@@ -418,7 +426,7 @@ impl Client {
                             &k.finishing(),
                         ]
                         .concat(),
-                        &[&channel],
+                        &[&channel, actor],
                         id,
                         "cancel ready",
                         |n| *n > 0,
@@ -436,12 +444,20 @@ impl Client {
     }
 
     /// `cancel.lua` on one queue.
-    async fn cancel_placed(&self, k: &QueueKeys, id: &str) -> Result<CancelResult> {
+    async fn cancel_placed(&self, k: &QueueKeys, id: &str, actor: &str) -> Result<CancelResult> {
         let mut keys = placement_keys(k);
-        keys.extend([k.stats.as_str(), k.locks.as_str()]);
+        keys.extend([
+            k.stats.as_str(),
+            k.locks.as_str(),
+            k.events.as_str(),
+            k.settings.as_str(),
+        ]);
         let mut cmd = SCRIPTS.cancel.cmd(&keys);
         let g = self.global_keys();
-        cmd.arg(id).arg(&g.finished_channel).arg(&g.cancel_channel);
+        cmd.arg(id)
+            .arg(&g.finished_channel)
+            .arg(&g.cancel_channel)
+            .arg(actor);
         let reply: Vec<redis::Value> = scripts::run(&mut self.connection(), &cmd)
             .await
             .map_err(Error::redis("cancel"))?;

@@ -91,13 +91,18 @@ async fn guarded(shared: &Shared, req: Request, next: Next) -> AppResult<Respons
                 .to_owned(),
         ));
     }
-    if config.auth.is_enabled() && !authorized(req.headers(), &config.auth) {
-        return Err(AppError::Unauthorized(if config.auth.basic.is_some() {
-            "Basic realm=\"Spool\", charset=\"UTF-8\""
-        } else {
-            "Bearer realm=\"Spool\""
-        }));
-    }
+    let actor = if config.auth.is_enabled() {
+        let Some(who) = authorized(req.headers(), &config.auth) else {
+            return Err(AppError::Unauthorized(if config.auth.basic.is_some() {
+                "Basic realm=\"Spool\", charset=\"UTF-8\""
+            } else {
+                "Bearer realm=\"Spool\""
+            }));
+        };
+        format!("dashboard:{who}")
+    } else {
+        "dashboard".to_owned()
+    };
 
     let base = config
         .base_path
@@ -135,6 +140,7 @@ async fn guarded(shared: &Shared, req: Request, next: Next) -> AppResult<Respons
         base,
         csrf: token,
         read_only: config.read_only,
+        actor,
     });
     let mut resp = next.run(req).await;
     if fresh {
@@ -189,32 +195,30 @@ async fn post_gate(shared: &Shared, req: Request, fresh: bool, token: &str) -> A
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-fn authorized(headers: &HeaderMap, auth: &crate::Auth) -> bool {
-    let Some(value) = headers
+/// Who the request authenticates as: the basic-auth user, or `token` for
+/// the bearer token; `None` when it does not.
+fn authorized<'a>(headers: &HeaderMap, auth: &'a crate::Auth) -> Option<&'a str> {
+    let value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
+        .and_then(|v| v.to_str().ok())?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("basic") {
-        let Some((user, pass)) = &auth.basic else {
-            return false;
-        };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest) else {
-            return false;
-        };
+        let (user, pass) = auth.basic.as_ref()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
         let expected = format!("{user}:{pass}");
-        return secret_eq(&decoded, expected.as_bytes());
+        return secret_eq(&decoded, expected.as_bytes()).then_some(user.as_str());
     }
     if scheme.eq_ignore_ascii_case("bearer") {
         return auth
             .bearer
             .as_ref()
-            .is_some_and(|t| secret_eq(rest.as_bytes(), t.as_bytes()));
+            .is_some_and(|t| secret_eq(rest.as_bytes(), t.as_bytes()))
+            .then_some("token");
     }
-    false
+    None
 }
 
 /// Whether a POST comes from a page of this dashboard. `Sec-Fetch-Site`

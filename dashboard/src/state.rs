@@ -32,6 +32,17 @@ pub(crate) struct Ctx {
     pub(crate) csrf: String,
     /// Whether actions are hidden and refused.
     pub(crate) read_only: bool,
+    /// Who is asking, named in the audit events of the actions taken
+    /// (`dashboard:<basic-auth user>`, `dashboard:token`, or `dashboard`
+    /// without authentication).
+    pub(crate) actor: String,
+}
+
+impl Ctx {
+    /// The admin API acting as this request's user.
+    pub(crate) fn admin(&self, shared: &Admin) -> Admin {
+        shared.clone().with_actor(&self.actor)
+    }
 }
 
 /// The registered queues and the registry members that are not valid queue

@@ -684,7 +684,10 @@ async fn outcome_buckets_end_with_their_retention_and_the_trimmer_unlinks_them()
     let keys = Arc::new(c.queue_keys("default").unwrap());
 
     let (plain, run) = enqueue_and_lease(c, &keys, Duration::ZERO).await;
-    assert_eq!(spool_client::runtime::RunFacts::of(&run), None);
+    assert_eq!(
+        spool_client::runtime::RunFacts::of(&run).and_then(|f| f.keep_outcome_ms),
+        None
+    );
     rt.complete(&[completion(&keys, &run, Outcome::Ack)])
         .await
         .unwrap();

@@ -236,7 +236,8 @@ const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels &spoo
      +hget +hgetall +hmget +hset +hsetnx +hdel +hexists +hincrby +hkeys \
      +llen +lpush +rpush +rpop +lrange +lrem +ltrim \
      +zadd +zrem +zcard +zscore +zrange +zrevrange +zrangebyscore +zrevrangebyscore \
-     +zremrangebyscore";
+     +zremrangebyscore \
+     +xadd +xread +xreadgroup +xrevrange +xgroup|create +xack +xautoclaim";
 
 /// Everything Spool does works as the documented ACL user (default user
 /// off); the user cannot touch other keys; a wrong password fails clearly.
@@ -380,6 +381,58 @@ async fn outcomes(client: &Client) {
         .await
         .expect("ZCARD as spool");
     assert_eq!(left, 0);
+
+    // Events: settings, the audit of the cancel, a reader, and a consumer
+    // group whose second consumer claims what the first left pending.
+    let admin = client.admin().with_actor("acl-test");
+    admin
+        .configure_events(
+            "default",
+            spool_client::EventsConfig {
+                level: spool_client::EventLevel::All,
+                max_len: 1000,
+            },
+        )
+        .await
+        .expect("configure events as spool");
+    let recent = admin
+        .recent_events(&["default"], None, 100)
+        .await
+        .expect("recent events as spool");
+    assert!(recent
+        .iter()
+        .any(|e| e.kind == spool_client::EventKind::Cancelled));
+    let mut reader = client
+        .events()
+        .queues(&["default"])
+        .expect("queue")
+        .from_start();
+    assert!(!reader
+        .next_batch()
+        .await
+        .expect("XREAD as spool")
+        .is_empty());
+    let group = |name: &str| {
+        client
+            .events()
+            .queues(&["default"])
+            .expect("queue")
+            .from_start()
+            .group("acl", name)
+            .expect("group")
+            .claim_after(Duration::from_millis(1))
+    };
+    let mut first = group("c1");
+    assert!(!first
+        .next_batch()
+        .await
+        .expect("XREADGROUP as spool")
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut second = group("c2");
+    let claimed = second.next_batch().await.expect("XAUTOCLAIM as spool");
+    assert!(!claimed.is_empty());
+    assert!(second.ack(&claimed).await.expect("XACK as spool") > 0);
 }
 
 /// Every admin read and repair, and the cron actions, as `client`'s user.

@@ -149,7 +149,7 @@ impl Admin {
         let Some(entry) = self.live_cron_entry(name).await? else {
             return Err(Error::UnknownCronEntry(name.to_owned()));
         };
-        self.client.cron_run_now(&entry).await
+        self.client.cron_run_now(&entry, self.actor()).await
     }
 
     async fn live_cron_entry(&self, name: &str) -> Result<Option<CronEntry>> {

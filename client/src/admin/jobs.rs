@@ -343,6 +343,8 @@ impl Admin {
                     &k.wake,
                     &k.history,
                     &k.outcomes,
+                    &k.events,
+                    &k.settings,
                 ],
                 "requeue",
             ),
@@ -355,16 +357,23 @@ impl Admin {
                     &k.history,
                     &k.locks,
                     &k.waiters,
+                    &k.events,
+                    &k.settings,
                 ],
                 "delete",
             ),
         };
-        // requeue.lua's first argument names the set (a timeline's first
-        // state); delete.lua's is the channel its waiters hear on.
+        // Both scripts start with the actor and the selection (for the
+        // events); then requeue.lua's argument names the set (a timeline's
+        // first state), delete.lua's is the channel its waiters hear on.
         let channel = self.client.global_keys().finished_channel.clone();
+        let selection = match ids {
+            Some(ids) => format!("{} selected in {}", ids.len(), set.as_str()),
+            None => format!("all in {}", set.as_str()),
+        };
         let lead: &[&str] = match action {
-            Action::Retry => &[set.as_str()],
-            Action::Delete => &[&channel],
+            Action::Retry => &[self.actor(), &selection, set.as_str()],
+            Action::Delete => &[self.actor(), &selection, &channel],
         };
         let keys = keys.as_slice();
         let mut done = 0;
@@ -406,8 +415,15 @@ impl Admin {
         let removed: Option<u64> = self
             .walk_ready(
                 &SCRIPTS.delete_ready,
-                &[&k.ready, &k.history, &k.locks, &k.waiters],
-                &[&self.client.global_keys().finished_channel],
+                &[
+                    &k.ready,
+                    &k.history,
+                    &k.locks,
+                    &k.waiters,
+                    &k.events,
+                    &k.settings,
+                ],
+                &[&self.client.global_keys().finished_channel, self.actor()],
                 id,
                 "delete ready",
                 |n| *n > 0,

@@ -64,17 +64,82 @@ pub struct Page<T> {
 #[derive(Debug, Clone)]
 pub struct Admin {
     client: Client,
+    actor: std::sync::Arc<str>,
 }
+
+/// The actor operator actions name when the caller gives none
+/// ([`Admin::with_actor`]).
+pub const ACTOR_DEFAULT: &str = "admin-api";
+
+/// Longest actor name kept in events, in bytes.
+pub const ACTOR_MAX_BYTES: usize = 200;
 
 impl Admin {
     pub(crate) fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            actor: ACTOR_DEFAULT.into(),
+        }
+    }
+
+    /// The same handle, naming `actor` (a user, a token's name, `user@host`)
+    /// in the audit events of the operator actions it takes: retry, delete,
+    /// pause, resume, clear, cancel, run now, event settings. Control
+    /// characters are dropped and the name is cut to
+    /// [`ACTOR_MAX_BYTES`]; an empty name stands for [`ACTOR_DEFAULT`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+    /// let admin = client.admin().with_actor("alice");
+    /// admin.pause("emails").await?; // a `paused` event naming alice
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_actor(mut self, actor: &str) -> Self {
+        let clean: String = actor.chars().filter(|c| !c.is_control()).collect();
+        let clean = crate::wire::truncate_utf8(clean.trim(), ACTOR_MAX_BYTES);
+        self.actor = if clean.is_empty() {
+            ACTOR_DEFAULT.into()
+        } else {
+            clean.into()
+        };
+        self
+    }
+
+    /// The actor this handle names in events.
+    #[must_use]
+    pub fn actor(&self) -> &str {
+        &self.actor
     }
 
     /// The client this admin handle uses.
     #[must_use]
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Cancels job `id` as [`Client::cancel`] does, naming this handle's
+    /// actor in the `cancelled` / `cancel_requested` event and on the job's
+    /// timeline.
+    ///
+    /// # Errors
+    /// As [`Client::cancel`].
+    pub async fn cancel(&self, id: &crate::JobId) -> Result<crate::CancelResult> {
+        let queues = self.queue_names().await?;
+        self.client
+            .cancel_among(&queues, id.as_str(), &self.actor)
+            .await
+    }
+
+    /// [`Admin::cancel`] looking only in `queue`.
+    ///
+    /// # Errors
+    /// As [`Client::cancel_in`].
+    pub async fn cancel_in(&self, queue: &str, id: &crate::JobId) -> Result<crate::CancelResult> {
+        self.client.queue_keys(queue)?;
+        self.client
+            .cancel_among(&[queue.to_owned()], id.as_str(), &self.actor)
+            .await
     }
 }
 

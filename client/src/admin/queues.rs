@@ -201,8 +201,9 @@ impl Admin {
         // (namespace slot) so a paused empty queue still shows up.
         // Registering is idempotent, so a crash between them is repaired by
         // the next pause or enqueue.
-        self.write(&SCRIPTS.pause.cmd(&[&k.paused]), "pause")
-            .await?;
+        let mut cmd = SCRIPTS.pause.cmd(&[&k.paused, &k.events, &k.settings]);
+        cmd.arg(self.actor());
+        self.write(&cmd, "pause").await?;
         self.register_queues(&[queue]).await
     }
 
@@ -212,7 +213,10 @@ impl Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn resume(&self, queue: &str) -> Result<()> {
         let k = self.client.queue_keys(queue)?;
-        let cmd = SCRIPTS.resume.cmd(&[&k.paused, &k.wake]);
+        let mut cmd = SCRIPTS
+            .resume
+            .cmd(&[&k.paused, &k.wake, &k.events, &k.settings]);
+        cmd.arg(self.actor());
         self.write(&cmd, "resume").await.map(drop)
     }
 
@@ -222,10 +226,16 @@ impl Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn clear_ready(&self, queue: &str) -> Result<u64> {
         let k = self.client.queue_keys(queue)?;
-        let mut cmd = SCRIPTS
-            .clear_ready
-            .cmd(&[&k.ready, &k.history, &k.locks, &k.waiters]);
-        cmd.arg(&self.client.global_keys().finished_channel);
+        let mut cmd = SCRIPTS.clear_ready.cmd(&[
+            &k.ready,
+            &k.history,
+            &k.locks,
+            &k.waiters,
+            &k.events,
+            &k.settings,
+        ]);
+        cmd.arg(&self.client.global_keys().finished_channel)
+            .arg(self.actor());
         self.write(&cmd, "clear ready").await
     }
 

@@ -207,11 +207,13 @@ impl Client {
     /// Enqueues `entry`'s job at once, outside its schedule. A second call
     /// within [`CRON_RUN_NOW_WINDOW`] returns the first job
     /// (`duplicate: true`) instead of enqueueing again.
-    pub(crate) async fn cron_run_now(&self, entry: &CronEntry) -> Result<Enqueued> {
+    pub(crate) async fn cron_run_now(&self, entry: &CronEntry, actor: &str) -> Result<Enqueued> {
         let keys = self.queue_keys(&entry.queue)?;
         let prepared = self.cron_job(entry, None)?;
         let mut cmd = Self::cron_cmd(&keys, entry, &keys.cron_run_now(&entry.name));
-        cmd.arg("now").arg(duration_ms(CRON_RUN_NOW_WINDOW));
+        cmd.arg("now")
+            .arg(duration_ms(CRON_RUN_NOW_WINDOW))
+            .arg(actor);
         prepared.push_args(&mut cmd);
         let (status, value) = self.run_cron_cmd(cmd).await?;
         Ok(Enqueued {
@@ -229,6 +231,8 @@ impl Client {
             keys.jobs.as_str(),
             state.as_str(),
             unique_key,
+            keys.events.as_str(),
+            keys.settings.as_str(),
         ])
     }
 

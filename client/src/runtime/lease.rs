@@ -99,17 +99,19 @@ pub struct Completion {
     pub token: LeaseToken,
     /// Ack, retry or dead.
     pub outcome: Outcome,
-    /// What a kept outcome needs from the run ([`RunFacts::of`]); `None`
-    /// when the job keeps no outcome (or its record did not decode).
+    /// What the job's event and kept outcome need from the run
+    /// ([`RunFacts::of`]); `None` when its record did not decode.
     pub run: Option<RunFacts>,
 }
 
-/// The facts of a run that `ack.lua` writes into the job's kept outcome,
-/// taken from the leased record so the script need not read it.
+/// The facts of a run that `ack.lua` writes into the job's `succeeded`
+/// event and kept outcome, taken from the leased record so the script need
+/// not read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunFacts {
-    /// How long the outcome is kept (ms), from the record.
-    pub keep_outcome_ms: u64,
+    /// How long the outcome is kept (ms), from the record; `None` when the
+    /// job keeps none.
+    pub keep_outcome_ms: Option<u64>,
     /// The job type.
     pub job_type: String,
     /// Runs so far, this one included.
@@ -124,12 +126,12 @@ pub struct RunFacts {
 }
 
 impl RunFacts {
-    /// The facts of `job`'s run when its record asks to keep its outcome.
+    /// The facts of `job`'s run; `None` when its record did not decode.
     #[must_use]
     pub fn of(job: &LeasedJob) -> Option<Self> {
         let record = job.record.as_ref().ok()?;
         Some(Self {
-            keep_outcome_ms: record.keep_outcome_ms.filter(|ms| *ms > 0)?,
+            keep_outcome_ms: record.keep_outcome_ms.filter(|ms| *ms > 0),
             job_type: record.job_type.clone(),
             attempt: record.attempt,
             enqueued_ms: record.enqueued_ms,
@@ -143,7 +145,11 @@ impl RunFacts {
 /// retention, and the parts and rest of the outcome's short form
 /// (docs/PROTOCOL.md): everything but the finish time, which is Redis's.
 fn ack_outcome_args(c: &Completion, cmd: &mut redis::Cmd) {
-    let Some(f) = &c.run else {
+    let Some((f, keep_ms)) = c
+        .run
+        .as_ref()
+        .and_then(|f| f.keep_outcome_ms.map(|ms| (f, ms)))
+    else {
         return;
     };
     let rest = match &c.outcome {
@@ -155,7 +161,7 @@ fn ack_outcome_args(c: &Completion, cmd: &mut redis::Cmd) {
         _ => "]".to_owned(),
     };
     cmd.arg(c.id.as_str())
-        .arg(f.keep_outcome_ms)
+        .arg(keep_ms)
         .arg(format!(
             ",\"done\",{},{},{},{}",
             f.attempt,
@@ -301,6 +307,8 @@ impl Runtime {
             &keys.stats,
             &keys.history,
             &keys.locks,
+            &keys.events,
+            &keys.settings,
         ]);
         cmd.arg(max.max(1))
             .arg(duration_ms(lease))
@@ -360,7 +368,15 @@ impl Runtime {
             let mut cmd = SCRIPTS.ack.cmd(&key_list);
             cmd.arg(channel).arg(idx.len());
             for &i in &idx {
-                cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
+                let c = &batch[i];
+                let (attempt, job_type) = c
+                    .run
+                    .as_ref()
+                    .map_or((0, ""), |f| (f.attempt, f.job_type.as_str()));
+                cmd.arg(c.id.as_str())
+                    .arg(c.token.as_str())
+                    .arg(attempt)
+                    .arg(job_type);
             }
             for &i in &idx {
                 ack_outcome_args(&batch[i], &mut cmd);

@@ -18,10 +18,14 @@
 -- All go into the outcome buckets with one HSET per bucket. A run asked to
 -- cancel ends cancelled whatever the handler returned.
 --
+-- Each job done gets a `succeeded` event (queue level terminal or all),
+-- with the attempt and job type the worker sends.
+--
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] errors  KEYS[5] stats
 -- KEYS[6] history KEYS[7] cancels KEYS[8] waiters KEYS[9] outcomes
--- KEYS[10] locks  KEYS[11] workers
--- ARGV[1] finished channel  ARGV[2] n, then n pairs: id, token; then four
+-- KEYS[10] locks  KEYS[11] events KEYS[12] settings KEYS[13] workers
+-- ARGV[1] finished channel  ARGV[2] n, then n groups of four: id, token,
+-- attempt (runs, this one included), job type; then four
 -- values per job that keeps its outcome: id, retention (ms), parts, rest:
 -- the outcome is '[' .. ms before the end .. ',' .. worker alias .. parts ..
 -- rest, the short form of PROTOCOL.md: parts
@@ -34,12 +38,12 @@ local q = spool_finishing(6, KEYS[2], KEYS[4], KEYS[5], ARGV[1])
 local n = tonumber(ARGV[2])
 local out, acked, leases_of = {}, {}, {}
 local ids = {}
-for i = 1, n do ids[i] = ARGV[1 + 2 * i] end
+for i = 1, n do ids[i] = ARGV[4 * i - 1] end
 for c = 1, n, 1000 do
   local leases = redis.call('HMGET', KEYS[3], unpack(ids, c, math.min(c + 999, n)))
   for j, lease in ipairs(leases) do
     local k = c + j - 1
-    if lease and spool_lease_token(lease) == ARGV[2 + 2 * k] then
+    if lease and spool_lease_token(lease) == ARGV[4 * k] then
       acked[#acked + 1] = ids[k]
       leases_of[#acked] = lease
       out[k] = 1
@@ -54,10 +58,10 @@ local cancelled = 0
 local extras = #acked > 0 and redis.call('EXISTS', KEYS[6], KEYS[7], KEYS[8], KEYS[10]) > 0
 local cancels = extras and redis.call('EXISTS', KEYS[7]) == 1
 local timelines = extras and redis.call('EXISTS', KEYS[6]) == 1
-local tracked = #ARGV > 2 + 2 * n
+local tracked = #ARGV > 2 + 4 * n
 if tracked or cancels then
   local parts = {}
-  for i = 3 + 2 * n, #ARGV, 4 do parts[ARGV[i]] = i end
+  for i = 3 + 4 * n, #ARGV, 4 do parts[ARGV[i]] = i end
   local position = {}
   for k = 1, n do position[ids[k]] = k end
   local now_s = spool_int(now)
@@ -70,7 +74,7 @@ if tracked or cancels then
     local stored = keep and timelines and redis.call('HGET', KEYS[6], id)
     if keep and not stored then
       local ends, opening = spool_outcome_end(keep, now)
-      spool_outcome_add(batch, ends, id, opening .. spool_worker_alias(KEYS[11], lease) ..
+      spool_outcome_add(batch, ends, id, opening .. spool_worker_alias(KEYS[13], lease) ..
         ARGV[p + 2] .. ARGV[p + 3])
     elseif cancel or keep then
       local record = redis.call('HGET', KEYS[2], id)
@@ -118,6 +122,13 @@ if extras and redis.call('EXISTS', KEYS[8]) == 1 then
   for k = 1, n do
     if out[k] == 1 then
       spool_announce(q, ids[k], 'done')
+    end
+  end
+end
+if q.ev.level >= SPOOL_TERMINAL then
+  for k = 1, n do
+    if out[k] == 1 then
+      spool_event(q.ev, SPOOL_TERMINAL, 'succeeded', ids[k], ARGV[4 * k + 2], ARGV[4 * k + 1])
     end
   end
 end

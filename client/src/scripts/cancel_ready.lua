@@ -7,8 +7,9 @@
 --
 -- KEYS[1] ready  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats  KEYS[5] history
 -- KEYS[6] cancels  KEYS[7] waiters  KEYS[8] outcomes  KEYS[9] locks
+-- KEYS[10] events  KEYS[11] settings
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
--- ARGV[4] finished channel
+-- ARGV[4] finished channel  ARGV[5] actor ('' for a producer's cancel)
 -- Returns {1 cancelled or 0 not found, entries examined}.
 local now = spool_now()
 local id = ARGV[1]
@@ -17,6 +18,9 @@ if not found or redis.call('LREM', KEYS[1], -1, found) == 0 then
   return {0, seen}
 end
 local q = spool_finishing(5, KEYS[2], KEYS[3], KEYS[4], ARGV[4])
+if ARGV[5] and ARGV[5] ~= '' then
+  q.actor, q.selection = ARGV[5], 'job'
+end
 local _, attempt = spool_head(found)
 spool_cancelled(q, id, found, nil, attempt or '0', now)
 return {1, seen}

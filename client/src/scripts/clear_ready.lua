@@ -5,8 +5,12 @@
 -- lose those too (a waiter hears `deleted`): the list is walked for their
 -- ids first, which only happens when one of those hashes exists.
 --
+-- One `cleared` event (level terminal) names the actor and the count.
+--
 -- KEYS[1] ready  KEYS[2] history  KEYS[3] locks  KEYS[4] waiters
+-- KEYS[5] events  KEYS[6] settings
 -- ARGV[1] finished channel (a `wait` for a cleared job hears `deleted`)
+-- ARGV[2] actor
 -- Returns the number of jobs deleted.
 local n = redis.call('LLEN', KEYS[1])
 local q = {waiters = KEYS[4], channel = ARGV[1]}
@@ -22,4 +26,6 @@ if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) > 0 then
   end)
 end
 redis.call('DEL', KEYS[1])
+spool_event(spool_events(KEYS[5], KEYS[6]), SPOOL_TERMINAL, 'cleared', '', nil, nil, nil,
+  ARGV[2], 'ready: ' .. spool_int(n) .. ' jobs')
 return n

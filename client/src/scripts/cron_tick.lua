@@ -11,6 +11,8 @@
 --         skipped, last_skipped_ms, paused)
 -- KEYS[6] tick key `…:cron:<name>:<tick_ms>` (mode tick) or run-now key
 --         `…:cron:<name>:now` (mode now); its value is the job id
+-- KEYS[7] events stream  KEYS[8] settings hash (optional: the job's
+--         `enqueued` event at level all)
 -- ARGV[1] mode: 'tick' or 'now'
 -- mode tick:
 --   ARGV[2] cursor the caller planned from ('' = entry has no cursor yet)
@@ -18,7 +20,8 @@
 --   ARGV[5] older due ticks skipped (count)  ARGV[6] latest of them (ms, 0 = none)
 --   ARGV[7] tick key TTL (ms)  ARGV[8..12] the job (id, max_attempts, 0, 0, body)
 -- mode now:
---   ARGV[2] idempotency window (ms)  ARGV[3..7] the job
+--   ARGV[2] idempotency window (ms)  ARGV[3] actor (a `run_now` event,
+--   level terminal)  ARGV[4..8] the job
 -- Returns {status, value}:
 --   {'fired', job id}        the job was created
 --   {'duplicate', job id}    the tick (or run-now window) already has a job
@@ -40,14 +43,21 @@ local function fire(ttl, first)
   if bad then
     return bad
   end
-  local out = spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, first)
+  local out = spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, first,
+    spool_events(KEYS[7], KEYS[8]))
   redis.call('SET', KEYS[6], out[1], 'PX', ttl)
   redis.call('HSET', state, 'last_run_ms', now, 'last_job_id', out[1])
   return {'fired', out[1]}
 end
 
 if ARGV[1] == 'now' then
-  return fire(tonumber(ARGV[2]), 3)
+  local fired = fire(tonumber(ARGV[2]), 4)
+  if fired[1] == 'fired' then
+    local job_type = spool_record_type(spool_record(ARGV[4], '0', '0', '0', string.sub(ARGV[8], 2)))
+    spool_event(spool_events(KEYS[7], KEYS[8]), SPOOL_TERMINAL, 'run_now', fired[2], job_type,
+      '0', nil, ARGV[3], 'cron entry ' .. string.match(KEYS[6], ':cron:([^:]*):now$'))
+  end
+  return fired
 end
 
 local cursor = redis.call('HGET', state, 'cursor_ms') or ''

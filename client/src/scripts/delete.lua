@@ -6,14 +6,25 @@
 -- KEYS[1] the set  KEYS[2] jobs  KEYS[3] errors  KEYS[4] history
 -- KEYS[5] locks (a deleted job's uniqueness lock is released)
 -- KEYS[6] waiters (a `wait` for a deleted job hears `deleted`)
--- ARGV[1] the finished channel, then ids to delete; or ARGV[2] = '*' and
--- ARGV[3] = n to delete the n oldest.
+-- KEYS[7] events  KEYS[8] settings (a `deleted` event per job, level
+-- terminal, naming the actor)
+-- ARGV[1] actor  ARGV[2] selection  ARGV[3] the finished channel, then ids
+-- to delete; or ARGV[4] = '*' and ARGV[5] = n to delete the n oldest.
 -- Returns the number of jobs deleted.
+local actor = table.remove(ARGV, 1)
+local selection = table.remove(ARGV, 1)
 local q = {waiters = KEYS[6], channel = table.remove(ARGV, 1)}
+local ev = spool_events(KEYS[7], KEYS[8])
 local ids = spool_action_ids(KEYS[1])
 local deleted = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
+    if ev.level >= SPOOL_TERMINAL then
+      local record = redis.call('HGET', KEYS[2], id) or ''
+      local _, attempt = spool_head(record)
+      spool_event(ev, SPOOL_TERMINAL, 'deleted', id, spool_record_type(record), attempt, nil,
+        actor, selection)
+    end
     spool_forget(id, {KEYS[2], KEYS[3], KEYS[4]})
     spool_unlock(KEYS[5], id, nil)
     spool_announce(q, id, 'deleted')

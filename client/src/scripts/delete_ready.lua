@@ -6,8 +6,10 @@
 -- are safe).
 --
 -- KEYS[1] ready  KEYS[2] history  KEYS[3] locks  KEYS[4] waiters
+-- KEYS[5] events  KEYS[6] settings (a `deleted` event, level terminal)
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- ARGV[4] finished channel (a `wait` for the job hears `deleted`)
+-- ARGV[5] actor
 -- Returns {1 removed or 0 not found, entries examined}.
 local found, seen = spool_find_ready(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 if not found then
@@ -18,5 +20,8 @@ if removed > 0 then
   spool_forget(ARGV[1], {KEYS[2]})
   spool_unlock(KEYS[3], ARGV[1], nil)
   spool_announce({waiters = KEYS[4], channel = ARGV[4]}, ARGV[1], 'deleted')
+  local _, attempt = spool_head(found)
+  spool_event(spool_events(KEYS[5], KEYS[6]), SPOOL_TERMINAL, 'deleted', ARGV[1],
+    spool_record_type(found), attempt, nil, ARGV[5], 'job')
 end
 return {removed, seen}

@@ -7,8 +7,10 @@
 -- KEYS[1] ready list        KEYS[2] wake list        KEYS[3] scheduled zset
 -- KEYS[4] jobs hash         KEYS[5] uniqueness key (any key of the queue
 -- when ARGV[1] is 0)        KEYS[6] locks hash
+-- KEYS[7] events stream     KEYS[8] settings hash
 -- Callers written before KEYS[6] existed pass 4 keys, or 5 with a window;
--- they keep working (without lock modes).
+-- they keep working (without lock modes), as do callers of 6 keys (without
+-- events).
 -- ARGV[1] the uniqueness key's lock: '0' none; '<ms>' a window (the key is
 --         remembered that long, whatever happens to the job); '<ms>:started'
 --         held until a worker starts the job, '<ms>:finished' until it is
@@ -47,4 +49,5 @@ if ttl > 0 then
   end
 end
 
-return {1, spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, 2)}
+return {1, spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, 2,
+  spool_events(KEYS[7], KEYS[8]))}

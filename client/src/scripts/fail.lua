@@ -10,11 +10,13 @@
 -- reached max_attempts goes to dead whatever the mode. Adding to dead trims
 -- the dead set to its size cap (oldest first). A dead job that keeps its
 -- outcome gets it written (it stays in the dead set too). A run that was
--- asked to cancel ends cancelled instead, whatever the error.
+-- asked to cancel ends cancelled instead, whatever the error. Events:
+-- `retrying` (level all), `dead` or `cancelled` (terminal), with the error.
 --
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] retry
 -- KEYS[6] dead   KEYS[7] stats KEYS[8] history KEYS[9] cancels
--- KEYS[10] waiters KEYS[11] outcomes KEYS[12] locks
+-- KEYS[10] waiters KEYS[11] outcomes KEYS[12] locks KEYS[13] events
+-- KEYS[14] settings
 -- ARGV[1] id  ARGV[2] token  ARGV[3] 'retry' | 'dead'  ARGV[4] delay_ms
 -- ARGV[5] error text  ARGV[6] dead set size cap  ARGV[7] error history cap
 -- ARGV[8] finished channel
@@ -47,6 +49,8 @@ spool_count(KEYS[7], 'f', now, 1)
 
 local dead = ARGV[3] == 'dead' or attempt >= max_attempts
 local attempt_s = spool_int(attempt)
+spool_event(q.ev, dead and SPOOL_TERMINAL or SPOOL_ALL, dead and 'dead' or 'retrying', id,
+  spool_record_type(record), attempt_s, ARGV[5])
 local history = spool_history_append(spool_history_get(KEYS[8], id, stored), {
   spool_lease_entry(lease, attempt_s),
   spool_hist_entry(now_s, dead and 'dead' or 'retry', attempt_s, '', ARGV[5])})

@@ -11,10 +11,11 @@
 -- record larger than the worker's payload limit (written raw by another
 -- producer), goes to the dead set at once with a readable error; it never
 -- reaches a handler, and a huge one is never sent over the network.
+-- Events: `started` per job (queue level all), `dead` per buried entry.
 --
 -- KEYS[1] ready  KEYS[2] active  KEYS[3] jobs  KEYS[4] leases  KEYS[5] fence
 -- KEYS[6] paused KEYS[7] dead    KEYS[8] errors KEYS[9] wake   KEYS[10] stats
--- KEYS[11] history KEYS[12] locks
+-- KEYS[11] history KEYS[12] locks KEYS[13] events KEYS[14] settings
 -- ARGV[1] max jobs to claim  ARGV[2] lease in ms  ARGV[3] worker id
 -- ARGV[4] largest record accepted, in bytes
 -- Returns {now_ms, token1, record1, token2, record2, ...}; {now_ms} when the
@@ -35,6 +36,7 @@ local out = {now}
 local latency, claimed, bad = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 local max_bytes = tonumber(ARGV[4])
+local ev = spool_events(KEYS[13], KEYS[14])
 
 -- Moves entry `record` to the dead set under `id` with error `why`.
 local function bury(id, record, why)
@@ -42,6 +44,7 @@ local function bury(id, record, why)
   spool_push_error(KEYS[8], id, now, 0, why, 1)
   redis.call('HSET', KEYS[11], id, '[' .. spool_hist_entry(spool_int(now), 'dead', 0, '', why) .. ']')
   redis.call('ZADD', KEYS[7], now, id)
+  spool_event(ev, SPOOL_TERMINAL, 'dead', id, spool_record_type(record), '0', why)
   bad = bad + 1
 end
 
@@ -84,6 +87,13 @@ spool_call_chunked('ZADD', KEYS[2], active_args)
 if claimed > 0 and KEYS[12] and redis.call('EXISTS', KEYS[12]) == 1 then
   for i = 1, #job_args, 2 do
     spool_unlock(KEYS[12], job_args[i], 's')
+  end
+end
+if claimed > 0 and ev.level >= SPOOL_ALL then
+  for i = 1, #job_args, 2 do
+    local _, attempt = spool_head(job_args[i + 1])
+    spool_event(ev, SPOOL_ALL, 'started', job_args[i], spool_record_type(job_args[i + 1]),
+      spool_int(tonumber(attempt) + 1))
   end
 end
 if claimed > 0 then

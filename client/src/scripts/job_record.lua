@@ -2,7 +2,7 @@
 -- prepends it to every script that creates jobs (enqueue.lua, cron_tick.lua)
 -- so the job record is built by exactly one piece of Lua.
 --
--- spool_enqueue(ready, wake, scheduled, jobs, now, argv, first) builds one
+-- spool_enqueue(ready, wake, scheduled, jobs, now, argv, first, ev) builds one
 -- record per group of 5 ARGV values starting at `first` (id, max_attempts,
 -- at_ms (0 = none), delay_ms (0 = none), body) and stores it: LPUSH to the
 -- ready list when due, else HSET + ZADD into the scheduled set. The fields the
@@ -13,6 +13,8 @@
 -- `{"keep_outcome_ms":N,` (N > 0) asks for the job's outcome to be kept for
 -- N ms after it finishes; the record carries it (right after the head),
 -- and the scripts that end the job read it there (spool_record_keep).
+-- Each job gets an `enqueued` or `scheduled` event when the queue's events
+-- (`ev`, see spool_events) are at level all.
 -- Returns the list of ids. Call
 -- spool_check_groups first: a script that fails halfway keeps what it
 -- already wrote, so every group is checked before anything is.
@@ -42,7 +44,7 @@ local function spool_check_groups(argv, first)
   return nil
 end
 
-local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first)
+local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first, ev)
   local head = redis.call('ZRANGE', k_scheduled, 0, 0, 'WITHSCORES')
   local head_ms = head[2] and tonumber(head[2]) or nil
   local wake = false
@@ -55,6 +57,10 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
     local run_at = 0
     if at > 0 then run_at = at elseif delay > 0 then run_at = now + delay end
     local record = spool_record(id, '0', max_attempts, now_s, string.sub(body, 2))
+    if ev.level >= SPOOL_ALL then
+      spool_event(ev, SPOOL_ALL, run_at > now and 'scheduled' or 'enqueued', id,
+        spool_record_type(record), '0')
+    end
     if run_at > now then
       redis.call('HSET', k_jobs, id, record)
       redis.call('ZADD', k_scheduled, run_at, id)

@@ -131,6 +131,7 @@ scripts! {
     cancel => ["cancel"],
     cancel_ready => ["ready_walk", "cancel_ready"],
     unwait => ["unwait"],
+    events_config => ["events_config"],
 }
 
 /// The source of Spool's script with SHA-1 `sha`, for resending an

@@ -183,6 +183,68 @@ local function spool_count(stats, field, now, n)
   end
 end
 
+-- Events -----------------------------------------------------------------
+-- Each queue has a capped stream of job events (`events` key); the script
+-- that makes a transition writes its event (XADD ... MAXLEN ~ cap). The
+-- queue's `settings` hash says which: field `events` = `off`, `terminal`
+-- (succeeded, dead, cancelled and operator actions) or `all` (also
+-- enqueued, scheduled, started, retrying), field `events_max` the cap.
+-- Every job event has the same five fields, so the stream stores their
+-- names once per node: event, id, type (the job type), attempt, error.
+-- Operator actions add actor and selection. docs/PROTOCOL.md, "Events".
+
+-- Must agree with EventLevel::DEFAULT and EVENTS_MAX_DEFAULT in events.rs
+-- (a unit test checks).
+local SPOOL_EVENTS_DEFAULT = 'terminal'
+local SPOOL_EVENTS_MAX_DEFAULT = '10000'
+local SPOOL_EVENT_ERROR_MAX = 200
+local SPOOL_EVENT_LEVELS = {off = 0, terminal = 1, all = 2}
+-- The level an event kind needs.
+local SPOOL_TERMINAL, SPOOL_ALL = 1, 2
+
+-- The events of a queue for this call: its stream key, level and cap (read
+-- once from its settings hash). Without keys (callers that pass none) the
+-- level is off.
+local function spool_events(events, settings)
+  if not events or not settings then
+    return {level = 0}
+  end
+  local cfg = redis.call('HMGET', settings, 'events', 'events_max')
+  local level = SPOOL_EVENT_LEVELS[cfg[1] or SPOOL_EVENTS_DEFAULT] or
+    SPOOL_EVENT_LEVELS[SPOOL_EVENTS_DEFAULT]
+  local max = cfg[2] and string.match(cfg[2], '^%d+$') or SPOOL_EVENTS_MAX_DEFAULT
+  return {key = events, level = level, max = max}
+end
+
+-- Writes job event `kind` when the queue's level is at least `level`.
+-- `job_type`, `attempt` and `err` may be nil; an actor (with the selection
+-- it acted on) marks an operator action.
+local function spool_event(ev, level, kind, id, job_type, attempt, err, actor, selection)
+  if ev.level < level then
+    return
+  end
+  err = err and spool_cap_text(err, SPOOL_EVENT_ERROR_MAX) or ''
+  if actor then
+    redis.call('XADD', ev.key, 'MAXLEN', '~', ev.max, '*', 'event', kind, 'id', id or '',
+      'type', job_type or '', 'attempt', attempt or '', 'error', err,
+      'actor', actor, 'selection', selection or '')
+  else
+    redis.call('XADD', ev.key, 'MAXLEN', '~', ev.max, '*', 'event', kind, 'id', id,
+      'type', job_type or '', 'attempt', attempt or '', 'error', err)
+  end
+end
+
+-- The job type of a Spool record (the `"type"` field right after the head
+-- or after `"keep_outcome_ms":N,`), or nil.
+local function spool_record_type(record)
+  local _, _, _, _, at = spool_head(record or '')
+  if not at then
+    return nil
+  end
+  return string.match(record, '^"type":"([^"\\]*)"', at) or
+    string.match(record, '^"keep_outcome_ms":%d+,"type":"([^"\\]*)"', at)
+end
+
 -- Job timelines ----------------------------------------------------------
 -- A job's timeline is a JSON array of entries [at_ms, state, attempt] or
 -- [at_ms, state, attempt, worker, error], oldest first, in the `history`
@@ -278,14 +340,16 @@ end
 -- buckets) and channel (the namespace's finished channel).
 
 -- The keys a script that ends jobs works with (`q` below): its jobs,
--- errors and stats keys, the finished channel, and the side hashes, which
+-- errors and stats keys, the finished channel, and the side keys, which
 -- every such script receives as one block of KEYS starting at `first`
 -- (`QueueKeys::finishing` in keys.rs): history, cancels, waiters,
--- outcomes, locks.
+-- outcomes, locks, events, settings; `ev` is the queue's events
+-- (spool_events).
 local function spool_finishing(first, jobs, errors, stats, channel)
   return {jobs = jobs, errors = errors, stats = stats, channel = channel,
     history = KEYS[first], cancels = KEYS[first + 1], waiters = KEYS[first + 2],
-    outcomes = KEYS[first + 3], locks = KEYS[first + 4]}
+    outcomes = KEYS[first + 3], locks = KEYS[first + 4],
+    ev = spool_events(KEYS[first + 5], KEYS[first + 6])}
 end
 
 -- The outcome retention (ms) a record asks for: its body starts with
@@ -409,9 +473,9 @@ local function spool_write_outcome(q, id, state, record, attempt, history, resul
   if not keep then
     return
   end
-  local _, _, max_attempts, _, at = spool_head(record or '')
-  local job_type = at and (string.match(record, '^"type":("[^"\\]*")', at) or
-    string.match(record, '^"keep_outcome_ms":%d+,"type":("[^"\\]*")', at))
+  local _, _, max_attempts = spool_head(record or '')
+  local job_type = spool_record_type(record)
+  job_type = job_type and '"' .. job_type .. '"'
   local e = err and cjson.encode(spool_cap_text(err, SPOOL_ERROR_TEXT_MAX)) or 'null'
   local ends, opening = spool_outcome_end(keep, now)
   local batch = {}
@@ -437,7 +501,7 @@ local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
   if lease then
     entries[1] = spool_lease_entry(lease, attempt)
   end
-  entries[#entries + 1] = spool_hist_entry(spool_int(now), 'cancelled', attempt)
+  entries[#entries + 1] = spool_hist_entry(spool_int(now), 'cancelled', attempt, q.actor)
   local history = spool_history_append(
     spool_history_get(q.history, id, record, first_state), entries)
   spool_write_outcome(q, id, 'cancelled', record, attempt, history, nil, nil, now)
@@ -447,6 +511,10 @@ local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
   end
   spool_count(q.stats, 'c', now, 1)
   spool_announce(q, id, 'cancelled')
+  if q.ev then
+    spool_event(q.ev, SPOOL_TERMINAL, 'cancelled', id, spool_record_type(record), attempt, nil,
+      q.actor, q.selection)
+  end
 end
 
 -- True when the run holding `lease` of job `id` was asked to cancel.
@@ -460,9 +528,11 @@ end
 -- Moves job `id` from the jobs hash to the ready list, made ready at
 -- `now_s` with its attempt unchanged, to the head (the end fetched last),
 -- and adds `entries` and the move to its timeline in `hist` (a job that has
--- none yet starts it with `first_state` at its enqueued_ms). Returns 1, or
--- 0 when its record is gone. For requeue and promote.
-local function spool_to_ready(jobs, ready, hist, id, now_s, first_state)
+-- none yet starts it with `first_state` at its enqueued_ms); `audit`
+-- (operator actions: {ev, kind, actor, selection}) names the actor on the
+-- timeline and writes event `kind`. Returns 1, or 0 when its record is
+-- gone. For requeue and promote.
+local function spool_to_ready(jobs, ready, hist, id, now_s, first_state, audit)
   local record = redis.call('HGET', jobs, id)
   if not record then
     return 0
@@ -470,21 +540,26 @@ local function spool_to_ready(jobs, ready, hist, id, now_s, first_state)
   redis.call('HDEL', jobs, id)
   local _, attempt = spool_head(record)
   local history = spool_history_get(hist, id, record, first_state)
-  redis.call('HSET', hist, id,
-    spool_history_append(history, {spool_hist_entry(now_s, 'ready', attempt or '0')}))
+  redis.call('HSET', hist, id, spool_history_append(history,
+    {spool_hist_entry(now_s, 'ready', attempt or '0', audit and audit.actor)}))
   redis.call('LPUSH', ready, spool_restamp(record, now_s, 0))
+  if audit then
+    spool_event(audit.ev, SPOOL_TERMINAL, audit.kind, id, spool_record_type(record),
+      attempt or '0', nil, audit.actor, audit.selection)
+  end
   return 1
 end
 
 -- Moves the jobs `ids` of sorted set `set` to the ready list (those still
 -- in the set), then wakes idle fetchers if any moved. Returns how many.
 -- For requeue.lua (operator retry / run now) and promote.lua (due jobs);
--- `first_state` names the set for jobs whose timeline starts here.
-local function spool_set_to_ready(set, jobs, ready, wake, hist, ids, now_s, first_state)
+-- `first_state` names the set for jobs whose timeline starts here; `audit`
+-- as for spool_to_ready.
+local function spool_set_to_ready(set, jobs, ready, wake, hist, ids, now_s, first_state, audit)
   local moved = 0
   for _, id in ipairs(ids) do
     if redis.call('ZREM', set, id) == 1 then
-      moved = moved + spool_to_ready(jobs, ready, hist, id, now_s, first_state)
+      moved = moved + spool_to_ready(jobs, ready, hist, id, now_s, first_state, audit)
     end
   end
   if moved > 0 then

@@ -7,10 +7,12 @@
 -- A reaped job goes to the fetch end of the ready list and gets an error
 -- history entry naming the worker that held the lease, and the run and its
 -- end on its timeline. A job that dies here and keeps its outcome gets it.
+-- Events: `retrying` (level all), `dead` or `cancelled` (terminal).
 --
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] ready
 -- KEYS[6] dead   KEYS[7] wake KEYS[8] stats KEYS[9] history KEYS[10] cancels
--- KEYS[11] waiters KEYS[12] outcomes KEYS[13] locks
+-- KEYS[11] waiters KEYS[12] outcomes KEYS[13] locks KEYS[14] events
+-- KEYS[15] settings
 -- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
 -- ARGV[4] finished channel
 -- Returns {returned_to_ready, moved_to_dead}.
@@ -37,6 +39,8 @@ for _, id in ipairs(expired) do
     spool_push_error(KEYS[4], id, now, attempt, why, tonumber(ARGV[3]))
     local dead = not (jid and attempt < tonumber(max_attempts))
     local attempt_s = spool_int(attempt)
+    spool_event(q.ev, dead and SPOOL_TERMINAL or SPOOL_ALL, dead and 'dead' or 'retrying', id,
+      spool_record_type(record), attempt_s, why)
     local history = spool_history_append(spool_history_get(KEYS[9], id, stored), {
       spool_lease_entry(lease, attempt_s),
       spool_hist_entry(now_s, dead and 'dead' or 'ready', attempt_s, '', why)})

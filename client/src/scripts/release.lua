@@ -5,11 +5,13 @@
 -- batched. The job goes back to the fetch end of the ready list (it has
 -- waited longest) without counting the interrupted run: it is not the job's
 -- failure. Its timeline gets the run and the hand-back. A run that was
--- asked to cancel ends cancelled instead.
+-- asked to cancel ends cancelled instead (a `cancelled` event); a hand-back
+-- writes none.
 --
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] ready  KEYS[5] wake
 -- KEYS[6] errors  KEYS[7] stats KEYS[8] history KEYS[9] cancels
--- KEYS[10] waiters KEYS[11] outcomes KEYS[12] locks
+-- KEYS[10] waiters KEYS[11] outcomes KEYS[12] locks KEYS[13] events
+-- KEYS[14] settings
 -- ARGV[1] finished channel, then pairs: id, token
 -- Returns the number of jobs handed back.
 local now = spool_now()

@@ -5,7 +5,8 @@ use std::io::Write;
 
 use spool_client::admin::{JobFilter, JobView, QueueInfo, QueueStats};
 use spool_client::{
-    Admin, CancelResult, Client, EnqueueOptions, JobDefaults, JobId, JobSet, JobStatus, Status,
+    Admin, CancelResult, Client, EnqueueOptions, Event, JobDefaults, JobId, JobSet, JobStatus,
+    Status,
 };
 
 use super::output;
@@ -321,9 +322,9 @@ pub(crate) fn print_status(
     }
 }
 
-/// `spool cancel`.
-pub(crate) async fn cancel(client: &Client, id: &str, out: &mut dyn Write) -> CliResult {
-    match client.cancel(&JobId::from(id)).await? {
+/// `spool cancel` (the event names the CLI's actor).
+pub(crate) async fn cancel(admin: &Admin, id: &str, out: &mut dyn Write) -> CliResult {
+    match admin.cancel(&JobId::from(id)).await? {
         CancelResult::Cancelled { queue, from } => {
             writeln!(out, "cancelled {id} in {queue} (it was {from})")?;
         }
@@ -356,4 +357,69 @@ pub(crate) async fn cancel(client: &Client, id: &str, out: &mut dyn Write) -> Cl
         }
     }
     Ok(())
+}
+
+/// What `spool events` prints: kinds or job types, and queues (empty: all).
+#[derive(Debug, Default)]
+pub(crate) struct EventFilter {
+    pub(crate) types: Vec<String>,
+    pub(crate) queues: Vec<String>,
+}
+
+impl EventFilter {
+    fn matches(&self, e: &Event) -> bool {
+        self.types.is_empty()
+            || self
+                .types
+                .iter()
+                .any(|t| t == e.kind.as_str() || e.job_type.as_deref() == Some(t.as_str()))
+    }
+}
+
+/// `spool events [--follow]`: the latest `limit` events oldest first, then
+/// (following) each new one as it is read.
+pub(crate) async fn events(
+    admin: &Admin,
+    filter: &EventFilter,
+    limit: usize,
+    follow: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> CliResult {
+    let queues: Vec<&str> = filter.queues.iter().map(String::as_str).collect();
+    for q in &queues {
+        spool_client::validate_queue_name(q)?;
+    }
+    // The latest events, read newest first from every queue, then filtered.
+    let mut latest: Vec<Event> = admin
+        .recent_events(&queues, None, limit.max(1).saturating_mul(20).min(10_000))
+        .await?
+        .into_iter()
+        .filter(|e| filter.matches(e))
+        .take(limit)
+        .collect();
+    latest.reverse();
+    for e in &latest {
+        output::event(out, e, json)?;
+    }
+    out.flush()?;
+    if !follow {
+        return Ok(());
+    }
+    let mut reader = admin.client().events();
+    if !queues.is_empty() {
+        reader = reader.queues(&queues)?;
+    }
+    if let Some(newest) = latest.last() {
+        reader = reader.after(&newest.id)?;
+    }
+    loop {
+        for e in reader.next_batch().await? {
+            if filter.matches(&e) && !latest.iter().any(|l| l.id == e.id && l.queue == e.queue) {
+                output::event(out, &e, json)?;
+            }
+        }
+        latest.clear();
+        out.flush()?;
+    }
 }

@@ -183,7 +183,7 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
             spool_client::Error::InvalidArgument(m) => Failure::Usage(m),
             other => Failure::Op(other.to_string()),
         })?;
-    let admin = client.admin();
+    let admin = client.admin().with_actor(&cli_actor());
     match cli.cmd {
         Command::Stats { json } => commands::stats_or_queues(&admin, true, json, out, err).await,
         Command::Queues { json } => commands::stats_or_queues(&admin, false, json, out, err).await,
@@ -208,8 +208,30 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
             let s = client.wait(&JobId::from(id.as_str()), timeout).await?;
             commands::print_status(&s, json, out, |st| st == Status::Done)
         }
-        Command::Cancel { id } => commands::cancel(&client, &id, out).await,
+        Command::Cancel { id } => commands::cancel(&admin, &id, out).await,
+        Command::Events {
+            follow,
+            types,
+            queues,
+            limit,
+            json,
+        } => {
+            let filter = commands::EventFilter { types, queues };
+            commands::events(&admin, &filter, limit, follow, json, out).await
+        }
     }
+}
+
+/// The actor the CLI's operator actions name in events: `cli:user@host`.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let host = hostname::get().map_or_else(
+        |_| "unknown-host".to_owned(),
+        |h| h.to_string_lossy().into_owned(),
+    );
+    format!("cli:{user}@{host}")
 }
 
 #[cfg(test)]

@@ -156,3 +156,41 @@ pub(crate) fn cron_entries(out: &mut dyn Write, entries: &[CronEntryView]) -> st
     });
     table(out, &columns, rows)
 }
+
+/// One event: a JSON object per line, or
+/// `time queue kind id type attempt=N error="…" by=actor (selection)`.
+pub(crate) fn event(
+    out: &mut dyn Write,
+    e: &spool_client::Event,
+    as_json: bool,
+) -> std::io::Result<()> {
+    if as_json {
+        return json(out, e);
+    }
+    write!(
+        out,
+        "{}  {}  {:<16}",
+        time_ms(e.at_ms),
+        e.queue,
+        clip_line(e.kind.as_str(), FIELD_BYTES)
+    )?;
+    if let Some(id) = &e.job_id {
+        write!(out, "  {}", clip_line(id.as_str(), FIELD_BYTES))?;
+    }
+    if let Some(t) = &e.job_type {
+        write!(out, "  {}", clip_line(t, FIELD_BYTES))?;
+    }
+    if let Some(a) = e.attempt.filter(|a| *a > 0) {
+        write!(out, "  attempt={a}")?;
+    }
+    if let Some(err) = &e.error {
+        write!(out, "  error={:?}", clip_line(err, ERROR_ROW_BYTES))?;
+    }
+    if let Some(actor) = &e.actor {
+        write!(out, "  by={}", clip_line(actor, FIELD_BYTES))?;
+        if let Some(sel) = &e.selection {
+            write!(out, " ({})", clip_line(sel, FIELD_BYTES))?;
+        }
+    }
+    writeln!(out)
+}

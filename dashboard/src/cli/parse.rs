@@ -88,6 +88,26 @@ pub(crate) enum Command {
         /// Job id.
         id: String,
     },
+    /// The latest job events and operator actions, oldest first; with
+    /// --follow, then every new one as it happens (until interrupted).
+    Events {
+        /// Keep printing new events.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only events of this kind (succeeded, dead, retried, …) or of jobs
+        /// of this type; repeat for several.
+        #[arg(long = "type", value_name = "T")]
+        types: Vec<String>,
+        /// Only this queue; repeat for several (default: every queue).
+        #[arg(long = "queue", value_name = "Q")]
+        queues: Vec<String>,
+        /// How many of the latest events to print first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `spool enqueue`.

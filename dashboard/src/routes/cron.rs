@@ -62,7 +62,7 @@ pub(crate) async fn action(
         "pause" => s.admin.cron_pause(&name).await?,
         "resume" => s.admin.cron_resume(&name).await?,
         "run" => {
-            let e = s.admin.cron_run_now(&name).await?;
+            let e = ctx.admin(&s.admin).cron_run_now(&name).await?;
             tracing::info!(cron = name, job_id = %e.id, duplicate = e.duplicate, "cron entry run from the dashboard");
             true
         }

@@ -316,7 +316,7 @@ pub(crate) async fn cancel(
     let id = job_id(&id)?;
     let job = JobId::from(id);
     let client = s.admin.client();
-    let answer = client.cancel_in(queue, &job).await?;
+    let answer = ctx.admin(&s.admin).cancel_in(queue, &job).await?;
     let (done, from, found_in) = match &answer {
         CancelResult::Cancelled { queue, from } => ("cancelled", Some(from.as_str()), Some(queue)),
         CancelResult::Signalled { queue, first, .. } => (

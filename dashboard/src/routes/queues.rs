@@ -62,10 +62,10 @@ async fn set_paused(
 ) -> AppResult<Redirect> {
     let queue = queue_name(&queue)?;
     let done = if paused {
-        s.admin.pause(queue).await?;
+        ctx.admin(&s.admin).pause(queue).await?;
         "pause"
     } else {
-        s.admin.resume(queue).await?;
+        ctx.admin(&s.admin).resume(queue).await?;
         "resume"
     };
     tracing::info!(

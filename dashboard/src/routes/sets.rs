@@ -253,7 +253,7 @@ pub(crate) async fn action(
     spool_client::validate_queue_name(&queue)?;
     let filter = JobFilter::new(form.job_type.as_deref(), form.q.as_deref())?;
     let (op, pick) = form.choice()?;
-    let admin = &s.admin;
+    let admin = &ctx.admin(&s.admin);
     let n = match pick {
         Pick::Ids(ids) => {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
