@@ -43,9 +43,11 @@ pub enum EventLevel {
 
 impl EventLevel {
     /// The level of a queue whose settings name none. Terminal events cost
-    /// one `XADD` per finished job (about 7 % of drain throughput on the
-    /// bench box, docs/development.md), which buys every consumer of
-    /// outcomes what it needs; `all` triples that.
+    /// one `XADD` per batch of acks: the drain rate stays within the
+    /// bench's noise of `off` (docs/development.md), and they are what
+    /// consumers of outcomes and the audit trail need. `all` adds two
+    /// events per job (enqueued, started), also within noise, but triples
+    /// what the stream holds and what its readers must process.
     pub const DEFAULT: Self = Self::Terminal;
 
     /// The name stored in the queue's settings.
@@ -197,11 +199,13 @@ impl std::fmt::Display for EventKind {
     }
 }
 
-/// One event of a queue's stream.
+/// One event of a queue's stream. A stream entry holds the events of one
+/// kind that one script call wrote (a batch of acks: up to 100 jobs), so
+/// an event is an entry and its position in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
-    /// The stream entry id (`<ms>-<seq>`), unique within the queue and
-    /// increasing; [`EventReader::after`] resumes after it.
+    /// `<entry id>.<index>`: the stream entry (`<ms>-<seq>`, unique within
+    /// the queue and increasing) and the event's place in it.
     pub id: String,
     /// The queue.
     pub queue: String,
@@ -227,9 +231,12 @@ pub struct Event {
 }
 
 impl Event {
-    /// Decodes one stream entry; any field may be missing or not UTF-8
-    /// (another writer): such fields are read lossily or left out.
-    fn from_entry(queue: &str, id: &str, fields: &[(String, String)]) -> Self {
+    /// The events of one stream entry: one per job in its `jobs` field (id,
+    /// attempt and type of each, joined by `"`), or one without a job. Any
+    /// field may be missing or not UTF-8 (another writer): such fields are
+    /// read lossily or left out, and an entry with `id`, `type` and
+    /// `attempt` fields instead of `jobs` is one event.
+    fn from_entry(queue: &str, entry: &str, fields: &[(String, String)]) -> Vec<Self> {
         let get = |name: &str| {
             fields
                 .iter()
@@ -237,18 +244,57 @@ impl Event {
                 .map(|(_, v)| v.as_str())
                 .filter(|v| !v.is_empty())
         };
-        Self {
-            id: id.to_owned(),
-            queue: queue.to_owned(),
-            kind: EventKind::parse(get("event").unwrap_or("")),
-            at_ms: entry_ms(id).unwrap_or(0),
-            job_id: get("id").map(JobId::from),
-            job_type: get("type").map(str::to_owned),
-            attempt: get("attempt").and_then(|a| a.parse().ok()),
-            error: get("error").map(str::to_owned),
-            actor: get("actor").map(str::to_owned),
-            selection: get("selection").map(str::to_owned),
+        let non_empty = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+        let mut jobs: Vec<(Option<String>, Option<u32>, Option<String>)> = match get("jobs") {
+            Some(listed) => {
+                let parts: Vec<&str> = listed.split('"').collect();
+                parts
+                    .chunks(3)
+                    .map(|t| {
+                        let at = |i: usize| t.get(i).copied().unwrap_or("");
+                        (non_empty(at(0)), at(1).parse().ok(), non_empty(at(2)))
+                    })
+                    .collect()
+            }
+            None => vec![(
+                get("id").map(str::to_owned),
+                get("attempt").and_then(|a| a.parse().ok()),
+                get("type").map(str::to_owned),
+            )],
+        };
+        if jobs.is_empty() {
+            jobs.push((None, None, None));
         }
+        jobs.into_iter()
+            .enumerate()
+            .map(|(index, (id, attempt, job_type))| Self {
+                id: format!("{entry}.{index}"),
+                queue: queue.to_owned(),
+                kind: EventKind::parse(get("event").unwrap_or("")),
+                at_ms: entry_ms(entry).unwrap_or(0),
+                job_id: id.map(JobId::from),
+                job_type,
+                attempt,
+                error: get("error").map(str::to_owned),
+                actor: get("actor").map(str::to_owned),
+                selection: get("selection").map(str::to_owned),
+            })
+            .collect()
+    }
+
+    /// The stream entry holding this event (`<ms>-<seq>`).
+    #[must_use]
+    pub fn entry_id(&self) -> &str {
+        self.id.split_once('.').map_or(self.id.as_str(), |(e, _)| e)
+    }
+
+    /// The event's place in its entry.
+    #[must_use]
+    pub fn index(&self) -> usize {
+        self.id
+            .split_once('.')
+            .and_then(|(_, i)| i.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -260,9 +306,17 @@ fn entry_ms(id: &str) -> Option<i64> {
     id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
 }
 
-/// Checks an event id given by a caller: `<ms>-<seq>` or `<ms>`.
+/// Checks an event or entry id given by a caller (`<ms>-<seq>.<index>`,
+/// `<ms>-<seq>` or `<ms>`); returns its entry id.
 fn check_entry_id(id: &str) -> Result<String> {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    let entry = match id.split_once('.') {
+        Some((entry, index)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+            entry
+        }
+        Some(_) => "",
+        None => id,
+    };
+    let (ms, seq) = entry.split_once('-').unwrap_or((entry, "0"));
     let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
     if digits(ms) && digits(seq) {
         Ok(format!("{ms}-{seq}"))
@@ -322,6 +376,9 @@ pub struct EventReader {
     refreshed: Option<tokio::time::Instant>,
     blocking: Option<crate::Connection>,
     buffer: VecDeque<Event>,
+    /// The queue, entry and index [`EventReader::after_event`] resumes
+    /// after: that entry's first events are skipped.
+    skip: Option<(String, String, usize)>,
 }
 
 impl Client {
@@ -340,6 +397,7 @@ impl Client {
             refreshed: None,
             blocking: None,
             buffer: VecDeque::new(),
+            skip: None,
         }
     }
 }
@@ -365,14 +423,26 @@ impl EventReader {
         self
     }
 
-    /// Starts after event `id` (an [`Event::id`]): in its queue, exactly
-    /// after it; in other queues, after the same instant.
+    /// Starts after stream entry `id` (an [`Event::entry_id`], or an
+    /// [`Event::id`] whose entry is meant) in every queue read: after that
+    /// instant. To go on exactly after an event, use
+    /// [`EventReader::after_event`].
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an id that is not `<ms>-<seq>`.
     pub fn after(mut self, id: &str) -> Result<Self> {
         self.start = Start::After(check_entry_id(id)?);
         Ok(self)
+    }
+
+    /// Starts exactly after `event`: the rest of its entry in its queue,
+    /// then later entries; in other queues, after the same instant.
+    #[must_use]
+    pub fn after_event(mut self, event: &Event) -> Self {
+        let entry = event.entry_id().to_owned();
+        self.skip = Some((event.queue.clone(), entry.clone(), event.index()));
+        self.start = Start::After(entry_before(&entry));
+        self
     }
 
     /// Events per read per queue (default 500).
@@ -415,6 +485,7 @@ impl EventReader {
             created: Vec::new(),
             own_pending_done: Vec::new(),
             last_claim: None,
+            unacked: Unacked::default(),
         })
     }
 
@@ -543,10 +614,12 @@ impl EventReader {
         }
     }
 
-    /// Queues the entries read (stream key, entry id, fields) in time
-    /// order and moves the cursors past them.
-    fn take(&mut self, mut found: Vec<Entry>) {
+    /// Queues the events of the entries read (stream key, entry id,
+    /// fields) in time order and moves the cursors past them; returns each
+    /// entry's stream key, id and number of events.
+    fn take(&mut self, mut found: Vec<Entry>) -> Vec<(String, String, usize)> {
         found.sort_by_key(|(_, id, _)| entry_order(id));
+        let mut taken = Vec::new();
         for (key, id, fields) in found {
             let Some((keys, cursor)) = self.cursors.iter_mut().find(|(k, _)| k.events == key)
             else {
@@ -555,9 +628,28 @@ impl EventReader {
             if entry_order(&id) > entry_order(cursor) {
                 cursor.clone_from(&id);
             }
-            self.buffer
-                .push_back(Event::from_entry(&keys.queue, &id, &fields));
+            let events = Event::from_entry(&keys.queue, &id, &fields);
+            taken.push((key.clone(), id.clone(), events.len()));
+            let skip = match &self.skip {
+                Some((queue, entry, index)) if *queue == keys.queue && *entry == id => *index + 1,
+                Some((_, entry, _)) if entry_order(&id) > entry_order(entry) => {
+                    self.skip = None;
+                    0
+                }
+                _ => 0,
+            };
+            self.buffer.extend(events.into_iter().skip(skip));
         }
+        taken
+    }
+}
+
+/// The entry id just before `entry` (XREAD reads after the id it is given).
+fn entry_before(entry: &str) -> String {
+    match entry_order(entry) {
+        (0, 0) => "0-0".to_owned(),
+        (ms, 0) => format!("{}-{}", ms - 1, u64::MAX),
+        (ms, seq) => format!("{ms}-{}", seq - 1),
     }
 }
 
@@ -659,7 +751,14 @@ pub struct EventGroup {
     /// Streams where this consumer's own pending entries were re-read.
     own_pending_done: Vec<String>,
     last_claim: Option<tokio::time::Instant>,
+    /// Events of each entry read and not yet acknowledged (shared with
+    /// the ackers).
+    unacked: Unacked,
 }
+
+/// Per (stream key, entry id), the events read and not yet acknowledged:
+/// an entry is acknowledged (`XACK`) when its last event is.
+type Unacked = Arc<std::sync::Mutex<std::collections::HashMap<(String, String), usize>>>;
 
 impl EventGroup {
     /// How long an event may stay pending with a consumer (unacknowledged)
@@ -687,7 +786,15 @@ impl EventGroup {
         if found.is_empty() {
             found = self.read_new().await?;
         }
-        self.reader.take(found);
+        let taken = self.reader.take(found);
+        let mut unacked = self
+            .unacked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (key, entry, events) in taken {
+            unacked.insert((key, entry), events);
+        }
+        drop(unacked);
         Ok(self.reader.buffer.drain(..).collect())
     }
 
@@ -719,6 +826,7 @@ impl EventGroup {
         EventAcker {
             client: self.reader.client.clone(),
             group: self.group.clone(),
+            unacked: Arc::clone(&self.unacked),
         }
     }
 
@@ -911,35 +1019,63 @@ impl EventGroup {
 pub struct EventAcker {
     client: Client,
     group: String,
+    unacked: Unacked,
 }
 
 impl EventAcker {
-    /// Acknowledges `events` (one `XACK` per queue, one round trip).
-    /// Returns how many were pending.
+    /// Acknowledges `events` (one `XACK` per queue, one round trip): an
+    /// entry leaves the group's pending list when every event of it that
+    /// this consumer read is acknowledged. Returns how many entries left it.
     ///
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn ack(&self, events: &[Event]) -> Result<u64> {
-        let mut by_queue: Vec<(&str, Vec<&str>)> = Vec::new();
-        for e in events {
-            match by_queue.iter_mut().find(|(q, _)| *q == e.queue) {
-                Some((_, ids)) => ids.push(&e.id),
-                None => by_queue.push((&e.queue, vec![&e.id])),
-            }
-        }
+        let by_queue = self.settle(events)?;
         if by_queue.is_empty() {
             return Ok(0);
         }
         let mut pipe = redis::pipe();
-        for (queue, ids) in &by_queue {
-            let keys = self.client.queue_keys(queue)?;
-            pipe.cmd("XACK").arg(&keys.events).arg(&self.group).arg(ids);
+        for (stream, entries) in &by_queue {
+            pipe.cmd("XACK").arg(stream).arg(&self.group).arg(entries);
         }
         let counts: Vec<u64> = pipe
             .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("XACK events"))?;
         Ok(counts.into_iter().sum())
+    }
+
+    /// Counts `events` as acknowledged; returns, per stream, the entries
+    /// whose every event read is now acknowledged.
+    fn settle(&self, events: &[Event]) -> Result<Vec<(String, Vec<String>)>> {
+        let mut by_stream: Vec<(String, Vec<String>)> = Vec::new();
+        let mut unacked = self
+            .unacked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for e in events {
+            let stream = self.client.queue_keys(&e.queue)?.events;
+            let key = (stream, e.entry_id().to_owned());
+            match unacked.get_mut(&key) {
+                Some(left) if *left > 1 => {
+                    *left -= 1;
+                    continue;
+                }
+                Some(_) => {
+                    unacked.remove(&key);
+                }
+                // Read by another handle (or acknowledged already): the
+                // entry is acknowledged as a whole.
+                None => {}
+            }
+            let (stream, entry) = key;
+            match by_stream.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, entries)) if entries.contains(&entry) => {}
+                Some((_, entries)) => entries.push(entry),
+                None => by_stream.push((stream, vec![entry])),
+            }
+        }
+        Ok(by_stream)
     }
 }
 
@@ -1037,13 +1173,15 @@ impl crate::Admin {
                 let Some((id, fields)) = parse_entry(entry) else {
                     continue;
                 };
-                let event = Event::from_entry(&k.queue, &id, &fields);
-                if job.is_none_or(|j| event.job_id.as_ref().is_some_and(|id| id.as_str() == j)) {
-                    out.push(event);
+                for event in Event::from_entry(&k.queue, &id, &fields).into_iter().rev() {
+                    if job.is_none_or(|j| event.job_id.as_ref().is_some_and(|id| id.as_str() == j))
+                    {
+                        out.push(event);
+                    }
                 }
             }
         }
-        out.sort_by_key(|e| std::cmp::Reverse(entry_order(&e.id)));
+        out.sort_by_key(|e| std::cmp::Reverse((entry_order(e.entry_id()), e.index())));
         out.truncate(limit);
         Ok(out)
     }
@@ -1080,27 +1218,63 @@ mod tests {
 
     #[test]
     fn entries_decode_whatever_their_fields() {
-        let fields = vec![
-            ("event".to_owned(), "dead".to_owned()),
-            ("id".to_owned(), "j1".to_owned()),
-            ("attempt".to_owned(), "not a number".to_owned()),
-            ("error".to_owned(), String::new()),
-        ];
-        let e = Event::from_entry("q", "1700000000123-4", &fields);
-        assert_eq!(e.kind, EventKind::Dead);
-        assert_eq!(e.at_ms, 1_700_000_000_123);
-        assert_eq!(e.attempt, None);
-        assert_eq!(e.error, None);
-        assert_eq!(e.job_type, None);
+        let fields = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let batch = Event::from_entry(
+            "q",
+            "1700000000123-4",
+            &fields(&[
+                ("event", "succeeded"),
+                ("jobs", "a\"1\"t\"b\"2\"\"c"),
+                ("error", ""),
+            ]),
+        );
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch[0].id, "1700000000123-4.0");
+        assert_eq!(batch[0].at_ms, 1_700_000_000_123);
+        assert_eq!(batch[0].job_id.as_ref().unwrap().as_str(), "a");
+        assert_eq!(batch[0].attempt, Some(1));
+        assert_eq!(batch[0].job_type.as_deref(), Some("t"));
+        assert_eq!(batch[1].job_type, None);
+        assert_eq!(batch[2].job_id.as_ref().unwrap().as_str(), "c");
+        assert_eq!(batch[2].attempt, None);
+        assert_eq!(
+            (batch[2].entry_id(), batch[2].index()),
+            ("1700000000123-4", 2)
+        );
+        assert_eq!(batch[0].error, None);
+
+        let single = Event::from_entry(
+            "q",
+            "5-0",
+            &fields(&[("event", "dead"), ("id", "j1"), ("attempt", "x")]),
+        );
+        assert_eq!(single.len(), 1);
+        assert_eq!(single[0].kind, EventKind::Dead);
+        assert_eq!(single[0].job_id.as_ref().unwrap().as_str(), "j1");
+        assert_eq!(single[0].attempt, None);
+
+        let queue_wide =
+            Event::from_entry("q", "6-0", &fields(&[("event", "paused"), ("jobs", "")]));
+        assert_eq!(queue_wide.len(), 1);
+        assert_eq!(queue_wide[0].job_id, None);
         let junk = Event::from_entry("q", "garbage", &[]);
-        assert_eq!(junk.kind, EventKind::Other(String::new()));
-        assert_eq!(junk.at_ms, 0);
+        assert_eq!(junk[0].kind, EventKind::Other(String::new()));
+        assert_eq!(junk[0].at_ms, 0);
     }
 
     #[test]
     fn event_ids_are_checked() {
         assert_eq!(check_entry_id("17-3").unwrap(), "17-3");
         assert_eq!(check_entry_id("17").unwrap(), "17-0");
+        assert_eq!(check_entry_id("17-3.4").unwrap(), "17-3");
+        assert!(check_entry_id("17-3.").is_err());
+        assert_eq!(entry_before("17-3"), "17-2");
+        assert_eq!(entry_before("17-0"), format!("16-{}", u64::MAX));
         for bad in ["", "-", "a-1", "1-b", "1-2-3", "1 -2"] {
             assert!(check_entry_id(bad).is_err(), "{bad:?}");
         }

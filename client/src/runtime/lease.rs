@@ -172,6 +172,17 @@ fn ack_outcome_args(c: &Completion, cmd: &mut redis::Cmd) {
         .arg(rest);
 }
 
+/// A job type as an event lists it: `"` separates the fields of a stream
+/// entry's `jobs` (prelude.lua, "Events"), so a type holding one (or a
+/// backslash, which records never hold) is written with `'` and `/`.
+fn event_field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['"', '\\']) {
+        text.replace('"', "'").replace('\\', "/").into()
+    } else {
+        text.into()
+    }
+}
+
 /// How a completion was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -375,8 +386,7 @@ impl Runtime {
                     .map_or((0, ""), |f| (f.attempt, f.job_type.as_str()));
                 cmd.arg(c.id.as_str())
                     .arg(c.token.as_str())
-                    .arg(attempt)
-                    .arg(job_type);
+                    .arg(format!("{attempt}\"{}", event_field(job_type)));
             }
             for &i in &idx {
                 ack_outcome_args(&batch[i], &mut cmd);

@@ -24,8 +24,9 @@
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] errors  KEYS[5] stats
 -- KEYS[6] history KEYS[7] cancels KEYS[8] waiters KEYS[9] outcomes
 -- KEYS[10] locks  KEYS[11] events KEYS[12] settings KEYS[13] workers
--- ARGV[1] finished channel  ARGV[2] n, then n groups of four: id, token,
--- attempt (runs, this one included), job type; then four
+-- ARGV[1] finished channel  ARGV[2] n, then n groups of three: id, token,
+-- and `attempt"type` (runs, this one included, and the job type, as the
+-- event lists them); then four
 -- values per job that keeps its outcome: id, retention (ms), parts, rest:
 -- the outcome is '[' .. ms before the end .. ',' .. worker alias .. parts ..
 -- rest, the short form of PROTOCOL.md: parts
@@ -38,12 +39,12 @@ local q = spool_finishing(6, KEYS[2], KEYS[4], KEYS[5], ARGV[1])
 local n = tonumber(ARGV[2])
 local out, acked, leases_of = {}, {}, {}
 local ids = {}
-for i = 1, n do ids[i] = ARGV[4 * i - 1] end
+for i = 1, n do ids[i] = ARGV[3 * i] end
 for c = 1, n, 1000 do
   local leases = redis.call('HMGET', KEYS[3], unpack(ids, c, math.min(c + 999, n)))
   for j, lease in ipairs(leases) do
     local k = c + j - 1
-    if lease and spool_lease_token(lease) == ARGV[4 * k] then
+    if lease and spool_lease_token(lease) == ARGV[3 * k + 1] then
       acked[#acked + 1] = ids[k]
       leases_of[#acked] = lease
       out[k] = 1
@@ -58,10 +59,10 @@ local cancelled = 0
 local extras = #acked > 0 and redis.call('EXISTS', KEYS[6], KEYS[7], KEYS[8], KEYS[10]) > 0
 local cancels = extras and redis.call('EXISTS', KEYS[7]) == 1
 local timelines = extras and redis.call('EXISTS', KEYS[6]) == 1
-local tracked = #ARGV > 2 + 4 * n
+local tracked = #ARGV > 2 + 3 * n
 if tracked or cancels then
   local parts = {}
-  for i = 3 + 4 * n, #ARGV, 4 do parts[ARGV[i]] = i end
+  for i = 3 + 3 * n, #ARGV, 4 do parts[ARGV[i]] = i end
   local position = {}
   for k = 1, n do position[ids[k]] = k end
   local now_s = spool_int(now)
@@ -128,8 +129,9 @@ end
 if q.ev.level >= SPOOL_TERMINAL then
   for k = 1, n do
     if out[k] == 1 then
-      spool_event(q.ev, SPOOL_TERMINAL, 'succeeded', ids[k], ARGV[4 * k + 2], ARGV[4 * k + 1])
+      spool_event_add(q.ev, SPOOL_TERMINAL, 'succeeded', ids[k], ARGV[3 * k + 2])
     end
   end
+  spool_events_flush(q.ev)
 end
 return out

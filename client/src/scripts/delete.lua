@@ -22,8 +22,8 @@ for _, id in ipairs(ids) do
     if ev.level >= SPOOL_TERMINAL then
       local record = redis.call('HGET', KEYS[2], id) or ''
       local _, attempt = spool_head(record)
-      spool_event(ev, SPOOL_TERMINAL, 'deleted', id, spool_record_type(record), attempt, nil,
-        actor, selection)
+      spool_event_add(ev, SPOOL_TERMINAL, 'deleted', id,
+        (attempt or '') .. '"' .. (spool_record_type(record) or ''), actor, selection)
     end
     spool_forget(id, {KEYS[2], KEYS[3], KEYS[4]})
     spool_unlock(KEYS[5], id, nil)
@@ -31,4 +31,5 @@ for _, id in ipairs(ids) do
     deleted = deleted + 1
   end
 end
+spool_events_flush(ev)
 return deleted

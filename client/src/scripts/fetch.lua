@@ -48,8 +48,9 @@ local function bury(id, record, why)
   bad = bad + 1
 end
 
+local started = ev.level >= SPOOL_ALL
 for i, record in ipairs(items) do
-  local id, _, _, enqueued, at = spool_head(record)
+  local id, attempt, _, enqueued, at = spool_head(record)
   if id and #record > max_bytes then
     bury(id, record, 'payload too large: the record is ' .. spool_int(#record) ..
       ' bytes, over the worker\'s limit of ' .. ARGV[4] .. ' bytes (max_payload_bytes); ' ..
@@ -66,6 +67,12 @@ for i, record in ipairs(items) do
     claimed = claimed + 1
     out[#out + 1] = token
     out[#out + 1] = record
+    if started then
+      -- The type right after the head, where Spool's producers write it
+      -- (spool_record_type also looks after `keep_outcome_ms`).
+      spool_event_add(ev, SPOOL_ALL, 'started', id, spool_int(tonumber(attempt) + 1) .. '"' ..
+        (string.match(record, '^"type":"([^"\\]*)"', at) or spool_record_type(record) or ''))
+    end
   else
     bury('invalid-' .. spool_int(now) .. '-' .. spool_int(last - #items + i), record,
       'unparsable payload: the ready list held an entry that is not a Spool job record ' ..
@@ -89,13 +96,7 @@ if claimed > 0 and KEYS[12] and redis.call('EXISTS', KEYS[12]) == 1 then
     spool_unlock(KEYS[12], job_args[i], 's')
   end
 end
-if claimed > 0 and ev.level >= SPOOL_ALL then
-  for i = 1, #job_args, 2 do
-    local _, attempt = spool_head(job_args[i + 1])
-    spool_event(ev, SPOOL_ALL, 'started', job_args[i], spool_record_type(job_args[i + 1]),
-      spool_int(tonumber(attempt) + 1))
-  end
-end
+spool_events_flush(ev)
 if claimed > 0 then
   spool_count(KEYS[10], 'fc', now, claimed)
   spool_count(KEYS[10], 'fl', now, latency)

@@ -58,8 +58,8 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
     if at > 0 then run_at = at elseif delay > 0 then run_at = now + delay end
     local record = spool_record(id, '0', max_attempts, now_s, string.sub(body, 2))
     if ev.level >= SPOOL_ALL then
-      spool_event(ev, SPOOL_ALL, run_at > now and 'scheduled' or 'enqueued', id,
-        spool_record_type(record), '0')
+      spool_event_add(ev, SPOOL_ALL, run_at > now and 'scheduled' or 'enqueued', id,
+        '0"' .. (spool_record_type(record) or ''))
     end
     if run_at > now then
       redis.call('HSET', k_jobs, id, record)
@@ -82,6 +82,7 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
   if #batch > 0 then
     redis.call('LPUSH', k_ready, unpack(batch))
   end
+  spool_events_flush(ev)
   if wake then
     spool_wake(k_wake)
   end

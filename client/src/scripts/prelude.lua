@@ -185,19 +185,24 @@ end
 
 -- Events -----------------------------------------------------------------
 -- Each queue has a capped stream of job events (`events` key); the script
--- that makes a transition writes its event (XADD ... MAXLEN ~ cap). The
+-- that makes a transition writes its events (XADD ... MAXLEN ~ cap). The
 -- queue's `settings` hash says which: field `events` = `off`, `terminal`
 -- (succeeded, dead, cancelled and operator actions) or `all` (also
--- enqueued, scheduled, started, retrying), field `events_max` the cap.
--- Every job event has the same five fields, so the stream stores their
--- names once per node: event, id, type (the job type), attempt, error.
--- Operator actions add actor and selection. docs/PROTOCOL.md, "Events".
+-- enqueued, scheduled, started, retrying), field `events_max` the cap in
+-- entries. An entry holds one kind of event for the jobs of one script
+-- call (at most SPOOL_EVENT_BATCH): fields `event` (the kind), `jobs`
+-- (id, attempt and job type of each job, all joined by `"`, which no job
+-- id or type holds; empty for queue-wide actions) and `error`; operator
+-- actions add `actor` and `selection`. One XADD per batch of acks or
+-- fetches, not per job: an XADD costs about as much as the rest of a
+-- job's ack. docs/PROTOCOL.md, "Events".
 
 -- Must agree with EventLevel::DEFAULT and EVENTS_MAX_DEFAULT in events.rs
 -- (a unit test checks).
 local SPOOL_EVENTS_DEFAULT = 'terminal'
 local SPOOL_EVENTS_MAX_DEFAULT = '10000'
 local SPOOL_EVENT_ERROR_MAX = 200
+local SPOOL_EVENT_BATCH = 100
 local SPOOL_EVENT_LEVELS = {off = 0, terminal = 1, all = 2}
 -- The level an event kind needs.
 local SPOOL_TERMINAL, SPOOL_ALL = 1, 2
@@ -212,26 +217,81 @@ local function spool_events(events, settings)
   local cfg = redis.call('HMGET', settings, 'events', 'events_max')
   local level = SPOOL_EVENT_LEVELS[cfg[1] or SPOOL_EVENTS_DEFAULT] or
     SPOOL_EVENT_LEVELS[SPOOL_EVENTS_DEFAULT]
-  local max = cfg[2] and string.match(cfg[2], '^%d+$') or SPOOL_EVENTS_MAX_DEFAULT
+  local max = cfg[2] and string.match(cfg[2], '^[1-9]%d*$') or SPOOL_EVENTS_MAX_DEFAULT
   return {key = events, level = level, max = max}
 end
 
--- Writes job event `kind` when the queue's level is at least `level`.
--- `job_type`, `attempt` and `err` may be nil; an actor (with the selection
--- it acted on) marks an operator action.
+-- Writes one entry: event `kind` of `jobs` (id, attempt, type, … ; may be
+-- empty, and `attempt"type` may be one element), with an error, and the
+-- actor and selection of an operator action.
+local function spool_event_write(ev, kind, jobs, err, actor, selection)
+  local listed = table.concat(jobs, '"')
+  if actor then
+    redis.call('XADD', ev.key, 'MAXLEN', '~', ev.max, '*', 'event', kind, 'jobs', listed,
+      'error', err or '', 'actor', actor, 'selection', selection or '')
+  else
+    redis.call('XADD', ev.key, 'MAXLEN', '~', ev.max, '*', 'event', kind, 'jobs', listed,
+      'error', err or '')
+  end
+end
+
+-- Writes event `kind` of job `id` (nil or '' for a queue-wide one) in an
+-- entry of its own when the queue's level is at least `level`. `job_type`,
+-- `attempt` and `err` may be nil; an actor (with the selection it acted
+-- on) marks an operator action.
 local function spool_event(ev, level, kind, id, job_type, attempt, err, actor, selection)
   if ev.level < level then
     return
   end
-  err = err and spool_cap_text(err, SPOOL_EVENT_ERROR_MAX) or ''
-  if actor then
-    redis.call('XADD', ev.key, 'MAXLEN', '~', ev.max, '*', 'event', kind, 'id', id or '',
-      'type', job_type or '', 'attempt', attempt or '', 'error', err,
-      'actor', actor, 'selection', selection or '')
-  else
-    redis.call('XADD', ev.key, 'MAXLEN', '~', ev.max, '*', 'event', kind, 'id', id,
-      'type', job_type or '', 'attempt', attempt or '', 'error', err)
+  local jobs = {}
+  if id and id ~= '' then
+    jobs = {id, attempt or '', job_type or ''}
   end
+  spool_event_write(ev, kind, jobs, err and spool_cap_text(err, SPOOL_EVENT_ERROR_MAX), actor,
+    selection)
+end
+
+-- Adds event `kind` of job `id` to this call's batch for that kind (and
+-- actor): an entry is written each SPOOL_EVENT_BATCH jobs, and
+-- spool_events_flush writes the rest. Per job two table writes. `tail` is
+-- the job's attempt and type joined by `"` (ack.lua gets it so from the
+-- worker: one argument per job instead of two).
+local function spool_event_add(ev, level, kind, id, tail, actor, selection)
+  if ev.level < level then
+    return
+  end
+  if not ev.batches then
+    ev.batches, ev.order = {}, {}
+  end
+  local key = kind .. '"' .. (actor or '') .. '"' .. (selection or '')
+  local batch = ev.batches[key]
+  if not batch then
+    batch = {kind = kind, actor = actor, selection = selection, jobs = {}}
+    ev.batches[key] = batch
+    ev.order[#ev.order + 1] = key
+  end
+  local jobs = batch.jobs
+  jobs[#jobs + 1] = id
+  jobs[#jobs + 1] = tail
+  if #jobs >= 2 * SPOOL_EVENT_BATCH then
+    spool_event_write(ev, kind, jobs, nil, actor, selection)
+    batch.jobs = {}
+  end
+end
+
+-- Writes the events spool_event_add batched, in the order their kinds
+-- first came.
+local function spool_events_flush(ev)
+  if not ev.batches then
+    return
+  end
+  for _, key in ipairs(ev.order) do
+    local batch = ev.batches[key]
+    if #batch.jobs > 0 then
+      spool_event_write(ev, batch.kind, batch.jobs, nil, batch.actor, batch.selection)
+    end
+  end
+  ev.batches, ev.order = nil, nil
 end
 
 -- The job type of a Spool record (the `"type"` field right after the head
@@ -544,8 +604,8 @@ local function spool_to_ready(jobs, ready, hist, id, now_s, first_state, audit)
     {spool_hist_entry(now_s, 'ready', attempt or '0', audit and audit.actor)}))
   redis.call('LPUSH', ready, spool_restamp(record, now_s, 0))
   if audit then
-    spool_event(audit.ev, SPOOL_TERMINAL, audit.kind, id, spool_record_type(record),
-      attempt or '0', nil, audit.actor, audit.selection)
+    spool_event_add(audit.ev, SPOOL_TERMINAL, audit.kind, id,
+      (attempt or '0') .. '"' .. (spool_record_type(record) or ''), audit.actor, audit.selection)
   end
   return 1
 end
@@ -561,6 +621,9 @@ local function spool_set_to_ready(set, jobs, ready, wake, hist, ids, now_s, firs
     if redis.call('ZREM', set, id) == 1 then
       moved = moved + spool_to_ready(jobs, ready, hist, id, now_s, first_state, audit)
     end
+  end
+  if audit then
+    spool_events_flush(audit.ev)
   end
   if moved > 0 then
     spool_wake(wake)

@@ -411,15 +411,14 @@ pub(crate) async fn events(
         reader = reader.queues(&queues)?;
     }
     if let Some(newest) = latest.last() {
-        reader = reader.after(&newest.id)?;
+        reader = reader.after_event(newest);
     }
     loop {
         for e in reader.next_batch().await? {
-            if filter.matches(&e) && !latest.iter().any(|l| l.id == e.id && l.queue == e.queue) {
+            if filter.matches(&e) {
                 output::event(out, &e, json)?;
             }
         }
-        latest.clear();
         out.flush()?;
     }
 }

@@ -8,12 +8,14 @@
 //! | `/scheduled`, `/retries`, `/dead` (+ POST `/actions`) | the job sets, filtered |
 //! | `/jobs/{queue}/{id}` (+ `/raw`, POST `/cancel`) | one job, or its kept outcome once finished |
 //! | `/processes` | live workers and their busy jobs |
+//! | `/events` | the latest job events and operator actions |
 //! | `/cron` (+ POST `/cron/{name}/{pause,resume,run}`) | cron entries |
 //! | `/metrics`, `/api/…` | Prometheus text (`metrics`) and JSON (`api`) |
 //! | `/assets/…` | the embedded stylesheet and script |
 
 mod api;
 mod cron;
+mod events;
 mod jobs;
 mod metrics;
 mod overview;
@@ -56,6 +58,8 @@ pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
         .route("/jobs/{queue}/{id}/raw", get(jobs::raw))
         .route("/jobs/{queue}/{id}/cancel", post(jobs::cancel))
         .route("/processes", get(processes::page))
+        .route("/events", get(events::page))
+        .route("/api/events", get(events::api))
         .route("/cron", get(cron::page))
         .route("/cron/{name}/{op}", post(cron::action))
         .route("/metrics", get(metrics::metrics))

@@ -31,7 +31,8 @@ pub(crate) struct TimelineRow {
     /// CSS class of the state badge: the state for a known one, else `other`.
     pub(crate) class: &'static str,
     pub(crate) attempt: u32,
-    /// The worker, for `active`; empty otherwise.
+    /// The worker, for `active`; the operator who made the move (retry,
+    /// cancel) for other states; empty otherwise.
     pub(crate) worker: String,
     /// The error (one line, short), for failures; empty otherwise.
     pub(crate) error: String,

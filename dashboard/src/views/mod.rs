@@ -291,6 +291,34 @@ pub(crate) struct ProcessRow {
     pub(crate) version: String,
 }
 
+/// One event on the Events page.
+#[derive(Debug, Clone)]
+pub(crate) struct EventRow {
+    pub(crate) at: String,
+    pub(crate) queue: String,
+    pub(crate) kind: String,
+    /// CSS class of the kind's badge.
+    pub(crate) class: &'static str,
+    pub(crate) job: String,
+    pub(crate) job_href: Option<String>,
+    pub(crate) job_type: String,
+    pub(crate) attempt: String,
+    pub(crate) actor: String,
+    pub(crate) selection: String,
+    pub(crate) error: String,
+}
+
+#[derive(Template)]
+#[template(path = "events.html")]
+pub(crate) struct EventsPage {
+    pub(crate) l: Layout,
+    pub(crate) events: Vec<EventRow>,
+    /// The filter as given.
+    pub(crate) queue: String,
+    pub(crate) kind: String,
+    pub(crate) filtered: bool,
+}
+
 #[derive(Template)]
 #[template(path = "processes.html")]
 pub(crate) struct ProcessesPage {

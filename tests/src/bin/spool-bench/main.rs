@@ -16,6 +16,10 @@
 //! (`wait_p50_ms`, `wait_p99_ms`: an upper bound of
 //! ack-to-wait, since the ack follows the return).
 //!
+//! With `--events off|terminal|all`, the bench queues write that level of
+//! job events (default: the queues' default, terminal); the report adds
+//! `redis_bytes_per_event` (the memory of the event streams per event).
+//!
 //! With `--poison`, it runs a different scenario instead: 5,000 good jobs
 //! drained alone, then the same 5,000 mixed with 90 poison items (bad JSON,
 //! unknown types, wrong args, deep nesting, 10 MiB payloads, a panicking
@@ -79,6 +83,7 @@ struct Args {
     keep_outcome_s: u64,
     result: bool,
     waiters: u64,
+    events: Option<spool_client::EventLevel>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -96,6 +101,7 @@ fn parse_args() -> anyhow::Result<Args> {
         keep_outcome_s: 0,
         result: false,
         waiters: 0,
+        events: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -114,8 +120,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--keep-outcome" => a.keep_outcome_s = value()?.parse()?,
             "--result" => a.result = true,
             "--waiters" => a.waiters = value()?.parse()?,
+            "--events" => a.events = Some(spool_client::EventLevel::parse(&value()?)?),
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--poison]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--poison]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -208,6 +215,17 @@ async fn main() -> anyhow::Result<()> {
         .connect()
         .await?;
 
+    if let Some(level) = args.events {
+        let config = spool_client::EventsConfig {
+            level,
+            ..spool_client::EventsConfig::default()
+        };
+        for q in &queues {
+            client.admin().configure_events(q, config).await?;
+        }
+    }
+    let events_level = client.admin().events_config(&queues[0]).await?.level;
+
     // 1. Enqueue and memory.
     let jobs: Vec<BenchNoop> = (0..args.jobs).map(|_| BenchNoop { t: 0 }).collect();
     let mem_before = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
@@ -284,6 +302,8 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+
+    let bytes_per_event = event_bytes(&client, &queues).await?;
 
     // 3. Pick-up latency at a steady rate.
     let total = args.latency_rate * args.latency_seconds;
@@ -384,6 +404,8 @@ async fn main() -> anyhow::Result<()> {
         "keep_outcome_s": args.keep_outcome_s,
         "result": args.result,
         "redis_bytes_per_kept_outcome": bytes_per_kept_outcome.map(f64::round),
+        "events": events_level.as_str(),
+        "redis_bytes_per_event": bytes_per_event.map(f64::round),
         "waiters": args.waiters,
         "wait_p50_ms": wait_pct(0.50),
         "wait_p99_ms": wait_pct(0.99),
@@ -400,6 +422,32 @@ async fn main() -> anyhow::Result<()> {
 
 fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// The memory of `queues`' event streams (`MEMORY USAGE`, every node
+/// sampled) per event they hold (an entry holds a batch), or `None` when
+/// they hold fewer than 1,000.
+async fn event_bytes(client: &Client, queues: &[String]) -> anyhow::Result<Option<f64>> {
+    let mut conn = client.connection();
+    let (mut bytes, mut entries) = (0u64, 0u64);
+    for queue in queues {
+        let keys = client.queue_keys(queue)?;
+        let len = client
+            .admin()
+            .recent_events(&[queue.as_str()], None, 10_000_000)
+            .await?
+            .len() as u64;
+        let used: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&keys.events)
+            .arg("SAMPLES")
+            .arg(0)
+            .query_async(&mut conn)
+            .await?;
+        bytes += used.unwrap_or(0);
+        entries += len;
+    }
+    Ok((entries >= 1000).then(|| bytes as f64 / entries as f64))
 }
 
 /// Deletes every kept outcome of `queues` (their buckets and index).
