@@ -66,6 +66,7 @@ pub struct ClientBuilder {
     retention: Retention,
     tls: TlsFiles,
     durability: Durability,
+    webhook_hosts: Vec<String>,
 }
 
 impl ClientBuilder {
@@ -104,6 +105,15 @@ impl ClientBuilder {
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// The hosts webhook URLs may name ([`EnqueueOptions::webhook`](crate::EnqueueOptions::webhook)):
+    /// an enqueue naming another fails. Exact host names (case-insensitive)
+    /// or `*.example.com` for its subdomains. Default: any host.
+    #[must_use]
+    pub fn webhook_hosts<S: Into<String>>(mut self, hosts: impl IntoIterator<Item = S>) -> Self {
+        self.webhook_hosts = hosts.into_iter().map(Into::into).collect();
         self
     }
 
@@ -153,6 +163,7 @@ impl ClientBuilder {
                 max_payload_bytes: self.max_payload_bytes,
                 retention: self.retention,
                 durability: self.durability,
+                webhook_hosts: self.webhook_hosts,
                 connector,
                 conn,
                 waiters: Arc::default(),
@@ -182,6 +193,7 @@ struct Inner {
     max_payload_bytes: usize,
     retention: Retention,
     durability: Durability,
+    webhook_hosts: Vec<String>,
     connector: Connector,
     conn: Connection,
     waiters: Arc<crate::waiters::Waiters>,
@@ -215,6 +227,7 @@ impl Client {
             retention: Retention::default(),
             tls: TlsFiles::default(),
             durability: Durability::Primary,
+            webhook_hosts: Vec::new(),
         }
     }
 
@@ -288,6 +301,11 @@ impl Client {
     /// [`Error::Connect`] when no server answers.
     pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub> {
         self.inner.connector.pubsub().await
+    }
+
+    /// The hosts webhook URLs may name (empty: any).
+    pub(crate) fn webhook_hosts(&self) -> &[String] {
+        &self.inner.webhook_hosts
     }
 
     /// The replication level writes wait for.

@@ -126,6 +126,8 @@ pub struct EnqueueOptions {
     keep_outcome: Option<Duration>,
     unique: Option<Uniqueness>,
     unique_by_args: bool,
+    follow_ups: Vec<crate::FollowUp>,
+    webhooks: Vec<String>,
 }
 
 impl EnqueueOptions {
@@ -224,6 +226,43 @@ impl EnqueueOptions {
         self.trace = Some(trace);
         self
     }
+
+    /// Create `job` when this one ends as it says (success, failure,
+    /// completion): by the script that ends this job, exactly once
+    /// ([`FollowUp`]). Repeat for several.
+    #[must_use]
+    pub fn follow_up(mut self, job: crate::FollowUp) -> Self {
+        self.follow_ups.push(job);
+        self
+    }
+
+    /// Tell `url` when this job ends (done, dead or cancelled): a signed
+    /// `POST` of its outcome, delivered by a delivery job that the script
+    /// ending this one creates (a [`FollowUp`](crate::FollowUp) of type
+    /// [`WebhookDelivery`](crate::WebhookDelivery), queue `webhooks`,
+    /// retried with backoff on anything but a 2xx answer). Workers deliver
+    /// with [`WorkerBuilder::webhooks`](https://docs.rs/spool-worker), which holds the
+    /// signing secret. Only `http` and `https` URLs with a host and without
+    /// credentials are accepted: anything else fails the enqueue
+    /// ([`Error::InvalidArgument`]); so do hosts outside the client's
+    /// [`ClientBuilder::webhook_hosts`](crate::ClientBuilder::webhook_hosts).
+    #[must_use]
+    pub fn webhook(mut self, url: impl Into<String>) -> Self {
+        self.webhooks.push(url.into());
+        self
+    }
+
+    pub(crate) fn follow_ups(&self) -> &[crate::FollowUp] {
+        &self.follow_ups
+    }
+
+    pub(crate) fn queue_name(&self) -> Option<&str> {
+        self.queue.as_deref()
+    }
+
+    pub(crate) fn has_uniqueness(&self) -> bool {
+        self.idempotency_key.is_some() || self.unique.is_some() || self.unique_by_args
+    }
 }
 
 /// The result of an enqueue with options.
@@ -249,6 +288,8 @@ pub struct JobDefaults {
     pub keep_outcome: Duration,
     /// Default uniqueness (key derived from the args unless a call gives one).
     pub unique: Option<Uniqueness>,
+    /// URLs told when the job ends (signed webhooks).
+    pub webhooks: Vec<String>,
 }
 
 impl JobDefaults {
@@ -262,6 +303,7 @@ impl JobDefaults {
             timeout: o.timeout,
             keep_outcome: o.keep_outcome,
             unique: o.unique,
+            webhooks: o.webhooks,
         }
     }
 }
@@ -275,6 +317,7 @@ impl Default for JobDefaults {
             timeout: o.timeout,
             keep_outcome: o.keep_outcome,
             unique: o.unique,
+            webhooks: o.webhooks,
         }
     }
 }
@@ -313,6 +356,8 @@ pub(crate) struct Prepared {
     at_ms: i64,
     delay_ms: u64,
     body: String,
+    /// The job's follow-ups (JSON, see `followup`), if any.
+    follow_ups: Option<String>,
 }
 
 impl Prepared {
@@ -323,6 +368,14 @@ impl Prepared {
             .arg(self.at_ms)
             .arg(self.delay_ms)
             .arg(&self.body);
+    }
+
+    pub(crate) fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    pub(crate) fn body(&self) -> &str {
+        &self.body
     }
 }
 
@@ -522,6 +575,17 @@ impl Client {
         check_args_depth(args.get().as_bytes())?;
         let timeout = opts.timeout.unwrap_or(defaults.timeout);
         let keep = opts.keep_outcome.unwrap_or(defaults.keep_outcome);
+        // Cron jobs (cron_tick.lua) carry no follow-ups, nor their type's
+        // webhooks.
+        let follow_ups = if cron.is_some() {
+            None
+        } else {
+            let mut follow_ups = opts.follow_ups.clone();
+            for url in defaults.webhooks.iter().chain(&opts.webhooks) {
+                follow_ups.push(self.webhook_follow_up(url)?);
+            }
+            self.encode_follow_ups(&follow_ups)?
+        };
         let body = JobBody {
             keep_outcome_ms: Some(duration_ms(keep)).filter(|ms| *ms > 0),
             job_type,
@@ -532,6 +596,7 @@ impl Client {
             idempotency_key: opts.idempotency_key.as_deref(),
             trace: opts.trace.as_ref(),
             cron,
+            followups: follow_ups.is_some(),
         };
         let body = serde_json::to_string(&body).map_err(|source| Error::Serialize {
             job_type: job_type.to_owned(),
@@ -550,32 +615,74 @@ impl Client {
             at_ms: opts.at.map_or(0, |at| at.timestamp_millis().max(1)),
             delay_ms: opts.delay.map_or(0, duration_ms),
             body,
+            follow_ups,
         })
     }
 }
 
-/// An `enqueue.lua` call: always 8 keys (the uniqueness key's place holds
-/// another key of the queue when there is none).
+/// An `enqueue.lua` call: always 9 keys (the uniqueness key's place holds
+/// another key of the queue when there is none); groups of 6 when a job
+/// has follow-ups.
 fn enqueue_cmd(
     keys: &QueueKeys,
     unique: Option<&(String, Uniqueness)>,
     jobs: &[Prepared],
 ) -> redis::Cmd {
     let idem = unique.map(|(key, _)| keys.idempotency(key));
-    let key_list = [
+    let mut cmd = SCRIPTS.enqueue.cmd(&enqueue_keys(keys, idem.as_deref()));
+    let lock = unique.map_or_else(|| "0".to_owned(), |(_, mode)| mode.lock_arg());
+    if jobs.iter().any(|j| j.follow_ups.is_some()) {
+        cmd.arg(format!("{lock}/6"));
+        for job in jobs {
+            job.push_args(&mut cmd);
+            cmd.arg(job.follow_ups.as_deref().unwrap_or(""));
+        }
+    } else {
+        cmd.arg(lock);
+        for job in jobs {
+            job.push_args(&mut cmd);
+        }
+    }
+    cmd
+}
+
+/// `enqueue.lua`'s keys, with `idem` as the uniqueness key.
+fn enqueue_keys<'a>(keys: &'a QueueKeys, idem: Option<&'a str>) -> [&'a str; 9] {
+    [
         keys.ready.as_str(),
         keys.wake.as_str(),
         keys.scheduled.as_str(),
         keys.jobs.as_str(),
-        idem.as_deref().unwrap_or(keys.locks.as_str()),
+        idem.unwrap_or(keys.locks.as_str()),
         keys.locks.as_str(),
         keys.events.as_str(),
         keys.settings.as_str(),
-    ];
-    let mut cmd = SCRIPTS.enqueue.cmd(&key_list);
-    cmd.arg(unique.map_or_else(|| "0".to_owned(), |(_, mode)| mode.lock_arg()));
-    for job in jobs {
-        job.push_args(&mut cmd);
-    }
+        keys.followups.as_str(),
+    ]
+}
+
+/// The `enqueue.lua` call creating a triggered follow-up (`followup`) on
+/// its queue: its id is its uniqueness key for
+/// [`FOLLOW_UP_DEDUPE`](crate::followup::FOLLOW_UP_DEDUPE), so a repeated
+/// move creates nothing.
+pub(crate) fn follow_up_cmd(
+    keys: &QueueKeys,
+    id: &str,
+    max_attempts: &str,
+    follow_ups: &[u8],
+    body: &[u8],
+) -> redis::Cmd {
+    let idem = keys.idempotency(&format!("followup:{id}"));
+    let mut cmd = SCRIPTS.enqueue.cmd(&enqueue_keys(keys, Some(&idem)));
+    cmd.arg(format!(
+        "{}/6",
+        duration_ms(crate::followup::FOLLOW_UP_DEDUPE)
+    ))
+    .arg(id)
+    .arg(max_attempts)
+    .arg(0)
+    .arg(0)
+    .arg(body)
+    .arg(follow_ups);
     cmd
 }

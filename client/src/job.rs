@@ -173,6 +173,9 @@ pub struct JobOptions {
     /// Uniqueness of this type's jobs, keyed by type and args unless an
     /// enqueue gives a key; `None`: only enqueues with a key are unique.
     pub unique: Option<crate::Uniqueness>,
+    /// URLs told when each of this type's jobs ends (signed webhooks, see
+    /// [`EnqueueOptions::webhook`](crate::EnqueueOptions::webhook)).
+    pub webhooks: Vec<String>,
 }
 
 impl Default for JobOptions {
@@ -184,6 +187,7 @@ impl Default for JobOptions {
             retry_policy: Arc::new(ExponentialJitter::default()),
             keep_outcome: Duration::ZERO,
             unique: None,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -206,6 +210,15 @@ impl JobOptions {
     #[must_use]
     pub fn retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
         self.retry_policy = Arc::new(policy);
+        self
+    }
+
+    /// Tells `url` (a signed POST) when each of this type's jobs ends, as
+    /// [`EnqueueOptions::webhook`](crate::EnqueueOptions::webhook) does
+    /// per enqueue. The URL is checked at each enqueue.
+    #[must_use]
+    pub fn webhook(mut self, url: impl Into<String>) -> Self {
+        self.webhooks.push(url.into());
         self
     }
 
@@ -250,6 +263,9 @@ pub(crate) struct JobBody<'a> {
     pub(crate) trace: Option<&'a BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) cron: Option<&'a CronOrigin>,
+    /// The job has follow-ups: the worker sends `ack.lua` its result for them.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) followups: bool,
 }
 
 /// Where a cron job came from: its entry and the tick it was enqueued for.
@@ -297,6 +313,12 @@ pub struct JobRecord {
     /// How long the job's outcome is kept after it finishes (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_outcome_ms: Option<u64>,
+    /// The job has follow-ups (created when it ends).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub followups: bool,
+    /// For a follow-up: the job whose end created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<crate::followup::Parent>,
 }
 
 impl JobRecord {

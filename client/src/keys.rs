@@ -112,6 +112,13 @@ pub struct QueueKeys {
     /// HASH of the queue's settings, read by the scripts: `events` (`off`,
     /// `terminal` or `all`) and `events_max` (the stream's cap).
     pub settings: String,
+    /// HASH job id → the job's follow-ups (JSON array of `[on, queue, id,
+    /// max_attempts, body]`), written at enqueue, read by the scripts that
+    /// end the job.
+    pub followups: String,
+    /// LIST of follow-up jobs triggered and not yet moved into their
+    /// queues: `queue"id"max_attempts"body`.
+    pub outbox: String,
     idempotency_prefix: String,
     cron_prefix: String,
 }
@@ -144,6 +151,8 @@ impl QueueKeys {
             locks: key("locks"),
             events: key("events"),
             settings: key("settings"),
+            followups: key("followups"),
+            outbox: key("outbox"),
             idempotency_prefix: key("idem:"),
             cron_prefix: key("cron:"),
         }
@@ -159,9 +168,9 @@ impl QueueKeys {
     /// The side keys every script that ends jobs (ack, fail, reap,
     /// release, `cancel_ready`) takes as one block of KEYS, in this order
     /// (`spool_finishing` in prelude.lua): history, cancels, waiters,
-    /// outcomes, locks, events, settings.
+    /// outcomes, locks, events, settings, followups, outbox.
     #[must_use]
-    pub fn finishing(&self) -> [&str; 7] {
+    pub fn finishing(&self) -> [&str; 9] {
         [
             &self.history,
             &self.cancels,
@@ -170,6 +179,8 @@ impl QueueKeys {
             &self.locks,
             &self.events,
             &self.settings,
+            &self.followups,
+            &self.outbox,
         ]
     }
 
@@ -286,6 +297,8 @@ mod tests {
             &k.locks,
             &k.events,
             &k.settings,
+            &k.followups,
+            &k.outbox,
         ] {
             assert!(key.starts_with("spool:{emails}:"), "{key}");
         }

@@ -50,6 +50,7 @@ mod cron;
 mod enqueue;
 mod error;
 mod events;
+mod followup;
 mod job;
 mod keys;
 mod outcome;
@@ -78,6 +79,10 @@ pub use error::{Error, Result};
 pub use events::{
     Event, EventAcker, EventGroup, EventKind, EventLevel, EventReader, EventsConfig,
     EVENTS_MAX_DEFAULT, EVENTS_MAX_RANGE,
+};
+pub use followup::{
+    check_webhook_url, FollowUp, FollowUpOn, Parent, WebhookDelivery, FOLLOW_UPS_MAX,
+    FOLLOW_UP_DEDUPE, FOLLOW_UP_MOVE_BATCH, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_QUEUE,
 };
 pub use job::{
     CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobOutput, JobRecord, JobSet, JobState,

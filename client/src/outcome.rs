@@ -451,6 +451,8 @@ impl Client {
             k.locks.as_str(),
             k.events.as_str(),
             k.settings.as_str(),
+            k.followups.as_str(),
+            k.outbox.as_str(),
         ]);
         let mut cmd = SCRIPTS.cancel.cmd(&keys);
         let g = self.global_keys();

@@ -21,6 +21,8 @@ pub struct WorkerBuilder {
     config: WorkerConfig,
     registry: Registry,
     cron: Vec<CronEntry>,
+    /// Set by [`WorkerBuilder::webhooks`]: whether its secret is usable.
+    webhooks: Option<bool>,
 }
 
 impl WorkerBuilder {
@@ -31,6 +33,7 @@ impl WorkerBuilder {
             config: WorkerConfig::default(),
             registry: Registry::default(),
             cron: Vec::new(),
+            webhooks: None,
         }
     }
 }
@@ -155,6 +158,43 @@ impl WorkerBuilder {
         self
     }
 
+    /// Delivers signed webhooks ([`EnqueueOptions::webhook`](spool_client::EnqueueOptions::webhook)):
+    /// registers the handler of [`WebhookDelivery`](spool_client::WebhookDelivery)
+    /// jobs and serves their queue (`webhooks`, added to the queues given).
+    ///
+    /// ```no_run
+    /// # fn demo(client: spool_client::Client) -> spool_worker::Result<()> {
+    /// use spool_worker::{WebhookConfig, Worker};
+    /// let secret = std::env::var("SPOOL_WEBHOOK_SECRET").expect("a webhook secret");
+    /// let worker = Worker::builder(client)
+    ///     .webhooks(WebhookConfig::new(secret).allow_hosts(["hooks.example.com"]))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn webhooks(mut self, config: crate::WebhookConfig) -> Self {
+        let policy = config.policy();
+        let valid = config.is_valid();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .ok();
+        let config = Arc::new(config);
+        self = self.register(move |ctx: JobContext, job: spool_client::WebhookDelivery| {
+            let (config, http) = (Arc::clone(&config), http.clone());
+            async move {
+                let Some(http) = http else {
+                    return Err(JobError::retry("the webhook HTTP client could not start"));
+                };
+                crate::webhook::deliver(&config, &http, &ctx, &job).await
+            }
+        });
+        self.registry
+            .set_retry_policy(<spool_client::WebhookDelivery as Job>::TYPE, policy);
+        self.webhooks = Some(valid);
+        self
+    }
+
     /// Validates the configuration and builds the worker.
     ///
     /// # Errors
@@ -172,6 +212,22 @@ impl WorkerBuilder {
                 .into_iter()
                 .map(QueueSpec::new)
                 .collect();
+        }
+        if self.webhooks == Some(false) {
+            return Err(Error::Config(
+                "the webhook signing secret must not be empty".into(),
+            ));
+        }
+        if self.webhooks.is_some()
+            && !self
+                .config
+                .queues
+                .iter()
+                .any(|q| q.name == spool_client::WEBHOOK_QUEUE)
+        {
+            self.config
+                .queues
+                .push(QueueSpec::new(spool_client::WEBHOOK_QUEUE));
         }
         self.config.validate()?;
         let cron = if self.cron.is_empty() {

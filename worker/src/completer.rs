@@ -73,6 +73,9 @@ impl Completer {
                             ),
                             Applied::Acked | Applied::Dead => {}
                         }
+                        // Its follow-ups wait in the outbox: the scheduler moves them.
+                        nudge |=
+                            a != Applied::LeaseLost && c.run.as_ref().is_some_and(|f| f.followups);
                         self.in_flight.remove(&c.id, &c.token);
                     }
                     if nudge {

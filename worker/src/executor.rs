@@ -146,12 +146,14 @@ async fn run(
         record_overrun(&record.job_type, started.elapsed(), timeout);
     }
     let policy_delay = || registration.options.retry_policy.delay(record.attempt);
-    let keeps = record.keep_outcome_ms.is_some_and(|ms| ms > 0);
+    // The value goes to Redis when the job keeps its outcome or has
+    // follow-ups (they read it as their parent's result).
+    let keeps = record.keep_outcome_ms.is_some_and(|ms| ms > 0) || record.followups;
     judge(result, started, timeout, &policy_delay, deps, keeps)
 }
 
 /// The handler's value as the ack sends it: only for a job that keeps its
-/// outcome, and only up to the payload limit (a larger one is recorded as
+/// outcome or has follow-ups, and only up to the payload limit (a larger one is recorded as
 /// the outcome's error; the job is done either way).
 fn returned(value: crate::handler::Returned, keeps: bool, limit: usize) -> Outcome {
     match value {

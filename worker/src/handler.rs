@@ -34,6 +34,14 @@ impl JobContext {
         &self.record.queue
     }
 
+    /// For a follow-up job: the job whose end created it, with its state
+    /// and result (`parent().result` as JSON; decode it with
+    /// `serde_json::from_str(parent.result.get())`).
+    #[must_use]
+    pub fn parent(&self) -> Option<&spool_client::Parent> {
+        self.record.parent.as_ref()
+    }
+
     /// This run's number, 1 for the first.
     #[must_use]
     pub fn attempt(&self) -> u32 {

@@ -64,6 +64,7 @@ mod registry;
 mod services;
 mod shutdown;
 pub mod testing;
+mod webhook;
 
 pub use builder::WorkerBuilder;
 pub use config::{QueueOrder, QueueSpec, WorkerConfig};
@@ -79,6 +80,10 @@ pub use spool_client::{
     Client, CronEntry, ExponentialJitter, FixedDelay, Job, JobOptions, RetryPolicy,
 };
 pub use tokio_util::sync::CancellationToken;
+pub use webhook::{
+    signature as webhook_signature, WebhookConfig, DELIVERY_HEADER, SIGNATURE_HEADER,
+    WEBHOOK_TIMEOUT_DEFAULT,
+};
 
 /// The README's examples, compiled as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -42,6 +42,17 @@ pub(crate) struct Registry {
 impl Registry {
     /// Registers `handler`; `value` turns what it returns into the value
     /// kept with the outcome (`|_| None` for `()`: nothing is serialized).
+    /// Replaces the retry policy of job type `job_type`, if registered.
+    pub(crate) fn set_retry_policy(
+        &mut self,
+        job_type: &str,
+        policy: Arc<dyn spool_client::RetryPolicy>,
+    ) {
+        if let Some(r) = self.by_type.get_mut(job_type) {
+            r.options.retry_policy = policy;
+        }
+    }
+
     pub(crate) fn register<J, F, Fut, T>(&mut self, handler: F, value: fn(&T) -> Returned)
     where
         J: Job,

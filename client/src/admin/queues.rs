@@ -233,6 +233,7 @@ impl Admin {
             &k.waiters,
             &k.events,
             &k.settings,
+            &k.followups,
         ]);
         cmd.arg(&self.client.global_keys().finished_channel)
             .arg(self.actor());

@@ -193,6 +193,7 @@ impl CronEntry {
             timeout: self.timeout,
             keep_outcome: std::time::Duration::ZERO,
             unique: None,
+            webhooks: Vec::new(),
         }
     }
 }

@@ -112,6 +112,8 @@ pub struct RunFacts {
     /// How long the outcome is kept (ms), from the record; `None` when the
     /// job keeps none.
     pub keep_outcome_ms: Option<u64>,
+    /// The job has follow-ups: `ack.lua` gets its result for them.
+    pub followups: bool,
     /// The job type.
     pub job_type: String,
     /// Runs so far, this one included.
@@ -132,6 +134,7 @@ impl RunFacts {
         let record = job.record.as_ref().ok()?;
         Some(Self {
             keep_outcome_ms: record.keep_outcome_ms.filter(|ms| *ms > 0),
+            followups: record.followups,
             job_type: record.job_type.clone(),
             attempt: record.attempt,
             enqueued_ms: record.enqueued_ms,
@@ -152,14 +155,7 @@ fn ack_outcome_args(c: &Completion, cmd: &mut redis::Cmd) {
     else {
         return;
     };
-    let rest = match &c.outcome {
-        Outcome::Returned { result: Ok(json) } => format!(",{json}]"),
-        Outcome::Returned { result: Err(why) } => format!(
-            ",null,{}]",
-            serde_json::Value::from(wire::truncate_utf8(why, wire::ERROR_TEXT_MAX_BYTES))
-        ),
-        _ => "]".to_owned(),
-    };
+    let rest = outcome_rest(&c.outcome);
     cmd.arg(c.id.as_str())
         .arg(keep_ms)
         .arg(format!(
@@ -170,6 +166,19 @@ fn ack_outcome_args(c: &Completion, cmd: &mut redis::Cmd) {
             serde_json::Value::from(f.job_type.as_str())
         ))
         .arg(rest);
+}
+
+/// The end of a done job's outcome: `]`, `,result]`, or `,null,error]`
+/// (why a returned value is not kept).
+fn outcome_rest(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Returned { result: Ok(json) } => format!(",{json}]"),
+        Outcome::Returned { result: Err(why) } => format!(
+            ",null,{}]",
+            serde_json::Value::from(wire::truncate_utf8(why, wire::ERROR_TEXT_MAX_BYTES))
+        ),
+        _ => "]".to_owned(),
+    }
 }
 
 /// A job type as an event lists it: `"` separates the fields of a stream
@@ -390,6 +399,17 @@ impl Runtime {
             }
             for &i in &idx {
                 ack_outcome_args(&batch[i], &mut cmd);
+            }
+            // The results the follow-ups of these jobs read.
+            let with_follow_ups = idx
+                .iter()
+                .filter(|&&i| batch[i].run.as_ref().is_some_and(|f| f.followups));
+            for (n, &i) in with_follow_ups.enumerate() {
+                if n == 0 {
+                    cmd.arg("\"");
+                }
+                cmd.arg(batch[i].id.as_str())
+                    .arg(outcome_rest(&batch[i].outcome));
             }
             pipe.add_command(cmd);
             plan.push(idx);

@@ -21,6 +21,9 @@ pub struct PromoteReport {
     pub moved: u64,
     /// Time until the next scheduled or retry job is due, if any.
     pub next_due: Option<Duration>,
+    /// Triggered follow-ups waiting in the queue's outbox
+    /// ([`Runtime::move_follow_ups`]).
+    pub follow_ups: u64,
 }
 
 /// What one reaper call did.
@@ -85,14 +88,17 @@ impl Runtime {
             &keys.ready,
             &keys.wake,
             &keys.history,
+            &keys.outbox,
         ]);
         cmd.arg(limit.max(1));
-        let (moved, next): (u64, i64) = scripts::run(&mut self.client.connection(), &cmd)
-            .await
-            .map_err(Error::redis("promote"))?;
+        let (moved, next, follow_ups): (u64, i64, u64) =
+            scripts::run(&mut self.client.connection(), &cmd)
+                .await
+                .map_err(Error::redis("promote"))?;
         Ok(PromoteReport {
             moved,
             next_due: u64::try_from(next).ok().map(Duration::from_millis),
+            follow_ups,
         })
     }
 
@@ -111,6 +117,7 @@ impl Runtime {
             &keys.history,
             &keys.outcomes,
             &keys.workers,
+            &keys.followups,
         ]);
         cmd.arg(r.dead_max_jobs)
             .arg(duration_ms(r.dead_max_age))

@@ -23,7 +23,8 @@
 --
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] errors  KEYS[5] stats
 -- KEYS[6] history KEYS[7] cancels KEYS[8] waiters KEYS[9] outcomes
--- KEYS[10] locks  KEYS[11] events KEYS[12] settings KEYS[13] workers
+-- KEYS[10] locks  KEYS[11] events KEYS[12] settings KEYS[13] followups
+-- KEYS[14] outbox KEYS[15] workers
 -- ARGV[1] finished channel  ARGV[2] n, then n groups of three: id, token,
 -- and `attempt"type` (runs, this one included, and the job type, as the
 -- event lists them); then four
@@ -31,7 +32,11 @@
 -- the outcome is '[' .. ms before the end .. ',' .. worker alias .. parts ..
 -- rest, the short form of PROTOCOL.md: parts
 -- `,"done",attempts,ran_ms,waited_ms,type` and rest `]`, `,result]` or
--- `,null,error]`.
+-- `,null,error]`; then, for jobs with follow-ups (their record says so),
+-- `"` and a pair per job: id, rest (as above: what the follow-ups read as
+-- the parent's result).
+-- A job done gets its follow-ups on success and on completion queued in
+-- the outbox (spool_follow_ups).
 -- Returns one integer per id/token pair: 1 acknowledged, 0 lease lost
 -- (nothing changed), 2 ended cancelled.
 local now = spool_now()
@@ -54,17 +59,28 @@ for c = 1, n, 1000 do
   end
 end
 local cancelled = 0
+local positions
+-- The index of job `id` among the pairs, or nil.
+local function position_of(id)
+  if not positions then
+    positions = {}
+    for k = 1, n do positions[ids[k]] = k end
+  end
+  return positions[id]
+end
 -- One EXISTS over the side hashes: a queue where no job is cancelled,
 -- holds a lock, has a timeline or a waiter pays only this.
-local extras = #acked > 0 and redis.call('EXISTS', KEYS[6], KEYS[7], KEYS[8], KEYS[10]) > 0
+local extras = #acked > 0 and
+  redis.call('EXISTS', KEYS[6], KEYS[7], KEYS[8], KEYS[10], KEYS[13]) > 0
 local cancels = extras and redis.call('EXISTS', KEYS[7]) == 1
 local timelines = extras and redis.call('EXISTS', KEYS[6]) == 1
-local tracked = #ARGV > 2 + 3 * n
+-- Where the follow-ups' section starts (its `"`), or past the end.
+local results_at = 3 + 3 * n
+while results_at <= #ARGV and ARGV[results_at] ~= '"' do results_at = results_at + 4 end
+local tracked = results_at > 3 + 3 * n
 if tracked or cancels then
   local parts = {}
-  for i = 3 + 3 * n, #ARGV, 4 do parts[ARGV[i]] = i end
-  local position = {}
-  for k = 1, n do position[ids[k]] = k end
+  for i = 3 + 3 * n, results_at - 1, 4 do parts[ARGV[i]] = i end
   local now_s = spool_int(now)
   local batch = {}
   for a, id in ipairs(acked) do
@@ -75,7 +91,7 @@ if tracked or cancels then
     local stored = keep and timelines and redis.call('HGET', KEYS[6], id)
     if keep and not stored then
       local ends, opening = spool_outcome_end(keep, now)
-      spool_outcome_add(batch, ends, id, opening .. spool_worker_alias(KEYS[13], lease) ..
+      spool_outcome_add(batch, ends, id, opening .. spool_worker_alias(KEYS[15], lease) ..
         ARGV[p + 2] .. ARGV[p + 3])
     elseif cancel or keep then
       local record = redis.call('HGET', KEYS[2], id)
@@ -83,7 +99,7 @@ if tracked or cancels then
       local attempt = spool_int((tonumber(runs) or 0) + 1)
       if cancel then
         spool_cancelled(q, id, record, lease, attempt, now)
-        out[position[id]] = 2
+        out[position_of(id)] = 2
         cancelled = cancelled + 1
       else
         local history = spool_history_append(stored, {spool_lease_entry(lease, attempt),
@@ -118,6 +134,24 @@ if timelines then
 end
 if #acked > cancelled then
   spool_count(KEYS[5], 'p', now, #acked - cancelled)
+end
+-- Follow-ups of the jobs done, with the results the worker sent. A queue
+-- where no job has follow-ups pays nothing more (the EXISTS above).
+if extras and redis.call('EXISTS', KEYS[13]) == 1 then
+  local results = {}
+  for i = results_at + 1, #ARGV - 1, 2 do
+    local rest = ARGV[i + 1]
+    if #rest > 1 and string.sub(rest, 1, 6) ~= ',null,' then
+      results[ARGV[i]] = string.sub(rest, 2, -2)
+    end
+  end
+  for k = 1, n do
+    if out[k] == 1 then
+      local attempts, job_type = string.match(ARGV[3 * k + 2], '^(%d*)"(.*)$')
+      spool_follow_ups(q, ids[k], 'done', results[ids[k]], nil, attempts,
+        job_type ~= '' and job_type or nil, now)
+    end
+  end
 end
 if extras and redis.call('EXISTS', KEYS[8]) == 1 then
   for k = 1, n do

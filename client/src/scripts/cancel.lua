@@ -14,7 +14,8 @@
 -- KEYS[1] outcomes  KEYS[2] jobs  KEYS[3] leases  KEYS[4] active
 -- KEYS[5] scheduled  KEYS[6] retry  KEYS[7] dead  KEYS[8] errors
 -- KEYS[9] history  KEYS[10] cancels  KEYS[11] waiters  KEYS[12] stats
--- KEYS[13] locks  KEYS[14] events  KEYS[15] settings
+-- KEYS[13] locks  KEYS[14] events  KEYS[15] settings  KEYS[16] followups
+-- KEYS[17] outbox
 -- ARGV[1] id  ARGV[2] finished channel  ARGV[3] cancel channel
 -- ARGV[4] actor ('' for a producer's cancel)
 -- Returns {'cancelled', from state} | {'signalled', worker, 1 new or 0
@@ -23,7 +24,8 @@ local now = spool_now()
 local id = ARGV[1]
 local q = {jobs = KEYS[2], errors = KEYS[8], history = KEYS[9], cancels = KEYS[10],
   waiters = KEYS[11], stats = KEYS[12], locks = KEYS[13],
-  outcomes = KEYS[1], channel = ARGV[2], ev = spool_events(KEYS[14], KEYS[15])}
+  outcomes = KEYS[1], channel = ARGV[2], ev = spool_events(KEYS[14], KEYS[15]),
+  followups = KEYS[16], outbox = KEYS[17]}
 if ARGV[4] and ARGV[4] ~= '' then
   q.actor, q.selection = ARGV[4], 'job'
 end

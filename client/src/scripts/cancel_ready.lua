@@ -7,7 +7,7 @@
 --
 -- KEYS[1] ready  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats  KEYS[5] history
 -- KEYS[6] cancels  KEYS[7] waiters  KEYS[8] outcomes  KEYS[9] locks
--- KEYS[10] events  KEYS[11] settings
+-- KEYS[10] events  KEYS[11] settings  KEYS[12] followups  KEYS[13] outbox
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- ARGV[4] finished channel  ARGV[5] actor ('' for a producer's cancel)
 -- Returns {1 cancelled or 0 not found, entries examined}.

@@ -7,7 +7,8 @@
 -- KEYS[5] locks (a deleted job's uniqueness lock is released)
 -- KEYS[6] waiters (a `wait` for a deleted job hears `deleted`)
 -- KEYS[7] events  KEYS[8] settings (a `deleted` event per job, level
--- terminal, naming the actor)
+-- terminal, naming the actor)  KEYS[9] followups (a deleted job's are
+-- dropped, never triggered)
 -- ARGV[1] actor  ARGV[2] selection  ARGV[3] the finished channel, then ids
 -- to delete; or ARGV[4] = '*' and ARGV[5] = n to delete the n oldest.
 -- Returns the number of jobs deleted.
@@ -25,7 +26,7 @@ for _, id in ipairs(ids) do
       spool_event_add(ev, SPOOL_TERMINAL, 'deleted', id,
         (attempt or '') .. '"' .. (spool_record_type(record) or ''), actor, selection)
     end
-    spool_forget(id, {KEYS[2], KEYS[3], KEYS[4]})
+    spool_forget(id, {KEYS[2], KEYS[3], KEYS[4], KEYS[9]})
     spool_unlock(KEYS[5], id, nil)
     spool_announce(q, id, 'deleted')
     deleted = deleted + 1

@@ -7,6 +7,7 @@
 --
 -- KEYS[1] ready  KEYS[2] history  KEYS[3] locks  KEYS[4] waiters
 -- KEYS[5] events  KEYS[6] settings (a `deleted` event, level terminal)
+-- KEYS[7] followups (optional: the job's are dropped)
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- ARGV[4] finished channel (a `wait` for the job hears `deleted`)
 -- ARGV[5] actor
@@ -17,7 +18,7 @@ if not found then
 end
 local removed = redis.call('LREM', KEYS[1], -1, found)
 if removed > 0 then
-  spool_forget(ARGV[1], {KEYS[2]})
+  spool_forget(ARGV[1], {KEYS[2], KEYS[7] or KEYS[2]})
   spool_unlock(KEYS[3], ARGV[1], nil)
   spool_announce({waiters = KEYS[4], channel = ARGV[4]}, ARGV[1], 'deleted')
   local _, attempt = spool_head(found)

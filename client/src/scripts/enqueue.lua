@@ -8,15 +8,19 @@
 -- KEYS[4] jobs hash         KEYS[5] uniqueness key (any key of the queue
 -- when ARGV[1] is 0)        KEYS[6] locks hash
 -- KEYS[7] events stream     KEYS[8] settings hash
+-- KEYS[9] followups hash (with groups of 6)
 -- Callers written before KEYS[6] existed pass 4 keys, or 5 with a window;
 -- they keep working (without lock modes), as do callers of 6 keys (without
 -- events).
 -- ARGV[1] the uniqueness key's lock: '0' none; '<ms>' a window (the key is
 --         remembered that long, whatever happens to the job); '<ms>:started'
 --         held until a worker starts the job, '<ms>:finished' until it is
---         done, dead or cancelled (either at most <ms>: every lock has a TTL)
+--         done, dead or cancelled (either at most <ms>: every lock has a TTL);
+--         followed by '/6' when the groups have a sixth value
 -- ARGV[2..] groups of 5: id, max_attempts, at_ms (0 = none),
---           delay_ms (0 = none), body (JSON object without the fields above)
+--           delay_ms (0 = none), body (JSON object without the fields above);
+--           or of 6: the same and the job's follow-ups (a JSON array of
+--           [on, queue, id, max_attempts, body], or '')
 -- Returns {1, {id...}} when the jobs were created, {0, {existing_id}} when
 -- the key was already taken (nothing created).
 -- Time comes from Redis (TIME): `delay_ms` is added to Redis's clock, never
@@ -24,16 +28,18 @@
 -- Every group is checked before anything is written, the key included: a
 -- malformed call changes nothing.
 local now = spool_now()
-local ttl, mode = string.match(ARGV[1] or '', '^(%d+):?(%a*)$')
-if not ttl or (mode ~= '' and mode ~= 'started' and mode ~= 'finished') then
-  return redis.error_reply("ERR spool: ARGV[1] must be 0, <ms>, <ms>:started or <ms>:finished")
+local ttl, mode, sixth = string.match(ARGV[1] or '', '^(%d+):?(%a*)(/?6?)$')
+if not ttl or (mode ~= '' and mode ~= 'started' and mode ~= 'finished') or
+    (sixth ~= '' and (sixth ~= '/6' or not KEYS[9])) then
+  return redis.error_reply("ERR spool: ARGV[1] must be 0, <ms>, <ms>:started or <ms>:finished, then optionally /6 (with KEYS[9])")
 end
+local size = sixth == '/6' and 6 or 5
 ttl = tonumber(ttl)
 local k_locks = KEYS[6]
 if mode ~= '' and (not k_locks or ttl == 0) then
   return redis.error_reply('ERR spool: a lock held until started or finished needs a TTL and the locks hash (KEYS[6])')
 end
-local bad = spool_check_groups(ARGV, 2)
+local bad = spool_check_groups(ARGV, 2, size)
 if bad then
   return bad
 end
@@ -50,4 +56,4 @@ if ttl > 0 then
 end
 
 return {1, spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, 2,
-  spool_events(KEYS[7], KEYS[8]))}
+  spool_events(KEYS[7], KEYS[8]), size, KEYS[9])}

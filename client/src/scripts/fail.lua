@@ -16,7 +16,7 @@
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] retry
 -- KEYS[6] dead   KEYS[7] stats KEYS[8] history KEYS[9] cancels
 -- KEYS[10] waiters KEYS[11] outcomes KEYS[12] locks KEYS[13] events
--- KEYS[14] settings
+-- KEYS[14] settings KEYS[15] followups KEYS[16] outbox
 -- ARGV[1] id  ARGV[2] token  ARGV[3] 'retry' | 'dead'  ARGV[4] delay_ms
 -- ARGV[5] error text  ARGV[6] dead set size cap  ARGV[7] error history cap
 -- ARGV[8] finished channel
@@ -60,7 +60,8 @@ if dead then
   spool_write_outcome(q, id, 'dead', record, attempt_s, history, nil, ARGV[5], now)
   spool_announce(q, id, 'dead')
   spool_unlock(KEYS[12], id, nil)
-  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[8]}, tonumber(ARGV[6]))
+  spool_follow_ups(q, id, 'dead', nil, ARGV[5], attempt_s, spool_record_type(record), now)
+  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[8], KEYS[15]}, tonumber(ARGV[6]))
   return 2
 end
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)

@@ -2,9 +2,11 @@
 -- prepends it to every script that creates jobs (enqueue.lua, cron_tick.lua)
 -- so the job record is built by exactly one piece of Lua.
 --
--- spool_enqueue(ready, wake, scheduled, jobs, now, argv, first, ev) builds one
--- record per group of 5 ARGV values starting at `first` (id, max_attempts,
--- at_ms (0 = none), delay_ms (0 = none), body) and stores it: LPUSH to the
+-- spool_enqueue(ready, wake, scheduled, jobs, now, argv, first, ev, size,
+-- followups) builds one record per group of `size` (5 or 6) ARGV values
+-- starting at `first` (id, max_attempts, at_ms (0 = none), delay_ms (0 =
+-- none), body, and with 6 the job's follow-ups: a JSON array stored in
+-- the `followups` hash when not empty, see prelude.lua) and stores it: LPUSH to the
 -- ready list when due, else HSET + ZADD into the scheduled set. The fields the
 -- scripts own (`id`, `attempt`, `max_attempts`, `enqueued_ms`) are stamped at
 -- the front of the JSON object so later scripts can rewrite them with a string
@@ -19,14 +21,15 @@
 -- spool_check_groups first: a script that fails halfway keeps what it
 -- already wrote, so every group is checked before anything is.
 
--- nil when every group of 5 ARGV values from `first` is well-formed, else an
--- error reply naming the problem (callers pass well-formed groups; the
--- checks guard other producers).
-local function spool_check_groups(argv, first)
-  if (#argv - first + 1) % 5 ~= 0 then
-    return redis.error_reply('ERR spool: job arguments must come in groups of 5')
+-- nil when every group of `size` (default 5) ARGV values from `first` is
+-- well-formed, else an error reply naming the problem (callers pass
+-- well-formed groups; the checks guard other producers).
+local function spool_check_groups(argv, first, size)
+  size = size or 5
+  if (#argv - first + 1) % size ~= 0 then
+    return redis.error_reply('ERR spool: job arguments must come in groups of ' .. size)
   end
-  for i = first, #argv, 5 do
+  for i = first, #argv, size do
     local id, max_attempts, body = argv[i], argv[i + 1], argv[i + 4]
     if string.find(id, '["\\]') or id == '' then
       return redis.error_reply('ERR spool: job id must be a non-empty string without quotes or backslashes')
@@ -40,19 +43,27 @@ local function spool_check_groups(argv, first)
     if string.sub(body, 1, 2) ~= '{"' then
       return redis.error_reply('ERR spool: job body must be a non-empty JSON object')
     end
+    if size == 6 and argv[i + 5] ~= '' and string.sub(argv[i + 5], 1, 1) ~= '[' then
+      return redis.error_reply('ERR spool: follow-ups must be a JSON array or empty')
+    end
   end
   return nil
 end
 
-local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first, ev)
+local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first, ev, size,
+    k_followups)
+  size = size or 5
   local head = redis.call('ZRANGE', k_scheduled, 0, 0, 'WITHSCORES')
   local head_ms = head[2] and tonumber(head[2]) or nil
   local wake = false
   local out = {}
   local batch = {}
   local now_s = spool_int(now)
-  for i = first, #argv, 5 do
+  for i = first, #argv, size do
     local id, max_attempts, body = argv[i], argv[i + 1], argv[i + 4]
+    if size == 6 and argv[i + 5] ~= '' and k_followups then
+      redis.call('HSET', k_followups, id, argv[i + 5])
+    end
     local at, delay = tonumber(argv[i + 2]), tonumber(argv[i + 3])
     local run_at = 0
     if at > 0 then run_at = at elseif delay > 0 then run_at = now + delay end

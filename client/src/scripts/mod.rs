@@ -132,6 +132,7 @@ scripts! {
     cancel_ready => ["ready_walk", "cancel_ready"],
     unwait => ["unwait"],
     events_config => ["events_config"],
+    outbox_done => ["outbox_done"],
 }
 
 /// The source of Spool's script with SHA-1 `sha`, for resending an

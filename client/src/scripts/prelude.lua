@@ -163,8 +163,8 @@ local function spool_unlock(locks, id, mode)
 end
 
 -- Trims a dead set to `cap` jobs, oldest first, with their records and
--- side entries (`hashes`: jobs, errors, history, keep). A dead job holds no
--- uniqueness lock (dying released it).
+-- side entries (`hashes`: jobs, errors, history, followups). A dead job
+-- holds no uniqueness lock (dying released it).
 local function spool_cap_dead(dead, hashes, cap)
   local excess = redis.call('ZCARD', dead) - cap
   if excess > 0 then
@@ -403,13 +403,72 @@ end
 -- errors and stats keys, the finished channel, and the side keys, which
 -- every such script receives as one block of KEYS starting at `first`
 -- (`QueueKeys::finishing` in keys.rs): history, cancels, waiters,
--- outcomes, locks, events, settings; `ev` is the queue's events
--- (spool_events).
+-- outcomes, locks, events, settings, followups, outbox; `ev` is the
+-- queue's events (spool_events).
 local function spool_finishing(first, jobs, errors, stats, channel)
   return {jobs = jobs, errors = errors, stats = stats, channel = channel,
     history = KEYS[first], cancels = KEYS[first + 1], waiters = KEYS[first + 2],
     outcomes = KEYS[first + 3], locks = KEYS[first + 4],
-    ev = spool_events(KEYS[first + 5], KEYS[first + 6])}
+    ev = spool_events(KEYS[first + 5], KEYS[first + 6]),
+    followups = KEYS[first + 7], outbox = KEYS[first + 8]}
+end
+
+-- Follow-up jobs ------------------------------------------------------------
+-- A job enqueued with follow-ups (on success, on failure = dead, on
+-- completion = any end) has them in the `followups` hash: job id → JSON
+-- array of [on, queue, id, max_attempts, body, its own follow-ups or ''],
+-- each a job prepared by the producer with its id chosen then. The script
+-- that ends the job appends the ones its end triggers to the queue's
+-- `outbox` list as `queue"id"max_attempts"n"` + its own follow-ups (n
+-- bytes) + body, the body ending with the parent:
+-- `"parent":{"id","queue","state","result","error","type","attempts",
+-- "finished_ms"}`; a worker's scheduler
+-- moves them into their queues (enqueue.lua with the follow-up's id as a
+-- uniqueness key, so a move repeated after a crash creates nothing).
+
+-- Queues the follow-ups of job `id` that ending `state` triggers (done,
+-- dead or cancelled) at `now`, after `attempts` runs, with `result` (JSON
+-- text) or `err`, and its `job_type` (each may be nil). Done and
+-- cancelled end the job's follow-ups; a dead job keeps them (retried from
+-- dead and dying again triggers the same ids, which the move refuses).
+local function spool_follow_ups(q, id, state, result, err, attempts, job_type, now)
+  if not q.followups then
+    return
+  end
+  local raw = redis.call('HGET', q.followups, id)
+  if not raw then
+    return
+  end
+  if state ~= 'dead' then
+    redis.call('HDEL', q.followups, id)
+  end
+  local ok, list = pcall(cjson.decode, raw)
+  if not ok or type(list) ~= 'table' then
+    return
+  end
+  local parent
+  for _, f in ipairs(list) do
+    local on = type(f) == 'table' and f[1]
+    if on == 'complete' or (on == 'success' and state == 'done') or
+        (on == 'failure' and state == 'dead') then
+      if not parent then
+        parent = ',"parent":{"id":' .. cjson.encode(id) .. ',"queue":"' ..
+          (string.match(q.jobs, '{([^}]*)}') or '') .. '","state":"' .. state ..
+          '","result":' .. (result or 'null') .. ',"error":' ..
+          (err and cjson.encode(spool_cap_text(err, SPOOL_ERROR_TEXT_MAX)) or 'null') ..
+          ',"type":' .. (job_type and cjson.encode(job_type) or 'null') ..
+          ',"attempts":' .. (tonumber(attempts) and spool_int(tonumber(attempts)) or 'null') ..
+          ',"finished_ms":' .. (now and spool_int(now) or 'null') .. '}}'
+      end
+      local body = tostring(f[5] or '')
+      local own = type(f[6]) == 'string' and f[6] or ''
+      if string.sub(body, -1) == '}' then
+        redis.call('RPUSH', q.outbox, tostring(f[2]) .. '"' .. tostring(f[3]) .. '"' ..
+          spool_int(tonumber(f[4]) or 1) .. '"' .. spool_int(#own) .. '"' .. own ..
+          string.sub(body, 1, -2) .. parent)
+      end
+    end
+  end
 end
 
 -- The outcome retention (ms) a record asks for: its body starts with
@@ -571,6 +630,7 @@ local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
   end
   spool_count(q.stats, 'c', now, 1)
   spool_announce(q, id, 'cancelled')
+  spool_follow_ups(q, id, 'cancelled', nil, nil, attempt, spool_record_type(record), now)
   if q.ev then
     spool_event(q.ev, SPOOL_TERMINAL, 'cancelled', id, spool_record_type(record), attempt, nil,
       q.actor, q.selection)

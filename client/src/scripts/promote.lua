@@ -9,9 +9,11 @@
 -- timeline starts with `scheduled` at its enqueue time).
 --
 -- KEYS[1] scheduled  KEYS[2] retry  KEYS[3] jobs  KEYS[4] ready  KEYS[5] wake
--- KEYS[6] history
+-- KEYS[6] history  KEYS[7] outbox (optional: its length is reported, so
+-- the scheduler moves follow-ups only when there are some)
 -- ARGV[1] max jobs per set per call
--- Returns {moved, ms until the next due job or -1 when both sets are empty}.
+-- Returns {moved, ms until the next due job or -1 when both sets are
+-- empty, follow-ups waiting in the outbox}.
 local now = spool_now()
 local now_s = spool_int(now)
 local limit = tonumber(ARGV[1])
@@ -30,4 +32,4 @@ for s = 1, 2 do
     if next_due < 0 or wait < next_due then next_due = wait end
   end
 end
-return {moved, next_due}
+return {moved, next_due, KEYS[7] and redis.call('LLEN', KEYS[7]) or 0}

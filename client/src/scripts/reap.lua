@@ -12,7 +12,7 @@
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] ready
 -- KEYS[6] dead   KEYS[7] wake KEYS[8] stats KEYS[9] history KEYS[10] cancels
 -- KEYS[11] waiters KEYS[12] outcomes KEYS[13] locks KEYS[14] events
--- KEYS[15] settings
+-- KEYS[15] settings KEYS[16] followups KEYS[17] outbox
 -- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
 -- ARGV[4] finished channel
 -- Returns {returned_to_ready, moved_to_dead}.
@@ -55,6 +55,7 @@ for _, id in ipairs(expired) do
       spool_write_outcome(q, id, 'dead', record, attempt_s, history, nil, why, now)
       spool_announce(q, id, 'dead')
       spool_unlock(KEYS[13], id, nil)
+      spool_follow_ups(q, id, 'dead', nil, why, attempt_s, spool_record_type(record), now)
       to_dead = to_dead + 1
     end
   end
@@ -63,7 +64,7 @@ if to_ready + to_dead > 0 then
   spool_count(KEYS[8], 'f', now, to_ready + to_dead)
 end
 if to_dead > 0 then
-  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[9]}, tonumber(ARGV[2]))
+  spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[9], KEYS[16]}, tonumber(ARGV[2]))
 end
 if to_ready > 0 then
   spool_wake(KEYS[7])

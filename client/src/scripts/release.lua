@@ -11,7 +11,7 @@
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] ready  KEYS[5] wake
 -- KEYS[6] errors  KEYS[7] stats KEYS[8] history KEYS[9] cancels
 -- KEYS[10] waiters KEYS[11] outcomes KEYS[12] locks KEYS[13] events
--- KEYS[14] settings
+-- KEYS[14] settings KEYS[15] followups KEYS[16] outbox
 -- ARGV[1] finished channel, then pairs: id, token
 -- Returns the number of jobs handed back.
 local now = spool_now()

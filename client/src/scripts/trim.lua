@@ -8,7 +8,8 @@
 -- (an outcome whose alias is gone names no worker). Totals are kept.
 --
 -- KEYS[1] dead  KEYS[2] jobs  KEYS[3] errors  KEYS[4] stats  KEYS[5] history
--- KEYS[6] outcomes  KEYS[7] workers
+-- KEYS[6] outcomes  KEYS[7] workers  KEYS[8] followups (optional: a trimmed
+-- dead job's follow-ups go with it)
 -- ARGV[1] dead size cap  ARGV[2] dead age cap ms  ARGV[3] stats window ms
 -- ARGV[4] max dead jobs removed per call
 -- Returns {dead_removed, stats_fields_removed, outcome_buckets_removed}.
@@ -20,7 +21,7 @@ local removed = 0
 local function drop(ids)
   for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
-    spool_forget(id, {KEYS[2], KEYS[3], KEYS[5]})
+    spool_forget(id, {KEYS[2], KEYS[3], KEYS[5], KEYS[8] or KEYS[2]})
     removed = removed + 1
   end
 end

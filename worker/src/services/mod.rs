@@ -4,7 +4,7 @@
 //! | service | one pass | scripts |
 //! | --- | --- | --- |
 //! | [`Heartbeat`] | extend this process's leases, refresh its process record | `extend`, `heartbeat` |
-//! | [`Scheduler`] | due scheduled and retry jobs → ready | `promote` |
+//! | [`Scheduler`] | due scheduled and retry jobs → ready; triggered follow-ups → their queues | `promote`, `enqueue`, `outbox_done` |
 //! | [`Reaper`] | expired leases → ready (counting the attempt) or dead | `reap` |
 //! | [`Trimmer`] | retention of the dead set and the per-minute stats | `trim` |
 //! | [`CronScheduler`] | cron entries → ready, once per tick | `cron_tick`, `cron_register` |

@@ -1,4 +1,5 @@
-//! Scheduler: moves due scheduled and retry jobs to ready.
+//! Scheduler: moves due scheduled and retry jobs to ready, and triggered
+//! follow-up jobs from the queues' outboxes into their queues.
 //!
 //! Sleeps exactly until the next due job (as `promote.lua` reports it from
 //! Redis's clock), but never longer than its interval, and wakes early when
@@ -23,6 +24,8 @@ pub struct SchedulerReport {
     pub promoted: u64,
     /// Time until the next due job over all queues, if any.
     pub next_due: Option<Duration>,
+    /// Follow-up jobs created from the queues' outboxes.
+    pub follow_ups: u64,
 }
 
 /// The scheduler's duty: `promote.lua` on each queue.
@@ -42,7 +45,15 @@ impl QueueDuty for Promote {
     ) -> spool_client::Result<bool> {
         let r = runtime.promote(keys, PROMOTE_BATCH).await?;
         report.promoted += r.moved;
-        if r.moved >= PROMOTE_BATCH as u64 {
+        let mut again = r.moved >= PROMOTE_BATCH as u64;
+        if r.follow_ups > 0 {
+            let created = runtime
+                .move_follow_ups(keys, spool_client::FOLLOW_UP_MOVE_BATCH)
+                .await?;
+            report.follow_ups += created;
+            again |= r.follow_ups > spool_client::FOLLOW_UP_MOVE_BATCH as u64;
+        }
+        if again {
             return Ok(true);
         }
         report.next_due = match (report.next_due, r.next_due) {
@@ -53,8 +64,12 @@ impl QueueDuty for Promote {
     }
 
     fn log(report: &SchedulerReport) {
-        if report.promoted > 0 {
-            tracing::debug!(promoted = report.promoted, "promoted due jobs");
+        if report.promoted > 0 || report.follow_ups > 0 {
+            tracing::debug!(
+                promoted = report.promoted,
+                follow_ups = report.follow_ups,
+                "promoted due jobs, created follow-ups"
+            );
         }
     }
 

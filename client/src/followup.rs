@@ -1,0 +1,464 @@
+//! Follow-up jobs: jobs a producer attaches to an enqueue, created when the
+//! parent ends (on success, on failure = dead, or on completion = any end)
+//! by the very script that ends it, so they exist exactly once whatever
+//! crashes; a follow-up reads its parent's id, state and result.
+//!
+//! The producer prepares each follow-up in full at enqueue (its id chosen
+//! then) and `enqueue.lua` stores them in the parent queue's `followups`
+//! hash. The script that ends the parent appends the triggered ones to the
+//! parent queue's `outbox` list (one slot: the parent's); a worker's
+//! scheduler then moves them into their own queues ([`Runtime::move_follow_ups`]):
+//! `enqueue.lua` on the target with the follow-up's id as its uniqueness
+//! key, then `outbox_done.lua` on the source. A crash between the two
+//! repeats the move, and the key refuses the duplicate (DESIGN, "Slots
+//! decide the shape": an outbox in its own slot, an idempotent move).
+//!
+//! A follow-up may have follow-ups of its own ([`FollowUp::then`]): a
+//! chain A → B → C, each enqueued only when the one before succeeds.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::enqueue::{EnqueueOptions, JobDefaults};
+use crate::error::{Error, Result};
+use crate::job::{Job, JobId};
+use crate::keys::QueueKeys;
+use crate::runtime::Runtime;
+use crate::scripts::{self, SCRIPTS};
+
+/// How long a moved follow-up's id is remembered on its queue, refusing a
+/// second creation (a move repeated after a crash). A move that waits
+/// longer than this (no worker served the parent's queue for a week) could
+/// create it twice.
+pub const FOLLOW_UP_DEDUPE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Most follow-ups one job may carry (chained ones included).
+pub const FOLLOW_UPS_MAX: usize = 32;
+
+/// Follow-ups moved per call of [`Runtime::move_follow_ups`].
+pub const FOLLOW_UP_MOVE_BATCH: usize = 500;
+
+/// When a follow-up is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FollowUpOn {
+    /// The parent is done.
+    Success,
+    /// The parent is dead (it ran out of attempts or failed for good).
+    Failure,
+    /// The parent ended: done, dead or cancelled.
+    Complete,
+}
+
+impl FollowUpOn {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Complete => "complete",
+        }
+    }
+}
+
+/// A job to create when another ends; attach it with
+/// [`EnqueueOptions::follow_up`].
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct Render { invoice: u64 }
+/// # impl spool_client::Job for Render { const TYPE: &'static str = "render"; }
+/// # #[derive(Serialize, Deserialize)] struct Mail { invoice: u64 }
+/// # impl spool_client::Job for Mail { const TYPE: &'static str = "mail"; }
+/// # #[derive(Serialize, Deserialize)] struct Alert { invoice: u64 }
+/// # impl spool_client::Job for Alert { const TYPE: &'static str = "alert"; }
+/// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+/// use spool_client::{EnqueueOptions, FollowUp};
+/// let opts = EnqueueOptions::new()
+///     .follow_up(FollowUp::on_success(&Mail { invoice: 7 })?)
+///     .follow_up(FollowUp::on_failure(&Alert { invoice: 7 })?.queue("ops"));
+/// client.enqueue_with(&Render { invoice: 7 }, opts).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct FollowUp {
+    on: FollowUpOn,
+    job_type: String,
+    args: Box<RawValue>,
+    defaults: JobDefaults,
+    opts: EnqueueOptions,
+}
+
+impl FollowUp {
+    /// `job`, created when the parent is done.
+    ///
+    /// # Errors
+    /// [`Error::Serialize`] when `job` does not serialize.
+    pub fn on_success<J: Job>(job: &J) -> Result<Self> {
+        Self::new(FollowUpOn::Success, job)
+    }
+
+    /// `job`, created when the parent is dead.
+    ///
+    /// # Errors
+    /// As [`FollowUp::on_success`].
+    pub fn on_failure<J: Job>(job: &J) -> Result<Self> {
+        Self::new(FollowUpOn::Failure, job)
+    }
+
+    /// `job`, created when the parent ends: done, dead or cancelled.
+    ///
+    /// # Errors
+    /// As [`FollowUp::on_success`].
+    pub fn on_complete<J: Job>(job: &J) -> Result<Self> {
+        Self::new(FollowUpOn::Complete, job)
+    }
+
+    /// `job` (type `job_type`, args as JSON), created on `on`: for
+    /// producers that do not link the job type.
+    #[must_use]
+    pub fn raw(on: FollowUpOn, job_type: &str, args: Box<RawValue>, defaults: JobDefaults) -> Self {
+        Self {
+            on,
+            job_type: job_type.to_owned(),
+            args,
+            defaults,
+            opts: EnqueueOptions::new(),
+        }
+    }
+
+    fn new<J: Job>(on: FollowUpOn, job: &J) -> Result<Self> {
+        let args = serde_json::value::to_raw_value(job).map_err(|source| Error::Serialize {
+            job_type: J::TYPE.to_owned(),
+            source,
+        })?;
+        Ok(Self::raw(on, J::TYPE, args, JobDefaults::of::<J>()))
+    }
+
+    /// Enqueue options of the follow-up itself (queue, attempts, timeout,
+    /// outcome retention, its own follow-ups); a delay or time runs it that
+    /// long after it is created. Uniqueness keys are not taken: the
+    /// follow-up's own id is its key.
+    #[must_use]
+    pub fn with(mut self, opts: EnqueueOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Send the follow-up to this queue instead of its type's.
+    #[must_use]
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.opts = self.opts.queue(queue);
+        self
+    }
+
+    /// The next link of a chain: `next` is attached to this follow-up, so
+    /// it is created when this one ends as `next` says (`on_success`: only
+    /// if this one succeeds).
+    #[must_use]
+    pub fn then(mut self, next: FollowUp) -> Self {
+        self.opts = self.opts.follow_up(next);
+        self
+    }
+
+    /// When it is created.
+    #[must_use]
+    pub fn on(&self) -> FollowUpOn {
+        self.on
+    }
+}
+
+impl crate::client::Client {
+    /// The follow-ups of one job as `enqueue.lua` stores them: a JSON array
+    /// of `[on, queue, id, max_attempts, body, follow-ups or ""]`, or `None`
+    /// for none. Each is checked and encoded as an enqueue would.
+    pub(crate) fn encode_follow_ups(&self, follow_ups: &[FollowUp]) -> Result<Option<String>> {
+        if follow_ups.is_empty() {
+            return Ok(None);
+        }
+        let mut count = 0;
+        let entries = self.follow_up_entries(follow_ups, &mut count)?;
+        serde_json::to_string(&entries)
+            .map(Some)
+            .map_err(|source| Error::Serialize {
+                job_type: "follow-ups".to_owned(),
+                source,
+            })
+    }
+
+    fn follow_up_entries(
+        &self,
+        follow_ups: &[FollowUp],
+        count: &mut usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut entries = Vec::with_capacity(follow_ups.len());
+        for f in follow_ups {
+            *count += 1;
+            if *count > FOLLOW_UPS_MAX {
+                return Err(Error::InvalidArgument(format!(
+                    "a job may carry at most {FOLLOW_UPS_MAX} follow-ups, chained ones included"
+                )));
+            }
+            if f.opts.has_uniqueness() {
+                return Err(Error::InvalidArgument(
+                    "a follow-up cannot take an idempotency or uniqueness key: its id is its key"
+                        .to_owned(),
+                ));
+            }
+            let queue = f.opts.queue_name().unwrap_or(&f.defaults.queue).to_owned();
+            self.queue_keys(&queue)?;
+            let prepared =
+                self.prepare(&f.job_type, &f.args, &f.defaults, &f.opts, &queue, None)?;
+            let own = match self.follow_up_entries(f.opts.follow_ups(), count)? {
+                nested if nested.is_empty() => String::new(),
+                nested => serde_json::Value::from(nested).to_string(),
+            };
+            entries.push(serde_json::json!([
+                f.on.as_str(),
+                queue,
+                prepared.id.as_str(),
+                prepared.max_attempts(),
+                prepared.body(),
+                own,
+            ]));
+        }
+        Ok(entries)
+    }
+}
+
+/// One outbox entry: `queue"id"max_attempts"n"` then `n` bytes of the
+/// follow-up's own follow-ups and its body (prelude.lua, "Follow-up jobs").
+#[derive(Debug)]
+struct OutboxEntry<'a> {
+    queue: &'a str,
+    id: &'a str,
+    max_attempts: &'a str,
+    follow_ups: &'a [u8],
+    body: &'a [u8],
+}
+
+impl<'a> OutboxEntry<'a> {
+    fn parse(raw: &'a [u8]) -> Option<Self> {
+        let mut rest = raw;
+        let mut field = || -> Option<&'a str> {
+            let end = rest.iter().position(|b| *b == b'"')?;
+            let text = std::str::from_utf8(&rest[..end]).ok()?;
+            rest = &rest[end + 1..];
+            Some(text)
+        };
+        let (queue, id, max_attempts, len) = (field()?, field()?, field()?, field()?);
+        let len: usize = len.parse().ok()?;
+        crate::keys::validate_queue_name(queue).ok()?;
+        if id.is_empty() || max_attempts.parse::<u32>().is_err() || len > rest.len() {
+            return None;
+        }
+        let (follow_ups, body) = rest.split_at(len);
+        body.starts_with(b"{\"").then_some(Self {
+            queue,
+            id,
+            max_attempts,
+            follow_ups,
+            body,
+        })
+    }
+}
+
+impl Runtime {
+    /// Moves up to `limit` triggered follow-ups from `keys`'s queue's outbox
+    /// into their queues: one round trip enqueues them all (each with its
+    /// id as uniqueness key for [`FOLLOW_UP_DEDUPE`]), a second removes them
+    /// from the outbox. An entry that is not a follow-up (another writer's)
+    /// is logged and removed. Returns how many were created (a repeated
+    /// move creates nothing).
+    ///
+    /// # Errors
+    /// [`Error::Redis`]; the entries stay in the outbox for the next move.
+    pub async fn move_follow_ups(&self, keys: &QueueKeys, limit: usize) -> Result<u64> {
+        let client = self.client();
+        let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&keys.outbox)
+            .arg(0)
+            .arg(limit.max(1) - 1)
+            .query_async(&mut client.connection())
+            .await
+            .map_err(Error::redis("follow-up outbox"))?;
+        if raw.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        let mut queues: Vec<&str> = Vec::new();
+        let mut moved = 0;
+        for entry in &raw {
+            let Some(e) = OutboxEntry::parse(entry) else {
+                tracing::warn!(queue = %keys.queue, entry = %String::from_utf8_lossy(&entry[..entry.len().min(200)]),
+                    "dropping an outbox entry that is not a follow-up");
+                continue;
+            };
+            let target = client.queue_keys(e.queue)?;
+            pipe.add_command(crate::enqueue::follow_up_cmd(
+                &target,
+                e.id,
+                e.max_attempts,
+                e.follow_ups,
+                e.body,
+            ));
+            moved += 1;
+            if !queues.contains(&e.queue) {
+                queues.push(e.queue);
+            }
+        }
+        let mut created = 0;
+        if moved > 0 {
+            pipe.add_command(crate::admin::register_queues_cmd(
+                client.global_keys(),
+                &queues,
+            ))
+            .ignore();
+            let replies: Vec<(i64, Vec<String>)> = scripts::run(&mut client.connection(), &pipe)
+                .await
+                .map_err(Error::redis("move follow-ups"))?;
+            created = replies.iter().filter(|(made, _)| *made == 1).count() as u64;
+        }
+        let mut done = SCRIPTS.outbox_done.cmd(&[&keys.outbox]);
+        done.arg(&raw);
+        let _: u64 = scripts::run(&mut client.connection(), &done)
+            .await
+            .map_err(Error::redis("follow-up outbox"))?;
+        Ok(created)
+    }
+}
+
+/// The job type of webhook deliveries: a [`FollowUp`] on completion that
+/// [`EnqueueOptions::webhook`] adds; workers deliver it with
+/// `WorkerBuilder::webhooks`, which signs the POST.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    /// Where the outcome goes.
+    pub url: String,
+}
+
+/// The queue webhook deliveries go to.
+pub const WEBHOOK_QUEUE: &str = "webhooks";
+
+/// Runs a webhook delivery gets: the first try and 11 retries with
+/// backoff (over about 17 hours with the default policy of the worker).
+pub const WEBHOOK_MAX_ATTEMPTS: u32 = 12;
+
+impl Job for WebhookDelivery {
+    const TYPE: &'static str = "spool.webhook";
+    fn options() -> crate::JobOptions {
+        crate::JobOptions::default()
+            .queue(WEBHOOK_QUEUE)
+            .max_attempts(WEBHOOK_MAX_ATTEMPTS)
+            .timeout(Duration::from_secs(60))
+    }
+}
+
+/// Checks a webhook URL: `http` or `https`, a host, no user or password
+/// (secrets come from the worker's configuration, never from a payload),
+/// and, when `allowed` is not empty, a host it names (exact, case-insensitive,
+/// or `*.domain` for its subdomains). Returns the reason it is refused.
+///
+/// ```
+/// use spool_client::check_webhook_url;
+/// assert!(check_webhook_url("https://hooks.example.com/spool", &[]).is_ok());
+/// assert!(check_webhook_url("ftp://example.com/", &[]).is_err());
+/// assert!(check_webhook_url("https://user:pw@example.com/", &[]).is_err());
+/// assert!(check_webhook_url("https://evil.test/", &["*.example.com".into()]).is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming what is wrong.
+pub fn check_webhook_url(text: &str, allowed: &[String]) -> Result<url::Url> {
+    let refuse = |why: &str| {
+        Error::InvalidArgument(format!(
+            "webhook URL {:?} refused: {why}",
+            crate::wire::truncate_utf8(text, 200)
+        ))
+    };
+    let url = url::Url::parse(text).map_err(|e| refuse(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refuse("only http and https URLs are delivered"));
+    }
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return Err(refuse("it has no host"));
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse(
+            "it carries credentials; the signing secret comes from the worker's configuration",
+        ));
+    }
+    let host_allowed = |pattern: &String| {
+        let pattern = pattern.to_ascii_lowercase();
+        match pattern.strip_prefix("*.") {
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => host == pattern,
+        }
+    };
+    if !allowed.is_empty() && !allowed.iter().any(host_allowed) {
+        return Err(refuse("its host is not in the allowed webhook hosts"));
+    }
+    Ok(url)
+}
+
+impl crate::client::Client {
+    /// The delivery follow-up of a webhook to `url` (checked here).
+    pub(crate) fn webhook_follow_up(&self, url: &str) -> Result<FollowUp> {
+        check_webhook_url(url, self.webhook_hosts())?;
+        FollowUp::on_complete(&WebhookDelivery {
+            url: url.to_owned(),
+        })
+    }
+}
+
+/// The parent of a follow-up job, as the script that ended it wrote it
+/// into the follow-up's record ([`JobRecord::parent`](crate::JobRecord::parent)).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Parent {
+    /// The parent job.
+    pub id: JobId,
+    /// Its queue.
+    pub queue: String,
+    /// How it ended: `done`, `dead` or `cancelled`.
+    pub state: String,
+    /// What its handler returned (when it returned a value).
+    #[serde(default)]
+    pub result: Option<Box<RawValue>>,
+    /// Its last error (when it died).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Its job type.
+    #[serde(default, rename = "type")]
+    pub job_type: Option<String>,
+    /// The runs it had.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// When it ended (Redis ms).
+    #[serde(default)]
+    pub finished_ms: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_entries_parse_and_garbage_does_not() {
+        let e = OutboxEntry::parse(b"mail\"id-1\"3\"2\"[]{\"type\":\"x\"}").unwrap();
+        assert_eq!((e.queue, e.id, e.max_attempts), ("mail", "id-1", "3"));
+        assert_eq!(e.follow_ups, b"[]");
+        assert_eq!(e.body, b"{\"type\":\"x\"}");
+        for bad in [
+            &b""[..],
+            b"mail\"id\"3\"0\"not json",
+            b"bad queue\"id\"3\"0\"{\"a\":1}",
+            b"mail\"\"3\"0\"{\"a\":1}",
+            b"mail\"id\"x\"0\"{\"a\":1}",
+            b"mail\"id\"3\"99\"{\"a\":1}",
+            b"mail\"id\"3",
+        ] {
+            assert!(OutboxEntry::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+}
