@@ -290,6 +290,8 @@ pub struct JobDefaults {
     pub unique: Option<Uniqueness>,
     /// URLs told when the job ends (signed webhooks).
     pub webhooks: Vec<String>,
+    /// Jobs created when the job ends.
+    pub follow_ups: Vec<crate::FollowUp>,
 }
 
 impl JobDefaults {
@@ -304,6 +306,7 @@ impl JobDefaults {
             keep_outcome: o.keep_outcome,
             unique: o.unique,
             webhooks: o.webhooks,
+            follow_ups: o.follow_ups,
         }
     }
 }
@@ -318,6 +321,7 @@ impl Default for JobDefaults {
             keep_outcome: o.keep_outcome,
             unique: o.unique,
             webhooks: o.webhooks,
+            follow_ups: o.follow_ups,
         }
     }
 }
@@ -376,6 +380,14 @@ impl Prepared {
 
     pub(crate) fn body(&self) -> &str {
         &self.body
+    }
+
+    pub(crate) fn at_ms(&self) -> i64 {
+        self.at_ms
+    }
+
+    pub(crate) fn delay_ms(&self) -> u64 {
+        self.delay_ms
     }
 }
 
@@ -580,7 +592,8 @@ impl Client {
         let follow_ups = if cron.is_some() {
             None
         } else {
-            let mut follow_ups = opts.follow_ups.clone();
+            let mut follow_ups = defaults.follow_ups.clone();
+            follow_ups.extend(opts.follow_ups.iter().cloned());
             for url in defaults.webhooks.iter().chain(&opts.webhooks) {
                 follow_ups.push(self.webhook_follow_up(url)?);
             }
@@ -668,7 +681,7 @@ fn enqueue_keys<'a>(keys: &'a QueueKeys, idem: Option<&'a str>) -> [&'a str; 9] 
 pub(crate) fn follow_up_cmd(
     keys: &QueueKeys,
     id: &str,
-    max_attempts: &str,
+    [max_attempts, at_ms, delay_ms]: [&str; 3],
     follow_ups: &[u8],
     body: &[u8],
 ) -> redis::Cmd {
@@ -680,8 +693,8 @@ pub(crate) fn follow_up_cmd(
     ))
     .arg(id)
     .arg(max_attempts)
-    .arg(0)
-    .arg(0)
+    .arg(at_ms)
+    .arg(delay_ms)
     .arg(body)
     .arg(follow_ups);
     cmd

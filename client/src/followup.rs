@@ -171,7 +171,8 @@ impl FollowUp {
 
 impl crate::client::Client {
     /// The follow-ups of one job as `enqueue.lua` stores them: a JSON array
-    /// of `[on, queue, id, max_attempts, body, follow-ups or ""]`, or `None`
+    /// of `[on, queue, id, max_attempts, body, follow-ups or "", at_ms,
+    /// delay_ms]`, or `None`
     /// for none. Each is checked and encoded as an enqueue would.
     pub(crate) fn encode_follow_ups(&self, follow_ups: &[FollowUp]) -> Result<Option<String>> {
         if follow_ups.is_empty() {
@@ -221,19 +222,24 @@ impl crate::client::Client {
                 prepared.max_attempts(),
                 prepared.body(),
                 own,
+                prepared.at_ms(),
+                prepared.delay_ms(),
             ]));
         }
         Ok(entries)
     }
 }
 
-/// One outbox entry: `queue"id"max_attempts"n"` then `n` bytes of the
-/// follow-up's own follow-ups and its body (prelude.lua, "Follow-up jobs").
+/// One outbox entry: `queue"id"max_attempts"at_ms"delay_ms"n"` then `n`
+/// bytes of the follow-up's own follow-ups and its body (prelude.lua,
+/// "Follow-up jobs").
 #[derive(Debug)]
 struct OutboxEntry<'a> {
     queue: &'a str,
     id: &'a str,
     max_attempts: &'a str,
+    at_ms: &'a str,
+    delay_ms: &'a str,
     follow_ups: &'a [u8],
     body: &'a [u8],
 }
@@ -247,10 +253,17 @@ impl<'a> OutboxEntry<'a> {
             rest = &rest[end + 1..];
             Some(text)
         };
-        let (queue, id, max_attempts, len) = (field()?, field()?, field()?, field()?);
+        let (queue, id, max_attempts) = (field()?, field()?, field()?);
+        let (at_ms, delay_ms, len) = (field()?, field()?, field()?);
         let len: usize = len.parse().ok()?;
         crate::keys::validate_queue_name(queue).ok()?;
-        if id.is_empty() || max_attempts.parse::<u32>().is_err() || len > rest.len() {
+        let number = |s: &str| s.parse::<u64>().is_ok();
+        if id.is_empty()
+            || !number(max_attempts)
+            || !number(at_ms)
+            || !number(delay_ms)
+            || len > rest.len()
+        {
             return None;
         }
         let (follow_ups, body) = rest.split_at(len);
@@ -258,6 +271,8 @@ impl<'a> OutboxEntry<'a> {
             queue,
             id,
             max_attempts,
+            at_ms,
+            delay_ms,
             follow_ups,
             body,
         })
@@ -299,7 +314,7 @@ impl Runtime {
             pipe.add_command(crate::enqueue::follow_up_cmd(
                 &target,
                 e.id,
-                e.max_attempts,
+                [e.max_attempts, e.at_ms, e.delay_ms],
                 e.follow_ups,
                 e.body,
             ));
@@ -445,17 +460,20 @@ mod tests {
 
     #[test]
     fn outbox_entries_parse_and_garbage_does_not() {
-        let e = OutboxEntry::parse(b"mail\"id-1\"3\"2\"[]{\"type\":\"x\"}").unwrap();
+        let e = OutboxEntry::parse(b"mail\"id-1\"3\"0\"500\"2\"[]{\"type\":\"x\"}").unwrap();
         assert_eq!((e.queue, e.id, e.max_attempts), ("mail", "id-1", "3"));
+        assert_eq!((e.at_ms, e.delay_ms), ("0", "500"));
+        assert!(OutboxEntry::parse(b"mail\"id\"3\"0\"0\"0\"{\"a\":1}").is_some());
         assert_eq!(e.follow_ups, b"[]");
         assert_eq!(e.body, b"{\"type\":\"x\"}");
         for bad in [
             &b""[..],
-            b"mail\"id\"3\"0\"not json",
-            b"bad queue\"id\"3\"0\"{\"a\":1}",
-            b"mail\"\"3\"0\"{\"a\":1}",
-            b"mail\"id\"x\"0\"{\"a\":1}",
-            b"mail\"id\"3\"99\"{\"a\":1}",
+            b"mail\"id\"3\"0\"0\"0\"not json",
+            b"bad queue\"id\"3\"0\"0\"0\"{\"a\":1}",
+            b"mail\"\"3\"0\"0\"0\"{\"a\":1}",
+            b"mail\"id\"x\"0\"0\"0\"{\"a\":1}",
+            b"mail\"id\"3\"-1\"0\"0\"{\"a\":1}",
+            b"mail\"id\"3\"0\"0\"99\"{\"a\":1}",
             b"mail\"id\"3",
         ] {
             assert!(OutboxEntry::parse(bad).is_none(), "{bad:?}");

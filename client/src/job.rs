@@ -176,6 +176,9 @@ pub struct JobOptions {
     /// URLs told when each of this type's jobs ends (signed webhooks, see
     /// [`EnqueueOptions::webhook`](crate::EnqueueOptions::webhook)).
     pub webhooks: Vec<String>,
+    /// Jobs created when each of this type's jobs ends (see
+    /// [`EnqueueOptions::follow_up`](crate::EnqueueOptions::follow_up)).
+    pub follow_ups: Vec<crate::FollowUp>,
 }
 
 impl Default for JobOptions {
@@ -188,6 +191,7 @@ impl Default for JobOptions {
             keep_outcome: Duration::ZERO,
             unique: None,
             webhooks: Vec::new(),
+            follow_ups: Vec::new(),
         }
     }
 }
@@ -210,6 +214,34 @@ impl JobOptions {
     #[must_use]
     pub fn retry_policy(mut self, policy: impl RetryPolicy + 'static) -> Self {
         self.retry_policy = Arc::new(policy);
+        self
+    }
+
+    /// Creates `job` when each of this type's jobs ends as it says, as
+    /// [`EnqueueOptions::follow_up`](crate::EnqueueOptions::follow_up)
+    /// does per enqueue (the enqueue's follow-ups come after the type's).
+    /// A type's follow-ups are built when its options are: they must not
+    /// lead back to the type itself.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// use spool_client::{FollowUp, Job, JobOptions};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Alert { what: String }
+    /// impl Job for Alert { const TYPE: &'static str = "alert"; }
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Import { file: String }
+    /// impl Job for Import {
+    ///     const TYPE: &'static str = "import";
+    ///     fn options() -> JobOptions {
+    ///         let alert = Alert { what: "an import died".into() };
+    ///         JobOptions::default().follow_up(FollowUp::on_failure(&alert).expect("alert serializes"))
+    ///     }
+    /// }
+    /// ```
+    #[must_use]
+    pub fn follow_up(mut self, job: crate::FollowUp) -> Self {
+        self.follow_ups.push(job);
         self
     }
 

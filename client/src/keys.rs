@@ -113,11 +113,12 @@ pub struct QueueKeys {
     /// `terminal` or `all`) and `events_max` (the stream's cap).
     pub settings: String,
     /// HASH job id → the job's follow-ups (JSON array of `[on, queue, id,
-    /// max_attempts, body]`), written at enqueue, read by the scripts that
-    /// end the job.
+    /// max_attempts, body, own follow-ups, at_ms, delay_ms]`), written at
+    /// enqueue, read by the scripts that end the job.
     pub followups: String,
     /// LIST of follow-up jobs triggered and not yet moved into their
-    /// queues: `queue"id"max_attempts"body`.
+    /// queues: `queue"id"max_attempts"at_ms"delay_ms"n"` + own follow-ups
+    /// (`n` bytes) + body.
     pub outbox: String,
     idempotency_prefix: String,
     cron_prefix: String,

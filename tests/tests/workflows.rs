@@ -50,6 +50,20 @@ impl JobOutput for AddParent {
     type Output = i64;
 }
 
+/// A job type whose options name a follow-up: every enqueue of it gets it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Audited {
+    n: u64,
+}
+
+impl Job for Audited {
+    const TYPE: &'static str = "audited";
+    fn options() -> spool_client::JobOptions {
+        spool_client::JobOptions::default()
+            .follow_up(FollowUp::on_success(&report("type-level")).expect("report serializes"))
+    }
+}
+
 /// Records that it ran, with its parent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Report {
@@ -113,6 +127,7 @@ fn worker(env: &TestEnv, log: &Log) -> RunningWorker {
                 Ok(sum)
             }
         })
+        .register(|_ctx, _job: Audited| async { Ok(()) })
         .register(move |ctx: JobContext, job: Report| {
             let log = l2.clone();
             async move {
@@ -532,4 +547,60 @@ async fn follow_ups_are_created_once_across_sigkills() {
         "a job was created twice: {:?}",
         created.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
+}
+
+/// A job type's follow-ups (`JobOptions::follow_up`) come with every
+/// enqueue of it, before the enqueue's own; the dashboard's page of a
+/// follow-up links to its parent.
+#[tokio::test]
+async fn a_job_types_follow_ups_come_with_every_enqueue() {
+    let env = TestEnv::start().await;
+    let log = Log::default();
+    let w = worker(&env, &log);
+    let c = &env.client;
+    let first = c.enqueue(&Audited { n: 1 }).await.unwrap();
+    c.enqueue_with(
+        &Audited { n: 2 },
+        EnqueueOptions::new().follow_up(
+            FollowUp::on_success(&report("own"))
+                .unwrap()
+                .with(EnqueueOptions::new().delay(Duration::from_secs(3600))),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_for("three follow-ups", Duration::from_secs(15), || async {
+        let t = tags(&log);
+        t.iter().filter(|t| *t == "type-level").count() == 2
+    })
+    .await;
+    w.stop().await;
+    let seen = log.lock().unwrap().clone();
+    assert!(seen
+        .iter()
+        .any(|s| s.parent.as_ref().is_some_and(|p| p.0 == first.to_string())));
+    // The enqueue's own follow-up waits (a delay of an hour): its page links
+    // to the parent.
+    let scheduled = c
+        .admin()
+        .list_set("default", spool_client::JobSet::Scheduled, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(scheduled.items.len(), 1);
+    let child = &scheduled.items[0];
+    let parent = child.record.as_ref().unwrap().parent.as_ref().unwrap();
+    assert_eq!(parent.state, "done");
+    let server = spool_tests::dashboard::DashboardServer::start(spool_dashboard::router(
+        c.admin(),
+        spool_dashboard::DashboardConfig::default(),
+    ))
+    .await;
+    let mut s = spool_tests::dashboard::Session::new(&server.url(), "");
+    let page = s.get(&format!("/jobs/default/{}", child.id)).await;
+    assert_eq!(page.status, 200);
+    assert!(page
+        .attrs("dd a", "href")
+        .iter()
+        .any(|h| h.ends_with(&format!("/jobs/default/{}", parent.id))));
+    server.stop().await;
 }

@@ -194,6 +194,7 @@ impl CronEntry {
             keep_outcome: std::time::Duration::ZERO,
             unique: None,
             webhooks: Vec::new(),
+            follow_ups: Vec::new(),
         }
     }
 }

@@ -416,11 +416,11 @@ end
 -- Follow-up jobs ------------------------------------------------------------
 -- A job enqueued with follow-ups (on success, on failure = dead, on
 -- completion = any end) has them in the `followups` hash: job id → JSON
--- array of [on, queue, id, max_attempts, body, its own follow-ups or ''],
--- each a job prepared by the producer with its id chosen then. The script
--- that ends the job appends the ones its end triggers to the queue's
--- `outbox` list as `queue"id"max_attempts"n"` + its own follow-ups (n
--- bytes) + body, the body ending with the parent:
+-- array of [on, queue, id, max_attempts, body, its own follow-ups or '',
+-- at_ms, delay_ms], each a job prepared by the producer with its id chosen
+-- then. The script that ends the job appends the ones its end triggers to
+-- the queue's `outbox` list as `queue"id"max_attempts"at_ms"delay_ms"n"` +
+-- its own follow-ups (n bytes) + body, the body ending with the parent:
 -- `"parent":{"id","queue","state","result","error","type","attempts",
 -- "finished_ms"}`; a worker's scheduler
 -- moves them into their queues (enqueue.lua with the follow-up's id as a
@@ -464,7 +464,8 @@ local function spool_follow_ups(q, id, state, result, err, attempts, job_type, n
       local own = type(f[6]) == 'string' and f[6] or ''
       if string.sub(body, -1) == '}' then
         redis.call('RPUSH', q.outbox, tostring(f[2]) .. '"' .. tostring(f[3]) .. '"' ..
-          spool_int(tonumber(f[4]) or 1) .. '"' .. spool_int(#own) .. '"' .. own ..
+          spool_int(tonumber(f[4]) or 1) .. '"' .. spool_int(tonumber(f[7]) or 0) .. '"' ..
+          spool_int(tonumber(f[8]) or 0) .. '"' .. spool_int(#own) .. '"' .. own ..
           string.sub(body, 1, -2) .. parent)
       end
     end

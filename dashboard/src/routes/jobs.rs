@@ -187,6 +187,21 @@ fn live_page(ctx: &Ctx, l: Layout, job: &JobView, status: Result<&JobStatus, &st
         args_truncated,
         args_bytes: raw_args.len(),
         raw_href: format!("{href}/raw"),
+        parent: job
+            .record
+            .as_ref()
+            .and_then(|r| r.parent.as_ref())
+            .map(|p| {
+                (
+                    format!(
+                        "{} ({}, {})",
+                        clip(p.id.as_str(), FIELD_BYTES),
+                        clip(&p.queue, FIELD_BYTES),
+                        clip(&p.state, FIELD_BYTES)
+                    ),
+                    job_href(&ctx.base, &p.queue, p.id.as_str()),
+                )
+            }),
         api_href: api_href(&ctx.base, &job.queue, job.id.as_str()),
         attempts: job
             .attempts()

@@ -129,6 +129,8 @@ pub(crate) struct JobPage {
     pub(crate) args_truncated: bool,
     pub(crate) args_bytes: usize,
     pub(crate) raw_href: String,
+    /// For a follow-up: its parent (text: id, queue, how it ended) and link.
+    pub(crate) parent: Option<(String, String)>,
     /// The single-job JSON (full error texts).
     pub(crate) api_href: String,
     pub(crate) attempts: String,
