@@ -229,7 +229,7 @@ impl EnqueueOptions {
 
     /// Create `job` when this one ends as it says (success, failure,
     /// completion): by the script that ends this job, exactly once
-    /// ([`FollowUp`]). Repeat for several.
+    /// ([`FollowUp`](crate::FollowUp)). Repeat for several.
     #[must_use]
     pub fn follow_up(mut self, job: crate::FollowUp) -> Self {
         self.follow_ups.push(job);
