@@ -556,46 +556,63 @@ impl EventReader {
             tokio::time::sleep(self.poll.max(Duration::from_millis(500))).await;
             return Ok(());
         }
-        let replies = if self.client.topology() == Topology::Cluster {
+        let head = redis::cmd("XREAD");
+        let found = self
+            .read_round(&head, "XREAD events", ToOwned::to_owned)
+            .await?;
+        self.take(found);
+        Ok(())
+    }
+
+    /// One read over every stream read: `head` (`XREAD` or `XREADGROUP
+    /// GROUP g c`), then `COUNT`, then the streams with `id_for(cursor)`
+    /// each. On a single node or Sentinel, one command blocking up to
+    /// [`BLOCK_FOR`] on this reader's own connection; on Cluster (the
+    /// streams live on different nodes) one non-blocking command per
+    /// stream in a pipeline, and a pause of `poll` when nothing came.
+    async fn read_round(
+        &mut self,
+        head: &redis::Cmd,
+        op: &'static str,
+        id_for: impl Fn(&str) -> String,
+    ) -> Result<Vec<Entry>> {
+        let mut found = Vec::new();
+        if self.client.topology() == Topology::Cluster {
             let mut pipe = redis::pipe();
             for (keys, cursor) in &self.cursors {
-                pipe.cmd("XREAD")
-                    .arg("COUNT")
+                let mut cmd = head.clone();
+                cmd.arg("COUNT")
                     .arg(self.batch)
                     .arg("STREAMS")
                     .arg(&keys.events)
-                    .arg(cursor);
+                    .arg(id_for(cursor));
+                pipe.add_command(cmd);
             }
             let replies: Vec<redis::Value> = pipe
                 .query_async(&mut self.client.connection())
                 .await
-                .map_err(Error::redis("XREAD events"))?;
-            replies
-        } else {
-            let mut cmd = redis::cmd("XREAD");
-            cmd.arg("COUNT")
-                .arg(self.batch)
-                .arg("BLOCK")
-                .arg(duration_ms(BLOCK_FOR))
-                .arg("STREAMS");
-            for (keys, _) in &self.cursors {
-                cmd.arg(&keys.events);
+                .map_err(Error::redis(op))?;
+            for reply in replies {
+                found.extend(parse_read_reply(reply)?);
             }
-            for (_, cursor) in &self.cursors {
-                cmd.arg(cursor);
+            if found.is_empty() {
+                tokio::time::sleep(self.poll).await;
             }
-            let reply = self.blocking_query(&cmd, "XREAD events").await?;
-            vec![reply]
-        };
-        let mut found = Vec::new();
-        for reply in replies {
-            found.extend(parse_read_reply(reply)?);
+            return Ok(found);
         }
-        if found.is_empty() && self.client.topology() == Topology::Cluster {
-            tokio::time::sleep(self.poll).await;
+        let mut cmd = head.clone();
+        cmd.arg("COUNT")
+            .arg(self.batch)
+            .arg("BLOCK")
+            .arg(duration_ms(BLOCK_FOR))
+            .arg("STREAMS");
+        for (keys, _) in &self.cursors {
+            cmd.arg(&keys.events);
         }
-        self.take(found);
-        Ok(())
+        for (_, cursor) in &self.cursors {
+            cmd.arg(id_for(cursor));
+        }
+        parse_read_reply(self.blocking_query(&cmd, op).await?)
     }
 
     /// Runs a blocking command on this reader's own connection (opened on
@@ -967,50 +984,11 @@ impl EventGroup {
 
     /// New entries for the group (`XREADGROUP … >`).
     async fn read_new(&mut self) -> Result<Vec<Entry>> {
-        let reader = &mut self.reader;
-        let mut found = Vec::new();
-        if reader.client.topology() == Topology::Cluster {
-            let mut pipe = redis::pipe();
-            for (keys, _) in &reader.cursors {
-                pipe.cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(&self.group)
-                    .arg(&self.consumer)
-                    .arg("COUNT")
-                    .arg(reader.batch)
-                    .arg("STREAMS")
-                    .arg(&keys.events)
-                    .arg(">");
-            }
-            let replies: Vec<redis::Value> = pipe
-                .query_async(&mut reader.client.connection())
-                .await
-                .map_err(Error::redis("XREADGROUP events"))?;
-            for reply in replies {
-                found.extend(parse_read_reply(reply)?);
-            }
-            if found.is_empty() {
-                tokio::time::sleep(reader.poll).await;
-            }
-        } else {
-            let mut cmd = redis::cmd("XREADGROUP");
-            cmd.arg("GROUP")
-                .arg(&self.group)
-                .arg(&self.consumer)
-                .arg("COUNT")
-                .arg(reader.batch)
-                .arg("BLOCK")
-                .arg(duration_ms(BLOCK_FOR))
-                .arg("STREAMS");
-            for (keys, _) in &reader.cursors {
-                cmd.arg(&keys.events);
-            }
-            for _ in &reader.cursors {
-                cmd.arg(">");
-            }
-            found = parse_read_reply(reader.blocking_query(&cmd, "XREADGROUP events").await?)?;
-        }
-        Ok(found)
+        let mut head = redis::cmd("XREADGROUP");
+        head.arg("GROUP").arg(&self.group).arg(&self.consumer);
+        self.reader
+            .read_round(&head, "XREADGROUP events", |_| ">".to_owned())
+            .await
     }
 }
 

@@ -185,6 +185,21 @@ impl QueueKeys {
         ]
     }
 
+    /// The side keys the operator deletes (`delete`, `delete_ready`,
+    /// `clear_ready`) take as one block of KEYS after their own, in this
+    /// order: history, locks, waiters, events, settings, followups.
+    #[must_use]
+    pub fn removing(&self) -> [&str; 6] {
+        [
+            &self.history,
+            &self.locks,
+            &self.waiters,
+            &self.events,
+            &self.settings,
+            &self.followups,
+        ]
+    }
+
     /// STRING holding the id of the job created with idempotency `key`.
     #[must_use]
     pub fn idempotency(&self, key: &str) -> String {

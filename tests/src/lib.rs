@@ -220,3 +220,12 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// The value after flag `name` in a test binary's arguments
+/// (`--redis-url URL`), if given.
+#[must_use]
+pub fn flag_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}

@@ -350,17 +350,7 @@ impl Admin {
             ),
             Action::Delete => (
                 &SCRIPTS.delete,
-                vec![
-                    k.set(set),
-                    &k.jobs,
-                    &k.errors,
-                    &k.history,
-                    &k.locks,
-                    &k.waiters,
-                    &k.events,
-                    &k.settings,
-                    &k.followups,
-                ],
+                [[k.set(set), &k.jobs, &k.errors].as_slice(), &k.removing()].concat(),
                 "delete",
             ),
         };
@@ -416,15 +406,7 @@ impl Admin {
         let removed: Option<u64> = self
             .walk_ready(
                 &SCRIPTS.delete_ready,
-                &[
-                    &k.ready,
-                    &k.history,
-                    &k.locks,
-                    &k.waiters,
-                    &k.events,
-                    &k.settings,
-                    &k.followups,
-                ],
+                &[[k.ready.as_str()].as_slice(), &k.removing()].concat(),
                 &[&self.client.global_keys().finished_channel, self.actor()],
                 id,
                 "delete ready",

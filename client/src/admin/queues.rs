@@ -226,15 +226,9 @@ impl Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn clear_ready(&self, queue: &str) -> Result<u64> {
         let k = self.client.queue_keys(queue)?;
-        let mut cmd = SCRIPTS.clear_ready.cmd(&[
-            &k.ready,
-            &k.history,
-            &k.locks,
-            &k.waiters,
-            &k.events,
-            &k.settings,
-            &k.followups,
-        ]);
+        let mut cmd = SCRIPTS
+            .clear_ready
+            .cmd(&[[k.ready.as_str()].as_slice(), &k.removing()].concat());
         cmd.arg(&self.client.global_keys().finished_channel)
             .arg(self.actor());
         self.write(&cmd, "clear ready").await

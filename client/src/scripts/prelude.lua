@@ -631,10 +631,11 @@ local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
   end
   spool_count(q.stats, 'c', now, 1)
   spool_announce(q, id, 'cancelled')
-  spool_follow_ups(q, id, 'cancelled', nil, nil, attempt, spool_record_type(record), now)
+  local job_type = spool_record_type(record)
+  spool_follow_ups(q, id, 'cancelled', nil, nil, attempt, job_type, now)
   if q.ev then
-    spool_event(q.ev, SPOOL_TERMINAL, 'cancelled', id, spool_record_type(record), attempt, nil,
-      q.actor, q.selection)
+    spool_event(q.ev, SPOOL_TERMINAL, 'cancelled', id, job_type, attempt, nil, q.actor,
+      q.selection)
   end
 end
 

@@ -30,12 +30,6 @@ fn append(path: &str, line: &str) -> std::io::Result<()> {
         .write_all(line.as_bytes())
 }
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -45,13 +39,17 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().collect();
-    let url =
-        arg(&args, "--redis-url").ok_or_else(|| anyhow::anyhow!("--redis-url is required"))?;
-    let record = arg(&args, "--record").ok_or_else(|| anyhow::anyhow!("--record is required"))?;
-    let concurrency: usize = arg(&args, "--concurrency").map_or(Ok(20), |v| v.parse())?;
-    let lease_ms: u64 = arg(&args, "--lease-ms").map_or(Ok(1000), |v| v.parse())?;
-    let shutdown_ms: u64 = arg(&args, "--shutdown-ms").map_or(Ok(5000), |v| v.parse())?;
-    let cancel_record = arg(&args, "--cancel-record");
+    let url = spool_tests::flag_value(&args, "--redis-url")
+        .ok_or_else(|| anyhow::anyhow!("--redis-url is required"))?;
+    let record = spool_tests::flag_value(&args, "--record")
+        .ok_or_else(|| anyhow::anyhow!("--record is required"))?;
+    let concurrency: usize =
+        spool_tests::flag_value(&args, "--concurrency").map_or(Ok(20), |v| v.parse())?;
+    let lease_ms: u64 =
+        spool_tests::flag_value(&args, "--lease-ms").map_or(Ok(1000), |v| v.parse())?;
+    let shutdown_ms: u64 =
+        spool_tests::flag_value(&args, "--shutdown-ms").map_or(Ok(5000), |v| v.parse())?;
+    let cancel_record = spool_tests::flag_value(&args, "--cancel-record");
 
     let client = Client::builder(&url)
         .tls(spool_client::TlsFiles::from_env())

@@ -15,22 +15,19 @@ use std::time::Duration;
 
 use spool_client::Client;
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let need = |name: &str| arg(&args, name).ok_or_else(|| anyhow::anyhow!("{name} is required"));
+    let need = |name: &str| {
+        spool_tests::flag_value(&args, name).ok_or_else(|| anyhow::anyhow!("{name} is required"))
+    };
     let url = need("--redis-url")?;
     let record = need("--record")?;
     let group = need("--group")?;
     let consumer = need("--consumer")?;
-    let batch: usize = arg(&args, "--batch").map_or(Ok(50), |v| v.parse())?;
-    let sleep_ms: u64 = arg(&args, "--sleep-ms").map_or(Ok(5), |v| v.parse())?;
+    let batch: usize = spool_tests::flag_value(&args, "--batch").map_or(Ok(50), |v| v.parse())?;
+    let sleep_ms: u64 =
+        spool_tests::flag_value(&args, "--sleep-ms").map_or(Ok(5), |v| v.parse())?;
 
     let client = Client::connect(&url).await?;
     let mut events = client
