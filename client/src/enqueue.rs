@@ -25,7 +25,7 @@ use crate::wire::check_args_depth;
 pub const IDEMPOTENCY_WINDOW_DEFAULT: Duration = Duration::from_secs(24 * 3600);
 
 /// Jobs per `enqueue.lua` call in a bulk enqueue.
-const BULK_CHUNK: usize = 1000;
+pub(crate) const BULK_CHUNK: usize = 1000;
 
 /// Longest a lock held until started or finished lives when nothing releases
 /// it (a safety net: the scripts release it on time).
@@ -128,6 +128,10 @@ pub struct EnqueueOptions {
     unique_by_args: bool,
     follow_ups: Vec<crate::FollowUp>,
     webhooks: Vec<String>,
+    /// The job's id when the caller chose it (a chain's links).
+    pub(crate) job_id: Option<JobId>,
+    /// The batch (or chain) the job belongs to.
+    pub(crate) batch: Option<crate::BatchId>,
 }
 
 impl EnqueueOptions {
@@ -258,6 +262,14 @@ impl EnqueueOptions {
 
     pub(crate) fn queue_name(&self) -> Option<&str> {
         self.queue.as_deref()
+    }
+
+    pub(crate) fn webhooks(&self) -> &[String] {
+        &self.webhooks
+    }
+
+    pub(crate) fn keep_outcome_or(&self, fallback: Duration) -> Duration {
+        self.keep_outcome.unwrap_or(fallback)
     }
 
     pub(crate) fn has_uniqueness(&self) -> bool {
@@ -592,12 +604,9 @@ impl Client {
         let follow_ups = if cron.is_some() {
             None
         } else {
-            let mut follow_ups = defaults.follow_ups.clone();
-            follow_ups.extend(opts.follow_ups.iter().cloned());
-            for url in defaults.webhooks.iter().chain(&opts.webhooks) {
-                follow_ups.push(self.webhook_follow_up(url)?);
-            }
-            self.encode_follow_ups(&follow_ups)?
+            let follow_ups = self.follow_ups_of(defaults, opts)?;
+            let keeps = !keep.is_zero();
+            self.encode_follow_ups(&follow_ups, opts.batch.as_ref().map(|b| (b, keeps)))?
         };
         let body = JobBody {
             keep_outcome_ms: Some(duration_ms(keep)).filter(|ms| *ms > 0),
@@ -610,6 +619,7 @@ impl Client {
             trace: opts.trace.as_ref(),
             cron,
             followups: follow_ups.is_some(),
+            batch: opts.batch.as_ref(),
         };
         let body = serde_json::to_string(&body).map_err(|source| Error::Serialize {
             job_type: job_type.to_owned(),
@@ -623,7 +633,7 @@ impl Client {
             });
         }
         Ok(Prepared {
-            id: JobId::new(),
+            id: opts.job_id.clone().unwrap_or_default(),
             max_attempts: opts.max_attempts.unwrap_or(defaults.max_attempts).max(1),
             at_ms: opts.at.map_or(0, |at| at.timestamp_millis().max(1)),
             delay_ms: opts.delay.map_or(0, duration_ms),
@@ -636,15 +646,16 @@ impl Client {
 /// An `enqueue.lua` call: always 9 keys (the uniqueness key's place holds
 /// another key of the queue when there is none); groups of 6 when a job
 /// has follow-ups.
-fn enqueue_cmd(
+pub(crate) fn enqueue_cmd<P: std::borrow::Borrow<Prepared>>(
     keys: &QueueKeys,
     unique: Option<&(String, Uniqueness)>,
-    jobs: &[Prepared],
+    jobs: &[P],
 ) -> redis::Cmd {
+    let jobs = jobs.iter().map(std::borrow::Borrow::borrow);
     let idem = unique.map(|(key, _)| keys.idempotency(key));
     let mut cmd = SCRIPTS.enqueue.cmd(&enqueue_keys(keys, idem.as_deref()));
     let lock = unique.map_or_else(|| "0".to_owned(), |(_, mode)| mode.lock_arg());
-    if jobs.iter().any(|j| j.follow_ups.is_some()) {
+    if jobs.clone().any(|j: &Prepared| j.follow_ups.is_some()) {
         cmd.arg(format!("{lock}/6"));
         for job in jobs {
             job.push_args(&mut cmd);

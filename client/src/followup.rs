@@ -170,16 +170,39 @@ impl FollowUp {
 }
 
 impl crate::client::Client {
+    /// Every follow-up of a job: its type's, the enqueue's, and the
+    /// deliveries of both's webhooks (each URL checked here).
+    pub(crate) fn follow_ups_of(
+        &self,
+        defaults: &JobDefaults,
+        opts: &EnqueueOptions,
+    ) -> Result<Vec<FollowUp>> {
+        let mut follow_ups = defaults.follow_ups.clone();
+        follow_ups.extend(opts.follow_ups().iter().cloned());
+        for url in defaults.webhooks.iter().chain(opts.webhooks()) {
+            follow_ups.push(self.webhook_follow_up(url)?);
+        }
+        Ok(follow_ups)
+    }
+
     /// The follow-ups of one job as `enqueue.lua` stores them: a JSON array
-    /// of `[on, queue, id, max_attempts, body, follow-ups or "", at_ms,
-    /// delay_ms]`, or `None`
-    /// for none. Each is checked and encoded as an enqueue would.
-    pub(crate) fn encode_follow_ups(&self, follow_ups: &[FollowUp]) -> Result<Option<String>> {
-        if follow_ups.is_empty() {
+    /// of `[on, queue, id, max_attempts, body, follow-ups, at_ms,
+    /// delay_ms]` (follow-ups: the follow-up's own, an array of the same,
+    /// or `""`), or `None` for none. Each is checked and encoded as an
+    /// enqueue would.
+    /// A job in a batch (`batch`: its id, and whether the job keeps its
+    /// outcome, so its result goes to the batch) also carries the entry
+    /// `["batch", home queue, uuid, keep]` (prelude.lua, "Follow-up jobs").
+    pub(crate) fn encode_follow_ups(
+        &self,
+        follow_ups: &[FollowUp],
+        batch: Option<(&crate::BatchId, bool)>,
+    ) -> Result<Option<String>> {
+        if follow_ups.is_empty() && batch.is_none() {
             return Ok(None);
         }
         let mut count = 0;
-        let entries = self.follow_up_entries(follow_ups, &mut count)?;
+        let entries = self.follow_up_entries(follow_ups, batch, &mut count)?;
         serde_json::to_string(&entries)
             .map(Some)
             .map_err(|source| Error::Serialize {
@@ -191,9 +214,18 @@ impl crate::client::Client {
     fn follow_up_entries(
         &self,
         follow_ups: &[FollowUp],
+        batch: Option<(&crate::BatchId, bool)>,
         count: &mut usize,
     ) -> Result<Vec<serde_json::Value>> {
-        let mut entries = Vec::with_capacity(follow_ups.len());
+        let mut entries = Vec::with_capacity(follow_ups.len() + 1);
+        if let Some((batch, keep)) = batch {
+            entries.push(serde_json::json!([
+                "batch",
+                batch.home(),
+                batch.uuid(),
+                u8::from(keep)
+            ]));
+        }
         for f in follow_ups {
             *count += 1;
             if *count > FOLLOW_UPS_MAX {
@@ -211,9 +243,14 @@ impl crate::client::Client {
             self.queue_keys(&queue)?;
             let prepared =
                 self.prepare(&f.job_type, &f.args, &f.defaults, &f.opts, &queue, None)?;
-            let own = match self.follow_up_entries(f.opts.follow_ups(), count)? {
-                nested if nested.is_empty() => String::new(),
-                nested => serde_json::Value::from(nested).to_string(),
+            let keeps = !f.opts.keep_outcome_or(f.defaults.keep_outcome).is_zero();
+            let batch = f.opts.batch.as_ref().map(|b| (b, keeps));
+            let own = self.follow_ups_of(&f.defaults, &f.opts)?;
+            // Nested as a JSON array, not as JSON text in a string, which
+            // would double the escaping at every link of a chain.
+            let own = match self.follow_up_entries(&own, batch, count)? {
+                nested if nested.is_empty() => serde_json::Value::from(""),
+                nested => serde_json::Value::from(nested),
             };
             entries.push(serde_json::json!([
                 f.on.as_str(),
@@ -279,38 +316,107 @@ impl<'a> OutboxEntry<'a> {
     }
 }
 
-impl Runtime {
-    /// Moves up to `limit` triggered follow-ups from `keys`'s queue's outbox
-    /// into their queues: one round trip enqueues them all (each with its
-    /// id as uniqueness key for [`FOLLOW_UP_DEDUPE`]), a second removes them
-    /// from the outbox. An entry that is not a follow-up (another writer's)
-    /// is logged and removed. Returns how many were created (a repeated
-    /// move creates nothing).
-    ///
-    /// # Errors
-    /// [`Error::Redis`]; the entries stay in the outbox for the next move.
-    pub async fn move_follow_ups(&self, keys: &QueueKeys, limit: usize) -> Result<u64> {
-        let client = self.client();
+/// One batch report: `!batch"home"uuid"member"state"ms"` + result
+/// (prelude.lua, "Follow-up jobs").
+#[derive(Debug)]
+struct BatchReport<'a> {
+    batch: crate::BatchId,
+    member: &'a str,
+    state: &'a str,
+    at_ms: &'a str,
+    result: &'a [u8],
+}
+
+impl<'a> BatchReport<'a> {
+    fn parse(raw: &'a [u8]) -> Option<Self> {
+        let mut rest = raw.strip_prefix(b"!batch\"")?;
+        let mut field = || -> Option<&'a str> {
+            let end = rest.iter().position(|b| *b == b'"')?;
+            let text = std::str::from_utf8(&rest[..end]).ok()?;
+            rest = &rest[end + 1..];
+            Some(text)
+        };
+        let (home, uuid, member) = (field()?, field()?, field()?);
+        let (state, at_ms) = (field()?, field()?);
+        let batch = crate::BatchId::parse(&format!("{home}~{uuid}")).ok()?;
+        let ok = crate::admin::valid_id(member).is_ok()
+            && matches!(state, "done" | "dead" | "cancelled")
+            && at_ms.parse::<u64>().is_ok();
+        ok.then_some(Self {
+            batch,
+            member,
+            state,
+            at_ms,
+            result: rest,
+        })
+    }
+}
+
+/// Most outboxes one move visits: the queue's, then the home queues of
+/// batches whose callbacks it triggered, and theirs.
+const MOVE_ROUNDS_MAX: usize = 8;
+
+impl crate::client::Client {
+    /// Moves up to `limit` entries of `keys`'s queue's outbox; then, when
+    /// batch reports among them triggered callbacks, the home queues'
+    /// outboxes the same way (a few rounds at most; what is left waits for
+    /// the schedulers serving those queues). Returns how many follow-ups
+    /// were created.
+    pub(crate) async fn move_outboxes(&self, keys: &QueueKeys, limit: usize) -> Result<u64> {
+        let mut created = 0;
+        let mut todo = vec![keys.clone()];
+        for _ in 0..MOVE_ROUNDS_MAX {
+            let Some(next) = todo.pop() else { break };
+            let (made, homes) = self.move_outbox(&next, limit).await?;
+            created += made;
+            for home in homes {
+                if !todo.iter().any(|k| k.queue == home) {
+                    todo.push(self.queue_keys(&home)?);
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    /// One outbox: one round trip enqueues its follow-ups (each with its
+    /// id as uniqueness key for [`FOLLOW_UP_DEDUPE`]) and applies its batch
+    /// reports (`batch_member.lua`), a second removes them. Returns the
+    /// follow-ups created and the home queues that got callbacks.
+    async fn move_outbox(&self, keys: &QueueKeys, limit: usize) -> Result<(u64, Vec<String>)> {
         let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
             .arg(&keys.outbox)
             .arg(0)
             .arg(limit.max(1) - 1)
-            .query_async(&mut client.connection())
+            .query_async(&mut self.connection())
             .await
             .map_err(Error::redis("follow-up outbox"))?;
         if raw.is_empty() {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
         let mut pipe = redis::pipe();
         let mut queues: Vec<&str> = Vec::new();
-        let mut moved = 0;
+        // Per command: the home queue for a batch report, None for a follow-up.
+        let mut kinds: Vec<Option<String>> = Vec::new();
         for entry in &raw {
+            if let Some(r) = BatchReport::parse(entry) {
+                let home = self.queue_keys(r.batch.home())?;
+                let mut cmd = SCRIPTS.batch_member.cmd(&home.batch(r.batch.uuid()).all());
+                cmd.arg(r.batch.as_str())
+                    .arg(r.member)
+                    .arg(r.state)
+                    .arg(r.at_ms)
+                    .arg(&keys.queue)
+                    .arg(r.result);
+                pipe.add_command(cmd);
+                kinds.push(Some(r.batch.home().to_owned()));
+                continue;
+            }
             let Some(e) = OutboxEntry::parse(entry) else {
                 tracing::warn!(queue = %keys.queue, entry = %String::from_utf8_lossy(&entry[..entry.len().min(200)]),
-                    "dropping an outbox entry that is not a follow-up");
+                    "dropping an outbox entry that is neither a follow-up nor a batch report");
                 continue;
             };
-            let target = client.queue_keys(e.queue)?;
+            let target = self.queue_keys(e.queue)?;
             pipe.add_command(crate::enqueue::follow_up_cmd(
                 &target,
                 e.id,
@@ -318,29 +424,64 @@ impl Runtime {
                 e.follow_ups,
                 e.body,
             ));
-            moved += 1;
+            kinds.push(None);
             if !queues.contains(&e.queue) {
                 queues.push(e.queue);
             }
         }
         let mut created = 0;
-        if moved > 0 {
-            pipe.add_command(crate::admin::register_queues_cmd(
-                client.global_keys(),
-                &queues,
-            ))
-            .ignore();
-            let replies: Vec<(i64, Vec<String>)> = scripts::run(&mut client.connection(), &pipe)
+        let mut homes: Vec<String> = Vec::new();
+        if !kinds.is_empty() {
+            if !queues.is_empty() {
+                pipe.add_command(crate::admin::register_queues_cmd(
+                    self.global_keys(),
+                    &queues,
+                ))
+                .ignore();
+            }
+            let replies: Vec<redis::Value> = scripts::run(&mut self.connection(), &pipe)
                 .await
                 .map_err(Error::redis("move follow-ups"))?;
-            created = replies.iter().filter(|(made, _)| *made == 1).count() as u64;
+            for (kind, reply) in kinds.into_iter().zip(replies) {
+                match kind {
+                    None => {
+                        let made: (i64, Vec<String>) = redis::from_redis_value(reply)
+                            .map_err(Error::parse("move follow-ups"))?;
+                        created += u64::from(made.0 == 1);
+                    }
+                    Some(home) => {
+                        let fired: u64 =
+                            redis::from_redis_value(reply).map_err(Error::parse("batch report"))?;
+                        if fired > 0 && !homes.contains(&home) {
+                            homes.push(home);
+                        }
+                    }
+                }
+            }
         }
         let mut done = SCRIPTS.outbox_done.cmd(&[&keys.outbox]);
         done.arg(&raw);
-        let _: u64 = scripts::run(&mut client.connection(), &done)
+        let _: u64 = scripts::run(&mut self.connection(), &done)
             .await
             .map_err(Error::redis("follow-up outbox"))?;
-        Ok(created)
+        Ok((created, homes))
+    }
+}
+
+impl Runtime {
+    /// Moves up to `limit` triggered follow-ups and batch reports from
+    /// `keys`'s queue's outbox: one round trip enqueues the follow-ups
+    /// (each with its id as uniqueness key for [`FOLLOW_UP_DEDUPE`]) and
+    /// applies the reports to their batches, a second removes them from
+    /// the outbox; callbacks the reports triggered are moved from their
+    /// home queues' outboxes next. An entry that is neither (another
+    /// writer's) is logged and removed. Returns how many follow-ups were
+    /// created (a repeated move creates nothing).
+    ///
+    /// # Errors
+    /// [`Error::Redis`]; the entries stay in the outbox for the next move.
+    pub async fn move_follow_ups(&self, keys: &QueueKeys, limit: usize) -> Result<u64> {
+        self.client().move_outboxes(keys, limit).await
     }
 }
 
@@ -424,6 +565,67 @@ impl crate::client::Client {
         FollowUp::on_complete(&WebhookDelivery {
             url: url.to_owned(),
         })
+    }
+}
+
+/// A follow-up a job waits to create (its child, once created), as the
+/// job's queue holds it ([`Admin::follow_ups`](crate::Admin::follow_ups)).
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingFollowUp {
+    /// When it is created: `success`, `failure` or `complete`.
+    pub on: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its id (chosen at enqueue).
+    pub id: JobId,
+    /// Its type.
+    pub job_type: String,
+}
+
+impl crate::Admin {
+    /// The follow-ups job `id` of `queue` will create when it ends (none
+    /// once it ended done or cancelled: they were created then; a dead job
+    /// keeps them). Entries that do not parse are skipped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`], [`Error::Redis`].
+    pub async fn follow_ups(&self, queue: &str, id: &str) -> Result<Vec<PendingFollowUp>> {
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(rename = "type", default)]
+            job_type: String,
+        }
+        let keys = self.client().queue_keys(queue)?;
+        let raw: Option<String> = redis::cmd("HGET")
+            .arg(&keys.followups)
+            .arg(id)
+            .query_async(&mut self.client().connection())
+            .await
+            .map_err(Error::redis("follow-ups"))?;
+        let list: Vec<serde_json::Value> = raw
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default();
+        Ok(list
+            .iter()
+            .filter_map(|e| {
+                let on = e.get(0)?.as_str()?;
+                if !matches!(on, "success" | "failure" | "complete") {
+                    return None;
+                }
+                let job_type = e
+                    .get(4)
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|b| serde_json::from_str::<Head>(b).ok())
+                    .map(|h| h.job_type)
+                    .unwrap_or_default();
+                Some(PendingFollowUp {
+                    on: on.to_owned(),
+                    queue: e.get(1)?.as_str()?.to_owned(),
+                    id: JobId::from(e.get(2)?.as_str()?.to_owned()),
+                    job_type,
+                })
+            })
+            .collect())
     }
 }
 

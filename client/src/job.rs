@@ -298,6 +298,9 @@ pub(crate) struct JobBody<'a> {
     /// The job has follow-ups: the worker sends `ack.lua` its result for them.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) followups: bool,
+    /// The batch (or chain) the job belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) batch: Option<&'a crate::BatchId>,
 }
 
 /// Where a cron job came from: its entry and the tick it was enqueued for.
@@ -351,6 +354,13 @@ pub struct JobRecord {
     /// For a follow-up: the job whose end created it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<crate::followup::Parent>,
+    /// The batch (or chain) the job belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<crate::BatchId>,
+    /// For a batch's callback: the batch, as it was when it triggered the
+    /// callback (with the members' kept results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_callback: Option<crate::BatchCallback>,
 }
 
 impl JobRecord {

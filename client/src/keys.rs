@@ -120,6 +120,10 @@ pub struct QueueKeys {
     /// queues: `queue"id"max_attempts"at_ms"delay_ms"n"` + own follow-ups
     /// (`n` bytes) + body.
     pub outbox: String,
+    /// ZSET batch uuid → created ms: the batches (and chains) whose home
+    /// is this queue; their keys are [`QueueKeys::batch`]'s.
+    pub batches: String,
+    batch_prefix: String,
     idempotency_prefix: String,
     cron_prefix: String,
 }
@@ -154,6 +158,8 @@ impl QueueKeys {
             settings: key("settings"),
             followups: key("followups"),
             outbox: key("outbox"),
+            batches: key("batches"),
+            batch_prefix: key("batch:"),
             idempotency_prefix: key("idem:"),
             cron_prefix: key("cron:"),
         }
@@ -187,9 +193,9 @@ impl QueueKeys {
 
     /// The side keys the operator deletes (`delete`, `delete_ready`,
     /// `clear_ready`) take as one block of KEYS after their own, in this
-    /// order: history, locks, waiters, events, settings, followups.
+    /// order: history, locks, waiters, events, settings, followups, outbox.
     #[must_use]
-    pub fn removing(&self) -> [&str; 6] {
+    pub fn removing(&self) -> [&str; 7] {
         [
             &self.history,
             &self.locks,
@@ -197,7 +203,22 @@ impl QueueKeys {
             &self.events,
             &self.settings,
             &self.followups,
+            &self.outbox,
         ]
+    }
+
+    /// The keys of the batch `uuid` whose home is this queue
+    /// (`batch_shared.lua` describes them).
+    #[must_use]
+    pub fn batch(&self, uuid: &str) -> BatchKeys {
+        let state = format!("{}{uuid}", self.batch_prefix);
+        BatchKeys {
+            members: format!("{state}:members"),
+            ids: format!("{state}:ids"),
+            results: format!("{state}:results"),
+            outbox: self.outbox.clone(),
+            state,
+        }
     }
 
     /// STRING holding the id of the job created with idempotency `key`.
@@ -238,6 +259,35 @@ impl QueueKeys {
             crate::JobSet::Retry => &self.retry,
             crate::JobSet::Dead => &self.dead,
         }
+    }
+}
+
+/// The keys of one batch, in its home queue's slot (`batch_shared.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchKeys {
+    /// HASH: kind, times, callbacks, counters, what has fired.
+    pub state: String,
+    /// HASH member id → `state"ms`.
+    pub members: String,
+    /// LIST `id"queue` in the order members were added.
+    pub ids: String,
+    /// HASH member id → kept result (JSON).
+    pub results: String,
+    /// The home queue's outbox, where callbacks go.
+    pub outbox: String,
+}
+
+impl BatchKeys {
+    /// The five KEYS of `batch_member.lua` and `batch_seal.lua`.
+    #[must_use]
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.state,
+            &self.members,
+            &self.ids,
+            &self.results,
+            &self.outbox,
+        ]
     }
 }
 

@@ -44,6 +44,7 @@
 //! ```
 
 pub mod admin;
+mod batch;
 mod client;
 mod connection;
 mod cron;
@@ -66,6 +67,10 @@ pub use crate::cron::{
     CRON_NAME_MAX_LEN, CRON_RUN_NOW_WINDOW, CRON_TIMEZONE_DEFAULT,
 };
 pub use admin::Admin;
+pub use batch::{
+    Batch, BatchCallback, BatchCallbackInfo, BatchId, BatchKind, BatchMember, BatchOn, BatchStatus,
+    Chain, MemberResult, MemberState, BATCH_KEEP_DEFAULT, CHAIN_LINKS_MAX,
+};
 pub use client::{
     Client, ClientBuilder, Durability, Retention, ServerCheck, MAX_PAYLOAD_BYTES_DEFAULT,
     RESPONSE_TIMEOUT_DEFAULT,
@@ -81,8 +86,8 @@ pub use events::{
     EVENTS_MAX_DEFAULT, EVENTS_MAX_RANGE,
 };
 pub use followup::{
-    check_webhook_url, FollowUp, FollowUpOn, Parent, WebhookDelivery, FOLLOW_UPS_MAX,
-    FOLLOW_UP_DEDUPE, FOLLOW_UP_MOVE_BATCH, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_QUEUE,
+    check_webhook_url, FollowUp, FollowUpOn, Parent, PendingFollowUp, WebhookDelivery,
+    FOLLOW_UPS_MAX, FOLLOW_UP_DEDUPE, FOLLOW_UP_MOVE_BATCH, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_QUEUE,
 };
 pub use job::{
     CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobOutput, JobRecord, JobSet, JobState,

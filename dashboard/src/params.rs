@@ -120,6 +120,8 @@ pub(crate) struct ListQuery {
     /// For a cancel: the state the job was cancelled from, or the state it
     /// had already finished in.
     pub(crate) from: Option<String>,
+    /// A batch's member state (`/batches/{id}?state=dead`).
+    pub(crate) state: Option<String>,
 }
 
 /// Validated paging.

@@ -233,7 +233,7 @@ const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels &spoo
      +@connection +evalsha +eval +script|load +blpop +wait +time +info +config|get \
      +cluster|slots +cluster|shards +role +publish +subscribe +unsubscribe \
      +exists +get +set +del +unlink +incrby +pexpire +pexpireat +sadd +smembers \
-     +hget +hgetall +hmget +hset +hsetnx +hdel +hexists +hincrby +hkeys \
+     +hget +hgetall +hmget +hset +hsetnx +hdel +hexists +hincrby +hkeys +hlen \
      +llen +lpush +rpush +rpop +lrange +lrem +ltrim \
      +zadd +zrem +zcard +zscore +zrange +zrevrange +zrangebyscore +zrevrangebyscore \
      +zremrangebyscore \
@@ -433,6 +433,53 @@ async fn outcomes(client: &Client) {
     let claimed = second.next_batch().await.expect("XAUTOCLAIM as spool");
     assert!(!claimed.is_empty());
     assert!(second.ack(&claimed).await.expect("XACK as spool") > 0);
+    batches(client).await;
+}
+
+/// A batch with a callback, and a chain, as `client`'s user (a worker
+/// runs): open, members, seal, reports, the callback, the status reads
+/// and the listing.
+async fn batches(client: &Client) {
+    let admin = client.admin();
+    let mut batch = spool_client::Batch::new()
+        .on_complete(spool_client::FollowUp::on_complete(&Noop { n: 8 }).expect("callback"));
+    batch.add(&Noop { n: 7 }).expect("member");
+    let id = client
+        .enqueue_batch(batch)
+        .await
+        .expect("enqueue batch as spool");
+    let chain = spool_client::Chain::new(&Noop { n: 10 })
+        .and_then(|c| c.then(&Noop { n: 11 }))
+        .expect("chain");
+    let chain = client
+        .enqueue_chain(chain)
+        .await
+        .expect("enqueue chain as spool");
+    wait_for(
+        "the batch and chain finish",
+        Duration::from_secs(10),
+        || async {
+            let b = client
+                .batch_status(&id)
+                .await
+                .expect("batch status as spool");
+            let c = client
+                .batch_status(&chain)
+                .await
+                .expect("chain status as spool");
+            b.is_some_and(|b| b.finished() && b.callbacks[0].fired)
+                && c.is_some_and(|c| c.finished())
+        },
+    )
+    .await;
+    assert_eq!(
+        admin
+            .batches(10)
+            .await
+            .expect("list batches as spool")
+            .len(),
+        2
+    );
 }
 
 /// Every admin read and repair, and the cron actions, as `client`'s user.

@@ -42,6 +42,20 @@ impl JobContext {
         self.record.parent.as_ref()
     }
 
+    /// The batch (or chain) this job belongs to.
+    #[must_use]
+    pub fn batch(&self) -> Option<&spool_client::BatchId> {
+        self.record.batch.as_ref()
+    }
+
+    /// For a batch's callback: the batch as it was when it triggered this
+    /// job (counts, first death, and the results its members kept, in the
+    /// order they were added: a chord).
+    #[must_use]
+    pub fn batch_callback(&self) -> Option<&spool_client::BatchCallback> {
+        self.record.batch_callback.as_ref()
+    }
+
     /// This run's number, 1 for the first.
     #[must_use]
     pub fn attempt(&self) -> u32 {

@@ -9,17 +9,22 @@
 --
 -- KEYS[1] ready  KEYS[2] history  KEYS[3] locks  KEYS[4] waiters
 -- KEYS[5] events  KEYS[6] settings  KEYS[7] followups (optional: the jobs'
--- are dropped)
+-- are dropped)  KEYS[8] outbox (optional: batch members report themselves
+-- cancelled to their batches)
 -- ARGV[1] finished channel (a `wait` for a cleared job hears `deleted`)
 -- ARGV[2] actor
 -- Returns the number of jobs deleted.
 local n = redis.call('LLEN', KEYS[1])
 local q = {waiters = KEYS[4], channel = ARGV[1]}
 local followups = KEYS[7] or KEYS[2]
+local now = KEYS[8] and spool_now()
 if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], followups) > 0 then
   spool_walk_ready(KEYS[1], 0, n, function(record)
     local id = spool_head(record)
     if id then
+      if now then
+        spool_leave_batches(KEYS[7], KEYS[8], id, now)
+      end
       spool_forget(id, {KEYS[2], followups})
       spool_unlock(KEYS[3], id, nil)
       spool_announce(q, id, 'deleted')

@@ -7,17 +7,22 @@
 --
 -- KEYS[1] ready  KEYS[2] history  KEYS[3] locks  KEYS[4] waiters
 -- KEYS[5] events  KEYS[6] settings (a `deleted` event, level terminal)
--- KEYS[7] followups (optional: the job's are dropped)
+-- KEYS[7] followups (optional: the job's are dropped)  KEYS[8] outbox
+-- (optional: a batch member reports itself cancelled to its batch)
 -- ARGV[1] job id  ARGV[2] position to start at  ARGV[3] entries to examine
 -- ARGV[4] finished channel (a `wait` for the job hears `deleted`)
 -- ARGV[5] actor
 -- Returns {1 removed or 0 not found, entries examined}.
+local now = KEYS[8] and spool_now()
 local found, seen = spool_find_ready(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 if not found then
   return {0, seen}
 end
 local removed = redis.call('LREM', KEYS[1], -1, found)
 if removed > 0 then
+  if now then
+    spool_leave_batches(KEYS[7], KEYS[8], ARGV[1], now)
+  end
   spool_forget(ARGV[1], {KEYS[2], KEYS[7] or KEYS[2]})
   spool_unlock(KEYS[3], ARGV[1], nil)
   spool_announce({waiters = KEYS[4], channel = ARGV[4]}, ARGV[1], 'deleted')

@@ -133,6 +133,9 @@ scripts! {
     unwait => ["unwait"],
     events_config => ["events_config"],
     outbox_done => ["outbox_done"],
+    batch_open => ["batch_shared", "batch_open"],
+    batch_member => ["batch_shared", "batch_member"],
+    batch_seal => ["batch_shared", "batch_seal"],
 }
 
 /// The source of Spool's script with SHA-1 `sha`, for resending an

@@ -416,8 +416,8 @@ end
 -- Follow-up jobs ------------------------------------------------------------
 -- A job enqueued with follow-ups (on success, on failure = dead, on
 -- completion = any end) has them in the `followups` hash: job id → JSON
--- array of [on, queue, id, max_attempts, body, its own follow-ups or '',
--- at_ms, delay_ms], each a job prepared by the producer with its id chosen
+-- array of [on, queue, id, max_attempts, body, its own follow-ups (an array
+-- of the same, or JSON text of one, or ''), at_ms, delay_ms], each a job prepared by the producer with its id chosen
 -- then. The script that ends the job appends the ones its end triggers to
 -- the queue's `outbox` list as `queue"id"max_attempts"at_ms"delay_ms"n"` +
 -- its own follow-ups (n bytes) + body, the body ending with the parent:
@@ -425,6 +425,28 @@ end
 -- "finished_ms"}`; a worker's scheduler
 -- moves them into their queues (enqueue.lua with the follow-up's id as a
 -- uniqueness key, so a move repeated after a crash creates nothing).
+-- A batch member (or chain link) carries the entry ['batch', home queue,
+-- batch id, keep]: each of its ends appends `!batch"home"batch"id"state"ms"`
+-- + its result (when keep is 1 and it is done) to the outbox, and the
+-- mover applies it to the batch (batch_member.lua, in the home's slot).
+
+-- Appends follow-up `f` (an entry of a `followups` array) to `outbox`,
+-- its body closed by `tail` (`,"parent":{...}}` or the like).
+local function spool_outbox_push(outbox, f, tail)
+  local body = tostring(f[5] or '')
+  local own = f[6]
+  if type(own) == 'table' then
+    own = next(own) and cjson.encode(own) or ''
+  elseif type(own) ~= 'string' then
+    own = ''
+  end
+  if string.sub(body, -1) == '}' then
+    redis.call('RPUSH', outbox, tostring(f[2]) .. '"' .. tostring(f[3]) .. '"' ..
+      spool_int(tonumber(f[4]) or 1) .. '"' .. spool_int(tonumber(f[7]) or 0) .. '"' ..
+      spool_int(tonumber(f[8]) or 0) .. '"' .. spool_int(#own) .. '"' .. own ..
+      string.sub(body, 1, -2) .. tail)
+  end
+end
 
 -- Queues the follow-ups of job `id` that ending `state` triggers (done,
 -- dead or cancelled) at `now`, after `attempts` runs, with `result` (JSON
@@ -449,7 +471,11 @@ local function spool_follow_ups(q, id, state, result, err, attempts, job_type, n
   local parent
   for _, f in ipairs(list) do
     local on = type(f) == 'table' and f[1]
-    if on == 'complete' or (on == 'success' and state == 'done') or
+    if on == 'batch' then
+      redis.call('RPUSH', q.outbox, '!batch"' .. tostring(f[2]) .. '"' .. tostring(f[3]) ..
+        '"' .. id .. '"' .. state .. '"' .. spool_int(now or 0) .. '"' ..
+        ((f[4] == 1 and state == 'done' and result) or ''))
+    elseif on == 'complete' or (on == 'success' and state == 'done') or
         (on == 'failure' and state == 'dead') then
       if not parent then
         parent = ',"parent":{"id":' .. cjson.encode(id) .. ',"queue":"' ..
@@ -460,14 +486,31 @@ local function spool_follow_ups(q, id, state, result, err, attempts, job_type, n
           ',"attempts":' .. (tonumber(attempts) and spool_int(tonumber(attempts)) or 'null') ..
           ',"finished_ms":' .. (now and spool_int(now) or 'null') .. '}}'
       end
-      local body = tostring(f[5] or '')
-      local own = type(f[6]) == 'string' and f[6] or ''
-      if string.sub(body, -1) == '}' then
-        redis.call('RPUSH', q.outbox, tostring(f[2]) .. '"' .. tostring(f[3]) .. '"' ..
-          spool_int(tonumber(f[4]) or 1) .. '"' .. spool_int(tonumber(f[7]) or 0) .. '"' ..
-          spool_int(tonumber(f[8]) or 0) .. '"' .. spool_int(#own) .. '"' .. own ..
-          string.sub(body, 1, -2) .. parent)
-      end
+      spool_outbox_push(q.outbox, f, parent)
+    end
+  end
+end
+
+-- A job an operator removes before it ends (delete, clear) leaves its
+-- batches: each `batch` entry of its follow-ups reports it cancelled at
+-- `now` into `outbox` (when given), so the batch can still finish. Call
+-- before the follow-ups are dropped.
+local function spool_leave_batches(followups, outbox, id, now)
+  if not outbox or not followups then
+    return
+  end
+  local raw = redis.call('HGET', followups, id)
+  if not raw or not string.find(raw, '"batch"', 1, true) then
+    return
+  end
+  local ok, list = pcall(cjson.decode, raw)
+  if not ok or type(list) ~= 'table' then
+    return
+  end
+  for _, f in ipairs(list) do
+    if type(f) == 'table' and f[1] == 'batch' then
+      redis.call('RPUSH', outbox, '!batch"' .. tostring(f[2]) .. '"' .. tostring(f[3]) .. '"' ..
+        id .. '"cancelled"' .. spool_int(now) .. '"')
     end
   end
 end

@@ -5,12 +5,12 @@ use std::io::Write;
 
 use spool_client::admin::{JobFilter, JobView, QueueInfo, QueueStats};
 use spool_client::{
-    Admin, CancelResult, Client, EnqueueOptions, Event, JobDefaults, JobId, JobSet, JobStatus,
-    Status,
+    Admin, BatchId, CancelResult, Client, EnqueueOptions, Event, JobDefaults, JobId, JobSet,
+    JobStatus, Status,
 };
 
 use super::output;
-use super::parse::{CronCmd, DeadCmd, EnqueueArgs, FilterArgs, Selection};
+use super::parse::{BatchCmd, CronCmd, DeadCmd, EnqueueArgs, FilterArgs, Selection};
 use super::{CliResult, Failure};
 use crate::text::{clip, FIELD_BYTES};
 
@@ -421,4 +421,53 @@ pub(crate) async fn events(
         }
         out.flush()?;
     }
+}
+
+/// `spool batch show ID` and `spool batch list`.
+pub(crate) async fn batch(admin: &Admin, cmd: BatchCmd, out: &mut dyn Write) -> CliResult {
+    match cmd {
+        BatchCmd::List { limit, json } => {
+            let batches = admin.batches(limit.clamp(1, 1000)).await?;
+            if json {
+                output::json(out, &batches)?;
+            } else if batches.is_empty() {
+                writeln!(out, "no batches")?;
+            } else {
+                for b in &batches {
+                    output::batch_line(out, b)?;
+                }
+            }
+        }
+        BatchCmd::Show {
+            id,
+            state,
+            limit,
+            json,
+        } => {
+            let id = BatchId::parse(&id).map_err(|e| Failure::Usage(e.to_string()))?;
+            let client = admin.client();
+            let Some(status) = client.batch_status(&id).await? else {
+                return Err(Failure::Op(format!(
+                    "batch {id} not found (never created, or expired after its retention)"
+                )));
+            };
+            let members = if limit == 0 {
+                Vec::new()
+            } else {
+                client
+                    .batch_members(&id, state, 0, limit.min(1000))
+                    .await?
+                    .items
+            };
+            if json {
+                output::json(
+                    out,
+                    &serde_json::json!({ "batch": status, "members": members }),
+                )?;
+            } else {
+                output::batch(out, &status, &members)?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -209,6 +209,7 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
             commands::print_status(&s, json, out, |st| st == Status::Done)
         }
         Command::Cancel { id } => commands::cancel(&admin, &id, out).await,
+        Command::Batch { cmd } => commands::batch(&admin, cmd, out).await,
         Command::Events {
             follow,
             types,

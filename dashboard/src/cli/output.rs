@@ -10,7 +10,8 @@ use serde::Serialize;
 use spool_client::admin::{CronEntryView, JobView, QueueInfo};
 
 use crate::json::JobItem;
-use crate::text::{clip_line, FIELD_BYTES};
+use crate::text::{clip, clip_line, FIELD_BYTES};
+use spool_client::{BatchMember, BatchStatus};
 
 /// Bytes of an error in a `dead list` row.
 const ERROR_ROW_BYTES: usize = 80;
@@ -193,4 +194,97 @@ pub(crate) fn event(
         }
     }
     writeln!(out)
+}
+
+/// One line per batch: id, kind, progress, counts, state.
+pub(crate) fn batch_line(out: &mut dyn Write, b: &BatchStatus) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}  {:<5}  {:>3}%  done {} dead {} cancelled {} pending {} of {}  {}{}",
+        b.id,
+        kind(b),
+        b.percent_ended(),
+        b.done,
+        b.dead,
+        b.cancelled,
+        b.pending,
+        b.total,
+        state(b),
+        if b.description.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", clip(&b.description, FIELD_BYTES))
+        }
+    )
+}
+
+fn kind(b: &BatchStatus) -> &'static str {
+    match b.kind {
+        spool_client::BatchKind::Batch => "batch",
+        spool_client::BatchKind::Chain => "chain",
+    }
+}
+
+fn state(b: &BatchStatus) -> String {
+    match (&b.stopped_at, b.finished(), b.sealed) {
+        (Some(at), _, _) => format!("stopped at {at}"),
+        (None, true, _) => "finished".to_owned(),
+        (None, false, true) => "running".to_owned(),
+        (None, false, false) => "unsealed".to_owned(),
+    }
+}
+
+/// `spool batch show`: the batch, its callbacks, then its members.
+pub(crate) fn batch(
+    out: &mut dyn Write,
+    b: &BatchStatus,
+    members: &[BatchMember],
+) -> std::io::Result<()> {
+    writeln!(out, "{} {}", kind(b), b.id)?;
+    if !b.description.is_empty() {
+        writeln!(out, "description  {}", clip(&b.description, FIELD_BYTES))?;
+    }
+    writeln!(out, "state        {}", state(b))?;
+    writeln!(
+        out,
+        "progress     {}% ended: done {}, dead {}, cancelled {}, pending {} of {}",
+        b.percent_ended(),
+        b.done,
+        b.dead,
+        b.cancelled,
+        b.pending,
+        b.total
+    )?;
+    writeln!(out, "created      {}", time_ms(b.created_ms))?;
+    if let Some(ms) = b.finished_ms {
+        writeln!(out, "finished     {}", time_ms(ms))?;
+    }
+    if let Some(id) = &b.first_dead {
+        writeln!(out, "first death  {id}")?;
+    }
+    for cb in &b.callbacks {
+        writeln!(
+            out,
+            "callback     on {}: {} {} ({}) {}",
+            cb.on.as_str(),
+            clip(&cb.job_type, FIELD_BYTES),
+            cb.id,
+            clip(&cb.queue, FIELD_BYTES),
+            if cb.fired { "created" } else { "not yet" }
+        )?;
+    }
+    if !members.is_empty() {
+        writeln!(out)?;
+        for m in members {
+            writeln!(
+                out,
+                "{}  {:<9}  {}  {}",
+                m.id,
+                m.state.as_str(),
+                clip(&m.queue, FIELD_BYTES),
+                m.ended_ms.map(time_ms).unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -88,6 +88,11 @@ pub(crate) enum Command {
         /// Job id.
         id: String,
     },
+    /// Batches and chains: their progress, callbacks and members.
+    Batch {
+        #[command(subcommand)]
+        cmd: BatchCmd,
+    },
     /// The latest job events and operator actions, oldest first; with
     /// --follow, then every new one as it happens (until interrupted).
     Events {
@@ -108,6 +113,40 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `spool batch …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BatchCmd {
+    /// One batch or chain: counts, state, callbacks, and its members (or
+    /// links), all or those in one state. Exit 1 when it is unknown.
+    Show {
+        /// Batch id (`<queue>~<uuid>`, as `enqueue_batch` returned it).
+        id: String,
+        /// Only members in this state: pending, done, dead or cancelled.
+        #[arg(long, value_parser = member_state)]
+        state: Option<spool_client::MemberState>,
+        /// Members to print (0 for none).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latest batches and chains of every queue, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn member_state(raw: &str) -> Result<spool_client::MemberState, String> {
+    spool_client::MemberState::parse(raw)
+        .ok_or_else(|| "must be pending, done, dead or cancelled".to_owned())
 }
 
 /// `spool enqueue`.

@@ -139,7 +139,30 @@ pub(crate) async fn page(
     if let Some(job) = s.admin.job(queue, id).await? {
         let status = status_of(&s, queue, id).await;
         let status = status.as_ref().map_err(String::as_str);
-        return Ok(render(&live_page(&ctx, l, &job, status)));
+        let mut page = live_page(&ctx, l, &job, status);
+        // Its children to be: a failed read only leaves the list out.
+        page.children = match s.admin.follow_ups(queue, id).await {
+            Ok(list) => list
+                .iter()
+                .map(|f| {
+                    (
+                        format!(
+                            "on {}: {} {} ({})",
+                            clip(&f.on, FIELD_BYTES),
+                            clip(&f.job_type, FIELD_BYTES),
+                            clip(f.id.as_str(), FIELD_BYTES),
+                            clip(&f.queue, FIELD_BYTES)
+                        ),
+                        job_href(&ctx.base, &f.queue, f.id.as_str()),
+                    )
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(queue, job_id = id, error = %e, "follow-ups unreadable");
+                Vec::new()
+            }
+        };
+        return Ok(render(&page));
     }
     match s.admin.client().status_in(queue, &JobId::from(id)).await {
         Ok(st) if st.status == Status::Unknown => Err(not_found(queue, id)),
@@ -159,6 +182,31 @@ pub(crate) async fn page(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The batch (or chain) a job belongs to, or the batch whose callback it
+/// is: (label, text, link).
+fn batch_link(
+    base: &str,
+    record: Option<&spool_client::JobRecord>,
+) -> Option<(&'static str, String, String)> {
+    let record = record?;
+    let href = |id: &spool_client::BatchId| format!("{base}/batches/{}", id.as_str());
+    if let Some(cb) = &record.batch_callback {
+        return Some((
+            "Callback of",
+            format!(
+                "batch {} (on {})",
+                clip(cb.id.as_str(), FIELD_BYTES),
+                cb.on.as_str()
+            ),
+            href(&cb.id),
+        ));
+    }
+    record
+        .batch
+        .as_ref()
+        .map(|b| ("Batch", clip(b.as_str(), FIELD_BYTES), href(b)))
 }
 
 /// The page of a stored job (`job.html`).
@@ -202,6 +250,8 @@ fn live_page(ctx: &Ctx, l: Layout, job: &JobView, status: Result<&JobStatus, &st
                     job_href(&ctx.base, &p.queue, p.id.as_str()),
                 )
             }),
+        batch: batch_link(&ctx.base, job.record.as_ref()),
+        children: Vec::new(),
         api_href: api_href(&ctx.base, &job.queue, job.id.as_str()),
         attempts: job
             .attempts()

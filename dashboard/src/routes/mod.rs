@@ -14,6 +14,7 @@
 //! | `/assets/…` | the embedded stylesheet and script |
 
 mod api;
+mod batches;
 mod cron;
 mod events;
 mod jobs;
@@ -59,6 +60,10 @@ pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
         .route("/jobs/{queue}/{id}/cancel", post(jobs::cancel))
         .route("/processes", get(processes::page))
         .route("/events", get(events::page))
+        .route("/batches", get(batches::list))
+        .route("/batches/{id}", get(batches::page))
+        .route("/api/batches", get(batches::api_list))
+        .route("/api/batches/{id}", get(batches::api_one))
         .route("/api/events", get(events::api))
         .route("/cron", get(cron::page))
         .route("/cron/{name}/{op}", post(cron::action))

@@ -131,6 +131,11 @@ pub(crate) struct JobPage {
     pub(crate) raw_href: String,
     /// For a follow-up: its parent (text: id, queue, how it ended) and link.
     pub(crate) parent: Option<(String, String)>,
+    /// Its batch or chain, or the batch it is a callback of: (label, text,
+    /// link).
+    pub(crate) batch: Option<(&'static str, String, String)>,
+    /// The follow-ups it will create (text, link).
+    pub(crate) children: Vec<(String, String)>,
     /// The single-job JSON (full error texts).
     pub(crate) api_href: String,
     pub(crate) attempts: String,

@@ -319,6 +319,74 @@ pub(crate) struct EventsPage {
     pub(crate) filtered: bool,
 }
 
+/// One batch in the Batches list (and the head of its page).
+#[derive(Debug, Clone)]
+pub(crate) struct BatchRow {
+    pub(crate) id: String,
+    pub(crate) href: String,
+    pub(crate) kind: &'static str,
+    pub(crate) description: String,
+    pub(crate) created: String,
+    pub(crate) total: u64,
+    pub(crate) done: u64,
+    pub(crate) dead: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) pending: u64,
+    /// Members ended, 0 to 100.
+    pub(crate) percent: u64,
+    /// running, finished, stopped at …, unsealed.
+    pub(crate) state: String,
+}
+
+#[derive(Template)]
+#[template(path = "batches.html")]
+pub(crate) struct BatchesPage {
+    pub(crate) l: Layout,
+    pub(crate) batches: Vec<BatchRow>,
+}
+
+/// A callback of a batch; `href` once it was created.
+#[derive(Debug, Clone)]
+pub(crate) struct CallbackRow {
+    pub(crate) on: &'static str,
+    pub(crate) job_type: String,
+    pub(crate) queue: String,
+    pub(crate) id: String,
+    pub(crate) href: Option<String>,
+}
+
+/// A member of a batch (or link of a chain).
+#[derive(Debug, Clone)]
+pub(crate) struct MemberRow {
+    pub(crate) id: String,
+    pub(crate) href: String,
+    pub(crate) queue: String,
+    pub(crate) state: &'static str,
+    pub(crate) class: &'static str,
+    pub(crate) ended: String,
+}
+
+#[derive(Template)]
+#[template(path = "batch.html")]
+pub(crate) struct BatchPage {
+    pub(crate) l: Layout,
+    pub(crate) batch: BatchRow,
+    pub(crate) sealed: bool,
+    /// When every member had ended (empty: not yet).
+    pub(crate) finished: String,
+    /// The first member that died, and the link to the dead members.
+    pub(crate) first_dead: Option<(String, String)>,
+    pub(crate) callbacks: Vec<CallbackRow>,
+    pub(crate) members: Vec<MemberRow>,
+    /// The member state shown ("" for all).
+    pub(crate) filter: &'static str,
+    /// Each member state and the link showing only it.
+    pub(crate) filters: Vec<(&'static str, String)>,
+    pub(crate) all_href: String,
+    pub(crate) api_href: String,
+    pub(crate) pager: Pager,
+}
+
 #[derive(Template)]
 #[template(path = "processes.html")]
 pub(crate) struct ProcessesPage {

@@ -3,7 +3,8 @@
 //!
 //! Runs `Work` jobs: sleeps `sleep_ms`, then appends `<job id> <attempt>` to
 //! the file named by `--record` (one `write` per line with `O_APPEND`, so a
-//! SIGKILL never leaves half a line) before returning. Exits 0 after a
+//! SIGKILL never leaves half a line) before returning; a batch's callback
+//! adds what it read: `on total done dead cancelled`. Exits 0 after a
 //! graceful shutdown.
 //!
 //! With `--cancel-record FILE`, a handler whose cancellation fires while it
@@ -83,10 +84,22 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     sleep.await;
                 }
-                append(
-                    &record,
-                    &format!("{} {} {}\n", ctx.id(), ctx.attempt(), job.n),
-                )?;
+                let line = match ctx.batch_callback() {
+                    // A batch's callback also records what it read.
+                    Some(b) => format!(
+                        "{} {} {} {} {} {} {} {}\n",
+                        ctx.id(),
+                        ctx.attempt(),
+                        job.n,
+                        b.on.as_str(),
+                        b.total,
+                        b.done,
+                        b.dead,
+                        b.cancelled
+                    ),
+                    None => format!("{} {} {}\n", ctx.id(), ctx.attempt(), job.n),
+                };
+                append(&record, &line)?;
                 Ok(())
             }
         })
