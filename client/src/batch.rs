@@ -560,9 +560,14 @@ pub struct BatchCallback {
     #[serde(default)]
     pub first_dead: Option<JobId>,
     /// The results of the done members that keep their outcome, in the
-    /// order they were added (empty for a death callback).
+    /// order they were added (empty for a death callback, and when
+    /// `results_omitted`).
     #[serde(default)]
     pub results: Vec<MemberResult>,
+    /// The results were more than 256 KiB: read them with
+    /// [`Client::batch_results`] (the batch keeps them until it expires).
+    #[serde(default)]
+    pub results_omitted: bool,
 }
 
 /// One member's result, for a batch callback.
@@ -831,28 +836,111 @@ impl Client {
     /// # Errors
     /// [`Error::Redis`].
     pub async fn batch_status(&self, id: &BatchId) -> Result<Option<BatchStatus>> {
-        let home = self.queue_keys(id.home())?;
-        let keys = home.batch(id.uuid());
+        Ok(self
+            .batch_statuses(std::slice::from_ref(id))
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// Several batches in one round trip (one more per chain, for where
+    /// it stopped).
+    async fn batch_statuses(&self, ids: &[BatchId]) -> Result<Vec<Option<BatchStatus>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
-        pipe.cmd("HGETALL").arg(&keys.state);
-        pipe.cmd("HLEN").arg(&keys.members);
-        let (fields, total): (Vec<(String, String)>, u64) =
-            scripts::run(&mut self.connection(), &pipe)
+        for id in ids {
+            let keys = self.queue_keys(id.home())?.batch(id.uuid());
+            pipe.cmd("HGETALL").arg(&keys.state);
+            pipe.cmd("HLEN").arg(&keys.members);
+        }
+        let replies: Vec<redis::Value> = scripts::run(&mut self.connection(), &pipe)
+            .await
+            .map_err(Error::redis("batch status"))?;
+        let mut replies = replies.into_iter();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let (Some(fields), Some(total)) = (replies.next(), replies.next()) else {
+                break;
+            };
+            let fields: Vec<(String, String)> =
+                redis::from_redis_value(fields).map_err(Error::parse("batch status"))?;
+            let total: u64 =
+                redis::from_redis_value(total).map_err(Error::parse("batch status"))?;
+            if fields.is_empty() {
+                out.push(None);
+                continue;
+            }
+            let mut status = parse_status(id, &fields, total);
+            if status.kind == BatchKind::Chain {
+                let links = self.batch_members(id, None, 0, CHAIN_LINKS_MAX).await?;
+                status.stopped_at = links
+                    .items
+                    .iter()
+                    .find(|l| matches!(l.state, MemberState::Dead | MemberState::Cancelled))
+                    .map(|l| l.id.clone());
+            }
+            out.push(Some(status));
+        }
+        Ok(out)
+    }
+
+    /// The results batch `id`'s done members kept, in the order the
+    /// members were added: what a callback reads, also when it carried
+    /// too many to hold ([`BatchCallback::results_omitted`]). Results that
+    /// are not JSON are skipped.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn batch_results(&self, id: &BatchId) -> Result<Vec<MemberResult>> {
+        let keys = self.queue_keys(id.home())?.batch(id.uuid());
+        let mut out = Vec::new();
+        let mut from = 0usize;
+        loop {
+            let ids = self.batch_ids(&keys.ids, from).await?;
+            if ids.is_empty() {
+                return Ok(out);
+            }
+            from += ids.len();
+            let mut hmget = redis::cmd("HMGET");
+            hmget.arg(&keys.results);
+            for (member, _) in &ids {
+                hmget.arg(member);
+            }
+            let values: Vec<Option<String>> = hmget
+                .query_async(&mut self.connection())
                 .await
-                .map_err(Error::redis("batch status"))?;
-        if fields.is_empty() {
-            return Ok(None);
+                .map_err(Error::redis("batch results"))?;
+            for ((member, _), value) in ids.into_iter().zip(values) {
+                if let Some(result) = value.and_then(|v| RawValue::from_string(v).ok()) {
+                    out.push(MemberResult {
+                        id: JobId::from(member),
+                        result,
+                    });
+                }
+            }
         }
-        let mut status = parse_status(id, &fields, total);
-        if status.kind == BatchKind::Chain {
-            let links = self.batch_members(id, None, 0, CHAIN_LINKS_MAX).await?;
-            status.stopped_at = links
-                .items
-                .iter()
-                .find(|l| matches!(l.state, MemberState::Dead | MemberState::Cancelled))
-                .map(|l| l.id.clone());
-        }
-        Ok(Some(status))
+    }
+
+    /// Up to [`OPEN_CHUNK`] members (id, queue) of a batch's `ids` list
+    /// from `from`.
+    async fn batch_ids(&self, key: &str, from: usize) -> Result<Vec<(String, String)>> {
+        let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(key)
+            .arg(from)
+            .arg(from + OPEN_CHUNK - 1)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(Error::redis("batch members"))?;
+        Ok(entries
+            .iter()
+            .map(|e| {
+                let text = String::from_utf8_lossy(e);
+                let (id, queue) = text.split_once('"').unwrap_or((&text, ""));
+                (id.to_owned(), queue.to_owned())
+            })
+            .collect())
     }
 
     /// A page of batch `id`'s members in the order they were added, all
@@ -873,24 +961,11 @@ impl Client {
         let mut matched = 0usize;
         let mut from = if state.is_none() { offset } else { 0 };
         loop {
-            let entries: Vec<Vec<u8>> = redis::cmd("LRANGE")
-                .arg(&keys.ids)
-                .arg(from)
-                .arg(from + OPEN_CHUNK - 1)
-                .query_async(&mut self.connection())
-                .await
-                .map_err(Error::redis("batch members"))?;
-            if entries.is_empty() {
+            let parsed = self.batch_ids(&keys.ids, from).await?;
+            if parsed.is_empty() {
                 break;
             }
-            let parsed: Vec<(String, String)> = entries
-                .iter()
-                .map(|e| {
-                    let text = String::from_utf8_lossy(e);
-                    let (id, queue) = text.split_once('"').unwrap_or((&text, ""));
-                    (id.to_owned(), queue.to_owned())
-                })
-                .collect();
+            let read = parsed.len();
             let mut hmget = redis::cmd("HMGET");
             hmget.arg(&keys.members);
             for (member, _) in &parsed {
@@ -918,7 +993,7 @@ impl Client {
                     });
                 }
             }
-            from += entries.len();
+            from += read;
             if items.len() >= limit && state.is_none() {
                 break;
             }
@@ -1048,16 +1123,14 @@ impl Admin {
             }
         }
         all.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut out = Vec::new();
-        for (_, id) in all {
-            if out.len() >= limit {
-                break;
-            }
-            if let Some(status) = client.batch_status(&id).await? {
-                out.push(status);
-            }
-        }
-        Ok(out)
+        all.truncate(limit);
+        let ids: Vec<BatchId> = all.into_iter().map(|(_, id)| id).collect();
+        Ok(client
+            .batch_statuses(&ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 }
 

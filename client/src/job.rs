@@ -352,15 +352,39 @@ pub struct JobRecord {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub followups: bool,
     /// For a follow-up: the job whose end created it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
     pub parent: Option<crate::followup::Parent>,
     /// The batch (or chain) the job belongs to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
     pub batch: Option<crate::BatchId>,
     /// For a batch's callback: the batch, as it was when it triggered the
     /// callback (with the members' kept results).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
     pub batch_callback: Option<crate::BatchCallback>,
+}
+
+/// A field of a record that is only informative (links, a callback's
+/// view of its batch): one another producer wrote badly reads as `None`
+/// rather than making the whole record undecodable (a poison job).
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let raw: Option<Box<RawValue>> = Option::deserialize(deserializer)?;
+    Ok(raw.and_then(|r| serde_json::from_str(r.get()).ok()))
 }
 
 impl JobRecord {
@@ -504,5 +528,21 @@ mod tests {
         let b = JobId::new();
         assert_eq!(a.as_str().len(), 36);
         assert!(a <= b);
+    }
+
+    #[test]
+    fn links_another_producer_wrote_badly_do_not_poison_the_record() {
+        let raw = r#"{"id":"a","attempt":1,"max_attempts":3,"enqueued_ms":1,"type":"t","queue":"q","args":{},"created_ms":1,"parent":"not an object","batch":"no tilde","batch_callback":{"on":"sometimes"}}"#;
+        let rec = JobRecord::from_json(raw).expect("decodes");
+        assert!(rec.parent.is_none() && rec.batch.is_none() && rec.batch_callback.is_none());
+        let good = raw
+            .replace(r#""batch":"no tilde""#, r#""batch":"q~0193-abc""#)
+            .replace(
+                r#""parent":"not an object""#,
+                r#""parent":{"id":"p","queue":"q","state":"done"}"#,
+            );
+        let rec = JobRecord::from_json(&good).expect("decodes");
+        assert_eq!(rec.batch.expect("batch").home(), "q");
+        assert_eq!(rec.parent.expect("parent").state, "done");
     }
 }

@@ -149,6 +149,11 @@ fn worker(env: &TestEnv, log: &Log) -> RunningWorker {
             }
         })
         .register(|_ctx, _job: Audited| async { Ok(()) })
+        .register_returning(|_ctx, job: Big| async move {
+            let mut text = format!("{}:", job.n);
+            text.extend(std::iter::repeat_n('x', job.size));
+            Ok(text)
+        })
         .register(|_ctx, job: Flaky| async move {
             if FLAKY_REFUSE.load(std::sync::atomic::Ordering::SeqCst) == job.gate {
                 return Err(JobError::permanent("flaky refused"));
@@ -1328,4 +1333,58 @@ async fn deleted_members_count_as_cancelled() {
     let status = c.batch_status(&id).await.unwrap().unwrap();
     assert_eq!((status.cancelled, status.pending), (5, 0));
     assert!(status.callbacks[0].fired);
+}
+
+/// Returns `size` bytes of text (a big result).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Big {
+    n: u64,
+    size: usize,
+}
+
+impl Job for Big {
+    const TYPE: &'static str = "big";
+}
+
+impl JobOutput for Big {
+    type Output = String;
+}
+
+/// A chord whose results pass 256 KiB: the callback says they were
+/// omitted, and `batch_results` reads every one, in order.
+#[tokio::test]
+async fn a_chord_too_big_to_carry_reads_its_results_from_the_batch() {
+    let env = TestEnv::start().await;
+    let log = Log::default();
+    let w = worker(&env, &log);
+    let c = &env.client;
+    let mut batch =
+        spool_client::Batch::new().on_success(FollowUp::on_complete(&report("big-cb")).unwrap());
+    for n in 0..300 {
+        batch
+            .add_with(
+                &Big { n, size: 1000 },
+                EnqueueOptions::new().keep_outcome(Duration::from_secs(600)),
+            )
+            .unwrap();
+    }
+    let id = c.enqueue_batch(batch).await.unwrap();
+    wait_for("the callback", Duration::from_secs(30), || async {
+        !runs_of(&log, "big-cb").is_empty()
+    })
+    .await;
+    w.stop().await;
+    let cb = runs_of(&log, "big-cb")[0].callback.clone().unwrap();
+    assert!(cb.results_omitted);
+    assert!(cb.results.is_empty());
+    assert_eq!(cb.done, 300);
+    let results = c.batch_results(&id).await.unwrap();
+    assert_eq!(results.len(), 300);
+    let firsts: Vec<String> = results
+        .iter()
+        .map(|r| serde_json::from_str::<String>(r.result.get()).unwrap())
+        .map(|text| text.split(':').next().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = (0..300).map(|n: u64| n.to_string()).collect();
+    assert_eq!(firsts, expected);
 }

@@ -26,13 +26,19 @@
 -- How long a batch that is not finished is kept after its last change.
 local SPOOL_BATCH_IDLE_MS = 30 * 24 * 3600 * 1000
 
--- The kept results as a JSON array of {"id","result"} in member order, or
--- nil when no member kept one.
+-- Most bytes of results a callback carries (under the default payload
+-- limit); past it the callback says `"results_omitted":true` and reads
+-- them from the batch (`Client::batch_results`).
+local SPOOL_BATCH_RESULTS_MAX = 256 * 1024
+
+-- The kept results as `,"results":[{"id","result"}…]` in member order, ''
+-- when no member kept one, or `,"results_omitted":true` past
+-- SPOOL_BATCH_RESULTS_MAX.
 local function spool_batch_results()
   if redis.call('HLEN', KEYS[4]) == 0 then
-    return nil
+    return ''
   end
-  local parts = {}
+  local parts, size = {}, 0
   local n = redis.call('LLEN', KEYS[3])
   for from = 0, n - 1, 1000 do
     local ids = {}
@@ -43,17 +49,21 @@ local function spool_batch_results()
       local values = redis.call('HMGET', KEYS[4], unpack(ids))
       for i = 1, #ids do
         if values[i] then
+          size = size + #values[i] + #ids[i] + 20
+          if size > SPOOL_BATCH_RESULTS_MAX then
+            return ',"results_omitted":true'
+          end
           parts[#parts + 1] = '{"id":' .. cjson.encode(ids[i]) .. ',"result":' .. values[i] .. '}'
         end
       end
     end
   end
-  return '[' .. table.concat(parts, ',') .. ']'
+  return ',"results":[' .. table.concat(parts, ',') .. ']'
 end
 
 -- Triggers the callbacks `on` of `callbacks` (JSON text): each goes to the
 -- home outbox, its body ending with `"batch_callback":{"on", summary,
--- "results"}`. Returns how many.
+-- results}` (results: spool_batch_results's text). Returns how many.
 local function spool_batch_fire(on, callbacks, summary, results)
   local ok, list = pcall(cjson.decode, callbacks or '[]')
   if not ok or type(list) ~= 'table' then
@@ -63,7 +73,7 @@ local function spool_batch_fire(on, callbacks, summary, results)
   for _, f in ipairs(list) do
     if type(f) == 'table' and f[1] == on then
       tail = tail or (',"batch_callback":{"on":"' .. on .. '",' .. summary ..
-        (results and (',"results":' .. results) or '') .. '}}')
+        (results or '') .. '}}')
       spool_outbox_push(KEYS[5], f, tail)
       n = n + 1
     end
