@@ -136,12 +136,14 @@ pub enum EventKind {
     Resumed,
     /// An operator changed the queue's event settings.
     EventsConfigured,
+    /// An operator set or lifted the queue's global concurrency limit.
+    LimitChanged,
     /// A kind this version does not know (a newer writer), kept as written.
     Other(String),
 }
 
 impl EventKind {
-    const NAMES: [(&'static str, Self); 15] = [
+    const NAMES: [(&'static str, Self); 16] = [
         ("enqueued", Self::Enqueued),
         ("scheduled", Self::Scheduled),
         ("started", Self::Started),
@@ -157,6 +159,7 @@ impl EventKind {
         ("paused", Self::Paused),
         ("resumed", Self::Resumed),
         ("events_configured", Self::EventsConfigured),
+        ("limit_changed", Self::LimitChanged),
     ];
 
     /// The name written in the stream.

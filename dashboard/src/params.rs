@@ -205,6 +205,7 @@ impl ListQuery {
             "delete" => "deleted",
             "pause" => return Some("Queue paused.".to_owned()),
             "resume" => return Some("Queue resumed.".to_owned()),
+            "limit" => return Some("Concurrency limit saved.".to_owned()),
             "cron" => return Some("Cron entry updated.".to_owned()),
             "cron_run" => return Some("Cron job enqueued.".to_owned()),
             _ => return None,

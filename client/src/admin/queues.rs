@@ -36,6 +36,19 @@ pub struct QueueInfo {
     /// Age of the oldest ready job (zero when empty), by Redis's clock.
     #[serde(serialize_with = "ser_ms")]
     pub latency: Duration,
+    /// The global concurrency limit: at most this many of the queue's jobs
+    /// leased at once across every worker ([`Admin::set_concurrency_limit`]).
+    pub concurrency_limit: Option<u32>,
+}
+
+impl QueueInfo {
+    /// The queue has a global concurrency limit and as many jobs leased:
+    /// ready jobs wait for a place.
+    #[must_use]
+    pub fn at_limit(&self) -> bool {
+        self.concurrency_limit
+            .is_some_and(|limit| self.active >= u64::from(limit))
+    }
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -141,6 +154,7 @@ impl Admin {
             pipe.cmd("ZCARD").arg(&k.scheduled);
             pipe.cmd("ZCARD").arg(&k.retry);
             pipe.cmd("ZCARD").arg(&k.dead);
+            pipe.cmd("HGET").arg(&k.settings).arg("concurrency");
         }
         let (now, mut it) = self.run_timed(&pipe, "queues").await?;
         let mut out = Vec::with_capacity(names.len());
@@ -155,6 +169,8 @@ impl Admin {
             let scheduled: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let retry: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let dead: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
+            let limit: Option<String> =
+                redis::from_redis_value(next()?).map_err(Error::parse("HGET settings"))?;
             let latency = oldest
                 .first()
                 .and_then(|(_, head)| record_head(head))
@@ -170,6 +186,7 @@ impl Admin {
                 dead,
                 paused,
                 latency,
+                concurrency_limit: limit.and_then(|l| l.parse::<u32>().ok()).filter(|l| *l > 0),
             });
         }
         Ok(out)
@@ -204,6 +221,36 @@ impl Admin {
         let mut cmd = SCRIPTS.pause.cmd(&[&k.paused, &k.events, &k.settings]);
         cmd.arg(self.actor());
         self.write(&cmd, "pause").await?;
+        self.register_queues(&[queue]).await
+    }
+
+    /// Sets `queue`'s global concurrency limit: at most `limit` of its jobs
+    /// leased at once across every worker (the check is in `fetch.lua`,
+    /// atomic with the claim; a lease that expired, its worker dead, frees
+    /// its place at once). `None` lifts it. Takes effect at the next fetch;
+    /// idle fetchers are woken. Jobs already running past a lowered limit
+    /// finish.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+    /// client.admin().set_concurrency_limit("exports", Some(5)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`]; [`Error::InvalidArgument`] for a limit
+    /// of 0 (pause the queue instead); [`Error::Redis`].
+    pub async fn set_concurrency_limit(&self, queue: &str, limit: Option<u32>) -> Result<()> {
+        if limit == Some(0) {
+            return Err(Error::InvalidArgument(
+                "a concurrency limit must be at least 1; pause the queue to stop it".to_owned(),
+            ));
+        }
+        let k = self.client.queue_keys(queue)?;
+        let mut cmd = SCRIPTS.queue_limit.cmd(&[&k.settings, &k.events, &k.wake]);
+        cmd.arg(limit.map_or_else(String::new, |l| l.to_string()))
+            .arg(self.actor());
+        self.write(&cmd, "set concurrency limit").await?;
         self.register_queues(&[queue]).await
     }
 

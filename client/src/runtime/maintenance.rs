@@ -33,6 +33,9 @@ pub struct ReapReport {
     pub to_ready: u64,
     /// Expired leases whose jobs had no attempts left and went to dead.
     pub to_dead: u64,
+    /// Time until the next lease deadline of the queue (Redis's clock), if
+    /// any lease is left.
+    pub next_expiry: Option<Duration>,
 }
 
 /// What one retention call did.
@@ -70,10 +73,15 @@ impl Runtime {
             .arg(retention.dead_max_jobs)
             .arg(retention.error_history)
             .arg(&self.client.global_keys().finished_channel);
-        let (to_ready, to_dead): (u64, u64) = scripts::run(&mut self.client.connection(), &cmd)
-            .await
-            .map_err(Error::redis("reap"))?;
-        Ok(ReapReport { to_ready, to_dead })
+        let (to_ready, to_dead, next): (u64, u64, i64) =
+            scripts::run(&mut self.client.connection(), &cmd)
+                .await
+                .map_err(Error::redis("reap"))?;
+        Ok(ReapReport {
+            to_ready,
+            to_dead,
+            next_expiry: u64::try_from(next).ok().map(Duration::from_millis),
+        })
     }
 
     /// Moves due scheduled and retry jobs (up to `limit` per set) to ready.

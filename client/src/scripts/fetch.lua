@@ -12,6 +12,12 @@
 -- producer), goes to the dead set at once with a readable error; it never
 -- reaches a handler, and a huge one is never sent over the network.
 -- Events: `started` per job (queue level all), `dead` per buried entry.
+-- A queue with a global concurrency limit (`concurrency` in its settings
+-- hash) gets at most that many leases that have not expired, across every
+-- worker: the claim is cut to the room left, and a full queue returns
+-- nothing without passing the wake-up on (its fetchers wait for a token or
+-- their idle poll). An expired lease (its worker died) frees its place at
+-- once, before the reaper runs.
 --
 -- KEYS[1] ready  KEYS[2] active  KEYS[3] jobs  KEYS[4] leases  KEYS[5] fence
 -- KEYS[6] paused KEYS[7] dead    KEYS[8] errors KEYS[9] wake   KEYS[10] stats
@@ -24,7 +30,18 @@ local now = spool_now()
 if redis.call('EXISTS', KEYS[6]) == 1 then
   return {now}
 end
-local items = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))
+local ev = spool_events(KEYS[13], KEYS[14])
+local want = tonumber(ARGV[1])
+-- With a limit: the places left, and whether this claim may fill them.
+local room
+if ev.concurrency then
+  room = ev.concurrency - redis.call('ZCOUNT', KEYS[2], now, '+inf')
+  if room <= 0 then
+    return {now}
+  end
+  want = math.min(want, room)
+end
+local items = redis.call('RPOP', KEYS[1], want)
 if not items then
   return {now}
 end
@@ -36,7 +53,6 @@ local out = {now}
 local latency, claimed, bad = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 local max_bytes = tonumber(ARGV[4])
-local ev = spool_events(KEYS[13], KEYS[14])
 
 -- Moves entry `record` to the dead set under `id` with error `why`.
 local function bury(id, record, why)
@@ -104,8 +120,9 @@ end
 if bad > 0 then
   spool_count(KEYS[10], 'f', now, bad)
 end
--- Chain the wake-up: if jobs remain, another idle fetcher should come too.
-if redis.call('LLEN', KEYS[1]) > 0 then
+-- Chain the wake-up: if jobs remain, another idle fetcher should come too
+-- (unless this claim filled the queue's places: it would find none).
+if (not room or claimed < room) and redis.call('LLEN', KEYS[1]) > 0 then
   spool_wake(KEYS[9])
 end
 return out

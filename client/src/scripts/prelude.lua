@@ -208,17 +208,19 @@ local SPOOL_EVENT_LEVELS = {off = 0, terminal = 1, all = 2}
 local SPOOL_TERMINAL, SPOOL_ALL = 1, 2
 
 -- The events of a queue for this call: its stream key, level and cap (read
--- once from its settings hash). Without keys (callers that pass none) the
--- level is off.
+-- once from its settings hash), and, read in the same HMGET, the queue's
+-- global concurrency limit (`concurrency`: a positive integer, else nil).
+-- Without keys (callers that pass none) the level is off.
 local function spool_events(events, settings)
   if not events or not settings then
     return {level = 0}
   end
-  local cfg = redis.call('HMGET', settings, 'events', 'events_max')
+  local cfg = redis.call('HMGET', settings, 'events', 'events_max', 'concurrency')
   local level = SPOOL_EVENT_LEVELS[cfg[1] or SPOOL_EVENTS_DEFAULT] or
     SPOOL_EVENT_LEVELS[SPOOL_EVENTS_DEFAULT]
   local max = cfg[2] and string.match(cfg[2], '^[1-9]%d*$') or SPOOL_EVENTS_MAX_DEFAULT
-  return {key = events, level = level, max = max}
+  local limit = cfg[3] and string.match(cfg[3], '^[1-9]%d*$')
+  return {key = events, level = level, max = max, concurrency = limit and tonumber(limit)}
 end
 
 -- Writes one entry: event `kind` of `jobs` (id, attempt, type, … ; may be

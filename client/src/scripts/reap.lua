@@ -15,7 +15,10 @@
 -- KEYS[15] settings KEYS[16] followups KEYS[17] outbox
 -- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
 -- ARGV[4] finished channel
--- Returns {returned_to_ready, moved_to_dead}.
+-- Returns {returned_to_ready, moved_to_dead, ms until the next lease
+-- deadline or -1 when no lease is left}: the reaper sleeps until then (at
+-- most its interval), so a dead worker's jobs come back right after their
+-- leases expire.
 local now = spool_now()
 local now_s = spool_int(now)
 local q = spool_finishing(9, KEYS[2], KEYS[4], KEYS[8], ARGV[4])
@@ -69,4 +72,6 @@ end
 if to_ready > 0 then
   spool_wake(KEYS[7])
 end
-return {to_ready, to_dead}
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local next_expiry = head[2] and math.max(0, tonumber(head[2]) - now) or -1
+return {to_ready, to_dead, next_expiry}

@@ -33,7 +33,7 @@ use std::io::Write;
 
 use clap::Parser as _;
 
-use parse::{Cli, Command};
+use parse::{Cli, Command, QueueCmd};
 use spool_client::{JobId, Status};
 
 /// Exit code: success.
@@ -199,6 +199,16 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
             Ok(())
         }
         Command::Cron { cmd } => commands::cron(&admin, cmd, out).await,
+        Command::Queue {
+            cmd: QueueCmd::Limit { queue, limit },
+        } => {
+            admin.set_concurrency_limit(&queue, limit.0).await?;
+            match limit.0 {
+                Some(n) => writeln!(out, "{queue}: at most {n} running at once, fleet-wide")?,
+                None => writeln!(out, "{queue}: no concurrency limit")?,
+            }
+            Ok(())
+        }
         Command::Enqueue(a) => commands::enqueue(&client, a, out, err).await,
         Command::Status { id, json } => {
             let s = client.status(&JobId::from(id.as_str())).await?;

@@ -84,9 +84,15 @@ pub(crate) fn queues(out: &mut dyn Write, queues: &[QueueInfo]) -> std::io::Resu
         ("scheduled", 10, true),
         ("retry", 8, true),
         ("dead", 8, true),
+        ("limit", 6, true),
         ("state", 0, false),
     ];
     let rows = queues.iter().map(|q| {
+        let state = match (q.paused, q.at_limit()) {
+            (true, _) => "paused",
+            (false, true) => "at limit",
+            (false, false) => "running",
+        };
         vec![
             q.name.clone(),
             q.ready.to_string(),
@@ -95,7 +101,9 @@ pub(crate) fn queues(out: &mut dyn Write, queues: &[QueueInfo]) -> std::io::Resu
             q.scheduled.to_string(),
             q.retry.to_string(),
             q.dead.to_string(),
-            (if q.paused { "paused" } else { "running" }).to_owned(),
+            q.concurrency_limit
+                .map_or_else(|| "-".to_owned(), |l| l.to_string()),
+            state.to_owned(),
         ]
     });
     table(out, &columns, rows)

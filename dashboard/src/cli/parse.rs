@@ -54,6 +54,11 @@ pub(crate) enum Command {
         /// Queue name.
         queue: String,
     },
+    /// Fleet-wide settings of a queue.
+    Queue {
+        #[command(subcommand)]
+        cmd: QueueCmd,
+    },
     /// Cron entries.
     Cron {
         #[command(subcommand)]
@@ -113,6 +118,33 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `spool queue …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCmd {
+    /// Set the queue's global concurrency limit: at most N of its jobs
+    /// running at once across every worker; `none` lifts it.
+    Limit {
+        /// Queue name.
+        queue: String,
+        /// The limit (1 to 1000000), or `none`.
+        #[arg(value_parser = concurrency_limit)]
+        limit: LimitArg,
+    },
+}
+
+/// A concurrency limit, or none.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LimitArg(pub(crate) Option<u32>);
+
+fn concurrency_limit(raw: &str) -> Result<LimitArg, String> {
+    if raw == "none" {
+        return Ok(LimitArg(None));
+    }
+    canonical(raw, &1u32, &1_000_000)
+        .map(|n| LimitArg(Some(n)))
+        .ok_or_else(|| "must be a number from 1 to 1000000, or none".to_owned())
 }
 
 /// `spool batch …`.

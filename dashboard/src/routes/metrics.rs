@@ -50,7 +50,7 @@ fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-const GAUGES: [IntGauge; 6] = [
+const GAUGES: [IntGauge; 8] = [
     ("spool_queue_depth", "Jobs in the ready list", |q| {
         int(q.ready)
     }),
@@ -67,6 +67,16 @@ const GAUGES: [IntGauge; 6] = [
     ("spool_queue_paused", "1 when the queue is paused", |q| {
         i64::from(q.paused)
     }),
+    (
+        "spool_queue_concurrency_limit",
+        "The queue's global concurrency limit (0: none)",
+        |q| i64::from(q.concurrency_limit.unwrap_or(0)),
+    ),
+    (
+        "spool_queue_throttled",
+        "1 when the queue is at its concurrency limit (ready jobs wait)",
+        |q| i64::from(q.at_limit() && q.ready > 0),
+    ),
 ];
 
 /// The registry of one scrape.

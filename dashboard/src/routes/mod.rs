@@ -52,6 +52,7 @@ pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
         .route("/queues/{queue}", get(queues::page))
         .route("/queues/{queue}/pause", post(queues::pause))
         .route("/queues/{queue}/resume", post(queues::resume))
+        .route("/queues/{queue}/limit", post(queues::limit))
         // `/scheduled`, `/retries`, `/dead`: fixed routes take precedence.
         .route("/{set}", get(sets::page))
         .route("/{set}/actions", post(sets::action))

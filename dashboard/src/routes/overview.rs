@@ -91,6 +91,10 @@ pub(crate) fn queue_row(base: &str, q: &QueueInfo, last_hour: (u64, u64)) -> Que
         paused: q.paused,
         processed_1h: last_hour.0,
         failed_1h: last_hour.1,
+        limit: q
+            .concurrency_limit
+            .map_or_else(String::new, |l| l.to_string()),
+        at_limit: q.at_limit(),
     }
 }
 

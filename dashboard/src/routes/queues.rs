@@ -5,7 +5,7 @@ use axum::extract::{Extension, Path, State};
 use axum::response::{Redirect, Response};
 
 use crate::error::AppResult;
-use crate::params::{enc, queue_name, ListQuery, StrictQuery};
+use crate::params::{enc, queue_name, ListQuery, StrictForm, StrictQuery};
 use crate::routes::overview::queue_row;
 use crate::state::{AppState, Ctx};
 use crate::views::{render, JobRow, Layout, Pager, QueuePage};
@@ -44,6 +44,40 @@ pub(crate) async fn page(
         jobs: rows,
         pager,
     }))
+}
+
+/// The form of `POST /queues/{queue}/limit`: `csrf` (read by the gate)
+/// and the limit.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct LimitForm {
+    /// A positive integer, or empty to lift the limit.
+    limit: Option<String>,
+}
+
+/// POST `/queues/{queue}/limit`: sets (or, empty, lifts) the queue's
+/// global concurrency limit, then back to the queue page.
+pub(crate) async fn limit(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path(queue): Path<String>,
+    StrictForm(form): StrictForm<LimitForm>,
+) -> AppResult<Redirect> {
+    let queue = queue_name(&queue)?;
+    let raw = form.limit.as_deref().unwrap_or("").trim();
+    let limit = if raw.is_empty() || raw == "none" {
+        None
+    } else {
+        Some(crate::params::number("limit", Some(raw), 1, 1, 1_000_000)?)
+    };
+    ctx.admin(&s.admin)
+        .set_concurrency_limit(queue, limit)
+        .await?;
+    tracing::info!(queue, ?limit, "concurrency limit set from the dashboard");
+    Ok(Redirect::to(&format!(
+        "{}/queues/{}?done=limit&n=1",
+        ctx.base,
+        enc(queue)
+    )))
 }
 
 pub(crate) async fn pause(s: AppState, c: Extension<Ctx>, q: Path<String>) -> AppResult<Redirect> {

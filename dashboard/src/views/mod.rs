@@ -198,6 +198,10 @@ pub(crate) struct QueueRow {
     pub(crate) paused: bool,
     pub(crate) processed_1h: u64,
     pub(crate) failed_1h: u64,
+    /// The global concurrency limit (empty: none).
+    pub(crate) limit: String,
+    /// As many jobs leased as the limit allows: ready jobs wait.
+    pub(crate) at_limit: bool,
 }
 
 /// A number on the overview with its label and link.

@@ -11,8 +11,15 @@
 //! sleeps stops at once and appends `<job id> <attempt>` to that file
 //! instead (the lease tests watch which run was cancelled).
 //!
+//! With `--ledger FILE`, each run also appends `<start µs> <end µs> <job id>`
+//! (wall clock) when it ends: the fleet tests count overlapping runs.
+//!
+//! With `--defaults`, the worker keeps the default lease, heartbeat, reaper,
+//! scheduler and idle timings (the flags for them are ignored).
+//!
 //! Usage: chaos-worker --redis-url URL --record FILE [--concurrency N]
 //!        [--lease-ms MS] [--shutdown-ms MS] [--cancel-record FILE]
+//!        [--ledger FILE] [--defaults]
 
 use std::io::Write;
 use std::time::Duration;
@@ -29,6 +36,13 @@ fn append(path: &str, line: &str) -> std::io::Result<()> {
         .append(true)
         .open(path)?
         .write_all(line.as_bytes())
+}
+
+/// Microseconds since the Unix epoch (wall clock).
+fn now_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
 }
 
 #[tokio::main]
@@ -51,6 +65,8 @@ async fn main() -> anyhow::Result<()> {
     let shutdown_ms: u64 =
         spool_tests::flag_value(&args, "--shutdown-ms").map_or(Ok(5000), |v| v.parse())?;
     let cancel_record = spool_tests::flag_value(&args, "--cancel-record");
+    let ledger = spool_tests::flag_value(&args, "--ledger");
+    let defaults = args.iter().any(|a| a == "--defaults");
 
     let client = Client::builder(&url)
         .tls(spool_client::TlsFiles::from_env())
@@ -60,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
         .queue("chaos", 1)
         .concurrency(concurrency)
         .configure(|c| {
+            if defaults {
+                return;
+            }
             c.lease = Duration::from_millis(lease_ms);
             c.heartbeat_interval = Duration::from_millis(lease_ms / 4);
             c.process_ttl = Duration::from_millis(lease_ms * 2);
@@ -71,7 +90,9 @@ async fn main() -> anyhow::Result<()> {
         .register(move |ctx: JobContext, job: Work| {
             let record = record.clone();
             let cancel_record = cancel_record.clone();
+            let ledger = ledger.clone();
             async move {
+                let started_us = now_us();
                 let sleep = tokio::time::sleep(Duration::from_millis(job.sleep_ms));
                 if let Some(cancel_record) = cancel_record {
                     tokio::select! {
@@ -100,6 +121,12 @@ async fn main() -> anyhow::Result<()> {
                     None => format!("{} {} {}\n", ctx.id(), ctx.attempt(), job.n),
                 };
                 append(&record, &line)?;
+                if let Some(ledger) = ledger {
+                    append(
+                        &ledger,
+                        &format!("{started_us} {} {}\n", now_us(), ctx.id()),
+                    )?;
+                }
                 Ok(())
             }
         })
