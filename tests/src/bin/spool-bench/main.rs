@@ -20,6 +20,10 @@
 //! job events (default: the queues' default, terminal); the report adds
 //! `redis_bytes_per_event` (the memory of the event streams per event).
 //!
+//! With `--concurrency-limit N`, the bench queues get a global concurrency
+//! limit of N (`Admin::set_concurrency_limit`): a generous one measures what
+//! the check costs the drain.
+//!
 //! With `--poison`, it runs a different scenario instead: 5,000 good jobs
 //! drained alone, then the same 5,000 mixed with 90 poison items (bad JSON,
 //! unknown types, wrong args, deep nesting, 10 MiB payloads, a panicking
@@ -84,6 +88,7 @@ struct Args {
     result: bool,
     waiters: u64,
     events: Option<spool_client::EventLevel>,
+    concurrency_limit: Option<u32>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -102,6 +107,7 @@ fn parse_args() -> anyhow::Result<Args> {
         result: false,
         waiters: 0,
         events: None,
+        concurrency_limit: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -121,8 +127,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--result" => a.result = true,
             "--waiters" => a.waiters = value()?.parse()?,
             "--events" => a.events = Some(spool_client::EventLevel::parse(&value()?)?),
+            "--concurrency-limit" => a.concurrency_limit = Some(value()?.parse()?),
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--poison]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--poison]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -225,6 +232,11 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let events_level = client.admin().events_config(&queues[0]).await?.level;
+    if let Some(limit) = args.concurrency_limit {
+        for q in &queues {
+            client.admin().set_concurrency_limit(q, Some(limit)).await?;
+        }
+    }
 
     // 1. Enqueue and memory.
     let jobs: Vec<BenchNoop> = (0..args.jobs).map(|_| BenchNoop { t: 0 }).collect();
@@ -405,6 +417,7 @@ async fn main() -> anyhow::Result<()> {
         "result": args.result,
         "redis_bytes_per_kept_outcome": bytes_per_kept_outcome.map(f64::round),
         "events": events_level.as_str(),
+        "concurrency_limit": args.concurrency_limit,
         "redis_bytes_per_event": bytes_per_event.map(f64::round),
         "waiters": args.waiters,
         "wait_p50_ms": wait_pct(0.50),
