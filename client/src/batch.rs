@@ -188,6 +188,55 @@ impl Member {
     }
 }
 
+/// What a batch and a chain share besides their jobs: where they live, a
+/// description, and how long they are kept once finished.
+#[derive(Debug, Clone, Default)]
+struct Tracking {
+    home: Option<String>,
+    description: String,
+    keep: Option<Duration>,
+}
+
+impl Tracking {
+    /// The home queue: the one given, else `first` (the first job's queue),
+    /// else the default queue.
+    fn home_or(&self, first: Option<&str>) -> String {
+        self.home
+            .clone()
+            .or_else(|| first.map(str::to_owned))
+            .unwrap_or_else(|| JobDefaults::default().queue)
+    }
+}
+
+/// The setters of [`Tracking`] for [`Batch`] and [`Chain`].
+macro_rules! tracking_setters {
+    () => {
+        /// The queue whose slot holds the state (default: the first job's
+        /// queue). Its outbox receives a batch's callbacks: workers serving
+        /// it create them.
+        #[must_use]
+        pub fn queue(mut self, home: impl Into<String>) -> Self {
+            self.tracking.home = Some(home.into());
+            self
+        }
+
+        /// A line for people (shown by the dashboard and `spool batch show`).
+        #[must_use]
+        pub fn description(mut self, text: impl Into<String>) -> Self {
+            self.tracking.description = text.into();
+            self
+        }
+
+        /// How long the state is kept once finished (default
+        /// [`BATCH_KEEP_DEFAULT`]).
+        #[must_use]
+        pub fn keep(mut self, retention: Duration) -> Self {
+            self.tracking.keep = Some(retention);
+            self
+        }
+    };
+}
+
 /// Many jobs under one id, with callbacks when they end; enqueue it with
 /// [`Client::enqueue_batch`].
 ///
@@ -212,9 +261,7 @@ impl Member {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    home: Option<String>,
-    description: String,
-    keep: Option<Duration>,
+    tracking: Tracking,
     callbacks: Vec<(BatchOn, FollowUp)>,
     members: Vec<Member>,
 }
@@ -226,29 +273,7 @@ impl Batch {
         Self::default()
     }
 
-    /// The queue whose slot holds the batch (default: the first member's
-    /// queue). Its outbox receives the callbacks: workers serving it
-    /// create them.
-    #[must_use]
-    pub fn queue(mut self, home: impl Into<String>) -> Self {
-        self.home = Some(home.into());
-        self
-    }
-
-    /// A line for people (shown by the dashboard and `spool batch show`).
-    #[must_use]
-    pub fn description(mut self, text: impl Into<String>) -> Self {
-        self.description = text.into();
-        self
-    }
-
-    /// How long the batch is kept once finished (default
-    /// [`BATCH_KEEP_DEFAULT`]).
-    #[must_use]
-    pub fn keep(mut self, retention: Duration) -> Self {
-        self.keep = Some(retention);
-        self
-    }
+    tracking_setters!();
 
     /// Creates `job` once every member is done; it reads the batch with
     /// its members' kept results (`JobRecord::batch_callback`). The
@@ -347,9 +372,7 @@ impl Batch {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Chain {
-    home: Option<String>,
-    description: String,
-    keep: Option<Duration>,
+    tracking: Tracking,
     links: Vec<Member>,
 }
 
@@ -368,9 +391,7 @@ impl Chain {
     /// As [`Chain::new`].
     pub fn new_with<J: Job>(first: &J, opts: EnqueueOptions) -> Result<Self> {
         Ok(Self {
-            home: None,
-            description: String::new(),
-            keep: None,
+            tracking: Tracking::default(),
             links: vec![Member::typed(first, opts)?],
         })
     }
@@ -393,27 +414,7 @@ impl Chain {
         Ok(self)
     }
 
-    /// The queue whose slot holds the chain's state (default: the first
-    /// link's queue).
-    #[must_use]
-    pub fn queue(mut self, home: impl Into<String>) -> Self {
-        self.home = Some(home.into());
-        self
-    }
-
-    /// A line for people.
-    #[must_use]
-    pub fn description(mut self, text: impl Into<String>) -> Self {
-        self.description = text.into();
-        self
-    }
-
-    /// How long the chain's state is kept once every link is done.
-    #[must_use]
-    pub fn keep(mut self, retention: Duration) -> Self {
-        self.keep = Some(retention);
-        self
-    }
+    tracking_setters!();
 }
 
 /// Batch or chain.
@@ -424,6 +425,17 @@ pub enum BatchKind {
     Batch,
     /// Links run one after another.
     Chain,
+}
+
+impl BatchKind {
+    /// Its lower-case name, as stored.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Batch => "batch",
+            Self::Chain => "chain",
+        }
+    }
 }
 
 /// Where a member (or link) is, as its batch knows it.
@@ -538,6 +550,19 @@ impl BatchStatus {
     pub fn finished(&self) -> bool {
         self.finished_ms.is_some()
     }
+
+    /// Where it is, in a word or three: `stopped at <link>` (a chain),
+    /// `finished`, `running` or `unsealed` (members still being added, or
+    /// the producer died before the seal).
+    #[must_use]
+    pub fn state(&self) -> String {
+        match (&self.stopped_at, self.finished(), self.sealed) {
+            (Some(at), _, _) => format!("stopped at {at}"),
+            (None, true, _) => "finished".to_owned(),
+            (None, false, true) => "running".to_owned(),
+            (None, false, false) => "unsealed".to_owned(),
+        }
+    }
 }
 
 /// What a batch callback reads of its batch (`JobRecord::batch_callback`),
@@ -591,10 +616,8 @@ impl Client {
     /// A failure after the first round trip leaves an unsealed batch.
     pub async fn enqueue_batch(&self, batch: Batch) -> Result<BatchId> {
         let home = batch
-            .home
-            .clone()
-            .or_else(|| batch.members.first().map(|m| m.queue().to_owned()))
-            .unwrap_or_else(|| JobDefaults::default().queue);
+            .tracking
+            .home_or(batch.members.first().map(Member::queue));
         let home_keys = self.queue_keys(&home)?;
         let id = BatchId::new(&home);
         let mut prepared: Vec<(String, Prepared)> = Vec::with_capacity(batch.members.len());
@@ -616,12 +639,10 @@ impl Client {
             .iter()
             .map(|(q, p)| (q.as_str(), p.id.as_str()))
             .collect();
-        let keep = batch.keep.unwrap_or(BATCH_KEEP_DEFAULT);
         let open = OpenBatch {
             kind: BatchKind::Batch,
-            keep,
+            tracking: &batch.tracking,
             callbacks: &callbacks,
-            description: &batch.description,
         };
         self.open_batch(&home_keys, &id, &open, &links).await?;
         let mut pipe = redis::pipe();
@@ -675,10 +696,7 @@ impl Client {
         let Some(first) = chain.links.first() else {
             return Err(Error::InvalidArgument("a chain needs a link".to_owned()));
         };
-        let home = chain
-            .home
-            .clone()
-            .unwrap_or_else(|| first.queue().to_owned());
+        let home = chain.tracking.home_or(Some(first.queue()));
         let home_keys = self.queue_keys(&home)?;
         let id = BatchId::new(&home);
         let ids: Vec<JobId> = chain.links.iter().map(|_| JobId::new()).collect();
@@ -730,9 +748,8 @@ impl Client {
             .collect();
         let open = OpenBatch {
             kind: BatchKind::Chain,
-            keep: chain.keep.unwrap_or(BATCH_KEEP_DEFAULT),
+            tracking: &chain.tracking,
             callbacks: "[]",
-            description: &chain.description,
         };
         self.open_batch(&home_keys, &id, &open, &links).await?;
         let mut pipe = redis::pipe();
@@ -795,14 +812,13 @@ impl Client {
                 SCRIPTS
                     .batch_open
                     .cmd(&[&keys.state, &keys.members, &keys.ids, &home.batches]);
-            cmd.arg(match open.kind {
-                BatchKind::Batch => "batch",
-                BatchKind::Chain => "chain",
-            })
-            .arg(crate::enqueue::duration_ms(open.keep))
-            .arg(open.callbacks)
-            .arg(crate::wire::truncate_utf8(open.description, 1000))
-            .arg(id.uuid());
+            cmd.arg(open.kind.as_str())
+                .arg(crate::enqueue::duration_ms(
+                    open.tracking.keep.unwrap_or(BATCH_KEEP_DEFAULT),
+                ))
+                .arg(open.callbacks)
+                .arg(crate::wire::truncate_utf8(&open.tracking.description, 1000))
+                .arg(id.uuid());
             for (queue, member) in chunk {
                 cmd.arg(*member).arg(*queue);
             }
@@ -1014,9 +1030,8 @@ impl Client {
 /// What `batch_open.lua` stores besides the members.
 struct OpenBatch<'a> {
     kind: BatchKind,
-    keep: Duration,
+    tracking: &'a Tracking,
     callbacks: &'a str,
-    description: &'a str,
 }
 
 /// `state"ms` as `batch_member.lua` writes it; anything else is pending.
@@ -1065,28 +1080,15 @@ fn parse_status(id: &BatchId, fields: &[(String, String)], total: u64) -> BatchS
 /// The callbacks as `batch_open.lua` stored them (entries that do not
 /// parse are skipped: another producer may have written them).
 fn parse_callbacks(raw: &str, fired: &str) -> Vec<BatchCallbackInfo> {
-    #[derive(Deserialize)]
-    struct Head {
-        #[serde(rename = "type", default)]
-        job_type: String,
-    }
-    let Ok(list) = serde_json::from_str::<Vec<serde_json::Value>>(raw) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(|entry| {
-            let on = BatchOn::parse(entry.get(0)?.as_str()?)?;
-            let job_type = entry
-                .get(4)
-                .and_then(serde_json::Value::as_str)
-                .and_then(|body| serde_json::from_str::<Head>(body).ok())
-                .map(|h| h.job_type)
-                .unwrap_or_default();
+    crate::followup::stored_follow_ups(raw)
+        .into_iter()
+        .filter_map(|f| {
+            let on = BatchOn::parse(&f.on)?;
             Some(BatchCallbackInfo {
                 on,
-                queue: entry.get(1)?.as_str()?.to_owned(),
-                id: JobId::from(entry.get(2)?.as_str()?.to_owned()),
-                job_type,
+                queue: f.queue,
+                id: f.id,
+                job_type: f.job_type,
                 fired: fired.contains(on.letter()),
             })
         })

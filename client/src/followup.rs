@@ -568,6 +568,39 @@ impl crate::client::Client {
     }
 }
 
+/// The follow-ups of a stored array (a `followups` hash value, or a
+/// batch's callbacks): each entry's trigger, queue, id and job type (read
+/// from its body). Entries that do not parse are skipped: another producer
+/// may have written them; so are batch markers.
+pub(crate) fn stored_follow_ups(raw: &str) -> Vec<PendingFollowUp> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "type", default)]
+        job_type: String,
+    }
+    let Ok(list) = serde_json::from_str::<Vec<serde_json::Value>>(raw) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|e| {
+            let on = e.get(0)?.as_str()?;
+            let job_type = e
+                .get(4)
+                .and_then(serde_json::Value::as_str)
+                .and_then(|b| serde_json::from_str::<Head>(b).ok())
+                .map(|h| h.job_type)
+                .unwrap_or_default();
+            Some(PendingFollowUp {
+                on: on.to_owned(),
+                queue: e.get(1)?.as_str()?.to_owned(),
+                id: JobId::from(e.get(2)?.as_str()?.to_owned()),
+                job_type,
+            })
+        })
+        .filter(|f| f.on != "batch")
+        .collect()
+}
+
 /// A follow-up a job waits to create (its child, once created), as the
 /// job's queue holds it ([`Admin::follow_ups`](crate::Admin::follow_ups)).
 #[derive(Debug, Clone, Serialize)]
@@ -590,11 +623,6 @@ impl crate::Admin {
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn follow_ups(&self, queue: &str, id: &str) -> Result<Vec<PendingFollowUp>> {
-        #[derive(Deserialize)]
-        struct Head {
-            #[serde(rename = "type", default)]
-            job_type: String,
-        }
         let keys = self.client().queue_keys(queue)?;
         let raw: Option<String> = redis::cmd("HGET")
             .arg(&keys.followups)
@@ -602,29 +630,9 @@ impl crate::Admin {
             .query_async(&mut self.client().connection())
             .await
             .map_err(Error::redis("follow-ups"))?;
-        let list: Vec<serde_json::Value> = raw
-            .and_then(|r| serde_json::from_str(&r).ok())
-            .unwrap_or_default();
-        Ok(list
-            .iter()
-            .filter_map(|e| {
-                let on = e.get(0)?.as_str()?;
-                if !matches!(on, "success" | "failure" | "complete") {
-                    return None;
-                }
-                let job_type = e
-                    .get(4)
-                    .and_then(serde_json::Value::as_str)
-                    .and_then(|b| serde_json::from_str::<Head>(b).ok())
-                    .map(|h| h.job_type)
-                    .unwrap_or_default();
-                Some(PendingFollowUp {
-                    on: on.to_owned(),
-                    queue: e.get(1)?.as_str()?.to_owned(),
-                    id: JobId::from(e.get(2)?.as_str()?.to_owned()),
-                    job_type,
-                })
-            })
+        Ok(stored_follow_ups(raw.as_deref().unwrap_or("[]"))
+            .into_iter()
+            .filter(|f| matches!(f.on.as_str(), "success" | "failure" | "complete"))
             .collect())
     }
 }

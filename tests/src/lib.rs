@@ -148,6 +148,23 @@ impl TestEnv {
         Worker::builder(self.client.clone()).configure(fast_config)
     }
 
+    /// Makes `queue` write every job event (level all), its stream capped at
+    /// 100,000 entries: the chaos tests count `enqueued`, `started` and
+    /// `retrying` events.
+    pub async fn all_events(&self, queue: &str) {
+        self.client
+            .admin()
+            .configure_events(
+                queue,
+                spool_client::EventsConfig {
+                    level: spool_client::EventLevel::All,
+                    max_len: 100_000,
+                },
+            )
+            .await
+            .expect("configure events");
+    }
+
     /// A connection of its own for poking at Redis directly (garbage,
     /// inspection); it routes by key on Cluster.
     pub async fn raw(&self) -> spool_client::Connection {

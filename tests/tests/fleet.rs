@@ -165,16 +165,7 @@ async fn a_dead_workers_places_come_back_when_its_leases_expire() {
     let c = &env.client;
     let admin = c.admin();
     admin.set_concurrency_limit("chaos", Some(2)).await.unwrap();
-    admin
-        .configure_events(
-            "chaos",
-            spool_client::EventsConfig {
-                level: spool_client::EventLevel::All,
-                max_len: 10_000,
-            },
-        )
-        .await
-        .unwrap();
+    env.all_events("chaos").await;
     let long: Vec<Work> = (0..4)
         .map(|n| Work {
             n,
@@ -349,16 +340,7 @@ async fn weights_three_to_one_give_a_three_to_one_share() {
 async fn a_job_running_three_leases_finishes_once() {
     let env = TestEnv::start().await;
     let c = &env.client;
-    c.admin()
-        .configure_events(
-            "chaos",
-            spool_client::EventsConfig {
-                level: spool_client::EventLevel::All,
-                max_len: 10_000,
-            },
-        )
-        .await
-        .unwrap();
+    env.all_events("chaos").await;
     let id = c
         .enqueue(&Work {
             n: 1,
@@ -397,16 +379,7 @@ async fn a_job_running_three_leases_finishes_once() {
 async fn fifty_orphans_are_back_within_lease_and_five_seconds() {
     let env = TestEnv::start().await;
     let c = &env.client;
-    c.admin()
-        .configure_events(
-            "chaos",
-            spool_client::EventsConfig {
-                level: spool_client::EventLevel::All,
-                max_len: 10_000,
-            },
-        )
-        .await
-        .unwrap();
+    env.all_events("chaos").await;
     let jobs: Vec<Work> = (0..50)
         .map(|n| Work {
             n,

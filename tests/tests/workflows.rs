@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use spool_client::{
-    EnqueueOptions, EventKind, EventLevel, EventsConfig, FollowUp, Job, JobOutput, MemberState,
-};
+use spool_client::{EnqueueOptions, EventKind, FollowUp, Job, JobOutput, MemberState};
 use spool_tests::handlers::Work;
 use spool_tests::{wait_for, RunningWorker, TestEnv};
 use spool_worker::{JobContext, JobError};
@@ -508,16 +506,7 @@ fn spawn_worker(url: &str, record: &std::path::Path) -> ChildGuard {
 async fn follow_ups_are_created_once_across_sigkills() {
     let env = TestEnv::start().await;
     let c = &env.client;
-    c.admin()
-        .configure_events(
-            "chaos",
-            EventsConfig {
-                level: EventLevel::All,
-                max_len: 100_000,
-            },
-        )
-        .await
-        .unwrap();
+    env.all_events("chaos").await;
     for n in 0..150 {
         let opts = EnqueueOptions::new().follow_up(
             FollowUp::on_success(&Work {
@@ -931,16 +920,7 @@ async fn chains_report_where_they_stopped() {
 async fn a_batch_of_1000_calls_back_once_across_20_sigkills() {
     let env = TestEnv::start().await;
     let c = &env.client;
-    c.admin()
-        .configure_events(
-            "chaos",
-            EventsConfig {
-                level: EventLevel::All,
-                max_len: 100_000,
-            },
-        )
-        .await
-        .unwrap();
+    env.all_events("chaos").await;
     let mut batch = spool_client::Batch::new().on_success(
         FollowUp::on_complete(&Work {
             n: 999_999,

@@ -210,14 +210,14 @@ pub(crate) fn batch_line(out: &mut dyn Write, b: &BatchStatus) -> std::io::Resul
         out,
         "{}  {:<5}  {:>3}%  done {} dead {} cancelled {} pending {} of {}  {}{}",
         b.id,
-        kind(b),
+        b.kind.as_str(),
         b.percent_ended(),
         b.done,
         b.dead,
         b.cancelled,
         b.pending,
         b.total,
-        state(b),
+        b.state(),
         if b.description.is_empty() {
             String::new()
         } else {
@@ -226,33 +226,17 @@ pub(crate) fn batch_line(out: &mut dyn Write, b: &BatchStatus) -> std::io::Resul
     )
 }
 
-fn kind(b: &BatchStatus) -> &'static str {
-    match b.kind {
-        spool_client::BatchKind::Batch => "batch",
-        spool_client::BatchKind::Chain => "chain",
-    }
-}
-
-fn state(b: &BatchStatus) -> String {
-    match (&b.stopped_at, b.finished(), b.sealed) {
-        (Some(at), _, _) => format!("stopped at {at}"),
-        (None, true, _) => "finished".to_owned(),
-        (None, false, true) => "running".to_owned(),
-        (None, false, false) => "unsealed".to_owned(),
-    }
-}
-
 /// `spool batch show`: the batch, its callbacks, then its members.
 pub(crate) fn batch(
     out: &mut dyn Write,
     b: &BatchStatus,
     members: &[BatchMember],
 ) -> std::io::Result<()> {
-    writeln!(out, "{} {}", kind(b), b.id)?;
+    writeln!(out, "{} {}", b.kind.as_str(), b.id)?;
     if !b.description.is_empty() {
         writeln!(out, "description  {}", clip(&b.description, FIELD_BYTES))?;
     }
-    writeln!(out, "state        {}", state(b))?;
+    writeln!(out, "state        {}", b.state())?;
     writeln!(
         out,
         "progress     {}% ended: done {}, dead {}, cancelled {}, pending {} of {}",

@@ -44,7 +44,7 @@ fn row(base: &str, b: &BatchStatus) -> BatchRow {
     BatchRow {
         id: clip(b.id.as_str(), FIELD_BYTES),
         href: batch_href(base, &b.id),
-        kind: kind_name(b),
+        kind: b.kind.as_str(),
         description: clip(&b.description, FIELD_BYTES),
         created: fmt_time(b.created_ms),
         total: b.total,
@@ -57,25 +57,52 @@ fn row(base: &str, b: &BatchStatus) -> BatchRow {
     }
 }
 
-fn kind_name(b: &BatchStatus) -> &'static str {
-    match b.kind {
-        spool_client::BatchKind::Batch => "batch",
-        spool_client::BatchKind::Chain => "chain",
-    }
-}
-
-/// Where the batch is, in a word.
+/// Where the batch is, for people.
 fn progress_state(b: &BatchStatus) -> String {
-    if let Some(at) = &b.stopped_at {
-        return format!("stopped at {}", clip(at.as_str(), FIELD_BYTES));
-    }
-    if b.finished() {
-        "finished".to_owned()
-    } else if b.sealed {
-        "running".to_owned()
+    if b.sealed || b.finished() {
+        clip(&b.state(), FIELD_BYTES)
     } else {
         "unsealed (members still being added, or the producer died)".to_owned()
     }
+}
+
+/// One batch and a page of its members, as `?state=&page=&per_page=` ask.
+struct Read {
+    id: BatchId,
+    filter: Option<MemberState>,
+    paging: crate::params::Paging,
+    status: BatchStatus,
+    members: Page<BatchMember>,
+}
+
+/// Reads batch `raw_id` for its page or its JSON: a 400 for a malformed
+/// id or parameter, a 404 for a batch that does not exist (any more).
+async fn read(s: &crate::state::Shared, raw_id: &str, query: &ListQuery) -> AppResult<Read> {
+    let id = batch_id(raw_id)?;
+    let filter = state_filter(query)?;
+    let paging = query.paging()?;
+    let client = s.admin.client();
+    let Some(status) = client.batch_status(&id).await? else {
+        return Err(AppError::NotFound(format!(
+            "no batch {} (never created, or expired after its retention)",
+            clip(id.as_str(), FIELD_BYTES)
+        )));
+    };
+    let members = client
+        .batch_members(
+            &id,
+            filter,
+            usize::try_from(paging.offset()).unwrap_or(usize::MAX),
+            paging.per_page,
+        )
+        .await?;
+    Ok(Read {
+        id,
+        filter,
+        paging,
+        status,
+        members,
+    })
 }
 
 /// GET `/batches`.
@@ -99,24 +126,13 @@ pub(crate) async fn page(
     Path(id): Path<String>,
     StrictQuery(query): StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
-    let id = batch_id(&id)?;
-    let filter = state_filter(&query)?;
-    let paging = query.paging()?;
-    let client = s.admin.client();
-    let Some(status) = client.batch_status(&id).await? else {
-        return Err(AppError::NotFound(format!(
-            "no batch {} (never created, or expired after its retention)",
-            clip(id.as_str(), FIELD_BYTES)
-        )));
-    };
-    let members = client
-        .batch_members(
-            &id,
-            filter,
-            usize::try_from(paging.offset()).unwrap_or(usize::MAX),
-            paging.per_page,
-        )
-        .await?;
+    let Read {
+        id,
+        filter,
+        paging,
+        status,
+        members,
+    } = read(&s, &id, &query).await?;
     let href = batch_href(&ctx.base, &id);
     let state_param = filter.map_or(String::new(), |f| format!("&state={}", f.as_str()));
     let pager = Pager::new(
@@ -210,23 +226,10 @@ pub(crate) async fn api_one(
     Path(id): Path<String>,
     StrictQuery(query): StrictQuery<ListQuery>,
 ) -> AppResult<Response> {
-    let id = batch_id(&id)?;
-    let filter = state_filter(&query)?;
-    let paging = query.paging()?;
-    let client = s.admin.client();
-    let Some(batch) = client.batch_status(&id).await? else {
-        return Err(AppError::NotFound(format!(
-            "no batch {}",
-            clip(id.as_str(), FIELD_BYTES)
-        )));
-    };
-    let members = client
-        .batch_members(
-            &id,
-            filter,
-            usize::try_from(paging.offset()).unwrap_or(usize::MAX),
-            paging.per_page,
-        )
-        .await?;
-    Ok(Json(BatchJson { batch, members }).into_response())
+    let r = read(&s, &id, &query).await?;
+    Ok(Json(BatchJson {
+        batch: r.status,
+        members: r.members,
+    })
+    .into_response())
 }
