@@ -136,14 +136,23 @@ pub enum EventKind {
     Resumed,
     /// An operator changed the queue's event settings.
     EventsConfigured,
-    /// An operator set or lifted the queue's global concurrency limit.
+    /// An operator set or lifted one of the queue's fleet controls
+    /// (concurrency limit, rate limit, circuit breaker); the selection says
+    /// which, e.g. `rate=50/1000/50`.
     LimitChanged,
+    /// The queue's circuit breaker opened: no job is fetched until its
+    /// cool-down ends (the error says why).
+    BreakerOpened,
+    /// The cool-down ended: probe jobs are let through.
+    BreakerHalfOpen,
+    /// The breaker closed: its probes succeeded, or an operator reset it.
+    BreakerClosed,
     /// A kind this version does not know (a newer writer), kept as written.
     Other(String),
 }
 
 impl EventKind {
-    const NAMES: [(&'static str, Self); 16] = [
+    const NAMES: [(&'static str, Self); 19] = [
         ("enqueued", Self::Enqueued),
         ("scheduled", Self::Scheduled),
         ("started", Self::Started),
@@ -160,6 +169,9 @@ impl EventKind {
         ("resumed", Self::Resumed),
         ("events_configured", Self::EventsConfigured),
         ("limit_changed", Self::LimitChanged),
+        ("breaker_opened", Self::BreakerOpened),
+        ("breaker_half_open", Self::BreakerHalfOpen),
+        ("breaker_closed", Self::BreakerClosed),
     ];
 
     /// The name written in the stream.

@@ -380,12 +380,18 @@ async fn actions_change_state_and_redirect_with_a_notice() {
 
     // Pause and resume.
     let q = s.get("/queues/default").await;
-    assert_eq!(q.texts("form button"), vec!["Pause", "Set limit"]);
+    assert_eq!(
+        q.texts("form button"),
+        vec!["Pause", "Set limit", "Set rate", "Set breaker"]
+    );
     let r = s.post("/queues/default/pause", &[]).await;
     assert_eq!(r.status, 303);
     assert!(env.client.admin().queue("default").await.unwrap().paused);
     let q = s.get(&r.header("location").unwrap()).await;
-    assert_eq!(q.texts("form button"), vec!["Resume", "Set limit"]);
+    assert_eq!(
+        q.texts("form button"),
+        vec!["Resume", "Set limit", "Set rate", "Set breaker"]
+    );
     assert_eq!(q.texts(".notice"), vec!["Queue paused."]);
     s.post("/queues/default/resume", &[]).await;
     assert!(!env.client.admin().queue("default").await.unwrap().paused);

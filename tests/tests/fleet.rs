@@ -112,7 +112,12 @@ async fn a_global_limit_holds_across_three_workers_and_changes_at_run_time() {
     admin.set_concurrency_limit("chaos", Some(2)).await.unwrap();
     let lowered_at = now_us();
     assert_eq!(
-        admin.queue("chaos").await.unwrap().concurrency_limit,
+        admin
+            .queue("chaos")
+            .await
+            .unwrap()
+            .controls
+            .concurrency_limit,
         Some(2)
     );
     wait_for("every job ran", Duration::from_secs(60), || async {
@@ -238,6 +243,7 @@ async fn the_cli_dashboard_and_metrics_show_and_set_the_limit() {
             .queue("exports")
             .await
             .unwrap()
+            .controls
             .concurrency_limit,
         None
     );
@@ -261,11 +267,14 @@ async fn the_cli_dashboard_and_metrics_show_and_set_the_limit() {
             .queue("exports")
             .await
             .unwrap()
+            .controls
             .concurrency_limit,
         Some(7)
     );
     let page = s.get("/queues/exports").await;
-    assert!(page.texts("p.limit strong").contains(&"7".to_owned()));
+    assert!(page
+        .texts("table.controls strong")
+        .contains(&"7".to_owned()));
     let bad = s
         .post("/queues/exports/limit", &[("csrf", &csrf), ("limit", "0")])
         .await;
@@ -429,4 +438,465 @@ async fn fifty_orphans_are_back_within_lease_and_five_seconds() {
     eprintln!("50 orphans back in ready {took:?} after the kill (lease 15 s)");
     assert!(took <= Duration::from_secs(20), "{took:?}");
     assert_eq!(c.admin().queue("chaos").await.unwrap().ready, 50);
+}
+
+/// Jobs started in each whole second since the first start, from a ledger.
+fn starts_per_second(runs: &[(u128, u128)]) -> Vec<usize> {
+    let Some(first) = runs.iter().map(|r| r.0).min() else {
+        return Vec::new();
+    };
+    let mut per_second = Vec::new();
+    for (start, _) in runs {
+        let s = usize::try_from((start - first) / 1_000_000).unwrap();
+        if per_second.len() <= s {
+            per_second.resize(s + 1, 0);
+        }
+        per_second[s] += 1;
+    }
+    per_second
+}
+
+/// A rate limit of 50/s on a queue drained by three worker processes for
+/// 10 s: after the first second (the bucket's burst), every second starts
+/// 50 ± 10 % jobs; nothing fails and nothing is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_three_workers() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    env.all_events("chaos").await;
+    let admin = c.admin().with_actor("fleet-test");
+    admin
+        .set_rate_limit("chaos", Some("50/1s".parse().unwrap()))
+        .await
+        .unwrap();
+    let jobs: Vec<Work> = (0..1500).map(|n| Work { n, sleep_ms: 0 }).collect();
+    c.enqueue_bulk(&jobs).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = env.redis.url();
+    let workers: Vec<ChildGuard> = (0..3)
+        .map(|_| spawn_worker(&url, dir.path(), 5000))
+        .collect();
+    wait_for("jobs started", Duration::from_secs(30), || async {
+        !ledger(dir.path()).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(11_500)).await;
+    drop(workers);
+    let per_second = starts_per_second(&ledger(dir.path()));
+    eprintln!("jobs started per second: {per_second:?}");
+    assert!(per_second.len() >= 11, "{per_second:?}");
+    assert!(
+        per_second[0] <= 105,
+        "burst of at most 50 + 50: {per_second:?}"
+    );
+    for (s, n) in per_second.iter().enumerate().take(11).skip(1) {
+        assert!(
+            (45..=55).contains(n),
+            "second {s}: {n} started; {per_second:?}"
+        );
+    }
+    let q = admin.queue("chaos").await.unwrap();
+    assert_eq!((q.retry, q.dead), (0, 0));
+    assert_eq!(q.throttled(), Some("rate limited"));
+    let kinds: Vec<String> = admin
+        .recent_events(&["chaos"], None, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.as_str().to_owned())
+        .collect();
+    assert!(!kinds.iter().any(|k| k == "retrying" || k == "dead"));
+    assert!(kinds.iter().any(|k| k == "limit_changed"));
+}
+
+/// Script calls and blocking pops Redis has served so far.
+async fn commands_served(env: &TestEnv) -> u64 {
+    let mut conn = env.raw().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| {
+            l.starts_with("cmdstat_evalsha:")
+                || l.starts_with("cmdstat_eval:")
+                || l.starts_with("cmdstat_blpop:")
+        })
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// A throttled idle worker does not spin: with the bucket empty for 10 s
+/// and jobs arriving every 50 ms (a wake-up token each), a worker with the
+/// default timings makes about one command per second, not one per
+/// enqueue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_worker_does_not_spin() {
+    let env = TestEnv::start().await;
+    let c = env.client.clone();
+    c.admin()
+        .set_rate_limit("chaos", Some("1/10s burst 1".parse().unwrap()))
+        .await
+        .unwrap();
+    // What one enqueue costs, to tell the producer's commands apart.
+    let before = commands_served(&env).await;
+    for n in 0..20 {
+        c.enqueue(&Work { n, sleep_ms: 0 }).await.unwrap();
+    }
+    let per_enqueue = (commands_served(&env).await - before + 10) / 20;
+    let dir = tempfile::tempdir().unwrap();
+    let _worker = spawn_default_worker(&env.redis.url(), dir.path(), 5);
+    wait_for("the first job ran", Duration::from_secs(15), || async {
+        std::fs::read_to_string(dir.path().join("runs")).is_ok_and(|r| !r.is_empty())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = commands_served(&env).await;
+    for n in 100..200 {
+        c.enqueue(&Work { n, sleep_ms: 0 }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let served = commands_served(&env).await - before;
+
+    let by_worker = served.saturating_sub(per_enqueue * 100);
+    eprintln!("worker commands while throttled, 100 enqueues over 5 s: {by_worker} ({per_enqueue} per enqueue)");
+    assert!(by_worker <= 15, "{by_worker} commands");
+    let runs = std::fs::read_to_string(dir.path().join("runs")).unwrap();
+    assert!(runs.lines().count() <= 2, "{runs}");
+}
+
+/// A job of the breaker test: fails while `FAILING` is set.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Flaky {
+    n: u64,
+}
+
+impl spool_client::Job for Flaky {
+    const TYPE: &'static str = "flaky";
+    fn options() -> spool_client::JobOptions {
+        spool_client::JobOptions::default()
+            .queue("payments")
+            .max_attempts(1)
+    }
+}
+
+/// A circuit breaker of 50 % of 20 runs, cool-down 1 s, 2 probes, and two
+/// workers whose handler fails every time: it opens fleet-wide within the
+/// window, no job is fetched while it is open, probes go through after the
+/// cool-down (and reopen it while failing); when the handler recovers the
+/// probes close it and the rest drains. Nothing is lost: every job is done
+/// or dead, and the dead ones are the failed runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_handler_trips_the_breaker_fleet_wide() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    env.all_events("payments").await;
+    let admin = c.admin().with_actor("fleet-test");
+    let breaker = spool_client::admin::Breaker::new(50, 20, Duration::from_secs(1), 2);
+    admin.set_breaker("payments", Some(breaker)).await.unwrap();
+    let jobs: Vec<Flaky> = (0..300).map(|n| Flaky { n }).collect();
+    c.enqueue_bulk(&jobs).await.unwrap();
+    let failing = Arc::new(AtomicBool::new(true));
+    let runs = Arc::new(AtomicU64::new(0));
+    let start = |_: usize| {
+        let (failing, runs) = (Arc::clone(&failing), Arc::clone(&runs));
+        RunningWorker::start(
+            env.worker()
+                .queue("payments", 1)
+                .concurrency(2)
+                .register(move |_ctx: JobContext, _job: Flaky| {
+                    let (failing, runs) = (Arc::clone(&failing), Arc::clone(&runs));
+                    async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        if failing.load(Ordering::SeqCst) {
+                            Err(spool_worker::JobError::retry("downstream is down"))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                })
+                .build()
+                .unwrap(),
+        )
+    };
+    let workers: Vec<RunningWorker> = (0..2).map(start).collect();
+    wait_for("the breaker opened", Duration::from_secs(10), || async {
+        admin
+            .queue("payments")
+            .await
+            .unwrap()
+            .controls
+            .breaker_tripped()
+    })
+    .await;
+    let tripped_after = runs.load(Ordering::SeqCst);
+    // 10 failures of 20 open it; runs already fetched (4 slots) may end.
+    assert!(tripped_after <= 14, "{tripped_after} runs before it opened");
+    let q = admin.queue("payments").await.unwrap();
+    assert!(q.ready >= 280, "jobs wait in ready: {}", q.ready);
+    // While open (1 s), nothing more is fetched.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let open_runs = runs.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), open_runs, "fetched while open");
+    // After the cool-down, 2 probes go through, fail, and reopen it.
+    wait_for("probes ran", Duration::from_secs(5), || async {
+        runs.load(Ordering::SeqCst) >= open_runs + 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probed = runs.load(Ordering::SeqCst);
+    assert!(probed <= open_runs + 2, "{} probes", probed - open_runs);
+    // The downstream recovers: the next probes close it and the rest drains.
+    failing.store(false, Ordering::SeqCst);
+    wait_for("drained", Duration::from_secs(30), || async {
+        let q = admin.queue("payments").await.unwrap();
+        q.ready == 0 && q.active == 0
+    })
+    .await;
+    for w in workers {
+        w.stop().await;
+    }
+    let q = admin.queue("payments").await.unwrap();
+    assert!(!q.controls.breaker_tripped(), "{:?}", q.controls.breaker);
+    let total = runs.load(Ordering::SeqCst);
+    assert_eq!(total, 300, "each job ran once (max attempts 1)");
+    assert_eq!(q.dead, probed, "the failed runs are the dead jobs");
+    let kinds: Vec<String> = admin
+        .recent_events(&["payments"], None, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.as_str().to_owned())
+        .collect();
+    for k in ["breaker_opened", "breaker_half_open", "breaker_closed"] {
+        assert!(kinds.iter().any(|e| e == k), "{k} missing: {kinds:?}");
+    }
+    let succeeded = kinds.iter().filter(|k| *k == "succeeded").count();
+    assert_eq!(u64::try_from(succeeded).unwrap() + probed, 300);
+}
+
+/// An operator resets an open breaker from the CLI; the dashboard and
+/// `/metrics` show its state and the rate limit; bad values are refused.
+#[tokio::test]
+async fn the_cli_dashboard_and_metrics_set_rate_limits_and_breakers() {
+    let env = TestEnv::start().await;
+    let cli = |args: &'static [&'static str]| spool_tests::dashboard::spool_cli(&env, args);
+    let (code, out, err) = cli(&["queue", "rate", "emails", "100/1s"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("at most 100/1s"), "{out}");
+    for bad in [
+        &["queue", "rate", "emails", "0/1s"][..],
+        &["queue", "rate", "emails", "fast"],
+        &["queue", "breaker", "emails", "50/100/30s"],
+        &["queue", "breaker", "emails", "150/100/30s/3"],
+    ] {
+        let (code, _, _) = spool_tests::dashboard::spool_cli(&env, bad).await;
+        assert_eq!(code, 2, "{bad:?}");
+    }
+    let (code, out, err) = cli(&["queue", "breaker", "emails", "50/100/30s/3"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("50% of 100, cooldown 30s, 3 probes"), "{out}");
+    let (_, out, _) = cli(&["queues"]).await;
+    let line = out.lines().find(|l| l.starts_with("emails")).unwrap();
+    assert!(line.contains("100/1s"), "{line}");
+    assert!(line.contains("breaker closed"), "{line}");
+    // Open it by hand (as the scripts would), then reset it.
+    let mut raw = env.raw().await;
+    let settings = env.client.queue_keys("emails").unwrap().settings.clone();
+    let _: () = redis::cmd("HSET")
+        .arg(&settings)
+        .arg("br_state")
+        .arg("open")
+        .arg("br_until")
+        .arg(i64::MAX / 2)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    env.client
+        .enqueue_with(
+            &Noop { n: 1 },
+            spool_client::EnqueueOptions::new().queue("emails"),
+        )
+        .await
+        .unwrap();
+    let q = env.client.admin().queue("emails").await.unwrap();
+    assert_eq!(q.throttled(), Some("breaker open"));
+
+    let server = spool_tests::dashboard::DashboardServer::start(spool_dashboard::router(
+        env.client.admin(),
+        spool_dashboard::DashboardConfig::default(),
+    ))
+    .await;
+    let mut s = spool_tests::dashboard::Session::new(&server.url(), "");
+    let page = s.get("/queues/emails").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("breaker open"), "{}", page.body);
+    assert!(page
+        .texts("form button")
+        .contains(&"Reset breaker".to_owned()));
+    let metrics = s.get("/metrics").await;
+    for line in [
+        "spool_queue_breaker_state{queue=\"emails\"} 2",
+        "spool_queue_throttled{queue=\"emails\"} 1",
+        "spool_queue_rate_limit_jobs{queue=\"emails\"} 100",
+    ] {
+        assert!(metrics.body.contains(line), "{line}: {}", metrics.body);
+    }
+    let csrf = page.attrs("input[name=csrf]", "value")[0].clone();
+    let done = s
+        .post("/queues/emails/breaker/reset", &[("csrf", &csrf)])
+        .await;
+    assert!(done.status == 303 || done.status == 200, "{}", done.status);
+    let q = env.client.admin().queue("emails").await.unwrap();
+    assert!(!q.controls.breaker_tripped());
+    let bad = s
+        .post("/queues/emails/rate", &[("csrf", &csrf), ("value", "lots")])
+        .await;
+    assert_eq!(bad.status, 400);
+    let ok = s
+        .post(
+            "/queues/emails/rate",
+            &[("csrf", &csrf), ("value", "10/1m burst 2")],
+        )
+        .await;
+    assert!(ok.status == 303 || ok.status == 200, "{}", ok.status);
+    let q = env.client.admin().queue("emails").await.unwrap();
+    assert_eq!(q.controls.rate_limit.unwrap().to_string(), "10/1m burst 2");
+    let ok = s
+        .post(
+            "/queues/emails/breaker",
+            &[("csrf", &csrf), ("value", "none")],
+        )
+        .await;
+    assert!(ok.status == 303 || ok.status == 200, "{}", ok.status);
+    server.stop().await;
+    let (code, _, _) = cli(&["queue", "rate", "emails", "none"]).await;
+    assert_eq!(code, 0);
+    let q = env.client.admin().queue("emails").await.unwrap();
+    assert_eq!((q.controls.rate_limit, q.controls.breaker), (None, None));
+}
+
+/// A handler rate-limited by its downstream snoozes the job: it runs again
+/// after the delay on the same attempt (`max_attempts` 1, so a counted run
+/// would have killed it), and its timeline says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_handler_does_not_spend_an_attempt() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let id = c.enqueue(&Flaky { n: 1 }).await.unwrap();
+    let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let calls = Arc::new(AtomicU32::new(0));
+    let (seen, count) = (Arc::clone(&attempts), Arc::clone(&calls));
+    let w = RunningWorker::start(
+        env.worker()
+            .queue("payments", 1)
+            .register(move |ctx: JobContext, _job: Flaky| {
+                let (seen, count) = (Arc::clone(&seen), Arc::clone(&count));
+                async move {
+                    seen.lock().unwrap().push(ctx.attempt());
+                    if count.fetch_add(1, Ordering::SeqCst) < 2 {
+                        return Err(spool_worker::JobError::rate_limited(
+                            "429 from the API",
+                            Duration::from_millis(300),
+                        ));
+                    }
+                    Ok(())
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    wait_for("three runs", Duration::from_secs(15), || async {
+        calls.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.stop().await;
+    assert_eq!(*attempts.lock().unwrap(), vec![1, 1, 1]);
+    let q = c.admin().queue("payments").await.unwrap();
+    assert_eq!((q.ready, q.retry, q.dead), (0, 0, 0), "done, not dead");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let _ = id;
+}
+
+/// A lease the reaper takes back while its run is still going (here: the
+/// deadline moved into the past by hand, as when a worker stalls past its
+/// lease) stops that run at once, not at its next heartbeat (15 s away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_is_reaped_is_told_at_once() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let id = c
+        .enqueue_with(
+            &Flaky { n: 7 },
+            spool_client::EnqueueOptions::new().max_attempts(5),
+        )
+        .await
+        .unwrap()
+        .id;
+    let stopped: Arc<Mutex<Option<std::time::Instant>>> = Arc::default();
+    let started: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let (stop_at, runs) = (Arc::clone(&stopped), Arc::clone(&started));
+    let w = RunningWorker::start(
+        env.worker()
+            .queue("payments", 1)
+            .configure(|cfg| {
+                cfg.lease = Duration::from_secs(60);
+                cfg.heartbeat_interval = Duration::from_secs(15);
+                cfg.process_ttl = Duration::from_secs(60);
+            })
+            .register(move |ctx: JobContext, _job: Flaky| {
+                let (stop_at, runs) = (Arc::clone(&stop_at), Arc::clone(&runs));
+                async move {
+                    runs.lock().unwrap().push(ctx.attempt());
+                    if ctx.attempt() == 1 {
+                        ctx.cancellation().cancelled().await;
+                        *stop_at.lock().unwrap() = Some(std::time::Instant::now());
+                        return Err(spool_worker::JobError::retry("stopped"));
+                    }
+                    Ok(())
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    wait_for("running", Duration::from_secs(10), || async {
+        c.admin().queue("payments").await.unwrap().active == 1
+    })
+    .await;
+    let keys = c.queue_keys("payments").unwrap();
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("ZADD")
+        .arg(&keys.active)
+        .arg(1)
+        .arg(id.as_str())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let moved = std::time::Instant::now();
+    wait_for("the run was told", Duration::from_secs(10), || async {
+        stopped.lock().unwrap().is_some()
+    })
+    .await;
+    let told = stopped.lock().unwrap().unwrap() - moved;
+    eprintln!("run stopped {told:?} after its lease was lost");
+    assert!(told < Duration::from_secs(3), "{told:?}");
+    wait_for("ran again", Duration::from_secs(10), || async {
+        started.lock().unwrap().len() >= 2
+    })
+    .await;
+    w.stop().await;
+    assert_eq!(*started.lock().unwrap(), vec![1, 2]);
 }

@@ -63,7 +63,9 @@ impl Completer {
                                 "lease was lost before the outcome was written; another worker owns the job now"
                             ),
                             Applied::Retrying => {
-                                if let Outcome::Retry { delay, .. } = &c.outcome {
+                                if let Outcome::Retry { delay, .. }
+                                | Outcome::Snooze { delay, .. } = &c.outcome
+                                {
                                     nudge |= *delay < self.nudge_below;
                                 }
                             }

@@ -208,6 +208,10 @@ fn judge(
                     delay,
                     error: err.message,
                 },
+                JobErrorKind::Snooze(delay) => Outcome::Snooze {
+                    delay,
+                    reason: err.message,
+                },
             }
         }
         Ok(Err(panic)) => {

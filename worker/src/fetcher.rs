@@ -7,6 +7,11 @@
 //! per-queue [`Waker`]s block on Redis (BLPOP on the queue's wake list), so an
 //! enqueue reaches an idle worker in a few milliseconds and an idle worker
 //! costs about one blocking command per second per queue.
+//!
+//! A queue held by its rate limit or open circuit breaker (`fetch.lua` says
+//! for how long) is skipped, and its waker does not block on Redis, until
+//! the hold ends: a throttled idle worker costs no command per enqueue and
+//! at most one fetch per idle poll.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +19,7 @@ use std::time::Duration;
 use rand::Rng;
 use spool_client::runtime::{QueueKeys, Runtime, WakeConnection};
 use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -30,9 +36,33 @@ const IDLE_POLL_FACTOR: u32 = 5;
 /// while busy (see [`Fetcher::linger`]).
 const FETCH_LINGER: Duration = Duration::from_millis(2);
 
+/// Until when a queue's rate limit or open circuit breaker holds it;
+/// shared by the fetcher (which learns it from `fetch.lua`) and the queue's
+/// waker (which does not wait for wake-up tokens meanwhile).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hold(Arc<std::sync::Mutex<Option<Instant>>>);
+
+impl Hold {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(&self, hold: Option<Duration>) {
+        *self.lock() = hold.map(|d| Instant::now() + d);
+    }
+
+    /// The end of the hold, while it lasts.
+    fn until(&self) -> Option<Instant> {
+        self.lock().filter(|t| *t > Instant::now())
+    }
+}
+
 /// One queue as the fetcher sees it.
 pub(crate) struct FetchQueue {
     pub(crate) keys: Arc<QueueKeys>,
+    pub(crate) hold: Hold,
     pub(crate) weight: u32,
     /// Per-queue concurrency limit, if the queue has one.
     pub(crate) limit: Option<Arc<Semaphore>>,
@@ -87,11 +117,17 @@ impl Fetcher {
                     continue;
                 }
             }
-            // Idle with free slots: let the wakers block on Redis for us.
+            // Idle with free slots: let the wakers block on Redis for us,
+            // and look again when the first held queue's hold ends.
             self.want_wake.send_replace(true);
+            let look_again = self
+                .queues
+                .iter()
+                .filter_map(|q| q.hold.until())
+                .fold(Instant::now() + idle_poll, Instant::min);
             tokio::select! {
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(idle_poll) => {}
+                () = tokio::time::sleep_until(look_again) => {}
                 () = self.stop.cancelled() => {}
             }
             self.want_wake.send_replace(false);
@@ -150,14 +186,16 @@ impl Fetcher {
             let q = &self.queues[i];
             let queue_free = q.limit.as_ref().map_or(free, |s| s.available_permits());
             let want = free.min(queue_free).min(self.config.fetch_batch_max);
-            if want == 0 {
+            if want == 0 || q.hold.until().is_some() {
                 continue;
             }
-            let jobs = self
+            let asked = std::time::Instant::now();
+            let claim = self
                 .runtime
-                .fetch(&q.keys, want, self.config.lease, &self.worker_id)
+                .claim(&q.keys, want, self.config.lease, &self.worker_id)
                 .await?;
-            for job in jobs {
+            q.hold.set(claim.hold);
+            for job in claim.jobs {
                 // Only this loop takes permits, so the ones counted above are
                 // still there.
                 let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
@@ -178,6 +216,7 @@ impl Fetcher {
                     leased_at_ms: job.leased_at_ms,
                     finished: Arc::default(),
                     cancel_asked: Arc::default(),
+                    lease_until: Arc::new(std::sync::Mutex::new(asked + self.config.lease)),
                 };
                 let (cancel, finished) = (run.cancel.clone(), Arc::clone(&run.finished));
                 let cancel_asked = Arc::clone(&run.cancel_asked);
@@ -204,6 +243,7 @@ impl Fetcher {
 pub(crate) struct Waker {
     pub(crate) runtime: Runtime,
     pub(crate) keys: Arc<QueueKeys>,
+    pub(crate) hold: Hold,
     pub(crate) idle_wait: Duration,
     pub(crate) want_wake: watch::Receiver<bool>,
     pub(crate) wake: Arc<Notify>,
@@ -219,6 +259,14 @@ impl Waker {
             tokio::select! {
                 r = self.want_wake.wait_for(|w| *w) => if r.is_err() { return },
                 () = self.stop.cancelled() => return,
+            }
+            // A held queue is not fetched before its hold ends (the fetcher
+            // looks again then): its wake-up tokens would only spin.
+            if let Some(until) = self.hold.until() {
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => continue,
+                    () = self.stop.cancelled() => return,
+                }
             }
             let c = match conn.as_mut() {
                 Some(c) => c,

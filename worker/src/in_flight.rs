@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use spool_client::runtime::{LeaseToken, QueueKeys};
 use spool_client::JobId;
@@ -36,11 +37,29 @@ pub(crate) struct Running {
     /// Set when the run's outcome went to the completer: from then on a
     /// lease that disappears was (most likely) ended by our own ack.
     pub(crate) finished: Arc<AtomicBool>,
+    /// When the lease expires by this process's clock, at the latest (the
+    /// fetch or the last extension was sent then plus the lease): past it,
+    /// with no extension, the run no longer holds the job.
+    pub(crate) lease_until: Arc<Mutex<Instant>>,
 }
 
 impl Running {
     pub(crate) fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn lease_until(&self) -> Instant {
+        *self
+            .lease_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn extended_to(&self, until: Instant) {
+        *self
+            .lease_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = until;
     }
 
     /// The job was cancelled: tell the handler (its context says why).

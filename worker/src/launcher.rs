@@ -25,7 +25,7 @@ use crate::completer::Completer;
 use crate::config::WorkerConfig;
 use crate::error::Result;
 use crate::executor::ExecutorDeps;
-use crate::fetcher::{FetchQueue, Fetcher, Waker};
+use crate::fetcher::{FetchQueue, Fetcher, Hold, Waker};
 use crate::in_flight::InFlight;
 use crate::registry::Registry;
 use crate::services::{self, CronScheduler, Heartbeat, Reaper, Scheduler, Trimmer};
@@ -216,11 +216,13 @@ impl Worker {
         let wake = Arc::new(Notify::new());
         let (want_wake_tx, want_wake_rx) = watch::channel(false);
         let mut wakers = JoinSet::new();
-        for keys in &queues {
+        let holds: Vec<Hold> = queues.iter().map(|_| Hold::default()).collect();
+        for (keys, hold) in queues.iter().zip(&holds) {
             wakers.spawn(
                 Waker {
                     runtime: runtime.clone(),
                     keys: Arc::clone(keys),
+                    hold: hold.clone(),
                     idle_wait: cfg.idle_wait,
                     want_wake: want_wake_rx.clone(),
                     wake: Arc::clone(&wake),
@@ -233,9 +235,10 @@ impl Worker {
         let fetch_queues = cfg
             .queues
             .iter()
-            .zip(&queues)
-            .map(|(spec, keys)| FetchQueue {
+            .zip(queues.iter().zip(holds))
+            .map(|(spec, (keys, hold))| FetchQueue {
                 keys: Arc::clone(keys),
+                hold,
                 weight: spec.weight,
                 limit: spec.concurrency.map(|n| Arc::new(Semaphore::new(n))),
             })

@@ -1,7 +1,8 @@
 //! What a handler can say about a failure: [`JobError`].
 //!
 //! A plain error retries with the job type's backoff; `permanent` goes
-//! straight to the dead set; `retry_after` picks the delay itself. The
+//! straight to the dead set; `retry_after` picks the delay itself;
+//! `rate_limited` runs the job again later without spending an attempt. The
 //! executor turns this (or a panic, a timeout, an undecodable payload) into
 //! the client's [`Outcome`](spool_client::lease::Outcome).
 
@@ -15,7 +16,8 @@ use std::time::Duration;
 /// use std::time::Duration;
 /// let e = JobError::retry("smtp timeout");
 /// let p = JobError::permanent("address does not exist");
-/// let later = JobError::retry_after("rate limited", Duration::from_secs(30));
+/// let later = JobError::retry_after("flaky upstream", Duration::from_secs(30));
+/// let throttled = JobError::rate_limited("429 from the mail API", Duration::from_secs(10));
 /// // Any std error converts into a retryable JobError with `?`.
 /// fn parse(s: &str) -> Result<u32, JobError> { Ok(s.parse::<u32>()?) }
 /// assert!(parse("x").is_err());
@@ -30,6 +32,7 @@ pub struct JobError {
 pub(crate) enum JobErrorKind {
     Retry,
     RetryAfter(Duration),
+    Snooze(Duration),
     Permanent,
 }
 
@@ -55,6 +58,18 @@ impl JobError {
         Self {
             message: message.to_string(),
             kind: JobErrorKind::RetryAfter(delay),
+        }
+    }
+
+    /// A downstream rate-limited this run (an HTTP 429, a quota): run the
+    /// job again after `delay` without counting this run as an attempt, so
+    /// a busy downstream never sends it to the dead set; it is not an
+    /// error for the circuit breaker either. The timeline shows the run and
+    /// `message`.
+    pub fn rate_limited(message: impl fmt::Display, delay: Duration) -> Self {
+        Self {
+            message: message.to_string(),
+            kind: JobErrorKind::Snooze(delay),
         }
     }
 

@@ -10,6 +10,7 @@
 //! through a script (`requeue.lua`, `delete.lua`, `delete_ready.lua`,
 //! `pause.lua`, `resume.lua`, `clear_ready.lua`, `register_queues.lua`).
 
+mod controls;
 mod cron;
 mod filter;
 mod jobs;
@@ -22,6 +23,7 @@ mod view;
 
 use serde::Serialize;
 
+pub use controls::{Breaker, BreakerState, QueueControls, RateLimit};
 pub use cron::CronEntryView;
 pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WINDOW_MAX};
 pub(crate) use jobs::valid_id;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::controls::{BreakerState, QueueControls, CONTROL_FIELDS};
 use super::Admin;
 use crate::error::{Error, Result};
 use crate::keys::QueueKeys;
@@ -36,9 +37,9 @@ pub struct QueueInfo {
     /// Age of the oldest ready job (zero when empty), by Redis's clock.
     #[serde(serialize_with = "ser_ms")]
     pub latency: Duration,
-    /// The global concurrency limit: at most this many of the queue's jobs
-    /// leased at once across every worker ([`Admin::set_concurrency_limit`]).
-    pub concurrency_limit: Option<u32>,
+    /// Its fleet controls (global concurrency limit, rate limit, circuit
+    /// breaker) and their state.
+    pub controls: QueueControls,
 }
 
 impl QueueInfo {
@@ -46,8 +47,34 @@ impl QueueInfo {
     /// ready jobs wait for a place.
     #[must_use]
     pub fn at_limit(&self) -> bool {
-        self.concurrency_limit
+        self.controls
+            .concurrency_limit
             .is_some_and(|limit| self.active >= u64::from(limit))
+    }
+
+    /// Why no job of this queue is being fetched right now although some
+    /// are ready (`None` when jobs are fetched or none is ready): `paused`,
+    /// `breaker open`, `breaker half-open`, `at concurrency limit`, or
+    /// `rate limited`.
+    #[must_use]
+    pub fn throttled(&self) -> Option<&'static str> {
+        if self.ready == 0 {
+            return None;
+        }
+        if self.paused {
+            return Some("paused");
+        }
+        if let Some((_, state)) = self.controls.breaker {
+            match state {
+                BreakerState::Open { .. } => return Some("breaker open"),
+                BreakerState::HalfOpen { .. } => return Some("breaker half-open"),
+                BreakerState::Closed { .. } => {}
+            }
+        }
+        if self.at_limit() {
+            return Some("at concurrency limit");
+        }
+        (self.controls.rate_wait > Duration::ZERO).then_some("rate limited")
     }
 }
 
@@ -154,7 +181,7 @@ impl Admin {
             pipe.cmd("ZCARD").arg(&k.scheduled);
             pipe.cmd("ZCARD").arg(&k.retry);
             pipe.cmd("ZCARD").arg(&k.dead);
-            pipe.cmd("HGET").arg(&k.settings).arg("concurrency");
+            pipe.cmd("HMGET").arg(&k.settings).arg(&CONTROL_FIELDS[..]);
         }
         let (now, mut it) = self.run_timed(&pipe, "queues").await?;
         let mut out = Vec::with_capacity(names.len());
@@ -169,8 +196,8 @@ impl Admin {
             let scheduled: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let retry: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let dead: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
-            let limit: Option<String> =
-                redis::from_redis_value(next()?).map_err(Error::parse("HGET settings"))?;
+            let controls: Vec<Option<String>> =
+                redis::from_redis_value(next()?).map_err(Error::parse("HMGET settings"))?;
             let latency = oldest
                 .first()
                 .and_then(|(_, head)| record_head(head))
@@ -186,7 +213,7 @@ impl Admin {
                 dead,
                 paused,
                 latency,
-                concurrency_limit: limit.and_then(|l| l.parse::<u32>().ok()).filter(|l| *l > 0),
+                controls: QueueControls::from_settings(&controls, now),
             });
         }
         Ok(out)
@@ -221,36 +248,6 @@ impl Admin {
         let mut cmd = SCRIPTS.pause.cmd(&[&k.paused, &k.events, &k.settings]);
         cmd.arg(self.actor());
         self.write(&cmd, "pause").await?;
-        self.register_queues(&[queue]).await
-    }
-
-    /// Sets `queue`'s global concurrency limit: at most `limit` of its jobs
-    /// leased at once across every worker (the check is in `fetch.lua`,
-    /// atomic with the claim; a lease that expired, its worker dead, frees
-    /// its place at once). `None` lifts it. Takes effect at the next fetch;
-    /// idle fetchers are woken. Jobs already running past a lowered limit
-    /// finish.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
-    /// client.admin().set_concurrency_limit("exports", Some(5)).await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::InvalidQueueName`]; [`Error::InvalidArgument`] for a limit
-    /// of 0 (pause the queue instead); [`Error::Redis`].
-    pub async fn set_concurrency_limit(&self, queue: &str, limit: Option<u32>) -> Result<()> {
-        if limit == Some(0) {
-            return Err(Error::InvalidArgument(
-                "a concurrency limit must be at least 1; pause the queue to stop it".to_owned(),
-            ));
-        }
-        let k = self.client.queue_keys(queue)?;
-        let mut cmd = SCRIPTS.queue_limit.cmd(&[&k.settings, &k.events, &k.wake]);
-        cmd.arg(limit.map_or_else(String::new, |l| l.to_string()))
-            .arg(self.actor());
-        self.write(&cmd, "set concurrency limit").await?;
         self.register_queues(&[queue]).await
     }
 

@@ -54,6 +54,17 @@ pub struct LeasedJob {
     pub leased_at_ms: i64,
 }
 
+/// What one [`Runtime::claim`] got.
+#[derive(Debug, Default)]
+pub struct Claim {
+    /// The jobs claimed.
+    pub jobs: Vec<LeasedJob>,
+    /// Set when the queue's rate limit or open circuit breaker holds it:
+    /// no job will be fetched from it for this long, so a fetcher should
+    /// not ask (nor wait for a wake-up token) before then.
+    pub hold: Option<Duration>,
+}
+
 /// What to do with a finished job.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -77,6 +88,15 @@ pub enum Outcome {
     Dead {
         /// Readable error.
         error: String,
+    },
+    /// Not run to the end because a downstream rate-limited it: run again
+    /// after `delay`, without counting this run as an attempt (nor as a
+    /// failure for the circuit breaker).
+    Snooze {
+        /// Delay added to Redis's clock.
+        delay: Duration,
+        /// Why, as the timeline shows it.
+        reason: String,
     },
 }
 
@@ -273,6 +293,7 @@ fn fail_cmd(c: &Completion, retention: crate::Retention, channel: &str) -> Optio
         Outcome::Ack | Outcome::Returned { .. } => return None,
         Outcome::Retry { delay, error } => ("retry", duration_ms(*delay), error),
         Outcome::Dead { error } => ("dead", 0, error),
+        Outcome::Snooze { delay, reason } => ("snooze", duration_ms(*delay), reason),
     };
     let k = &c.keys;
     let mut keys = vec![
@@ -302,11 +323,12 @@ type LeaseList = [(Arc<QueueKeys>, JobId, LeaseToken)];
 
 impl Runtime {
     /// Claims up to `max` jobs from `keys`'s queue with a lease of `lease`
-    /// for `worker_id`. Returns nothing when the queue is empty or paused.
+    /// for `worker_id`. Returns nothing when the queue is empty, paused,
+    /// held or at its limit ([`Runtime::claim`] also says for how long it is
+    /// held).
     ///
     /// # Errors
-    /// [`Error::Redis`]; [`Error::Decode`] only when the reply itself is not
-    /// the script's shape (records are decoded per job, see [`LeasedJob`]).
+    /// As [`Runtime::claim`].
     pub async fn fetch(
         &self,
         keys: &Arc<QueueKeys>,
@@ -314,6 +336,22 @@ impl Runtime {
         lease: Duration,
         worker_id: &str,
     ) -> Result<Vec<LeasedJob>> {
+        Ok(self.claim(keys, max, lease, worker_id).await?.jobs)
+    }
+
+    /// Claims up to `max` jobs from `keys`'s queue with a lease of `lease`
+    /// for `worker_id`, within the queue's fleet controls.
+    ///
+    /// # Errors
+    /// [`Error::Redis`]; [`Error::Decode`] only when the reply itself is not
+    /// the script's shape (records are decoded per job, see [`LeasedJob`]).
+    pub async fn claim(
+        &self,
+        keys: &Arc<QueueKeys>,
+        max: usize,
+        lease: Duration,
+        worker_id: &str,
+    ) -> Result<Claim> {
         let mut cmd = SCRIPTS.fetch.cmd(&[
             &keys.ready,
             &keys.active,
@@ -340,7 +378,11 @@ impl Runtime {
         let mut items = reply.into_iter();
         let now: i64 = match items.next() {
             Some(v) => redis::from_redis_value(v).map_err(Error::parse("fetch"))?,
-            None => return Ok(Vec::new()),
+            None => return Ok(Claim::default()),
+        };
+        let hold_ms: u64 = match items.next() {
+            Some(v) => redis::from_redis_value(v).map_err(Error::parse("fetch"))?,
+            None => 0,
         };
         let mut jobs = Vec::new();
         while let (Some(token), Some(raw)) = (items.next(), items.next()) {
@@ -354,7 +396,10 @@ impl Runtime {
                 leased_at_ms: now,
             });
         }
-        Ok(jobs)
+        Ok(Claim {
+            jobs,
+            hold: (hold_ms > 0).then(|| Duration::from_millis(hold_ms)),
+        })
     }
 
     /// Applies completions in one round trip: acks of one queue share one
@@ -385,6 +430,7 @@ impl Runtime {
             ];
             key_list.extend(keys.finishing());
             key_list.push(&keys.workers);
+            key_list.push(&keys.wake);
             let mut cmd = SCRIPTS.ack.cmd(&key_list);
             cmd.arg(channel).arg(idx.len());
             for &i in &idx {

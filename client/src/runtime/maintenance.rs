@@ -72,7 +72,8 @@ impl Runtime {
         cmd.arg(limit.max(1))
             .arg(retention.dead_max_jobs)
             .arg(retention.error_history)
-            .arg(&self.client.global_keys().finished_channel);
+            .arg(&self.client.global_keys().finished_channel)
+            .arg(&self.client.global_keys().cancel_channel);
         let (to_ready, to_dead, next): (u64, u64, i64) =
             scripts::run(&mut self.client.connection(), &cmd)
                 .await

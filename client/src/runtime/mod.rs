@@ -31,7 +31,7 @@ pub mod cron {
 pub use crate::keys::{GlobalKeys, QueueKeys};
 pub use cancel::CancelSubscription;
 pub use lease::{
-    Applied, Completion, LeaseLoss, LeaseToken, LeasedJob, LostLease, Outcome, RunFacts,
+    Applied, Claim, Completion, LeaseLoss, LeaseToken, LeasedJob, LostLease, Outcome, RunFacts,
 };
 pub use maintenance::{PromoteReport, ReapReport, TrimReport};
 pub use process::PROCESS_HOST_MAX_BYTES;

@@ -24,7 +24,7 @@
 -- KEYS[1] active  KEYS[2] jobs  KEYS[3] leases  KEYS[4] errors  KEYS[5] stats
 -- KEYS[6] history KEYS[7] cancels KEYS[8] waiters KEYS[9] outcomes
 -- KEYS[10] locks  KEYS[11] events KEYS[12] settings KEYS[13] followups
--- KEYS[14] outbox KEYS[15] workers
+-- KEYS[14] outbox KEYS[15] workers KEYS[16] wake
 -- ARGV[1] finished channel  ARGV[2] n, then n groups of three: id, token,
 -- and `attempt"type` (runs, this one included, and the job type, as the
 -- event lists them); then four
@@ -37,6 +37,8 @@
 -- the parent's result).
 -- A job done gets its follow-ups on success and on completion queued in
 -- the outbox (spool_follow_ups).
+-- The runs done count as successes for the queue's circuit breaker (when
+-- it has one); closing it wakes the queue's idle fetchers.
 -- Returns one integer per id/token pair: 1 acknowledged, 0 lease lost
 -- (nothing changed), 2 ended cancelled.
 local now = spool_now()
@@ -134,6 +136,9 @@ if timelines then
 end
 if #acked > cancelled then
   spool_count(KEYS[5], 'p', now, #acked - cancelled)
+  if q.ev.breaker and spool_breaker_note(q.ev, now, #acked - cancelled, 0) then
+    spool_wake(KEYS[16])
+  end
 end
 -- Follow-ups of the jobs done, with the results the worker sent. A queue
 -- where no job has follow-ups pays nothing more (the EXISTS above).

@@ -12,12 +12,17 @@
 -- outcome gets it written (it stays in the dead set too). A run that was
 -- asked to cancel ends cancelled instead, whatever the error. Events:
 -- `retrying` (level all), `dead` or `cancelled` (terminal), with the error.
+-- A failed run counts as a failure for the queue's circuit breaker.
+-- Mode 'snooze' (the handler was rate limited by a downstream): the run
+-- does not count as an attempt, nor as a failure; the job goes to the
+-- retry set for delay_ms with a timeline entry saying why, and a
+-- `retrying` event.
 --
 -- KEYS[1] active KEYS[2] jobs KEYS[3] leases KEYS[4] errors KEYS[5] retry
 -- KEYS[6] dead   KEYS[7] stats KEYS[8] history KEYS[9] cancels
 -- KEYS[10] waiters KEYS[11] outcomes KEYS[12] locks KEYS[13] events
 -- KEYS[14] settings KEYS[15] followups KEYS[16] outbox
--- ARGV[1] id  ARGV[2] token  ARGV[3] 'retry' | 'dead'  ARGV[4] delay_ms
+-- ARGV[1] id  ARGV[2] token  ARGV[3] 'retry' | 'dead' | 'snooze'  ARGV[4] delay_ms
 -- ARGV[5] error text  ARGV[6] dead set size cap  ARGV[7] error history cap
 -- ARGV[8] finished channel
 -- Returns 0 lease lost (nothing changed), 1 scheduled for retry, 2 dead,
@@ -38,6 +43,19 @@ if spool_cancel_asked(q, id, lease) then
   spool_cancelled(q, id, stored, lease, spool_int((tonumber(runs) or 0) + 1), now)
   return 3
 end
+if ARGV[3] == 'snooze' then
+  local record = spool_restamp(stored, now_s, 0)
+  redis.call('HSET', KEYS[2], id, record)
+  local _, runs = spool_head(record)
+  local attempt_s = spool_int(tonumber(runs) or 0)
+  local why = 'snoozed, not counted as an attempt: ' .. ARGV[5]
+  spool_event(q.ev, SPOOL_ALL, 'retrying', id, spool_record_type(record), attempt_s, why)
+  redis.call('HSET', KEYS[8], id, spool_history_append(spool_history_get(KEYS[8], id, stored), {
+    spool_lease_entry(lease, spool_int((tonumber(runs) or 0) + 1)),
+    spool_hist_entry(now_s, 'retry', attempt_s, '', why)}))
+  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)
+  return 1
+end
 -- The stored record does not count the run that just failed: add it.
 local record = spool_restamp(stored, now_s, 1)
 redis.call('HSET', KEYS[2], id, record)
@@ -46,6 +64,7 @@ attempt = tonumber(attempt) or 0
 max_attempts = tonumber(max_attempts) or 0
 spool_push_error(KEYS[4], id, now, attempt, ARGV[5], tonumber(ARGV[7]))
 spool_count(KEYS[7], 'f', now, 1)
+spool_breaker_note(q.ev, now, 0, 1)
 
 local dead = ARGV[3] == 'dead' or attempt >= max_attempts
 local attempt_s = spool_int(attempt)

@@ -18,38 +18,60 @@
 -- nothing without passing the wake-up on (its fetchers wait for a token or
 -- their idle poll). An expired lease (its worker died) frees its place at
 -- once, before the reaper runs.
+-- A queue with a rate limit (`rate`) gets at most the jobs its token bucket
+-- holds (spool_rate_room); one with a circuit breaker (`breaker`) gets none
+-- while it is open and only its probes while half-open. Either returns how
+-- long the queue is held, so fetchers skip it until then without a command.
 --
 -- KEYS[1] ready  KEYS[2] active  KEYS[3] jobs  KEYS[4] leases  KEYS[5] fence
 -- KEYS[6] paused KEYS[7] dead    KEYS[8] errors KEYS[9] wake   KEYS[10] stats
 -- KEYS[11] history KEYS[12] locks KEYS[13] events KEYS[14] settings
 -- ARGV[1] max jobs to claim  ARGV[2] lease in ms  ARGV[3] worker id
 -- ARGV[4] largest record accepted, in bytes
--- Returns {now_ms, token1, record1, token2, record2, ...}; {now_ms} when the
--- queue is empty or paused.
+-- Returns {now_ms, hold_ms, token1, record1, token2, record2, ...}: hold_ms
+-- is 0, or how long the queue's rate limit or open breaker holds it (no
+-- job is fetched from it meanwhile); {now_ms, hold_ms} when nothing was
+-- claimed (empty, paused, full or held).
 local now = spool_now()
 if redis.call('EXISTS', KEYS[6]) == 1 then
-  return {now}
+  return {now, 0}
 end
 local ev = spool_events(KEYS[13], KEYS[14])
 local want = tonumber(ARGV[1])
+if ev.breaker then
+  local allowed, hold = spool_breaker_gate(ev, now)
+  if allowed == 0 then
+    return {now, hold}
+  end
+  want = math.min(want, allowed or want)
+end
 -- With a limit: the places left, and whether this claim may fill them.
 local room
 if ev.concurrency then
   room = ev.concurrency - redis.call('ZCOUNT', KEYS[2], now, '+inf')
   if room <= 0 then
-    return {now}
+    return {now, 0}
   end
   want = math.min(want, room)
 end
+local rate_room, tat, interval
+if ev.rate then
+  local hold
+  rate_room, tat, hold, interval = spool_rate_room(ev, now)
+  if rate_room == 0 then
+    return {now, hold}
+  end
+  want = math.min(want, rate_room or want)
+end
 local items = redis.call('RPOP', KEYS[1], want)
 if not items then
-  return {now}
+  return {now, 0}
 end
 local last = redis.call('INCRBY', KEYS[5], #items)
 local deadline = spool_int(now + tonumber(ARGV[2]))
 -- A lease is `token|worker|start_ms`: the start is the run's timeline entry.
 local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
-local out = {now}
+local out = {now, 0}
 local latency, claimed, bad = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 local max_bytes = tonumber(ARGV[4])
@@ -116,13 +138,18 @@ spool_events_flush(ev)
 if claimed > 0 then
   spool_count(KEYS[10], 'fc', now, claimed)
   spool_count(KEYS[10], 'fl', now, latency)
+  if rate_room then
+    spool_rate_take(ev, tat, interval, claimed)
+  end
+  spool_breaker_probes(ev, claimed)
 end
 if bad > 0 then
   spool_count(KEYS[10], 'f', now, bad)
 end
 -- Chain the wake-up: if jobs remain, another idle fetcher should come too
 -- (unless this claim filled the queue's places: it would find none).
-if (not room or claimed < room) and redis.call('LLEN', KEYS[1]) > 0 then
+if (not room or claimed < room) and (not rate_room or claimed < rate_room) and
+    redis.call('LLEN', KEYS[1]) > 0 then
   spool_wake(KEYS[9])
 end
 return out

@@ -132,7 +132,7 @@ scripts! {
     cancel_ready => ["ready_walk", "cancel_ready"],
     unwait => ["unwait"],
     events_config => ["events_config"],
-    queue_limit => ["queue_limit"],
+    queue_control => ["queue_control"],
     outbox_done => ["outbox_done"],
     batch_open => ["batch_shared", "batch_open"],
     batch_member => ["batch_shared", "batch_member"],

@@ -209,18 +209,22 @@ local SPOOL_TERMINAL, SPOOL_ALL = 1, 2
 
 -- The events of a queue for this call: its stream key, level and cap (read
 -- once from its settings hash), and, read in the same HMGET, the queue's
--- global concurrency limit (`concurrency`: a positive integer, else nil).
--- Without keys (callers that pass none) the level is off.
+-- fleet controls: its global concurrency limit (`concurrency`: a positive
+-- integer, else nil), rate limit (`rate`) and circuit breaker (`breaker`),
+-- as written by queue_control.lua (nil when unset). `settings` is kept for
+-- the controls' state. Without keys (callers that pass none) the level is
+-- off.
 local function spool_events(events, settings)
   if not events or not settings then
     return {level = 0}
   end
-  local cfg = redis.call('HMGET', settings, 'events', 'events_max', 'concurrency')
+  local cfg = redis.call('HMGET', settings, 'events', 'events_max', 'concurrency', 'rate', 'breaker')
   local level = SPOOL_EVENT_LEVELS[cfg[1] or SPOOL_EVENTS_DEFAULT] or
     SPOOL_EVENT_LEVELS[SPOOL_EVENTS_DEFAULT]
   local max = cfg[2] and string.match(cfg[2], '^[1-9]%d*$') or SPOOL_EVENTS_MAX_DEFAULT
   local limit = cfg[3] and string.match(cfg[3], '^[1-9]%d*$')
-  return {key = events, level = level, max = max, concurrency = limit and tonumber(limit)}
+  return {key = events, level = level, max = max, concurrency = limit and tonumber(limit),
+    settings = settings, rate = cfg[4] or nil, breaker = cfg[5] or nil}
 end
 
 -- Writes one entry: event `kind` of `jobs` (id, attempt, type, … ; may be
@@ -294,6 +298,140 @@ local function spool_events_flush(ev)
     end
   end
   ev.batches, ev.order = nil, nil
+end
+
+-- Fleet controls: rate limit and circuit breaker ---------------------------
+-- Both keep their configuration and state in the queue's settings hash, so a
+-- queue without them pays nothing beyond the fields spool_events reads.
+
+-- A rate limit `n/period_ms[/burst]` as (ms between jobs, burst), or nil.
+local function spool_rate_parse(cfg)
+  local n, period, burst = string.match(cfg or '', '^(%d+)/(%d+)/?(%d*)$')
+  n, period = tonumber(n), tonumber(period)
+  if not n or n < 1 or period < 1 then
+    return nil
+  end
+  return period / n, math.max(1, tonumber(burst) or n)
+end
+
+-- The rate limit's room now: a token bucket kept as one number, the
+-- theoretical arrival time (GCRA, field `rate_tat`): a full bucket holds
+-- `burst` jobs and refills one every `interval` ms, so a backlog starts
+-- evenly spaced. Returns (jobs allowed now, the time to build on, ms until
+-- the next job is allowed when none is).
+local function spool_rate_room(ev, now)
+  local interval, burst = spool_rate_parse(ev.rate)
+  if not interval then
+    return nil
+  end
+  local tat = math.max(tonumber(redis.call('HGET', ev.settings, 'rate_tat')) or 0, now)
+  local room = math.floor((now + burst * interval - tat) / interval + 1e-9)
+  if room >= 1 then
+    return room, tat, 0, interval
+  end
+  return 0, tat, math.max(1, math.ceil(tat - (burst - 1) * interval - now)), interval
+end
+
+-- Spends `n` jobs of the rate limit's room (after spool_rate_room).
+local function spool_rate_take(ev, tat, interval, n)
+  if n > 0 then
+    redis.call('HSET', ev.settings, 'rate_tat', string.format('%.3f', tat + n * interval))
+  end
+end
+
+-- A breaker `percent/window/cooldown_ms/probes` as numbers, or nil.
+local function spool_breaker_parse(cfg)
+  local pct, window, cooldown, probes = string.match(cfg or '', '^(%d+)/(%d+)/(%d+)/(%d+)$')
+  pct, window, cooldown, probes = tonumber(pct), tonumber(window), tonumber(cooldown), tonumber(probes)
+  if not pct or pct < 1 or pct > 100 or window < 1 or probes < 1 then
+    return nil
+  end
+  return pct, window, cooldown, probes
+end
+
+-- The breaker's gate for a fetch: (jobs allowed, nil for no cap; ms to hold
+-- the queue when none are). Open: nothing until the cool-down ends; then
+-- half-open: `probes` jobs in all, until their outcomes close or reopen it.
+local function spool_breaker_gate(ev, now)
+  local _, _, _, probes = spool_breaker_parse(ev.breaker)
+  if not probes then
+    return nil, 0
+  end
+  local st = redis.call('HMGET', ev.settings, 'br_state', 'br_until', 'br_probes')
+  if st[1] == 'open' then
+    local left = (tonumber(st[2]) or 0) - now
+    if left > 0 then
+      return 0, math.ceil(left)
+    end
+    redis.call('HSET', ev.settings, 'br_state', 'half', 'br_probes', 0, 'br_ok', 0)
+    spool_event(ev, SPOOL_TERMINAL, 'breaker_half_open', '', nil, nil, nil, nil,
+      'probes=' .. probes)
+    return probes, 0
+  elseif st[1] == 'half' then
+    return math.max(0, probes - (tonumber(st[3]) or 0)), 0
+  end
+  return nil, 0
+end
+
+-- Counts `n` probe jobs handed out while half-open.
+local function spool_breaker_probes(ev, n)
+  if n > 0 and ev.breaker and redis.call('HGET', ev.settings, 'br_state') == 'half' then
+    redis.call('HINCRBY', ev.settings, 'br_probes', n)
+  end
+end
+
+-- Notes `ok` succeeded and `failed` failed runs of the queue for its
+-- breaker. Closed: the failures of the last `window` runs are estimated
+-- from two buckets of `window` runs (the current one, and the previous one
+-- weighted by how much of it the window still covers); reaching `percent`
+-- of the window opens the breaker for `cooldown` ms. Half-open: a failure
+-- reopens it, `probes` successes close it. Open: outcomes of runs that
+-- started before it opened are ignored. Returns true when it closed (the
+-- caller wakes the queue's fetchers).
+local function spool_breaker_note(ev, now, ok, failed)
+  if not ev.breaker then
+    return false
+  end
+  local pct, window, cooldown, probes = spool_breaker_parse(ev.breaker)
+  if not pct then
+    return false
+  end
+  local st = redis.call('HMGET', ev.settings, 'br_state', 'br_n', 'br_f', 'br_pf', 'br_ok')
+  local function open(why)
+    redis.call('HSET', ev.settings, 'br_state', 'open', 'br_until', spool_int(now + cooldown),
+      'br_n', 0, 'br_f', 0, 'br_pf', 0)
+    spool_event(ev, SPOOL_TERMINAL, 'breaker_opened', '', nil, nil, why, nil,
+      'cooldown_ms=' .. spool_int(cooldown))
+  end
+  if st[1] == 'open' then
+    return false
+  elseif st[1] == 'half' then
+    if failed > 0 then
+      open('a probe job failed while the breaker was half-open')
+      return false
+    end
+    if (tonumber(st[5]) or 0) + ok >= probes then
+      redis.call('HDEL', ev.settings, 'br_state', 'br_until', 'br_probes', 'br_ok')
+      spool_event(ev, SPOOL_TERMINAL, 'breaker_closed', '', nil, nil, nil, nil,
+        'probes=' .. probes)
+      return true
+    end
+    redis.call('HINCRBY', ev.settings, 'br_ok', ok)
+    return false
+  end
+  local n = (tonumber(st[2]) or 0) + ok + failed
+  local f = (tonumber(st[3]) or 0) + failed
+  local pf = tonumber(st[4]) or 0
+  local estimate = f + pf * math.max(0, 1 - n / window)
+  if failed > 0 and estimate * 100 >= pct * window then
+    open(spool_int(math.floor(estimate + 0.5)) .. ' of the last ' .. spool_int(window) ..
+      ' runs failed (threshold ' .. spool_int(pct) .. '%)')
+  elseif n >= window then
+    redis.call('HSET', ev.settings, 'br_n', 0, 'br_f', 0, 'br_pf', f)
+  else
+    redis.call('HSET', ev.settings, 'br_n', n, 'br_f', f)
+  end
+  return false
 end
 
 -- The job type of a Spool record (the `"type"` field right after the head

@@ -14,7 +14,10 @@
 -- KEYS[11] waiters KEYS[12] outcomes KEYS[13] locks KEYS[14] events
 -- KEYS[15] settings KEYS[16] followups KEYS[17] outbox
 -- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
--- ARGV[4] finished channel
+-- ARGV[4] finished channel  ARGV[5] cancel channel
+-- Each reaped lease is published on the cancel channel as `!lost <token>
+-- <id>`: a worker still running that lease (hung, partitioned) stops the
+-- run at once. Runs reaped count as failures for the circuit breaker.
 -- Returns {returned_to_ready, moved_to_dead, ms until the next lease
 -- deadline or -1 when no lease is left}: the reaper sleeps until then (at
 -- most its interval), so a dead worker's jobs come back right after their
@@ -29,6 +32,9 @@ for _, id in ipairs(expired) do
   local worker = spool_lease_worker(lease) or 'unknown'
   redis.call('HDEL', KEYS[3], id)
   redis.call('ZREM', KEYS[1], id)
+  if ARGV[5] and lease ~= '' then
+    redis.call('PUBLISH', ARGV[5], '!lost ' .. spool_lease_token(lease) .. ' ' .. id)
+  end
   local stored = redis.call('HGET', KEYS[2], id)
   if stored and spool_cancel_asked(q, id, lease) then
     local _, runs = spool_head(stored)
@@ -65,6 +71,7 @@ for _, id in ipairs(expired) do
 end
 if to_ready + to_dead > 0 then
   spool_count(KEYS[8], 'f', now, to_ready + to_dead)
+  spool_breaker_note(q.ev, now, 0, to_ready + to_dead)
 end
 if to_dead > 0 then
   spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[9], KEYS[16]}, tonumber(ARGV[2]))

@@ -209,6 +209,33 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
             }
             Ok(())
         }
+        Command::Queue {
+            cmd: QueueCmd::Rate { queue, rate },
+        } => {
+            admin.set_rate_limit(&queue, rate.0).await?;
+            match rate.0 {
+                Some(r) => writeln!(out, "{queue}: at most {r} started, fleet-wide")?,
+                None => writeln!(out, "{queue}: no rate limit")?,
+            }
+            Ok(())
+        }
+        Command::Queue {
+            cmd: QueueCmd::Breaker { queue, breaker },
+        } => {
+            admin.set_breaker(&queue, breaker.0).await?;
+            match breaker.0 {
+                Some(b) => writeln!(out, "{queue}: circuit breaker {b}")?,
+                None => writeln!(out, "{queue}: no circuit breaker")?,
+            }
+            Ok(())
+        }
+        Command::Queue {
+            cmd: QueueCmd::BreakerReset { queue },
+        } => {
+            admin.reset_breaker(&queue).await?;
+            writeln!(out, "{queue}: circuit breaker closed")?;
+            Ok(())
+        }
         Command::Enqueue(a) => commands::enqueue(&client, a, out, err).await,
         Command::Status { id, json } => {
             let s = client.status(&JobId::from(id.as_str())).await?;

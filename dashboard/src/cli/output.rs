@@ -85,13 +85,14 @@ pub(crate) fn queues(out: &mut dyn Write, queues: &[QueueInfo]) -> std::io::Resu
         ("retry", 8, true),
         ("dead", 8, true),
         ("limit", 6, true),
+        ("rate", 10, false),
         ("state", 0, false),
     ];
     let rows = queues.iter().map(|q| {
-        let state = match (q.paused, q.at_limit()) {
-            (true, _) => "paused",
-            (false, true) => "at limit",
-            (false, false) => "running",
+        let state = match (q.throttled(), &q.controls.breaker) {
+            (Some(why), _) => why.to_owned(),
+            (None, Some((_, b))) => format!("running, breaker {}", b.as_str()),
+            (None, None) => "running".to_owned(),
         };
         vec![
             q.name.clone(),
@@ -101,9 +102,13 @@ pub(crate) fn queues(out: &mut dyn Write, queues: &[QueueInfo]) -> std::io::Resu
             q.scheduled.to_string(),
             q.retry.to_string(),
             q.dead.to_string(),
-            q.concurrency_limit
+            q.controls
+                .concurrency_limit
                 .map_or_else(|| "-".to_owned(), |l| l.to_string()),
-            state.to_owned(),
+            q.controls
+                .rate_limit
+                .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+            state,
         ]
     });
     table(out, &columns, rows)

@@ -132,6 +132,53 @@ pub(crate) enum QueueCmd {
         #[arg(value_parser = concurrency_limit)]
         limit: LimitArg,
     },
+    /// Set the queue's rate limit: at most JOBS started per PERIOD across
+    /// every worker (`100/1s`, `10/1m`, `100/1s burst 10`); `none` lifts it.
+    Rate {
+        /// Queue name.
+        queue: String,
+        /// JOBS/PERIOD, or `none`.
+        #[arg(value_parser = rate_limit)]
+        rate: ControlArg<spool_client::admin::RateLimit>,
+    },
+    /// Set the queue's circuit breaker, PERCENT/WINDOW/COOLDOWN/PROBES
+    /// (`50/100/30s/3`: open at 50% of the last 100 runs failed, for 30s,
+    /// close after 3 good probes); `none` removes it.
+    Breaker {
+        /// Queue name.
+        queue: String,
+        /// PERCENT/WINDOW/COOLDOWN/PROBES, or `none`.
+        #[arg(value_parser = breaker)]
+        breaker: ControlArg<spool_client::admin::Breaker>,
+    },
+    /// Close the queue's circuit breaker now.
+    BreakerReset {
+        /// Queue name.
+        queue: String,
+    },
+}
+
+/// A fleet control's value, or `none`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ControlArg<T>(pub(crate) Option<T>);
+
+fn control<T: std::str::FromStr<Err = spool_client::Error>>(
+    raw: &str,
+) -> Result<ControlArg<T>, String> {
+    if raw == "none" {
+        return Ok(ControlArg(None));
+    }
+    raw.parse::<T>()
+        .map(|v| ControlArg(Some(v)))
+        .map_err(|e| e.to_string())
+}
+
+fn rate_limit(raw: &str) -> Result<ControlArg<spool_client::admin::RateLimit>, String> {
+    control(raw)
+}
+
+fn breaker(raw: &str) -> Result<ControlArg<spool_client::admin::Breaker>, String> {
+    control(raw)
 }
 
 /// A concurrency limit, or none.

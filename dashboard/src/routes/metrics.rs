@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use spool_client::admin::QueueInfo;
+use spool_client::admin::{BreakerState, QueueInfo};
 
 use super::overview::Snapshot;
 use crate::error::{AppError, AppResult};
@@ -50,7 +50,7 @@ fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-const GAUGES: [IntGauge; 8] = [
+const GAUGES: [IntGauge; 11] = [
     ("spool_queue_depth", "Jobs in the ready list", |q| {
         int(q.ready)
     }),
@@ -70,12 +70,35 @@ const GAUGES: [IntGauge; 8] = [
     (
         "spool_queue_concurrency_limit",
         "The queue's global concurrency limit (0: none)",
-        |q| i64::from(q.concurrency_limit.unwrap_or(0)),
+        |q| i64::from(q.controls.concurrency_limit.unwrap_or(0)),
     ),
     (
         "spool_queue_throttled",
-        "1 when the queue is at its concurrency limit (ready jobs wait)",
-        |q| i64::from(q.at_limit() && q.ready > 0),
+        "1 when ready jobs wait for a fleet control: concurrency limit, rate limit or circuit breaker",
+        |q| i64::from(q.throttled().is_some_and(|why| why != "paused")),
+    ),
+    (
+        "spool_queue_rate_limit_jobs",
+        "Jobs the queue's rate limit allows per period (0: none); see spool_queue_rate_limit_period_seconds",
+        |q| i64::from(q.controls.rate_limit.map_or(0, |r| r.jobs)),
+    ),
+    (
+        "spool_queue_rate_limit_period_seconds",
+        "The period of the queue's rate limit, in whole seconds (0: none or under a second)",
+        |q| {
+            q.controls
+                .rate_limit
+                .map_or(0, |r| i64::try_from(r.per.as_secs()).unwrap_or(i64::MAX))
+        },
+    ),
+    (
+        "spool_queue_breaker_state",
+        "The queue's circuit breaker: 0 closed or none, 1 half-open, 2 open",
+        |q| match q.controls.breaker {
+            Some((_, BreakerState::Open { .. })) => 2,
+            Some((_, BreakerState::HalfOpen { .. })) => 1,
+            _ => 0,
+        },
     ),
 ];
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Extension, State};
 use axum::response::Response;
-use spool_client::admin::{MinuteStats, QueueInfo, QueueStats, STATS_MINUTES_MAX};
+use spool_client::admin::{BreakerState, MinuteStats, QueueInfo, QueueStats, STATS_MINUTES_MAX};
 use spool_client::Admin;
 
 use crate::charts::chart;
@@ -92,9 +92,43 @@ pub(crate) fn queue_row(base: &str, q: &QueueInfo, last_hour: (u64, u64)) -> Que
         processed_1h: last_hour.0,
         failed_1h: last_hour.1,
         limit: q
+            .controls
             .concurrency_limit
             .map_or_else(String::new, |l| l.to_string()),
         at_limit: q.at_limit(),
+        rate: q
+            .controls
+            .rate_limit
+            .map_or_else(String::new, |r| r.to_string()),
+        breaker: q
+            .controls
+            .breaker
+            .map_or_else(String::new, |(b, _)| b.typed()),
+        breaker_text: q
+            .controls
+            .breaker
+            .map_or_else(String::new, |(b, _)| b.to_string()),
+        breaker_state: q
+            .controls
+            .breaker
+            .map_or_else(String::new, |(_, st)| breaker_state(st)),
+        breaker_tripped: q.controls.breaker_tripped(),
+        throttled: q.throttled().unwrap_or("").to_owned(),
+    }
+}
+
+/// A breaker's state as the pages show it.
+fn breaker_state(state: BreakerState) -> String {
+    match state {
+        BreakerState::Closed { failures } => format!("closed ({failures} failed in the window)"),
+        BreakerState::Open { remaining } => format!(
+            "open, probing in {}",
+            fmt_ms(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX))
+        ),
+        BreakerState::HalfOpen {
+            probes_started,
+            probes_succeeded,
+        } => format!("half-open: {probes_started} probes started, {probes_succeeded} succeeded"),
     }
 }
 

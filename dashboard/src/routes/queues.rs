@@ -73,11 +73,78 @@ pub(crate) async fn limit(
         .set_concurrency_limit(queue, limit)
         .await?;
     tracing::info!(queue, ?limit, "concurrency limit set from the dashboard");
-    Ok(Redirect::to(&format!(
-        "{}/queues/{}?done=limit&n=1",
+    Ok(back(&ctx, queue, "limit"))
+}
+
+/// The form of `POST /queues/{queue}/rate` and `/breaker`: `csrf` (read
+/// by the gate) and the value as typed (empty or `none` lifts it).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ControlForm {
+    value: Option<String>,
+}
+
+/// The value of a control form: `None` to lift it, else parsed.
+fn control_value<T>(field: &'static str, form: &ControlForm) -> AppResult<Option<T>>
+where
+    T: std::str::FromStr<Err = spool_client::Error>,
+{
+    let raw = form.value.as_deref().unwrap_or("").trim();
+    if raw.is_empty() || raw == "none" {
+        return Ok(None);
+    }
+    raw.parse()
+        .map(Some)
+        .map_err(|e| crate::error::AppError::BadRequest(format!("{field}: {e}")))
+}
+
+/// POST `/queues/{queue}/rate`: sets (or lifts) the queue's rate limit.
+pub(crate) async fn rate(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path(queue): Path<String>,
+    StrictForm(form): StrictForm<ControlForm>,
+) -> AppResult<Redirect> {
+    let queue = queue_name(&queue)?;
+    let rate = control_value("rate limit", &form)?;
+    ctx.admin(&s.admin).set_rate_limit(queue, rate).await?;
+    tracing::info!(queue, ?rate, "rate limit set from the dashboard");
+    Ok(back(&ctx, queue, "rate"))
+}
+
+/// POST `/queues/{queue}/breaker`: sets (or removes) the queue's circuit
+/// breaker.
+pub(crate) async fn breaker(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path(queue): Path<String>,
+    StrictForm(form): StrictForm<ControlForm>,
+) -> AppResult<Redirect> {
+    let queue = queue_name(&queue)?;
+    let breaker = control_value("breaker", &form)?;
+    ctx.admin(&s.admin).set_breaker(queue, breaker).await?;
+    tracing::info!(queue, ?breaker, "circuit breaker set from the dashboard");
+    Ok(back(&ctx, queue, "breaker"))
+}
+
+/// POST `/queues/{queue}/breaker/reset`: closes the queue's breaker now.
+pub(crate) async fn breaker_reset(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path(queue): Path<String>,
+) -> AppResult<Redirect> {
+    let queue = queue_name(&queue)?;
+    ctx.admin(&s.admin).reset_breaker(queue).await?;
+    tracing::info!(queue, "circuit breaker reset from the dashboard");
+    Ok(back(&ctx, queue, "breaker_reset"))
+}
+
+/// Back to the queue page with a notice.
+fn back(ctx: &Ctx, queue: &str, done: &str) -> Redirect {
+    Redirect::to(&format!(
+        "{}/queues/{}?done={done}&n=1",
         ctx.base,
         enc(queue)
-    )))
+    ))
 }
 
 pub(crate) async fn pause(s: AppState, c: Extension<Ctx>, q: Path<String>) -> AppResult<Redirect> {

@@ -202,6 +202,17 @@ pub(crate) struct QueueRow {
     pub(crate) limit: String,
     /// As many jobs leased as the limit allows: ready jobs wait.
     pub(crate) at_limit: bool,
+    /// The rate limit as typed (`100/1s`; empty: none).
+    pub(crate) rate: String,
+    /// The circuit breaker as typed (`50/100/30s/3`; empty: none), as
+    /// read, and its state (`closed`, `open, 12s left`, …).
+    pub(crate) breaker: String,
+    pub(crate) breaker_text: String,
+    pub(crate) breaker_state: String,
+    /// The breaker is open or half-open (an operator may reset it).
+    pub(crate) breaker_tripped: bool,
+    /// Why ready jobs are not fetched now (empty: they are, or none is ready).
+    pub(crate) throttled: String,
 }
 
 /// A number on the overview with its label and link.

@@ -1,10 +1,13 @@
-//! Cancel listener: fires the run of a job someone cancelled while it
-//! runs here, within moments of the request.
+//! Lease-notice listener: fires the run of a job someone cancelled while
+//! it runs here, or whose lease the reaper took back (the run hung or this
+//! process was cut off from Redis past its lease), within moments.
 //!
 //! One subscription per worker process to the namespace's cancel channel
-//! (`cancel.lua` publishes `<token> <id>`); a message for a lease this
-//! process holds sets the run's "cancel requested" flag and fires its
-//! cancellation token. Messages for other processes' leases are ignored.
+//! (`cancel.lua` publishes `<token> <id>`, `reap.lua` `!lost <token> <id>`);
+//! a cancel for a lease this process holds sets the run's "cancel
+//! requested" flag and fires its cancellation token; a lost lease fires the
+//! token (the heartbeat's rules: a run that already finished is left
+//! alone). Messages for other processes' leases are ignored.
 //! When the subscription drops, it is opened again; a request published
 //! meanwhile reaches the run through the heartbeat (`extend.lua` reports
 //! the cancel mark), so nothing is lost, only later.
@@ -16,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::in_flight::InFlight;
+use crate::services::heartbeat::on_lost;
 
 /// Runs until `stop` fires.
 pub(crate) async fn listen_for_cancels(
@@ -37,11 +41,8 @@ pub(crate) async fn listen_for_cancels(
                         n = sub.next() => n,
                         () = stop.cancelled() => return,
                     };
-                    let Some((id, token)) = next else { break };
-                    if let Some(run) = in_flight.get(&id, &token) {
-                        tracing::info!(job_id = %id, "job was cancelled; telling its handler");
-                        run.cancel_requested();
-                    }
+                    let Some(notice) = next else { break };
+                    on_lost(&in_flight, &notice);
                 }
                 tracing::warn!("cancel subscription ended; opening it again");
             }

@@ -9,7 +9,7 @@
 //! jobs) is written with a TTL, so the dashboard lists live workers and
 //! forgets dead ones by itself.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spool_client::admin::{BusyJob, ProcessInfo};
 use spool_client::runtime::{LeaseLoss, LostLease, Runtime};
@@ -42,56 +42,84 @@ pub(crate) struct Heartbeat {
 impl Heartbeat {
     pub(crate) async fn run_once(&self) -> spool_client::Result<HeartbeatReport> {
         let running = self.in_flight.snapshot();
+        // First, without Redis: a run whose lease ran out by this process's
+        // clock (every extension failed: Redis away) is stopped now, even
+        // when the extension below cannot reach Redis either.
+        let expired = stop_expired(&running, Instant::now());
         let leases: Vec<_> = running
             .iter()
             .map(|((id, token), r)| (r.keys.clone(), id.clone(), token.clone()))
             .collect();
+        let asked = Instant::now();
         let lost = self.runtime.extend(self.lease, &leases).await?;
         let mut report = HeartbeatReport {
             extended: leases.len() - lost.len(),
-            lost: 0,
+            lost: expired,
         };
+        for ((id, token), run) in &running {
+            if !lost.iter().any(|l| &l.id == id && &l.token == token) {
+                run.extended_to(asked + self.lease);
+            }
+        }
         for l in &lost {
-            if self.on_lost(l) {
+            if on_lost(&self.in_flight, l) {
                 report.lost += 1;
             }
         }
         self.register(&running).await?;
         Ok(report)
     }
+}
 
-    /// Handles one lease that could not be extended; true when a running
-    /// handler was told to stop.
-    fn on_lost(&self, lost: &LostLease) -> bool {
-        let run = self.in_flight.get(&lost.id, &lost.token);
-        if lost.why == LeaseLoss::CancelAsked {
-            if let Some(run) = run.filter(|r| !r.is_finished()) {
-                tracing::info!(job_id = %lost.id, "job was cancelled; telling its handler");
-                run.cancel_requested();
-            }
-            return false;
-        }
-        match verdict(lost, run.as_ref()) {
-            Verdict::Untracked | Verdict::OwnOutcome => {
-                tracing::debug!(job_id = %lost.id, "lease ended by this process's own outcome");
-                false
-            }
-            Verdict::Cancel => {
-                if lost.why == LeaseLoss::Taken {
-                    tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
-                        "lease lost: it expired and another run (another worker, or a new lease in this process) took the job; cancelling this run only");
-                } else {
-                    tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
-                        "lease lost: the job is no longer leased (reaped or deleted); cancelling this run");
-                }
-                if let Some(run) = run {
-                    run.cancel.cancel();
-                }
-                true
-            }
+/// Stops the runs (not yet finished) whose lease ran out by this process's
+/// clock at `now`; returns how many.
+fn stop_expired(running: &[(LeaseKey, Running)], now: Instant) -> usize {
+    let mut stopped = 0;
+    for ((id, token), run) in running {
+        if run.lease_until() <= now && !run.is_finished() && !run.cancel.is_cancelled() {
+            tracing::warn!(job_id = %id, token = token.as_str(),
+                "lease lost: it expired by this process's clock without an extension (Redis unreachable?); cancelling this run");
+            run.cancel.cancel();
+            stopped += 1;
         }
     }
+    stopped
+}
 
+/// Handles one lease this process lost (could not extend, reaped, or asked
+/// to cancel); true when a running handler was told to stop because the
+/// lease is gone.
+pub(crate) fn on_lost(in_flight: &InFlight, lost: &LostLease) -> bool {
+    let run = in_flight.get(&lost.id, &lost.token);
+    if lost.why == LeaseLoss::CancelAsked {
+        if let Some(run) = run.filter(|r| !r.is_finished()) {
+            tracing::info!(job_id = %lost.id, "job was cancelled; telling its handler");
+            run.cancel_requested();
+        }
+        return false;
+    }
+    match verdict(lost, run.as_ref()) {
+        Verdict::Untracked | Verdict::OwnOutcome => {
+            tracing::debug!(job_id = %lost.id, "lease ended by this process's own outcome");
+            false
+        }
+        Verdict::Cancel => {
+            if lost.why == LeaseLoss::Taken {
+                tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
+                    "lease lost: it expired and another run (another worker, or a new lease in this process) took the job; cancelling this run only");
+            } else {
+                tracing::warn!(job_id = %lost.id, token = lost.token.as_str(),
+                    "lease lost: the job is no longer leased (reaped or deleted); cancelling this run");
+            }
+            if let Some(run) = run {
+                run.cancel.cancel();
+            }
+            true
+        }
+    }
+}
+
+impl Heartbeat {
     /// Writes the process record; also used at start-up.
     pub(crate) async fn register(
         &self,
@@ -157,7 +185,9 @@ mod tests {
     use spool_client::JobId;
     use tokio_util::sync::CancellationToken;
 
-    use super::{verdict, Verdict};
+    use std::time::{Duration, Instant};
+
+    use super::{stop_expired, verdict, Verdict};
     use crate::in_flight::{mark_finished, Running};
 
     fn run(finished: bool) -> Running {
@@ -172,6 +202,9 @@ mod tests {
             leased_at_ms: 0,
             finished: flag,
             cancel_asked: Arc::default(),
+            lease_until: Arc::new(std::sync::Mutex::new(
+                Instant::now() + Duration::from_secs(30),
+            )),
         }
     }
 
@@ -199,5 +232,23 @@ mod tests {
         assert_eq!(verdict(&lost(true), Some(&run(false))), Verdict::Cancel);
         assert_eq!(verdict(&lost(false), Some(&run(false))), Verdict::Cancel);
         assert_eq!(verdict(&lost(true), Some(&run(true))), Verdict::Cancel);
+    }
+
+    #[test]
+    fn a_run_past_its_lease_by_the_local_clock_is_stopped_once() {
+        let key = (JobId::from("j1"), LeaseToken::from("7"));
+        let (live, done) = (run(false), run(true));
+        let running = vec![(key.clone(), live.clone()), (key, done.clone())];
+        let now = Instant::now();
+        assert_eq!(stop_expired(&running, now), 0);
+        let later = now + Duration::from_secs(31);
+        assert_eq!(stop_expired(&running, later), 1);
+        assert!(live.cancel.is_cancelled());
+        assert!(
+            !done.cancel.is_cancelled(),
+            "a finished run keeps its outcome"
+        );
+        assert_eq!(stop_expired(&running, later), 0, "told once");
+        live.extended_to(later + Duration::from_secs(30));
     }
 }
