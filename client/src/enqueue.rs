@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use crate::admin::register_queues_cmd;
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::job::{CronOrigin, Job, JobBody, JobId};
+use crate::job::{CronOrigin, Job, JobBody, JobId, PRIORITY_MAX};
 use crate::keys::QueueKeys;
 use crate::scripts::{self, SCRIPTS};
 use crate::wire::check_args_depth;
@@ -132,9 +132,43 @@ pub struct EnqueueOptions {
     pub(crate) job_id: Option<JobId>,
     /// The batch (or chain) the job belongs to.
     pub(crate) batch: Option<crate::BatchId>,
+    priority: Option<i8>,
+    rate_key: Option<String>,
 }
 
 impl EnqueueOptions {
+    /// Fetch this job before (positive) or after (negative) the queue's
+    /// jobs of priority 0, the default: levels -9 … 9, higher first, first
+    /// in first out within a level. A queue whose jobs never set one stays
+    /// one plain list and pays nothing; each level used is a list of its
+    /// own, taken in order by the fetch script.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Report { id: u64 }
+    /// # impl spool_client::Job for Report { const TYPE: &'static str = "report"; }
+    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+    /// use spool_client::EnqueueOptions;
+    /// // A customer is waiting for this one: ahead of the nightly batch.
+    /// client.enqueue_with(&Report { id: 7 }, EnqueueOptions::new().priority(5)).await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn priority(mut self, level: i8) -> Self {
+        self.priority = Some(level);
+        self
+    }
+
+    /// The job's rate key (e.g. its tenant) for its queue's per-key rate
+    /// limit ([`Admin::set_key_rate_limit`](crate::Admin::set_key_rate_limit)):
+    /// each key gets its own budget. Overrides [`Job::rate_key`]. At most
+    /// 200 bytes, without `"`, `\` or control characters.
+    #[must_use]
+    pub fn rate_key(mut self, key: impl Into<String>) -> Self {
+        self.rate_key = Some(key.into());
+        self
+    }
+
     /// No overrides: run now with the job type's defaults.
     #[must_use]
     pub fn new() -> Self {
@@ -304,6 +338,8 @@ pub struct JobDefaults {
     pub webhooks: Vec<String>,
     /// Jobs created when the job ends.
     pub follow_ups: Vec<crate::FollowUp>,
+    /// Default priority within the queue.
+    pub priority: i8,
 }
 
 impl JobDefaults {
@@ -319,6 +355,7 @@ impl JobDefaults {
             unique: o.unique,
             webhooks: o.webhooks,
             follow_ups: o.follow_ups,
+            priority: o.priority,
         }
     }
 }
@@ -334,8 +371,21 @@ impl Default for JobDefaults {
             unique: o.unique,
             webhooks: o.webhooks,
             follow_ups: o.follow_ups,
+            priority: o.priority,
         }
     }
+}
+
+/// Longest rate key, in bytes.
+pub const RATE_KEY_MAX_BYTES: usize = 200;
+
+/// `opts` with `job`'s own rate key ([`Job::rate_key`]) when the call gave
+/// none and the job has one; `None` to use `opts` as they are.
+fn with_rate_key<J: Job>(job: &J, opts: &EnqueueOptions) -> Option<EnqueueOptions> {
+    if opts.rate_key.is_some() {
+        return None;
+    }
+    job.rate_key().map(|key| opts.clone().rate_key(key))
 }
 
 /// The uniqueness key and its lock for one enqueue, or `None`.
@@ -459,6 +509,7 @@ impl Client {
     /// # Errors
     /// As [`Client::enqueue`].
     pub async fn enqueue_with<J: Job>(&self, job: &J, opts: EnqueueOptions) -> Result<Enqueued> {
+        let opts = with_rate_key(job, &opts).unwrap_or(opts);
         let args = serde_json::value::to_raw_value(job).map_err(|source| Error::Serialize {
             job_type: J::TYPE.to_owned(),
             source,
@@ -545,8 +596,10 @@ impl Client {
                 job_type: J::TYPE.to_owned(),
                 source,
             })?;
-            locks.push(uniqueness(J::TYPE, &args, &defaults, &opts)?);
-            prepared.push(self.prepare(J::TYPE, &args, &defaults, &opts, &queue, None)?);
+            let keyed = with_rate_key(job, &opts);
+            let opts = keyed.as_ref().unwrap_or(&opts);
+            locks.push(uniqueness(J::TYPE, &args, &defaults, opts)?);
+            prepared.push(self.prepare(J::TYPE, &args, &defaults, opts, &queue, None)?);
         }
         if prepared.is_empty() {
             return Ok(Vec::new());
@@ -608,7 +661,27 @@ impl Client {
             let keeps = !keep.is_zero();
             self.encode_follow_ups(&follow_ups, opts.batch.as_ref().map(|b| (b, keeps)))?
         };
+        let priority = opts.priority.unwrap_or(defaults.priority);
+        if !(-PRIORITY_MAX..=PRIORITY_MAX).contains(&priority) {
+            return Err(Error::InvalidArgument(format!(
+                "priority must be from -{PRIORITY_MAX} to {PRIORITY_MAX}, got {priority}"
+            )));
+        }
+        if let Some(key) = &opts.rate_key {
+            if key.is_empty()
+                || key.len() > RATE_KEY_MAX_BYTES
+                || key.contains(['"', '\\'])
+                || key.chars().any(char::is_control)
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "a rate key is 1 to {RATE_KEY_MAX_BYTES} bytes without quotes, backslashes or control characters, got {:?}",
+                    crate::truncate_utf8(key, 80)
+                )));
+            }
+        }
         let body = JobBody {
+            priority: Some(priority).filter(|p| *p != 0),
+            rate_key: opts.rate_key.as_deref(),
             keep_outcome_ms: Some(duration_ms(keep)).filter(|ms| *ms > 0),
             job_type,
             queue,

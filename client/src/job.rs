@@ -132,6 +132,23 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn options() -> JobOptions {
         JobOptions::default()
     }
+
+    /// The rate key of this job (e.g. its tenant): with a per-key rate
+    /// limit on its queue ([`Admin::set_key_rate_limit`](crate::Admin::set_key_rate_limit)),
+    /// each key gets its own budget. `None` (the default): no key.
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Sync { tenant: String }
+    /// impl spool_client::Job for Sync {
+    ///     const TYPE: &'static str = "sync";
+    ///     fn rate_key(&self) -> Option<String> { Some(self.tenant.clone()) }
+    /// }
+    /// ```
+    fn rate_key(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A job type whose handler returns a value: names its type, so
@@ -179,6 +196,8 @@ pub struct JobOptions {
     /// Jobs created when each of this type's jobs ends (see
     /// [`EnqueueOptions::follow_up`](crate::EnqueueOptions::follow_up)).
     pub follow_ups: Vec<crate::FollowUp>,
+    /// Priority within the queue (see [`EnqueueOptions::priority`](crate::EnqueueOptions::priority)).
+    pub priority: i8,
 }
 
 impl Default for JobOptions {
@@ -192,6 +211,7 @@ impl Default for JobOptions {
             unique: None,
             webhooks: Vec::new(),
             follow_ups: Vec::new(),
+            priority: 0,
         }
     }
 }
@@ -209,6 +229,14 @@ impl fmt::Debug for JobOptions {
 
 impl JobOptions {
     job_option_setters!();
+
+    /// Sets the priority of this type's jobs within their queue, -9 … 9
+    /// (see [`EnqueueOptions::priority`](crate::EnqueueOptions::priority)).
+    #[must_use]
+    pub fn priority(mut self, level: i8) -> Self {
+        self.priority = level;
+        self
+    }
 
     /// Sets the retry policy.
     #[must_use]
@@ -279,7 +307,16 @@ impl JobOptions {
 /// it must be a JSON object.
 #[derive(Debug, Serialize)]
 pub(crate) struct JobBody<'a> {
-    /// First when present: `enqueue.lua` reads it with an anchored match.
+    /// First when present (a level other than 0): `enqueue.lua` and the
+    /// scripts that make the job ready again read it with an anchored
+    /// match to pick its ready list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) priority: Option<i8>,
+    /// Next when present: the fetch script reads it with an anchored
+    /// match for the queue's per-key rate limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rate_key: Option<&'a str>,
+    /// Next when present: the scripts read it with an anchored match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) keep_outcome_ms: Option<u64>,
     #[serde(rename = "type")]
@@ -345,6 +382,21 @@ pub struct JobRecord {
     /// Set on jobs enqueued by a cron entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<CronOrigin>,
+    /// Priority within the queue (-9 … 9; 0, the default, when absent or
+    /// unreadable): higher levels are fetched first.
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero",
+        deserialize_with = "lenient_priority"
+    )]
+    pub priority: i8,
+    /// Rate key for the queue's per-key rate limit, if any.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub rate_key: Option<String>,
     /// How long the job's outcome is kept after it finishes (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_outcome_ms: Option<u64>,
@@ -386,6 +438,25 @@ where
     let raw: Option<Box<RawValue>> = Option::deserialize(deserializer)?;
     Ok(raw.and_then(|r| serde_json::from_str(r.get()).ok()))
 }
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &i8) -> bool {
+    *n == 0
+}
+
+/// A priority another producer wrote out of range or not as a number reads
+/// as 0 (the scripts treat it so too) rather than making the record
+/// undecodable.
+fn lenient_priority<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i8, D::Error> {
+    let raw: Option<Box<RawValue>> = Option::deserialize(deserializer)?;
+    Ok(raw
+        .and_then(|r| serde_json::from_str::<i8>(r.get()).ok())
+        .filter(|p| (-PRIORITY_MAX..=PRIORITY_MAX).contains(p))
+        .unwrap_or(0))
+}
+
+/// Highest priority level (and, negated, the lowest); 0 is the default.
+pub const PRIORITY_MAX: i8 = 9;
 
 impl JobRecord {
     /// Decodes a record from its stored JSON.

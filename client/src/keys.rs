@@ -110,8 +110,17 @@ pub struct QueueKeys {
     /// (docs/PROTOCOL.md, "Events").
     pub events: String,
     /// HASH of the queue's settings, read by the scripts: `events` (`off`,
-    /// `terminal` or `all`) and `events_max` (the stream's cap).
+    /// `terminal` or `all`) and `events_max` (the stream's cap), the fleet
+    /// controls and their state (`concurrency`, `rate`, `rate_tat`,
+    /// `key_rate`, `breaker`, `br_*`) and `priorities` (docs/PROTOCOL.md).
     pub settings: String,
+    /// HASH rate key → the theoretical arrival time of its bucket (ms) for
+    /// the per-key rate limit. Named by the scripts from the ready key.
+    pub rate_keys: String,
+    /// HASH job id → `1` for jobs waiting in the scheduled set for their
+    /// rate key's next start (already charged). Named by the scripts from
+    /// the ready key.
+    pub rate_reserved: String,
     /// HASH job id → the job's follow-ups (JSON array of `[on, queue, id,
     /// max_attempts, body, own follow-ups, at_ms, delay_ms]`), written at
     /// enqueue, read by the scripts that end the job.
@@ -137,6 +146,8 @@ impl QueueKeys {
         Self {
             queue: queue.to_owned(),
             ready: key("ready"),
+            rate_keys: key("rate_keys"),
+            rate_reserved: key("rate_reserved"),
             wake: key("wake"),
             scheduled: key("scheduled"),
             retry: key("retry"),
@@ -170,6 +181,19 @@ impl QueueKeys {
     #[must_use]
     pub fn outcome_bucket(&self, end_ms: i64) -> String {
         format!("{}:{end_ms}", self.outcomes)
+    }
+
+    /// LIST of the ready jobs of priority `level` (-9 … 9; 0 is
+    /// [`QueueKeys::ready`]). The scripts name these lists, and the
+    /// settings hash, from the ready key (`spool_sibling` in prelude.lua):
+    /// every queue key is the queue's prefix and a name.
+    #[must_use]
+    pub fn ready_priority(&self, level: i8) -> String {
+        if level == 0 {
+            self.ready.clone()
+        } else {
+            format!("{}:p{level}", self.ready)
+        }
     }
 
     /// The side keys every script that ends jobs (ack, fail, reap,
@@ -338,6 +362,20 @@ impl GlobalKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scripts_can_name_siblings_from_the_ready_key() {
+        let k = QueueKeys::new("spool", "emails");
+        // spool_sibling(key, name) = the key up to its last colon + name.
+        let prefix = k.ready.strip_suffix("ready").unwrap();
+        assert_eq!(format!("{prefix}settings"), k.settings);
+        assert_eq!(format!("{prefix}rate_keys"), k.rate_keys);
+        assert_eq!(format!("{prefix}rate_reserved"), k.rate_reserved);
+        assert_eq!(format!("{prefix}scheduled"), k.scheduled);
+        assert_eq!(k.ready_priority(3), format!("{}:p3", k.ready));
+        assert_eq!(k.ready_priority(-2), format!("{}:p-2", k.ready));
+        assert_eq!(k.ready_priority(0), k.ready);
+    }
 
     #[test]
     fn queue_keys_share_one_hash_tag() {

@@ -78,7 +78,7 @@ pub use client::{
 pub use connection::{Connection, TlsFiles, Topology};
 pub use enqueue::{
     unique_key_for_args, EnqueueOptions, Enqueued, JobDefaults, Uniqueness,
-    IDEMPOTENCY_WINDOW_DEFAULT, UNIQUE_LOCK_TTL_DEFAULT,
+    IDEMPOTENCY_WINDOW_DEFAULT, RATE_KEY_MAX_BYTES, UNIQUE_LOCK_TTL_DEFAULT,
 };
 pub use error::{Error, Result};
 pub use events::{
@@ -91,7 +91,7 @@ pub use followup::{
 };
 pub use job::{
     CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobOutput, JobRecord, JobSet, JobState,
-    MAX_ATTEMPTS_DEFAULT, QUEUE_DEFAULT, TIMEOUT_DEFAULT,
+    MAX_ATTEMPTS_DEFAULT, PRIORITY_MAX, QUEUE_DEFAULT, TIMEOUT_DEFAULT,
 };
 pub use keys::{validate_queue_name, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
 pub use outcome::{CancelResult, HistoryEntry, JobStatus, Status};

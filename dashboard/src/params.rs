@@ -207,6 +207,7 @@ impl ListQuery {
             "resume" => return Some("Queue resumed.".to_owned()),
             "limit" => return Some("Concurrency limit saved.".to_owned()),
             "rate" => return Some("Rate limit saved.".to_owned()),
+            "key_rate" => return Some("Per-key rate limit saved.".to_owned()),
             "breaker" => return Some("Circuit breaker saved.".to_owned()),
             "breaker_reset" => return Some("Circuit breaker closed.".to_owned()),
             "cron" => return Some("Cron entry updated.".to_owned()),

@@ -382,7 +382,13 @@ async fn actions_change_state_and_redirect_with_a_notice() {
     let q = s.get("/queues/default").await;
     assert_eq!(
         q.texts("form button"),
-        vec!["Pause", "Set limit", "Set rate", "Set breaker"]
+        vec![
+            "Pause",
+            "Set limit",
+            "Set rate",
+            "Set per-key rate",
+            "Set breaker"
+        ]
     );
     let r = s.post("/queues/default/pause", &[]).await;
     assert_eq!(r.status, 303);
@@ -390,7 +396,13 @@ async fn actions_change_state_and_redirect_with_a_notice() {
     let q = s.get(&r.header("location").unwrap()).await;
     assert_eq!(
         q.texts("form button"),
-        vec!["Resume", "Set limit", "Set rate", "Set breaker"]
+        vec![
+            "Resume",
+            "Set limit",
+            "Set rate",
+            "Set per-key rate",
+            "Set breaker"
+        ]
     );
     assert_eq!(q.texts(".notice"), vec!["Queue paused."]);
     s.post("/queues/default/resume", &[]).await;

@@ -707,6 +707,9 @@ async fn the_cli_dashboard_and_metrics_set_rate_limits_and_breakers() {
     let (code, out, err) = cli(&["queue", "breaker", "emails", "50/100/30s/3"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("50% of 100, cooldown 30s, 3 probes"), "{out}");
+    let (code, out, err) = cli(&["queue", "key-rate", "emails", "10/1s"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("per rate key"), "{out}");
     let (_, out, _) = cli(&["queues"]).await;
     let line = out.lines().find(|l| l.starts_with("emails")).unwrap();
     assert!(line.contains("100/1s"), "{line}");
@@ -750,6 +753,7 @@ async fn the_cli_dashboard_and_metrics_set_rate_limits_and_breakers() {
         "spool_queue_breaker_state{queue=\"emails\"} 2",
         "spool_queue_throttled{queue=\"emails\"} 1",
         "spool_queue_rate_limit_jobs{queue=\"emails\"} 100",
+        "spool_queue_key_rate_limit_jobs{queue=\"emails\"} 10",
     ] {
         assert!(metrics.body.contains(line), "{line}: {}", metrics.body);
     }
@@ -783,8 +787,11 @@ async fn the_cli_dashboard_and_metrics_set_rate_limits_and_breakers() {
     server.stop().await;
     let (code, _, _) = cli(&["queue", "rate", "emails", "none"]).await;
     assert_eq!(code, 0);
+    let (code, _, _) = cli(&["queue", "key-rate", "emails", "none"]).await;
+    assert_eq!(code, 0);
     let q = env.client.admin().queue("emails").await.unwrap();
     assert_eq!((q.controls.rate_limit, q.controls.breaker), (None, None));
+    assert_eq!(q.controls.key_rate_limit, None);
 }
 
 /// A handler rate-limited by its downstream snoozes the job: it runs again
@@ -899,4 +906,318 @@ async fn a_run_whose_lease_is_reaped_is_told_at_once() {
     .await;
     w.stop().await;
     assert_eq!(*started.lock().unwrap(), vec![1, 2]);
+}
+
+/// Priorities: 1,000 jobs at four levels, enqueued interleaved, drain
+/// highest level first and first in, first out within a level. The admin
+/// API sees every level: the depth counts them, a page lists them in fetch
+/// order, a prioritized job is found, cancelled and deleted by id, and a
+/// job handed back at shutdown keeps its level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priorities_drain_highest_first_and_fifo_within_a_level() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let levels: [i8; 4] = [-3, 0, 2, 7];
+    let mut n = 0;
+    for _round in 0..10 {
+        for level in levels {
+            let jobs: Vec<Noop> = (n..n + 25).map(|n| Noop { n }).collect();
+            n += 25;
+            let opts = spool_client::EnqueueOptions::new()
+                .queue("ranked")
+                .priority(level);
+            c.enqueue_bulk_with(&jobs, opts).await.unwrap();
+        }
+    }
+    let admin = c.admin();
+    assert_eq!(admin.queue("ranked").await.unwrap().ready, 1000);
+    let page = admin.list_ready("ranked", 0, 30).await.unwrap();
+    assert_eq!(page.total, 1000);
+    let first: Vec<i8> = page
+        .items
+        .iter()
+        .map(|j| j.record.as_ref().unwrap().priority)
+        .collect();
+    assert_eq!(&first[..25], &[7; 25][..], "{first:?}");
+    assert_eq!(&first[25..], &[7; 5][..], "{first:?}");
+    // Find, cancel and delete prioritized jobs by id.
+    let low = admin.list_ready("ranked", 990, 10).await.unwrap();
+    assert!(low
+        .items
+        .iter()
+        .all(|j| j.record.as_ref().unwrap().priority == -3));
+    let doomed = low.items[9].id.clone();
+    let found = admin.job("ranked", doomed.as_str()).await.unwrap().unwrap();
+    assert_eq!(found.state, spool_client::JobState::Ready);
+    assert!(admin.delete_ready("ranked", doomed.as_str()).await.unwrap());
+    let cancelled = low.items[8].id.clone();
+    assert!(matches!(
+        c.cancel(&cancelled).await.unwrap(),
+        spool_client::CancelResult::Cancelled { .. }
+    ));
+    assert_eq!(admin.queue("ranked").await.unwrap().ready, 998);
+
+    let order: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let seen = Arc::clone(&order);
+    let w = RunningWorker::start(
+        env.worker()
+            .queue("ranked", 1)
+            .concurrency(1)
+            .register(move |_ctx: JobContext, job: Noop| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    seen.lock().unwrap().push(job.n);
+                    Ok(())
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    wait_for("drained", Duration::from_secs(60), || async {
+        order.lock().unwrap().len() >= 998
+    })
+    .await;
+    w.stop().await;
+    let level_of = |n: u64| levels[usize::try_from((n / 25) % 4).unwrap()];
+    let ran = order.lock().unwrap().clone();
+    let mut expected: Vec<u64> = (0..1000)
+        .filter(|n| ![doomed.clone(), cancelled.clone()].contains(&page_id(&low, *n)))
+        .collect();
+    expected.sort_by_key(|n| (std::cmp::Reverse(level_of(*n)), *n));
+    assert_eq!(ran.len(), 998);
+    assert_eq!(ran, expected);
+    assert_eq!(admin.queue("ranked").await.unwrap().ready, 0);
+}
+
+/// The id of job `n` if it is on `page` (else an id no job has).
+fn page_id(
+    page: &spool_client::admin::Page<spool_client::admin::JobView>,
+    n: u64,
+) -> spool_client::JobId {
+    page.items
+        .iter()
+        .find(|j| {
+            j.record
+                .as_ref()
+                .and_then(|r| serde_json::from_str::<Noop>(r.args.get()).ok())
+                .is_some_and(|a| a.n == n)
+        })
+        .map_or_else(|| spool_client::JobId::from("none"), |j| j.id.clone())
+}
+
+/// Jobs without a priority keep the plain list; a record another producer
+/// wrote with an out-of-range or non-numeric priority runs at 0; bad
+/// priorities and rate keys are refused before Redis is asked.
+#[tokio::test]
+async fn foreign_priorities_read_as_zero() {
+    let env = TestEnv::start().await;
+    let keys = env.client.queue_keys("ranked").unwrap();
+    env.client
+        .enqueue_with(
+            &Noop { n: 1 },
+            spool_client::EnqueueOptions::new().queue("ranked"),
+        )
+        .await
+        .unwrap();
+    let mut raw = env.raw().await;
+    for (id, p) in [("f1", "42"), ("f2", "\"high\""), ("f3", "-1")] {
+        let record = format!(
+            r#"{{"id":"{id}","attempt":0,"max_attempts":3,"enqueued_ms":1,"priority":{p},"type":"noop","queue":"ranked","args":{{"n":9}},"created_ms":1}}"#
+        );
+        let _: () = redis::cmd("LPUSH")
+            .arg(&keys.ready)
+            .arg(record)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let page = env
+        .client
+        .admin()
+        .list_ready("ranked", 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.total, 4);
+    for j in &page.items {
+        assert_eq!(
+            j.record.as_ref().unwrap().priority,
+            if j.id.as_str() == "f3" { -1 } else { 0 }
+        );
+    }
+    assert!(env
+        .client
+        .enqueue_with(
+            &Noop { n: 2 },
+            spool_client::EnqueueOptions::new()
+                .queue("ranked")
+                .priority(10)
+        )
+        .await
+        .is_err());
+    for bad in ["", "a\"b", "back\\slash", "line\nbreak"] {
+        let opts = spool_client::EnqueueOptions::new()
+            .queue("ranked")
+            .rate_key(bad);
+        assert!(
+            env.client.enqueue_with(&Noop { n: 3 }, opts).await.is_err(),
+            "{bad:?}"
+        );
+    }
+    let long = "k".repeat(spool_client::RATE_KEY_MAX_BYTES + 1);
+    let opts = spool_client::EnqueueOptions::new()
+        .queue("ranked")
+        .rate_key(long);
+    assert!(env.client.enqueue_with(&Noop { n: 3 }, opts).await.is_err());
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(keys.ready_priority(1))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(!exists);
+}
+
+/// A prioritized job whose worker died goes back to its own level's list,
+/// next within that level, and keeps running before lower levels.
+#[tokio::test]
+async fn a_reaped_job_keeps_its_priority() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let opts = |p: i8| {
+        spool_client::EnqueueOptions::new()
+            .queue("ranked")
+            .priority(p)
+    };
+    c.enqueue_with(&Noop { n: 1 }, opts(2)).await.unwrap();
+    c.enqueue_with(&Noop { n: 2 }, opts(2)).await.unwrap();
+    c.enqueue_with(&Noop { n: 3 }, opts(0)).await.unwrap();
+    let keys = Arc::new(c.queue_keys("ranked").unwrap());
+    let rt = c.runtime();
+    let got = rt
+        .fetch(&keys, 1, Duration::from_millis(50), "w")
+        .await
+        .unwrap();
+    assert_eq!(got[0].record.as_ref().unwrap().args.get(), r#"{"n":1}"#);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reaped = spool_worker::testing::reap_once(c, &["ranked"])
+        .await
+        .unwrap();
+    assert_eq!(reaped.to_ready, 1);
+    let mut raw = env.raw().await;
+    let level_two: u64 = redis::cmd("LLEN")
+        .arg(keys.ready_priority(2))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(level_two, 2);
+    let next = rt
+        .fetch(&keys, 3, Duration::from_secs(30), "w")
+        .await
+        .unwrap();
+    let ns: Vec<&str> = next
+        .iter()
+        .map(|j| j.record.as_ref().unwrap().args.get())
+        .collect();
+    assert_eq!(ns, [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#]);
+}
+
+/// Per-key rate limits: 10/s for each rate key, three keys with 60 jobs
+/// each, three worker processes: after the first second (each key's
+/// burst), every key starts 10 ± 1 jobs a second, in enqueue order; none
+/// fails, none spends an attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_key_rate_limits_hold_for_each_key() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let admin = c.admin();
+    admin
+        .set_key_rate_limit("chaos", Some("10/1s".parse().unwrap()))
+        .await
+        .unwrap();
+    let mut key_of = std::collections::HashMap::new();
+    let mut order = std::collections::HashMap::new();
+    for round in 0..6u64 {
+        for key in ["a", "b", "c"] {
+            let jobs: Vec<Work> = (0..10)
+                .map(|i| Work {
+                    n: round * 10 + i,
+                    sleep_ms: 0,
+                })
+                .collect();
+            let opts = spool_client::EnqueueOptions::new().rate_key(key);
+            for (i, id) in c
+                .enqueue_bulk_with(&jobs, opts)
+                .await
+                .unwrap()
+                .into_iter()
+                .enumerate()
+            {
+                order.insert(id.to_string(), round * 10 + u64::try_from(i).unwrap());
+                key_of.insert(id.to_string(), key);
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = env.redis.url();
+    let workers: Vec<ChildGuard> = (0..3)
+        .map(|_| spawn_worker(&url, dir.path(), 5000))
+        .collect();
+    wait_for("every job ran", Duration::from_secs(30), || async {
+        ledger(dir.path()).len() >= 180
+    })
+    .await;
+    drop(workers);
+    let lines = std::fs::read_to_string(dir.path().join("ledger")).unwrap();
+    let runs: Vec<(u128, String)> = lines
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let start = f.next()?.parse().ok()?;
+            let _end = f.next()?;
+            Some((start, f.next()?.to_owned()))
+        })
+        .collect();
+    assert_eq!(runs.len(), 180, "each job ran once");
+    let first = runs.iter().map(|r| r.0).min().unwrap();
+    for key in ["a", "b", "c"] {
+        let mut mine: Vec<&(u128, String)> = runs.iter().filter(|r| key_of[&r.1] == key).collect();
+        mine.sort_by_key(|r| r.0);
+        // In enqueue order: sorted by it, no job starts more than 20 ms
+        // before the one enqueued before it (jobs started by one claim run
+        // at once, their handlers in any order; claims are 100 ms apart).
+        let mut by_order: Vec<(u64, u128)> = mine.iter().map(|r| (order[&r.1], r.0)).collect();
+        by_order.sort_unstable();
+        for w in by_order.windows(2) {
+            assert!(
+                w[1].1 + 20_000 >= w[0].1,
+                "key {key}: job {} started before job {}",
+                w[1].0,
+                w[0].0
+            );
+        }
+        let pairs: Vec<(u128, u128)> = mine.iter().map(|r| (r.0, r.0)).collect();
+        let mut per_second = starts_per_second(&pairs);
+        eprintln!("key {key}: started per second {per_second:?} (from its first start)");
+        assert!(per_second[0] <= 21, "{key}: {per_second:?}");
+        per_second.pop();
+        for (s, n) in per_second.iter().enumerate().skip(1) {
+            assert!(
+                (9..=11).contains(n),
+                "key {key}, second {s}: {n}; {per_second:?}"
+            );
+        }
+        let _ = first;
+    }
+    let q = admin.queue("chaos").await.unwrap();
+    assert_eq!((q.ready, q.scheduled, q.retry, q.dead), (0, 0, 0, 0));
+    assert_eq!(
+        admin
+            .queue("chaos")
+            .await
+            .unwrap()
+            .controls
+            .key_rate_limit
+            .unwrap()
+            .jobs,
+        10
+    );
 }

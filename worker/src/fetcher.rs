@@ -81,6 +81,8 @@ pub(crate) struct Fetcher {
     pub(crate) deps: ExecutorDeps,
     /// Notified by wakers (a job arrived) and by executors (a slot freed).
     pub(crate) wake: Arc<Notify>,
+    /// Wakes the scheduler (jobs deferred to their rate key's next start).
+    pub(crate) scheduler_nudge: Arc<Notify>,
     /// True while the fetcher is idle with free slots: wakers block on Redis.
     pub(crate) want_wake: watch::Sender<bool>,
     /// Fired at shutdown: stop claiming jobs.
@@ -195,6 +197,10 @@ impl Fetcher {
                 .claim(&q.keys, want, self.config.lease, &self.worker_id)
                 .await?;
             q.hold.set(claim.hold);
+            if claim.deferred > 0 {
+                // They wait in the scheduled set for their key's next start.
+                self.scheduler_nudge.notify_one();
+            }
             for job in claim.jobs {
                 // Only this loop takes permits, so the ones counted above are
                 // still there.

@@ -261,6 +261,7 @@ impl Worker {
                     max_result_bytes: self.client.max_payload_bytes(),
                 },
                 wake,
+                scheduler_nudge: Arc::clone(&scheduler_nudge),
                 want_wake: want_wake_tx,
                 stop: tokens.fetch.clone(),
             }

@@ -323,10 +323,12 @@ pub struct QueueControls {
     pub rate_wait: Duration,
     /// Circuit breaker ([`Admin::set_breaker`]) and its state.
     pub breaker: Option<(Breaker, BreakerState)>,
+    /// Rate limit of each rate key ([`Admin::set_key_rate_limit`]).
+    pub key_rate_limit: Option<RateLimit>,
 }
 
 /// The settings fields [`QueueControls::from_settings`] reads, in order.
-pub(crate) const CONTROL_FIELDS: [&str; 9] = [
+pub(crate) const CONTROL_FIELDS: [&str; 10] = [
     "concurrency",
     "rate",
     "rate_tat",
@@ -336,6 +338,7 @@ pub(crate) const CONTROL_FIELDS: [&str; 9] = [
     "br_f",
     "br_probes",
     "br_ok",
+    "key_rate",
 ];
 
 impl QueueControls {
@@ -378,6 +381,7 @@ impl QueueControls {
             rate_limit,
             rate_wait,
             breaker,
+            key_rate_limit: get(9).and_then(RateLimit::from_stored),
         }
     }
 
@@ -442,6 +446,32 @@ impl Admin {
         }
         let value = limit.map_or_else(String::new, |l| l.stored());
         self.control(queue, "rate", &value, "set rate limit").await
+    }
+
+    /// Sets the rate limit each rate key of `queue`'s jobs gets (a tenant,
+    /// an account: [`EnqueueOptions::rate_key`](crate::EnqueueOptions::rate_key),
+    /// [`Job::rate_key`](crate::Job::rate_key)): each key has a bucket of
+    /// its own, so one busy tenant cannot take another's share. A job over
+    /// its key's budget is not leased: it waits in the scheduled set for the
+    /// next start its key allows (jobs of a key keep their order; none
+    /// fails or spends an attempt). Jobs without a key are not limited by
+    /// it. `None` lifts it (and forgets the keys' buckets).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+    /// client.admin().set_key_rate_limit("sync", Some("10/1s".parse()?)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Admin::set_rate_limit`].
+    pub async fn set_key_rate_limit(&self, queue: &str, limit: Option<RateLimit>) -> Result<()> {
+        if let Some(l) = &limit {
+            l.check()?;
+        }
+        let value = limit.map_or_else(String::new, |l| l.stored());
+        self.control(queue, "key_rate", &value, "set per-key rate limit")
+            .await
     }
 
     /// Sets `queue`'s circuit breaker ([`Breaker`]); `None` removes it.
@@ -571,6 +601,7 @@ mod tests {
                 None,
                 None,
                 None,
+                Some("2/1000"),
             ]),
             1000,
         );
@@ -583,6 +614,7 @@ mod tests {
             })
         );
         assert!(c.breaker_tripped());
+        assert_eq!(c.key_rate_limit.map(|r| r.jobs), Some(2));
         let junk = QueueControls::from_settings(&f(&[Some("-1"), Some("x"), Some("y")]), 5);
         assert_eq!(junk, QueueControls::default());
     }

@@ -195,6 +195,7 @@ impl CronEntry {
             unique: None,
             webhooks: Vec::new(),
             follow_ups: Vec::new(),
+            priority: 0,
         }
     }
 }

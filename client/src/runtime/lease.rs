@@ -63,6 +63,9 @@ pub struct Claim {
     /// no job will be fetched from it for this long, so a fetcher should
     /// not ask (nor wait for a wake-up token) before then.
     pub hold: Option<Duration>,
+    /// Jobs over their rate key's budget, sent to the scheduled set until
+    /// their key's next start: the scheduler should look now.
+    pub deferred: usize,
 }
 
 /// What to do with a finished job.
@@ -380,10 +383,12 @@ impl Runtime {
             Some(v) => redis::from_redis_value(v).map_err(Error::parse("fetch"))?,
             None => return Ok(Claim::default()),
         };
-        let hold_ms: u64 = match items.next() {
-            Some(v) => redis::from_redis_value(v).map_err(Error::parse("fetch"))?,
-            None => 0,
+        let mut header = || -> Result<u64> {
+            items.next().map_or(Ok(0), |v| {
+                redis::from_redis_value(v).map_err(Error::parse("fetch"))
+            })
         };
+        let (hold_ms, deferred) = (header()?, header()?);
         let mut jobs = Vec::new();
         while let (Some(token), Some(raw)) = (items.next(), items.next()) {
             let token: String = redis::from_redis_value(token).map_err(Error::parse("fetch"))?;
@@ -399,6 +404,7 @@ impl Runtime {
         Ok(Claim {
             jobs,
             hold: (hold_ms > 0).then(|| Duration::from_millis(hold_ms)),
+            deferred: usize::try_from(deferred).unwrap_or(usize::MAX),
         })
     }
 

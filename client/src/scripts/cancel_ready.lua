@@ -13,8 +13,8 @@
 -- Returns {1 cancelled or 0 not found, entries examined}.
 local now = spool_now()
 local id = ARGV[1]
-local found, seen = spool_find_ready(KEYS[1], id, tonumber(ARGV[2]), tonumber(ARGV[3]))
-if not found or redis.call('LREM', KEYS[1], -1, found) == 0 then
+local found, seen, list = spool_find_ready(KEYS[1], id, tonumber(ARGV[2]), tonumber(ARGV[3]))
+if not found or redis.call('LREM', list, -1, found) == 0 then
   return {0, seen}
 end
 local q = spool_finishing(5, KEYS[2], KEYS[3], KEYS[4], ARGV[4])

@@ -14,7 +14,7 @@
 -- ARGV[1] finished channel (a `wait` for a cleared job hears `deleted`)
 -- ARGV[2] actor
 -- Returns the number of jobs deleted.
-local n = redis.call('LLEN', KEYS[1])
+local n = spool_ready_len(KEYS[1])
 local q = {waiters = KEYS[4], channel = ARGV[1]}
 local followups = KEYS[7] or KEYS[2]
 local now = KEYS[8] and spool_now()
@@ -32,7 +32,7 @@ if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], followups) > 0 then
     return false
   end)
 end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', unpack(spool_ready_lists(KEYS[1])))
 spool_event(spool_events(KEYS[5], KEYS[6]), SPOOL_TERMINAL, 'cleared', '', nil, nil, nil,
   ARGV[2], 'ready: ' .. spool_int(n) .. ' jobs')
 return n

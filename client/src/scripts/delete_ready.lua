@@ -14,11 +14,11 @@
 -- ARGV[5] actor
 -- Returns {1 removed or 0 not found, entries examined}.
 local now = KEYS[8] and spool_now()
-local found, seen = spool_find_ready(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+local found, seen, list = spool_find_ready(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 if not found then
   return {0, seen}
 end
-local removed = redis.call('LREM', KEYS[1], -1, found)
+local removed = redis.call('LREM', list, -1, found)
 if removed > 0 then
   if now then
     spool_leave_batches(KEYS[7], KEYS[8], ARGV[1], now)

@@ -1,6 +1,8 @@
 -- fetch.lua: ready --fetch+lease--> active (leased).
 --
--- Claims up to ARGV[1] jobs from the fetch end of the ready list and gives
+-- Claims up to ARGV[1] jobs from the fetch end of the ready list (of the
+-- ready lists by priority, highest first, when the queue has prioritized
+-- jobs: prelude.lua, "Ready lists and priorities") and gives
 -- each a fencing token (a per-queue counter, so tokens never repeat) and a
 -- lease deadline on Redis's clock. The record is kept unchanged in the jobs
 -- hash so the reaper can put it back if the worker dies; its `attempt` counts
@@ -28,20 +30,24 @@
 -- KEYS[11] history KEYS[12] locks KEYS[13] events KEYS[14] settings
 -- ARGV[1] max jobs to claim  ARGV[2] lease in ms  ARGV[3] worker id
 -- ARGV[4] largest record accepted, in bytes
--- Returns {now_ms, hold_ms, token1, record1, token2, record2, ...}: hold_ms
--- is 0, or how long the queue's rate limit or open breaker holds it (no
--- job is fetched from it meanwhile); {now_ms, hold_ms} when nothing was
--- claimed (empty, paused, full or held).
+-- A queue with a per-key rate limit (`key_rate`) leases a job whose key is
+-- over its budget later: it goes to the scheduled set for its key's next
+-- start (spool_key_gate); the reply counts them so the worker's scheduler
+-- looks at once.
+-- Returns {now_ms, hold_ms, deferred, token1, record1, token2, record2,
+-- ...}: hold_ms is 0, or how long the queue's rate limit or open breaker
+-- holds it (no job is fetched from it meanwhile); deferred the jobs sent to
+-- wait for their key's next start.
 local now = spool_now()
 if redis.call('EXISTS', KEYS[6]) == 1 then
-  return {now, 0}
+  return {now, 0, 0}
 end
 local ev = spool_events(KEYS[13], KEYS[14])
 local want = tonumber(ARGV[1])
 if ev.breaker then
   local allowed, hold = spool_breaker_gate(ev, now)
   if allowed == 0 then
-    return {now, hold}
+    return {now, hold, 0}
   end
   want = math.min(want, allowed or want)
 end
@@ -50,7 +56,7 @@ local room
 if ev.concurrency then
   room = ev.concurrency - redis.call('ZCOUNT', KEYS[2], now, '+inf')
   if room <= 0 then
-    return {now, 0}
+    return {now, 0, 0}
   end
   want = math.min(want, room)
 end
@@ -59,20 +65,25 @@ if ev.rate then
   local hold
   rate_room, tat, hold, interval = spool_rate_room(ev, now)
   if rate_room == 0 then
-    return {now, hold}
+    return {now, hold, 0}
   end
   want = math.min(want, rate_room or want)
 end
-local items = redis.call('RPOP', KEYS[1], want)
+local items, more
+if ev.priorities then
+  items, more = spool_ready_pop(KEYS[1], want)
+else
+  items = redis.call('RPOP', KEYS[1], want)
+end
 if not items then
-  return {now, 0}
+  return {now, 0, 0}
 end
 local last = redis.call('INCRBY', KEYS[5], #items)
 local deadline = spool_int(now + tonumber(ARGV[2]))
 -- A lease is `token|worker|start_ms`: the start is the run's timeline entry.
 local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
-local out = {now, 0}
-local latency, claimed, bad = 0, 0, 0
+local out = {now, 0, 0}
+local latency, claimed, bad, deferred = 0, 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 local max_bytes = tonumber(ARGV[4])
 
@@ -93,6 +104,9 @@ for i, record in ipairs(items) do
     bury(id, record, 'payload too large: the record is ' .. spool_int(#record) ..
       ' bytes, over the worker\'s limit of ' .. ARGV[4] .. ' bytes (max_payload_bytes); ' ..
       'it was moved here unchanged without running')
+  elseif id and at <= #record and ev.key_rate and
+      not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now) then
+    deferred = deferred + 1
   elseif id and at <= #record then
     local token = spool_int(last - #items + i)
     job_args[#job_args + 1] = id
@@ -146,10 +160,11 @@ end
 if bad > 0 then
   spool_count(KEYS[10], 'f', now, bad)
 end
+out[3] = deferred
 -- Chain the wake-up: if jobs remain, another idle fetcher should come too
 -- (unless this claim filled the queue's places: it would find none).
 if (not room or claimed < room) and (not rate_room or claimed < rate_room) and
-    redis.call('LLEN', KEYS[1]) > 0 then
+    (more or (not ev.priorities and redis.call('LLEN', KEYS[1]) > 0)) then
   spool_wake(KEYS[9])
 end
 return out

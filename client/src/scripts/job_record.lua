@@ -14,7 +14,10 @@
 -- `{}` and round large integers). A body that starts with
 -- `{"keep_outcome_ms":N,` (N > 0) asks for the job's outcome to be kept for
 -- N ms after it finishes; the record carries it (right after the head),
--- and the scripts that end the job read it there (spool_record_keep).
+-- and the scripts that end the job read it there (spool_record_keep). A
+-- body that starts with `{"priority":N,` (N in -9 … 9, before any
+-- `keep_outcome_ms`) puts the job in the ready list of that priority
+-- (prelude.lua, "Ready lists and priorities").
 -- Each job gets an `enqueued` or `scheduled` event when the queue's events
 -- (`ev`, see spool_events) are at level all.
 -- Returns the list of ids. Call
@@ -80,6 +83,9 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
         head_ms = run_at
         wake = true
       end
+    elseif string.match(body, '^{"priority":%-?%d,') then
+      spool_ready_push(k_ready, record)
+      wake = true
     else
       batch[#batch + 1] = record
       if #batch >= 1000 then

@@ -1,4 +1,5 @@
--- peek_ready.lua: read only; one page of a ready list for the admin
+-- peek_ready.lua: read only; one page of the ready jobs (every priority,
+-- in fetch order) for the admin
 -- listings, with at most ARGV[3] bytes of each record, so a page of 10 MiB
 -- jobs sends a few KiB per job (the single-job view reads the whole record).
 --
@@ -8,7 +9,7 @@
 -- Returns {list length, size1, head1, size2, head2, …} in fetch order, where
 -- size is the record's whole length and head its first bytes.
 local max = tonumber(ARGV[3])
-local out = {redis.call('LLEN', KEYS[1])}
+local out = {spool_ready_len(KEYS[1])}
 spool_walk_ready(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), function(record)
   out[#out + 1] = #record
   out[#out + 1] = string.sub(record, 1, max)

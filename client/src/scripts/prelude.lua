@@ -58,6 +58,117 @@ local function spool_restamp(record, now_s, delta)
   return spool_record(id, attempt, max_attempts, now_s, rest)
 end
 
+-- Ready lists and priorities ------------------------------------------------
+-- A job enqueued with a priority other than 0 (-9 … 9) carries
+-- `"priority":N,` right after its head and waits in a list of its own,
+-- `<ready>:p<N>`, instead of the plain ready list. fetch.lua takes p9 … p1,
+-- then the plain list, then p-1 … p-9, each first in, first out. The first
+-- such job sets the queue's settings field `priorities`, which tells
+-- fetch.lua to look at those lists: a queue that never had one pays
+-- nothing. Every key of a queue is `<prefix><name>` (keys.rs), so the level
+-- lists and the settings hash are named from the ready key (the prefix
+-- ends with the queue's `}:`; a key name has no colon).
+local SPOOL_PRIORITY_MAX = 9
+
+-- The key `name` of the queue `key` (a plain queue key: `<prefix><name>`)
+-- belongs to.
+local function spool_sibling(key, name)
+  return string.match(key, '^(.*:)[^:]*$') .. name
+end
+
+-- The ready list of priority `level` (the plain list for 0).
+local function spool_ready_list(ready, level)
+  if level == 0 then
+    return ready
+  end
+  return ready .. ':p' .. level
+end
+
+-- The priority of a record: `"priority":N,` right after its head, where
+-- Spool's producers write it; 0 when absent.
+local function spool_record_priority(record)
+  local _, _, _, _, at = spool_head(record)
+  return at and tonumber(string.match(record, '^"priority":(%-?%d),', at)) or 0
+end
+
+-- Where the record's leading routing fields (`"priority":N,` then
+-- `"rate_key":"…",`, each optional, right after the head) end.
+local function spool_skip_routing(record, at)
+  at = string.match(record, '^"priority":%-?%d,()', at) or at
+  return string.match(record, '^"rate_key":"[^"\\]*",()', at) or at
+end
+
+-- The rate key of a record (see spool_key_gate), or nil.
+local function spool_record_rate_key(record)
+  local _, _, _, _, at = spool_head(record)
+  if not at then
+    return nil
+  end
+  at = string.match(record, '^"priority":%-?%d,()', at) or at
+  return string.match(record, '^"rate_key":"([^"\\]*)",', at)
+end
+
+-- Marks the queue as having prioritized jobs (once per script call).
+local spool_priorities_marked = false
+local function spool_mark_priorities(ready)
+  if not spool_priorities_marked then
+    redis.call('HSET', spool_sibling(ready, 'settings'), 'priorities', '1')
+    spool_priorities_marked = true
+  end
+end
+
+-- Puts `record` in its ready list: at the enqueue end, or at the fetch end
+-- when `next` (a job handed back runs next within its priority).
+local function spool_ready_push(ready, record, next)
+  local level = spool_record_priority(record)
+  if level ~= 0 then
+    spool_mark_priorities(ready)
+  end
+  redis.call(next and 'RPUSH' or 'LPUSH', spool_ready_list(ready, level), record)
+end
+
+-- Every ready list of the queue in fetch order: just the plain one unless
+-- the queue has had prioritized jobs.
+local function spool_ready_lists(ready)
+  if not redis.call('HGET', spool_sibling(ready, 'settings'), 'priorities') then
+    return {ready}
+  end
+  local keys = {}
+  for level = SPOOL_PRIORITY_MAX, -SPOOL_PRIORITY_MAX, -1 do
+    keys[#keys + 1] = spool_ready_list(ready, level)
+  end
+  return keys
+end
+
+-- Ready jobs of the queue, every priority included.
+local function spool_ready_len(ready)
+  local n = 0
+  for _, key in ipairs(spool_ready_lists(ready)) do
+    n = n + redis.call('LLEN', key)
+  end
+  return n
+end
+
+-- Pops up to `want` records in fetch order across the priority lists (for
+-- a queue with `priorities` set); clears the flag when every list is
+-- empty. Returns the records (or nil) and whether any may be left.
+local function spool_ready_pop(ready, want)
+  local items = {}
+  for level = SPOOL_PRIORITY_MAX, -SPOOL_PRIORITY_MAX, -1 do
+    local got = redis.call('RPOP', spool_ready_list(ready, level), want - #items)
+    if got then
+      for _, record in ipairs(got) do
+        items[#items + 1] = record
+      end
+      if #items >= want then
+        return items, true
+      end
+    end
+  end
+  redis.call('HDEL', spool_sibling(ready, 'settings'), 'priorities')
+  return #items > 0 and items or nil, false
+end
+
 -- Calls `cmd key item…` over the whole list `items`, 1000 items per call:
 -- one multi-member command per chunk instead of one per item, and chunks
 -- stay under unpack's stack limit. Pairs stay whole (1000 is even).
@@ -211,20 +322,23 @@ local SPOOL_TERMINAL, SPOOL_ALL = 1, 2
 -- once from its settings hash), and, read in the same HMGET, the queue's
 -- fleet controls: its global concurrency limit (`concurrency`: a positive
 -- integer, else nil), rate limit (`rate`) and circuit breaker (`breaker`),
--- as written by queue_control.lua (nil when unset). `settings` is kept for
+-- and per-key rate limit (`key_rate`), as written by queue_control.lua
+-- (nil when unset), and whether it has prioritized jobs (`priorities`). `settings` is kept for
 -- the controls' state. Without keys (callers that pass none) the level is
 -- off.
 local function spool_events(events, settings)
   if not events or not settings then
     return {level = 0}
   end
-  local cfg = redis.call('HMGET', settings, 'events', 'events_max', 'concurrency', 'rate', 'breaker')
+  local cfg = redis.call('HMGET', settings, 'events', 'events_max', 'concurrency', 'rate', 'breaker',
+    'priorities', 'key_rate')
   local level = SPOOL_EVENT_LEVELS[cfg[1] or SPOOL_EVENTS_DEFAULT] or
     SPOOL_EVENT_LEVELS[SPOOL_EVENTS_DEFAULT]
   local max = cfg[2] and string.match(cfg[2], '^[1-9]%d*$') or SPOOL_EVENTS_MAX_DEFAULT
   local limit = cfg[3] and string.match(cfg[3], '^[1-9]%d*$')
   return {key = events, level = level, max = max, concurrency = limit and tonumber(limit),
-    settings = settings, rate = cfg[4] or nil, breaker = cfg[5] or nil}
+    settings = settings, rate = cfg[4] or nil, breaker = cfg[5] or nil, priorities = cfg[6] and true,
+    key_rate = cfg[7] or nil}
 end
 
 -- Writes one entry: event `kind` of `jobs` (id, attempt, type, … ; may be
@@ -339,6 +453,41 @@ local function spool_rate_take(ev, tat, interval, n)
   end
 end
 
+-- The per-key rate limit (`key_rate` = `n/period_ms[/burst]`) gives each
+-- rate key (`"rate_key":"…",` in a record, after any priority) a bucket of
+-- its own: the field `key` of the queue's `rate_keys` hash holds its
+-- theoretical arrival time, as `rate_tat` does for the queue. A job whose
+-- key has no room is not leased: the bucket is spent for it at the next
+-- start the key allows (so a key's jobs keep their order), and it waits
+-- for that start in the scheduled set, marked in `rate_reserved` so it is
+-- not charged again when it comes back. Returns true when the job may
+-- start now.
+local function spool_key_gate(ev, ready, jobs, id, record, now)
+  local key = spool_record_rate_key(record)
+  if not key then
+    return true
+  end
+  local reserved = spool_sibling(ready, 'rate_reserved')
+  if redis.call('HDEL', reserved, id) == 1 then
+    return true
+  end
+  local interval, burst = spool_rate_parse(ev.key_rate)
+  if not interval then
+    return true
+  end
+  local buckets = spool_sibling(ready, 'rate_keys')
+  local tat = math.max(tonumber(redis.call('HGET', buckets, key)) or 0, now)
+  local free_at = tat - (burst - 1) * interval
+  redis.call('HSET', buckets, key, string.format('%.3f', tat + interval))
+  if free_at <= now + 1e-6 then
+    return true
+  end
+  redis.call('HSET', jobs, id, record)
+  redis.call('ZADD', spool_sibling(ready, 'scheduled'), math.ceil(free_at), id)
+  redis.call('HSET', reserved, id, '1')
+  return false
+end
+
 -- A breaker `percent/window/cooldown_ms/probes` as numbers, or nil.
 local function spool_breaker_parse(cfg)
   local pct, window, cooldown, probes = string.match(cfg or '', '^(%d+)/(%d+)/(%d+)/(%d+)$')
@@ -441,6 +590,7 @@ local function spool_record_type(record)
   if not at then
     return nil
   end
+  at = spool_skip_routing(record, at)
   return string.match(record, '^"type":"([^"\\]*)"', at) or
     string.match(record, '^"keep_outcome_ms":%d+,"type":"([^"\\]*)"', at)
 end
@@ -659,6 +809,7 @@ end
 -- `"keep_outcome_ms":N,` right after the head (job_record.lua); or nil.
 local function spool_record_keep(record)
   local _, _, _, _, at = spool_head(record or '')
+  at = at and spool_skip_routing(record, at)
   local keep = at and tonumber(string.match(record, '^"keep_outcome_ms":(%d+),', at))
   if keep and keep > 0 then
     return keep
@@ -847,7 +998,7 @@ local function spool_to_ready(jobs, ready, hist, id, now_s, first_state, audit)
   local history = spool_history_get(hist, id, record, first_state)
   redis.call('HSET', hist, id, spool_history_append(history,
     {spool_hist_entry(now_s, 'ready', attempt or '0', audit and audit.actor)}))
-  redis.call('LPUSH', ready, spool_restamp(record, now_s, 0))
+  spool_ready_push(ready, spool_restamp(record, now_s, 0))
   if audit then
     spool_event_add(audit.ev, SPOOL_TERMINAL, audit.kind, id,
       (attempt or '0') .. '"' .. (spool_record_type(record) or ''), audit.actor, audit.selection)

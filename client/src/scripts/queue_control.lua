@@ -3,6 +3,9 @@
 -- HMGET it does anyway:
 --   concurrency  at most N of its jobs leased at once across every worker
 --   rate         at most N jobs started per period (`n/period_ms[/burst]`)
+--   key_rate     the same for each rate key of its jobs (lifting it forgets
+--                the keys' buckets; jobs waiting for their key's start run
+--                when it comes)
 --   breaker      a circuit breaker (`percent/window/cooldown_ms/probes`)
 --   breaker_reset  closes the breaker now (ARGV[2] ignored)
 -- Changing the rate limit keeps its bucket; changing or lifting the breaker
@@ -17,7 +20,7 @@ local control, value = ARGV[1], ARGV[2]
 local ok
 if control == 'concurrency' then
   ok = string.match(value, '^[1-9]%d*$')
-elseif control == 'rate' then
+elseif control == 'rate' or control == 'key_rate' then
   ok = spool_rate_parse(value)
 elseif control == 'breaker' then
   ok = spool_breaker_parse(value)
@@ -28,7 +31,7 @@ else
 end
 if value ~= '' and not ok then
   return redis.error_reply('ERR spool: invalid ' .. control .. ' value ' .. value ..
-    ' (concurrency: N > 0; rate: jobs/period_ms[/burst]; breaker: percent/window/cooldown_ms/probes)')
+    ' (concurrency: N > 0; rate, key_rate: jobs/period_ms[/burst]; breaker: percent/window/cooldown_ms/probes)')
 end
 local gone = {}
 if value ~= '' then
@@ -43,6 +46,9 @@ if control == 'breaker' or control == 'breaker_reset' then
 end
 if #gone > 0 then
   redis.call('HDEL', KEYS[1], unpack(gone))
+end
+if control == 'key_rate' and value == '' then
+  redis.call('DEL', spool_sibling(KEYS[1], 'rate_keys'), spool_sibling(KEYS[1], 'rate_reserved'))
 end
 local ev = spool_events(KEYS[2], KEYS[1])
 if control == 'breaker_reset' then

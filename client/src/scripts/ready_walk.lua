@@ -8,11 +8,10 @@
 -- Small records go 1,000 per call; 10 MiB records one at a time, so Lua
 -- holds about one of them at once.
 
--- Calls visit(record) for `count` entries from position `from` (0 = the
--- next job to be fetched, the list's tail), in fetch order, until visit
--- returns true. Returns true when it did (or nil), and the number of
--- entries visited: fewer than `count` without a hit means the list ended.
-local function spool_walk_ready(key, from, count, visit)
+-- Calls visit(record) for `count` entries of list `key` from position
+-- `from` (0 = the list's tail, fetched first), until visit returns true.
+-- Returns true when it did (or nil), and the number of entries visited.
+local function spool_walk_list(key, from, count, visit)
   local size = 1
   local at = from
   local stop_at = from + count
@@ -42,19 +41,51 @@ local function spool_walk_ready(key, from, count, visit)
   return nil, at - from
 end
 
+-- Calls visit(record) for `count` ready entries from position `from` (0 =
+-- the next job to be fetched), in fetch order across the queue's ready
+-- lists (one, or one per priority: prelude.lua), until visit returns true.
+-- Returns true when it did (or nil), the number of entries visited (fewer
+-- than `count` without a hit means the lists ended), and the list holding
+-- the entry visited last.
+local function spool_walk_ready(ready, from, count, visit)
+  local lists = spool_ready_lists(ready)
+  if #lists == 1 then
+    local hit, seen = spool_walk_list(ready, from, count, visit)
+    return hit, seen, ready
+  end
+  local at, seen = from, 0
+  for _, key in ipairs(lists) do
+    local len = redis.call('LLEN', key)
+    if at < len then
+      local hit, n = spool_walk_list(key, at, count - seen, visit)
+      seen = seen + n
+      if hit then
+        return true, seen, key
+      end
+      if seen >= count then
+        break
+      end
+      at = 0
+    else
+      at = at - len
+    end
+  end
+  return nil, seen, ready
+end
+
 -- Looks for job `id` among `count` entries from position `from` (its prefix
 -- `{"id":"<id>",` identifies it; ids have no quote). Returns its record (or
--- nil) and the number of entries examined. Callers walk a long list in
+-- nil), the number of entries examined and the list holding it. Callers walk a long list in
 -- windows, one script call each, so Redis serves other clients in between.
 local function spool_find_ready(key, id, from, count)
   local prefix = '{"id":"' .. id .. '",'
   local found
-  local _, seen = spool_walk_ready(key, from, count, function(record)
+  local _, seen, list = spool_walk_ready(key, from, count, function(record)
     if string.sub(record, 1, #prefix) == prefix then
       found = record
       return true
     end
     return false
   end)
-  return found, seen
+  return found, seen, list
 end

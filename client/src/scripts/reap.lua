@@ -56,7 +56,7 @@ for _, id in ipairs(expired) do
     redis.call('HSET', KEYS[9], id, history)
     if not dead then
       redis.call('HDEL', KEYS[2], id)
-      redis.call('RPUSH', KEYS[5], record)
+      spool_ready_push(KEYS[5], record, true)
       to_ready = to_ready + 1
     else
       redis.call('HSET', KEYS[2], id, record)

@@ -249,6 +249,9 @@ pub(crate) async fn enqueue(
     if let Some(keep) = a.keep_outcome {
         opts = opts.keep_outcome(keep);
     }
+    if let Some(level) = a.priority {
+        opts = opts.priority(level);
+    }
     let e = client
         .enqueue_raw(&a.job_type, &a.json_args, &JobDefaults::default(), opts)
         .await?;

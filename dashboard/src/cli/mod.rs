@@ -220,6 +220,16 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
             Ok(())
         }
         Command::Queue {
+            cmd: QueueCmd::KeyRate { queue, rate },
+        } => {
+            admin.set_key_rate_limit(&queue, rate.0).await?;
+            match rate.0 {
+                Some(r) => writeln!(out, "{queue}: at most {r} started per rate key, fleet-wide")?,
+                None => writeln!(out, "{queue}: no per-key rate limit")?,
+            }
+            Ok(())
+        }
+        Command::Queue {
             cmd: QueueCmd::Breaker { queue, breaker },
         } => {
             admin.set_breaker(&queue, breaker.0).await?;

@@ -141,6 +141,15 @@ pub(crate) enum QueueCmd {
         #[arg(value_parser = rate_limit)]
         rate: ControlArg<spool_client::admin::RateLimit>,
     },
+    /// Set the rate limit of each rate key of the queue's jobs (a tenant, an
+    /// account): JOBS/PERIOD per key; `none` lifts it.
+    KeyRate {
+        /// Queue name.
+        queue: String,
+        /// JOBS/PERIOD, or `none`.
+        #[arg(value_parser = rate_limit)]
+        rate: ControlArg<spool_client::admin::RateLimit>,
+    },
     /// Set the queue's circuit breaker, PERCENT/WINDOW/COOLDOWN/PROBES
     /// (`50/100/30s/3`: open at 50% of the last 100 runs failed, for 30s,
     /// close after 3 good probes); `none` removes it.
@@ -254,6 +263,14 @@ pub(crate) struct EnqueueArgs {
     /// `spool status` and `spool wait`.
     #[arg(long, value_parser = delay)]
     pub(crate) keep_outcome: Option<Duration>,
+    /// Priority within the queue, -9 to 9 (higher runs first; default 0).
+    #[arg(long, value_parser = priority, allow_hyphen_values = true)]
+    pub(crate) priority: Option<i8>,
+}
+
+fn priority(raw: &str) -> Result<i8, String> {
+    let max = spool_client::PRIORITY_MAX;
+    canonical(raw, &-max, &max).ok_or_else(|| format!("must be a number from -{max} to {max}"))
 }
 
 #[derive(Debug, Subcommand)]

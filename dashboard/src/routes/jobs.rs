@@ -104,6 +104,9 @@ fn fields(job: &JobView) -> Vec<(&'static str, String)> {
     if let Some(r) = rec {
         fields.push(("Ready since", fmt_time(r.enqueued_ms)));
         fields.push(("Created", fmt_time(r.created_ms)));
+        if r.priority != 0 {
+            fields.push(("Priority", format!("{:+}", r.priority)));
+        }
         if let Some(t) = r.timeout_ms {
             fields.push(("Timeout", format!("{t} ms")));
         }

@@ -100,6 +100,10 @@ pub(crate) fn queue_row(base: &str, q: &QueueInfo, last_hour: (u64, u64)) -> Que
             .controls
             .rate_limit
             .map_or_else(String::new, |r| r.to_string()),
+        key_rate: q
+            .controls
+            .key_rate_limit
+            .map_or_else(String::new, |r| r.to_string()),
         breaker: q
             .controls
             .breaker

@@ -111,6 +111,21 @@ pub(crate) async fn rate(
     Ok(back(&ctx, queue, "rate"))
 }
 
+/// POST `/queues/{queue}/key-rate`: sets (or lifts) the rate limit of each
+/// rate key of the queue's jobs.
+pub(crate) async fn key_rate(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path(queue): Path<String>,
+    StrictForm(form): StrictForm<ControlForm>,
+) -> AppResult<Redirect> {
+    let queue = queue_name(&queue)?;
+    let rate = control_value("per-key rate limit", &form)?;
+    ctx.admin(&s.admin).set_key_rate_limit(queue, rate).await?;
+    tracing::info!(queue, ?rate, "per-key rate limit set from the dashboard");
+    Ok(back(&ctx, queue, "key_rate"))
+}
+
 /// POST `/queues/{queue}/breaker`: sets (or removes) the queue's circuit
 /// breaker.
 pub(crate) async fn breaker(

@@ -204,6 +204,8 @@ pub(crate) struct QueueRow {
     pub(crate) at_limit: bool,
     /// The rate limit as typed (`100/1s`; empty: none).
     pub(crate) rate: String,
+    /// The per-key rate limit as typed (empty: none).
+    pub(crate) key_rate: String,
     /// The circuit breaker as typed (`50/100/30s/3`; empty: none), as
     /// read, and its state (`closed`, `open, 12s left`, …).
     pub(crate) breaker: String,
