@@ -134,6 +134,7 @@ pub struct EnqueueOptions {
     pub(crate) batch: Option<crate::BatchId>,
     priority: Option<i8>,
     rate_key: Option<String>,
+    group: Option<String>,
 }
 
 impl EnqueueOptions {
@@ -166,6 +167,32 @@ impl EnqueueOptions {
     #[must_use]
     pub fn rate_key(mut self, key: impl Into<String>) -> Self {
         self.rate_key = Some(key.into());
+        self
+    }
+
+    /// The job's ordered group (an account, an order: SQS FIFO's message
+    /// group, Kafka's partition key): jobs of one group run one at a time
+    /// on whichever worker, in enqueue order; different groups run in
+    /// parallel. A job that fails and will retry keeps its group's turn
+    /// until it succeeds or dies, unless the queue's groups skip
+    /// ([`Admin::configure_groups`](crate::Admin::configure_groups), which
+    /// also allows more than one at a time per group). Overrides
+    /// [`Job::group`]. Same shape as a rate key (at most 200 bytes, no `"`,
+    /// `\` or control characters).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ledger { account: u64, cents: i64 }
+    /// # impl spool_client::Job for Ledger { const TYPE: &'static str = "ledger"; }
+    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+    /// use spool_client::EnqueueOptions;
+    /// let entry = Ledger { account: 42, cents: -500 };
+    /// client.enqueue_with(&entry, EnqueueOptions::new().group("account-42")).await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
         self
     }
 
@@ -379,13 +406,34 @@ impl Default for JobDefaults {
 /// Longest rate key, in bytes.
 pub const RATE_KEY_MAX_BYTES: usize = 200;
 
-/// `opts` with `job`'s own rate key ([`Job::rate_key`]) when the call gave
-/// none and the job has one; `None` to use `opts` as they are.
+/// Checks a rate key or group: the scripts read it with an anchored match.
+fn check_routing_key(what: &str, key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > RATE_KEY_MAX_BYTES
+        || key.contains(['"', '\\'])
+        || key.chars().any(char::is_control)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "a {what} is 1 to {RATE_KEY_MAX_BYTES} bytes without quotes, backslashes or control characters, got {:?}",
+            crate::truncate_utf8(key, 80)
+        )));
+    }
+    Ok(())
+}
+
+/// `opts` with `job`'s own rate key and group ([`Job::rate_key`],
+/// [`Job::group`]) where the call gave none and the job has one; `None` to
+/// use `opts` as they are.
 fn with_rate_key<J: Job>(job: &J, opts: &EnqueueOptions) -> Option<EnqueueOptions> {
-    if opts.rate_key.is_some() {
+    let key = job.rate_key().filter(|_| opts.rate_key.is_none());
+    let group = job.group().filter(|_| opts.group.is_none());
+    if key.is_none() && group.is_none() {
         return None;
     }
-    job.rate_key().map(|key| opts.clone().rate_key(key))
+    let mut o = opts.clone();
+    o.rate_key = key.or(o.rate_key);
+    o.group = group.or(o.group);
+    Some(o)
 }
 
 /// The uniqueness key and its lock for one enqueue, or `None`.
@@ -667,21 +715,15 @@ impl Client {
                 "priority must be from -{PRIORITY_MAX} to {PRIORITY_MAX}, got {priority}"
             )));
         }
-        if let Some(key) = &opts.rate_key {
-            if key.is_empty()
-                || key.len() > RATE_KEY_MAX_BYTES
-                || key.contains(['"', '\\'])
-                || key.chars().any(char::is_control)
-            {
-                return Err(Error::InvalidArgument(format!(
-                    "a rate key is 1 to {RATE_KEY_MAX_BYTES} bytes without quotes, backslashes or control characters, got {:?}",
-                    crate::truncate_utf8(key, 80)
-                )));
+        for (what, key) in [("rate key", &opts.rate_key), ("group", &opts.group)] {
+            if let Some(key) = key {
+                check_routing_key(what, key)?;
             }
         }
         let body = JobBody {
             priority: Some(priority).filter(|p| *p != 0),
             rate_key: opts.rate_key.as_deref(),
+            group: opts.group.as_deref(),
             keep_outcome_ms: Some(duration_ms(keep)).filter(|ms| *ms > 0),
             job_type,
             queue,

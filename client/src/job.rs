@@ -149,6 +149,14 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn rate_key(&self) -> Option<String> {
         None
     }
+
+    /// The ordered group of this job (e.g. its account): jobs of one
+    /// group run one at a time (or as many as the queue's group settings
+    /// allow), in enqueue order, on any worker. `None` (the default): no
+    /// group. See [`EnqueueOptions::group`](crate::EnqueueOptions::group).
+    fn group(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A job type whose handler returns a value: names its type, so
@@ -316,6 +324,10 @@ pub(crate) struct JobBody<'a> {
     /// match for the queue's per-key rate limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) rate_key: Option<&'a str>,
+    /// Next when present: the fetch script reads it with an anchored
+    /// match for ordered groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) group: Option<&'a str>,
     /// Next when present: the scripts read it with an anchored match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) keep_outcome_ms: Option<u64>,
@@ -397,6 +409,13 @@ pub struct JobRecord {
         deserialize_with = "lenient"
     )]
     pub rate_key: Option<String>,
+    /// Ordered group, if any.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub group: Option<String>,
     /// How long the job's outcome is kept after it finishes (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_outcome_ms: Option<u64>,

@@ -117,6 +117,14 @@ pub struct QueueKeys {
     /// HASH rate key → the theoretical arrival time of its bucket (ms) for
     /// the per-key rate limit. Named by the scripts from the ready key.
     pub rate_keys: String,
+    /// HASH group → turns its jobs hold (ordered groups; named by the
+    /// scripts from any queue key, as the next three).
+    pub group_active: String,
+    /// HASH job id → its group, for jobs holding a turn of their group.
+    pub group_holders: String,
+    /// SET of the groups with jobs waiting for a turn
+    /// ([`QueueKeys::group`]).
+    pub groups_waiting: String,
     /// HASH job id → `1` for jobs waiting in the scheduled set for their
     /// rate key's next start (already charged). Named by the scripts from
     /// the ready key.
@@ -147,6 +155,9 @@ impl QueueKeys {
             queue: queue.to_owned(),
             ready: key("ready"),
             rate_keys: key("rate_keys"),
+            group_active: key("group_active"),
+            group_holders: key("group_holders"),
+            groups_waiting: key("groups_waiting"),
             rate_reserved: key("rate_reserved"),
             wake: key("wake"),
             scheduled: key("scheduled"),
@@ -194,6 +205,16 @@ impl QueueKeys {
         } else {
             format!("{}:p{level}", self.ready)
         }
+    }
+
+    /// LIST of group `group`'s jobs waiting for a turn, in order (LPUSH
+    /// adds, RPOP takes the next).
+    #[must_use]
+    pub fn group(&self, group: &str) -> String {
+        format!(
+            "{}group:{group}",
+            self.ready.strip_suffix("ready").unwrap_or(&self.ready)
+        )
     }
 
     /// The side keys every script that ends jobs (ack, fail, reap,
@@ -372,6 +393,8 @@ mod tests {
         assert_eq!(format!("{prefix}rate_keys"), k.rate_keys);
         assert_eq!(format!("{prefix}rate_reserved"), k.rate_reserved);
         assert_eq!(format!("{prefix}scheduled"), k.scheduled);
+        assert_eq!(format!("{prefix}group_holders"), k.group_holders);
+        assert_eq!(format!("{prefix}group:acct-1"), k.group("acct-1"));
         assert_eq!(k.ready_priority(3), format!("{}:p3", k.ready));
         assert_eq!(k.ready_priority(-2), format!("{}:p-2", k.ready));
         assert_eq!(k.ready_priority(0), k.ready);

@@ -208,6 +208,7 @@ impl ListQuery {
             "limit" => return Some("Concurrency limit saved.".to_owned()),
             "rate" => return Some("Rate limit saved.".to_owned()),
             "key_rate" => return Some("Per-key rate limit saved.".to_owned()),
+            "groups" => return Some("Group settings saved.".to_owned()),
             "breaker" => return Some("Circuit breaker saved.".to_owned()),
             "breaker_reset" => return Some("Circuit breaker closed.".to_owned()),
             "cron" => return Some("Cron entry updated.".to_owned()),

@@ -1221,3 +1221,319 @@ async fn per_key_rate_limits_hold_for_each_key() {
         10
     );
 }
+
+/// One ledger line: start and end (µs) and the job id.
+fn ledger_runs(dir: &std::path::Path) -> Vec<(u128, u128, String)> {
+    std::fs::read_to_string(dir.join("ledger"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            Some((
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+                f.next()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Ordered groups: 20 groups × 50 jobs of 0–20 ms, three worker processes,
+/// one of them killed (`SIGKILL`) mid-run: within each group the runs never
+/// overlap and follow enqueue order; the only repeats are redeliveries of
+/// jobs the killed worker held, each right after its first run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_groups_run_one_at_a_time_in_order_across_a_kill() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let mut group_of = std::collections::HashMap::new();
+    let mut order = std::collections::HashMap::new();
+    let mut seed = 7u64;
+    for round in 0..5u64 {
+        for g in 0..20u64 {
+            let jobs: Vec<Work> = (0..10)
+                .map(|i| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    Work {
+                        n: round * 10 + i,
+                        sleep_ms: (seed >> 33) % 21,
+                    }
+                })
+                .collect();
+            let opts = spool_client::EnqueueOptions::new().group(format!("acct-{g}"));
+            for (i, id) in c
+                .enqueue_bulk_with(&jobs, opts)
+                .await
+                .unwrap()
+                .into_iter()
+                .enumerate()
+            {
+                order.insert(id.to_string(), round * 10 + u64::try_from(i).unwrap());
+                group_of.insert(id.to_string(), g);
+            }
+        }
+    }
+    let q = c.admin().queue("chaos").await.unwrap();
+    assert_eq!(q.ready, 1000);
+    assert_eq!(q.controls.groups.unwrap().to_string(), "1/hold");
+    let dir = tempfile::tempdir().unwrap();
+    let url = env.redis.url();
+    let mut victim = spawn_worker(&url, dir.path(), 1000);
+    let _others: Vec<ChildGuard> = (0..2)
+        .map(|_| spawn_worker(&url, dir.path(), 1000))
+        .collect();
+    wait_for("a third ran", Duration::from_secs(30), || async {
+        ledger_runs(dir.path()).len() >= 330
+    })
+    .await;
+    victim.0.kill().unwrap();
+    victim.0.wait().unwrap();
+    wait_for("every job ran", Duration::from_secs(60), || async {
+        let runs = ledger_runs(dir.path());
+        let ids: std::collections::HashSet<&String> = runs.iter().map(|r| &r.2).collect();
+        ids.len() >= 1000
+    })
+    .await;
+    let runs = ledger_runs(dir.path());
+    let mut repeats = 0;
+    for g in 0..20u64 {
+        let mut mine: Vec<&(u128, u128, String)> =
+            runs.iter().filter(|r| group_of[&r.2] == g).collect();
+        mine.sort_by_key(|r| r.0);
+        for w in mine.windows(2) {
+            assert!(
+                w[0].1 <= w[1].0,
+                "group {g}: {} and {} overlap",
+                w[0].2,
+                w[1].2
+            );
+            if w[0].2 == w[1].2 {
+                repeats += 1;
+                continue;
+            }
+            assert!(
+                order[&w[0].2] < order[&w[1].2],
+                "group {g}: job {} ran before job {}",
+                order[&w[1].2],
+                order[&w[0].2]
+            );
+        }
+        let distinct: std::collections::HashSet<&String> = mine.iter().map(|r| &r.2).collect();
+        assert_eq!(distinct.len(), 50, "group {g}");
+    }
+    eprintln!(
+        "{} runs for 1000 jobs, {repeats} redeliveries after the kill",
+        runs.len()
+    );
+    assert_eq!(runs.len(), 1000 + repeats, "only redeliveries repeat");
+    assert!(
+        repeats <= 10,
+        "{repeats} repeats: more than the killed worker held"
+    );
+    let q = c.admin().queue("chaos").await.unwrap();
+    assert_eq!((q.ready, q.active, q.groups_waiting), (0, 0, 0));
+}
+
+/// A job of the group tests: fails its first run when `fail_first`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Step {
+    n: u64,
+    fail_first: bool,
+}
+
+impl spool_client::Job for Step {
+    const TYPE: &'static str = "step";
+    fn options() -> spool_client::JobOptions {
+        spool_client::JobOptions::default().queue("steps")
+    }
+    fn group(&self) -> Option<String> {
+        Some("g".to_owned())
+    }
+}
+
+/// One run of a `Step`: n, attempt, start, end.
+type StepRun = (u64, u32, std::time::Instant, std::time::Instant);
+
+/// Runs `jobs` on a worker of 4 slots; returns its runs in start order.
+async fn run_steps(env: &TestEnv, jobs: &[Step]) -> Vec<StepRun> {
+    let runs: Arc<Mutex<Vec<StepRun>>> = Arc::default();
+    let seen = Arc::clone(&runs);
+    env.client.enqueue_bulk(jobs).await.unwrap();
+    let w = RunningWorker::start(
+        env.worker()
+            .queue("steps", 1)
+            .concurrency(4)
+            .register(move |ctx: JobContext, job: Step| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let start = std::time::Instant::now();
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    seen.lock().unwrap().push((
+                        job.n,
+                        ctx.attempt(),
+                        start,
+                        std::time::Instant::now(),
+                    ));
+                    if job.fail_first && ctx.attempt() == 1 {
+                        return Err(spool_worker::JobError::retry_after(
+                            "first run fails",
+                            Duration::from_millis(300),
+                        ));
+                    }
+                    Ok(())
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    let want = jobs.len() + jobs.iter().filter(|j| j.fail_first).count();
+    wait_for("every run", Duration::from_secs(20), || async {
+        runs.lock().unwrap().len() >= want
+    })
+    .await;
+    w.stop().await;
+    let mut out = runs.lock().unwrap().clone();
+    out.sort_by_key(|r| r.2);
+    out
+}
+
+/// A retrying job holds its group's turn (the default): the next job waits
+/// for its retry; with `1/skip` the group moves on; with `2/hold` two run at
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retrying_job_holds_or_skips_its_groups_turn() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let steps = |fail: bool| {
+        vec![
+            Step {
+                n: 1,
+                fail_first: fail,
+            },
+            Step {
+                n: 2,
+                fail_first: false,
+            },
+            Step {
+                n: 3,
+                fail_first: false,
+            },
+        ]
+    };
+    let held = run_steps(&env, &steps(true)).await;
+    let ns: Vec<(u64, u32)> = held.iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(
+        ns,
+        vec![(1, 1), (1, 2), (2, 1), (3, 1)],
+        "hold: the retry runs before the next job"
+    );
+
+    admin
+        .configure_groups("steps", Some("1/skip".parse().unwrap()))
+        .await
+        .unwrap();
+    let skipped = run_steps(&env, &steps(true)).await;
+    let ns: Vec<(u64, u32)> = skipped.iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(
+        ns,
+        vec![(1, 1), (2, 1), (3, 1), (1, 2)],
+        "skip: the group moves on"
+    );
+
+    admin
+        .configure_groups("steps", Some("2/hold".parse().unwrap()))
+        .await
+        .unwrap();
+    let pairs = run_steps(&env, &steps(false)).await;
+    let overlap = pairs.windows(2).any(|w| w[1].2 < w[0].3);
+    assert!(overlap, "two of the group ran at once: {pairs:?}");
+    let most = max_overlap(
+        &pairs
+            .iter()
+            .map(|r| {
+                let base = pairs[0].2;
+                ((r.2 - base).as_micros(), (r.3 - base).as_micros())
+            })
+            .collect::<Vec<_>>(),
+    );
+    assert!(most <= 2, "{most} at once");
+}
+
+/// Jobs waiting for their group's turn are ready jobs: counted, found and
+/// deleted by id; the dashboard and `/metrics` show the groups waiting;
+/// the turn passes to the next job when the one holding it ends.
+#[tokio::test]
+async fn waiting_group_jobs_are_ready_jobs() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let steps = |fail: bool| {
+        vec![
+            Step {
+                n: 1,
+                fail_first: fail,
+            },
+            Step {
+                n: 2,
+                fail_first: false,
+            },
+            Step {
+                n: 3,
+                fail_first: false,
+            },
+        ]
+    };
+    let keys = Arc::new(env.client.queue_keys("steps").unwrap());
+    let ids = env.client.enqueue_bulk(&steps(false)).await.unwrap();
+    let rt = env.client.runtime();
+    let first = rt
+        .fetch(&keys, 3, Duration::from_secs(30), "w")
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1, "one turn");
+    let q = admin.queue("steps").await.unwrap();
+    assert_eq!((q.ready, q.active, q.groups_waiting), (2, 1, 1));
+    let waiting = admin.job("steps", ids[2].as_str()).await.unwrap().unwrap();
+    assert_eq!(waiting.state, spool_client::JobState::Ready);
+    assert!(admin.delete_ready("steps", ids[2].as_str()).await.unwrap());
+    let server = spool_tests::dashboard::DashboardServer::start(spool_dashboard::router(
+        env.client.admin(),
+        spool_dashboard::DashboardConfig::default(),
+    ))
+    .await;
+    let mut s = spool_tests::dashboard::Session::new(&server.url(), "");
+    let page = s.get("/queues/steps").await;
+    assert!(
+        page.body.contains("1 groups with jobs waiting"),
+        "{}",
+        page.body
+    );
+    let metrics = s.get("/metrics").await;
+    assert!(
+        metrics
+            .body
+            .contains("spool_queue_groups_waiting{queue=\"steps\"} 1"),
+        "{}",
+        metrics.body
+    );
+    server.stop().await;
+    // The turn passes on when the job ends: its successor is next.
+    let done = rt
+        .complete(&[spool_client::runtime::Completion {
+            keys: Arc::clone(&keys),
+            id: first[0].id.clone(),
+            token: first[0].token.clone(),
+            outcome: spool_client::runtime::Outcome::Ack,
+            run: None,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(done, vec![spool_client::runtime::Applied::Acked]);
+    let next = rt
+        .fetch(&keys, 3, Duration::from_secs(30), "w")
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].id, ids[1]);
+    let q = admin.queue("steps").await.unwrap();
+    assert_eq!((q.ready, q.groups_waiting), (0, 0));
+}

@@ -274,6 +274,73 @@ impl std::str::FromStr for Breaker {
     }
 }
 
+/// How a queue's ordered groups run ([`Admin::configure_groups`]).
+///
+/// ```
+/// use spool_client::admin::GroupSettings;
+/// let s: GroupSettings = "2/skip".parse()?;
+/// assert_eq!(s, GroupSettings { per_group: 2, retry_holds_turn: false });
+/// assert_eq!(GroupSettings::default().to_string(), "1/hold");
+/// # Ok::<(), spool_client::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GroupSettings {
+    /// Jobs of one group running at once (1: strictly one at a time).
+    pub per_group: u32,
+    /// A job that failed and will retry keeps its group's turn until it
+    /// succeeds or dies (`hold`, the default: strict order); `false`
+    /// (`skip`): the group moves on and the retry runs when its turn
+    /// comes again.
+    pub retry_holds_turn: bool,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        Self {
+            per_group: 1,
+            retry_holds_turn: true,
+        }
+    }
+}
+
+impl fmt::Display for GroupSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = if self.retry_holds_turn {
+            "hold"
+        } else {
+            "skip"
+        };
+        write!(f, "{}/{mode}", self.per_group)
+    }
+}
+
+impl std::str::FromStr for GroupSettings {
+    type Err = Error;
+
+    /// `N/hold` or `N/skip`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::InvalidArgument(format!(
+                "invalid group settings {s:?}: write N/hold or N/skip (N: jobs of a group at once, at least 1)"
+            ))
+        };
+        let (n, mode) = s.trim().split_once('/').ok_or_else(bad)?;
+        let per_group: u32 = n.parse().map_err(|_| bad())?;
+        let retry_holds_turn = match mode {
+            "hold" => true,
+            "skip" => false,
+            _ => return Err(bad()),
+        };
+        if per_group == 0 {
+            return Err(bad());
+        }
+        Ok(Self {
+            per_group,
+            retry_holds_turn,
+        })
+    }
+}
+
 /// Where a circuit breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
@@ -325,10 +392,12 @@ pub struct QueueControls {
     pub breaker: Option<(Breaker, BreakerState)>,
     /// Rate limit of each rate key ([`Admin::set_key_rate_limit`]).
     pub key_rate_limit: Option<RateLimit>,
+    /// The queue has had jobs with a group, and how its groups run.
+    pub groups: Option<GroupSettings>,
 }
 
 /// The settings fields [`QueueControls::from_settings`] reads, in order.
-pub(crate) const CONTROL_FIELDS: [&str; 10] = [
+pub(crate) const CONTROL_FIELDS: [&str; 12] = [
     "concurrency",
     "rate",
     "rate_tat",
@@ -339,6 +408,8 @@ pub(crate) const CONTROL_FIELDS: [&str; 10] = [
     "br_probes",
     "br_ok",
     "key_rate",
+    "grouped",
+    "groups",
 ];
 
 impl QueueControls {
@@ -382,6 +453,8 @@ impl QueueControls {
             rate_wait,
             breaker,
             key_rate_limit: get(9).and_then(RateLimit::from_stored),
+            groups: (get(10).is_some() || get(11).is_some())
+                .then(|| get(11).and_then(|g| g.parse().ok()).unwrap_or_default()),
         }
     }
 
@@ -471,6 +544,36 @@ impl Admin {
         }
         let value = limit.map_or_else(String::new, |l| l.stored());
         self.control(queue, "key_rate", &value, "set per-key rate limit")
+            .await
+    }
+
+    /// Sets how `queue`'s ordered groups run ([`GroupSettings`]: jobs of a
+    /// group at once, and whether a retrying job keeps its group's turn);
+    /// `None` goes back to the default, one at a time and hold. A raised
+    /// limit gives waiting jobs their turns at the next fetch of their
+    /// group.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+    /// client.admin().configure_groups("ledger", Some("1/hold".parse()?)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`]; [`Error::InvalidArgument`] for 0 jobs
+    /// per group; [`Error::Redis`].
+    pub async fn configure_groups(
+        &self,
+        queue: &str,
+        settings: Option<GroupSettings>,
+    ) -> Result<()> {
+        if settings.is_some_and(|s| s.per_group == 0) {
+            return Err(Error::InvalidArgument(
+                "a group runs at least 1 job at a time".to_owned(),
+            ));
+        }
+        let value = settings.map_or_else(String::new, |s| s.to_string());
+        self.control(queue, "groups", &value, "configure groups")
             .await
     }
 

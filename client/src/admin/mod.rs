@@ -23,7 +23,7 @@ mod view;
 
 use serde::Serialize;
 
-pub use controls::{Breaker, BreakerState, QueueControls, RateLimit};
+pub use controls::{Breaker, BreakerState, GroupSettings, QueueControls, RateLimit};
 pub use cron::CronEntryView;
 pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WINDOW_MAX};
 pub(crate) use jobs::valid_id;

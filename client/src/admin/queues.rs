@@ -40,6 +40,9 @@ pub struct QueueInfo {
     /// Its fleet controls (global concurrency limit, rate limit, circuit
     /// breaker) and their state.
     pub controls: QueueControls,
+    /// Ordered groups with jobs waiting for their turn (those jobs count
+    /// in `ready`).
+    pub groups_waiting: u64,
 }
 
 impl QueueInfo {
@@ -182,6 +185,7 @@ impl Admin {
             pipe.cmd("ZCARD").arg(&k.retry);
             pipe.cmd("ZCARD").arg(&k.dead);
             pipe.cmd("HMGET").arg(&k.settings).arg(&CONTROL_FIELDS[..]);
+            pipe.cmd("SCARD").arg(&k.groups_waiting);
         }
         let (now, mut it) = self.run_timed(&pipe, "queues").await?;
         let mut out = Vec::with_capacity(names.len());
@@ -198,6 +202,8 @@ impl Admin {
             let dead: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let controls: Vec<Option<String>> =
                 redis::from_redis_value(next()?).map_err(Error::parse("HMGET settings"))?;
+            let groups_waiting: u64 =
+                redis::from_redis_value(next()?).map_err(Error::parse("SCARD"))?;
             let latency = oldest
                 .first()
                 .and_then(|(_, head)| record_head(head))
@@ -214,6 +220,7 @@ impl Admin {
                 paused,
                 latency,
                 controls: QueueControls::from_settings(&controls, now),
+                groups_waiting,
             });
         }
         Ok(out)

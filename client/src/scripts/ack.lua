@@ -37,6 +37,7 @@
 -- the parent's result).
 -- A job done gets its follow-ups on success and on completion queued in
 -- the outbox (spool_follow_ups).
+-- A job done gives back its group's turn (prelude.lua, "Ordered groups").
 -- The runs done count as successes for the queue's circuit breaker (when
 -- it has one); closing it wakes the queue's idle fetchers.
 -- Returns one integer per id/token pair: 1 acknowledged, 0 lease lost
@@ -162,6 +163,13 @@ if extras and redis.call('EXISTS', KEYS[8]) == 1 then
   for k = 1, n do
     if out[k] == 1 then
       spool_announce(q, ids[k], 'done')
+    end
+  end
+end
+if q.ev.grouped then
+  for k = 1, n do
+    if out[k] == 1 then
+      spool_group_leave(KEYS[1], ids[k])
     end
   end
 end

@@ -5,6 +5,8 @@
 -- lose those too (a waiter hears `deleted`): the list is walked for their
 -- ids first, which only happens when one of those hashes exists.
 --
+-- Jobs waiting for their group's turn go too; jobs cleared that held a
+-- turn give it back (prelude.lua, "Ordered groups").
 -- One `cleared` event (level terminal) names the actor and the count.
 --
 -- KEYS[1] ready  KEYS[2] history  KEYS[3] locks  KEYS[4] waiters
@@ -18,10 +20,13 @@ local n = spool_ready_len(KEYS[1])
 local q = {waiters = KEYS[4], channel = ARGV[1]}
 local followups = KEYS[7] or KEYS[2]
 local now = KEYS[8] and spool_now()
-if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], followups) > 0 then
+local grouped = spool_events(KEYS[5], KEYS[6]).grouped
+local ids = {}
+if grouped or redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], followups) > 0 then
   spool_walk_ready(KEYS[1], 0, n, function(record)
     local id = spool_head(record)
     if id then
+      ids[#ids + 1] = grouped and id or nil
       if now then
         spool_leave_batches(KEYS[7], KEYS[8], id, now)
       end
@@ -32,7 +37,15 @@ if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], followups) > 0 then
     return false
   end)
 end
-redis.call('DEL', unpack(spool_ready_lists(KEYS[1])))
+local lists = spool_ready_lists(KEYS[1])
+redis.call('DEL', unpack(lists))
+if grouped then
+  -- Nothing waits for a turn any more; the jobs cleared give theirs back.
+  redis.call('DEL', spool_sibling(KEYS[1], 'groups_waiting'))
+  for _, id in ipairs(ids) do
+    spool_group_leave(KEYS[1], id)
+  end
+end
 spool_event(spool_events(KEYS[5], KEYS[6]), SPOOL_TERMINAL, 'cleared', '', nil, nil, nil,
   ARGV[2], 'ready: ' .. spool_int(n) .. ' jobs')
 return n

@@ -12,7 +12,10 @@
 -- outcome gets it written (it stays in the dead set too). A run that was
 -- asked to cancel ends cancelled instead, whatever the error. Events:
 -- `retrying` (level all), `dead` or `cancelled` (terminal), with the error.
--- A failed run counts as a failure for the queue's circuit breaker.
+-- A failed run counts as a failure for the queue's circuit breaker. A job
+-- that dies gives back its group's turn; one that goes to retry keeps it
+-- unless the queue's groups are in skip mode (prelude.lua, "Ordered
+-- groups").
 -- Mode 'snooze' (the handler was rate limited by a downstream): the run
 -- does not count as an attempt, nor as a failure; the job goes to the
 -- retry set for delay_ms with a timeline entry saying why, and a
@@ -54,6 +57,9 @@ if ARGV[3] == 'snooze' then
     spool_lease_entry(lease, spool_int((tonumber(runs) or 0) + 1)),
     spool_hist_entry(now_s, 'retry', attempt_s, '', why)}))
   redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)
+  if q.ev.grouped and not select(2, spool_group_config(q.ev)) then
+    spool_group_leave(KEYS[1], id)
+  end
   return 1
 end
 -- The stored record does not count the run that just failed: add it.
@@ -81,7 +87,13 @@ if dead then
   spool_unlock(KEYS[12], id, nil)
   spool_follow_ups(q, id, 'dead', nil, ARGV[5], attempt_s, spool_record_type(record), now)
   spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[8], KEYS[15]}, tonumber(ARGV[6]))
+  if q.ev.grouped then
+    spool_group_leave(KEYS[1], id)
+  end
   return 2
 end
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)
+if q.ev.grouped and not select(2, spool_group_config(q.ev)) then
+  spool_group_leave(KEYS[1], id)
+end
 return 1

@@ -34,6 +34,9 @@
 -- over its budget later: it goes to the scheduled set for its key's next
 -- start (spool_key_gate); the reply counts them so the worker's scheduler
 -- looks at once.
+-- A queue with grouped jobs (`grouped`) leases a popped job of a group only
+-- with a turn of its group; else the job waits in its group's list
+-- (prelude.lua, "Ordered groups").
 -- Returns {now_ms, hold_ms, deferred, token1, record1, token2, record2,
 -- ...}: hold_ms is 0, or how long the queue's rate limit or open breaker
 -- holds it (no job is fetched from it meanwhile); deferred the jobs sent to
@@ -107,6 +110,9 @@ for i, record in ipairs(items) do
   elseif id and at <= #record and ev.key_rate and
       not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now) then
     deferred = deferred + 1
+  elseif id and at <= #record and ev.grouped and
+      not spool_group_gate(ev, KEYS[1], id, record) then
+    -- It waits for its group's turn (prelude.lua, "Ordered groups").
   elseif id and at <= #record then
     local token = spool_int(last - #items + i)
     job_args[#job_args + 1] = id

@@ -17,7 +17,9 @@
 -- and the scripts that end the job read it there (spool_record_keep). A
 -- body that starts with `{"priority":N,` (N in -9 … 9, before any
 -- `keep_outcome_ms`) puts the job in the ready list of that priority
--- (prelude.lua, "Ready lists and priorities").
+-- (prelude.lua, "Ready lists and priorities"); one with `"group":"…",`
+-- among those leading fields marks the queue `grouped` (prelude.lua,
+-- "Ordered groups").
 -- Each job gets an `enqueued` or `scheduled` event when the queue's events
 -- (`ev`, see spool_events) are at level all.
 -- Returns the list of ids. Call
@@ -62,6 +64,7 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
   local out = {}
   local batch = {}
   local now_s = spool_int(now)
+  local grouped = false
   for i = first, #argv, size do
     local id, max_attempts, body = argv[i], argv[i + 1], argv[i + 4]
     if size == 6 and argv[i + 5] ~= '' and k_followups then
@@ -71,6 +74,13 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
     local run_at = 0
     if at > 0 then run_at = at elseif delay > 0 then run_at = now + delay end
     local record = spool_record(id, '0', max_attempts, now_s, string.sub(body, 2))
+    -- Routing fields come first in a body (`{"priority"`, `{"rate_key"`,
+    -- `{"group"`): one byte tells a body without them.
+    local routed = string.find('prg', string.sub(body, 3, 3), 1, true)
+    if routed and not grouped and spool_record_group(record) then
+      redis.call('HSET', spool_sibling(k_ready, 'settings'), 'grouped', '1')
+      grouped = true
+    end
     if ev.level >= SPOOL_ALL then
       spool_event_add(ev, SPOOL_ALL, run_at > now and 'scheduled' or 'enqueued', id,
         '0"' .. (spool_record_type(record) or ''))
@@ -83,7 +93,7 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
         head_ms = run_at
         wake = true
       end
-    elseif string.match(body, '^{"priority":%-?%d,') then
+    elseif routed and string.match(body, '^{"priority":%-?%d,') then
       spool_ready_push(k_ready, record)
       wake = true
     else

@@ -91,11 +91,24 @@ local function spool_record_priority(record)
   return at and tonumber(string.match(record, '^"priority":(%-?%d),', at)) or 0
 end
 
--- Where the record's leading routing fields (`"priority":N,` then
--- `"rate_key":"…",`, each optional, right after the head) end.
+-- Where the record's leading routing fields (`"priority":N,`, then
+-- `"rate_key":"…",`, then `"group":"…",`, each optional, right after the
+-- head) end.
 local function spool_skip_routing(record, at)
   at = string.match(record, '^"priority":%-?%d,()', at) or at
-  return string.match(record, '^"rate_key":"[^"\\]*",()', at) or at
+  at = string.match(record, '^"rate_key":"[^"\\]*",()', at) or at
+  return string.match(record, '^"group":"[^"\\]*",()', at) or at
+end
+
+-- The ordered group of a record (see "Ordered groups"), or nil.
+local function spool_record_group(record)
+  local _, _, _, _, at = spool_head(record)
+  if not at then
+    return nil
+  end
+  at = string.match(record, '^"priority":%-?%d,()', at) or at
+  at = string.match(record, '^"rate_key":"[^"\\]*",()', at) or at
+  return string.match(record, '^"group":"([^"\\]*)",', at)
 end
 
 -- The rate key of a record (see spool_key_gate), or nil.
@@ -127,15 +140,25 @@ local function spool_ready_push(ready, record, next)
   redis.call(next and 'RPUSH' or 'LPUSH', spool_ready_list(ready, level), record)
 end
 
--- Every ready list of the queue in fetch order: just the plain one unless
--- the queue has had prioritized jobs.
+-- Every list of the queue holding ready jobs, in fetch order: just the
+-- plain one unless the queue has had prioritized jobs (then one per
+-- level) or grouped ones (then, last, the lists of the groups with jobs
+-- waiting for their turn, by group name).
 local function spool_ready_lists(ready)
-  if not redis.call('HGET', spool_sibling(ready, 'settings'), 'priorities') then
-    return {ready}
+  local flags = redis.call('HMGET', spool_sibling(ready, 'settings'), 'priorities', 'grouped')
+  local keys = {ready}
+  if flags[1] then
+    keys = {}
+    for level = SPOOL_PRIORITY_MAX, -SPOOL_PRIORITY_MAX, -1 do
+      keys[#keys + 1] = spool_ready_list(ready, level)
+    end
   end
-  local keys = {}
-  for level = SPOOL_PRIORITY_MAX, -SPOOL_PRIORITY_MAX, -1 do
-    keys[#keys + 1] = spool_ready_list(ready, level)
+  if flags[2] then
+    local groups = redis.call('SMEMBERS', spool_sibling(ready, 'groups_waiting'))
+    table.sort(groups)
+    for _, g in ipairs(groups) do
+      keys[#keys + 1] = spool_sibling(ready, 'group:' .. g)
+    end
   end
   return keys
 end
@@ -212,6 +235,112 @@ end
 local function spool_wake(key)
   redis.call('LPUSH', key, '1')
   redis.call('LTRIM', key, 0, 0)
+end
+
+-- Ordered groups ------------------------------------------------------------
+-- A job enqueued with a group (`"group":"…",` after its other routing
+-- fields) runs only while its group has a free turn: at most `limit` of a
+-- group's jobs (the settings field `groups` = `limit/hold|skip`, default
+-- `1/hold`) hold a turn at once, from their lease until they end. The
+-- first grouped job sets the settings field `grouped`, so a queue without
+-- groups never looks. Keys (named from any plain queue key):
+--   group_active   HASH group → turns held
+--   group_holders  HASH job id → its group, for jobs holding a turn
+--   group:<g>      LIST the group's jobs waiting for a turn, in order
+--   groups_waiting SET the groups with jobs waiting
+-- fetch.lua leases a popped grouped job that holds a turn already (it was
+-- reaped, handed back, or retried in hold mode), or takes a free turn for
+-- it when none of its group waits; else the job waits in its group's list.
+-- A job gives its turn back when it ends (done, dead, cancelled, deleted;
+-- and when it fails into the retry set in skip mode): the turn goes to the
+-- group's next waiting job, which moves to the fetch end of the ready
+-- list holding it, and idle fetchers are woken.
+
+-- The group settings: turns per group and whether a retrying job keeps its
+-- turn.
+local function spool_group_config(ev)
+  local limit, mode = string.match(ev.groups or '', '^(%d+)/(%a+)$')
+  limit = tonumber(limit)
+  if not limit or limit < 1 then
+    return 1, true
+  end
+  return limit, mode ~= 'skip'
+end
+
+-- Hands a free turn of `group` to its next waiting job, if any: it moves to
+-- the fetch end of its ready list holding the turn. Returns true if so.
+local function spool_group_next(key, group)
+  local waiting = spool_sibling(key, 'group:' .. group)
+  local head = redis.call('RPOP', waiting)
+  if redis.call('LLEN', waiting) == 0 then
+    redis.call('SREM', spool_sibling(key, 'groups_waiting'), group)
+  end
+  if not head then
+    return false
+  end
+  local id = spool_head(head)
+  if id then
+    redis.call('HSET', spool_sibling(key, 'group_holders'), id, group)
+  end
+  spool_ready_push(spool_sibling(key, 'ready'), head, true)
+  spool_wake(spool_sibling(key, 'wake'))
+  return id ~= nil
+end
+
+-- Job `id` (of the queue of plain key `key`) gives back its group's turn,
+-- if it holds one.
+local function spool_group_leave(key, id)
+  local holders = spool_sibling(key, 'group_holders')
+  local group = redis.call('HGET', holders, id)
+  if not group then
+    return
+  end
+  redis.call('HDEL', holders, id)
+  if not spool_group_next(key, group) then
+    local active = spool_sibling(key, 'group_active')
+    if redis.call('HINCRBY', active, group, -1) <= 0 then
+      redis.call('HDEL', active, group)
+    end
+  end
+end
+
+-- After a job left ready list `list` of the queue whose ready key is
+-- `ready`: a group's waiting list left empty leaves `groups_waiting`.
+local function spool_group_unlisted(ready, list)
+  local prefix = spool_sibling(ready, 'group:')
+  if string.sub(list, 1, #prefix) == prefix and redis.call('LLEN', list) == 0 then
+    redis.call('SREM', spool_sibling(ready, 'groups_waiting'), string.sub(list, #prefix + 1))
+  end
+end
+
+-- fetch.lua's gate for a popped job of a grouped queue: true to lease it,
+-- false when it went to wait for its group's turn.
+local function spool_group_gate(ev, ready, id, record)
+  local group = spool_record_group(record)
+  if not group then
+    return true
+  end
+  local holders = spool_sibling(ready, 'group_holders')
+  if redis.call('HGET', holders, id) == group then
+    return true
+  end
+  local limit = spool_group_config(ev)
+  local active = spool_sibling(ready, 'group_active')
+  local waiting = spool_sibling(ready, 'group:' .. group)
+  local held = tonumber(redis.call('HGET', active, group)) or 0
+  if held < limit and redis.call('LLEN', waiting) == 0 then
+    redis.call('HINCRBY', active, group, 1)
+    redis.call('HSET', holders, id, group)
+    return true
+  end
+  redis.call('LPUSH', waiting, record)
+  redis.call('SADD', spool_sibling(ready, 'groups_waiting'), group)
+  -- A raised limit: turns free while jobs wait go to the first of them.
+  while held < limit and spool_group_next(ready, group) do
+    redis.call('HINCRBY', active, group, 1)
+    held = held + 1
+  end
+  return false
 end
 
 -- Longest error text kept in a history entry, in bytes (ERROR_TEXT_MAX_BYTES
@@ -322,8 +451,9 @@ local SPOOL_TERMINAL, SPOOL_ALL = 1, 2
 -- once from its settings hash), and, read in the same HMGET, the queue's
 -- fleet controls: its global concurrency limit (`concurrency`: a positive
 -- integer, else nil), rate limit (`rate`) and circuit breaker (`breaker`),
--- and per-key rate limit (`key_rate`), as written by queue_control.lua
--- (nil when unset), and whether it has prioritized jobs (`priorities`). `settings` is kept for
+-- per-key rate limit (`key_rate`) and group settings (`groups`), as
+-- written by queue_control.lua (nil when unset), and whether it has
+-- prioritized jobs (`priorities`) and grouped jobs (`grouped`). `settings` is kept for
 -- the controls' state. Without keys (callers that pass none) the level is
 -- off.
 local function spool_events(events, settings)
@@ -331,14 +461,14 @@ local function spool_events(events, settings)
     return {level = 0}
   end
   local cfg = redis.call('HMGET', settings, 'events', 'events_max', 'concurrency', 'rate', 'breaker',
-    'priorities', 'key_rate')
+    'priorities', 'key_rate', 'grouped', 'groups')
   local level = SPOOL_EVENT_LEVELS[cfg[1] or SPOOL_EVENTS_DEFAULT] or
     SPOOL_EVENT_LEVELS[SPOOL_EVENTS_DEFAULT]
   local max = cfg[2] and string.match(cfg[2], '^[1-9]%d*$') or SPOOL_EVENTS_MAX_DEFAULT
   local limit = cfg[3] and string.match(cfg[3], '^[1-9]%d*$')
   return {key = events, level = level, max = max, concurrency = limit and tonumber(limit),
     settings = settings, rate = cfg[4] or nil, breaker = cfg[5] or nil, priorities = cfg[6] and true,
-    key_rate = cfg[7] or nil}
+    key_rate = cfg[7] or nil, grouped = cfg[8] and true, groups = cfg[9] or nil}
 end
 
 -- Writes one entry: event `kind` of `jobs` (id, attempt, type, … ; may be
@@ -962,6 +1092,9 @@ local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
   spool_forget(id, {q.jobs, q.errors, q.history, q.cancels})
   if q.locks then
     spool_unlock(q.locks, id, nil)
+  end
+  if q.ev and q.ev.grouped then
+    spool_group_leave(q.jobs, id)
   end
   spool_count(q.stats, 'c', now, 1)
   spool_announce(q, id, 'cancelled')

@@ -7,6 +7,8 @@
 --                the keys' buckets; jobs waiting for their key's start run
 --                when it comes)
 --   breaker      a circuit breaker (`percent/window/cooldown_ms/probes`)
+--   groups       ordered groups: turns per group and whether a retrying job
+--                keeps its turn (`limit/hold` or `limit/skip`; default 1/hold)
 --   breaker_reset  closes the breaker now (ARGV[2] ignored)
 -- Changing the rate limit keeps its bucket; changing or lifting the breaker
 -- (or resetting it) closes it and forgets its window. The change is a
@@ -24,6 +26,8 @@ elseif control == 'rate' or control == 'key_rate' then
   ok = spool_rate_parse(value)
 elseif control == 'breaker' then
   ok = spool_breaker_parse(value)
+elseif control == 'groups' then
+  ok = string.match(value, '^[1-9]%d*/hold$') or string.match(value, '^[1-9]%d*/skip$')
 elseif control == 'breaker_reset' then
   ok, value = true, ''
 else
@@ -31,7 +35,7 @@ else
 end
 if value ~= '' and not ok then
   return redis.error_reply('ERR spool: invalid ' .. control .. ' value ' .. value ..
-    ' (concurrency: N > 0; rate, key_rate: jobs/period_ms[/burst]; breaker: percent/window/cooldown_ms/probes)')
+    ' (concurrency: N > 0; rate, key_rate: jobs/period_ms[/burst]; breaker: percent/window/cooldown_ms/probes; groups: N/hold or N/skip)')
 end
 local gone = {}
 if value ~= '' then

@@ -15,6 +15,8 @@
 -- KEYS[15] settings KEYS[16] followups KEYS[17] outbox
 -- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
 -- ARGV[4] finished channel  ARGV[5] cancel channel
+-- A job reaped back to ready keeps its group's turn; one that dies gives
+-- it back.
 -- Each reaped lease is published on the cancel channel as `!lost <token>
 -- <id>`: a worker still running that lease (hung, partitioned) stops the
 -- run at once. Runs reaped count as failures for the circuit breaker.
@@ -65,6 +67,9 @@ for _, id in ipairs(expired) do
       spool_announce(q, id, 'dead')
       spool_unlock(KEYS[13], id, nil)
       spool_follow_ups(q, id, 'dead', nil, why, attempt_s, spool_record_type(record), now)
+      if q.ev.grouped then
+        spool_group_leave(KEYS[1], id)
+      end
       to_dead = to_dead + 1
     end
   end

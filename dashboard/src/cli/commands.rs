@@ -10,7 +10,7 @@ use spool_client::{
 };
 
 use super::output;
-use super::parse::{BatchCmd, CronCmd, DeadCmd, EnqueueArgs, FilterArgs, Selection};
+use super::parse::{BatchCmd, CronCmd, DeadCmd, EnqueueArgs, FilterArgs, QueueCmd, Selection};
 use super::{CliResult, Failure};
 use crate::text::{clip, FIELD_BYTES};
 
@@ -473,4 +473,53 @@ pub(crate) async fn batch(admin: &Admin, cmd: BatchCmd, out: &mut dyn Write) -> 
         }
     }
     Ok(())
+}
+
+/// `spool queue …`: a queue's fleet controls.
+pub(crate) async fn queue(admin: &Admin, cmd: QueueCmd, out: &mut dyn Write) -> CliResult {
+    match cmd {
+        QueueCmd::Limit { queue, limit } => {
+            admin.set_concurrency_limit(&queue, limit.0).await?;
+            match limit.0 {
+                Some(n) => writeln!(out, "{queue}: at most {n} running at once, fleet-wide")?,
+                None => writeln!(out, "{queue}: no concurrency limit")?,
+            }
+            Ok(())
+        }
+        QueueCmd::Rate { queue, rate } => {
+            admin.set_rate_limit(&queue, rate.0).await?;
+            match rate.0 {
+                Some(r) => writeln!(out, "{queue}: at most {r} started, fleet-wide")?,
+                None => writeln!(out, "{queue}: no rate limit")?,
+            }
+            Ok(())
+        }
+        QueueCmd::KeyRate { queue, rate } => {
+            admin.set_key_rate_limit(&queue, rate.0).await?;
+            match rate.0 {
+                Some(r) => writeln!(out, "{queue}: at most {r} started per rate key, fleet-wide")?,
+                None => writeln!(out, "{queue}: no per-key rate limit")?,
+            }
+            Ok(())
+        }
+        QueueCmd::Breaker { queue, breaker } => {
+            admin.set_breaker(&queue, breaker.0).await?;
+            match breaker.0 {
+                Some(b) => writeln!(out, "{queue}: circuit breaker {b}")?,
+                None => writeln!(out, "{queue}: no circuit breaker")?,
+            }
+            Ok(())
+        }
+        QueueCmd::Groups { queue, settings } => {
+            admin.configure_groups(&queue, settings.0).await?;
+            let s = settings.0.unwrap_or_default();
+            writeln!(out, "{queue}: ordered groups run {s}")?;
+            Ok(())
+        }
+        QueueCmd::BreakerReset { queue } => {
+            admin.reset_breaker(&queue).await?;
+            writeln!(out, "{queue}: circuit breaker closed")?;
+            Ok(())
+        }
+    }
 }

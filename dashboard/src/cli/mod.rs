@@ -33,7 +33,7 @@ use std::io::Write;
 
 use clap::Parser as _;
 
-use parse::{Cli, Command, QueueCmd};
+use parse::{Cli, Command};
 use spool_client::{JobId, Status};
 
 /// Exit code: success.
@@ -199,53 +199,7 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
             Ok(())
         }
         Command::Cron { cmd } => commands::cron(&admin, cmd, out).await,
-        Command::Queue {
-            cmd: QueueCmd::Limit { queue, limit },
-        } => {
-            admin.set_concurrency_limit(&queue, limit.0).await?;
-            match limit.0 {
-                Some(n) => writeln!(out, "{queue}: at most {n} running at once, fleet-wide")?,
-                None => writeln!(out, "{queue}: no concurrency limit")?,
-            }
-            Ok(())
-        }
-        Command::Queue {
-            cmd: QueueCmd::Rate { queue, rate },
-        } => {
-            admin.set_rate_limit(&queue, rate.0).await?;
-            match rate.0 {
-                Some(r) => writeln!(out, "{queue}: at most {r} started, fleet-wide")?,
-                None => writeln!(out, "{queue}: no rate limit")?,
-            }
-            Ok(())
-        }
-        Command::Queue {
-            cmd: QueueCmd::KeyRate { queue, rate },
-        } => {
-            admin.set_key_rate_limit(&queue, rate.0).await?;
-            match rate.0 {
-                Some(r) => writeln!(out, "{queue}: at most {r} started per rate key, fleet-wide")?,
-                None => writeln!(out, "{queue}: no per-key rate limit")?,
-            }
-            Ok(())
-        }
-        Command::Queue {
-            cmd: QueueCmd::Breaker { queue, breaker },
-        } => {
-            admin.set_breaker(&queue, breaker.0).await?;
-            match breaker.0 {
-                Some(b) => writeln!(out, "{queue}: circuit breaker {b}")?,
-                None => writeln!(out, "{queue}: no circuit breaker")?,
-            }
-            Ok(())
-        }
-        Command::Queue {
-            cmd: QueueCmd::BreakerReset { queue },
-        } => {
-            admin.reset_breaker(&queue).await?;
-            writeln!(out, "{queue}: circuit breaker closed")?;
-            Ok(())
-        }
+        Command::Queue { cmd } => commands::queue(&admin, cmd, out).await,
         Command::Enqueue(a) => commands::enqueue(&client, a, out, err).await,
         Command::Status { id, json } => {
             let s = client.status(&JobId::from(id.as_str())).await?;

@@ -160,6 +160,16 @@ pub(crate) enum QueueCmd {
         #[arg(value_parser = breaker)]
         breaker: ControlArg<spool_client::admin::Breaker>,
     },
+    /// Set how the queue's ordered groups run: N/hold (N jobs of a group at
+    /// once; a retrying job keeps its group's turn) or N/skip; `none` goes
+    /// back to 1/hold.
+    Groups {
+        /// Queue name.
+        queue: String,
+        /// N/hold, N/skip or `none`.
+        #[arg(value_parser = group_settings)]
+        settings: ControlArg<spool_client::admin::GroupSettings>,
+    },
     /// Close the queue's circuit breaker now.
     BreakerReset {
         /// Queue name.
@@ -187,6 +197,10 @@ fn rate_limit(raw: &str) -> Result<ControlArg<spool_client::admin::RateLimit>, S
 }
 
 fn breaker(raw: &str) -> Result<ControlArg<spool_client::admin::Breaker>, String> {
+    control(raw)
+}
+
+fn group_settings(raw: &str) -> Result<ControlArg<spool_client::admin::GroupSettings>, String> {
     control(raw)
 }
 

@@ -50,7 +50,7 @@ fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-const GAUGES: [IntGauge; 12] = [
+const GAUGES: [IntGauge; 13] = [
     ("spool_queue_depth", "Jobs in the ready list", |q| {
         int(q.ready)
     }),
@@ -95,6 +95,11 @@ const GAUGES: [IntGauge; 12] = [
         "spool_queue_key_rate_limit_jobs",
         "Jobs each rate key may start per period of the queue's per-key rate limit (0: none)",
         |q| i64::from(q.controls.key_rate_limit.map_or(0, |r| r.jobs)),
+    ),
+    (
+        "spool_queue_groups_waiting",
+        "Ordered groups with jobs waiting for their turn",
+        |q| int(q.groups_waiting),
     ),
     (
         "spool_queue_breaker_state",

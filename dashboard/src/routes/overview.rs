@@ -104,6 +104,11 @@ pub(crate) fn queue_row(base: &str, q: &QueueInfo, last_hour: (u64, u64)) -> Que
             .controls
             .key_rate_limit
             .map_or_else(String::new, |r| r.to_string()),
+        groups: q
+            .controls
+            .groups
+            .map_or_else(String::new, |g| g.to_string()),
+        groups_waiting: q.groups_waiting,
         breaker: q
             .controls
             .breaker

@@ -126,6 +126,23 @@ pub(crate) async fn key_rate(
     Ok(back(&ctx, queue, "key_rate"))
 }
 
+/// POST `/queues/{queue}/groups`: sets how the queue's ordered groups run
+/// (empty or `none`: back to 1/hold).
+pub(crate) async fn groups(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path(queue): Path<String>,
+    StrictForm(form): StrictForm<ControlForm>,
+) -> AppResult<Redirect> {
+    let queue = queue_name(&queue)?;
+    let settings = control_value("groups", &form)?;
+    ctx.admin(&s.admin)
+        .configure_groups(queue, settings)
+        .await?;
+    tracing::info!(queue, ?settings, "group settings set from the dashboard");
+    Ok(back(&ctx, queue, "groups"))
+}
+
 /// POST `/queues/{queue}/breaker`: sets (or removes) the queue's circuit
 /// breaker.
 pub(crate) async fn breaker(

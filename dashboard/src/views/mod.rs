@@ -206,6 +206,10 @@ pub(crate) struct QueueRow {
     pub(crate) rate: String,
     /// The per-key rate limit as typed (empty: none).
     pub(crate) key_rate: String,
+    /// Ordered groups: settings as typed (empty: no grouped job yet) and
+    /// how many groups have jobs waiting for their turn.
+    pub(crate) groups: String,
+    pub(crate) groups_waiting: u64,
     /// The circuit breaker as typed (`50/100/30s/3`; empty: none), as
     /// read, and its state (`closed`, `open, 12s left`, …).
     pub(crate) breaker: String,

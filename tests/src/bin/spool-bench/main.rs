@@ -24,6 +24,12 @@
 //! limit of N (`Admin::set_concurrency_limit`): a generous one measures what
 //! the check costs the drain.
 //!
+//! With `--rate-limit JOBS/PERIOD` the bench queues get a rate limit, with
+//! `--key-rate JOBS/PERIOD --rate-keys N` a per-key rate limit over N keys
+//! (jobs take them in turn), with `--groups N` the jobs spread over N
+//! ordered groups, and with `--priorities` the jobs go to levels 0, 1 and 2
+//! in chunks of 1,000: generous limits measure what each costs the drain.
+//!
 //! With `--poison`, it runs a different scenario instead: 5,000 good jobs
 //! drained alone, then the same 5,000 mixed with 90 poison items (bad JSON,
 //! unknown types, wrong args, deep nesting, 10 MiB payloads, a panicking
@@ -60,12 +66,36 @@ mod topology;
 struct BenchNoop {
     /// Host time of the enqueue call, in µs (latency phase only; 0 otherwise).
     t: u64,
+    /// With `--groups N`: the job's ordered group, 1 to N (0: none; not
+    /// written then, so the payload is the same as without).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    g: u64,
+    /// With `--rate-keys N`: the job's rate key, 1 to N (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    k: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl BenchNoop {
+    fn plain(t: u64) -> Self {
+        Self { t, g: 0, k: 0 }
+    }
 }
 
 impl Job for BenchNoop {
     const TYPE: &'static str = "bench_noop";
     fn options() -> JobOptions {
         JobOptions::default().queue("bench")
+    }
+    fn group(&self) -> Option<String> {
+        (self.g > 0).then(|| format!("g{}", self.g))
+    }
+    fn rate_key(&self) -> Option<String> {
+        (self.k > 0).then(|| format!("k{}", self.k))
     }
 }
 
@@ -89,6 +119,11 @@ struct Args {
     waiters: u64,
     events: Option<spool_client::EventLevel>,
     concurrency_limit: Option<u32>,
+    rate_limit: Option<String>,
+    key_rate: Option<String>,
+    rate_keys: Option<u64>,
+    groups: Option<u64>,
+    priorities: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -108,6 +143,11 @@ fn parse_args() -> anyhow::Result<Args> {
         waiters: 0,
         events: None,
         concurrency_limit: None,
+        rate_limit: None,
+        key_rate: None,
+        rate_keys: None,
+        groups: None,
+        priorities: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -128,8 +168,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "--waiters" => a.waiters = value()?.parse()?,
             "--events" => a.events = Some(spool_client::EventLevel::parse(&value()?)?),
             "--concurrency-limit" => a.concurrency_limit = Some(value()?.parse()?),
+            "--rate-limit" => a.rate_limit = Some(value()?),
+            "--key-rate" => a.key_rate = Some(value()?),
+            "--rate-keys" => a.rate_keys = Some(value()?.parse()?),
+            "--groups" => a.groups = Some(value()?.parse()?),
+            "--priorities" => a.priorities = true,
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--poison]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--poison]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -237,16 +282,45 @@ async fn main() -> anyhow::Result<()> {
             client.admin().set_concurrency_limit(q, Some(limit)).await?;
         }
     }
+    for q in &queues {
+        if let Some(rate) = &args.rate_limit {
+            client
+                .admin()
+                .set_rate_limit(q, Some(rate.parse()?))
+                .await?;
+        }
+        if let Some(rate) = &args.key_rate {
+            client
+                .admin()
+                .set_key_rate_limit(q, Some(rate.parse()?))
+                .await?;
+        }
+    }
 
     // 1. Enqueue and memory.
-    let jobs: Vec<BenchNoop> = (0..args.jobs).map(|_| BenchNoop { t: 0 }).collect();
+    let jobs: Vec<BenchNoop> = (0..args.jobs)
+        .map(|i| BenchNoop {
+            t: 0,
+            g: args.groups.map_or(0, |n| i % n.max(1) + 1),
+            k: args.rate_keys.map_or(0, |n| i % n.max(1) + 1),
+        })
+        .collect();
     let mem_before = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
     let keep = Duration::from_secs(args.keep_outcome_s);
     let opts = |queue: &str| EnqueueOptions::new().queue(queue).keep_outcome(keep);
     let t = Instant::now();
-    for (i, chunk) in jobs.chunks(10_000).enumerate() {
+    // With --priorities, chunks of 1,000 go to levels 0, 1 and 2 in turn.
+    let chunk_len = if args.priorities { 1_000 } else { 10_000 };
+    for (i, chunk) in jobs.chunks(chunk_len).enumerate() {
         let queue = &queues[i % queues.len()];
-        client.enqueue_bulk_with(chunk, opts(queue)).await?;
+        let level = if args.priorities {
+            i8::try_from(i % 3)?
+        } else {
+            0
+        };
+        client
+            .enqueue_bulk_with(chunk, opts(queue).priority(level))
+            .await?;
     }
     let enqueue_s = t.elapsed().as_secs_f64();
     let mem_after = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
@@ -327,7 +401,7 @@ async fn main() -> anyhow::Result<()> {
         tick.tick().await;
         let c = client.clone();
         let opts = EnqueueOptions::new().queue(&queues[0]);
-        pending.spawn(async move { c.enqueue_with(&BenchNoop { t: now_us() }, opts).await });
+        pending.spawn(async move { c.enqueue_with(&BenchNoop::plain(now_us()), opts).await });
         while let Some(done) = pending.try_join_next() {
             done??;
         }
@@ -351,7 +425,7 @@ async fn main() -> anyhow::Result<()> {
             let c = client.clone();
             let o = opts(&queues[0]);
             waits.spawn(async move {
-                let id = c.enqueue_with(&BenchNoop { t: 1 }, o).await?.id;
+                let id = c.enqueue_with(&BenchNoop::plain(1), o).await?.id;
                 let s = c.wait(&id, Duration::from_secs(30)).await?;
                 anyhow::ensure!(s.status.is_terminal(), "wait timed out: {s:?}");
                 Ok::<_, anyhow::Error>((id, now_us()))
@@ -418,6 +492,11 @@ async fn main() -> anyhow::Result<()> {
         "redis_bytes_per_kept_outcome": bytes_per_kept_outcome.map(f64::round),
         "events": events_level.as_str(),
         "concurrency_limit": args.concurrency_limit,
+        "rate_limit": args.rate_limit,
+        "key_rate": args.key_rate,
+        "rate_keys": args.rate_keys,
+        "groups": args.groups,
+        "priorities": args.priorities,
         "redis_bytes_per_event": bytes_per_event.map(f64::round),
         "waiters": args.waiters,
         "wait_p50_ms": wait_pct(0.50),
