@@ -588,7 +588,7 @@ impl spool_client::Job for Flaky {
     }
 }
 
-/// A circuit breaker of 50 % of 20 runs, cool-down 1 s, 2 probes, and two
+/// A circuit breaker of 50 % of 20 runs, cool-down 2 s, 2 probes, and two
 /// workers whose handler fails every time: it opens fleet-wide within the
 /// window, no job is fetched while it is open, probes go through after the
 /// cool-down (and reopen it while failing); when the handler recovers the
@@ -601,7 +601,7 @@ async fn a_failing_handler_trips_the_breaker_fleet_wide() {
     let c = &env.client;
     env.all_events("payments").await;
     let admin = c.admin().with_actor("fleet-test");
-    let breaker = spool_client::admin::Breaker::new(50, 20, Duration::from_secs(1), 2);
+    let breaker = spool_client::admin::Breaker::new(50, 20, Duration::from_secs(2), 2);
     admin.set_breaker("payments", Some(breaker)).await.unwrap();
     let jobs: Vec<Flaky> = (0..300).map(|n| Flaky { n }).collect();
     c.enqueue_bulk(&jobs).await.unwrap();
@@ -644,7 +644,7 @@ async fn a_failing_handler_trips_the_breaker_fleet_wide() {
     assert!(tripped_after <= 14, "{tripped_after} runs before it opened");
     let q = admin.queue("payments").await.unwrap();
     assert!(q.ready >= 280, "jobs wait in ready: {}", q.ready);
-    // While open (1 s), nothing more is fetched.
+    // While open (2 s), nothing more is fetched.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let open_runs = runs.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -232,10 +232,10 @@ async fn tls_dashboard_serves_pages() {
 const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels &spool:* -@all \
      +@connection +evalsha +eval +script|load +blpop +wait +time +info +config|get \
      +cluster|slots +cluster|shards +role +publish +subscribe +unsubscribe \
-     +exists +get +set +del +unlink +incrby +pexpire +pexpireat +sadd +smembers \
+     +exists +get +set +del +unlink +incrby +pexpire +pexpireat +sadd +smembers +srem +scard \
      +hget +hgetall +hmget +hset +hsetnx +hdel +hexists +hincrby +hkeys +hlen \
      +llen +lpush +rpush +rpop +lrange +lrem +ltrim \
-     +zadd +zrem +zcard +zscore +zrange +zrevrange +zrangebyscore +zrevrangebyscore \
+     +zadd +zrem +zcard +zcount +zscore +zrange +zrevrange +zrangebyscore +zrevrangebyscore \
      +zremrangebyscore \
      +xadd +xread +xreadgroup +xrevrange +xgroup|create +xack +xautoclaim";
 
@@ -315,6 +315,7 @@ async fn acl_user_runs_everything_and_nothing_more() {
     assert!(stats.processed >= 3, "{stats:?}");
     assert!(stats.failed >= 1, "{stats:?}");
 
+    fleet_controls(&client, &rec).await;
     every_admin_action(&client).await;
     outcomes(&client).await;
     running.stop().await;
@@ -483,6 +484,64 @@ async fn batches(client: &Client) {
 }
 
 /// Every admin read and repair, and the cron actions, as `client`'s user.
+/// Every fleet control set, reset and lifted, and jobs with a priority, a
+/// group and a rate key run, as the ACL user.
+async fn fleet_controls(client: &Client, rec: &Recorder) {
+    let admin = client.admin();
+    admin
+        .set_concurrency_limit("default", Some(50))
+        .await
+        .expect("limit");
+    let generous: spool_client::admin::RateLimit = "1000/1s".parse().unwrap();
+    admin
+        .set_rate_limit("default", Some(generous))
+        .await
+        .expect("rate");
+    admin
+        .set_key_rate_limit("default", Some(generous))
+        .await
+        .expect("key rate");
+    let breaker = spool_client::admin::Breaker::new(90, 100, Duration::from_secs(1), 1);
+    admin
+        .set_breaker("default", Some(breaker))
+        .await
+        .expect("breaker");
+    admin
+        .configure_groups("default", Some("1/hold".parse().unwrap()))
+        .await
+        .expect("groups");
+    let o = spool_client::EnqueueOptions::new;
+    for (n, opts) in [
+        (11, o().priority(3)),
+        (12, o().group("g")),
+        (13, o().group("g")),
+        (14, o().rate_key("k")),
+    ] {
+        client
+            .enqueue_with(&Noop { n }, opts)
+            .await
+            .expect("enqueue");
+    }
+    wait_for("routed jobs ran", Duration::from_secs(10), || async {
+        (11..=14).all(|n| rec.count(&format!("noop-{n}")) == 1)
+    })
+    .await;
+    let q = admin.queue("default").await.expect("queue");
+    assert_eq!(q.groups_waiting, 0);
+    admin.reset_breaker("default").await.expect("reset");
+    admin
+        .set_concurrency_limit("default", None)
+        .await
+        .expect("lift");
+    admin.set_rate_limit("default", None).await.expect("lift");
+    admin
+        .set_key_rate_limit("default", None)
+        .await
+        .expect("lift");
+    admin.set_breaker("default", None).await.expect("lift");
+    admin.configure_groups("default", None).await.expect("lift");
+}
+
 async fn every_admin_action(client: &Client) {
     let admin = client.admin();
     let dead = admin
