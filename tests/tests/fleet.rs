@@ -509,15 +509,25 @@ async fn a_rate_limit_holds_across_three_workers() {
     assert!(kinds.iter().any(|k| k == "limit_changed"));
 }
 
-/// Script calls and blocking pops Redis has served so far.
+/// Script calls and blocking pops Redis has served so far (every node of
+/// a Cluster together: INFO answers per node there).
 async fn commands_served(env: &TestEnv) -> u64 {
     let mut conn = env.raw().await;
-    let info: String = redis::cmd("INFO")
+    let reply: redis::Value = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(&mut conn)
         .await
         .unwrap();
-    info.lines()
+    let texts: Vec<String> = match reply {
+        redis::Value::Map(nodes) => nodes
+            .into_iter()
+            .filter_map(|(_, v)| redis::from_redis_value(v).ok())
+            .collect(),
+        other => vec![redis::from_redis_value(other).unwrap()],
+    };
+    texts
+        .iter()
+        .flat_map(|t| t.lines())
         .filter(|l| {
             l.starts_with("cmdstat_evalsha:")
                 || l.starts_with("cmdstat_eval:")
@@ -640,8 +650,10 @@ async fn a_failing_handler_trips_the_breaker_fleet_wide() {
     })
     .await;
     let tripped_after = runs.load(Ordering::SeqCst);
-    // 10 failures of 20 open it; runs already fetched (4 slots) may end.
-    assert!(tripped_after <= 14, "{tripped_after} runs before it opened");
+    // 10 failures of 20 open it, within the window: runs fetched while
+    // the last failures were on their way to Redis (the completer batches
+    // outcomes, and a slot frees before its outcome lands) may add a few.
+    assert!(tripped_after <= 20, "{tripped_after} runs before it opened");
     let q = admin.queue("payments").await.unwrap();
     assert!(q.ready >= 280, "jobs wait in ready: {}", q.ready);
     // While open (2 s), nothing more is fetched.
