@@ -117,11 +117,10 @@ pub struct QueueKeys {
     /// HASH rate key → the theoretical arrival time of its bucket (ms) for
     /// the per-key rate limit. Named by the scripts from the ready key.
     pub rate_keys: String,
-    /// HASH group → turns its jobs hold (ordered groups; named by the
-    /// scripts from any queue key, as the next three).
-    pub group_active: String,
-    /// HASH job id → its group, for jobs holding a turn of their group.
-    pub group_holders: String,
+    /// HASH of ordered groups' turns: group → turns its jobs hold, and
+    /// `"<job id>` → its group for each job holding a turn (named by the
+    /// scripts from any queue key, as the next one).
+    pub group_turns: String,
     /// SET of the groups with jobs waiting for a turn
     /// ([`QueueKeys::group`]).
     pub groups_waiting: String,
@@ -155,8 +154,7 @@ impl QueueKeys {
             queue: queue.to_owned(),
             ready: key("ready"),
             rate_keys: key("rate_keys"),
-            group_active: key("group_active"),
-            group_holders: key("group_holders"),
+            group_turns: key("group_turns"),
             groups_waiting: key("groups_waiting"),
             rate_reserved: key("rate_reserved"),
             wake: key("wake"),
@@ -393,7 +391,7 @@ mod tests {
         assert_eq!(format!("{prefix}rate_keys"), k.rate_keys);
         assert_eq!(format!("{prefix}rate_reserved"), k.rate_reserved);
         assert_eq!(format!("{prefix}scheduled"), k.scheduled);
-        assert_eq!(format!("{prefix}group_holders"), k.group_holders);
+        assert_eq!(format!("{prefix}group_turns"), k.group_turns);
         assert_eq!(format!("{prefix}group:acct-1"), k.group("acct-1"));
         assert_eq!(k.ready_priority(3), format!("{}:p3", k.ready));
         assert_eq!(k.ready_priority(-2), format!("{}:p-2", k.ready));

@@ -72,8 +72,14 @@ local SPOOL_PRIORITY_MAX = 9
 
 -- The key `name` of the queue `key` (a plain queue key: `<prefix><name>`)
 -- belongs to.
+local spool_prefixes = {}
 local function spool_sibling(key, name)
-  return string.match(key, '^(.*:)[^:]*$') .. name
+  local prefix = spool_prefixes[key]
+  if not prefix then
+    prefix = string.match(key, '^(.*:)[^:]*$')
+    spool_prefixes[key] = prefix
+  end
+  return prefix .. name
 end
 
 -- The ready list of priority `level` (the plain list for 0).
@@ -244,8 +250,8 @@ end
 -- `1/hold`) hold a turn at once, from their lease until they end. The
 -- first grouped job sets the settings field `grouped`, so a queue without
 -- groups never looks. Keys (named from any plain queue key):
---   group_active   HASH group → turns held
---   group_holders  HASH job id → its group, for jobs holding a turn
+--   group_turns    HASH group → turns held, and `"<job id>` → its group for
+--                  each job holding a turn (`"` is never in a group name)
 --   group:<g>      LIST the group's jobs waiting for a turn, in order
 --   groups_waiting SET the groups with jobs waiting
 -- fetch.lua leases a popped grouped job that holds a turn already (it was
@@ -267,40 +273,46 @@ local function spool_group_config(ev)
   return limit, mode ~= 'skip'
 end
 
--- Hands a free turn of `group` to its next waiting job, if any: it moves to
--- the fetch end of its ready list holding the turn. Returns true if so.
+-- Wakes the queue's idle fetchers once per script call.
+local spool_group_woken = false
+
+-- Hands a turn of `group` to its next waiting job, if any: it moves to the
+-- fetch end of its ready list holding the turn. Returns true if so.
 local function spool_group_next(key, group)
   local waiting = spool_sibling(key, 'group:' .. group)
   local head = redis.call('RPOP', waiting)
-  if redis.call('LLEN', waiting) == 0 then
-    redis.call('SREM', spool_sibling(key, 'groups_waiting'), group)
-  end
   if not head then
     return false
   end
+  if redis.call('LLEN', waiting) == 0 then
+    redis.call('SREM', spool_sibling(key, 'groups_waiting'), group)
+  end
   local id = spool_head(head)
   if id then
-    redis.call('HSET', spool_sibling(key, 'group_holders'), id, group)
+    redis.call('HSET', spool_sibling(key, 'group_turns'), '"' .. id, group)
   end
   spool_ready_push(spool_sibling(key, 'ready'), head, true)
-  spool_wake(spool_sibling(key, 'wake'))
+  if not spool_group_woken then
+    spool_wake(spool_sibling(key, 'wake'))
+    spool_group_woken = true
+  end
   return id ~= nil
 end
 
 -- Job `id` (of the queue of plain key `key`) gives back its group's turn,
 -- if it holds one.
 local function spool_group_leave(key, id)
-  local holders = spool_sibling(key, 'group_holders')
-  local group = redis.call('HGET', holders, id)
+  local turns = spool_sibling(key, 'group_turns')
+  local group = redis.call('HGET', turns, '"' .. id)
   if not group then
     return
   end
-  redis.call('HDEL', holders, id)
-  if not spool_group_next(key, group) then
-    local active = spool_sibling(key, 'group_active')
-    if redis.call('HINCRBY', active, group, -1) <= 0 then
-      redis.call('HDEL', active, group)
-    end
+  if spool_group_next(key, group) then
+    redis.call('HDEL', turns, '"' .. id)
+  elseif redis.call('HINCRBY', turns, group, -1) <= 0 then
+    redis.call('HDEL', turns, '"' .. id, group)
+  else
+    redis.call('HDEL', turns, '"' .. id)
   end
 end
 
@@ -314,31 +326,33 @@ local function spool_group_unlisted(ready, list)
 end
 
 -- fetch.lua's gate for a popped job of a grouped queue: true to lease it,
--- false when it went to wait for its group's turn.
+-- false when it went to wait for its group's turn. One HMGET, then one
+-- HSET (a turn taken) or LPUSH + SADD (waiting).
 local function spool_group_gate(ev, ready, id, record)
   local group = spool_record_group(record)
   if not group then
     return true
   end
-  local holders = spool_sibling(ready, 'group_holders')
-  if redis.call('HGET', holders, id) == group then
+  local turns = spool_sibling(ready, 'group_turns')
+  local got = redis.call('HMGET', turns, '"' .. id, group)
+  if got[1] == group then
     return true
   end
   local limit = spool_group_config(ev)
-  local active = spool_sibling(ready, 'group_active')
+  local held = tonumber(got[2]) or 0
   local waiting = spool_sibling(ready, 'group:' .. group)
-  local held = tonumber(redis.call('HGET', active, group)) or 0
-  if held < limit and redis.call('LLEN', waiting) == 0 then
-    redis.call('HINCRBY', active, group, 1)
-    redis.call('HSET', holders, id, group)
+  -- Jobs wait only while every turn is held (a turn freed goes to the
+  -- first of them), unless the limit was raised since.
+  if held < limit and (held == 0 or redis.call('LLEN', waiting) == 0) then
+    redis.call('HSET', turns, group, held + 1, '"' .. id, group)
     return true
   end
   redis.call('LPUSH', waiting, record)
   redis.call('SADD', spool_sibling(ready, 'groups_waiting'), group)
   -- A raised limit: turns free while jobs wait go to the first of them.
   while held < limit and spool_group_next(ready, group) do
-    redis.call('HINCRBY', active, group, 1)
     held = held + 1
+    redis.call('HSET', turns, group, held)
   end
   return false
 end
