@@ -232,7 +232,7 @@ async fn tls_dashboard_serves_pages() {
 const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels &spool:* -@all \
      +@connection +evalsha +eval +script|load +blpop +wait +time +info +config|get \
      +cluster|slots +cluster|shards +role +publish +subscribe +unsubscribe \
-     +exists +get +set +del +unlink +incrby +pexpire +pexpireat +sadd +smembers +srem +scard \
+     +exists +get +set +del +unlink +incrby +pexpire +pexpireat +sadd +smembers +smismember +srem +scard \
      +hget +hgetall +hmget +hset +hsetnx +hdel +hexists +hincrby +hkeys +hlen \
      +llen +lpush +rpush +rpop +lrange +lrem +ltrim \
      +zadd +zrem +zcard +zcount +zscore +zrange +zrevrange +zrangebyscore +zrevrangebyscore \

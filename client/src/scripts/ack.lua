@@ -167,11 +167,13 @@ if extras and redis.call('EXISTS', KEYS[8]) == 1 then
   end
 end
 if q.ev.grouped then
+  local done = {}
   for k = 1, n do
     if out[k] == 1 then
-      spool_group_leave(KEYS[1], ids[k])
+      done[#done + 1] = ids[k]
     end
   end
+  spool_group_leave_many(KEYS[1], done)
 end
 if q.ev.level >= SPOOL_TERMINAL then
   for k = 1, n do

@@ -100,6 +100,27 @@ local function bury(id, record, why)
   bad = bad + 1
 end
 
+-- Jobs held back (prelude.lua): deferred to their rate key's next start,
+-- or waiting for their group's turn. Only queues with those look.
+local held_back = {}
+if ev.key_rate or ev.grouped then
+  local grouped = {}
+  for i, record in ipairs(items) do
+    local id, _, _, _, at = spool_head(record)
+    if id and at <= #record and #record <= max_bytes then
+      if ev.key_rate and not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now) then
+        held_back[i] = true
+        deferred = deferred + 1
+      elseif ev.grouped then
+        grouped[#grouped + 1] = {i, id, record}
+      end
+    end
+  end
+  if #grouped > 0 then
+    spool_group_gate_all(ev, KEYS[1], grouped, held_back)
+  end
+end
+
 local started = ev.level >= SPOOL_ALL
 for i, record in ipairs(items) do
   local id, attempt, _, enqueued, at = spool_head(record)
@@ -107,12 +128,8 @@ for i, record in ipairs(items) do
     bury(id, record, 'payload too large: the record is ' .. spool_int(#record) ..
       ' bytes, over the worker\'s limit of ' .. ARGV[4] .. ' bytes (max_payload_bytes); ' ..
       'it was moved here unchanged without running')
-  elseif id and at <= #record and ev.key_rate and
-      not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now) then
-    deferred = deferred + 1
-  elseif id and at <= #record and ev.grouped and
-      not spool_group_gate(ev, KEYS[1], id, record) then
-    -- It waits for its group's turn (prelude.lua, "Ordered groups").
+  elseif held_back[i] then
+    -- It waits (in the scheduled set, or in its group's list).
   elseif id and at <= #record then
     local token = spool_int(last - #items + i)
     job_args[#job_args + 1] = id

@@ -299,21 +299,60 @@ local function spool_group_next(key, group)
   return id ~= nil
 end
 
--- Job `id` (of the queue of plain key `key`) gives back its group's turn,
--- if it holds one.
-local function spool_group_leave(key, id)
+-- Jobs `ids` (of the queue of plain key `key`) give back their groups'
+-- turns, those that hold one. Batched for ack.lua: an HMGET of the
+-- holders, an SMISMEMBER and an HMGET of their groups, then per group
+-- either the turn passes to its next waiting job or its count drops, and
+-- one HDEL and one HSET write it all.
+local function spool_group_leave_many(key, ids)
   local turns = spool_sibling(key, 'group_turns')
-  local group = redis.call('HGET', turns, '"' .. id)
-  if not group then
+  local fields = {}
+  for i, id in ipairs(ids) do
+    fields[i] = '"' .. id
+  end
+  if #fields == 0 then
     return
   end
-  if spool_group_next(key, group) then
-    redis.call('HDEL', turns, '"' .. id)
-  elseif redis.call('HINCRBY', turns, group, -1) <= 0 then
-    redis.call('HDEL', turns, '"' .. id, group)
-  else
-    redis.call('HDEL', turns, '"' .. id)
+  local held = redis.call('HMGET', turns, unpack(fields))
+  local freed, groups, del = {}, {}, {}
+  for i, group in ipairs(held) do
+    if group then
+      del[#del + 1] = fields[i]
+      if not freed[group] then
+        freed[group] = 0
+        groups[#groups + 1] = group
+      end
+      freed[group] = freed[group] + 1
+    end
   end
+  if #groups == 0 then
+    return
+  end
+  local waiting = redis.call('SMISMEMBER', spool_sibling(key, 'groups_waiting'), unpack(groups))
+  local counts = redis.call('HMGET', turns, unpack(groups))
+  local set = {}
+  for j, group in ipairs(groups) do
+    local left = freed[group]
+    while waiting[j] == 1 and left > 0 and spool_group_next(key, group) do
+      left = left - 1
+    end
+    local turns_left = (tonumber(counts[j]) or 0) - left
+    if turns_left > 0 then
+      set[#set + 1] = group
+      set[#set + 1] = turns_left
+    else
+      del[#del + 1] = group
+    end
+  end
+  redis.call('HDEL', turns, unpack(del))
+  if #set > 0 then
+    redis.call('HSET', turns, unpack(set))
+  end
+end
+
+-- Job `id` gives back its group's turn, if it holds one.
+local function spool_group_leave(key, id)
+  spool_group_leave_many(key, {id})
 end
 
 -- After a job left ready list `list` of the queue whose ready key is
@@ -325,36 +364,75 @@ local function spool_group_unlisted(ready, list)
   end
 end
 
--- fetch.lua's gate for a popped job of a grouped queue: true to lease it,
--- false when it went to wait for its group's turn. One HMGET, then one
--- HSET (a turn taken) or LPUSH + SADD (waiting).
-local function spool_group_gate(ev, ready, id, record)
-  local group = spool_record_group(record)
-  if not group then
-    return true
+-- fetch.lua's gate for the popped jobs of a grouped queue: `jobs` holds
+-- {index, id, record} in fetch order; the index of each job that went to
+-- wait for its group's turn is set in `held_back`. A job is leased when it
+-- holds a turn already, or takes one when its group has one free and none
+-- of its jobs waits. One HMGET and one SMISMEMBER for the batch, one HSET
+-- for the turns taken; a job that waits costs an LPUSH.
+local function spool_group_gate_all(ev, ready, jobs, held_back)
+  local entries, groups, index = {}, {}, {}
+  for _, job in ipairs(jobs) do
+    local group = spool_record_group(job[3])
+    if group then
+      entries[#entries + 1] = {job[1], job[2], job[3], group}
+      if not index[group] then
+        groups[#groups + 1] = group
+        index[group] = #groups
+      end
+    end
+  end
+  if #entries == 0 then
+    return
   end
   local turns = spool_sibling(ready, 'group_turns')
-  local got = redis.call('HMGET', turns, '"' .. id, group)
-  if got[1] == group then
-    return true
+  local fields = {}
+  for k, e in ipairs(entries) do
+    fields[k] = '"' .. e[2]
   end
+  for _, group in ipairs(groups) do
+    fields[#fields + 1] = group
+  end
+  local got = redis.call('HMGET', turns, unpack(fields))
+  local waiting = redis.call('SMISMEMBER', spool_sibling(ready, 'groups_waiting'), unpack(groups))
   local limit = spool_group_config(ev)
-  local held = tonumber(got[2]) or 0
-  local waiting = spool_sibling(ready, 'group:' .. group)
-  -- Jobs wait only while every turn is held (a turn freed goes to the
-  -- first of them), unless the limit was raised since.
-  if held < limit and (held == 0 or redis.call('LLEN', waiting) == 0) then
-    redis.call('HSET', turns, group, held + 1, '"' .. id, group)
-    return true
+  local counts, waits, taken, set = {}, {}, {}, {}
+  for j, group in ipairs(groups) do
+    counts[group] = tonumber(got[#entries + j]) or 0
+    waits[group] = waiting[j] == 1
   end
-  redis.call('LPUSH', waiting, record)
-  redis.call('SADD', spool_sibling(ready, 'groups_waiting'), group)
-  -- A raised limit: turns free while jobs wait go to the first of them.
-  while held < limit and spool_group_next(ready, group) do
-    held = held + 1
-    redis.call('HSET', turns, group, held)
+  for k, e in ipairs(entries) do
+    local group = e[4]
+    if got[k] == group then
+      -- It holds a turn already.
+    elseif not waits[group] and counts[group] < limit then
+      counts[group] = counts[group] + 1
+      taken[group] = true
+      set[#set + 1] = fields[k]
+      set[#set + 1] = group
+    else
+      redis.call('LPUSH', spool_sibling(ready, 'group:' .. group), e[3])
+      if not waits[group] then
+        waits[group] = true
+        redis.call('SADD', spool_sibling(ready, 'groups_waiting'), group)
+      end
+      held_back[e[1]] = true
+    end
   end
-  return false
+  for _, group in ipairs(groups) do
+    -- A raised limit: turns free while jobs wait go to the first of them.
+    while waits[group] and counts[group] < limit and spool_group_next(ready, group) do
+      counts[group] = counts[group] + 1
+      taken[group] = true
+    end
+    if taken[group] then
+      set[#set + 1] = group
+      set[#set + 1] = counts[group]
+    end
+  end
+  if #set > 0 then
+    redis.call('HSET', turns, unpack(set))
+  end
 end
 
 -- Longest error text kept in a history entry, in bytes (ERROR_TEXT_MAX_BYTES
