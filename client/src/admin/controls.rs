@@ -75,6 +75,11 @@ impl RateLimit {
         format!("{}/{}/{}", self.jobs, self.per.as_millis(), self.burst)
     }
 
+    /// The stored form of a limit checked first, or `''` (lift it).
+    fn stored_or_none(limit: Option<Self>) -> Result<String> {
+        limit.map_or(Ok(String::new()), |l| l.check().map(|()| l.stored()))
+    }
+
     /// Reads the stored form; `None` for anything else.
     fn from_stored(raw: &str) -> Option<Self> {
         let mut parts = raw.split('/');
@@ -514,10 +519,7 @@ impl Admin {
     /// [`Error::InvalidQueueName`]; [`Error::InvalidArgument`] for a limit
     /// of 0 jobs or a 0 period; [`Error::Redis`].
     pub async fn set_rate_limit(&self, queue: &str, limit: Option<RateLimit>) -> Result<()> {
-        if let Some(l) = &limit {
-            l.check()?;
-        }
-        let value = limit.map_or_else(String::new, |l| l.stored());
+        let value = RateLimit::stored_or_none(limit)?;
         self.control(queue, "rate", &value, "set rate limit").await
     }
 
@@ -539,10 +541,7 @@ impl Admin {
     /// # Errors
     /// As [`Admin::set_rate_limit`].
     pub async fn set_key_rate_limit(&self, queue: &str, limit: Option<RateLimit>) -> Result<()> {
-        if let Some(l) = &limit {
-            l.check()?;
-        }
-        let value = limit.map_or_else(String::new, |l| l.stored());
+        let value = RateLimit::stored_or_none(limit)?;
         self.control(queue, "key_rate", &value, "set per-key rate limit")
             .await
     }

@@ -108,11 +108,11 @@ if ev.key_rate or ev.grouped then
   for i, record in ipairs(items) do
     local id, _, _, _, at = spool_head(record)
     if id and at <= #record and #record <= max_bytes then
-      if ev.key_rate and not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now) then
+      if ev.key_rate and not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now, at) then
         held_back[i] = true
         deferred = deferred + 1
       elseif ev.grouped then
-        grouped[#grouped + 1] = {i, id, record}
+        grouped[#grouped + 1] = {i, id, record, at}
       end
     end
   end

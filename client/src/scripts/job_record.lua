@@ -77,7 +77,7 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
     -- Routing fields come first in a body (`{"priority"`, `{"rate_key"`,
     -- `{"group"`): one byte tells a body without them.
     local routed = string.find('prg', string.sub(body, 3, 3), 1, true)
-    if routed and not grouped and spool_record_group(record) then
+    if routed and not grouped and select(3, spool_routing(record)) then
       redis.call('HSET', spool_sibling(k_ready, 'settings'), 'grouped', '1')
       grouped = true
     end

@@ -90,41 +90,31 @@ local function spool_ready_list(ready, level)
   return ready .. ':p' .. level
 end
 
--- The priority of a record: `"priority":N,` right after its head, where
--- Spool's producers write it; 0 when absent.
+-- A record's routing fields, each optional, right after its head where
+-- Spool's producers write them, in this order: `"priority":N,` (-9 … 9),
+-- `"rate_key":"…",`, `"group":"…",`. Returns the priority (0 when absent),
+-- the rate key and the group (or nil), and where the rest starts; `at` is
+-- where the head ends (spool_head's last value) when the caller has it.
+-- Nothing but 0 and nils for an entry that is not a Spool record.
+local function spool_routing(record, at)
+  if not at then
+    at = select(5, spool_head(record))
+    if not at then
+      return 0, nil, nil, nil
+    end
+  end
+  local priority, key, group, after
+  priority, after = string.match(record, '^"priority":(%-?%d),()', at)
+  at = after or at
+  key, after = string.match(record, '^"rate_key":"([^"\\]*)",()', at)
+  at = after or at
+  group, after = string.match(record, '^"group":"([^"\\]*)",()', at)
+  return tonumber(priority) or 0, key, group, after or at
+end
+
+-- The priority of a record (0 when it has none).
 local function spool_record_priority(record)
-  local _, _, _, _, at = spool_head(record)
-  return at and tonumber(string.match(record, '^"priority":(%-?%d),', at)) or 0
-end
-
--- Where the record's leading routing fields (`"priority":N,`, then
--- `"rate_key":"…",`, then `"group":"…",`, each optional, right after the
--- head) end.
-local function spool_skip_routing(record, at)
-  at = string.match(record, '^"priority":%-?%d,()', at) or at
-  at = string.match(record, '^"rate_key":"[^"\\]*",()', at) or at
-  return string.match(record, '^"group":"[^"\\]*",()', at) or at
-end
-
--- The ordered group of a record (see "Ordered groups"), or nil.
-local function spool_record_group(record)
-  local _, _, _, _, at = spool_head(record)
-  if not at then
-    return nil
-  end
-  at = string.match(record, '^"priority":%-?%d,()', at) or at
-  at = string.match(record, '^"rate_key":"[^"\\]*",()', at) or at
-  return string.match(record, '^"group":"([^"\\]*)",', at)
-end
-
--- The rate key of a record (see spool_key_gate), or nil.
-local function spool_record_rate_key(record)
-  local _, _, _, _, at = spool_head(record)
-  if not at then
-    return nil
-  end
-  at = string.match(record, '^"priority":%-?%d,()', at) or at
-  return string.match(record, '^"rate_key":"([^"\\]*)",', at)
+  return (spool_routing(record))
 end
 
 -- Marks the queue as having prioritized jobs (once per script call).
@@ -365,7 +355,7 @@ local function spool_group_unlisted(ready, list)
 end
 
 -- fetch.lua's gate for the popped jobs of a grouped queue: `jobs` holds
--- {index, id, record} in fetch order; the index of each job that went to
+-- {index, id, record, end of its head} in fetch order; the index of each job that went to
 -- wait for its group's turn is set in `held_back`. A job is leased when it
 -- holds a turn already, or takes one when its group has one free and none
 -- of its jobs waits. One HMGET and one SMISMEMBER for the batch, one HSET
@@ -373,7 +363,7 @@ end
 local function spool_group_gate_all(ev, ready, jobs, held_back)
   local entries, groups, index = {}, {}, {}
   for _, job in ipairs(jobs) do
-    local group = spool_record_group(job[3])
+    local _, _, group = spool_routing(job[3], job[4])
     if group then
       entries[#entries + 1] = {job[1], job[2], job[3], group}
       if not index[group] then
@@ -684,8 +674,8 @@ end
 -- for that start in the scheduled set, marked in `rate_reserved` so it is
 -- not charged again when it comes back. Returns true when the job may
 -- start now.
-local function spool_key_gate(ev, ready, jobs, id, record, now)
-  local key = spool_record_rate_key(record)
+local function spool_key_gate(ev, ready, jobs, id, record, now, at)
+  local _, key = spool_routing(record, at)
   if not key then
     return true
   end
@@ -812,7 +802,7 @@ local function spool_record_type(record)
   if not at then
     return nil
   end
-  at = spool_skip_routing(record, at)
+  at = select(4, spool_routing(record, at))
   return string.match(record, '^"type":"([^"\\]*)"', at) or
     string.match(record, '^"keep_outcome_ms":%d+,"type":"([^"\\]*)"', at)
 end
@@ -1031,7 +1021,7 @@ end
 -- `"keep_outcome_ms":N,` right after the head (job_record.lua); or nil.
 local function spool_record_keep(record)
   local _, _, _, _, at = spool_head(record or '')
-  at = at and spool_skip_routing(record, at)
+  at = at and select(4, spool_routing(record, at))
   local keep = at and tonumber(string.match(record, '^"keep_outcome_ms":(%d+),', at))
   if keep and keep > 0 then
     return keep

@@ -53,10 +53,7 @@ pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
         .route("/queues/{queue}/pause", post(queues::pause))
         .route("/queues/{queue}/resume", post(queues::resume))
         .route("/queues/{queue}/limit", post(queues::limit))
-        .route("/queues/{queue}/rate", post(queues::rate))
-        .route("/queues/{queue}/key-rate", post(queues::key_rate))
-        .route("/queues/{queue}/groups", post(queues::groups))
-        .route("/queues/{queue}/breaker", post(queues::breaker))
+        .route("/queues/{queue}/{control}", post(queues::control))
         .route("/queues/{queue}/breaker/reset", post(queues::breaker_reset))
         // `/scheduled`, `/retries`, `/dead`: fixed routes take precedence.
         .route("/{set}", get(sets::page))

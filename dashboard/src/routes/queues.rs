@@ -97,65 +97,51 @@ where
         .map_err(|e| crate::error::AppError::BadRequest(format!("{field}: {e}")))
 }
 
-/// POST `/queues/{queue}/rate`: sets (or lifts) the queue's rate limit.
-pub(crate) async fn rate(
+/// POST `/queues/{queue}/{control}` for `rate`, `key-rate`, `breaker` and
+/// `groups`: sets (or, with `value` empty or `none`, lifts) that fleet
+/// control of the queue, then back to the queue page.
+pub(crate) async fn control(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
-    Path(queue): Path<String>,
+    Path((queue, control)): Path<(String, String)>,
     StrictForm(form): StrictForm<ControlForm>,
 ) -> AppResult<Redirect> {
     let queue = queue_name(&queue)?;
-    let rate = control_value("rate limit", &form)?;
-    ctx.admin(&s.admin).set_rate_limit(queue, rate).await?;
-    tracing::info!(queue, ?rate, "rate limit set from the dashboard");
-    Ok(back(&ctx, queue, "rate"))
-}
-
-/// POST `/queues/{queue}/key-rate`: sets (or lifts) the rate limit of each
-/// rate key of the queue's jobs.
-pub(crate) async fn key_rate(
-    State(s): AppState,
-    Extension(ctx): Extension<Ctx>,
-    Path(queue): Path<String>,
-    StrictForm(form): StrictForm<ControlForm>,
-) -> AppResult<Redirect> {
-    let queue = queue_name(&queue)?;
-    let rate = control_value("per-key rate limit", &form)?;
-    ctx.admin(&s.admin).set_key_rate_limit(queue, rate).await?;
-    tracing::info!(queue, ?rate, "per-key rate limit set from the dashboard");
-    Ok(back(&ctx, queue, "key_rate"))
-}
-
-/// POST `/queues/{queue}/groups`: sets how the queue's ordered groups run
-/// (empty or `none`: back to 1/hold).
-pub(crate) async fn groups(
-    State(s): AppState,
-    Extension(ctx): Extension<Ctx>,
-    Path(queue): Path<String>,
-    StrictForm(form): StrictForm<ControlForm>,
-) -> AppResult<Redirect> {
-    let queue = queue_name(&queue)?;
-    let settings = control_value("groups", &form)?;
-    ctx.admin(&s.admin)
-        .configure_groups(queue, settings)
-        .await?;
-    tracing::info!(queue, ?settings, "group settings set from the dashboard");
-    Ok(back(&ctx, queue, "groups"))
-}
-
-/// POST `/queues/{queue}/breaker`: sets (or removes) the queue's circuit
-/// breaker.
-pub(crate) async fn breaker(
-    State(s): AppState,
-    Extension(ctx): Extension<Ctx>,
-    Path(queue): Path<String>,
-    StrictForm(form): StrictForm<ControlForm>,
-) -> AppResult<Redirect> {
-    let queue = queue_name(&queue)?;
-    let breaker = control_value("breaker", &form)?;
-    ctx.admin(&s.admin).set_breaker(queue, breaker).await?;
-    tracing::info!(queue, ?breaker, "circuit breaker set from the dashboard");
-    Ok(back(&ctx, queue, "breaker"))
+    let admin = ctx.admin(&s.admin);
+    let done = match control.as_str() {
+        "rate" => {
+            admin
+                .set_rate_limit(queue, control_value("rate limit", &form)?)
+                .await?;
+            "rate"
+        }
+        "key-rate" => {
+            admin
+                .set_key_rate_limit(queue, control_value("per-key rate limit", &form)?)
+                .await?;
+            "key_rate"
+        }
+        "breaker" => {
+            admin
+                .set_breaker(queue, control_value("breaker", &form)?)
+                .await?;
+            "breaker"
+        }
+        "groups" => {
+            admin
+                .configure_groups(queue, control_value("groups", &form)?)
+                .await?;
+            "groups"
+        }
+        _ => {
+            return Err(crate::error::AppError::NotFound(format!(
+                "no queue control {}",
+                crate::text::clip(&control, 40)
+            )))
+        }
+    };
+    tracing::info!(queue, control = done, value = ?form.value, "fleet control set from the dashboard");
+    Ok(back(&ctx, queue, done))
 }
 
 /// POST `/queues/{queue}/breaker/reset`: closes the queue's breaker now.
