@@ -79,18 +79,26 @@ pub(crate) struct Lease<'a> {
     pub(crate) started_ms: Option<i64>,
 }
 
-/// Parses a lease value `token|worker id|start ms` (or the older
-/// `token|worker id`); `None` when it does not have that shape.
+/// Parses a lease value `token|worker id|start ms`, with `|group` after it
+/// when the job holds a turn of its ordered group (or the older
+/// `token|worker id`); `None` when it does not have that shape. The worker
+/// id never holds the separator ([`lease_worker_id`]).
 pub(crate) fn parse_lease(raw: &[u8]) -> Option<Lease<'_>> {
     let text = std::str::from_utf8(raw).ok()?;
     let (token, rest) = text.split_once(LEASE_SEPARATOR)?;
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (worker, started_ms) = match rest.rsplit_once(LEASE_SEPARATOR) {
-        Some((worker, start)) if !start.is_empty() && start.bytes().all(|b| b.is_ascii_digit()) => {
-            (worker, start.parse().ok())
-        }
+    let start_of = |tail: &'_ str| {
+        let start = tail
+            .split_once(LEASE_SEPARATOR)
+            .map_or(tail, |(start, _group)| start);
+        (!start.is_empty() && start.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| start.parse().ok())
+            .flatten()
+    };
+    let (worker, started_ms) = match rest.split_once(LEASE_SEPARATOR) {
+        Some((worker, tail)) if start_of(tail).is_some() => (worker, start_of(tail)),
         _ => (rest, None),
     };
     Some(Lease {
@@ -277,6 +285,11 @@ mod tests {
             lease("42", "host:1:x", Some(1700))
         );
         assert_eq!(parse_lease(b"42|a|b"), lease("42", "a|b", None));
+        assert_eq!(
+            parse_lease(b"42|host:1:x|1700|acct|7"),
+            lease("42", "host:1:x", Some(1700)),
+            "a job holding a turn of group `acct|7`"
+        );
         assert_eq!(parse_lease(b"x|w"), None);
         assert_eq!(parse_lease(b"42"), None);
         assert_eq!(parse_lease(b"4\xff|w"), None);

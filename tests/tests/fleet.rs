@@ -481,6 +481,12 @@ async fn a_rate_limit_holds_across_three_workers() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(11_500)).await;
+    // Throttled while the workers drain it: its bucket is empty (it refills
+    // within 20 ms once they stop, so ask before).
+    wait_for("the queue shown rate limited", Duration::from_secs(2), || async {
+        admin.queue("chaos").await.unwrap().throttled() == Some("rate limited")
+    })
+    .await;
     drop(workers);
     let per_second = starts_per_second(&ledger(dir.path()));
     eprintln!("jobs started per second: {per_second:?}");
@@ -497,7 +503,6 @@ async fn a_rate_limit_holds_across_three_workers() {
     }
     let q = admin.queue("chaos").await.unwrap();
     assert_eq!((q.retry, q.dead), (0, 0));
-    assert_eq!(q.throttled(), Some("rate limited"));
     let kinds: Vec<String> = admin
         .recent_events(&["chaos"], None, 100_000)
         .await
@@ -1548,4 +1553,78 @@ async fn waiting_group_jobs_are_ready_jobs() {
     assert_eq!(next[0].id, ids[1]);
     let q = admin.queue("steps").await.unwrap();
     assert_eq!((q.ready, q.groups_waiting), (0, 0));
+}
+
+/// Every way a turn ends passes it on: a raised limit gives the turns now
+/// free to waiting jobs at once; deleting or cancelling a job that holds a
+/// turn (waiting only for a worker) passes its turn on; clearing ready
+/// leaves no turn behind; the lease of a job running with a turn still
+/// reads as its worker and start.
+#[tokio::test]
+async fn group_turns_pass_on_a_raised_limit_a_delete_a_cancel_and_a_clear() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let keys = Arc::new(env.client.queue_keys("steps").unwrap());
+    let rt = env.client.runtime();
+    let lease = Duration::from_secs(30);
+    let steps: Vec<Step> = (1..=6)
+        .map(|n| Step {
+            n,
+            fail_first: false,
+        })
+        .collect();
+    let ids = env.client.enqueue_bulk(&steps).await.unwrap();
+    let first = rt.fetch(&keys, 10, lease, "w").await.unwrap();
+    assert_eq!(first.len(), 1, "one turn");
+    assert_eq!(first[0].id, ids[0]);
+    let running = admin.job("steps", ids[0].as_str()).await.unwrap().unwrap();
+    assert_eq!(running.state, spool_client::JobState::Active);
+    let held = running.lease.expect("a lease");
+    assert_eq!(
+        held.worker, "w",
+        "the group after the start is not the worker"
+    );
+    assert!(held.started_ms.is_some(), "{held:?}");
+
+    // Three turns: ids[1] and ids[2] get theirs at once.
+    admin
+        .configure_groups("steps", Some("3/hold".parse().unwrap()))
+        .await
+        .unwrap();
+    let q = admin.queue("steps").await.unwrap();
+    assert_eq!((q.ready, q.active, q.groups_waiting), (5, 1, 1));
+    // ids[1] holds a turn: deleting it passes the turn to ids[3]; a cancel
+    // of ids[2] passes its turn to ids[4].
+    assert!(admin.delete_ready("steps", ids[1].as_str()).await.unwrap());
+    let cancelled = admin.cancel_in("steps", &ids[2]).await.unwrap();
+    assert!(
+        matches!(cancelled, spool_client::CancelResult::Cancelled { .. }),
+        "{cancelled:?}"
+    );
+    let next = rt.fetch(&keys, 10, lease, "w").await.unwrap();
+    let got: Vec<_> = next.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(got, vec![ids[3].clone(), ids[4].clone()], "in order");
+    let q = admin.queue("steps").await.unwrap();
+    assert_eq!((q.ready, q.active, q.groups_waiting), (1, 3, 1));
+
+    // Clearing ready drops ids[5]; once the three running end, the group
+    // is free again: three new jobs all start.
+    assert_eq!(admin.clear_ready("steps").await.unwrap(), 1);
+    let done: Vec<_> = first
+        .iter()
+        .chain(next.iter())
+        .map(|j| spool_client::runtime::Completion {
+            keys: Arc::clone(&keys),
+            id: j.id.clone(),
+            token: j.token.clone(),
+            outcome: spool_client::runtime::Outcome::Ack,
+            run: None,
+        })
+        .collect();
+    rt.complete(&done).await.unwrap();
+    let q = admin.queue("steps").await.unwrap();
+    assert_eq!((q.ready, q.active, q.groups_waiting), (0, 0, 0));
+    env.client.enqueue_bulk(&steps[..4]).await.unwrap();
+    let again = rt.fetch(&keys, 10, lease, "w").await.unwrap();
+    assert_eq!(again.len(), 3, "three turns free, one waits");
 }

@@ -167,13 +167,15 @@ if extras and redis.call('EXISTS', KEYS[8]) == 1 then
   end
 end
 if q.ev.grouped then
-  local done = {}
-  for k = 1, n do
-    if out[k] == 1 then
-      done[#done + 1] = ids[k]
+  -- Each lease names the group whose turn its job held.
+  local groups = {}
+  for a, lease in ipairs(leases_of) do
+    local group = spool_lease_group(lease)
+    if group and (cancelled == 0 or out[position_of(acked[a])] == 1) then
+      groups[#groups + 1] = group
     end
   end
-  spool_group_leave_many(KEYS[1], done)
+  spool_group_leave(KEYS[1], groups, q.ev)
 end
 if q.ev.level >= SPOOL_TERMINAL then
   for k = 1, n do

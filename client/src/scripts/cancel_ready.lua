@@ -17,7 +17,7 @@ local found, seen, list = spool_find_ready(KEYS[1], id, tonumber(ARGV[2]), tonum
 if not found or redis.call('LREM', list, -1, found) == 0 then
   return {0, seen}
 end
-spool_group_unlisted(KEYS[1], list)
+spool_group_unlisted(KEYS[1], list, found)
 local q = spool_finishing(5, KEYS[2], KEYS[3], KEYS[4], ARGV[4])
 if ARGV[5] and ARGV[5] ~= '' then
   q.actor, q.selection = ARGV[5], 'job'

@@ -20,13 +20,19 @@ local n = spool_ready_len(KEYS[1])
 local q = {waiters = KEYS[4], channel = ARGV[1]}
 local followups = KEYS[7] or KEYS[2]
 local now = KEYS[8] and spool_now()
-local grouped = spool_events(KEYS[5], KEYS[6]).grouped
-local ids = {}
-if grouped or redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], followups) > 0 then
+local ev = spool_events(KEYS[5], KEYS[6])
+local grouped = ev.grouped
+-- The groups whose turns the jobs in `ready:turn` hold.
+local turns = {}
+if grouped then
+  for _, record in ipairs(redis.call('LRANGE', spool_turn_list(KEYS[1]), 0, -1)) do
+    turns[#turns + 1] = select(3, spool_routing(record))
+  end
+end
+if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], followups) > 0 then
   spool_walk_ready(KEYS[1], 0, n, function(record)
     local id = spool_head(record)
     if id then
-      ids[#ids + 1] = grouped and id or nil
       if now then
         spool_leave_batches(KEYS[7], KEYS[8], id, now)
       end
@@ -37,15 +43,14 @@ if grouped or redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], followups) > 0 the
     return false
   end)
 end
-local lists = spool_ready_lists(KEYS[1])
-redis.call('DEL', unpack(lists))
+redis.call('DEL', unpack((spool_ready_lists(KEYS[1]))))
 if grouped then
   -- Nothing waits for a turn any more; the jobs cleared give theirs back.
+  spool_call_chunked('DEL', KEYS[1], spool_group_lists(KEYS[1]))
   redis.call('DEL', spool_sibling(KEYS[1], 'groups_waiting'))
-  for _, id in ipairs(ids) do
-    spool_group_leave(KEYS[1], id)
-  end
+  redis.call('HDEL', spool_sibling(KEYS[1], 'group_turns'), '"')
+  spool_group_leave(KEYS[1], turns, ev)
 end
-spool_event(spool_events(KEYS[5], KEYS[6]), SPOOL_TERMINAL, 'cleared', '', nil, nil, nil,
+spool_event(ev, SPOOL_TERMINAL, 'cleared', '', nil, nil, nil,
   ARGV[2], 'ready: ' .. spool_int(n) .. ' jobs')
 return n

@@ -36,9 +36,7 @@ for _, id in ipairs(ids) do
     end
     spool_forget(id, {KEYS[2], KEYS[3], KEYS[4], KEYS[9]})
     spool_unlock(KEYS[5], id, nil)
-    if ev.grouped then
-      spool_group_leave(KEYS[2], id)
-    end
+    spool_group_end(KEYS[2], id, nil, ev)
     spool_announce(q, id, 'deleted')
     deleted = deleted + 1
   end

@@ -25,8 +25,7 @@ if removed > 0 then
   end
   spool_forget(ARGV[1], {KEYS[2], KEYS[7] or KEYS[2]})
   spool_unlock(KEYS[3], ARGV[1], nil)
-  spool_group_leave(KEYS[1], ARGV[1])
-  spool_group_unlisted(KEYS[1], list)
+  spool_group_unlisted(KEYS[1], list, found)
   spool_announce({waiters = KEYS[4], channel = ARGV[4]}, ARGV[1], 'deleted')
   local _, attempt = spool_head(found)
   spool_event(spool_events(KEYS[5], KEYS[6]), SPOOL_TERMINAL, 'deleted', ARGV[1],

@@ -57,9 +57,7 @@ if ARGV[3] == 'snooze' then
     spool_lease_entry(lease, spool_int((tonumber(runs) or 0) + 1)),
     spool_hist_entry(now_s, 'retry', attempt_s, '', why)}))
   redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)
-  if q.ev.grouped and not select(2, spool_group_config(q.ev)) then
-    spool_group_leave(KEYS[1], id)
-  end
+  spool_group_retry(KEYS[1], id, lease, q.ev)
   return 1
 end
 -- The stored record does not count the run that just failed: add it.
@@ -87,13 +85,9 @@ if dead then
   spool_unlock(KEYS[12], id, nil)
   spool_follow_ups(q, id, 'dead', nil, ARGV[5], attempt_s, spool_record_type(record), now)
   spool_cap_dead(KEYS[6], {KEYS[2], KEYS[4], KEYS[8], KEYS[15]}, tonumber(ARGV[6]))
-  if q.ev.grouped then
-    spool_group_leave(KEYS[1], id)
-  end
+  spool_group_end(KEYS[1], id, lease, q.ev)
   return 2
 end
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)
-if q.ev.grouped and not select(2, spool_group_config(q.ev)) then
-  spool_group_leave(KEYS[1], id)
-end
+spool_group_retry(KEYS[1], id, lease, q.ev)
 return 1

@@ -34,8 +34,9 @@
 -- over its budget later: it goes to the scheduled set for its key's next
 -- start (spool_key_gate); the reply counts them so the worker's scheduler
 -- looks at once.
--- A queue with grouped jobs (`grouped`) leases a popped job of a group only
--- with a turn of its group; else the job waits in its group's list
+-- A grouped queue's jobs holding their group's turn (`ready:turn`) come
+-- first; a grouped job popped from the other lists takes a free turn of
+-- its group or waits in the group's list, and its lease names the group
 -- (prelude.lua, "Ordered groups").
 -- Returns {now_ms, hold_ms, deferred, token1, record1, token2, record2,
 -- ...}: hold_ms is 0, or how long the queue's rate limit or open breaker
@@ -73,10 +74,28 @@ if ev.rate then
   want = math.min(want, rate_room or want)
 end
 local items, more
-if ev.priorities then
-  items, more = spool_ready_pop(KEYS[1], want)
-else
-  items = redis.call('RPOP', KEYS[1], want)
+-- A grouped queue's jobs holding their group's turn come first (the first
+-- `turned` items).
+local turned = 0
+if ev.grouped then
+  items = redis.call('RPOP', spool_turn_list(KEYS[1]), want)
+  turned = items and #items or 0
+  more = turned == want
+end
+if turned < want then
+  local rest
+  if ev.priorities then
+    rest, more = spool_ready_pop(KEYS[1], want - turned)
+  else
+    rest = redis.call('RPOP', KEYS[1], want - turned)
+  end
+  if rest and turned > 0 then
+    for _, record in ipairs(rest) do
+      items[#items + 1] = record
+    end
+  elseif rest then
+    items = rest
+  end
 end
 if not items then
   return {now, 0, 0}
@@ -101,29 +120,49 @@ local function bury(id, record, why)
 end
 
 -- Jobs held back (prelude.lua): deferred to their rate key's next start,
--- or waiting for their group's turn. Only queues with those look.
-local held_back = {}
+-- or waiting for their group's turn; `groups` maps the index of each job
+-- that holds a turn to its group (its lease names it). Only queues with
+-- per-key rate limits or groups look; they keep each record's head parsed
+-- once (`heads`: id, attempt, enqueued_ms, end of head; by index).
+local held_back, groups, heads = {}, {}, nil
 if ev.key_rate or ev.grouped then
-  local grouped = {}
+  heads = {{}, {}, {}, {}}
+  local gated, gated_groups = {}, {}
   for i, record in ipairs(items) do
-    local id, _, _, _, at = spool_head(record)
+    local id, attempt, _, enqueued, at = spool_head(record)
+    heads[1][i], heads[2][i], heads[3][i], heads[4][i] = id, attempt, enqueued, at
     if id and at <= #record and #record <= max_bytes then
+      local _, _, group = spool_routing(record, at)
+      if i <= turned then
+        groups[i] = group
+      end
       if ev.key_rate and not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now, at) then
         held_back[i] = true
         deferred = deferred + 1
-      elseif ev.grouped then
-        grouped[#grouped + 1] = {i, id, record, at}
+        -- It keeps the turn it holds while it waits.
+        if groups[i] then
+          spool_group_hold(KEYS[1], id, groups[i])
+          groups[i] = nil
+        end
+      elseif group and i > turned then
+        gated[#gated + 1] = i
+        gated_groups[#gated_groups + 1] = group
       end
     end
   end
-  if #grouped > 0 then
-    spool_group_gate_all(ev, KEYS[1], grouped, held_back)
+  if #gated > 0 then
+    spool_group_gate(ev, KEYS[1], items, gated, gated_groups, groups, held_back)
   end
 end
 
 local started = ev.level >= SPOOL_ALL
 for i, record in ipairs(items) do
-  local id, attempt, _, enqueued, at = spool_head(record)
+  local id, attempt, _, enqueued, at
+  if heads then
+    id, attempt, enqueued, at = heads[1][i], heads[2][i], heads[3][i], heads[4][i]
+  else
+    id, attempt, _, enqueued, at = spool_head(record)
+  end
   if id and #record > max_bytes then
     bury(id, record, 'payload too large: the record is ' .. spool_int(#record) ..
       ' bytes, over the worker\'s limit of ' .. ARGV[4] .. ' bytes (max_payload_bytes); ' ..
@@ -135,7 +174,8 @@ for i, record in ipairs(items) do
     job_args[#job_args + 1] = id
     job_args[#job_args + 1] = record
     lease_args[#lease_args + 1] = id
-    lease_args[#lease_args + 1] = token .. lease_tail
+    lease_args[#lease_args + 1] = groups[i] and token .. lease_tail .. '|' .. groups[i] or
+      token .. lease_tail
     active_args[#active_args + 1] = deadline
     active_args[#active_args + 1] = id
     latency = latency + math.max(0, now - tonumber(enqueued))
@@ -182,6 +222,15 @@ if claimed > 0 then
 end
 if bad > 0 then
   spool_count(KEYS[10], 'f', now, bad)
+  -- A job too large to run gives back the turn it held.
+  if ev.grouped then
+    local freed = {}
+    for i = 1, turned do
+      local group = #items[i] > max_bytes and select(3, spool_routing(items[i]))
+      freed[#freed + 1] = group or nil
+    end
+    spool_group_leave(KEYS[1], freed, ev)
+  end
 end
 out[3] = deferred
 -- Chain the wake-up: if jobs remain, another idle fetcher should come too

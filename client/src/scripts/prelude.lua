@@ -90,6 +90,12 @@ local function spool_ready_list(ready, level)
   return ready .. ':p' .. level
 end
 
+-- The list of a grouped queue's jobs that hold their group's turn and wait
+-- only for a worker (prelude.lua, "Ordered groups"); fetched first.
+local function spool_turn_list(ready)
+  return ready .. ':turn'
+end
+
 -- A record's routing fields, each optional, right after its head where
 -- Spool's producers write them, in this order: `"priority":N,` (-9 … 9),
 -- `"rate_key":"…",`, `"group":"…",`. Returns the priority (0 when absent),
@@ -136,10 +142,11 @@ local function spool_ready_push(ready, record, next)
   redis.call(next and 'RPUSH' or 'LPUSH', spool_ready_list(ready, level), record)
 end
 
--- Every list of the queue holding ready jobs, in fetch order: just the
+-- The lists of the queue holding ready jobs, in fetch order: just the
 -- plain one unless the queue has had prioritized jobs (then one per
--- level) or grouped ones (then, last, the lists of the groups with jobs
--- waiting for their turn, by group name).
+-- level), after the jobs holding their group's turn when the queue has had
+-- grouped jobs (spool_turn_list). Also whether it has: then the lists of
+-- the groups' jobs waiting for a turn come last (spool_group_lists).
 local function spool_ready_lists(ready)
   local flags = redis.call('HMGET', spool_sibling(ready, 'settings'), 'priorities', 'grouped')
   local keys = {ready}
@@ -150,20 +157,31 @@ local function spool_ready_lists(ready)
     end
   end
   if flags[2] then
-    local groups = redis.call('SMEMBERS', spool_sibling(ready, 'groups_waiting'))
-    table.sort(groups)
-    for _, g in ipairs(groups) do
-      keys[#keys + 1] = spool_sibling(ready, 'group:' .. g)
-    end
+    table.insert(keys, 1, spool_turn_list(ready))
   end
-  return keys
+  return keys, flags[2] and true or false
 end
 
--- Ready jobs of the queue, every priority included.
+-- The lists of the groups with jobs waiting for their turn, by group name.
+local function spool_group_lists(ready)
+  local groups = redis.call('SMEMBERS', spool_sibling(ready, 'groups_waiting'))
+  table.sort(groups)
+  for i, g in ipairs(groups) do
+    groups[i] = spool_sibling(ready, 'group:' .. g)
+  end
+  return groups
+end
+
+-- Ready jobs of the queue, every priority included, and the grouped jobs
+-- waiting for their turn (counted in the `group_turns` field `"`).
 local function spool_ready_len(ready)
   local n = 0
-  for _, key in ipairs(spool_ready_lists(ready)) do
+  local lists, grouped = spool_ready_lists(ready)
+  for _, key in ipairs(lists) do
     n = n + redis.call('LLEN', key)
+  end
+  if grouped then
+    n = n + (tonumber(redis.call('HGET', spool_sibling(ready, 'group_turns'), '"')) or 0)
   end
   return n
 end
@@ -215,7 +233,12 @@ local function spool_lease_worker(lease)
 end
 
 local function spool_lease_start(lease)
-  return string.match(lease, '^%d+|[^|]*|(%d+)$')
+  return string.match(lease, '^%d+|[^|]*|(%d+)')
+end
+
+-- The group whose turn the leased job holds (a fourth part), or nil.
+local function spool_lease_group(lease)
+  return lease and string.match(lease, '^%d+|[^|]*|%d+|(.+)$')
 end
 
 -- The ids an operator action applies to: ARGV itself, or with ARGV[1] = '*'
@@ -235,193 +258,276 @@ end
 
 -- Ordered groups ------------------------------------------------------------
 -- A job enqueued with a group (`"group":"…",` after its other routing
--- fields) runs only while its group has a free turn: at most `limit` of a
--- group's jobs (the settings field `groups` = `limit/hold|skip`, default
--- `1/hold`) hold a turn at once, from their lease until they end. The
--- first grouped job sets the settings field `grouped`, so a queue without
--- groups never looks. Keys (named from any plain queue key):
---   group_turns    HASH group → turns held, and `"<job id>` → its group for
---                  each job holding a turn (`"` is never in a group name)
+-- fields) runs only with a turn of its group: at most `limit` of a group's
+-- jobs (the settings field `groups` = `limit/hold|skip`, default `1/hold`)
+-- hold one at once. The first grouped job sets the settings field
+-- `grouped`, so a queue without groups never looks. Keys (named from any
+-- plain queue key):
+--   group_turns    HASH group → turns held; `"<job id>` → group for a job
+--                  holding a turn in the retry or scheduled set (a retry
+--                  in hold mode, a deferral by its rate key); `"` → how
+--                  many jobs wait in the groups' lists (`"` is never in a
+--                  group name or a job id); `""` → a guard value longer
+--                  than hash-max-listpack-value, so the hash stays a hash
+--                  table (as a listpack each lookup would scan it)
 --   group:<g>      LIST the group's jobs waiting for a turn, in order
 --   groups_waiting SET the groups with jobs waiting
--- fetch.lua leases a popped grouped job that holds a turn already (it was
--- reaped, handed back, or retried in hold mode), or takes a free turn for
--- it when none of its group waits; else the job waits in its group's list.
--- A job gives its turn back when it ends (done, dead, cancelled, deleted;
--- and when it fails into the retry set in skip mode): the turn goes to the
--- group's next waiting job, which moves to the fetch end of the ready
--- list holding it, and idle fetchers are woken.
+--   ready:turn     LIST jobs holding a turn that wait only for a worker:
+--                  a turn passed on, a reaped or handed-back job, a retry
+--                  in hold mode come due (spool_turn_list)
+-- fetch.lua takes `ready:turn` first and leases those jobs as they are; a
+-- grouped job popped from the other ready lists takes a free turn of its
+-- group, or waits in the group's list (jobs wait only while every turn is
+-- taken: spool_group_gate). A leased grouped job's lease names its group
+-- (`token|worker|start|group`), so the scripts that end it give the turn
+-- back without a lookup. A job gives its turn back when it ends (done,
+-- dead, cancelled, deleted; and when it fails into the retry set in skip
+-- mode): the turn goes to the group's next waiting job, which moves to
+-- `ready:turn`, and idle fetchers are woken.
 
--- The group settings: turns per group and whether a retrying job keeps its
--- turn.
-local function spool_group_config(ev)
-  local limit, mode = string.match(ev.groups or '', '^(%d+)/(%a+)$')
+-- The group settings of the queue whose `settings` hash is given (or of
+-- `ev`, spool_events' reading of it, when it read one): turns per group
+-- and whether a retrying job keeps its turn.
+local function spool_group_config(ev, settings)
+  local cfg
+  if ev and ev.settings then
+    cfg = ev.groups
+  else
+    cfg = redis.call('HGET', settings, 'groups')
+  end
+  local limit, mode = string.match(cfg or '', '^(%d+)/(%a+)$')
   limit = tonumber(limit)
   if not limit or limit < 1 then
-    return 1, true
+    return 1, mode ~= 'skip'
   end
   return limit, mode ~= 'skip'
 end
 
 -- Wakes the queue's idle fetchers once per script call.
 local spool_group_woken = false
-
--- Hands a turn of `group` to its next waiting job, if any: it moves to the
--- fetch end of its ready list holding the turn. Returns true if so.
-local function spool_group_next(key, group)
-  local waiting = spool_sibling(key, 'group:' .. group)
-  local head = redis.call('RPOP', waiting)
-  if not head then
-    return false
-  end
-  if redis.call('LLEN', waiting) == 0 then
-    redis.call('SREM', spool_sibling(key, 'groups_waiting'), group)
-  end
-  local id = spool_head(head)
-  if id then
-    redis.call('HSET', spool_sibling(key, 'group_turns'), '"' .. id, group)
-  end
-  spool_ready_push(spool_sibling(key, 'ready'), head, true)
+local function spool_group_wake(key)
   if not spool_group_woken then
     spool_wake(spool_sibling(key, 'wake'))
     spool_group_woken = true
   end
-  return id ~= nil
 end
 
--- Jobs `ids` (of the queue of plain key `key`) give back their groups'
--- turns, those that hold one. Batched for ack.lua: an HMGET of the
--- holders, an SMISMEMBER and an HMGET of their groups, then per group
--- either the turn passes to its next waiting job or its count drops, and
--- one HDEL and one HSET write it all.
-local function spool_group_leave_many(key, ids)
-  local turns = spool_sibling(key, 'group_turns')
-  local fields = {}
-  for i, id in ipairs(ids) do
-    fields[i] = '"' .. id
+-- Adds `n` (may be negative) to the count of jobs waiting in the groups'
+-- lists, whose value before is `before` (nil: read it).
+local function spool_group_waiting_add(turns, n, before)
+  if n ~= 0 then
+    before = before or redis.call('HGET', turns, '"')
+    redis.call('HSET', turns, '"', spool_int(math.max(0, (tonumber(before) or 0) + n)))
   end
-  if #fields == 0 then
-    return
-  end
-  local held = redis.call('HMGET', turns, unpack(fields))
-  local freed, groups, del = {}, {}, {}
-  for i, group in ipairs(held) do
-    if group then
-      del[#del + 1] = fields[i]
-      if not freed[group] then
-        freed[group] = 0
-        groups[#groups + 1] = group
-      end
-      freed[group] = freed[group] + 1
+end
+
+-- fetch.lua's gate for the grouped jobs it popped from the ready lists
+-- (not `ready:turn`): `gated` holds their indexes in `items` (fetch order)
+-- and `gated_groups` their groups. A job takes a free turn of its group
+-- (its index → group in `taken`), or waits at the end of the group's list
+-- (its index set in `held_back`). One HMGET and one HSET for the batch;
+-- jobs that wait cost an LPUSH and an SADD per group.
+local function spool_group_gate(ev, ready, items, gated, gated_groups, taken, held_back)
+  local turns = spool_sibling(ready, 'group_turns')
+  local groups, seen = {}, {}
+  for _, group in ipairs(gated_groups) do
+    if not seen[group] then
+      seen[group] = true
+      groups[#groups + 1] = group
     end
   end
-  if #groups == 0 then
-    return
-  end
-  local waiting = redis.call('SMISMEMBER', spool_sibling(key, 'groups_waiting'), unpack(groups))
-  local counts = redis.call('HMGET', turns, unpack(groups))
-  local set = {}
+  local got = redis.call('HMGET', turns, unpack(groups))
+  local limit = spool_group_config(ev)
+  local counts, waits, waiting = {}, {}, {}
   for j, group in ipairs(groups) do
-    local left = freed[group]
-    while waiting[j] == 1 and left > 0 and spool_group_next(key, group) do
-      left = left - 1
-    end
-    local turns_left = (tonumber(counts[j]) or 0) - left
-    if turns_left > 0 then
-      set[#set + 1] = group
-      set[#set + 1] = turns_left
+    counts[group] = tonumber(got[j]) or 0
+  end
+  local parked = 0
+  for k, i in ipairs(gated) do
+    local group = gated_groups[k]
+    if counts[group] < limit then
+      counts[group] = counts[group] + 1
+      taken[i] = group
     else
-      del[#del + 1] = group
+      if not waits[group] then
+        waits[group] = {}
+        waiting[#waiting + 1] = group
+      end
+      table.insert(waits[group], items[i])
+      held_back[i] = true
+      parked = parked + 1
     end
   end
-  redis.call('HDEL', turns, unpack(del))
-  if #set > 0 then
-    redis.call('HSET', turns, unpack(set))
+  -- A guard field (as for the leases hash) keeps the hash a real hash
+  -- table: as a listpack every lookup would scan it.
+  local set = {'""', LEASES_GUARD}
+  for j, group in ipairs(groups) do
+    if counts[group] ~= (tonumber(got[j]) or 0) then
+      set[#set + 1] = group
+      set[#set + 1] = counts[group] == 1 and '1' or spool_int(counts[group])
+    end
+  end
+  spool_call_chunked('HSET', turns, set)
+  for _, group in ipairs(waiting) do
+    spool_call_chunked('LPUSH', spool_sibling(ready, 'group:' .. group), waits[group])
+  end
+  if parked > 0 then
+    spool_call_chunked('SADD', spool_sibling(ready, 'groups_waiting'), waiting)
+    spool_group_waiting_add(turns, parked)
   end
 end
 
--- Job `id` gives back its group's turn, if it holds one.
-local function spool_group_leave(key, id)
-  spool_group_leave_many(key, {id})
+-- Passes on the turns of groups `names` (of the queue of plain key `key`)
+-- after each gave back `freed[group]` (0 after a raised limit): each
+-- group's next waiting jobs take what its limit leaves free, moving to
+-- `ready:turn`. `ev` as for spool_group_config. An HMGET and an
+-- SMISMEMBER for the batch, then an RPOP per group with jobs waiting and
+-- one HSET or HDEL for the counts; when no job waits (the groups' set does
+-- not exist) the SMISMEMBER is a lookup of a missing key.
+local function spool_group_pass(key, names, freed, ev)
+  local turns = spool_sibling(key, 'group_turns')
+  local counts = redis.call('HMGET', turns, unpack(names))
+  local waiting = redis.call('SMISMEMBER', spool_sibling(key, 'groups_waiting'), unpack(names))
+  local limit = spool_group_config(ev, spool_sibling(key, 'settings'))
+  local set, del, empty, moved = {}, {}, {}, {}
+  for j, group in ipairs(names) do
+    local count = tonumber(counts[j]) or 0
+    local kept = math.max(0, count - freed[group])
+    local took = 0
+    if waiting[j] == 1 and kept < limit then
+      local list = spool_sibling(key, 'group:' .. group)
+      local want = limit - kept
+      local got = redis.call('RPOP', list, want) or {}
+      for _, record in ipairs(got) do
+        moved[#moved + 1] = record
+      end
+      took = #got
+      if took < want or redis.call('LLEN', list) == 0 then
+        empty[#empty + 1] = group
+      end
+    end
+    if kept + took ~= count then
+      if kept + took > 0 then
+        set[#set + 1] = group
+        set[#set + 1] = spool_int(kept + took)
+      else
+        del[#del + 1] = group
+      end
+    end
+  end
+  spool_call_chunked('HDEL', turns, del)
+  spool_call_chunked('HSET', turns, set)
+  spool_call_chunked('SREM', spool_sibling(key, 'groups_waiting'), empty)
+  if #moved > 0 then
+    spool_group_waiting_add(turns, -#moved)
+    spool_call_chunked('LPUSH', spool_turn_list(spool_sibling(key, 'ready')), moved)
+    spool_group_wake(key)
+  end
+end
+
+-- Gives back the turns `groups` (a list of group names, one per turn; of
+-- the queue of plain key `key`) and passes them on (spool_group_pass).
+local function spool_group_leave(key, groups, ev)
+  local freed, names = {}, {}
+  for _, group in ipairs(groups) do
+    if not freed[group] then
+      freed[group] = 0
+      names[#names + 1] = group
+    end
+    freed[group] = freed[group] + 1
+  end
+  if #names > 0 then
+    spool_group_pass(key, names, freed, ev)
+  end
+end
+
+-- A job of the queue of plain key `key` ends (or fails into the retry set
+-- in skip mode): it gives back the turn it holds, if any. Its lease names
+-- the group when it was running; else the `"<id>` field of `group_turns`
+-- does when it waited in the retry or scheduled set holding one.
+local function spool_group_end(key, id, lease, ev)
+  local group = spool_lease_group(lease)
+  if not group and ev and ev.grouped then
+    local turns = spool_sibling(key, 'group_turns')
+    group = redis.call('HGET', turns, '"' .. id)
+    if group then
+      redis.call('HDEL', turns, '"' .. id)
+    end
+  end
+  if group then
+    spool_group_leave(key, {group}, ev)
+  end
+end
+
+-- Job `id`, holding a turn of `group`, goes to wait in the retry or
+-- scheduled set keeping it: `"<id>` records the turn until the job comes
+-- back (spool_group_resume) or ends (spool_group_end).
+local function spool_group_hold(key, id, group)
+  redis.call('HSET', spool_sibling(key, 'group_turns'), '"' .. id, group)
+end
+
+-- A job fails into the retry set: in hold mode it keeps its group's turn
+-- (spool_group_hold), in skip mode it gives it back.
+local function spool_group_retry(key, id, lease, ev)
+  local group = spool_lease_group(lease)
+  if group then
+    if select(2, spool_group_config(ev, spool_sibling(key, 'settings'))) then
+      spool_group_hold(key, id, group)
+    else
+      spool_group_leave(key, {group}, ev)
+    end
+  end
+end
+
+-- Job `id`, due again from the retry or scheduled set: true when it holds
+-- its group's turn (it goes to `ready:turn`), its holder field dropped.
+local function spool_group_resume(key, id)
+  return redis.call('HDEL', spool_sibling(key, 'group_turns'), '"' .. id) == 1
+end
+
+-- A leased job goes back to ready (reaped, handed back): at the fetch end
+-- of its ready list, or to `ready:turn` when its lease holds a turn of
+-- its group, which it keeps.
+local function spool_ready_return(ready, record, lease)
+  if spool_lease_group(lease) then
+    redis.call('LPUSH', spool_turn_list(ready), record)
+  else
+    spool_ready_push(ready, record, true)
+  end
 end
 
 -- After a job left ready list `list` of the queue whose ready key is
--- `ready`: a group's waiting list left empty leaves `groups_waiting`.
-local function spool_group_unlisted(ready, list)
+-- `ready`: from `ready:turn` it gives back its turn; from a group's list,
+-- one job fewer waits, and a list left empty leaves `groups_waiting`.
+local function spool_group_unlisted(ready, list, record, ev)
+  if list == spool_turn_list(ready) then
+    local group = select(3, spool_routing(record))
+    if group then
+      spool_group_leave(ready, {group}, ev)
+    end
+    return
+  end
   local prefix = spool_sibling(ready, 'group:')
-  if string.sub(list, 1, #prefix) == prefix and redis.call('LLEN', list) == 0 then
+  if string.sub(list, 1, #prefix) ~= prefix then
+    return
+  end
+  spool_group_waiting_add(spool_sibling(ready, 'group_turns'), -1)
+  if redis.call('LLEN', list) == 0 then
     redis.call('SREM', spool_sibling(ready, 'groups_waiting'), string.sub(list, #prefix + 1))
   end
 end
 
--- fetch.lua's gate for the popped jobs of a grouped queue: `jobs` holds
--- {index, id, record, end of its head} in fetch order; the index of each job that went to
--- wait for its group's turn is set in `held_back`. A job is leased when it
--- holds a turn already, or takes one when its group has one free and none
--- of its jobs waits. One HMGET and one SMISMEMBER for the batch, one HSET
--- for the turns taken; a job that waits costs an LPUSH.
-local function spool_group_gate_all(ev, ready, jobs, held_back)
-  local entries, groups, index = {}, {}, {}
-  for _, job in ipairs(jobs) do
-    local _, _, group = spool_routing(job[3], job[4])
-    if group then
-      entries[#entries + 1] = {job[1], job[2], job[3], group}
-      if not index[group] then
-        groups[#groups + 1] = group
-        index[group] = #groups
-      end
+-- After a raised limit (queue_control.lua): every group with jobs waiting
+-- gives the turns now free to its next jobs, 1000 groups per pass.
+local function spool_group_fill(key)
+  local groups = redis.call('SMEMBERS', spool_sibling(key, 'groups_waiting'))
+  for c = 1, #groups, 1000 do
+    local names, freed = {}, {}
+    for i = c, math.min(c + 999, #groups) do
+      names[#names + 1] = groups[i]
+      freed[groups[i]] = 0
     end
-  end
-  if #entries == 0 then
-    return
-  end
-  local turns = spool_sibling(ready, 'group_turns')
-  local fields = {}
-  for k, e in ipairs(entries) do
-    fields[k] = '"' .. e[2]
-  end
-  for _, group in ipairs(groups) do
-    fields[#fields + 1] = group
-  end
-  local got = redis.call('HMGET', turns, unpack(fields))
-  local waiting = redis.call('SMISMEMBER', spool_sibling(ready, 'groups_waiting'), unpack(groups))
-  local limit = spool_group_config(ev)
-  local counts, waits, taken, set = {}, {}, {}, {}
-  for j, group in ipairs(groups) do
-    counts[group] = tonumber(got[#entries + j]) or 0
-    waits[group] = waiting[j] == 1
-  end
-  for k, e in ipairs(entries) do
-    local group = e[4]
-    if got[k] == group then
-      -- It holds a turn already.
-    elseif not waits[group] and counts[group] < limit then
-      counts[group] = counts[group] + 1
-      taken[group] = true
-      set[#set + 1] = fields[k]
-      set[#set + 1] = group
-    else
-      redis.call('LPUSH', spool_sibling(ready, 'group:' .. group), e[3])
-      if not waits[group] then
-        waits[group] = true
-        redis.call('SADD', spool_sibling(ready, 'groups_waiting'), group)
-      end
-      held_back[e[1]] = true
-    end
-  end
-  for _, group in ipairs(groups) do
-    -- A raised limit: turns free while jobs wait go to the first of them.
-    while waits[group] and counts[group] < limit and spool_group_next(ready, group) do
-      counts[group] = counts[group] + 1
-      taken[group] = true
-    end
-    if taken[group] then
-      set[#set + 1] = group
-      set[#set + 1] = counts[group]
-    end
-  end
-  if #set > 0 then
-    redis.call('HSET', turns, unpack(set))
+    spool_group_pass(key, names, freed, nil)
   end
 end
 
@@ -1175,9 +1281,7 @@ local function spool_cancelled(q, id, record, lease, attempt, now, first_state)
   if q.locks then
     spool_unlock(q.locks, id, nil)
   end
-  if q.ev and q.ev.grouped then
-    spool_group_leave(q.jobs, id)
-  end
+  spool_group_end(q.jobs, id, lease, q.ev)
   spool_count(q.stats, 'c', now, 1)
   spool_announce(q, id, 'cancelled')
   local job_type = spool_record_type(record)
@@ -1199,7 +1303,8 @@ end
 -- Moves job `id` from the jobs hash to the ready list, made ready at
 -- `now_s` with its attempt unchanged, to the head (the end fetched last),
 -- and adds `entries` and the move to its timeline in `hist` (a job that has
--- none yet starts it with `first_state` at its enqueued_ms); `audit`
+-- none yet starts it with `first_state` at its enqueued_ms; one holding
+-- its group's turn goes to `ready:turn`: spool_group_resume); `audit`
 -- (operator actions: {ev, kind, actor, selection}) names the actor on the
 -- timeline and writes event `kind`. Returns 1, or 0 when its record is
 -- gone. For requeue and promote.
@@ -1213,7 +1318,12 @@ local function spool_to_ready(jobs, ready, hist, id, now_s, first_state, audit)
   local history = spool_history_get(hist, id, record, first_state)
   redis.call('HSET', hist, id, spool_history_append(history,
     {spool_hist_entry(now_s, 'ready', attempt or '0', audit and audit.actor)}))
-  spool_ready_push(ready, spool_restamp(record, now_s, 0))
+  record = spool_restamp(record, now_s, 0)
+  if select(3, spool_routing(record)) and spool_group_resume(ready, id) then
+    redis.call('LPUSH', spool_turn_list(ready), record)
+  else
+    spool_ready_push(ready, record)
+  end
   if audit then
     spool_event_add(audit.ev, SPOOL_TERMINAL, audit.kind, id,
       (attempt or '0') .. '"' .. (spool_record_type(record) or ''), audit.actor, audit.selection)

@@ -10,7 +10,8 @@
 --   groups       ordered groups: turns per group and whether a retrying job
 --                keeps its turn (`limit/hold` or `limit/skip`; default 1/hold)
 --   breaker_reset  closes the breaker now (ARGV[2] ignored)
--- Changing the rate limit keeps its bucket; changing or lifting the breaker
+-- Raising the groups' limit gives the turns now free to the jobs waiting
+-- for them at once. Changing the rate limit keeps its bucket; changing or lifting the breaker
 -- (or resetting it) closes it and forgets its window. The change is a
 -- `limit_changed` event (`breaker_closed` for a reset) naming the actor,
 -- and a wake-up of the queue's idle fetchers (a raised limit has room).
@@ -50,6 +51,10 @@ if control == 'breaker' or control == 'breaker_reset' then
 end
 if #gone > 0 then
   redis.call('HDEL', KEYS[1], unpack(gone))
+end
+if control == 'groups' and redis.call('HEXISTS', KEYS[1], 'grouped') == 1 then
+  -- A raised limit: turns now free go to the groups' waiting jobs.
+  spool_group_fill(KEYS[1])
 end
 if control == 'key_rate' and value == '' then
   redis.call('DEL', spool_sibling(KEYS[1], 'rate_keys'), spool_sibling(KEYS[1], 'rate_reserved'))

@@ -43,34 +43,42 @@ end
 
 -- Calls visit(record) for `count` ready entries from position `from` (0 =
 -- the next job to be fetched), in fetch order across the queue's ready
--- lists (one, or one per priority: prelude.lua), until visit returns true.
--- Returns true when it did (or nil), the number of entries visited (fewer
--- than `count` without a hit means the lists ended), and the list holding
--- the entry visited last.
+-- lists (one, or one per priority, then the groups' waiting lists:
+-- prelude.lua), until visit returns true. The groups' lists are listed
+-- only when the walk gets past the others. Returns true when it did (or
+-- nil), the number of entries visited (fewer than `count` without a hit
+-- means the lists ended), and the list holding the entry visited last.
 local function spool_walk_ready(ready, from, count, visit)
-  local lists = spool_ready_lists(ready)
-  if #lists == 1 then
+  local lists, grouped = spool_ready_lists(ready)
+  if #lists == 1 and not grouped then
     local hit, seen = spool_walk_list(ready, from, count, visit)
     return hit, seen, ready
   end
   local at, seen = from, 0
-  for _, key in ipairs(lists) do
-    local len = redis.call('LLEN', key)
-    if at < len then
-      local hit, n = spool_walk_list(key, at, count - seen, visit)
-      seen = seen + n
-      if hit then
-        return true, seen, key
+  local pass = 1
+  while true do
+    for _, key in ipairs(lists) do
+      local len = redis.call('LLEN', key)
+      if at < len then
+        local hit, n = spool_walk_list(key, at, count - seen, visit)
+        seen = seen + n
+        if hit then
+          return true, seen, key
+        end
+        if seen >= count then
+          return nil, seen, ready
+        end
+        at = 0
+      else
+        at = at - len
       end
-      if seen >= count then
-        break
-      end
-      at = 0
-    else
-      at = at - len
     end
+    if pass == 2 or not grouped then
+      return nil, seen, ready
+    end
+    pass = 2
+    lists = spool_group_lists(ready)
   end
-  return nil, seen, ready
 end
 
 -- Looks for job `id` among `count` entries from position `from` (its prefix

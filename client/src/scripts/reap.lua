@@ -58,7 +58,7 @@ for _, id in ipairs(expired) do
     redis.call('HSET', KEYS[9], id, history)
     if not dead then
       redis.call('HDEL', KEYS[2], id)
-      spool_ready_push(KEYS[5], record, true)
+      spool_ready_return(KEYS[5], record, lease)
       to_ready = to_ready + 1
     else
       redis.call('HSET', KEYS[2], id, record)
@@ -67,9 +67,7 @@ for _, id in ipairs(expired) do
       spool_announce(q, id, 'dead')
       spool_unlock(KEYS[13], id, nil)
       spool_follow_ups(q, id, 'dead', nil, why, attempt_s, spool_record_type(record), now)
-      if q.ev.grouped then
-        spool_group_leave(KEYS[1], id)
-      end
+      spool_group_end(KEYS[1], id, lease, q.ev)
       to_dead = to_dead + 1
     end
   end

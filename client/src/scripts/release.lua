@@ -36,7 +36,7 @@ for i = 2, #ARGV, 2 do
           spool_lease_entry(lease, run),
           spool_hist_entry(now_s, 'ready', attempt or '0', '', 'handed back: the worker shut down')}))
         redis.call('HDEL', KEYS[2], id)
-        spool_ready_push(KEYS[4], spool_restamp(record, now_s, 0), true)
+        spool_ready_return(KEYS[4], spool_restamp(record, now_s, 0), lease)
         released = released + 1
       end
     end
