@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Spool's demo and tests need on Debian/Ubuntu when it is missing:
 # redis-server always, openssl (the TLS tests make their certificates with it);
-# chromium + chromium-driver with --browser (browser tests).
+# chromium + chromium-driver with --browser (browser tests), and python3 with
+# pip there too (the cross-language test fetches redis-py with it).
 set -euo pipefail
 
 want=()
@@ -10,6 +11,9 @@ command -v openssl >/dev/null 2>&1 || want+=(openssl)
 if [[ "${1:-}" == "--browser" ]]; then
   command -v chromium >/dev/null 2>&1 || want+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
+  # The cross-language test's Python and the pip that fetches redis-py.
+  command -v python3 >/dev/null 2>&1 || want+=(python3)
+  python3 -m pip --version >/dev/null 2>&1 || want+=(python3-pip)
 fi
 [[ ${#want[@]} -eq 0 ]] && exit 0
 

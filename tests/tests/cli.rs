@@ -430,3 +430,34 @@ async fn status_wait_and_cancel_from_the_shell() {
     let (code, _, _) = spool_cli(&env, &["status", "a\"b"]).await;
     assert_eq!(code, EXIT_USAGE);
 }
+
+/// `spool protocol` needs no Redis: `list` names every script with the
+/// SHA-1 of the text `script NAME` prints; an unknown name is a usage error.
+#[tokio::test]
+async fn protocol_prints_the_scripts_without_a_redis() {
+    fn args<'a>(a: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["spool", "--redis-url", "redis://127.0.0.1:1"];
+        all.extend_from_slice(a);
+        all
+    }
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run(args(&["protocol", "list"]), &mut out, &mut err).await;
+    assert_eq!(code, EXIT_OK, "{}", String::from_utf8_lossy(&err));
+    let list = String::from_utf8(out).unwrap();
+    let (_, sha) = list
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(name, _)| *name == "fetch")
+        .expect("fetch listed");
+    let mut text = Vec::new();
+    let code = run(args(&["protocol", "script", "fetch"]), &mut text, &mut err).await;
+    assert_eq!(code, EXIT_OK);
+    assert_eq!(
+        redis::Script::new(std::str::from_utf8(&text).unwrap()).get_hash(),
+        sha
+    );
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run(args(&["protocol", "script", "nope"]), &mut out, &mut err).await;
+    assert_eq!(code, EXIT_USAGE);
+    assert!(String::from_utf8_lossy(&err).contains("spool protocol list"));
+}

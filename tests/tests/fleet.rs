@@ -483,9 +483,11 @@ async fn a_rate_limit_holds_across_three_workers() {
     tokio::time::sleep(Duration::from_millis(11_500)).await;
     // Throttled while the workers drain it: its bucket is empty (it refills
     // within 20 ms once they stop, so ask before).
-    wait_for("the queue shown rate limited", Duration::from_secs(2), || async {
-        admin.queue("chaos").await.unwrap().throttled() == Some("rate limited")
-    })
+    wait_for(
+        "the queue shown rate limited",
+        Duration::from_secs(2),
+        || async { admin.queue("chaos").await.unwrap().throttled() == Some("rate limited") },
+    )
     .await;
     drop(workers);
     let per_second = starts_per_second(&ledger(dir.path()));

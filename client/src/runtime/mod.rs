@@ -71,3 +71,18 @@ impl Runtime {
 pub fn script_source(name: &str) -> Option<&'static str> {
     crate::scripts::SCRIPTS.source(name)
 }
+
+/// Every script [`script_source`] knows: its name and the SHA-1 (hex) of
+/// its full source, which is what `SCRIPT LOAD` returns and `EVALSHA`
+/// takes. A producer in another language can check the text it loaded
+/// against it.
+///
+/// ```
+/// let all = spool_client::runtime::scripts();
+/// let (_, sha) = all.iter().find(|(name, _)| *name == "enqueue").expect("enqueue");
+/// assert_eq!(sha.len(), 40);
+/// ```
+#[must_use]
+pub fn scripts() -> Vec<(&'static str, String)> {
+    crate::scripts::SCRIPTS.names_and_shas()
+}

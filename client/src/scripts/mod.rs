@@ -98,6 +98,12 @@ macro_rules! scripts {
                     _ => None,
                 }
             }
+
+            /// Every script's name and SHA-1 (hex, as `SCRIPT LOAD`
+            /// returns it), in registration order.
+            pub(crate) fn names_and_shas(&self) -> Vec<(&'static str, String)> {
+                vec![$((stringify!($field), self.$field.script.get_hash().to_owned()),)*]
+            }
         }
     };
 }

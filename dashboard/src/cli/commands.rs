@@ -10,7 +10,9 @@ use spool_client::{
 };
 
 use super::output;
-use super::parse::{BatchCmd, CronCmd, DeadCmd, EnqueueArgs, FilterArgs, QueueCmd, Selection};
+use super::parse::{
+    BatchCmd, CronCmd, DeadCmd, EnqueueArgs, FilterArgs, ProtocolCmd, QueueCmd, Selection,
+};
 use super::{CliResult, Failure};
 use crate::text::{clip, FIELD_BYTES};
 
@@ -522,4 +524,24 @@ pub(crate) async fn queue(admin: &Admin, cmd: QueueCmd, out: &mut dyn Write) -> 
             Ok(())
         }
     }
+}
+
+/// `spool protocol list|script NAME`: the scripts another language loads.
+pub(crate) fn protocol(cmd: &ProtocolCmd, out: &mut dyn Write) -> CliResult {
+    match cmd {
+        ProtocolCmd::List => {
+            for (name, sha) in spool_client::runtime::scripts() {
+                writeln!(out, "{name} {sha}")?;
+            }
+        }
+        ProtocolCmd::Script { name } => {
+            let source = spool_client::runtime::script_source(name).ok_or_else(|| {
+                Failure::Usage(format!(
+                    "no script named {name:?} (`spool protocol list` names them)"
+                ))
+            })?;
+            write!(out, "{source}")?;
+        }
+    }
+    Ok(())
 }

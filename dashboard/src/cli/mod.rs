@@ -10,6 +10,7 @@
 //! spool pause QUEUE | spool resume QUEUE
 //! spool cron list | spool cron run NAME
 //! spool enqueue QUEUE TYPE JSON_ARGS [--at RFC3339 | --in DURATION]
+//! spool protocol list | spool protocol script NAME   (no Redis needed)
 //! ```
 //!
 //! Exit codes a script can rely on: 0 success, 1 operational error (Redis
@@ -174,6 +175,9 @@ where
 }
 
 async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
+    if let Command::Protocol { cmd } = &cli.cmd {
+        return commands::protocol(cmd, out);
+    }
     let client = cli
         .redis
         .client_builder()
@@ -211,6 +215,7 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
         }
         Command::Cancel { id } => commands::cancel(&admin, &id, out).await,
         Command::Batch { cmd } => commands::batch(&admin, cmd, out).await,
+        Command::Protocol { cmd } => commands::protocol(&cmd, out),
         Command::Events {
             follow,
             types,

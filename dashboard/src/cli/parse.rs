@@ -118,6 +118,26 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The Lua scripts a producer in another language loads (docs/PROTOCOL.md);
+    /// needs no Redis.
+    Protocol {
+        #[command(subcommand)]
+        cmd: ProtocolCmd,
+    },
+}
+
+/// `spool protocol …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProtocolCmd {
+    /// Every script's name and the SHA-1 of its full text (what `SCRIPT LOAD`
+    /// returns), one `name sha` line each.
+    List,
+    /// One script's full text, shared helpers included: load it with `SCRIPT
+    /// LOAD` as it is. Exit 2 for an unknown name.
+    Script {
+        /// The script's name (`enqueue`, `cancel`, … as `list` prints them).
+        name: String,
+    },
 }
 
 /// `spool queue …`.
