@@ -1,6 +1,7 @@
 //! Bad input never crashes a worker or loses other jobs: garbage pushed by
-//! hand, records of the wrong shape, args that do not decode and unknown job
-//! types all end in the dead set with a readable error.
+//! hand, records of the wrong shape and args that do not decode end in the
+//! dead set with a readable error; unknown job types retry (or, configured
+//! so, go dead); a panic's error says where it happened.
 
 use std::time::Duration;
 
@@ -26,7 +27,8 @@ async fn garbage_goes_to_dead_and_good_jobs_still_run() {
         r#"{"hello":"world"}"#.to_owned(),
         r#"{"id":"shape-1","attempt":0,"max_attempts":3,"enqueued_ms":1,"nope":true}"#.to_owned(),
         r#"{"id":"args-1","attempt":0,"max_attempts":3,"enqueued_ms":1,"type":"noop","queue":"default","args":{"n":"not a number"},"created_ms":1}"#.to_owned(),
-        r#"{"id":"type-1","attempt":0,"max_attempts":3,"enqueued_ms":1,"type":"no_such_type","queue":"default","args":{},"created_ms":1}"#.to_owned(),
+        r#"{"id":"type-1","attempt":0,"max_attempts":1,"enqueued_ms":1,"type":"no_such_type","queue":"default","args":{},"created_ms":1}"#.to_owned(),
+        r#"{"id":"type-2","attempt":0,"max_attempts":3,"enqueued_ms":1,"type":"no_such_type","queue":"default","args":{},"created_ms":1}"#.to_owned(),
         String::from_utf8_lossy(&[0xff, 0xfe, 0x00, 0x01]).into_owned(),
     ];
     for g in &garbage {
@@ -47,9 +49,19 @@ async fn garbage_goes_to_dead_and_good_jobs_still_run() {
             rec.count("noop-1") == 1
                 && rec.count("noop-2") == 1
                 && admin.queue("default").await.unwrap().dead == 6
+                && admin.queue("default").await.unwrap().retry == 1
         },
     )
     .await;
+    // An unknown type with attempts left waits for a worker that knows it
+    // (producers are often deployed first), its error naming the type.
+    let waiting = admin.job("default", "type-2").await.unwrap().unwrap();
+    assert_eq!(waiting.state, JobState::Retry);
+    let error = &waiting.last_error().expect("an error").error;
+    assert!(
+        error.contains("unknown job type \"no_such_type\""),
+        "{error}"
+    );
     let dead = admin
         .list_set("default", JobSet::Dead, 0, 10)
         .await
@@ -327,4 +339,64 @@ async fn a_malformed_enqueue_call_changes_nothing() {
         .query_async(&mut raw)
         .await;
     assert!(reply.is_err());
+}
+
+/// A job the fixtures do not know: with `UnknownTypes::Dead` it goes dead on
+/// its first run although it has attempts left. A panicking handler's error
+/// names the file and line of the panic.
+#[tokio::test]
+async fn unknown_types_can_go_dead_at_once_and_panics_say_where() {
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Boom;
+    impl spool_client::Job for Boom {
+        const TYPE: &'static str = "boom";
+    }
+
+    let env = TestEnv::start().await;
+    let rec = Recorder::default();
+    let worker = with_fixtures(env.worker(), &rec)
+        .configure(|c| c.unknown_types = spool_worker::UnknownTypes::Dead)
+        .register(|_ctx, _job: Boom| async move {
+            assert!(std::hint::black_box(false), "boom");
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let running = RunningWorker::start(worker);
+    let args = serde_json::value::to_raw_value(&serde_json::json!({})).unwrap();
+    let unknown = env
+        .client
+        .enqueue_raw(
+            "not_deployed_yet",
+            &args,
+            &spool_client::JobDefaults::default(),
+            spool_client::EnqueueOptions::new(),
+        )
+        .await
+        .unwrap()
+        .id;
+    let boom = env.client.enqueue(&Boom).await.unwrap();
+    let admin = env.client.admin();
+    wait_for(
+        "both ended their first run",
+        Duration::from_secs(10),
+        || async {
+            let q = admin.queue("default").await.unwrap();
+            q.dead == 1 && q.retry == 1
+        },
+    )
+    .await;
+    running.stop().await;
+    let dead = admin
+        .job("default", unknown.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    let retrying = admin.job("default", boom.as_str()).await.unwrap().unwrap();
+    let error = &retrying.last_error().expect("an error").error;
+    assert!(
+        error.starts_with("handler panicked at tests/tests/bad_input.rs:"),
+        "{error}"
+    );
 }

@@ -697,13 +697,17 @@ async fn payloads_in_job_data_are_escaped() {
     let env = TestEnv::start().await;
     let payload = "\"'><script>alert(1)</script><img src=x onerror=alert(2)><svg onload=alert(3)>";
     let args = serde_json::value::to_raw_value(&serde_json::json!({ "html": payload })).unwrap();
-    // An unknown job type goes to dead with an error that names the type.
+    // An unknown job type with one attempt goes to dead with an error that
+    // names the type.
     let evil = env
         .client
         .enqueue_raw(
             payload,
             &args,
-            &JobDefaults::default(),
+            &JobDefaults {
+                max_attempts: 1,
+                ..JobDefaults::default()
+            },
             EnqueueOptions::new(),
         )
         .await

@@ -97,6 +97,9 @@ pub struct WorkerConfig {
     pub require_noeviction: bool,
     /// Settings of the cron service (used when the worker has a cron table).
     pub cron: crate::services::CronConfig,
+    /// What to do with a job of a type no handler is registered for.
+    /// Default [`UnknownTypes::Retry`].
+    pub unknown_types: UnknownTypes,
 }
 
 impl WorkerConfig {
@@ -195,8 +198,23 @@ impl Default for WorkerConfig {
             shutdown_timeout: Self::SHUTDOWN_TIMEOUT_DEFAULT,
             require_noeviction: true,
             cron: crate::services::CronConfig::default(),
+            unknown_types: UnknownTypes::default(),
         }
     }
+}
+
+/// What a worker does with a job whose type it has no handler for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownTypes {
+    /// Retry it with the default backoff ([`ExponentialJitter`](spool_client::ExponentialJitter)),
+    /// each run counted as an attempt, with an error naming the type and the
+    /// types this worker knows: producers are often deployed before the
+    /// workers that handle their new types, and the job runs once one is up
+    /// (Sidekiq's behaviour). It goes dead when its attempts are used up.
+    #[default]
+    Retry,
+    /// Move it to the dead set on its first run.
+    Dead,
 }
 
 #[cfg(test)]

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use spool_client::runtime::{Completion, LeasedJob, Outcome, RunFacts};
+use spool_client::{ExponentialJitter, RetryPolicy};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::config::UnknownTypes;
 use crate::handler::JobContext;
 use crate::in_flight::mark_finished;
 use crate::outcome::JobErrorKind;
@@ -37,6 +39,8 @@ pub(crate) struct ExecutorDeps {
     pub(crate) shutting_down: CancellationToken,
     /// Largest result kept with an outcome (the client's payload limit).
     pub(crate) max_result_bytes: usize,
+    /// What a job of a type without a handler gets.
+    pub(crate) unknown_types: UnknownTypes,
 }
 
 /// Result of a run, before it is sent.
@@ -53,6 +57,42 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened (`file:line:column`),
+    /// set by the hook [`record_panic_locations`] installs. A handler's
+    /// panic is caught on the thread that polled it, in the same poll, so the
+    /// executor reads it right after.
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs, once per process, a panic hook that notes each panic's
+/// location for the executor, then calls the hook that was there before
+/// (the default one prints the message), so the application's own hook
+/// and output stay as they were. The payload alone has no location.
+pub(crate) fn record_panic_locations() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(at) = info.location() {
+                let at = format!("{}:{}:{}", at.file(), at.line(), at.column());
+                PANIC_LOCATION.with(|l| *l.borrow_mut() = Some(at));
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// The error of a caught panic: its message and, when the hook saw it on
+/// this thread, where it happened.
+fn panic_error(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = panic_message(payload);
+    match PANIC_LOCATION.with(|l| l.borrow_mut().take()) {
+        Some(at) => format!("handler panicked at {at}: {message}"),
+        None => format!("handler panicked: {message}"),
+    }
 }
 
 /// Runs `job` to an outcome and hands it to the completer; `finished` is
@@ -116,8 +156,19 @@ async fn run(
     };
     let Some(registration) = deps.registry.get(&record.job_type) else {
         let error = deps.registry.unknown_type_error(&record.job_type);
-        tracing::warn!(error = %error, "unknown job type; moving it to dead");
-        return Verdict::Done(Outcome::Dead { error });
+        return Verdict::Done(match deps.unknown_types {
+            UnknownTypes::Retry => {
+                tracing::warn!(error = %error, "unknown job type; retrying it (a worker that knows it may not be deployed yet)");
+                Outcome::Retry {
+                    delay: ExponentialJitter::default().delay(record.attempt),
+                    error,
+                }
+            }
+            UnknownTypes::Dead => {
+                tracing::warn!(error = %error, "unknown job type; moving it to dead");
+                Outcome::Dead { error }
+            }
+        });
     };
     let timeout = record.timeout(registration.options.timeout);
     let ctx = JobContext {
@@ -215,7 +266,7 @@ fn judge(
             }
         }
         Ok(Err(panic)) => {
-            let error = format!("handler panicked: {}", panic_message(panic.as_ref()));
+            let error = panic_error(panic.as_ref());
             tracing::error!(error = %error, "handler panicked");
             Outcome::Retry {
                 delay: policy_delay(),

@@ -149,6 +149,7 @@ impl Worker {
     #[allow(clippy::too_many_lines)] // the start order, top to bottom, is the point: one sequence reads better than six helpers
     async fn start(self) -> Result<Running> {
         let cfg = self.config;
+        crate::executor::record_panic_locations();
         let runtime = self.client.runtime();
         let names: Vec<&str> = cfg.queues.iter().map(|q| q.name.as_str()).collect();
         if let Err(err) = self.client.admin().register_queues(&names).await {
@@ -259,6 +260,7 @@ impl Worker {
                     hard_stop: tokens.hard_stop.clone(),
                     shutting_down: tokens.shutting_down.clone(),
                     max_result_bytes: self.client.max_payload_bytes(),
+                    unknown_types: cfg.unknown_types,
                 },
                 wake,
                 scheduler_nudge: Arc::clone(&scheduler_nudge),

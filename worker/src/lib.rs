@@ -67,7 +67,7 @@ pub mod testing;
 mod webhook;
 
 pub use builder::WorkerBuilder;
-pub use config::{QueueOrder, QueueSpec, WorkerConfig};
+pub use config::{QueueOrder, QueueSpec, UnknownTypes, WorkerConfig};
 pub use error::{Error, Result};
 pub use handler::JobContext;
 pub use launcher::Worker;
