@@ -156,6 +156,7 @@ impl ClientBuilder {
         self.durability.check()?;
         let connector = Connector::new(&self.url, &self.tls, self.response_timeout)?;
         let conn = connector.shared().await?;
+        connector.check_auth(&conn).await?;
         Ok(Client {
             inner: Arc::new(Inner {
                 global: GlobalKeys::new(&self.namespace),

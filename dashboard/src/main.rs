@@ -117,18 +117,24 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received: finishing in-flight requests");
 }
 
+/// `e` and its causes as one line, each cause said once: a cause whose text
+/// the message already holds (Spool's errors quote their driver's) is not
+/// repeated.
+fn sentence(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg
+}
+
 async fn serve(args: Args, mut config: DashboardConfig) -> anyhow::Result<()> {
-    let client = args
-        .redis
-        .client_builder()
-        .connect()
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to redis at {}",
-                spool_client::redact_url(&args.redis.redis_url)
-            )
-        })?;
+    // The error names the server (password hidden) and says what to check.
+    let client = args.redis.client_builder().connect().await?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
@@ -184,7 +190,7 @@ fn main() -> ExitCode {
     match rt.block_on(serve(args, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = scrub_all(&scrub(&format!("{e:#}"), &url), &command_line);
+            let msg = scrub_all(&scrub(&sentence(&e), &url), &command_line);
             tracing::error!(error = msg, "dashboard failed");
             eprintln!("error: {msg}");
             ExitCode::from(1)

@@ -265,6 +265,27 @@ impl Connector {
         Ok(Connection(kind))
     }
 
+    /// One `PING` on `conn`: a server that wants a password the URL does not
+    /// give answers `NOAUTH` only to the first command, so `connect` asks
+    /// now and fails with a clear error instead of the first enqueue.
+    /// Other answers (a `PING` refused by ACL, say) are left to the calls
+    /// that need the server.
+    pub(crate) async fn check_auth(&self, conn: &Connection) -> Result<()> {
+        let mut conn = conn.clone();
+        match redis::cmd("PING").query_async::<Value>(&mut conn).await {
+            Err(e) if e.code() == Some("NOAUTH") => Err(Error::Connect {
+                target: self.shown.clone(),
+                hint: " (this Redis requires a password: put it in the URL, \
+                       redis://:PASSWORD@host:port or redis://USER:PASSWORD@host:port)",
+                source: e,
+            }),
+            Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                Err(self.connect_error()(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A connection of its own for blocking commands of up to `block_for`
     /// (a blocking pop would stall every other call on the shared one). It
     /// does not heal: replace it after an error.
