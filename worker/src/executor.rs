@@ -118,14 +118,19 @@ pub(crate) async fn execute(
         queue = %keys.queue,
         job_type = record.as_ref().map_or("?", |r| r.job_type.as_str()),
         attempt = record.as_ref().map_or(0, |r| r.attempt),
+        outcome = tracing::field::Empty,
     );
     let verdict = run(record, cancel, cancel_asked, &deps)
         .instrument(span.clone())
         .await;
     let outcome = match verdict {
         Verdict::Done(outcome) => outcome,
-        Verdict::Abandoned => return,
+        Verdict::Abandoned => {
+            span.record("outcome", "handed_back");
+            return;
+        }
     };
+    span.record("outcome", outcome_name(&outcome));
     mark_finished(finished);
     let completion = Completion {
         keys,
@@ -138,6 +143,16 @@ pub(crate) async fn execute(
         // Only possible if the completer died; the lease runs out and the
         // reaper returns the job.
         span.in_scope(|| tracing::error!("completer is gone; job left leased for the reaper"));
+    }
+}
+
+/// The job span's `outcome` field: what the run ended as.
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ack | Outcome::Returned { .. } => "done",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Dead { .. } => "dead",
+        Outcome::Snooze { .. } => "snoozed",
     }
 }
 
