@@ -199,7 +199,7 @@ if claimed > 0 then
   -- A guard field (`"` can never be a job id) whose value is longer than
   -- hash-max-listpack-value keeps the leases hash a real hash table: as a
   -- listpack every HMGET/HDEL of a busy queue would scan it linearly.
-  redis.call('HSETNX', KEYS[4], '"', LEASES_GUARD)
+  redis.call('HSETNX', KEYS[4], '"', SPOOL_HASH_GUARD)
 end
 spool_call_chunked('HSET', KEYS[3], job_args)
 spool_call_chunked('HSET', KEYS[4], lease_args)

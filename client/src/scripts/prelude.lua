@@ -220,7 +220,7 @@ end
 -- run in progress: the script that ends the lease adds it). Keeping records
 -- out of Lua-built strings matters: Redis hashes every string a script
 -- creates, byte by byte.
-local LEASES_GUARD = 'guard entry of the Spool leases hash: keeps it a hash table, not a listpack'
+local SPOOL_HASH_GUARD = 'guard entry of a Spool hash: keeps it a hash table, not a listpack'
 
 -- Since fetch.lua writes `token|worker|start_ms` (worker ids hold no `|`);
 -- leases written before that are `token|worker`.
@@ -313,11 +313,11 @@ local function spool_group_wake(key)
 end
 
 -- Adds `n` (may be negative) to the count of jobs waiting in the groups'
--- lists, whose value before is `before` (nil: read it).
-local function spool_group_waiting_add(turns, n, before)
-  if n ~= 0 then
-    before = before or redis.call('HGET', turns, '"')
-    redis.call('HSET', turns, '"', spool_int(math.max(0, (tonumber(before) or 0) + n)))
+-- lists (`turns` is the `group_turns` hash); a count driven below zero (a
+-- list changed by hand) reads 0.
+local function spool_group_waiting_add(turns, n)
+  if n ~= 0 and redis.call('HINCRBY', turns, '"', n) < 0 then
+    redis.call('HSET', turns, '"', '0')
   end
 end
 
@@ -360,7 +360,7 @@ local function spool_group_gate(ev, ready, items, gated, gated_groups, taken, he
   end
   -- A guard field (as for the leases hash) keeps the hash a real hash
   -- table: as a listpack every lookup would scan it.
-  local set = {'""', LEASES_GUARD}
+  local set = {'""', SPOOL_HASH_GUARD}
   for j, group in ipairs(groups) do
     if counts[group] ~= (tonumber(got[j]) or 0) then
       set[#set + 1] = group
