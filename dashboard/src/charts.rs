@@ -27,8 +27,12 @@ pub(crate) struct Chart {
     pub(crate) height: u32,
     pub(crate) bars: Vec<Bar>,
     pub(crate) max_label: String,
+    /// First and last bucket, `01-02 03:04 UTC` (dates too: a 24 h chart
+    /// crosses midnight), and as RFC 3339 for the viewer's zone.
     pub(crate) start_label: String,
+    pub(crate) start_iso: String,
     pub(crate) end_label: String,
+    pub(crate) end_iso: String,
     pub(crate) processed: u64,
     pub(crate) failed: u64,
 }
@@ -78,7 +82,15 @@ pub(crate) fn chart(minutes: &[MinuteStats], per_bucket: usize) -> Chart {
         bars,
         max_label: max.to_string(),
         start_label: buckets.first().map(|b| clock(b.0)).unwrap_or_default(),
+        start_iso: buckets
+            .first()
+            .map(|b| crate::views::iso(b.0))
+            .unwrap_or_default(),
         end_label: buckets.last().map(|b| clock(b.0)).unwrap_or_default(),
+        end_iso: buckets
+            .last()
+            .map(|b| crate::views::iso(b.0))
+            .unwrap_or_default(),
         processed: buckets.iter().map(|b| b.1).sum(),
         failed: buckets.iter().map(|b| b.2).sum(),
     }
@@ -86,7 +98,7 @@ pub(crate) fn chart(minutes: &[MinuteStats], per_bucket: usize) -> Chart {
 
 fn clock(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%H:%M").to_string())
+        .map(|t| t.format("%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
 }
 
@@ -106,7 +118,8 @@ mod tests {
         assert_eq!(c.bars.len(), 2);
         assert_eq!((c.processed, c.failed), (7, 1));
         assert_eq!(c.max_label, "4");
-        assert_eq!(c.bars[0].title, "00:00: 3 processed, 1 failed");
+        assert_eq!(c.bars[0].title, "01-01 00:00 UTC: 3 processed, 1 failed");
+        assert_eq!(c.start_iso, "1970-01-01T00:00:00.000Z");
         assert_eq!(c.bars[1].processed_h, "120.00");
     }
 }

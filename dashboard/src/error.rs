@@ -1,6 +1,10 @@
 //! Errors of `spool-dashboard`: configuration errors ([`Error`]) and the one
 //! response error every handler and middleware returns (`AppError`: it
 //! carries its HTTP status, logs 500s once, and answers in plain text).
+//! A browser (a request that accepts `text/html`, outside `/api/`) gets the
+//! same message as a styled page with a way back instead: the response
+//! carries an [`ErrorNote`] that `security::guard`, which knows the base
+//! path, turns into that page.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,9 +44,20 @@ pub(crate) enum AppError {
     /// 421: the `Host` header names a host this dashboard does not serve
     /// (DNS rebinding defence).
     MisdirectedHost(String),
+    /// 503: Redis cannot be reached (the message says so, without the
+    /// password).
+    Unavailable(String),
     /// 500: Redis, a template or another dependency failed (logged, not
     /// shown).
     Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What an error response said, kept in its extensions so the middleware
+/// can show it as a page: the status's title and the message.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorNote {
+    pub(crate) title: &'static str,
+    pub(crate) message: String,
 }
 
 impl AppError {
@@ -55,7 +70,22 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The heading of this error's page.
+    fn title(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "Bad request",
+            Self::Unauthorized(_) => "Sign-in required",
+            Self::Forbidden(_) => "Not allowed",
+            Self::NotFound(_) => "Not found",
+            Self::PayloadTooLarge(_) => "Request too large",
+            Self::MisdirectedHost(_) => "Unknown host name",
+            Self::Unavailable(_) => "Redis is not reachable",
+            Self::Internal(_) => "Something went wrong",
         }
     }
 }
@@ -68,6 +98,11 @@ impl From<spool_client::Error> for AppError {
             spool_client::Error::UnknownCronEntry(name) => {
                 Self::NotFound(format!("no live cron entry {name}"))
             }
+            e @ spool_client::Error::Connect { .. } => Self::Unavailable(e.to_string()),
+            e if e.is_connection_error() => {
+                tracing::warn!(error = %e, "redis not reachable");
+                Self::Unavailable(format!("{e}. The page works again once Redis is back."))
+            }
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -76,13 +111,15 @@ impl From<spool_client::Error> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let title = self.title();
         let mut challenge = None;
         let msg = match self {
             Self::BadRequest(m)
             | Self::Forbidden(m)
             | Self::NotFound(m)
             | Self::PayloadTooLarge(m)
-            | Self::MisdirectedHost(m) => m,
+            | Self::MisdirectedHost(m)
+            | Self::Unavailable(m) => m,
             Self::Unauthorized(c) => {
                 challenge = Some(c);
                 "authentication required".to_owned()
@@ -93,12 +130,17 @@ impl IntoResponse for AppError {
             }
         };
         // Plain text: error messages may echo user input and are never HTML.
+        let note = ErrorNote {
+            title,
+            message: msg.clone(),
+        };
         let mut resp = (
             status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             msg,
         )
             .into_response();
+        resp.extensions_mut().insert(note);
         if let Some(c) = challenge {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

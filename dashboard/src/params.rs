@@ -203,6 +203,7 @@ impl ListQuery {
             "retry" => "moved to ready",
             "run" => "moved to ready to run now",
             "delete" => "deleted",
+            "clear" => "cleared from ready (deleted)",
             "pause" => return Some("Queue paused.".to_owned()),
             "resume" => return Some("Queue resumed.".to_owned()),
             "limit" => return Some("Concurrency limit saved.".to_owned()),
@@ -213,6 +214,20 @@ impl ListQuery {
             "breaker_reset" => return Some("Circuit breaker closed.".to_owned()),
             "cron" => return Some("Cron entry updated.".to_owned()),
             "cron_run" => return Some("Cron job enqueued.".to_owned()),
+            "quiet" => {
+                return Some(
+                    "Quiet requested: the process stops fetching at its next heartbeat and \
+                     finishes the jobs it runs."
+                        .to_owned(),
+                )
+            }
+            "stop" => {
+                return Some(
+                    "Stop requested: the process shuts down gracefully at its next heartbeat."
+                        .to_owned(),
+                )
+            }
+            "gone" => return Some("That process is gone: nothing was sent.".to_owned()),
             _ => return None,
         };
         Some(format!("{n} {jobs} {what}."))

@@ -33,7 +33,7 @@ use base64::Engine as _;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::csrf::{self, secret_eq};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorNote};
 use crate::host::HostPolicy;
 use crate::state::{Ctx, Shared};
 
@@ -63,11 +63,50 @@ pub(crate) fn header_layers() -> [SetResponseHeaderLayer<HeaderValue>; 5] {
 }
 
 /// The middleware; see the module docs for the order of checks.
+/// An error answers a browser with a styled page (`views::error_page`),
+/// anything else in plain text.
 pub(crate) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    match guarded(&shared, req, next).await {
+    let page_base = wants_page(&req).then(|| base_of(&shared.config, &req));
+    let resp = match guarded(&shared, req, next).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    };
+    let note = resp.extensions().get::<ErrorNote>().cloned();
+    match (page_base, note) {
+        (Some(base), Some(note)) => {
+            crate::views::error_page(resp, &base, shared.config.read_only, &note)
+        }
+        _ => resp,
     }
+}
+
+/// Whether an error for this request is shown as a page: a browser's
+/// request (it accepts HTML) for anything but the JSON API, raw records
+/// and metrics, whose clients read the plain text.
+fn wants_page(req: &Request) -> bool {
+    let html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let path = req.uri().path();
+    html && !path.starts_with("/api/") && !path.ends_with("/raw") && path != "/metrics"
+}
+
+/// The prefix of every link: the configured base path, else the
+/// `Router::nest` prefix, without a trailing slash.
+fn base_of(config: &crate::DashboardConfig, req: &Request) -> String {
+    config
+        .base_path
+        .clone()
+        .or_else(|| {
+            req.extensions()
+                .get::<NestedPath>()
+                .map(|p| p.as_str().to_owned())
+        })
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// The `Host` of a request (HTTP/1.1 header, or the HTTP/2 authority).
@@ -104,17 +143,7 @@ async fn guarded(shared: &Shared, req: Request, next: Next) -> AppResult<Respons
         "dashboard".to_owned()
     };
 
-    let base = config
-        .base_path
-        .clone()
-        .or_else(|| {
-            req.extensions()
-                .get::<NestedPath>()
-                .map(|p| p.as_str().to_owned())
-        })
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_owned();
+    let base = base_of(config, &req);
 
     // Every route: a query parameter that is not UTF-8 is a 400 naming it,
     // whether or not the handler reads it.

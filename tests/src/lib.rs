@@ -192,6 +192,13 @@ impl RunningWorker {
         Self { stop, handle }
     }
 
+    /// Whether the worker has returned by itself (an operator's stop
+    /// signal, or an error).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
     /// Shuts the worker down gracefully; panics if it failed.
     pub async fn stop(self) {
         let _ = self.stop.send(());

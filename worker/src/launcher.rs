@@ -124,7 +124,9 @@ impl Worker {
         }
     }
 
-    /// Runs until `shutdown` resolves, then stops gracefully and returns.
+    /// Runs until `shutdown` resolves (or an operator stops this process
+    /// through Redis: `Admin::signal_process`, the dashboard's Processes
+    /// page), then stops gracefully and returns.
     ///
     /// # Errors
     /// [`Error::Client`](crate::Error::Client) with [`spool_client::Error::UnsafeServer`] when
@@ -138,7 +140,11 @@ impl Worker {
             () = &mut shutdown => { tracing::info!("shutdown before start-up finished"); return Ok(()); }
         }
         let running = self.start().await?;
-        shutdown.await;
+        let stop_asked = running.tokens.stop_asked.clone();
+        tokio::select! {
+            () = shutdown => {}
+            () = stop_asked.cancelled() => {}
+        }
         running.stop().await;
         Ok(())
     }
@@ -195,6 +201,8 @@ impl Worker {
                 lease: cfg.lease,
                 interval: cfg.heartbeat_interval,
                 process_ttl: cfg.process_ttl,
+                quiet: tokens.fetch.clone(),
+                stop_asked: tokens.stop_asked.clone(),
             },
             stop.clone(),
         ));
@@ -296,6 +304,8 @@ struct Tokens {
     hard_stop: CancellationToken,
     /// Ends heartbeat and maintenance, last (step 6).
     services: CancellationToken,
+    /// An operator's stop signal arrived (heartbeat): shut down as on SIGTERM.
+    stop_asked: CancellationToken,
 }
 
 /// A started worker: every task it owns, stopped one step at a time.

@@ -10,6 +10,7 @@
 //! through a script (`requeue.lua`, `delete.lua`, `delete_ready.lua`,
 //! `pause.lua`, `resume.lua`, `clear_ready.lua`, `register_queues.lua`).
 
+mod across;
 mod controls;
 mod cron;
 mod filter;
@@ -23,6 +24,8 @@ mod view;
 
 use serde::Serialize;
 
+pub use crate::runtime::ProcessSignal;
+pub use across::ACROSS_DEPTH_MAX;
 pub use controls::{Breaker, BreakerState, GroupSettings, QueueControls, RateLimit};
 pub use cron::CronEntryView;
 pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WINDOW_MAX};

@@ -1,5 +1,7 @@
 //! Processes: the live worker processes, as registered by their heartbeat
-//! (`heartbeat.lua`): host, pid, queues, concurrency, busy jobs.
+//! (`heartbeat.lua`): host, pid, queues, concurrency, busy jobs; and the
+//! operator's quiet and stop signals to one of them (`process_signal.lua`),
+//! which that process carries out at its next heartbeat.
 
 use std::collections::HashMap;
 
@@ -7,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Admin;
 use crate::error::{Error, Result};
+use crate::runtime::ProcessSignal;
+use crate::scripts::{self, SCRIPTS};
 
 /// What a worker process says about itself (written by `spool-worker`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -50,6 +54,9 @@ pub struct ProcessView {
     pub started_ms: i64,
     /// Last heartbeat (Redis ms).
     pub beat_ms: i64,
+    /// What an operator asked of it ([`Admin::signal_process`]): a quiet
+    /// process fetches nothing new; a stopping one shuts down.
+    pub signal: Option<ProcessSignal>,
 }
 
 impl Admin {
@@ -101,10 +108,52 @@ impl Admin {
                     busy,
                     started_ms: number("started_ms")?,
                     beat_ms: number("beat_ms")?,
+                    signal: field("signal").and_then(ProcessSignal::parse),
                 })
             })
             .collect();
         out.sort_by_key(|p| std::cmp::Reverse(p.started_ms));
         Ok(out)
+    }
+
+    /// Asks the live worker process `id` to go quiet (stop fetching, finish
+    /// its running jobs, stay registered) or to stop (graceful shutdown, as
+    /// on SIGTERM). The process reads the signal at its next heartbeat
+    /// (within `heartbeat_interval`). `false` when no such process is
+    /// registered. A stop is never turned back into a quiet.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// use spool_client::admin::ProcessSignal;
+    /// for p in admin.processes().await? {
+    ///     if p.info.host == "old-host" {
+    ///         admin.signal_process(&p.info.id, ProcessSignal::Quiet).await?;
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty or over-long id, [`Error::Redis`].
+    pub async fn signal_process(&self, id: &str, signal: ProcessSignal) -> Result<bool> {
+        if id.is_empty() || id.len() > 512 {
+            return Err(Error::InvalidArgument(
+                "a process id is 1 to 512 bytes".to_owned(),
+            ));
+        }
+        let key = self.client.global_keys().process(id);
+        let mut cmd = SCRIPTS.process_signal.cmd(&[&key]);
+        cmd.arg(signal.as_str());
+        let stored: i64 = scripts::run(&mut self.client.connection(), &cmd)
+            .await
+            .map_err(Error::redis("process_signal"))?;
+        tracing::info!(
+            process = id,
+            signal = signal.as_str(),
+            actor = self.actor(),
+            stored = stored == 1,
+            "process signal"
+        );
+        Ok(stored == 1)
     }
 }

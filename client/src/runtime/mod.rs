@@ -34,7 +34,7 @@ pub use lease::{
     Applied, Claim, Completion, LeaseLoss, LeaseToken, LeasedJob, LostLease, Outcome, RunFacts,
 };
 pub use maintenance::{PromoteReport, ReapReport, TrimReport};
-pub use process::PROCESS_HOST_MAX_BYTES;
+pub use process::{Beat, ProcessSignal, PROCESS_HOST_MAX_BYTES};
 pub use wake::WakeConnection;
 
 /// Handle to the runtime protocol; get one with [`Client::runtime`].

@@ -13,9 +13,51 @@ use crate::scripts::{self, SCRIPTS};
 /// process record is shown on every dashboard page that lists workers).
 pub const PROCESS_HOST_MAX_BYTES: usize = 255;
 
+/// What an operator asked a worker process to do (`Admin::signal_process`),
+/// read back by the process's heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessSignal {
+    /// Stop fetching new jobs; finish the running ones; stay registered.
+    Quiet,
+    /// Shut down gracefully, as on SIGTERM.
+    Stop,
+}
+
+impl ProcessSignal {
+    /// The stored name (`quiet`, `stop`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quiet => "quiet",
+            Self::Stop => "stop",
+        }
+    }
+
+    /// The signal a stored name means; `None` for anything else.
+    #[must_use]
+    pub fn parse(raw: &[u8]) -> Option<Self> {
+        match raw {
+            b"quiet" => Some(Self::Quiet),
+            b"stop" => Some(Self::Stop),
+            _ => None,
+        }
+    }
+}
+
+/// What a heartbeat read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    /// Redis's clock at the beat (ms).
+    pub at_ms: i64,
+    /// The operator's signal for this process, if any.
+    pub signal: Option<ProcessSignal>,
+}
+
 impl Runtime {
     /// Registers (or refreshes) a worker process for `ttl`. `info` and `busy`
-    /// are JSON documents (see `docs/PROTOCOL.md`). Returns Redis's clock.
+    /// are JSON documents (see `docs/PROTOCOL.md`). Returns Redis's clock
+    /// and the signal an operator left for the process.
     ///
     /// # Errors
     /// [`Error::Redis`].
@@ -25,7 +67,7 @@ impl Runtime {
         info: &str,
         busy: &str,
         ttl: Duration,
-    ) -> Result<i64> {
+    ) -> Result<Beat> {
         self.process_call(process_id, info, busy, &duration_ms(ttl).max(1).to_string())
             .await
     }
@@ -39,12 +81,16 @@ impl Runtime {
         Ok(())
     }
 
-    async fn process_call(&self, id: &str, info: &str, busy: &str, ttl: &str) -> Result<i64> {
+    async fn process_call(&self, id: &str, info: &str, busy: &str, ttl: &str) -> Result<Beat> {
         let g = self.client.global_keys();
         let mut cmd = SCRIPTS.heartbeat.cmd(&[&g.processes, &g.process(id)]);
         cmd.arg(id).arg(info).arg(busy).arg(ttl);
-        scripts::run(&mut self.client.connection(), &cmd)
+        let (at_ms, signal): (i64, Vec<u8>) = scripts::run(&mut self.client.connection(), &cmd)
             .await
-            .map_err(Error::redis("heartbeat"))
+            .map_err(Error::redis("heartbeat"))?;
+        Ok(Beat {
+            at_ms,
+            signal: ProcessSignal::parse(&signal),
+        })
     }
 }

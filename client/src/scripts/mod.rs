@@ -121,6 +121,7 @@ scripts! {
     delete => ["delete"],
     trim => ["trim"],
     heartbeat => ["heartbeat"],
+    process_signal => ["process_signal"],
     cron_tick => ["job_record", "cron_tick"],
     cron_register => ["cron_register"],
     pause => ["pause"],

@@ -9,12 +9,12 @@ use crate::error::{AppError, AppResult};
 use crate::params::{enc, ListQuery, StrictQuery};
 use crate::state::{AppState, Ctx};
 use crate::text::{clip, clip_line, ARGS_PREVIEW_BYTES, FIELD_BYTES};
-use crate::views::{fmt_time, job_href, render, CronPage, CronRow, Layout};
+use crate::views::{fmt_time, job_href, render, CronPage, CronRow, LastJob, Layout};
 
 /// The entries as page rows.
 pub(crate) async fn entries(s: &crate::state::Shared, base: &str) -> AppResult<Vec<CronRow>> {
     let list = s.admin.cron_entries().await?;
-    Ok(list
+    let mut rows: Vec<CronRow> = list
         .into_iter()
         .map(|e| CronRow {
             // Names the action routes refuse get no working link (and no
@@ -31,13 +31,32 @@ pub(crate) async fn entries(s: &crate::state::Shared, base: &str) -> AppResult<V
             paused: e.paused,
             next_run: e.next_run_ms.map_or_else(|| "-".to_owned(), fmt_time),
             last_run: e.last_run_ms.map_or_else(|| "-".to_owned(), fmt_time),
-            last_job: e
-                .last_job_id
-                .map(|id| (id.to_string(), job_href(base, &e.queue, id.as_str()))),
+            last_job: e.last_job_id.map(|id| LastJob {
+                id: clip(id.as_str(), FIELD_BYTES),
+                href: Some(job_href(base, &e.queue, id.as_str())),
+                state: String::new(),
+            }),
             queue: clip(&e.queue, FIELD_BYTES),
             name: clip(&e.name, FIELD_BYTES),
         })
-        .collect())
+        .collect();
+    // Where each last job is now: a finished job whose outcome was not kept
+    // has no page, so it gets no link but says it finished.
+    for row in &mut rows {
+        let Some(job) = &mut row.last_job else {
+            continue;
+        };
+        let id = spool_client::JobId::from(job.id.as_str());
+        match s.admin.client().status_in(&row.queue, &id).await {
+            Ok(st) if st.status == spool_client::Status::Unknown => {
+                job.href = None;
+                "finished; outcome not kept".clone_into(&mut job.state);
+            }
+            Ok(st) => job.state = st.status.to_string(),
+            Err(e) => tracing::warn!(error = %e, "last cron job's status unreadable"),
+        }
+    }
+    Ok(rows)
 }
 
 pub(crate) async fn page(

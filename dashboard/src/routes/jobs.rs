@@ -27,8 +27,8 @@ use crate::params::{enc, job_id, queue_name, ListQuery, StrictForm, StrictQuery}
 use crate::state::{AppState, Ctx, Shared};
 use crate::text::{clip, ERROR_PAGE_BYTES, FIELD_BYTES};
 use crate::views::{
-    cancel_href, fmt_ms, fmt_time, fmt_time_ms, job_href, render, state_class, ErrorRow,
-    JobOutcomePage, JobPage, JsonText, Layout, TimelineRow,
+    cancel_href, fmt_ms, fmt_time, job_href, render, state_class, ErrorRow, Field, JobOutcomePage,
+    JobPage, JsonText, Layout, TimelineRow,
 };
 
 /// The 404 of a job that is neither stored nor kept as an outcome.
@@ -86,31 +86,54 @@ fn args_text(raw: &str) -> (String, bool) {
     (t.text, t.truncated)
 }
 
+/// Why a dead job died, as an operator reads it: out of attempts, or
+/// failed permanently (the handler said so, or the job could not be run:
+/// its args did not decode, its type had no handler) with attempts left.
+fn why_dead(job: &JobView) -> Option<String> {
+    if job.state != JobState::Dead {
+        return None;
+    }
+    Some(match job.attempts() {
+        Some((a, m)) if a >= m => format!("attempts exhausted ({a} of {m} failed)"),
+        Some((a, m)) => format!(
+            "failed permanently on attempt {a} of {m} (the handler returned a permanent \
+             error, or the job could not be run)"
+        ),
+        None => "dead".to_owned(),
+    })
+}
+
 /// The job page's field list: times, timeout, idempotency key, trace, each
 /// stored string bounded.
-fn fields(job: &JobView) -> Vec<(&'static str, String)> {
+fn fields(job: &JobView) -> Vec<Field> {
     let rec = job.record.as_ref();
-    let mut fields: Vec<(&'static str, String)> = Vec::new();
+    let mut fields = Vec::new();
+    if let Some(why) = why_dead(job) {
+        fields.push(Field::text("Why dead", why));
+    }
     if let Some(at) = job.at_ms {
         let label = match job.state {
-            spool_client::JobState::Scheduled => "Runs at",
-            spool_client::JobState::Retry => "Next retry at",
-            spool_client::JobState::Dead => "Died at",
-            spool_client::JobState::Active => "Lease deadline",
-            spool_client::JobState::Ready => "At",
+            JobState::Scheduled => "Runs at",
+            JobState::Retry => "Next retry at",
+            JobState::Dead => "Died at",
+            JobState::Active => "Lease deadline",
+            JobState::Ready => "At",
         };
-        fields.push((label, fmt_time(at)));
+        fields.push(Field::time(label, at));
     }
     if let Some(r) = rec {
-        fields.push(("Ready since", fmt_time(r.enqueued_ms)));
-        fields.push(("Created", fmt_time(r.created_ms)));
+        // "Ready since" only where the job is waiting to run.
+        if matches!(job.state, JobState::Ready) {
+            fields.push(Field::time("Ready since", r.enqueued_ms));
+        }
+        fields.push(Field::time("Created", r.created_ms));
         if r.priority != 0 {
-            fields.push(("Priority", format!("{:+}", r.priority)));
+            fields.push(Field::text("Priority", format!("{:+}", r.priority)));
         }
         if let Some(t) = r.timeout_ms {
-            fields.push(("Timeout", format!("{t} ms")));
+            fields.push(Field::text("Timeout", fmt_ms(t)));
         }
-        fields.push((
+        fields.push(Field::text(
             "Idempotency key",
             r.idempotency_key
                 .as_deref()
@@ -118,13 +141,40 @@ fn fields(job: &JobView) -> Vec<(&'static str, String)> {
         ));
         if let Some(trace) = &r.trace {
             let t: Vec<String> = trace.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            fields.push(("Trace", clip(&t.join(", "), FIELD_BYTES)));
+            fields.push(Field::text("Trace", clip(&t.join(", "), FIELD_BYTES)));
         }
     } else {
         let why = job.problem.as_deref().unwrap_or("not a Spool record");
-        fields.push(("Record", format!("{} (shown raw)", clip(why, FIELD_BYTES))));
+        fields.push(Field::text(
+            "Record",
+            format!("{} (shown raw)", clip(why, FIELD_BYTES)),
+        ));
     }
     fields
+}
+
+/// The list a job page leads back to: its set (of its queue), its queue's
+/// ready jobs, or Processes for a running job.
+fn back_to(base: &str, queue: &str, state: JobState) -> (String, String) {
+    let q = enc(queue);
+    match JobPage::set_path_for(state) {
+        Some(set) => (
+            format!("{} of queue {}", capitalised(set), clip(queue, FIELD_BYTES)),
+            format!("{base}/{set}?queue={q}"),
+        ),
+        None if state == JobState::Active => ("Processes".to_owned(), format!("{base}/processes")),
+        None => (
+            format!("Queue {}", clip(queue, FIELD_BYTES)),
+            format!("{base}/queues/{q}"),
+        ),
+    }
+}
+
+fn capitalised(word: &str) -> String {
+    let mut c = word.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// GET `/jobs/{queue}/{id}`: the stored job with its timeline, else its
@@ -230,6 +280,7 @@ fn live_page(ctx: &Ctx, l: Layout, job: &JobView, status: Result<&JobStatus, &st
         id: clip(job.id.as_str(), FIELD_BYTES),
         queue: clip(&job.queue, FIELD_BYTES),
         queue_href: format!("{}/queues/{}", ctx.base, enc(&job.queue)),
+        back: back_to(&ctx.base, &job.queue, job.state),
         state: job.state.to_string(),
         set_path: JobPage::set_path_for(job.state),
         is_scheduled: job.state == JobState::Scheduled,
@@ -305,28 +356,31 @@ fn outcome_page(
         Err(why) => (None, Some(why)),
     };
     let state = st.map_or(Status::Unknown, |st| st.status);
-    let mut fields: Vec<(&'static str, String)> = Vec::new();
+    let mut fields = Vec::new();
     if let Some(st) = st {
+        let ready = (!st.status.is_terminal())
+            .then_some(st.enqueued_ms)
+            .flatten();
         let times = [
-            ("Ready since", st.enqueued_ms),
+            ("Ready since", ready),
             ("At", st.at_ms),
             ("Started", st.started_ms),
             ("Finished", st.finished_ms),
         ];
         for (label, at) in times {
             if let Some(at) = at {
-                fields.push((label, fmt_time_ms(at)));
+                fields.push(Field::time_ms(label, at));
             }
         }
         if let Some(w) = &st.worker {
-            fields.push(("Worker", clip(w, FIELD_BYTES)));
+            fields.push(Field::text("Worker", clip(w, FIELD_BYTES)));
         }
         if st.cancel_requested {
-            fields.push(("Cancel", "requested".to_owned()));
+            fields.push(Field::text("Cancel", "requested".to_owned()));
         }
         if let Some(left) = st.outcome_expires_in {
             let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
-            fields.push(("Outcome kept for", fmt_ms(ms)));
+            fields.push(Field::text("Outcome kept for", fmt_ms(ms)));
         }
     }
     let last_error = st.and_then(|st| st.last_error.as_deref());
@@ -361,6 +415,40 @@ fn outcome_page(
         cancel_href: status_cancellable(state)
             .then(|| cancel_href(&ctx.base, queue, id))
             .flatten(),
+    }
+}
+
+/// The search box's query: `id`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SearchQuery {
+    id: Option<String>,
+}
+
+/// GET `/search?id=`: the page of the job with that id, in whichever queue
+/// holds it (`Client::status`: stored or kept as an outcome), else a 404
+/// saying it was looked for everywhere.
+pub(crate) async fn search(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    StrictQuery(query): StrictQuery<SearchQuery>,
+) -> AppResult<Redirect> {
+    let raw = query.id.as_deref().unwrap_or("").trim();
+    if raw.is_empty() {
+        return Err(AppError::BadRequest(
+            "type a job id in the search box".to_owned(),
+        ));
+    }
+    let id = job_id(raw)?;
+    let status = s.admin.client().status(&JobId::from(id)).await?;
+    match status.queue {
+        Some(queue) if status.status != Status::Unknown => {
+            Ok(Redirect::to(&job_href(&ctx.base, &queue, id)))
+        }
+        _ => Err(AppError::NotFound(format!(
+            "no job {} in any queue: it finished without keeping its outcome, was deleted, \
+             or never existed",
+            clip(id, FIELD_BYTES)
+        ))),
     }
 }
 

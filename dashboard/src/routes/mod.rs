@@ -4,14 +4,16 @@
 //! | path | page |
 //! | --- | --- |
 //! | `/` | overview: totals, queues, history charts |
-//! | `/queues/{queue}` (+ POST `/pause`, `/resume`) | one queue's ready jobs |
-//! | `/scheduled`, `/retries`, `/dead` (+ POST `/actions`) | the job sets, filtered |
+//! | `/queues` | every queue with its counts, each linking to its jobs |
+//! | `/queues/{queue}` (+ POST `/pause`, `/resume`, `/clear`, `/delete`, controls) | one queue's ready jobs |
+//! | `/scheduled`, `/retries`, `/dead` (+ POST `/actions`) | the job sets of every queue or one, filtered |
+//! | `/search?id=` | finds a job by id in any queue and shows its page |
 //! | `/jobs/{queue}/{id}` (+ `/raw`, POST `/cancel`) | one job, or its kept outcome once finished |
-//! | `/processes` | live workers and their busy jobs |
+//! | `/processes` (+ POST `/processes/{id}/{quiet,stop}`) | live workers and their busy jobs |
 //! | `/events` | the latest job events and operator actions |
 //! | `/cron` (+ POST `/cron/{name}/{pause,resume,run}`) | cron entries |
 //! | `/metrics`, `/api/…` | Prometheus text (`metrics`) and JSON (`api`) |
-//! | `/assets/…` | the embedded stylesheet and script |
+//! | `/assets/…`, `/favicon.ico` | the embedded stylesheet, script and icon |
 
 mod api;
 mod batches;
@@ -49,7 +51,11 @@ pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
     let [csp, nosniff, frames, referrer, cache] = security::header_layers();
     Router::new()
         .route("/", get(overview::page))
+        .route("/queues", get(queues::list))
         .route("/queues/{queue}", get(queues::page))
+        .route("/queues/{queue}/clear", post(queues::clear))
+        .route("/queues/{queue}/delete", post(queues::delete))
+        .route("/search", get(jobs::search))
         .route("/queues/{queue}/pause", post(queues::pause))
         .route("/queues/{queue}/resume", post(queues::resume))
         .route("/queues/{queue}/limit", post(queues::limit))
@@ -62,6 +68,7 @@ pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
         .route("/jobs/{queue}/{id}/raw", get(jobs::raw))
         .route("/jobs/{queue}/{id}/cancel", post(jobs::cancel))
         .route("/processes", get(processes::page))
+        .route("/processes/{id}/{signal}", post(processes::signal))
         .route("/events", get(events::page))
         .route("/batches", get(batches::list))
         .route("/batches/{id}", get(batches::page))
@@ -81,6 +88,8 @@ pub(crate) fn router(admin: Admin, config: DashboardConfig) -> Router {
         .route("/api/cron", get(api::cron))
         .route("/assets/style.css", get(style))
         .route("/assets/app.js", get(script))
+        .route("/assets/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -111,6 +120,17 @@ async fn script() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../assets/app.js"),
+    )
+}
+
+/// The icon, also at `/favicon.ico` where browsers look without a `<link>`.
+async fn favicon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../assets/favicon.svg"),
     )
 }
 

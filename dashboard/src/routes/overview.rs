@@ -79,9 +79,13 @@ impl Snapshot {
 }
 
 pub(crate) fn queue_row(base: &str, q: &QueueInfo, last_hour: (u64, u64)) -> QueueRow {
+    let name = enc(&q.name);
     QueueRow {
         name: q.name.clone(),
-        href: format!("{base}/queues/{}", enc(&q.name)),
+        href: format!("{base}/queues/{name}"),
+        scheduled_href: format!("{base}/scheduled?queue={name}"),
+        retries_href: format!("{base}/retries?queue={name}"),
+        dead_href: format!("{base}/dead?queue={name}"),
         ready: q.ready,
         active: q.active,
         scheduled: q.scheduled,
@@ -149,9 +153,9 @@ pub(crate) async fn page(
     let snap = Snapshot::read(&shared.admin, STATS_MINUTES_MAX).await?;
     let b = &ctx.base;
     let totals = [
-        ("Processed", snap.processed(), "/api/stats"),
+        ("Processed", snap.processed(), "/queues"),
         ("Failed", snap.failed(), "/retries"),
-        ("Ready", snap.sum(|q| q.ready), "/api/queues"),
+        ("Ready", snap.sum(|q| q.ready), "/queues"),
         ("Busy", snap.sum(|q| q.active), "/processes"),
         ("Scheduled", snap.sum(|q| q.scheduled), "/scheduled"),
         ("Retries", snap.sum(|q| q.retry), "/retries"),

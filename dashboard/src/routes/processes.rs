@@ -1,12 +1,15 @@
 //! Processes: live workers (as their heartbeats registered them) and the
 //! jobs each is running, each with a Cancel button (POST to the job's
-//! `/cancel`, which comes back here with the notice).
+//! `/cancel`, which comes back here with the notice); Quiet and Stop for a
+//! process (POST `/processes/{id}/{quiet,stop}`: `Admin::signal_process`,
+//! carried out by that process at its next heartbeat).
 
-use axum::extract::{Extension, State};
-use axum::response::Response;
+use axum::extract::{Extension, Path, State};
+use axum::response::{Redirect, Response};
+use spool_client::admin::ProcessSignal;
 
-use crate::error::AppResult;
-use crate::params::{ListQuery, StrictQuery};
+use crate::error::{AppError, AppResult};
+use crate::params::{enc, ListQuery, StrictQuery};
 use crate::state::{AppState, Ctx};
 use crate::text::{clip, FIELD_BYTES};
 use crate::views::{
@@ -43,6 +46,8 @@ pub(crate) async fn page(
             started: fmt_rel(p.started_ms, now),
             beat: fmt_rel(p.beat_ms, now),
             version: clip(&p.info.version, FIELD_BYTES),
+            href: format!("{}/processes/{}", ctx.base, enc(&p.info.id)),
+            signal: p.signal.map_or("", ProcessSignal::as_str),
         })
         .collect();
     let busy_total = rows.iter().map(|p| p.busy.len()).sum();
@@ -54,4 +59,24 @@ pub(crate) async fn page(
         procs: rows,
         busy_total,
     }))
+}
+
+/// POST `/processes/{id}/{quiet,stop}`: leaves the signal for that process,
+/// then back to Processes with a notice.
+pub(crate) async fn signal(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path((id, signal)): Path<(String, String)>,
+) -> AppResult<Redirect> {
+    let signal = match signal.as_str() {
+        "quiet" => ProcessSignal::Quiet,
+        "stop" => ProcessSignal::Stop,
+        _ => return Err(AppError::NotFound("no such process action".to_owned())),
+    };
+    let stored = ctx.admin(&s.admin).signal_process(&id, signal).await?;
+    let done = if stored { signal.as_str() } else { "gone" };
+    Ok(Redirect::to(&format!(
+        "{}/processes?done={done}&n=1",
+        ctx.base
+    )))
 }

@@ -1,15 +1,38 @@
-//! Queue page: one queue's ready jobs in fetch order (LRANGE of one page),
-//! its counts, and pause/resume.
+//! Queues: the list of every queue (`/queues`), and one queue's page: its
+//! ready jobs in fetch order (LRANGE of one page), its counts, pause/resume,
+//! its fleet controls, deleting a ready job and clearing the queue.
 
 use axum::extract::{Extension, Path, State};
 use axum::response::{Redirect, Response};
 
 use crate::error::AppResult;
-use crate::params::{enc, queue_name, ListQuery, StrictForm, StrictQuery};
-use crate::routes::overview::queue_row;
+use crate::params::{enc, job_id, queue_name, ListQuery, StrictForm, StrictQuery};
+use crate::routes::overview::{queue_row, Snapshot};
 use crate::state::{AppState, Ctx};
-use crate::views::{render, JobRow, Layout, Pager, QueuePage};
+use crate::views::{render, JobRow, Layout, Pager, QueuePage, QueuesPage};
 
+/// GET `/queues`: every queue with its counts, each count linking to its
+/// jobs.
+pub(crate) async fn list(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+) -> AppResult<Response> {
+    let snap = Snapshot::read(&s.admin, 60).await?;
+    let queues = snap
+        .queues
+        .iter()
+        .map(|q| queue_row(&ctx.base, q, snap.last_hour(&q.name)))
+        .collect();
+    let mut l = Layout::new(&ctx, "Queues", "queues");
+    l.refresh = s.config.refresh_secs;
+    Ok(render(&QueuesPage {
+        l,
+        skipped: snap.skipped_bounded(),
+        queues,
+    }))
+}
+
+/// GET `/queues/{queue}`.
 pub(crate) async fn page(
     State(s): AppState,
     Extension(ctx): Extension<Ctx>,
@@ -36,7 +59,7 @@ pub(crate) async fn page(
     let pager = Pager::new(paging.page, per_page, jobs.total, rows.len(), |p| {
         format!("{href}?page={p}&per_page={per_page}")
     });
-    let mut l = Layout::new(&ctx, format!("Queue {queue}"), "overview");
+    let mut l = Layout::new(&ctx, format!("Queue {queue}"), "queues");
     l.notice = query.notice();
     Ok(render(&QueuePage {
         l,
@@ -154,6 +177,53 @@ pub(crate) async fn breaker_reset(
     ctx.admin(&s.admin).reset_breaker(queue).await?;
     tracing::info!(queue, "circuit breaker reset from the dashboard");
     Ok(back(&ctx, queue, "breaker_reset"))
+}
+
+/// POST `/queues/{queue}/clear`: deletes every ready job of the queue
+/// (scheduled, retrying, running and dead jobs stay).
+pub(crate) async fn clear(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path(queue): Path<String>,
+) -> AppResult<Redirect> {
+    let queue = queue_name(&queue)?;
+    let n = ctx.admin(&s.admin).clear_ready(queue).await?;
+    tracing::info!(queue, jobs = n, "queue cleared from the dashboard");
+    Ok(Redirect::to(&format!(
+        "{}/queues/{}?done=clear&n={n}",
+        ctx.base,
+        enc(queue)
+    )))
+}
+
+/// The form of `POST /queues/{queue}/delete`: the ready job's id.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct DeleteForm {
+    id: String,
+}
+
+/// POST `/queues/{queue}/delete`: deletes one ready job.
+pub(crate) async fn delete(
+    State(s): AppState,
+    Extension(ctx): Extension<Ctx>,
+    Path(queue): Path<String>,
+    StrictForm(form): StrictForm<DeleteForm>,
+) -> AppResult<Redirect> {
+    let queue = queue_name(&queue)?;
+    let id = job_id(&form.id)?;
+    let deleted = ctx.admin(&s.admin).delete_ready(queue, id).await?;
+    tracing::info!(
+        queue,
+        job_id = id,
+        deleted,
+        "ready job deleted from the dashboard"
+    );
+    Ok(Redirect::to(&format!(
+        "{}/queues/{}?done=delete&n={}",
+        ctx.base,
+        enc(queue),
+        u8::from(deleted)
+    )))
 }
 
 /// Back to the queue page with a notice.

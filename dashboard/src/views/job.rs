@@ -120,6 +120,9 @@ pub(crate) struct JobPage {
     pub(crate) id: String,
     pub(crate) queue: String,
     pub(crate) queue_href: String,
+    /// The list this job is in (text, link): its set, its queue's ready
+    /// jobs, or Processes for a running one.
+    pub(crate) back: (String, String),
     pub(crate) state: String,
     /// The set page and its action form, for jobs in a set.
     pub(crate) set_path: Option<&'static str>,
@@ -139,7 +142,7 @@ pub(crate) struct JobPage {
     /// The single-job JSON (full error texts).
     pub(crate) api_href: String,
     pub(crate) attempts: String,
-    pub(crate) fields: Vec<(&'static str, String)>,
+    pub(crate) fields: Vec<Field>,
     pub(crate) errors: Vec<ErrorRow>,
     pub(crate) lease: Option<(String, String, String)>,
     /// The timeline, oldest first.
@@ -168,7 +171,7 @@ pub(crate) struct JobOutcomePage {
     pub(crate) job_type: String,
     pub(crate) attempts: String,
     /// Times and retention, formatted.
-    pub(crate) fields: Vec<(&'static str, String)>,
+    pub(crate) fields: Vec<Field>,
     /// What the handler returned, when kept.
     pub(crate) result: Option<JsonText>,
     /// The last error (failures), or why a result was not kept.
@@ -184,6 +187,43 @@ pub(crate) struct JobOutcomePage {
     /// The Cancel form's action, for a job that has not finished (a job
     /// that moved between the two reads of the page).
     pub(crate) cancel_href: Option<String>,
+}
+
+/// One line of a job page's field list; `iso` is set for a time (shown
+/// in the viewer's zone by the page's script).
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    pub(crate) label: &'static str,
+    pub(crate) value: String,
+    pub(crate) iso: String,
+}
+
+impl Field {
+    pub(crate) fn text(label: &'static str, value: String) -> Self {
+        Self {
+            label,
+            value,
+            iso: String::new(),
+        }
+    }
+
+    /// A time to the second.
+    pub(crate) fn time(label: &'static str, ms: i64) -> Self {
+        Self {
+            label,
+            value: super::fmt_time(ms),
+            iso: super::iso(ms),
+        }
+    }
+
+    /// A time to the millisecond.
+    pub(crate) fn time_ms(label: &'static str, ms: i64) -> Self {
+        Self {
+            label,
+            value: super::fmt_time_ms(ms),
+            iso: super::iso(ms),
+        }
+    }
 }
 
 impl JobPage {

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use spool_client::admin::JobView;
 
 use crate::charts::Chart;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorNote};
 use crate::params::job_path;
 use crate::state::Ctx;
 use crate::text::{clip, clip_line, ARGS_PREVIEW_BYTES, ERROR_PREVIEW_BYTES, FIELD_BYTES};
@@ -22,6 +22,49 @@ pub(crate) fn render<T: Template>(t: &T) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => AppError::Internal(Box::new(e)).into_response(),
     }
+}
+
+/// A page saying what went wrong, with a way back.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage {
+    pub(crate) l: Layout,
+    pub(crate) status: u16,
+    pub(crate) message: String,
+    /// Redis is down: offer "try again".
+    pub(crate) retry: bool,
+}
+
+/// `resp` (an error response in plain text) as a styled page: same status
+/// and headers (a 401 keeps its challenge), the message escaped.
+pub(crate) fn error_page(
+    resp: Response,
+    base: &str,
+    read_only: bool,
+    note: &ErrorNote,
+) -> Response {
+    let (mut parts, _) = resp.into_parts();
+    let ctx = Ctx {
+        base: base.to_owned(),
+        csrf: String::new(),
+        read_only,
+        actor: String::new(),
+    };
+    let page = ErrorPage {
+        l: Layout::new(&ctx, note.title, ""),
+        status: parts.status.as_u16(),
+        message: note.message.clone(),
+        retry: parts.status == axum::http::StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let Ok(html) = page.render() else {
+        return Response::from_parts(parts, axum::body::Body::from(note.message.clone()));
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(html))
 }
 
 /// What every page's frame needs.
@@ -66,6 +109,14 @@ pub(crate) fn fmt_time(ms: i64) -> String {
     )
 }
 
+/// `2025-01-02T03:04:05.123Z`, for a `<time datetime>` that the page's
+/// script shows in the viewer's zone (the UTC text stays on hover).
+pub(crate) fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    })
+}
+
 /// `2025-01-02 03:04:05.123 UTC`: timelines need the milliseconds (the
 /// steps of a run are often a few ms apart).
 pub(crate) fn fmt_time_ms(ms: i64) -> String {
@@ -91,13 +142,23 @@ pub(crate) fn fmt_rel(ms: i64, now: i64) -> String {
     }
 }
 
-/// Milliseconds as a short duration (`850ms`, `12.3s`, `5m`).
+/// Milliseconds as a duration people read at a glance: `850 ms`, `12.3 s`,
+/// `30 min`, `2 min 5 s`, `2 h 5 min`, `3 d 4 h` (two units at most).
 pub(crate) fn fmt_ms(ms: u64) -> String {
+    let two = |big: u64, big_unit: &str, small: u64, small_unit: &str| {
+        if small == 0 {
+            format!("{big} {big_unit}")
+        } else {
+            format!("{big} {big_unit} {small} {small_unit}")
+        }
+    };
+    let s = ms / 1000;
     match ms {
-        0..=999 => format!("{ms}ms"),
-        1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
-        60_000..=3_599_999 => format!("{}m", ms / 60_000),
-        _ => format!("{:.1}h", ms as f64 / 3_600_000.0),
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0).replace(".0 s", " s"),
+        60_000..=3_599_999 => two(s / 60, "min", s % 60, "s"),
+        3_600_000..=86_399_999 => two(s / 3600, "h", s % 3600 / 60, "min"),
+        _ => two(s / 86_400, "d", s % 86_400 / 3600, "h"),
     }
 }
 
@@ -117,20 +178,26 @@ pub(crate) fn job_href(base: &str, queue: &str, id: &str) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct JobRow {
     pub(crate) id: String,
+    pub(crate) queue: String,
     pub(crate) href: String,
     pub(crate) job_type: String,
     pub(crate) args: String,
     pub(crate) error: String,
     pub(crate) attempts: String,
     pub(crate) at: String,
+    /// `at` for `<time datetime>` (empty: no time).
+    pub(crate) at_iso: String,
     pub(crate) at_rel: String,
     pub(crate) enqueued: String,
+    pub(crate) enqueued_iso: String,
+    pub(crate) enqueued_at: String,
 }
 
 impl JobRow {
     pub(crate) fn new(base: &str, j: &JobView, now: i64) -> Self {
         Self {
             id: clip(j.id.as_str(), FIELD_BYTES),
+            queue: clip(&j.queue, FIELD_BYTES),
             href: job_href(base, &j.queue, j.id.as_str()),
             job_type: clip(j.job_type(), FIELD_BYTES),
             args: clip_line(j.args_text(), ARGS_PREVIEW_BYTES),
@@ -142,8 +209,11 @@ impl JobRow {
                 .attempts()
                 .map_or_else(|| "-".to_owned(), |(a, m)| format!("{a}/{m}")),
             at: j.at_ms.map(fmt_time).unwrap_or_default(),
+            at_iso: j.at_ms.map(iso).unwrap_or_default(),
             at_rel: j.at_ms.map(|t| fmt_rel(t, now)).unwrap_or_default(),
             enqueued: j.enqueued_ms().map(|t| fmt_rel(t, now)).unwrap_or_default(),
+            enqueued_iso: j.enqueued_ms().map(iso).unwrap_or_default(),
+            enqueued_at: j.enqueued_ms().map(fmt_time).unwrap_or_default(),
         }
     }
 }
@@ -189,6 +259,10 @@ impl Pager {
 pub(crate) struct QueueRow {
     pub(crate) name: String,
     pub(crate) href: String,
+    /// The queue's Scheduled, Retries and Dead pages.
+    pub(crate) scheduled_href: String,
+    pub(crate) retries_href: String,
+    pub(crate) dead_href: String,
     pub(crate) ready: u64,
     pub(crate) active: u64,
     pub(crate) scheduled: u64,
@@ -242,6 +316,15 @@ pub(crate) struct OverviewPage {
 }
 
 #[derive(Template)]
+#[template(path = "queues.html")]
+pub(crate) struct QueuesPage {
+    pub(crate) l: Layout,
+    /// Registry members that are not valid queue names (bounded), skipped.
+    pub(crate) skipped: Vec<String>,
+    pub(crate) queues: Vec<QueueRow>,
+}
+
+#[derive(Template)]
 #[template(path = "queue.html")]
 pub(crate) struct QueuePage {
     pub(crate) l: Layout,
@@ -268,11 +351,17 @@ pub(crate) struct SetPage {
     pub(crate) heading: &'static str,
     pub(crate) time_label: &'static str,
     pub(crate) is_scheduled: bool,
+    /// No queue is registered yet.
+    pub(crate) no_queues: bool,
+    /// "All queues" first, then one tab per queue.
     pub(crate) tabs: Vec<QueueTab>,
+    /// The queue shown; empty for every queue.
     pub(crate) queue: String,
     pub(crate) filter_type: String,
     pub(crate) filter_q: String,
     pub(crate) filtered: bool,
+    /// The same page without the filter.
+    pub(crate) clear_href: String,
     pub(crate) scan_note: Option<String>,
     pub(crate) matching: u64,
     pub(crate) jobs: Vec<JobRow>,
@@ -282,6 +371,16 @@ pub(crate) struct SetPage {
 impl SetPage {
     pub(crate) fn action_href(&self) -> String {
         format!("{}/{}/actions", self.l.base, self.path)
+    }
+
+    /// What a row's checkbox and buttons post: the id, or `queue:id` on
+    /// the every-queue page.
+    pub(crate) fn key(&self, j: &JobRow) -> String {
+        if self.queue.is_empty() {
+            format!("{}:{}", j.queue, j.id)
+        } else {
+            j.id.clone()
+        }
     }
 }
 
@@ -310,6 +409,10 @@ pub(crate) struct ProcessRow {
     pub(crate) started: String,
     pub(crate) beat: String,
     pub(crate) version: String,
+    /// Base of its action URLs (`…/processes/{id}`).
+    pub(crate) href: String,
+    /// The operator's signal: `quiet`, `stop` or empty.
+    pub(crate) signal: &'static str,
 }
 
 /// One event on the Events page.
@@ -429,7 +532,16 @@ pub(crate) struct CronRow {
     pub(crate) paused: bool,
     pub(crate) next_run: String,
     pub(crate) last_run: String,
-    pub(crate) last_job: Option<(String, String)>,
+    pub(crate) last_job: Option<LastJob>,
+}
+
+/// The job a cron entry enqueued last: its page (none once it finished
+/// without keeping its outcome) and where it is now.
+#[derive(Debug, Clone)]
+pub(crate) struct LastJob {
+    pub(crate) id: String,
+    pub(crate) href: Option<String>,
+    pub(crate) state: String,
 }
 
 #[derive(Template)]
@@ -449,7 +561,13 @@ mod tests {
     fn relative_times_read_naturally() {
         assert_eq!(fmt_rel(61_000, 0), "in 1m");
         assert_eq!(fmt_rel(0, 7_200_000), "2h ago");
-        assert_eq!(fmt_ms(1500), "1.5s");
+        assert_eq!(fmt_ms(1500), "1.5 s");
+        assert_eq!(fmt_ms(850), "850 ms");
+        assert_eq!(fmt_ms(30_000), "30 s");
+        assert_eq!(fmt_ms(1_800_000), "30 min");
+        assert_eq!(fmt_ms(125_000), "2 min 5 s");
+        assert_eq!(fmt_ms(7_500_000), "2 h 5 min");
+        assert_eq!(fmt_ms(90_000_000), "1 d 1 h");
     }
 
     #[test]

@@ -7,12 +7,15 @@
 //! ack landing between the snapshot and the extend, not a loss: it is not
 //! reported. Then the process record (host, pid, queues, concurrency, busy
 //! jobs) is written with a TTL, so the dashboard lists live workers and
-//! forgets dead ones by itself.
+//! forgets dead ones by itself. The reply carries an operator's signal
+//! (`Admin::signal_process`): quiet ends fetching (running jobs finish,
+//! the process stays registered); stop starts the graceful shutdown.
 
 use std::time::{Duration, Instant};
 
 use spool_client::admin::{BusyJob, ProcessInfo};
-use spool_client::runtime::{LeaseLoss, LostLease, Runtime};
+use spool_client::runtime::{LeaseLoss, LostLease, ProcessSignal, Runtime};
+use tokio_util::sync::CancellationToken;
 
 use crate::backoff::jittered;
 use crate::in_flight::{InFlight, LeaseKey, Running};
@@ -37,6 +40,10 @@ pub(crate) struct Heartbeat {
     pub(crate) interval: Duration,
     /// Life of the process record without a beat ([`WorkerConfig::process_ttl`](crate::WorkerConfig::process_ttl)).
     pub(crate) process_ttl: Duration,
+    /// Cancelled on a quiet signal: the fetch token (no new leases).
+    pub(crate) quiet: CancellationToken,
+    /// Cancelled on a stop signal: `run_until` then shuts down.
+    pub(crate) stop_asked: CancellationToken,
 }
 
 impl Heartbeat {
@@ -66,8 +73,27 @@ impl Heartbeat {
                 report.lost += 1;
             }
         }
-        self.register(&running).await?;
+        let signal = self.register(&running).await?;
+        self.obey(signal);
         Ok(report)
+    }
+
+    /// Carries out an operator's signal (once: the tokens stay cancelled).
+    fn obey(&self, signal: Option<ProcessSignal>) {
+        let stop = signal == Some(ProcessSignal::Stop);
+        if signal.is_some() && !self.quiet.is_cancelled() {
+            tracing::info!(
+                signal = signal.map(ProcessSignal::as_str),
+                "asked through Redis (dashboard or CLI) to go quiet: no new jobs; running jobs finish"
+            );
+            self.quiet.cancel();
+        }
+        if stop && !self.stop_asked.is_cancelled() {
+            tracing::info!(
+                "asked through Redis (dashboard or CLI) to stop: shutting down gracefully"
+            );
+            self.stop_asked.cancel();
+        }
     }
 }
 
@@ -120,11 +146,12 @@ pub(crate) fn on_lost(in_flight: &InFlight, lost: &LostLease) -> bool {
 }
 
 impl Heartbeat {
-    /// Writes the process record; also used at start-up.
+    /// Writes the process record; also used at start-up. Returns the
+    /// operator's signal for this process, if any.
     pub(crate) async fn register(
         &self,
         running: &[(LeaseKey, Running)],
-    ) -> spool_client::Result<()> {
+    ) -> spool_client::Result<Option<ProcessSignal>> {
         let busy: Vec<BusyJob> = running
             .iter()
             .map(|((id, _), r)| BusyJob {
@@ -136,10 +163,11 @@ impl Heartbeat {
             .collect();
         let info = serde_json::to_string(&self.info).unwrap_or_default();
         let busy = serde_json::to_string(&busy).unwrap_or_else(|_| "[]".to_owned());
-        self.runtime
+        let beat = self
+            .runtime
             .heartbeat(&self.info.id, &info, &busy, self.process_ttl)
             .await?;
-        Ok(())
+        Ok(beat.signal)
     }
 }
 
