@@ -35,6 +35,8 @@ mod redis_server;
 pub(crate) use fake_client::Recorder;
 pub use fake_client::{FakeClient, RecordedJob};
 pub use redis_server::{
-    answers_ping, free_port, last_log_line, redis_server_binary, RedisProcess, RedisServer,
-    REDIS_SERVER_ENV,
+    answers_ping, free_port, redis_server_binary, RedisProcess, RedisServer, REDIS_SERVER_ENV,
 };
+
+#[cfg(test)]
+mod tests;

@@ -27,7 +27,15 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`io::ErrorKind::NotFound`] saying how to install one, or that
 /// [`REDIS_SERVER_ENV`] names no file.
 pub fn redis_server_binary() -> io::Result<PathBuf> {
-    if let Some(p) = std::env::var_os(REDIS_SERVER_ENV).filter(|p| !p.is_empty()) {
+    find_redis_server(
+        std::env::var_os(REDIS_SERVER_ENV),
+        &std::env::var("PATH").unwrap_or_default(),
+    )
+}
+
+/// [`redis_server_binary`] given the variable's value and `PATH`.
+fn find_redis_server(named: Option<std::ffi::OsString>, path: &str) -> io::Result<PathBuf> {
+    if let Some(p) = named.filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         if p.is_file() {
             return Ok(p);
@@ -37,7 +45,6 @@ pub fn redis_server_binary() -> io::Result<PathBuf> {
             format!("{REDIS_SERVER_ENV}={} is not a file", p.display()),
         ));
     }
-    let path = std::env::var("PATH").unwrap_or_default();
     let found = path
         .split(':')
         .chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"])
@@ -156,8 +163,7 @@ impl Drop for RedisProcess {
 }
 
 /// The last line of a server log, for error messages.
-#[must_use]
-pub fn last_log_line(path: &Path) -> String {
+fn last_log_line(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -254,5 +260,18 @@ impl RedisServer {
     /// Stops the server now (dropping it does the same).
     pub fn stop(&mut self) {
         self.process.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{find_redis_server, REDIS_SERVER_ENV};
+
+    #[test]
+    fn a_missing_server_binary_is_a_clear_not_found_error() {
+        let err = find_redis_server(Some("/nonexistent/redis-server".into()), "")
+            .expect_err("no such file");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(err.to_string().contains(REDIS_SERVER_ENV), "{err}");
     }
 }
