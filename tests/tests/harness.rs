@@ -504,6 +504,11 @@ async fn public_redis_server_serves_and_frees_its_port_on_drop() {
         .await
         .expect("connect");
     assert!(client.redis_time_ms().await.expect("TIME") > 0);
+    // The inline runner drains fake clients only.
+    let worker = spool_worker::Worker::builder(client.clone())
+        .register(|_ctx, _job: spool_tests::handlers::Noop| async { Ok(()) });
+    let err = spool_worker::testing::InlineRunner::new(worker).expect_err("a real client");
+    assert!(err.to_string().contains("fake client"), "{err}");
     let dir = redis.dir().to_owned();
     drop(client);
     drop(redis);
