@@ -179,6 +179,9 @@ impl ClientBuilder {
 /// It also hands out the admin API ([`Client::admin`]) and, for the worker,
 /// the runtime protocol ([`Client::runtime`]).
 ///
+/// In unit tests, `testing::FakeClient` (feature `testing`) hands out a
+/// `Client` with no Redis behind it that records what is enqueued.
+///
 /// ```no_run
 /// # async fn demo() -> spool_client::Result<()> {
 /// let client = spool_client::Client::connect("redis://127.0.0.1:6379").await?;

@@ -253,3 +253,34 @@ async fn endless_enqueueing_stops_at_the_run_budget() {
     assert!(matches!(err, Error::InlineRunLimit { runs: 10 }), "{err}");
     assert_eq!(fake.len(), 1);
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+impl Job for Add {
+    const TYPE: &'static str = "add";
+    fn options() -> JobOptions {
+        JobOptions::default().keep_outcome(Duration::from_secs(60))
+    }
+}
+
+impl spool_client::JobOutput for Add {
+    type Output = i64;
+}
+
+/// A job that keeps its outcome reports its handler's value.
+#[tokio::test]
+async fn a_kept_result_is_reported() {
+    let fake = FakeClient::new();
+    let runner = InlineRunner::new(
+        Worker::builder(fake.client())
+            .register_returning(|_ctx, job: Add| async move { Ok(job.a + job.b) }),
+    )
+    .unwrap();
+    fake.client().enqueue(&Add { a: 2, b: 3 }).await.unwrap();
+    let report = runner.drain().await.unwrap();
+    assert_eq!(report.runs[0].result.as_deref(), Some("5"));
+}
