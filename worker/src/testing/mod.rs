@@ -1,7 +1,7 @@
 //! Test support: run the worker's background services one pass at a time;
 //! with the `testing` feature, also the helpers for applications' tests:
-//! [`InlineRunner`] drains a [`FakeClient`]'s jobs through real handlers
-//! (re-exported here with [`RedisServer`] from `spool_client::testing`).
+//! `InlineRunner` drains a `FakeClient`'s jobs through real handlers
+//! (re-exported here with `RedisServer` from `spool_client::testing`).
 //!
 //! The services themselves are internal (a [`Worker`](crate::Worker) starts
 //! and stops them); tests of Spool, and of applications that want to drive
