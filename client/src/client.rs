@@ -168,6 +168,8 @@ impl ClientBuilder {
                 connector,
                 conn,
                 waiters: Arc::default(),
+                #[cfg(feature = "testing")]
+                recorder: None,
             }),
         })
     }
@@ -176,6 +178,9 @@ impl ClientBuilder {
 /// A cloneable handle to Spool in one Redis, for producers: enqueue jobs.
 /// It also hands out the admin API ([`Client::admin`]) and, for the worker,
 /// the runtime protocol ([`Client::runtime`]).
+///
+/// In unit tests, `testing::FakeClient` (feature `testing`) hands out a
+/// `Client` with no Redis behind it that records what is enqueued.
 ///
 /// ```no_run
 /// # async fn demo() -> spool_client::Result<()> {
@@ -198,6 +203,36 @@ struct Inner {
     connector: Connector,
     conn: Connection,
     waiters: Arc<crate::waiters::Waiters>,
+    /// Set on a fake client (`crate::testing`): enqueues are recorded here
+    /// instead of going to Redis.
+    #[cfg(feature = "testing")]
+    recorder: Option<Arc<crate::testing::Recorder>>,
+}
+
+#[cfg(feature = "testing")]
+impl Client {
+    /// A client with no Redis behind it whose enqueues go to `recorder`.
+    pub(crate) fn recording(recorder: Arc<crate::testing::Recorder>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                global: GlobalKeys::new(NAMESPACE_DEFAULT),
+                namespace: NAMESPACE_DEFAULT.to_owned(),
+                max_payload_bytes: MAX_PAYLOAD_BYTES_DEFAULT,
+                retention: Retention::default(),
+                durability: Durability::Primary,
+                webhook_hosts: Vec::new(),
+                connector: Connector::fake(),
+                conn: Connection::fake(),
+                waiters: Arc::default(),
+                recorder: Some(recorder),
+            }),
+        }
+    }
+
+    /// The recorder of a fake client; `None` for a real one.
+    pub(crate) fn recorder(&self) -> Option<&Arc<crate::testing::Recorder>> {
+        self.inner.recorder.as_ref()
+    }
 }
 
 impl std::fmt::Debug for Client {

@@ -582,6 +582,10 @@ impl Client {
         let keys = self.queue_keys(&queue)?;
         let unique = uniqueness(job_type, args, defaults, &opts)?;
         let prepared = self.prepare(job_type, args, defaults, &opts, &queue, None)?;
+        #[cfg(feature = "testing")]
+        if let Some(recorder) = self.recorder() {
+            return recorder.record(&prepared, &queue, unique.as_ref());
+        }
         let cmd = enqueue_cmd(&keys, unique.as_ref(), std::slice::from_ref(&prepared));
         let mut pipe = redis::pipe();
         pipe.add_command(cmd);
@@ -651,6 +655,14 @@ impl Client {
         }
         if prepared.is_empty() {
             return Ok(Vec::new());
+        }
+        #[cfg(feature = "testing")]
+        if let Some(recorder) = self.recorder() {
+            return prepared
+                .iter()
+                .zip(&locks)
+                .map(|(job, lock)| Ok(recorder.record(job, &queue, lock.as_ref())?.id))
+                .collect();
         }
         let unique = locks.iter().any(Option::is_some);
         let mut pipe = redis::pipe();

@@ -23,6 +23,8 @@
 //!   (parsing, next tick, DST policy) and the cron runtime protocol
 //!   ([`runtime::cron`]).
 //! - [`admin`]: the read model and repair actions for the dashboard and CLI ([`Admin`]).
+//! - `testing` (feature `testing`): a recording `FakeClient` for unit tests
+//!   and a private `RedisServer` for integration tests.
 //!
 //! Three handles, one per audience: [`Client`] for producers (enqueue),
 //! [`Admin`] for operators' tools (read and repair), [`runtime::Runtime`] for
@@ -59,6 +61,8 @@ mod redact;
 mod retry_policy;
 pub mod runtime;
 mod scripts;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod waiters;
 mod wire;
 

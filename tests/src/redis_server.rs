@@ -353,21 +353,10 @@ impl TestRedis {
     fn spawn(&mut self) -> Result<(), String> {
         let args = self.args();
         let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
-        self.process = Some(ServerProcess::spawn(&args)?);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.process.as_mut().and_then(ServerProcess::exited) {
-                return Err(format!(
-                    "server exited with {status}: {}",
-                    servers::last_log_line(&self.dir.path().join("redis.log"))
-                ));
-            }
-            if self.answers() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Err("server did not answer PING within 10 s".into())
+        let mut process = ServerProcess::spawn(&args)?;
+        let ready = process.wait_ready(&self.dir.path().join("redis.log"), || self.answers());
+        self.process = Some(process);
+        ready
     }
 
     /// Whether the server answers PING (over TLS when it is TLS only). A

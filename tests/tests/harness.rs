@@ -489,3 +489,30 @@ async fn wait_until(check: impl Fn() -> bool) {
     })
     .await;
 }
+
+/// The public `RedisServer` (spool-client's `testing` feature) serves a
+/// Spool client on its own port, and frees the port when dropped.
+#[tokio::test]
+async fn public_redis_server_serves_and_frees_its_port_on_drop() {
+    use spool_client::testing::{answers_ping, RedisServer};
+
+    let redis = RedisServer::start().expect("start redis-server");
+    let port = redis.port();
+    assert_ne!(port, 6379);
+    assert!(redis.dir().is_dir());
+    let client = spool_client::Client::connect(&redis.url())
+        .await
+        .expect("connect");
+    assert!(client.redis_time_ms().await.expect("TIME") > 0);
+    // The inline runner drains fake clients only.
+    let worker = spool_worker::Worker::builder(client.clone())
+        .register(|_ctx, _job: spool_tests::handlers::Noop| async { Ok(()) });
+    let err = spool_worker::testing::InlineRunner::new(worker).expect_err("a real client");
+    assert!(err.to_string().contains("fake client"), "{err}");
+    let dir = redis.dir().to_owned();
+    drop(client);
+    drop(redis);
+    assert!(!answers_ping(port), "the server still answers after drop");
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free again");
+    assert!(!dir.exists(), "the server's dir is removed");
+}

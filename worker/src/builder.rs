@@ -195,6 +195,12 @@ impl WorkerBuilder {
         self
     }
 
+    /// The client, handlers and unknown-type setting, for the inline runner.
+    #[cfg(feature = "testing")]
+    pub(crate) fn into_inline_parts(self) -> (Client, Registry, crate::UnknownTypes) {
+        (self.client, self.registry, self.config.unknown_types)
+    }
+
     /// Validates the configuration and builds the worker.
     ///
     /// # Errors

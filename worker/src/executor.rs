@@ -28,10 +28,18 @@ use crate::registry::Registry;
 /// What the executor needs besides the job.
 #[derive(Clone)]
 pub(crate) struct ExecutorDeps {
-    pub(crate) registry: Arc<Registry>,
+    /// What running a job needs (shared with the inline runner).
+    pub(crate) run: RunDeps,
     /// Outcomes go to the completer; the channel closes when every executor
     /// and the fetcher have dropped their sender.
     pub(crate) completions: mpsc::Sender<Completion>,
+}
+
+/// What turning a job record into an [`Outcome`] needs: the worker's
+/// executor and the inline runner (`testing`) both run jobs with it.
+#[derive(Clone)]
+pub(crate) struct RunDeps {
+    pub(crate) registry: Arc<Registry>,
     /// Fired when the shutdown grace period is over: handlers still running
     /// are dropped and their jobs are handed back by the launcher.
     pub(crate) hard_stop: CancellationToken,
@@ -44,7 +52,7 @@ pub(crate) struct ExecutorDeps {
 }
 
 /// Result of a run, before it is sent.
-enum Verdict {
+pub(crate) enum Verdict {
     Done(Outcome),
     /// Dropped by a hard stop, or interrupted by shutdown: the launcher hands
     /// the job back to ready.
@@ -120,7 +128,7 @@ pub(crate) async fn execute(
         attempt = record.as_ref().map_or(0, |r| r.attempt),
         outcome = tracing::field::Empty,
     );
-    let verdict = run(record, cancel, cancel_asked, &deps)
+    let verdict = run(record, cancel, cancel_asked, &deps.run)
         .instrument(span.clone())
         .await;
     let outcome = match verdict {
@@ -156,11 +164,13 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
     }
 }
 
-async fn run(
+/// Runs one job to a verdict: decode, find the handler, time limit, catch
+/// a panic, and judge the result. Writes nothing anywhere.
+pub(crate) async fn run(
     record: Result<spool_client::JobRecord, String>,
     cancel: CancellationToken,
     cancel_asked: Arc<AtomicBool>,
-    deps: &ExecutorDeps,
+    deps: &RunDeps,
 ) -> Verdict {
     let record = match record {
         Ok(r) => Arc::new(r),
@@ -247,7 +257,7 @@ fn judge(
     started: Instant,
     timeout: Duration,
     policy_delay: &dyn Fn() -> Duration,
-    deps: &ExecutorDeps,
+    deps: &RunDeps,
     keeps: bool,
 ) -> Verdict {
     let outcome = match result {

@@ -214,7 +214,7 @@ impl Fetcher {
                     .and_then(|s| Arc::clone(s).try_acquire_owned().ok());
                 let run = Running {
                     keys: Arc::clone(&job.keys),
-                    cancel: self.deps.shutting_down.child_token(),
+                    cancel: self.deps.run.shutting_down.child_token(),
                     job_type: job
                         .record
                         .as_ref()

@@ -24,7 +24,7 @@ use crate::builder::WorkerBuilder;
 use crate::completer::Completer;
 use crate::config::WorkerConfig;
 use crate::error::Result;
-use crate::executor::ExecutorDeps;
+use crate::executor::{ExecutorDeps, RunDeps};
 use crate::fetcher::{FetchQueue, Fetcher, Hold, Waker};
 use crate::in_flight::InFlight;
 use crate::registry::Registry;
@@ -263,12 +263,14 @@ impl Worker {
                 in_flight: in_flight.clone(),
                 tracker: tracker.clone(),
                 deps: ExecutorDeps {
-                    registry: Arc::clone(&self.registry),
+                    run: RunDeps {
+                        registry: Arc::clone(&self.registry),
+                        hard_stop: tokens.hard_stop.clone(),
+                        shutting_down: tokens.shutting_down.clone(),
+                        max_result_bytes: self.client.max_payload_bytes(),
+                        unknown_types: cfg.unknown_types,
+                    },
                     completions: completions_tx,
-                    hard_stop: tokens.hard_stop.clone(),
-                    shutting_down: tokens.shutting_down.clone(),
-                    max_result_bytes: self.client.max_payload_bytes(),
-                    unknown_types: cfg.unknown_types,
                 },
                 wake,
                 scheduler_nudge: Arc::clone(&scheduler_nudge),

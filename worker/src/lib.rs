@@ -12,7 +12,7 @@
 //! | the leases this process holds, keyed by lease | `in_flight` |
 //! | extend leases, register the process, promote due jobs, recover expired leases, retention, cron | `services` (one shape, one loop) |
 //! | start and stop everything in order | `launcher` |
-//! | drive one service pass by hand in tests | [`testing`] |
+//! | drive one service pass by hand in tests; with the `testing` feature, run a fake client's jobs inline | [`testing`] |
 //!
 //! Redis is only reached through `spool-client`'s
 //! [`runtime`](spool_client::runtime) protocol: the worker never builds a

@@ -167,6 +167,9 @@ enum ConnectorKind {
             Option<TlsCertificates>,
         )>,
     ),
+    /// No Redis: a fake client's (see `crate::testing`).
+    #[cfg(feature = "testing")]
+    Fake,
 }
 
 impl Connector {
@@ -220,6 +223,8 @@ impl Connector {
     pub(crate) fn topology(&self) -> Topology {
         match self.kind {
             ConnectorKind::Single(_) => Topology::Single,
+            #[cfg(feature = "testing")]
+            ConnectorKind::Fake => Topology::Single,
             ConnectorKind::Sentinel(..) => Topology::Sentinel,
             ConnectorKind::Cluster(..) => Topology::Cluster,
         }
@@ -261,6 +266,8 @@ impl Connector {
                     .await
                     .map_err(self.connect_error())?,
             ),
+            #[cfg(feature = "testing")]
+            ConnectorKind::Fake => Kind::Fake,
         };
         Ok(Connection(kind))
     }
@@ -327,6 +334,8 @@ impl Connector {
                     "a Sentinel connector needs its shared Sentinel connection".to_owned(),
                 ))
             }
+            #[cfg(feature = "testing")]
+            (ConnectorKind::Fake, _) => Kind::Fake,
         };
         Ok(Connection(kind))
     }
@@ -362,6 +371,8 @@ impl Connector {
                     redis::RedisError::from((redis::ErrorKind::Client, "no cluster node given"))
                 })));
             }
+            #[cfg(feature = "testing")]
+            ConnectorKind::Fake => return Err(self.connect_error()(fake_error())),
         };
         client
             .get_async_pubsub()
@@ -553,6 +564,41 @@ enum Kind {
     Dedicated(MultiplexedConnection),
     Sentinel(SentinelConnection),
     Cluster(ClusterConnection),
+    /// A fake client's: every command fails with [`fake_error`].
+    #[cfg(feature = "testing")]
+    Fake,
+}
+
+/// What a command sent through a fake client's connection gets.
+#[cfg(feature = "testing")]
+fn fake_error() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "no Redis behind a fake client",
+        "spool_client::testing::FakeClient records enqueues only; run this call against a \
+         real Redis (spool_client::testing::RedisServer starts a private one)"
+            .to_owned(),
+    ))
+}
+
+impl Connection {
+    /// A connection whose every command fails: a fake client's.
+    #[cfg(feature = "testing")]
+    pub(crate) fn fake() -> Self {
+        Self(Kind::Fake)
+    }
+}
+
+impl Connector {
+    /// A connector that connects nowhere: a fake client's.
+    #[cfg(feature = "testing")]
+    pub(crate) fn fake() -> Self {
+        Self {
+            kind: ConnectorKind::Fake,
+            response_timeout: Duration::ZERO,
+            shown: "fake://".to_owned(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -562,6 +608,8 @@ impl std::fmt::Debug for Connection {
             Kind::Dedicated(_) => "dedicated",
             Kind::Sentinel(_) => "sentinel",
             Kind::Cluster(_) => "cluster",
+            #[cfg(feature = "testing")]
+            Kind::Fake => "fake",
         };
         f.debug_tuple("Connection").field(&kind).finish()
     }
@@ -616,6 +664,8 @@ impl ConnectionLike for Connection {
             Kind::Dedicated(c) => c.req_packed_command(cmd),
             Kind::Sentinel(c) => c.req_packed_command(cmd),
             Kind::Cluster(c) => Box::pin(cluster::command(c, cmd)),
+            #[cfg(feature = "testing")]
+            Kind::Fake => Box::pin(async { Err(fake_error()) }),
         }
     }
 
@@ -630,6 +680,8 @@ impl ConnectionLike for Connection {
             Kind::Dedicated(c) => c.req_packed_commands(pipeline, offset, count),
             Kind::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
             Kind::Cluster(c) => cluster::pipeline(c, pipeline, offset, count),
+            #[cfg(feature = "testing")]
+            Kind::Fake => Box::pin(async { Err(fake_error()) }),
         }
     }
 
@@ -639,6 +691,8 @@ impl ConnectionLike for Connection {
             Kind::Dedicated(c) => c.get_db(),
             Kind::Sentinel(c) => c.get_db(),
             Kind::Cluster(c) => c.get_db(),
+            #[cfg(feature = "testing")]
+            Kind::Fake => 0,
         }
     }
 }

@@ -15,24 +15,27 @@ pub use certs::TestCerts;
 pub use cluster::{slot_of, TestCluster};
 pub use sentinel::TestSentinel;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use spool_client::testing::RedisProcess;
+
 /// The environment variable naming the server binary to run.
-pub const SERVER_ENV: &str = "SPOOL_REDIS_SERVER";
+pub use spool_client::testing::REDIS_SERVER_ENV as SERVER_ENV;
 
 /// The server binary every harness server runs: `SPOOL_REDIS_SERVER` if set,
-/// else `redis-server` on `PATH`. Its path and `--version` are printed to
-/// stderr once per test process.
+/// else `redis-server` on `PATH` (found by
+/// [`spool_client::testing::redis_server_binary`], which the public
+/// `RedisServer` uses too). Its path and `--version` are printed to stderr
+/// once per test process.
 #[must_use]
 pub fn server_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let path = find_binary();
+        let path = spool_client::testing::redis_server_binary()
+            .unwrap_or_else(|e| panic!("{e} (the README's test command installs it)"));
         eprintln!(
             "spool-tests: server binary {} ({})",
             path.display(),
@@ -40,29 +43,6 @@ pub fn server_binary() -> &'static Path {
         );
         path
     })
-}
-
-fn find_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os(SERVER_ENV).filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "{SERVER_ENV}={} is not a file (scripts/install-valkey.sh prints a valkey-server path)",
-            p.display()
-        );
-        return p;
-    }
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
-        "/usr/bin",
-        "/usr/local/bin",
-        "/usr/sbin",
-    ]) {
-        let p = Path::new(dir).join("redis-server");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("redis-server not found: install it with `sudo apt-get install -y redis-server` (the README's test command does this), or set {SERVER_ENV}");
 }
 
 fn version_of(binary: &Path) -> String {
@@ -111,23 +91,10 @@ pub fn server_supports_tls() -> bool {
 /// it: callers retry).
 #[must_use]
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
-    listener.local_addr().expect("local addr").port()
+    spool_client::testing::free_port().expect("bind an ephemeral loopback port")
 }
 
-/// Whether a plain-TCP server on `port` answers a PING. `-NOAUTH` counts as
-/// an answer: the server is up, it just wants a password.
-pub(crate) fn answers_ping(port: u16) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
-}
+pub(crate) use spool_client::testing::answers_ping;
 
 /// A synchronous connection to a plain-TCP server on 127.0.0.1 (1 s
 /// connect timeout, 5 s read timeout).
@@ -165,53 +132,38 @@ pub(crate) fn poll<T>(
 }
 
 /// A child server process (a sentinel or anything not a [`crate::TestRedis`]),
-/// killed (SIGKILL) when dropped.
+/// killed (SIGKILL) when dropped: [`spool_client::testing::RedisProcess`]
+/// running [`server_binary`].
 #[derive(Debug)]
-pub(crate) struct ServerProcess {
-    child: Option<Child>,
-}
+pub(crate) struct ServerProcess(RedisProcess);
 
 impl ServerProcess {
     /// Spawns `server_binary() args..` with the standard streams closed.
     pub(crate) fn spawn(args: &[&std::ffi::OsStr]) -> Result<Self, String> {
-        let child = Command::new(server_binary())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", server_binary().display()))?;
-        Ok(Self { child: Some(child) })
+        RedisProcess::spawn(server_binary(), args)
+            .map(Self)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Waits until `ready`, failing when the process exits first (with the
+    /// last line of `log`) or after 10 s.
+    pub(crate) fn wait_ready(
+        &mut self,
+        log: &Path,
+        ready: impl FnMut() -> bool,
+    ) -> Result<(), String> {
+        self.0
+            .wait_ready(Duration::from_secs(10), log, ready)
+            .map_err(|e| e.to_string())
     }
 
     /// Whether the process has exited (and its status).
     pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+        self.0.exited()
     }
 
     /// SIGKILL and reap.
     pub(crate) fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.0.kill();
     }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The last line of a server log, for error messages.
-pub(crate) fn last_log_line(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .last()
-        .unwrap_or("")
-        .to_owned()
 }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{answers_ping, free_port, last_log_line, poll, ServerProcess, TestCerts};
+use super::{answers_ping, free_port, poll, ServerProcess, TestCerts};
 use crate::TestRedis;
 
 /// The master name the sentinels monitor.
@@ -498,27 +498,15 @@ fn start_sentinel(
     )
     .expect("write sentinel.conf");
     let mut process = ServerProcess::spawn(&[conf.as_os_str(), "--sentinel".as_ref()])?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = process.exited() {
-            return Err(format!(
-                "sentinel exited with {status}: {}",
-                last_log_line(&log)
-            ));
-        }
-        if answers_ping(port) {
-            return Ok(Sentinel {
-                port,
-                tls_port: tls.map(|(p, _)| p),
-                _dir: dir,
-                _process: process,
-            });
-        }
-        if Instant::now() > deadline {
-            return Err("sentinel did not answer PING within 10 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    process
+        .wait_ready(&log, || answers_ping(port))
+        .map_err(|e| format!("sentinel: {e}"))?;
+    Ok(Sentinel {
+        port,
+        tls_port: tls.map(|(p, _)| p),
+        _dir: dir,
+        _process: process,
+    })
 }
 
 /// A config-file value in double quotes, `"` and `\` escaped.

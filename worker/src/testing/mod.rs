@@ -1,4 +1,7 @@
-//! Test support: run the worker's background services one pass at a time.
+//! Test support: run the worker's background services one pass at a time;
+//! with the `testing` feature, also the helpers for applications' tests:
+//! `InlineRunner` drains a `FakeClient`'s jobs through real handlers
+//! (re-exported here with `RedisServer` from `spool_client::testing`).
 //!
 //! The services themselves are internal (a [`Worker`](crate::Worker) starts
 //! and stops them); tests of Spool, and of applications that want to drive
@@ -14,6 +17,14 @@
 //! println!("{} back to ready, {} promoted", reaped.to_ready, promoted.promoted);
 //! # Ok(()) }
 //! ```
+
+#[cfg(feature = "testing")]
+mod inline_runner;
+
+#[cfg(feature = "testing")]
+pub use inline_runner::{DrainReport, InlineRun, InlineRunner, InlineState, MAX_RUNS_DEFAULT};
+#[cfg(feature = "testing")]
+pub use spool_client::testing::{FakeClient, RecordedJob, RedisServer};
 
 use std::sync::Arc;
 use std::time::Duration;
