@@ -67,9 +67,18 @@ pub struct ClientBuilder {
     tls: TlsFiles,
     durability: Durability,
     webhook_hosts: Vec<String>,
+    middleware: crate::middleware::Added,
 }
 
 impl ClientBuilder {
+    /// Adds an enqueue middleware: it runs before each job this client
+    /// enqueues, after those added before it ([`crate::middleware`]).
+    #[must_use]
+    pub fn middleware(mut self, m: impl crate::middleware::EnqueueMiddleware) -> Self {
+        self.middleware.0.push(Arc::new(m));
+        self
+    }
+
     /// TLS files for `rediss://` URLs: a CA to trust and a client
     /// certificate. Default: none (the public web roots are trusted).
     /// Binaries read them from `REDIS_CA_FILE`, `REDIS_CLIENT_CERT_FILE`
@@ -168,6 +177,7 @@ impl ClientBuilder {
                 connector,
                 conn,
                 waiters: Arc::default(),
+                middleware: self.middleware.0.into(),
                 #[cfg(feature = "testing")]
                 recorder: None,
             }),
@@ -203,6 +213,8 @@ struct Inner {
     connector: Connector,
     conn: Connection,
     waiters: Arc<crate::waiters::Waiters>,
+    /// Enqueue middleware, outermost first.
+    middleware: crate::middleware::Chain,
     /// Set on a fake client (`crate::testing`): enqueues are recorded here
     /// instead of going to Redis.
     #[cfg(feature = "testing")]
@@ -224,6 +236,7 @@ impl Client {
                 connector: Connector::fake(),
                 conn: Connection::fake(),
                 waiters: Arc::default(),
+                middleware: Arc::default(),
                 recorder: Some(recorder),
             }),
         }
@@ -232,6 +245,26 @@ impl Client {
     /// The recorder of a fake client; `None` for a real one.
     pub(crate) fn recorder(&self) -> Option<&Arc<crate::testing::Recorder>> {
         self.inner.recorder.as_ref()
+    }
+}
+
+impl Client {
+    /// Whether this client has enqueue middleware.
+    pub(crate) fn has_middleware(&self) -> bool {
+        !self.inner.middleware.is_empty()
+    }
+
+    /// Runs this client's enqueue middleware over one job's options.
+    pub(crate) fn through_middleware(
+        &self,
+        job_type: &str,
+        args: &serde_json::value::RawValue,
+        opts: &mut crate::EnqueueOptions,
+    ) -> Result<()> {
+        if self.inner.middleware.is_empty() {
+            return Ok(());
+        }
+        crate::middleware::apply(&self.inner.middleware, job_type, args, opts)
     }
 }
 
@@ -264,6 +297,7 @@ impl Client {
             tls: TlsFiles::default(),
             durability: Durability::Primary,
             webhook_hosts: Vec::new(),
+            middleware: crate::middleware::Added::default(),
         }
     }
 

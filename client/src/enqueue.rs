@@ -285,6 +285,18 @@ impl EnqueueOptions {
         self
     }
 
+    /// The queue asked for, if any (else the job type's).
+    #[must_use]
+    pub fn queue_name(&self) -> Option<&str> {
+        self.queue.as_deref()
+    }
+
+    /// The trace context set so far, if any.
+    #[must_use]
+    pub fn trace_context(&self) -> Option<&BTreeMap<String, String>> {
+        self.trace.as_ref()
+    }
+
     /// Trace context to carry to the handler (for example `traceparent`).
     #[must_use]
     pub fn trace(mut self, trace: BTreeMap<String, String>) -> Self {
@@ -319,10 +331,6 @@ impl EnqueueOptions {
 
     pub(crate) fn follow_ups(&self) -> &[crate::FollowUp] {
         &self.follow_ups
-    }
-
-    pub(crate) fn queue_name(&self) -> Option<&str> {
-        self.queue.as_deref()
     }
 
     pub(crate) fn webhooks(&self) -> &[String] {
@@ -576,8 +584,9 @@ impl Client {
         job_type: &str,
         args: &RawValue,
         defaults: &JobDefaults,
-        opts: EnqueueOptions,
+        mut opts: EnqueueOptions,
     ) -> Result<Enqueued> {
+        self.through_middleware(job_type, args, &mut opts)?;
         let queue = opts.queue.clone().unwrap_or_else(|| defaults.queue.clone());
         let keys = self.queue_keys(&queue)?;
         let unique = uniqueness(job_type, args, defaults, &opts)?;
@@ -649,7 +658,23 @@ impl Client {
                 source,
             })?;
             let keyed = with_rate_key(job, &opts);
-            let opts = keyed.as_ref().unwrap_or(&opts);
+            let mut own = None;
+            let mut opts = keyed.as_ref().unwrap_or(&opts);
+            if self.has_middleware() {
+                let mut changed = opts.clone();
+                self.through_middleware(J::TYPE, &args, &mut changed)?;
+                if changed.queue.as_ref().is_some_and(|q| *q != queue) {
+                    return Err(Error::Refused {
+                        job_type: J::TYPE.to_owned(),
+                        middleware: 0,
+                        reason: format!(
+                            "middleware moved a job of a bulk enqueue to another queue than {queue:?}; \
+                             a bulk enqueue writes to one queue"
+                        ),
+                    });
+                }
+                opts = own.insert(changed);
+            }
             locks.push(uniqueness(J::TYPE, &args, &defaults, opts)?);
             prepared.push(self.prepare(J::TYPE, &args, &defaults, opts, &queue, None)?);
         }

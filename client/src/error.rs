@@ -60,6 +60,16 @@ pub enum Error {
         /// The reason.
         reason: String,
     },
+    /// An enqueue middleware refused the job (nothing was sent).
+    #[error("enqueue of a {job_type:?} job refused by middleware #{middleware}: {reason}")]
+    Refused {
+        /// The job type.
+        job_type: String,
+        /// Which middleware (0 = the first added).
+        middleware: usize,
+        /// What it said.
+        reason: String,
+    },
     /// Redis returned an error or could not be reached.
     #[error("redis error during {op}: {source}")]
     Redis {

@@ -56,6 +56,7 @@ mod events;
 mod followup;
 mod job;
 mod keys;
+pub mod middleware;
 mod outcome;
 mod redact;
 mod retry_policy;

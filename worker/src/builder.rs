@@ -81,6 +81,34 @@ impl WorkerBuilder {
         self
     }
 
+    /// Adds a middleware around every job's handler; the first added is
+    /// the outermost. See [`crate::middleware`].
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping;
+    /// # impl spool_client::Job for Ping { const TYPE: &'static str = "ping"; }
+    /// # fn demo(client: spool_client::Client) -> spool_worker::Result<()> {
+    /// use spool_worker::middleware::{from_fn, Next};
+    /// use spool_worker::{JobContext, JobError, Worker};
+    ///
+    /// // Refuse jobs of a tenant that is being migrated; they retry later.
+    /// let worker = Worker::builder(client)
+    ///     .middleware(from_fn(|ctx: JobContext, next: Next| async move {
+    ///         if ctx.record().queue == "tenant-42" {
+    ///             return Err(JobError::retry("tenant 42 is being migrated"));
+    ///         }
+    ///         next.run().await
+    ///     }))
+    ///     .register(|_ctx, _job: Ping| async { Ok(()) })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn middleware(mut self, m: impl crate::middleware::Middleware) -> Self {
+        self.registry.add_middleware(std::sync::Arc::new(m));
+        self
+    }
+
     /// Registers the handler for job type `J`.
     ///
     /// The handler gets a [`JobContext`] and the decoded job and returns
@@ -163,6 +191,8 @@ impl WorkerBuilder {
     /// jobs and serves their queue (`webhooks`, added to the queues given).
     ///
     /// ```no_run
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping;
+    /// # impl spool_client::Job for Ping { const TYPE: &'static str = "ping"; }
     /// # fn demo(client: spool_client::Client) -> spool_worker::Result<()> {
     /// use spool_worker::{WebhookConfig, Worker};
     /// let secret = std::env::var("SPOOL_WEBHOOK_SECRET").expect("a webhook secret");

@@ -202,8 +202,9 @@ pub(crate) async fn run(
         cancel_asked,
         record: Arc::clone(&record),
     };
+    let around = ctx.clone();
     let future = match (registration.handler)(ctx, &record) {
-        Ok(f) => f,
+        Ok(f) => crate::middleware::wrap(&deps.registry.middleware, around, f),
         Err(error) => {
             tracing::warn!(error = %error, "args do not decode; moving the job to dead");
             return Verdict::Done(Outcome::Dead { error });

@@ -12,6 +12,7 @@
 //! | the leases this process holds, keyed by lease | `in_flight` |
 //! | extend leases, register the process, promote due jobs, recover expired leases, retention, cron | `services` (one shape, one loop) |
 //! | start and stop everything in order | `launcher` |
+//! | run code around every job (timing, logging, tenant context, refusing) | [`middleware`] |
 //! | drive one service pass by hand in tests; with the `testing` feature, run a fake client's jobs inline | [`testing`] |
 //!
 //! Redis is only reached through `spool-client`'s
@@ -59,6 +60,7 @@ mod fetcher;
 mod handler;
 mod in_flight;
 mod launcher;
+pub mod middleware;
 mod outcome;
 mod registry;
 mod services;

@@ -33,13 +33,26 @@ pub(crate) struct Registration {
     pub(crate) options: JobOptions,
 }
 
-/// Job type name → registration.
+/// Job type name → registration, and the middleware every job runs
+/// through.
 #[derive(Clone, Default)]
 pub(crate) struct Registry {
     by_type: BTreeMap<String, Registration>,
+    /// Outermost first ([`crate::middleware`]).
+    pub(crate) middleware: Arc<[Arc<dyn crate::middleware::Middleware>]>,
 }
 
 impl Registry {
+    /// Adds `m` inside the middleware added before it.
+    pub(crate) fn add_middleware(&mut self, m: Arc<dyn crate::middleware::Middleware>) {
+        self.middleware = self
+            .middleware
+            .iter()
+            .cloned()
+            .chain(std::iter::once(m))
+            .collect();
+    }
+
     /// Registers `handler`; `value` turns what it returns into the value
     /// kept with the outcome (`|_| None` for `()`: nothing is serialized).
     /// Replaces the retry policy of job type `job_type`, if registered.
