@@ -29,7 +29,7 @@ pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WIND
 pub(crate) use jobs::valid_id;
 pub use jobs::{LISTING_BYTES_MAX, LISTING_RECORD_BYTES_MAX, LISTING_RECORD_BYTES_MIN};
 pub use processes::{BusyJob, ProcessInfo, ProcessView};
-pub use queues::QueueInfo;
+pub use queues::{ForgetQueue, QueueInfo};
 pub use stats::{MinuteStats, QueueStats, STATS_MINUTES_MAX};
 pub use view::{JobView, LeaseView, RecordSummary};
 
