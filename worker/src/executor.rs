@@ -4,7 +4,7 @@
 //! catch a panic, and send `Ack`, `Retry` or `Dead` to the completer. An
 //! undecodable record or args is dead at once with a readable reason; an
 //! unknown type is retried with the default backoff (dead at once with
-//! `UnknownTypes::Dead`); a panic (its error naming file:line) or timeout is
+//! `UnknownTypes::Dead`); a panic (its error naming `file:line`) or timeout is
 //! an ordinary failure (retried). It
 //! never writes to Redis itself, and it does not decide fencing: the
 //! completer's scripts do.

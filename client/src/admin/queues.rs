@@ -308,6 +308,15 @@ impl Admin {
     }
 
     /// Deletes every ready job of a queue; returns how many there were.
+    /// Scheduled, retrying, running and dead jobs stay (delete those with
+    /// [`Admin::delete_all`]). A `cleared` event names the actor.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// let n = admin.with_actor("alice").clear_ready("imports").await?;
+    /// println!("deleted {n} ready jobs");
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
