@@ -1,6 +1,6 @@
 # Spool developer commands. `make` alone lists them.
 .DEFAULT_GOAL := help
-.PHONY: help fmt lint test doc package bench demo ci
+.PHONY: help fmt lint test doc package bench demo demo-clean ci
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ bench: ## Throughput, latency and memory benchmark (100k jobs)
 
 demo: ## Run the demo: redis, worker, producer, dashboard
 	./scripts/demo.sh
+
+demo-clean: ## The demo from an empty .spool/ (its Redis data and logs)
+	./scripts/demo.sh --clean
 
 ci: lint doc package test ## What CI runs (plus a tiny bench smoke run)
 	cargo run --release --bin spool-bench -- --jobs 2000 --concurrency 50 --latency-seconds 1
