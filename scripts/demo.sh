@@ -34,7 +34,7 @@ fi
 mkdir -p "$state"
 
 # Build first, before anything runs: the first release build takes a few
-# minutes (and about 2 GB of target/release), and cargo's progress is the
+# minutes (and fills target/release), and cargo's progress is the
 # only thing worth watching meanwhile.
 echo "building the demo (release; the first build takes a few minutes, later ones seconds)…"
 cargo build --release -p spool-worker --example demo_worker --example demo_producer
