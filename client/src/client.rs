@@ -342,6 +342,7 @@ impl Client {
 
     /// The runtime protocol the worker drives (not for application code).
     #[must_use]
+    #[doc(hidden)]
     pub fn runtime(&self) -> crate::runtime::Runtime {
         crate::runtime::Runtime::new(self.clone())
     }

@@ -14,20 +14,21 @@
 //! Module map:
 //! - [`job`](Job): the [`Job`] trait for typed jobs and the wire record [`JobRecord`].
 //! - `enqueue`: [`Client::enqueue`] and friends: now, at, in, bulk, idempotent.
-//! - `keys`: the key schema ([`runtime::QueueKeys`], [`runtime::GlobalKeys`]); no key string is built elsewhere.
+//! - `keys`: the key schema (`QueueKeys`, `GlobalKeys`); no key string is built elsewhere.
 //! - `scripts`: the Lua scripts, one per state change; the only writers of job state.
-//! - [`runtime`]: the protocol the worker drives (fetch with leases, fenced
-//!   completion, extension, reaping, promotion, process record, wake-ups);
-//!   not for application code.
+//! - `runtime`: the protocol the worker drives (fetch with leases, fenced
+//!   completion, extension, reaping, promotion, process record, wake-ups).
+//!   Not for application code, so hidden from these docs; producers in
+//!   other languages follow docs/PROTOCOL.md and `spool protocol`.
 //! - `cron`: periodic jobs: [`CronEntry`] (a line of a cron table), [`CronSchedule`]
 //!   (parsing, next tick, DST policy) and the cron runtime protocol
-//!   ([`runtime::cron`]).
+//!   (`runtime::cron`).
 //! - [`admin`]: the read model and repair actions for the dashboard and CLI ([`Admin`]).
 //! - `testing` (feature `testing`): a recording `FakeClient` for unit tests
 //!   and a private `RedisServer` for integration tests.
 //!
 //! Three handles, one per audience: [`Client`] for producers (enqueue),
-//! [`Admin`] for operators' tools (read and repair), [`runtime::Runtime`] for
+//! [`Admin`] for operators' tools (read and repair), `runtime::Runtime` for
 //! the worker.
 //!
 //! ```no_run
@@ -60,6 +61,10 @@ pub mod middleware;
 mod outcome;
 mod redact;
 mod retry_policy;
+// The protocol `spool-worker` drives: usable (the worker, the dashboard's
+// `spool protocol`, the tests), but not for application code, so it is left
+// off the front page of the docs.
+#[doc(hidden)]
 pub mod runtime;
 mod scripts;
 #[cfg(feature = "testing")]
@@ -102,4 +107,12 @@ pub use keys::{validate_queue_name, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
 pub use outcome::{CancelResult, HistoryEntry, JobStatus, Status};
 pub use redact::redact_url;
 pub use retry_policy::{ExponentialJitter, FixedDelay, RetryPolicy};
-pub use wire::{check_args_depth, truncate_utf8, ERROR_TEXT_MAX_BYTES, MAX_ARGS_DEPTH};
+pub use wire::{ERROR_TEXT_MAX_BYTES, MAX_ARGS_DEPTH};
+// Helpers the worker and dashboard share; not API for applications.
+#[doc(hidden)]
+pub use wire::{check_args_depth, truncate_utf8};
+
+/// This crate's README (what crates.io shows), compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct CrateReadmeDoctests;

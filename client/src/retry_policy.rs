@@ -9,7 +9,35 @@ use std::time::Duration;
 
 use rand::Rng;
 
-/// Chooses the delay before the next attempt.
+/// Chooses the delay before the next attempt. A job type sets its own with
+/// [`JobOptions::retry_policy`](crate::JobOptions::retry_policy); without
+/// one the default [`ExponentialJitter`] applies. A handler can still ask
+/// for a particular delay once with `JobError::retry_after`.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use spool_client::{FixedDelay, Job, JobOptions, RetryPolicy};
+/// use std::time::Duration;
+///
+/// /// 1 s, 2 s, 3 s, … at most a minute.
+/// struct Linear;
+/// impl RetryPolicy for Linear {
+///     fn delay(&self, attempt: u32) -> Duration {
+///         Duration::from_secs(u64::from(attempt).min(60))
+///     }
+/// }
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Poll { url: String }
+/// impl Job for Poll {
+///     const TYPE: &'static str = "poll";
+///     fn options() -> JobOptions {
+///         JobOptions::default().max_attempts(10).retry_policy(Linear)
+///     }
+/// }
+/// assert_eq!(Linear.delay(3), Duration::from_secs(3));
+/// let _every_30s = JobOptions::default().retry_policy(FixedDelay(Duration::from_secs(30)));
+/// ```
 pub trait RetryPolicy: Send + Sync {
     /// Delay after failed attempt number `attempt` (1 for the first run).
     fn delay(&self, attempt: u32) -> Duration;

@@ -47,6 +47,9 @@
 
 mod charts;
 #[cfg(feature = "cli")]
+// The `spool` and `spool-dashboard` binaries' code (and the CLI tests'
+// entry point); applications mount `router` and need none of it.
+#[doc(hidden)]
 pub mod cli;
 mod config;
 mod csrf;

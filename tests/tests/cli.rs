@@ -12,7 +12,7 @@ use spool_client::JobSet;
 use spool_dashboard::cli::{run, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use spool_tests::dashboard::spool_cli;
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
-use spool_tests::{wait_for, RunningWorker, TestEnv};
+use spool_tests::{wait_for, RunningWorker, TestEnv, TestRedis};
 
 /// Makes `n` dead jobs named `{prefix}-{i}` with a real worker.
 async fn make_dead(env: &TestEnv, prefix: &str, n: usize) -> Vec<String> {
@@ -95,7 +95,7 @@ async fn dead_list_retry_and_delete() {
     let admin = env.client.admin();
     assert_eq!(admin.queue("default").await.unwrap().ready, 1);
 
-    let (code, out, _) = spool_cli(&env, &["dead", "delete", "--grep", "job-2"]).await;
+    let (code, out, _) = spool_cli(&env, &["dead", "delete", "--grep", "job-2", "--yes"]).await;
     assert_eq!((code, out.trim()), (EXIT_OK, "deleted 1 jobs"));
     let (code, out, _) = spool_cli(&env, &["dead", "retry", "--all", "--queue", "default"]).await;
     assert_eq!((code, out.trim()), (EXIT_OK, "retried 1 jobs"));
@@ -108,12 +108,28 @@ async fn dead_list_retry_and_delete() {
     assert_eq!(page.total, 0);
 }
 
-/// `pause` and `resume` flip the queue's paused flag.
+/// `pause` and `resume` flip the queue's paused flag; a queue Spool does
+/// not know is refused (exit 2, nothing written) unless `pause --create`.
 #[tokio::test]
 async fn pause_and_resume() {
     let env = TestEnv::start().await;
-    let (code, out, _) = spool_cli(&env, &["pause", "mail"]).await;
+    let (code, out, err) = spool_cli(&env, &["pause", "mail"]).await;
+    assert_eq!((code, out.as_str()), (EXIT_USAGE, ""), "{err}");
+    assert!(
+        err.starts_with(
+            "error: no queue named \"mail\" (known: none); pause it anyway with --create"
+        ),
+        "{err}"
+    );
+    assert!(!env.client.admin().queue("mail").await.unwrap().paused);
+    assert!(env.client.admin().queue_names().await.unwrap().is_empty());
+    let (code, _, err) = spool_cli(&env, &["resume", "mail"]).await;
+    assert_eq!(code, EXIT_USAGE, "{err}");
+    let (code, out, _) = spool_cli(&env, &["pause", "mail", "--create"]).await;
     assert_eq!((code, out.trim()), (EXIT_OK, "paused mail"));
+    let (code, _, err) = spool_cli(&env, &["pause", "mial"]).await;
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("(known: mail)"), "{err}");
     assert!(env.client.admin().queue("mail").await.unwrap().paused);
     let (code, _, _) = spool_cli(&env, &["resume", "mail"]).await;
     assert_eq!(code, EXIT_OK);
@@ -460,4 +476,179 @@ async fn protocol_prints_the_scripts_without_a_redis() {
     let code = run(args(&["protocol", "script", "nope"]), &mut out, &mut err).await;
     assert_eq!(code, EXIT_USAGE);
     assert!(String::from_utf8_lossy(&err).contains("spool protocol list"));
+}
+
+/// Against a Redis with no Spool data, `stats`, `queues` and `dead list`
+/// say so on stderr, naming the server with its password hidden, instead
+/// of printing a table of zeros; `--json` still prints the (empty) data.
+#[tokio::test]
+async fn a_redis_without_spool_data_is_named() {
+    let redis = TestRedis::builder().requirepass("sekrit-pw").start();
+    let url = format!("redis://:sekrit-pw@127.0.0.1:{}", redis.port());
+    let cli = |args: &[&str]| {
+        let mut command: Vec<String> = vec!["spool".into(), "--redis-url".into(), url.clone()];
+        command.extend(args.iter().map(|a| (*a).to_owned()));
+        async move {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = run(command, &mut out, &mut err).await;
+            (
+                code,
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(err).unwrap(),
+            )
+        }
+    };
+    let want = format!(
+        "no Spool data at redis://:***@127.0.0.1:{} (namespace \"spool\")",
+        redis.port()
+    );
+    for args in [&["stats"][..], &["queues"], &["dead", "list"]] {
+        let (code, out, err) = cli(args).await;
+        assert_eq!((code, out.as_str()), (EXIT_OK, ""), "{args:?}: {err}");
+        assert!(err.starts_with(&want), "{args:?}: {err}");
+        assert!(!err.contains("sekrit-pw"), "{err}");
+    }
+    let (code, out, err) = cli(&["stats", "--json"]).await;
+    assert_eq!(code, EXIT_OK);
+    assert!(err.starts_with(&want), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["queues"].as_u64(), Some(0));
+}
+
+/// Once any queue exists, `stats` prints its table and says nothing about
+/// missing data.
+#[tokio::test]
+async fn stats_with_data_say_nothing_on_stderr() {
+    let env = TestEnv::start().await;
+    env.client.enqueue(&Noop { n: 1 }).await.unwrap();
+    let (code, _, err) = spool_cli(&env, &["stats"]).await;
+    assert_eq!((code, err.as_str()), (EXIT_OK, ""));
+}
+
+/// `queue forget` drops an empty queue from the registry (and its paused
+/// flag); it refuses (exit 2, nothing changed) a queue with jobs in any
+/// state, one a worker serves, and one Spool does not know.
+#[tokio::test]
+async fn queue_forget_only_forgets_empty_unserved_queues() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let (code, _, _) = spool_cli(&env, &["pause", "typo", "--create"]).await;
+    assert_eq!(code, EXIT_OK);
+    let (code, out, err) = spool_cli(&env, &["queue", "forget", "typo"]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "forgot queue typo"), "{err}");
+    assert!(!admin
+        .queue_names()
+        .await
+        .unwrap()
+        .contains(&"typo".to_owned()));
+    assert!(
+        !admin.queue("typo").await.unwrap().paused,
+        "paused flag gone"
+    );
+    let (code, _, err) = spool_cli(&env, &["queue", "forget", "typo"]).await;
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("no queue named \"typo\" is known"), "{err}");
+
+    // A scheduled job is a job: refused, and the queue stays registered.
+    env.client
+        .enqueue_in(&Noop { n: 1 }, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let (code, _, err) = spool_cli(&env, &["queue", "forget", "default"]).await;
+    assert_eq!(code, EXIT_USAGE, "{err}");
+    assert!(
+        err.contains("still has jobs (ready 0, active 0, scheduled 1,"),
+        "{err}"
+    );
+    assert!(admin
+        .queue_names()
+        .await
+        .unwrap()
+        .contains(&"default".to_owned()));
+    assert_eq!(admin.queue("default").await.unwrap().scheduled, 1);
+
+    // A dead job too.
+    admin
+        .delete_all("default", JobSet::Scheduled)
+        .await
+        .unwrap();
+    make_dead(&env, "gone", 1).await;
+    let (code, _, err) = spool_cli(&env, &["queue", "forget", "default"]).await;
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("dead 1"), "{err}");
+    admin.delete_all("default", JobSet::Dead).await.unwrap();
+
+    // A worker serving it would register it again.
+    let rec = Recorder::default();
+    let worker = RunningWorker::start(with_fixtures(env.worker(), &rec).build().unwrap());
+    wait_for("process record", Duration::from_secs(10), || async {
+        !admin.processes().await.unwrap().is_empty()
+    })
+    .await;
+    let (code, _, err) = spool_cli(&env, &["queue", "forget", "default"]).await;
+    assert_eq!(code, EXIT_USAGE);
+    assert!(err.contains("is served by 1 running worker(s)"), "{err}");
+    worker.stop().await;
+    wait_for("process record gone", Duration::from_secs(10), || async {
+        admin.processes().await.unwrap().is_empty()
+    })
+    .await;
+    let (code, out, err) = spool_cli(&env, &["queue", "forget", "default"]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (EXIT_OK, "forgot queue default"),
+        "{err}"
+    );
+}
+
+/// Bulk deletes of dead jobs (`--all`, `--grep`, `--type`) say what they
+/// would delete and refuse (exit 2) without `--yes`; `--dry-run` only
+/// says; deletes by id and retries need no `--yes`.
+#[tokio::test]
+async fn bulk_deletes_need_yes_and_dry_run_only_says() {
+    let env = TestEnv::start().await;
+    let ids = make_dead(&env, "bulk", 3).await;
+    let admin = env.client.admin();
+    let dead = || async { admin.queue("default").await.unwrap().dead };
+    for args in [
+        &["dead", "delete", "--all"][..],
+        &["dead", "delete", "--grep", "bulk-1"],
+        &["dead", "delete", "--type", "scripted", "--queue", "default"],
+    ] {
+        let (code, out, err) = spool_cli(&env, args).await;
+        assert_eq!((code, out.as_str()), (EXIT_USAGE, ""), "{args:?}");
+        assert!(err.starts_with("error: would delete "), "{args:?}: {err}");
+        assert!(err.contains("pass --yes"), "{err}");
+    }
+    assert_eq!(dead().await, 3, "nothing deleted");
+    let (code, out, _) = spool_cli(&env, &["dead", "delete", "--all", "--dry-run"]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (EXIT_OK, "would delete 3 dead jobs (default: 3)")
+    );
+    let (code, out, _) =
+        spool_cli(&env, &["dead", "delete", "--grep", "bulk-1", "--dry-run"]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (EXIT_OK, "would delete 1 dead jobs (default: 1)")
+    );
+    let (code, out, _) = spool_cli(&env, &["dead", "retry", "--grep", "bulk-1", "--dry-run"]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (EXIT_OK, "would retry 1 dead jobs (default: 1)")
+    );
+    assert_eq!(dead().await, 3, "dry runs change nothing");
+    let (code, _, _) = spool_cli(&env, &["dead", "delete", "--all", "--dry-run", "--yes"]).await;
+    assert_eq!(code, EXIT_USAGE, "--dry-run and --yes conflict");
+
+    let (code, out, _) = spool_cli(&env, &["dead", "delete", &ids[0]]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "deleted 1 jobs"));
+    let (code, out, _) = spool_cli(&env, &["dead", "delete", "--grep", "bulk-1", "--yes"]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "deleted 1 jobs"));
+    let (code, out, _) = spool_cli(&env, &["dead", "delete", "--all", "-y"]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "deleted 1 jobs"));
+    assert_eq!(dead().await, 0);
+    // Nothing left: no --yes needed to delete nothing.
+    let (code, out, _) = spool_cli(&env, &["dead", "delete", "--all"]).await;
+    assert_eq!((code, out.trim()), (EXIT_OK, "deleted 0 jobs"));
 }

@@ -529,7 +529,7 @@ async fn garbage_in_streams_and_settings_is_read_without_failing() {
 #[tokio::test]
 async fn cli_prints_events_and_names_its_user() {
     let env = TestEnv::start().await;
-    let (code, _, err) = spool_cli(&env, &["pause", "mail"]).await;
+    let (code, _, err) = spool_cli(&env, &["pause", "mail", "--create"]).await;
     assert_eq!(code, 0, "{err}");
     let rec = Recorder::default();
     let worker = RunningWorker::start(with_fixtures(env.worker(), &rec).build().unwrap());

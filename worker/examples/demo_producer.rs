@@ -22,10 +22,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_or(Ok(u64::MAX), |v| v.parse())?;
     let client = jobs::start().await?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    // One listener for the whole run: a SIGTERM or Ctrl-C that arrives
+    // during an enqueue is not lost.
+    let shutdown = spool_worker::shutdown_signal();
+    tokio::pin!(shutdown);
     for n in 0..count {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = tokio::signal::ctrl_c() => break,
+            () = &mut shutdown => break,
         }
         let email = SendEmail {
             to: format!("user{n}@example.com"),

@@ -67,14 +67,40 @@ impl WorkerBuilder {
         self
     }
 
-    /// Replaces the whole configuration (queues included).
+    /// Replaces the whole configuration (queues included). Start from
+    /// [`WorkerConfig::default`] and change what you need; the builder
+    /// validates it in [`build`](Self::build).
+    ///
+    /// ```
+    /// use spool_worker::{QueueSpec, UnknownTypes, Worker, WorkerConfig};
+    /// use std::time::Duration;
+    ///
+    /// # fn demo(client: spool_client::Client) {
+    /// let config = WorkerConfig {
+    ///     queues: vec![QueueSpec::new("critical").weight(3), QueueSpec::new("default")],
+    ///     concurrency: 50,
+    ///     lease: Duration::from_secs(60),
+    ///     unknown_types: UnknownTypes::Dead, // no handler: dead at once, not retried
+    ///     ..WorkerConfig::default()
+    /// };
+    /// let builder = Worker::builder(client).config(config);
+    /// # }
+    /// ```
     #[must_use]
     pub fn config(mut self, config: WorkerConfig) -> Self {
         self.config = config;
         self
     }
 
-    /// Changes the configuration in place.
+    /// Changes the configuration in place (keeping the queues added so far).
+    ///
+    /// ```
+    /// # fn demo(client: spool_client::Client) {
+    /// let builder = spool_worker::Worker::builder(client)
+    ///     .queue("default", 1)
+    ///     .configure(|c| c.lease = std::time::Duration::from_secs(120));
+    /// # }
+    /// ```
     #[must_use]
     pub fn configure(mut self, f: impl FnOnce(&mut WorkerConfig)) -> Self {
         f(&mut self.config);
@@ -112,8 +138,36 @@ impl WorkerBuilder {
     /// Registers the handler for job type `J`.
     ///
     /// The handler gets a [`JobContext`] and the decoded job and returns
-    /// `Ok(())` or a [`JobError`]; a panic counts as a failure. A handler
+    /// `Ok(())` or a [`JobError`]: `?` on any error retries with backoff,
+    /// [`JobError::permanent`] sends the job to the dead set at once. A
+    /// panic counts as a failure (its error names `file:line`). A handler
     /// that returns a value is registered with [`WorkerBuilder::register_returning`].
+    /// Registering a type twice keeps the last handler.
+    ///
+    /// ```no_run
+    /// use serde::{Deserialize, Serialize};
+    /// use spool_client::Job;
+    /// use spool_worker::{JobContext, JobError, Worker};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct SendEmail { to: String }
+    /// impl Job for SendEmail { const TYPE: &'static str = "send_email"; }
+    ///
+    /// # async fn demo(client: spool_client::Client) -> Result<(), spool_worker::Error> {
+    /// Worker::builder(client)
+    ///     .queue("default", 1)
+    ///     .register(|ctx: JobContext, job: SendEmail| async move {
+    ///         if !job.to.contains('@') {
+    ///             return Err(JobError::permanent("not an address")); // dead at once
+    ///         }
+    ///         tracing::info!(id = %ctx.id(), attempt = ctx.attempt(), "sending to {}", job.to);
+    ///         Ok(())
+    ///     })
+    ///     .build()?
+    ///     .run_until(spool_worker::shutdown_signal())
+    ///     .await
+    /// # }
+    /// ```
     #[must_use]
     pub fn register<J, F, Fut>(mut self, handler: F) -> Self
     where

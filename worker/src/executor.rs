@@ -1,9 +1,11 @@
 //! Executor: runs one leased job and turns whatever happens into an outcome.
 //!
 //! Decode the record, find the handler, run it under the job's time limit,
-//! catch a panic, and send `Ack`, `Retry` or `Dead` to the completer. Bad
-//! input (undecodable record or args, unknown type) is dead at once with a
-//! readable reason; a panic or timeout is an ordinary failure (retried). It
+//! catch a panic, and send `Ack`, `Retry` or `Dead` to the completer. An
+//! undecodable record or args is dead at once with a readable reason; an
+//! unknown type is retried with the default backoff (dead at once with
+//! `UnknownTypes::Dead`); a panic (its error naming `file:line`) or timeout is
+//! an ordinary failure (retried). It
 //! never writes to Redis itself, and it does not decide fencing: the
 //! completer's scripts do.
 

@@ -12,7 +12,36 @@ use tokio_util::sync::CancellationToken;
 
 use crate::outcome::JobError;
 
-/// What a running handler knows about its job.
+/// What a running handler knows about its job: its id and queue, which
+/// attempt this is, the deadline of its time limit, and a cancellation
+/// token that fires on shutdown, when the lease was lost, and when an
+/// operator cancels the job.
+///
+/// A long handler checks the token between steps (or `select!`s on it) so
+/// it can stop early; returning an error then retries the job later.
+///
+/// ```no_run
+/// use spool_worker::{JobContext, JobError};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Export { rows: u32 }
+/// # impl spool_client::Job for Export { const TYPE: &'static str = "export"; }
+///
+/// async fn export(ctx: JobContext, job: Export) -> Result<(), JobError> {
+///     for row in 0..job.rows {
+///         if ctx.is_cancelled() {
+///             return Err(JobError::retry(format!("stopped at row {row}")));
+///         }
+///         tokio::select! {
+///             () = ctx.cancellation().cancelled() => return Err(JobError::retry("cancelled")),
+///             () = tokio::time::sleep(std::time::Duration::from_millis(10)) => {} // one row
+///         }
+///     }
+///     tracing::info!(id = %ctx.id(), attempt = ctx.attempt(), max = ctx.max_attempts(), "exported");
+///     Ok(())
+/// }
+/// # fn demo(client: spool_client::Client) {
+/// # let _ = spool_worker::Worker::builder(client).register(export);
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct JobContext {
     pub(crate) deadline: Instant,

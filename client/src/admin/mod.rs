@@ -32,7 +32,7 @@ pub use filter::{FilteredPage, JobFilter, FILTER_TEXT_MAX, SCAN_CHUNK, SCAN_WIND
 pub(crate) use jobs::valid_id;
 pub use jobs::{LISTING_BYTES_MAX, LISTING_RECORD_BYTES_MAX, LISTING_RECORD_BYTES_MIN};
 pub use processes::{BusyJob, ProcessInfo, ProcessView};
-pub use queues::QueueInfo;
+pub use queues::{ForgetQueue, QueueInfo};
 pub use stats::{MinuteStats, QueueStats, STATS_MINUTES_MAX};
 pub use view::{JobView, LeaseView, RecordSummary};
 
@@ -64,6 +64,44 @@ pub struct Page<T> {
 ///     println!("{}: {} ready, {} dead, latency {:?}", q.name, q.ready, q.dead, q.latency);
 /// }
 /// let moved = admin.retry_all("emails", JobSet::Dead).await?;
+/// # Ok(()) }
+/// ```
+///
+/// Repairing: look a job up, then act on it where it is. The scheduled,
+/// retry and dead sets take [`retry_jobs`](Admin::retry_jobs) (requeue:
+/// back to ready now, `requeue.lua`), [`delete_jobs`](Admin::delete_jobs)
+/// and their `_all` forms; ready jobs take [`delete_ready`](Admin::delete_ready)
+/// and [`clear_ready`](Admin::clear_ready); [`cancel`](Admin::cancel) works
+/// wherever the job is, running included. Each returns how many jobs it
+/// changed, so a job that moved meanwhile is not touched twice.
+///
+/// ```no_run
+/// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+/// use spool_client::{CancelResult, JobId, JobSet, JobState};
+/// let admin = client.admin().with_actor("alice"); // named in the audit events
+///
+/// if let Some(job) = admin.job("emails", "0193a1b2-…").await? {
+///     println!("{} is {:?}, last error {:?}", job.id, job.state, job.last_error());
+///     match job.state {
+///         JobState::Dead | JobState::Retry | JobState::Scheduled => {
+///             let set = match job.state {
+///                 JobState::Dead => JobSet::Dead,
+///                 JobState::Retry => JobSet::Retry,
+///                 _ => JobSet::Scheduled,
+///             };
+///             admin.retry_jobs("emails", set, &[job.id.as_str()]).await?; // run it now
+///         }
+///         JobState::Ready => {
+///             admin.delete_ready("emails", job.id.as_str()).await?;
+///         }
+///         _ => {}
+///     }
+/// }
+/// admin.delete_jobs("emails", JobSet::Dead, &["0193a1b2-…", "0193a1b3-…"]).await?;
+/// let cleared = admin.clear_ready("imports").await?; // every ready job of the queue
+/// if let CancelResult::Signalled { worker, .. } = admin.cancel(&JobId::from("0193a1b4-…")).await? {
+///     println!("running on {worker}: it ends cancelled when its handler stops");
+/// }
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -126,6 +164,18 @@ impl Admin {
     /// Cancels job `id` as [`Client::cancel`] does, naming this handle's
     /// actor in the `cancelled` / `cancel_requested` event and on the job's
     /// timeline.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// use spool_client::{CancelResult, JobId};
+    /// match admin.cancel(&JobId::from("0193a1b2-…")).await? {
+    ///     CancelResult::Cancelled { queue, from } => println!("cancelled in {queue} (was {from})"),
+    ///     CancelResult::Signalled { worker, .. } => println!("{worker} is told to stop it"),
+    ///     CancelResult::AlreadyFinished { state, .. } => println!("too late: {state}"),
+    ///     CancelResult::NotFound => println!("no such job"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`Client::cancel`].

@@ -1,7 +1,8 @@
 //! Queues: depth, latency, paused flag; pause and resume; clearing ready
-//! jobs; the registry of known queues (bad members skipped and reported).
-//! Every write is one script: `pause.lua`, `resume.lua`, `clear_ready.lua`,
-//! `register_queues.lua`.
+//! jobs; the registry of known queues (bad members skipped and reported)
+//! and forgetting an empty one. Every write is one script per hash slot:
+//! `pause.lua`, `resume.lua`, `clear_ready.lua`, `register_queues.lua`,
+//! `unregister_queues.lua`, `forget_queue.lua`.
 
 use std::time::Duration;
 
@@ -79,6 +80,41 @@ impl QueueInfo {
         }
         (self.controls.rate_wait > Duration::ZERO).then_some("rate limited")
     }
+}
+
+/// What [`Admin::forget_queue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForgetQueue {
+    /// The queue had no job and no worker: it is off the registry, and its
+    /// paused flag and settings are gone. `registered` says whether the
+    /// registry listed it.
+    Forgotten {
+        /// The registry listed the queue.
+        registered: bool,
+    },
+    /// Refused: the queue still has jobs (counts by state; `outbox`:
+    /// triggered follow-ups not yet moved into their queues).
+    HasJobs {
+        /// Ready jobs, every priority and group included.
+        ready: u64,
+        /// Leased jobs.
+        active: u64,
+        /// Scheduled jobs.
+        scheduled: u64,
+        /// Jobs waiting for a retry.
+        retry: u64,
+        /// Dead jobs.
+        dead: u64,
+        /// Follow-ups waiting in the outbox.
+        outbox: u64,
+    },
+    /// Refused: live worker processes (their ids) fetch from the queue, and
+    /// would register it again.
+    Served {
+        /// Ids of the processes serving the queue.
+        workers: Vec<String>,
+    },
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -272,6 +308,15 @@ impl Admin {
     }
 
     /// Deletes every ready job of a queue; returns how many there were.
+    /// Scheduled, retrying, running and dead jobs stay (delete those with
+    /// [`Admin::delete_all`]). A `cleared` event names the actor.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// let n = admin.with_actor("alice").clear_ready("imports").await?;
+    /// println!("deleted {n} ready jobs");
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
@@ -283,6 +328,82 @@ impl Admin {
         cmd.arg(&self.client.global_keys().finished_channel)
             .arg(self.actor());
         self.write(&cmd, "clear ready").await
+    }
+
+    /// Forgets a queue that has no job in any state and no worker serving
+    /// it (a typo, a retired queue): its name leaves the registry, so the
+    /// dashboard and `spool queues` stop listing it, and its paused flag
+    /// and settings are deleted. Refuses otherwise, changing nothing.
+    /// An enqueue racing the forget leaves the queue registered.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// use spool_client::admin::ForgetQueue;
+    /// match admin.forget_queue("emials").await? {
+    ///     ForgetQueue::Forgotten { .. } => println!("gone"),
+    ///     other => println!("kept: {other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidQueueName`], [`Error::Redis`].
+    pub async fn forget_queue(&self, queue: &str) -> Result<ForgetQueue> {
+        let k = self.client.queue_keys(queue)?;
+        let workers: Vec<String> = self
+            .processes()
+            .await?
+            .into_iter()
+            .filter(|p| p.info.queues.iter().any(|q| q == queue))
+            .map(|p| p.info.id)
+            .collect();
+        if !workers.is_empty() {
+            return Ok(ForgetQueue::Served { workers });
+        }
+        // Registry first (its own slot), then the queue's check-and-clean:
+        // see forget_queue.lua for why this order survives a racing enqueue.
+        let global = self.client.global_keys();
+        let mut unregister = SCRIPTS.unregister_queues.cmd(&[&global.queues]);
+        unregister.arg(queue);
+        let registered = self.write(&unregister, "unregister queue").await? > 0;
+        let cmd = SCRIPTS.forget_queue.cmd(&[
+            &k.ready,
+            &k.active,
+            &k.scheduled,
+            &k.retry,
+            &k.dead,
+            &k.outbox,
+            &k.paused,
+            &k.settings,
+            &k.wake,
+        ]);
+        let reply: Vec<u64> = scripts::run(&mut self.client.connection(), &cmd)
+            .await
+            .map_err(Error::redis("forget queue"))?;
+        match reply.as_slice() {
+            [1] => Ok(ForgetQueue::Forgotten { registered }),
+            [0, ready, active, scheduled, retry, dead, outbox] => {
+                if registered {
+                    self.register_queues(&[queue]).await?;
+                }
+                Ok(ForgetQueue::HasJobs {
+                    ready: *ready,
+                    active: *active,
+                    scheduled: *scheduled,
+                    retry: *retry,
+                    dead: *dead,
+                    outbox: *outbox,
+                })
+            }
+            other => {
+                if registered {
+                    self.register_queues(&[queue]).await?;
+                }
+                Err(Error::InvalidArgument(format!(
+                    "unexpected forget_queue.lua reply {other:?}"
+                )))
+            }
+        }
     }
 
     /// Runs one admin script that returns a count.

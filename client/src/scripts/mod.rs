@@ -128,6 +128,8 @@ scripts! {
     resume => ["resume"],
     clear_ready => ["ready_walk", "clear_ready"],
     register_queues => ["register_queues"],
+    unregister_queues => ["unregister_queues"],
+    forget_queue => ["forget_queue"],
     peek_ready => ["ready_walk", "peek_ready"],
     peek_set => ["peek_set"],
     find_ready => ["ready_walk", "find_ready"],

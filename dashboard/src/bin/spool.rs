@@ -1,5 +1,6 @@
 //! `spool`: the Spool command-line tool. A thin shim over
-//! [`spool_dashboard::cli::run`]; exit 0 ok, 1 operational error, 2 usage error.
+//! [`spool_dashboard::cli::run_with`] that may ask before a bulk delete on
+//! a terminal; exit 0 ok, 1 operational error, 2 usage error.
 
 use std::process::ExitCode;
 
@@ -8,10 +9,11 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let code = rt.block_on(spool_dashboard::cli::run(
+    let code = rt.block_on(spool_dashboard::cli::run_with(
         std::env::args_os(),
         &mut std::io::stdout(),
         &mut std::io::stderr(),
+        spool_dashboard::cli::Prompt::Terminal,
     ));
     ExitCode::from(code)
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use spool_client::admin::{JobFilter, JobView, QueueInfo, QueueStats};
+use spool_client::admin::{ForgetQueue, JobFilter, JobView, QueueInfo, QueueStats};
 use spool_client::{
     Admin, BatchId, CancelResult, Client, EnqueueOptions, Event, JobDefaults, JobId, JobSet,
     JobStatus, Status,
@@ -13,11 +13,67 @@ use super::output;
 use super::parse::{
     BatchCmd, CronCmd, DeadCmd, EnqueueArgs, FilterArgs, ProtocolCmd, QueueCmd, Selection,
 };
-use super::{CliResult, Failure};
+use super::{CliResult, Failure, Prompt, RedisArgs};
 use crate::text::{clip, FIELD_BYTES};
 
 /// Dead-set entries a filtered `dead` command examines per queue.
 const DEAD_SCAN_WINDOW: u64 = 1_000_000;
+
+/// Queue names a refusal lists as the known ones.
+const KNOWN_SHOWN: usize = 10;
+
+/// What the commands over queues and sets share: the admin handle, where
+/// it points (for messages), and whether they may ask on the terminal.
+pub(crate) struct Cx<'a> {
+    pub(crate) admin: &'a Admin,
+    pub(crate) redis: &'a RedisArgs,
+    pub(crate) prompt: Prompt,
+}
+
+/// `Ok` when `queue` is a valid name in the registry; else a refusal
+/// (exit 2) listing the known queues and ending with `hint`.
+pub(crate) async fn known_queue(admin: &Admin, queue: &str, hint: &str) -> CliResult {
+    spool_client::validate_queue_name(queue)?;
+    let names = admin.queue_names().await?;
+    if names.iter().any(|n| n == queue) {
+        return Ok(());
+    }
+    let known = if names.is_empty() {
+        "none".to_owned()
+    } else {
+        let shown: Vec<&str> = names.iter().take(KNOWN_SHOWN).map(String::as_str).collect();
+        let more = if names.len() > KNOWN_SHOWN {
+            ", …"
+        } else {
+            ""
+        };
+        format!("{}{more}", shown.join(", "))
+    };
+    Err(Failure::Usage(format!(
+        "no queue named {queue:?} (known: {known}); {hint}"
+    )))
+}
+
+/// When the Redis asked has no queue registered and no worker running,
+/// says so on `err`, naming the server (password hidden) and namespace, and
+/// returns true: zeros would look like an idle system.
+async fn no_spool_data(
+    cx: &Cx<'_>,
+    queues: &[QueueInfo],
+    err: &mut dyn Write,
+) -> Result<bool, Failure> {
+    if !queues.is_empty() || !cx.admin.processes().await?.is_empty() {
+        return Ok(false);
+    }
+    writeln!(
+        err,
+        "no Spool data at {} (namespace {:?}): no queue is registered and no worker is running. \
+         Another server or namespace? Set REDIS_URL or --redis-url, SPOOL_NAMESPACE or --namespace.",
+        spool_client::redact_url(&cx.redis.redis_url),
+        clip(&cx.redis.namespace, FIELD_BYTES)
+    )?;
+    Ok(true)
+}
 
 /// The registered queues, skipping (with one warning line on `err`) members
 /// of the registry that are not valid queue names.
@@ -36,13 +92,17 @@ async fn queue_list(admin: &Admin, err: &mut dyn Write) -> Result<Vec<QueueInfo>
 
 /// `stats` (`totals`) or `queues`, as a table or JSON.
 pub(crate) async fn stats_or_queues(
-    admin: &Admin,
+    cx: &Cx<'_>,
     totals: bool,
     json: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
+    let admin = cx.admin;
     let queues = queue_list(admin, err).await?;
+    if no_spool_data(cx, &queues, err).await? && !json {
+        return Ok(());
+    }
     if !totals {
         if json {
             output::json(out, &queues)?;
@@ -98,23 +158,28 @@ async fn target_queues(
 }
 
 pub(crate) async fn dead(
-    admin: &Admin,
+    cx: &Cx<'_>,
     cmd: DeadCmd,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
+    let admin = cx.admin;
     let (filter, limit, json) = match cmd {
         DeadCmd::List {
             filter,
             limit,
             json,
         } => (filter, usize::from(limit), json),
-        DeadCmd::Retry(sel) => return act(admin, sel, true, out, err).await,
-        DeadCmd::Delete(sel) => return act(admin, sel, false, out, err).await,
+        DeadCmd::Retry(sel) => return act(cx, sel, true, out, err).await,
+        DeadCmd::Delete(sel) => return act(cx, sel, false, out, err).await,
     };
     let f = JobFilter::new(filter.job_type.as_deref(), filter.grep.as_deref())?;
     let mut jobs: Vec<JobView> = Vec::new();
-    for q in target_queues(admin, &filter, err).await? {
+    let queues = target_queues(admin, &filter, err).await?;
+    if filter.queue.is_none() && queues.is_empty() && no_spool_data(cx, &[], err).await? && !json {
+        return Ok(());
+    }
+    for q in queues {
         let want = limit - jobs.len();
         if want == 0 {
             break;
@@ -143,12 +208,13 @@ async fn apply(admin: &Admin, q: &str, ids: &[&str], retry: bool) -> Result<u64,
 }
 
 async fn act(
-    admin: &Admin,
+    cx: &Cx<'_>,
     sel: Selection,
     retry: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CliResult {
+    let admin = cx.admin;
     let f = JobFilter::new(sel.filter.job_type.as_deref(), sel.filter.grep.as_deref())?;
     if sel.ids.is_empty() && !sel.all && f.is_empty() {
         return Err(Failure::Usage(
@@ -161,10 +227,15 @@ async fn act(
         ));
     }
     let verb = if retry { "retried" } else { "deleted" };
-    let mut total = 0;
     let queues = target_queues(admin, &sel.filter, err).await?;
     if !sel.ids.is_empty() {
+        if sel.dry_run {
+            return Err(Failure::Usage(
+                "--dry-run is for --all and filters; ids name the jobs already".to_owned(),
+            ));
+        }
         let ids: Vec<&str> = sel.ids.iter().map(String::as_str).collect();
+        let mut total = 0;
         for q in &queues {
             total += apply(admin, q, &ids, retry).await?;
         }
@@ -178,23 +249,107 @@ async fn act(
         }
         return Ok(());
     }
-    for q in &queues {
-        total += if f.is_empty() {
-            if retry {
-                admin.retry_all(q, JobSet::Dead).await?
-            } else {
-                admin.delete_all(q, JobSet::Dead).await?
+    let plan = bulk_plan(admin, &queues, &f).await?;
+    let total: u64 = plan.iter().map(|p| p.count).sum();
+    let summary = format!(
+        "{total} dead jobs{}",
+        if plan.is_empty() {
+            String::new()
+        } else {
+            let per: Vec<String> = plan
+                .iter()
+                .map(|p| format!("{}: {}", p.queue, p.count))
+                .collect();
+            format!(" ({})", per.join(", "))
+        }
+    );
+    let infinitive = if retry { "retry" } else { "delete" };
+    if sel.dry_run {
+        writeln!(out, "would {infinitive} {summary}")?;
+        return Ok(());
+    }
+    if !retry && total > 0 && !sel.yes {
+        match confirm(cx.prompt, &format!("delete {summary}?"), err)? {
+            Some(true) => {}
+            Some(false) => return Err(Failure::Usage("nothing deleted".to_owned())),
+            None => {
+                return Err(Failure::Usage(format!(
+                    "would delete {summary}: pass --yes to delete them (--dry-run only says)"
+                )))
+            }
+        }
+    }
+    let mut done = 0;
+    for p in &plan {
+        done += match &p.ids {
+            None if retry => admin.retry_all(&p.queue, JobSet::Dead).await?,
+            None => admin.delete_all(&p.queue, JobSet::Dead).await?,
+            Some(ids) => {
+                let ids: Vec<&str> = ids.iter().map(JobId::as_str).collect();
+                apply(admin, &p.queue, &ids, retry).await?
+            }
+        };
+    }
+    writeln!(out, "{verb} {done} jobs")?;
+    Ok(())
+}
+
+/// One queue's share of a bulk dead-set command.
+struct BulkPart {
+    queue: String,
+    /// The matching ids (a filter), or `None` for every dead job (`--all`).
+    ids: Option<Vec<JobId>>,
+    count: u64,
+}
+
+/// What `--all` or a filter selects, per queue with any.
+async fn bulk_plan(
+    admin: &Admin,
+    queues: &[String],
+    f: &JobFilter,
+) -> Result<Vec<BulkPart>, Failure> {
+    let mut plan = Vec::new();
+    for q in queues {
+        let part = if f.is_empty() {
+            let count = admin.queue(q).await?.dead;
+            BulkPart {
+                queue: q.clone(),
+                ids: None,
+                count,
             }
         } else {
             let (ids, _) = admin
-                .matching_ids(q, JobSet::Dead, &f, DEAD_SCAN_WINDOW)
+                .matching_ids(q, JobSet::Dead, f, DEAD_SCAN_WINDOW)
                 .await?;
-            let ids: Vec<&str> = ids.iter().map(spool_client::JobId::as_str).collect();
-            apply(admin, q, &ids, retry).await?
+            BulkPart {
+                queue: q.clone(),
+                count: ids.len() as u64,
+                ids: Some(ids),
+            }
         };
+        if part.count > 0 {
+            plan.push(part);
+        }
     }
-    writeln!(out, "{verb} {total} jobs")?;
-    Ok(())
+    Ok(plan)
+}
+
+/// Asks `question` on the terminal: `None` when it may not or cannot ask
+/// ([`Prompt::Never`], or stdin or stderr is not a terminal), else whether
+/// the answer was yes.
+fn confirm(prompt: Prompt, question: &str, err: &mut dyn Write) -> Result<Option<bool>, Failure> {
+    use std::io::IsTerminal as _;
+    if prompt == Prompt::Never
+        || !std::io::stdin().is_terminal()
+        || !std::io::stderr().is_terminal()
+    {
+        return Ok(None);
+    }
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(Some(matches!(line.trim(), "y" | "Y" | "yes" | "YES")))
 }
 
 pub(crate) async fn cron(admin: &Admin, cmd: CronCmd, out: &mut dyn Write) -> CliResult {
@@ -523,7 +678,41 @@ pub(crate) async fn queue(admin: &Admin, cmd: QueueCmd, out: &mut dyn Write) -> 
             writeln!(out, "{queue}: circuit breaker closed")?;
             Ok(())
         }
+        QueueCmd::Forget { queue } => forget(admin, &queue, out).await,
     }
+}
+
+/// `spool queue forget QUEUE`: refuses (exit 2) a queue with jobs or
+/// workers, or one Spool does not know.
+async fn forget(admin: &Admin, queue: &str, out: &mut dyn Write) -> CliResult {
+    let refusal = match admin.forget_queue(queue).await? {
+        ForgetQueue::Forgotten { registered: true } => {
+            writeln!(out, "forgot queue {queue}")?;
+            return Ok(());
+        }
+        ForgetQueue::Forgotten { registered: false } => {
+            format!("no queue named {queue:?} is known; nothing to forget")
+        }
+        ForgetQueue::HasJobs {
+            ready,
+            active,
+            scheduled,
+            retry,
+            dead,
+            outbox,
+        } => format!(
+            "queue {queue} still has jobs (ready {ready}, active {active}, scheduled {scheduled}, \
+             retry {retry}, dead {dead}, follow-ups {outbox}): delete or run them first"
+        ),
+        ForgetQueue::Served { workers } => format!(
+            "queue {queue} is served by {} running worker(s) (first: {}), which would register it \
+             again: take it out of their configuration first",
+            workers.len(),
+            clip(workers.first().map_or("", String::as_str), FIELD_BYTES)
+        ),
+        other => format!("queue {queue} was not forgotten: {other:?}"),
+    };
+    Err(Failure::Usage(refusal))
 }
 
 /// `spool protocol list|script NAME`: the scripts another language loads.

@@ -5,17 +5,20 @@
 //! spool stats [--json]                 totals across queues
 //! spool queues [--json]                one line per queue
 //! spool dead list [--queue Q] [--type T] [--grep S] [--limit N] [--json]
-//! spool dead retry  (ID… | --all | --type T | --grep S) [--queue Q]
-//! spool dead delete (ID… | --all | --type T | --grep S) [--queue Q]
-//! spool pause QUEUE | spool resume QUEUE
+//! spool dead retry  (ID… | --all | --type T | --grep S) [--queue Q] [--dry-run]
+//! spool dead delete (ID… | --all | --type T | --grep S) [--queue Q] [--dry-run | --yes]
+//! spool pause QUEUE [--create] | spool resume QUEUE
+//! spool queue forget QUEUE             an empty queue no worker serves
 //! spool cron list | spool cron run NAME
 //! spool enqueue QUEUE TYPE JSON_ARGS [--at RFC3339 | --in DURATION]
 //! spool protocol list | spool protocol script NAME   (no Redis needed)
 //! ```
 //!
 //! Exit codes a script can rely on: 0 success, 1 operational error (Redis
-//! unreachable, job not found, nothing to act on by id), 2 usage error (bad
-//! flags, malformed JSON, duration or time, values out of range). Errors go
+//! unreachable, job not found, nothing to act on by id), 2 usage error or
+//! refusal (bad flags, malformed JSON, duration or time, values out of
+//! range; a queue Spool does not know, a bulk delete without `--yes`). A
+//! Redis without any Spool data is said on stderr. Errors go
 //! to stderr as one `error: …` line with any password in the Redis URL
 //! replaced by `***`; results go to stdout.
 //!
@@ -43,6 +46,18 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: the command line was wrong.
 pub const EXIT_USAGE: u8 = 2;
+
+/// Whether a bulk-destructive command may ask on the terminal before it
+/// acts without `--yes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    /// Never ask: without `--yes` the command refuses (exit 2). What
+    /// [`run`] does, so tests and scripts never block on stdin.
+    Never,
+    /// Ask on stderr and read the answer from stdin when both are
+    /// terminals; refuse otherwise. What the `spool` binary does.
+    Terminal,
+}
 
 /// Why a command failed, deciding the exit code.
 #[derive(Debug)]
@@ -144,8 +159,18 @@ pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, std::proce
 }
 
 /// Runs `spool` with `args` (the program name first), writing results to
-/// `out` and errors to `err`. Returns the exit code.
+/// `out` and errors to `err`, never prompting ([`Prompt::Never`]). Returns
+/// the exit code.
 pub async fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_with(args, out, err, Prompt::Never).await
+}
+
+/// [`run`], asking before bulk-destructive commands as `prompt` says.
+pub async fn run_with<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write, prompt: Prompt) -> u8
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -165,7 +190,7 @@ where
         }
     };
     let url = cli.redis.redis_url.clone();
-    let (code, msg) = match execute(cli, out, err).await {
+    let (code, msg) = match execute(cli, prompt, out, err).await {
         Ok(()) => return EXIT_OK,
         Err(Failure::Usage(m)) => (EXIT_USAGE, m),
         Err(Failure::Op(m)) => (EXIT_FAILURE, m),
@@ -174,7 +199,7 @@ where
     code
 }
 
-async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
+async fn execute(cli: Cli, prompt: Prompt, out: &mut dyn Write, err: &mut dyn Write) -> CliResult {
     if let Command::Protocol { cmd } = &cli.cmd {
         return commands::protocol(cmd, out);
     }
@@ -188,16 +213,25 @@ async fn execute(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> CliResul
             other => Failure::Op(other.to_string()),
         })?;
     let admin = client.admin().with_actor(&cli_actor());
+    let cx = commands::Cx {
+        admin: &admin,
+        redis: &cli.redis,
+        prompt,
+    };
     match cli.cmd {
-        Command::Stats { json } => commands::stats_or_queues(&admin, true, json, out, err).await,
-        Command::Queues { json } => commands::stats_or_queues(&admin, false, json, out, err).await,
-        Command::Dead { cmd } => commands::dead(&admin, cmd, out, err).await,
-        Command::Pause { queue } => {
+        Command::Stats { json } => commands::stats_or_queues(&cx, true, json, out, err).await,
+        Command::Queues { json } => commands::stats_or_queues(&cx, false, json, out, err).await,
+        Command::Dead { cmd } => commands::dead(&cx, cmd, out, err).await,
+        Command::Pause { queue, create } => {
+            if !create {
+                commands::known_queue(&admin, &queue, "pause it anyway with --create").await?;
+            }
             admin.pause(&queue).await?;
             writeln!(out, "paused {queue}")?;
             Ok(())
         }
         Command::Resume { queue } => {
+            commands::known_queue(&admin, &queue, "nothing to resume").await?;
             admin.resume(&queue).await?;
             writeln!(out, "resumed {queue}")?;
             Ok(())

@@ -44,12 +44,18 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: DeadCmd,
     },
-    /// Stop workers fetching from a queue (enqueues still land).
+    /// Stop workers fetching from a queue (enqueues still land). Exit 2 for
+    /// a queue Spool does not know, unless --create.
     Pause {
         /// Queue name.
         queue: String,
+        /// Pause it even though no job or worker has used it yet (it is
+        /// registered, and starts paused).
+        #[arg(long)]
+        create: bool,
     },
-    /// Let workers fetch from a paused queue again.
+    /// Let workers fetch from a paused queue again. Exit 2 for a queue
+    /// Spool does not know.
     Resume {
         /// Queue name.
         queue: String,
@@ -195,6 +201,13 @@ pub(crate) enum QueueCmd {
         /// Queue name.
         queue: String,
     },
+    /// Forget a queue that has no jobs in any state and no worker serving
+    /// it (a typo, a retired queue): it leaves `spool queues` and the
+    /// dashboard, with its paused flag and settings. Exit 2 otherwise.
+    Forget {
+        /// Queue name.
+        queue: String,
+    },
 }
 
 /// A fleet control's value, or `none`.
@@ -322,7 +335,9 @@ pub(crate) enum DeadCmd {
     },
     /// Move dead jobs back to ready: by id, every one (--all), or by filter.
     Retry(Selection),
-    /// Delete dead jobs: by id, every one (--all), or by filter.
+    /// Delete dead jobs: by id, every one (--all), or by filter. --all and
+    /// filters first say how many they would delete, and need --yes (or a
+    /// "y" at the prompt on a terminal); --dry-run only says.
     Delete(Selection),
 }
 
@@ -348,6 +363,13 @@ pub(crate) struct Selection {
     pub(crate) all: bool,
     #[command(flatten)]
     pub(crate) filter: FilterArgs,
+    /// Say how many jobs of which queues --all or the filter selects, and
+    /// change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Act on --all or a filter without asking.
+    #[arg(long, short = 'y', conflicts_with = "dry_run")]
+    pub(crate) yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,0 +1,34 @@
+-- forget_queue.lua: an empty queue --operator forget--> unknown. Refuses,
+-- changing nothing, while any job of the queue is ready (any priority, or
+-- waiting for its group's turn), leased, scheduled, retrying or dead, or a
+-- triggered follow-up waits in its outbox. Else deletes the queue's paused
+-- flag, settings (fleet controls, event level) and wake list, so a queue of
+-- that name made later starts fresh. Statistics, events and kept outcomes
+-- stay and expire as usual.
+--
+-- The registry lives in another hash slot: the caller takes the name off it
+-- first (`unregister_queues.lua`) and puts it back when this script
+-- refuses, so an enqueue racing the forget (its script, then its
+-- `register_queues.lua`) always leaves the queue registered.
+--
+-- KEYS[1] ready  KEYS[2] active  KEYS[3] scheduled  KEYS[4] retry
+-- KEYS[5] dead  KEYS[6] outbox  KEYS[7] paused  KEYS[8] settings
+-- KEYS[9] wake
+-- Returns {1} when forgotten, else {0, ready, active, scheduled, retry,
+-- dead, outbox}.
+local counts = {
+  spool_ready_len(KEYS[1]),
+  redis.call('ZCARD', KEYS[2]),
+  redis.call('ZCARD', KEYS[3]),
+  redis.call('ZCARD', KEYS[4]),
+  redis.call('ZCARD', KEYS[5]),
+  redis.call('LLEN', KEYS[6]),
+}
+for _, n in ipairs(counts) do
+  if n > 0 then
+    table.insert(counts, 1, 0)
+    return counts
+  end
+end
+redis.call('DEL', KEYS[7], KEYS[8], KEYS[9])
+return {1}
