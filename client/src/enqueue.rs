@@ -757,6 +757,12 @@ impl Client {
                 check_routing_key(what, key)?;
             }
         }
+        #[cfg(feature = "otel")]
+        let traced = crate::otel::with_current_context(opts.trace.as_ref());
+        #[cfg(feature = "otel")]
+        let trace = traced.as_ref().or(opts.trace.as_ref());
+        #[cfg(not(feature = "otel"))]
+        let trace = opts.trace.as_ref();
         let body = JobBody {
             priority: Some(priority).filter(|p| *p != 0),
             rate_key: opts.rate_key.as_deref(),
@@ -768,7 +774,7 @@ impl Client {
             created_ms: Utc::now().timestamp_millis(),
             timeout_ms: Some(duration_ms(timeout)),
             idempotency_key: opts.idempotency_key.as_deref(),
-            trace: opts.trace.as_ref(),
+            trace,
             cron,
             followups: follow_ups.is_some(),
             batch: opts.batch.as_ref(),

@@ -58,6 +58,8 @@ mod followup;
 mod job;
 mod keys;
 pub mod middleware;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod outcome;
 mod redact;
 mod retry_policy;

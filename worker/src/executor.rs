@@ -130,6 +130,11 @@ pub(crate) async fn execute(
         attempt = record.as_ref().map_or(0, |r| r.attempt),
         outcome = tracing::field::Empty,
     );
+    // The producer's span (W3C trace context in the record) is the parent.
+    #[cfg(feature = "otel")]
+    if let Some(trace) = record.as_ref().ok().and_then(|r| r.trace.as_ref()) {
+        spool_client::otel::adopt_parent(&span, trace);
+    }
     let verdict = run(record, cancel, cancel_asked, &deps.run)
         .instrument(span.clone())
         .await;
