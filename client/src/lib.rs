@@ -57,6 +57,7 @@ mod events;
 mod followup;
 mod job;
 mod keys;
+pub mod metrics_text;
 pub mod middleware;
 #[cfg(feature = "otel")]
 pub mod otel;

@@ -23,6 +23,8 @@ pub struct WorkerBuilder {
     cron: Vec<CronEntry>,
     /// Set by [`WorkerBuilder::webhooks`]: whether its secret is usable.
     webhooks: Option<bool>,
+    metrics: crate::metrics::WorkerMetrics,
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl WorkerBuilder {
@@ -34,6 +36,8 @@ impl WorkerBuilder {
             registry: Registry::default(),
             cron: Vec::new(),
             webhooks: None,
+            metrics: crate::metrics::WorkerMetrics::new(),
+            metrics_addr: None,
         }
     }
 }
@@ -104,6 +108,46 @@ impl WorkerBuilder {
     #[must_use]
     pub fn configure(mut self, f: impl FnOnce(&mut WorkerConfig)) -> Self {
         f(&mut self.config);
+        self
+    }
+
+    /// Serves this worker's metrics (Prometheus text, [`crate::metrics`])
+    /// at `http://ADDR/metrics` while it runs; the worker refuses to start
+    /// when it cannot bind `addr`. Keep it on a private interface (it has
+    /// no authentication), e.g. `127.0.0.1:9464` behind your scraper.
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping;
+    /// # impl spool_client::Job for Ping { const TYPE: &'static str = "ping"; }
+    /// # fn demo(client: spool_client::Client) -> spool_worker::Result<()> {
+    /// let worker = spool_worker::Worker::builder(client)
+    ///     .metrics("127.0.0.1:9464".parse().expect("an address"))
+    ///     .register(|_ctx, _job: Ping| async { Ok(()) })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn metrics(mut self, addr: std::net::SocketAddr) -> Self {
+        self.metrics_addr = Some(addr);
+        self
+    }
+
+    /// Registers this worker's metrics in `registry`, one the application
+    /// already serves (`prometheus_client`, re-exported as
+    /// [`crate::prometheus_client`]); job types registered later are
+    /// included.
+    ///
+    /// ```no_run
+    /// # fn demo(client: spool_client::Client) {
+    /// use spool_worker::prometheus_client::registry::Registry;
+    /// let mut registry = Registry::default();
+    /// let builder = spool_worker::Worker::builder(client).metrics_registry(&mut registry);
+    /// // … serve `registry` with the application's other metrics.
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn metrics_registry(self, registry: &mut prometheus_client::registry::Registry) -> Self {
+        self.metrics.register(registry);
         self
     }
 
@@ -341,8 +385,10 @@ impl WorkerBuilder {
             pid,
             client: self.client,
             config: self.config,
+            metrics: self.metrics.for_types(self.registry.type_names()),
             registry: Arc::new(self.registry),
             cron,
+            metrics_addr: self.metrics_addr,
         })
     }
 }

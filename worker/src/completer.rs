@@ -30,6 +30,7 @@ pub(crate) struct Completer {
     /// Retries due sooner than this nudge the local scheduler.
     pub(crate) nudge_below: Duration,
     pub(crate) scheduler_nudge: Arc<Notify>,
+    pub(crate) metrics: crate::metrics::WorkerMetrics,
 }
 
 impl Completer {
@@ -58,10 +59,13 @@ impl Completer {
                     let mut nudge = false;
                     for (c, a) in batch.iter().zip(applied) {
                         match a {
-                            Applied::LeaseLost => tracing::warn!(
-                                job_id = %c.id, queue = %c.keys.queue,
-                                "lease was lost before the outcome was written; another worker owns the job now"
-                            ),
+                            Applied::LeaseLost => {
+                                self.metrics.lease_lost();
+                                tracing::warn!(
+                                    job_id = %c.id, queue = %c.keys.queue,
+                                    "lease was lost before the outcome was written; another worker owns the job now"
+                                );
+                            }
                             Applied::Retrying => {
                                 if let Outcome::Retry { delay, .. }
                                 | Outcome::Snooze { delay, .. } = &c.outcome
@@ -86,12 +90,14 @@ impl Completer {
                     return;
                 }
                 Err(err) if started.elapsed() < self.give_up_after => {
+                    self.metrics.redis_error("complete");
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %err, jobs = batch.len(), retry_in_ms = crate::backoff::millis(delay),
                         "cannot write job outcomes; retrying");
                     tokio::time::sleep(delay).await;
                 }
                 Err(err) => {
+                    self.metrics.redis_error("complete");
                     tracing::error!(error = %err, jobs = batch.len(),
                         "giving up writing job outcomes; the jobs stay leased and the reaper will return them");
                     for c in batch {

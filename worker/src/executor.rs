@@ -51,6 +51,8 @@ pub(crate) struct RunDeps {
     pub(crate) max_result_bytes: usize,
     /// What a job of a type without a handler gets.
     pub(crate) unknown_types: UnknownTypes,
+    /// The worker's metrics (overruns are counted while running).
+    pub(crate) metrics: crate::metrics::WorkerMetrics,
 }
 
 /// Result of a run, before it is sent.
@@ -115,6 +117,10 @@ pub(crate) async fn execute(
     deps: ExecutorDeps,
 ) {
     let run_facts = RunFacts::of(&job);
+    let started = Instant::now();
+    let metrics = &deps.run.metrics;
+    let counted = metrics.of_type(job.record.as_ref().map_or("", |r| r.job_type.as_str()));
+    metrics.run_started();
     let LeasedJob {
         keys,
         id,
@@ -142,9 +148,11 @@ pub(crate) async fn execute(
         Verdict::Done(outcome) => outcome,
         Verdict::Abandoned => {
             span.record("outcome", "handed_back");
+            metrics.run_ended(counted, None, started.elapsed());
             return;
         }
     };
+    metrics.run_ended(counted, Some(&outcome), started.elapsed());
     span.record("outcome", outcome_name(&outcome));
     mark_finished(finished);
     let completion = Completion {
@@ -228,6 +236,7 @@ pub(crate) async fn run(
     };
     if result.is_ok() && started.elapsed() > timeout {
         record_overrun(&record.job_type, started.elapsed(), timeout);
+        deps.metrics.overrun(&record.job_type);
     }
     let policy_delay = || registration.options.retry_policy.delay(record.attempt);
     // The value goes to Redis when the job keeps its outcome or has
@@ -318,12 +327,10 @@ fn judge(
     Verdict::Done(outcome)
 }
 
-/// Counter of handler runs that finished after their time limit.
-pub(crate) const METRIC_HANDLER_OVERRUNS: &str = "spool_handler_overruns_total";
-
 /// A handler returned after its time limit: it blocked its thread, so the
 /// timer could not interrupt it (tokio cannot preempt a future). The run
-/// keeps its outcome; the overrun is logged and counted so it can be found.
+/// keeps its outcome; the overrun is logged (and counted in
+/// `spool_handler_overruns_total`) so it can be found.
 fn record_overrun(job_type: &str, elapsed: Duration, timeout: Duration) {
     tracing::warn!(
         job_type,
@@ -333,7 +340,6 @@ fn record_overrun(job_type: &str, elapsed: Duration, timeout: Duration) {
          or long CPU work), so the timeout could not stop it; run blocking work in \
          tokio::task::spawn_blocking"
     );
-    metrics::counter!(METRIC_HANDLER_OVERRUNS, "type" => job_type.to_owned()).increment(1);
 }
 
 fn fmt_duration(d: Duration) -> String {

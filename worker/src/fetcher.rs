@@ -110,6 +110,7 @@ impl Fetcher {
                     }
                 }
                 Err(err) => {
+                    self.deps.run.metrics.redis_error("fetch");
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %err, retry_in_ms = crate::backoff::millis(delay), "fetch failed; retrying");
                     tokio::select! {
@@ -196,6 +197,10 @@ impl Fetcher {
                 .runtime
                 .claim(&q.keys, want, self.config.lease, &self.worker_id)
                 .await?;
+            self.deps
+                .run
+                .metrics
+                .fetched(asked.elapsed(), claim.jobs.len());
             q.hold.set(claim.hold);
             if claim.deferred > 0 {
                 // They wait in the scheduled set for their key's next start.

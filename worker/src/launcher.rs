@@ -62,6 +62,10 @@ pub struct Worker {
     pub(crate) pid: u32,
     /// The cron service, when the builder was given a cron table.
     pub(crate) cron: Option<CronScheduler>,
+    /// Its metrics (always collected).
+    pub(crate) metrics: crate::metrics::WorkerMetrics,
+    /// Where to serve them ([`WorkerBuilder::metrics`]).
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -167,6 +171,18 @@ impl Worker {
             .map(|q| self.client.queue_keys(&q.name).map(Arc::new))
             .collect::<spool_client::Result<_>>()?;
         let tokens = Tokens::default();
+        let metrics = self.metrics.clone();
+        if let Some(addr) = self.metrics_addr {
+            let listener = crate::metrics::bind(addr).await?;
+            let mut registry = prometheus_client::registry::Registry::default();
+            metrics.register(&mut registry);
+            tracing::info!(%addr, "serving worker metrics at /metrics");
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                Arc::new(registry),
+                tokens.services.clone(),
+            ));
+        }
         let in_flight = InFlight::default();
         let mut services = JoinSet::new();
         let scheduler_nudge = Arc::new(Notify::new());
@@ -178,6 +194,7 @@ impl Worker {
             Completer {
                 runtime: runtime.clone(),
                 in_flight: in_flight.clone(),
+                metrics: metrics.clone(),
                 rx: completions_rx,
                 give_up_after: cfg.lease,
                 nudge_below: cfg.scheduler_interval,
@@ -203,18 +220,20 @@ impl Worker {
                 process_ttl: cfg.process_ttl,
                 quiet: tokens.fetch.clone(),
                 stop_asked: tokens.stop_asked.clone(),
+                metrics: metrics.clone(),
             },
             stop.clone(),
+            metrics.clone(),
         ));
         let scheduler = Scheduler::new(runtime.clone(), queues.clone(), cfg.scheduler_interval)
             .with_nudge(Arc::clone(&scheduler_nudge));
-        services.spawn(services::run(scheduler, stop.clone()));
+        services.spawn(services::run(scheduler, stop.clone(), metrics.clone()));
         let reaper = Reaper::new(runtime.clone(), queues.clone(), cfg.reaper_interval);
-        services.spawn(services::run(reaper, stop.clone()));
+        services.spawn(services::run(reaper, stop.clone(), metrics.clone()));
         let trimmer = Trimmer::new(runtime.clone(), queues.clone(), cfg.trimmer_interval);
-        services.spawn(services::run(trimmer, stop.clone()));
+        services.spawn(services::run(trimmer, stop.clone(), metrics.clone()));
         if let Some(cron) = self.cron {
-            services.spawn(services::run(cron, stop.clone()));
+            services.spawn(services::run(cron, stop.clone(), metrics.clone()));
         }
         services.spawn(services::listen_for_cancels(
             runtime.clone(),
@@ -269,6 +288,7 @@ impl Worker {
                         shutting_down: tokens.shutting_down.clone(),
                         max_result_bytes: self.client.max_payload_bytes(),
                         unknown_types: cfg.unknown_types,
+                        metrics: metrics.clone(),
                     },
                     completions: completions_tx,
                 },

@@ -12,6 +12,7 @@
 //! | the leases this process holds, keyed by lease | `in_flight` |
 //! | extend leases, register the process, promote due jobs, recover expired leases, retention, cron | `services` (one shape, one loop) |
 //! | start and stop everything in order | `launcher` |
+//! | Prometheus metrics of a worker process (jobs by type and outcome, durations, fetches, lease losses, Redis errors) | [`metrics`] |
 //! | run code around every job (timing, logging, tenant context, refusing) | [`middleware`] |
 //! | drive one service pass by hand in tests; with the `testing` feature, run a fake client's jobs inline | [`testing`] |
 //!
@@ -60,6 +61,7 @@ mod fetcher;
 mod handler;
 mod in_flight;
 mod launcher;
+pub mod metrics;
 pub mod middleware;
 mod outcome;
 mod registry;
@@ -74,6 +76,8 @@ pub use error::{Error, Result};
 pub use handler::JobContext;
 pub use launcher::Worker;
 pub use outcome::JobError;
+/// The metrics crate of [`metrics`] (the same as the dashboard's).
+pub use prometheus_client;
 pub use services::{
     CronConfig, CronReport, HeartbeatReport, ReaperReport, SchedulerReport, TrimmerReport,
 };

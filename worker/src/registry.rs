@@ -43,6 +43,11 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    /// The registered job types.
+    pub(crate) fn type_names(&self) -> impl Iterator<Item = &str> {
+        self.by_type.keys().map(String::as_str)
+    }
+
     /// Adds `m` inside the middleware added before it.
     pub(crate) fn add_middleware(&mut self, m: Arc<dyn crate::middleware::Middleware>) {
         self.middleware = self

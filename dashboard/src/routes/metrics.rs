@@ -29,12 +29,7 @@ struct QueueName(String);
 impl EncodeLabelValue for QueueName {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
         use std::fmt::Write as _;
-        let escaped = self
-            .0
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        encoder.write_str(&escaped)
+        encoder.write_str(&spool_client::metrics_text::escape_label_value(&self.0))
     }
 }
 

@@ -44,6 +44,7 @@ pub(crate) struct Heartbeat {
     pub(crate) quiet: CancellationToken,
     /// Cancelled on a stop signal: `run_until` then shuts down.
     pub(crate) stop_asked: CancellationToken,
+    pub(crate) metrics: crate::metrics::WorkerMetrics,
 }
 
 impl Heartbeat {
@@ -72,6 +73,9 @@ impl Heartbeat {
             if on_lost(&self.in_flight, l) {
                 report.lost += 1;
             }
+        }
+        for _ in 0..report.lost {
+            self.metrics.lease_lost();
         }
         let signal = self.register(&running).await?;
         self.obey(signal);

@@ -80,7 +80,11 @@ pub(crate) trait Service: Send + 'static {
 /// Runs `service` until `stop` fires: a pass, then a wait. A failed pass is
 /// logged and retried with backoff (50 ms doubling to 1 s); it never ends
 /// the service.
-pub(crate) async fn run<S: Service>(mut service: S, stop: CancellationToken) {
+pub(crate) async fn run<S: Service>(
+    mut service: S,
+    stop: CancellationToken,
+    metrics: crate::metrics::WorkerMetrics,
+) {
     // A Notify nobody holds never fires: services without a nudge just wait.
     let nudge = service.nudge().unwrap_or_default();
     let mut backoff = Backoff::redis();
@@ -91,6 +95,7 @@ pub(crate) async fn run<S: Service>(mut service: S, stop: CancellationToken) {
                 next
             }
             Err(err) => {
+                metrics.redis_error(S::NAME);
                 let delay = backoff.next_delay();
                 tracing::warn!(service = S::NAME, error = %err,
                     retry_in_ms = crate::backoff::millis(delay),
