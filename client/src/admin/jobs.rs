@@ -187,6 +187,17 @@ impl Admin {
     /// (done, deleted, or never existed). Ready jobs are found by walking the
     /// ready list in chunks (at most 1,000,000 entries).
     ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// if let Some(job) = admin.job("emails", "01J9Z8…").await? {
+    ///     println!("{} is {} ({:?} attempts)", job.id, job.state, job.attempts());
+    ///     if let Some(e) = job.last_error() {
+    ///         println!("last error: {}", e.error);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::InvalidArgument`] for a malformed
     /// id, [`Error::Redis`].
@@ -288,6 +299,18 @@ impl Admin {
     /// scheduled job now. A job already moved (double click) is not moved
     /// twice. Returns how many moved.
     ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// use spool_client::JobSet;
+    /// // Retry every dead job of "emails" whose error mentions the SMTP outage.
+    /// let filter = spool_client::admin::JobFilter::new(None, Some("smtp timeout"))?;
+    /// let (ids, _more) = admin.matching_ids("emails", JobSet::Dead, &filter, 100_000).await?;
+    /// let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+    /// let moved = admin.retry_jobs("emails", JobSet::Dead, &ids).await?;
+    /// println!("{moved} jobs back in ready");
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidQueueName`], [`Error::InvalidArgument`], [`Error::Redis`].
     pub async fn retry_jobs(&self, queue: &str, set: JobSet, ids: &[&str]) -> Result<u64> {
@@ -305,6 +328,13 @@ impl Admin {
     }
 
     /// Deletes jobs from a set. Returns how many were there.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// let gone = admin.delete_jobs("emails", spool_client::JobSet::Dead, &["01J9Z8…"]).await?;
+    /// assert!(gone <= 1);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`Admin::retry_jobs`].
@@ -397,6 +427,14 @@ impl Admin {
 
     /// Deletes one ready job (found as by [`Admin::job`]). Returns whether it
     /// was still there.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// if !admin.delete_ready("emails", "01J9Z8…").await? {
+    ///     println!("already fetched, or never there");
+    /// }
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`Admin::job`].
