@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::admin::Admin;
 use crate::connection::{Connection, Connector, TlsFiles, Topology};
 use crate::error::{Error, Result};
+use crate::keyring::Keyring;
 use crate::keys::{validate_namespace, GlobalKeys, QueueKeys, NAMESPACE_DEFAULT};
 
 /// Largest serialized job body accepted by default (512 KiB).
@@ -67,9 +68,30 @@ pub struct ClientBuilder {
     tls: TlsFiles,
     durability: Durability,
     webhook_hosts: Vec<String>,
+    keyring: Option<Keyring>,
 }
 
 impl ClientBuilder {
+    /// The keys for payload encryption: job types marked encrypted
+    /// ([`JobOptions::encrypted`](crate::JobOptions::encrypted)) are sealed
+    /// with its active key at enqueue, and a worker built on this client
+    /// opens them with any of its keys. Default: none (enqueueing an
+    /// encrypted type fails). Binaries read it from `SPOOL_KEYRING`
+    /// ([`Keyring::from_env`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> spool_client::Result<()> {
+    /// use spool_client::{Client, Keyring};
+    /// let keyring = Keyring::parse(&std::env::var("SPOOL_KEYRING").unwrap_or_default())?;
+    /// let client = Client::builder("redis://127.0.0.1:6379").keyring(keyring).connect().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
     /// TLS files for `rediss://` URLs: a CA to trust and a client
     /// certificate. Default: none (the public web roots are trusted).
     /// Binaries read them from `REDIS_CA_FILE`, `REDIS_CLIENT_CERT_FILE`
@@ -165,6 +187,7 @@ impl ClientBuilder {
                 retention: self.retention,
                 durability: self.durability,
                 webhook_hosts: self.webhook_hosts,
+                keyring: self.keyring,
                 connector,
                 conn,
                 waiters: Arc::default(),
@@ -200,6 +223,8 @@ struct Inner {
     retention: Retention,
     durability: Durability,
     webhook_hosts: Vec<String>,
+    /// Keys for payload encryption, if configured.
+    keyring: Option<Keyring>,
     connector: Connector,
     conn: Connection,
     waiters: Arc<crate::waiters::Waiters>,
@@ -221,6 +246,7 @@ impl Client {
                 retention: Retention::default(),
                 durability: Durability::Primary,
                 webhook_hosts: Vec::new(),
+                keyring: None,
                 connector: Connector::fake(),
                 conn: Connection::fake(),
                 waiters: Arc::default(),
@@ -264,7 +290,14 @@ impl Client {
             tls: TlsFiles::default(),
             durability: Durability::Primary,
             webhook_hosts: Vec::new(),
+            keyring: None,
         }
+    }
+
+    /// The keyring given to [`ClientBuilder::keyring`], if any.
+    #[must_use]
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.inner.keyring.as_ref()
     }
 
     /// The key namespace.

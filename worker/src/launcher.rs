@@ -269,6 +269,7 @@ impl Worker {
                         shutting_down: tokens.shutting_down.clone(),
                         max_result_bytes: self.client.max_payload_bytes(),
                         unknown_types: cfg.unknown_types,
+                        keyring: self.client.keyring().cloned(),
                     },
                     completions: completions_tx,
                 },

@@ -185,6 +185,7 @@ impl InlineRunner {
                 shutting_down: CancellationToken::new(),
                 max_result_bytes: client.max_payload_bytes(),
                 unknown_types,
+                keyring: client.keyring().cloned(),
             },
             fake,
             max_runs: MAX_RUNS_DEFAULT,
