@@ -238,6 +238,14 @@ struct Inner {
 impl Client {
     /// A client with no Redis behind it whose enqueues go to `recorder`.
     pub(crate) fn recording(recorder: Arc<crate::testing::Recorder>) -> Self {
+        Self::recording_with(recorder, None)
+    }
+
+    /// [`Client::recording`] with a keyring for encrypted job types.
+    pub(crate) fn recording_with(
+        recorder: Arc<crate::testing::Recorder>,
+        keyring: Option<Keyring>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 global: GlobalKeys::new(NAMESPACE_DEFAULT),
@@ -246,7 +254,7 @@ impl Client {
                 retention: Retention::default(),
                 durability: Durability::Primary,
                 webhook_hosts: Vec::new(),
-                keyring: None,
+                keyring,
                 connector: Connector::fake(),
                 conn: Connection::fake(),
                 waiters: Arc::default(),

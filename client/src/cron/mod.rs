@@ -268,6 +268,25 @@ mod tests {
         }
     }
 
+    #[derive(Serialize, Deserialize)]
+    struct Payroll {
+        iban: String,
+    }
+    impl Job for Payroll {
+        const TYPE: &'static str = "payroll";
+        fn options() -> crate::JobOptions {
+            crate::JobOptions::default().encrypted(true)
+        }
+    }
+
+    /// A cron table keeps args in plain text: encrypted types are refused.
+    #[test]
+    fn cron_entries_of_encrypted_types_are_refused() {
+        let e = CronEntry::new("pay", "0 0 1 * *", &Payroll { iban: "x".into() });
+        let err = e.validate().expect_err("refused").to_string();
+        assert!(err.contains("encrypted"), "{err}");
+    }
+
     /// Issue 8: every cron write is one script (`cron_*.lua`); a direct
     /// write must not creep back into the runtime protocol or the admin API.
     #[test]

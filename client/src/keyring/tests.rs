@@ -162,3 +162,32 @@ fn keyring_text_parses_first_key_active_and_never_prints_keys() {
     assert!(Keyring::parse(&twice).is_err());
     assert!(Keyring::new("bad id", [0; 32]).is_err());
 }
+
+/// The cost of encryption per job with 1 KiB args: one seal (enqueue) and
+/// one open (worker). Prints jobs/s; run it in release:
+/// `cargo test --release -p spool-client --lib keyring::tests::seal_and_open_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+#[allow(clippy::print_stdout)] // a measurement prints its number
+fn seal_and_open_cost() {
+    let k = ring();
+    let args = raw(&format!(r#"{{"blob":"{}"}}"#, "x".repeat(1013)));
+    assert_eq!(args.get().len(), 1024);
+    let n = 100_000_u32;
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let id = format!("job-{i}");
+        let sealed = k.encrypt_args("t", &id, &args).expect("seals");
+        let env = Envelope::parse(sealed.get())
+            .expect("envelope")
+            .expect("valid");
+        let opened = k.decrypt_args("t", &id, &env).expect("opens");
+        assert_eq!(opened.get().len(), 1024);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "seal+open of 1 KiB args: {:.1} µs per job, {:.0} jobs/s on one core",
+        secs * 1e6 / f64::from(n),
+        f64::from(n) / secs
+    );
+}
