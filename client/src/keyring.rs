@@ -99,7 +99,14 @@ impl Envelope {
     #[must_use]
     pub fn parse(json: &str) -> Option<std::result::Result<Self, DecryptError>> {
         let json = json.trim_start();
-        if !json.starts_with('"') {
+        let bytes = json.as_bytes();
+        if bytes.first() != Some(&b'"') {
+            return None;
+        }
+        // Fast path for plain string args: only a string whose first bytes
+        // are the prefix (or hold an escape) needs decoding.
+        let head = &bytes[1..bytes.len().min(1 + ENVELOPE_PREFIX.len())];
+        if head != ENVELOPE_PREFIX.as_bytes() && !head.contains(&b'\\') {
             return None;
         }
         let text: String = serde_json::from_str(json).ok()?;

@@ -132,6 +132,9 @@ fn hostile_envelopes_are_errors_not_panics() {
     ] {
         assert!(Envelope::parse(json).is_none(), "{json}");
     }
+    // An escaped prefix is still an envelope (JSON decides, not bytes).
+    let escaped = format!(r#""\u0073pool:enc:v1:k1:{valid_b64}""#);
+    assert!(matches!(Envelope::parse(&escaped), Some(Ok(_))));
     assert_eq!(envelope_key_id(r#""spool:enc:v1:k1:AAA"#), Some("k1"));
     assert_eq!(envelope_key_id(r#""spool:enc:v1:k1"#), None);
     assert_eq!(envelope_key_id(r#""spool:enc:v1:k/1:AA"#), None);
