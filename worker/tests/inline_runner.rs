@@ -326,6 +326,24 @@ async fn encrypted_jobs_are_recorded_sealed_and_run_in_plain_text() {
     let report = runner.drain().await.unwrap();
     assert_eq!(report.done().len(), 1);
     assert_eq!(*seen.lock().unwrap(), ["hush"]);
+    // Opened args that do not fit the type: dead, without quoting them.
+    let args = serde_json::value::to_raw_value(&serde_json::json!({"note": 987_654_321})).unwrap();
+    fake.client()
+        .enqueue_raw(
+            "sealed",
+            &args,
+            &JobDefaults::default(),
+            EnqueueOptions::new().encrypted(),
+        )
+        .await
+        .unwrap();
+    let report = runner.drain().await.unwrap();
+    let error = report.dead()[0].dead_error().unwrap().to_owned();
+    assert!(
+        error.contains("encrypted args of job type \"sealed\" do not decode"),
+        "{error}"
+    );
+    assert!(!error.contains("987654321"), "{error}");
     // Without a keyring, an encrypted type cannot be enqueued.
     let plain = FakeClient::new();
     let err = plain.client().enqueue(&Sealed { note: "x".into() }).await;
