@@ -17,7 +17,8 @@ cd "$(dirname "$0")/.."
 core=(--test enqueue --test fetch_lease --test retry_dead --test scheduler --test admin
       --test cron --test dashboard --test cli --test bad_input --test stale_runs
       --test shutdown --test overrun --test dashboard_hardening --test outcomes --test uniqueness
-      --test dashboard_outcomes --test dashboard_console --test middleware --test otel --test worker_metrics --test events --test workflows --test webhooks --test fleet)
+      --test dashboard_outcomes --test dashboard_console --test middleware --test otel --test worker_metrics --test events --test workflows --test webhooks --test fleet
+      --test encryption)
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "cargo-nextest not found: running plain cargo test on a single node only" >&2

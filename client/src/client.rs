@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::admin::Admin;
 use crate::connection::{Connection, Connector, TlsFiles, Topology};
 use crate::error::{Error, Result};
+use crate::keyring::Keyring;
 use crate::keys::{validate_namespace, GlobalKeys, QueueKeys, NAMESPACE_DEFAULT};
 
 /// Largest serialized job body accepted by default (512 KiB).
@@ -68,6 +69,7 @@ pub struct ClientBuilder {
     durability: Durability,
     webhook_hosts: Vec<String>,
     middleware: crate::middleware::Added,
+    keyring: Option<Keyring>,
 }
 
 impl ClientBuilder {
@@ -76,6 +78,26 @@ impl ClientBuilder {
     #[must_use]
     pub fn middleware(mut self, m: impl crate::middleware::EnqueueMiddleware) -> Self {
         self.middleware.0.push(Arc::new(m));
+        self
+    }
+
+    /// The keys for payload encryption: job types marked encrypted
+    /// ([`JobOptions::encrypted`](crate::JobOptions::encrypted)) are sealed
+    /// with its active key at enqueue, and a worker built on this client
+    /// opens them with any of its keys. Default: none (enqueueing an
+    /// encrypted type fails). Binaries read it from `SPOOL_KEYRING`
+    /// ([`Keyring::from_env`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> spool_client::Result<()> {
+    /// use spool_client::{Client, Keyring};
+    /// let keyring = Keyring::parse(&std::env::var("SPOOL_KEYRING").unwrap_or_default())?;
+    /// let client = Client::builder("redis://127.0.0.1:6379").keyring(keyring).connect().await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
         self
     }
 
@@ -174,6 +196,7 @@ impl ClientBuilder {
                 retention: self.retention,
                 durability: self.durability,
                 webhook_hosts: self.webhook_hosts,
+                keyring: self.keyring,
                 connector,
                 conn,
                 waiters: Arc::default(),
@@ -210,6 +233,8 @@ struct Inner {
     retention: Retention,
     durability: Durability,
     webhook_hosts: Vec<String>,
+    /// Keys for payload encryption, if configured.
+    keyring: Option<Keyring>,
     connector: Connector,
     conn: Connection,
     waiters: Arc<crate::waiters::Waiters>,
@@ -225,6 +250,14 @@ struct Inner {
 impl Client {
     /// A client with no Redis behind it whose enqueues go to `recorder`.
     pub(crate) fn recording(recorder: Arc<crate::testing::Recorder>) -> Self {
+        Self::recording_with(recorder, None)
+    }
+
+    /// [`Client::recording`] with a keyring for encrypted job types.
+    pub(crate) fn recording_with(
+        recorder: Arc<crate::testing::Recorder>,
+        keyring: Option<Keyring>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 global: GlobalKeys::new(NAMESPACE_DEFAULT),
@@ -233,6 +266,7 @@ impl Client {
                 retention: Retention::default(),
                 durability: Durability::Primary,
                 webhook_hosts: Vec::new(),
+                keyring,
                 connector: Connector::fake(),
                 conn: Connection::fake(),
                 waiters: Arc::default(),
@@ -298,7 +332,14 @@ impl Client {
             durability: Durability::Primary,
             webhook_hosts: Vec::new(),
             middleware: crate::middleware::Added::default(),
+            keyring: None,
         }
+    }
+
+    /// The keyring given to [`ClientBuilder::keyring`], if any.
+    #[must_use]
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.inner.keyring.as_ref()
     }
 
     /// The key namespace.

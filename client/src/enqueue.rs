@@ -135,9 +135,28 @@ pub struct EnqueueOptions {
     priority: Option<i8>,
     rate_key: Option<String>,
     group: Option<String>,
+    encrypted: bool,
 }
 
 impl EnqueueOptions {
+    /// Store this job's args encrypted even if its type is not marked so
+    /// ([`JobOptions::encrypted`](crate::JobOptions::encrypted) has the
+    /// details); the client needs a keyring.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: spool_client::Client) -> spool_client::Result<()> {
+    /// use spool_client::{EnqueueOptions, JobDefaults};
+    /// let args = serde_json::value::to_raw_value(&serde_json::json!({"ssn": "078-05-1120"}))
+    ///     .expect("JSON");
+    /// client.enqueue_raw("verify", &args, &JobDefaults::default(), EnqueueOptions::new().encrypted()).await?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn encrypted(mut self) -> Self {
+        self.encrypted = true;
+        self
+    }
+
     /// Fetch this job before (positive) or after (negative) the queue's
     /// jobs of priority 0, the default: levels -9 … 9, higher first, first
     /// in first out within a level. A queue whose jobs never set one stays
@@ -375,6 +394,8 @@ pub struct JobDefaults {
     pub follow_ups: Vec<crate::FollowUp>,
     /// Default priority within the queue.
     pub priority: i8,
+    /// Seal the args with the client's keyring.
+    pub encrypted: bool,
 }
 
 impl JobDefaults {
@@ -391,6 +412,7 @@ impl JobDefaults {
             webhooks: o.webhooks,
             follow_ups: o.follow_ups,
             priority: o.priority,
+            encrypted: o.encrypted,
         }
     }
 }
@@ -407,6 +429,7 @@ impl Default for JobDefaults {
             webhooks: o.webhooks,
             follow_ups: o.follow_ups,
             priority: o.priority,
+            encrypted: o.encrypted,
         }
     }
 }
@@ -735,6 +758,14 @@ impl Client {
             ));
         }
         check_args_depth(args.get().as_bytes())?;
+        let id = opts.job_id.clone().unwrap_or_default();
+        let sealed;
+        let args = if opts.encrypted || defaults.encrypted {
+            sealed = self.seal_args(job_type, &id, args)?;
+            &*sealed
+        } else {
+            args
+        };
         let timeout = opts.timeout.unwrap_or(defaults.timeout);
         let keep = opts.keep_outcome.unwrap_or(defaults.keep_outcome);
         // Cron jobs (cron_tick.lua) carry no follow-ups, nor their type's
@@ -791,13 +822,27 @@ impl Client {
             });
         }
         Ok(Prepared {
-            id: opts.job_id.clone().unwrap_or_default(),
+            id,
             max_attempts: opts.max_attempts.unwrap_or(defaults.max_attempts).max(1),
             at_ms: opts.at.map_or(0, |at| at.timestamp_millis().max(1)),
             delay_ms: opts.delay.map_or(0, duration_ms),
             body,
             follow_ups,
         })
+    }
+}
+
+impl Client {
+    /// `args` sealed with the active key of the client's keyring, bound
+    /// to the job's type and id.
+    fn seal_args(&self, job_type: &str, id: &JobId, args: &RawValue) -> Result<Box<RawValue>> {
+        let keyring = self.keyring().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "job type {job_type:?} is encrypted, but this client has no keyring \
+                 (ClientBuilder::keyring, or SPOOL_KEYRING for the binaries)"
+            ))
+        })?;
+        keyring.encrypt_args(job_type, id.as_str(), args)
     }
 }
 

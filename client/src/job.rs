@@ -206,6 +206,9 @@ pub struct JobOptions {
     pub follow_ups: Vec<crate::FollowUp>,
     /// Priority within the queue (see [`EnqueueOptions::priority`](crate::EnqueueOptions::priority)).
     pub priority: i8,
+    /// Seal this type's args with the client's keyring (see
+    /// [`JobOptions::encrypted`]).
+    pub encrypted: bool,
 }
 
 impl Default for JobOptions {
@@ -220,6 +223,7 @@ impl Default for JobOptions {
             webhooks: Vec::new(),
             follow_ups: Vec::new(),
             priority: 0,
+            encrypted: false,
         }
     }
 }
@@ -231,6 +235,7 @@ impl fmt::Debug for JobOptions {
             .field("max_attempts", &self.max_attempts)
             .field("timeout", &self.timeout)
             .field("keep_outcome", &self.keep_outcome)
+            .field("encrypted", &self.encrypted)
             .finish_non_exhaustive()
     }
 }
@@ -243,6 +248,32 @@ impl JobOptions {
     #[must_use]
     pub fn priority(mut self, level: i8) -> Self {
         self.priority = level;
+        self
+    }
+
+    /// Stores this type's args encrypted (AES-256-GCM) with the active key
+    /// of the client's keyring ([`ClientBuilder::keyring`](crate::ClientBuilder::keyring)):
+    /// Redis, its events, the dashboard and the CLI see only the envelope
+    /// `"spool:enc:v1:<key id>:<base64>"`, and a worker opens it before the
+    /// handler decodes the args. A kept result of such a job is sealed
+    /// too. Enqueueing fails without a keyring; a worker without the key
+    /// moves the job to dead with the reason, record intact, so it can be
+    /// retried once the keyring is fixed. `docs/PROTOCOL.md` has the
+    /// format.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// use spool_client::{Job, JobOptions};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct ChargeCard { card_number: String, cents: u64 }
+    /// impl Job for ChargeCard {
+    ///     const TYPE: &'static str = "charge_card";
+    ///     fn options() -> JobOptions { JobOptions::default().encrypted(true) }
+    /// }
+    /// ```
+    #[must_use]
+    pub fn encrypted(mut self, on: bool) -> Self {
+        self.encrypted = on;
         self
     }
 

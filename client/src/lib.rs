@@ -23,6 +23,8 @@
 //! - `cron`: periodic jobs: [`CronEntry`] (a line of a cron table), [`CronSchedule`]
 //!   (parsing, next tick, DST policy) and the cron runtime protocol
 //!   (`runtime::cron`).
+//! - `keyring`: payload encryption ([`Keyring`], the envelope that
+//!   replaces an encrypted job's args).
 //! - [`admin`]: the read model and repair actions for the dashboard and CLI ([`Admin`]).
 //! - `testing` (feature `testing`): a recording `FakeClient` for unit tests
 //!   and a private `RedisServer` for integration tests.
@@ -56,6 +58,7 @@ mod error;
 mod events;
 mod followup;
 mod job;
+mod keyring;
 mod keys;
 pub mod metrics_text;
 pub mod middleware;
@@ -105,6 +108,10 @@ pub use followup::{
 pub use job::{
     CronOrigin, ErrorEntry, Job, JobId, JobOptions, JobOutput, JobRecord, JobSet, JobState,
     MAX_ATTEMPTS_DEFAULT, PRIORITY_MAX, QUEUE_DEFAULT, TIMEOUT_DEFAULT,
+};
+pub use keyring::{
+    envelope_key_id, DecryptError, Envelope, Keyring, ENVELOPE_PREFIX, KEYRING_ENV,
+    KEY_ID_MAX_BYTES,
 };
 pub use keys::{validate_queue_name, NAMESPACE_DEFAULT, QUEUE_NAME_MAX_LEN};
 pub use outcome::{CancelResult, HistoryEntry, JobStatus, Status};

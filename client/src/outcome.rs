@@ -136,7 +136,8 @@ pub struct JobStatus {
     pub cancel_requested: bool,
     /// The last error, when it failed.
     pub last_error: Option<String>,
-    /// What the handler returned, when the outcome is kept and it returned a value.
+    /// What the handler returned, when the outcome is kept and it returned
+    /// a value; for an encrypted job, its envelope ([`Client::result`] opens it).
     pub result: Option<Box<RawValue>>,
     /// The timeline, oldest first (bounded: 4 KiB per job).
     pub history: Vec<HistoryEntry>,
@@ -357,12 +358,34 @@ impl Client {
     /// done, or when its outcome is not kept (see
     /// [`JobOptions::keep_outcome`](crate::JobOptions::keep_outcome)) or expired.
     ///
+    /// The result of an encrypted job ([`JobOptions::encrypted`](crate::JobOptions::encrypted))
+    /// is stored sealed ([`JobStatus::result`] is its envelope); this opens
+    /// it with the client's keyring.
+    ///
     /// # Errors
     /// As [`Client::status`]; [`Error::Decode`] when the stored value does
-    /// not decode as `J::Output`.
+    /// not decode as `J::Output`, or is sealed and cannot be opened.
     pub async fn result<J: JobOutput>(&self, id: &JobId) -> Result<Option<J::Output>> {
         let status = self.status(id).await?;
-        match status.result {
+        let opened = match status
+            .result
+            .as_deref()
+            .map(|r| crate::Envelope::parse(r.get()))
+        {
+            Some(Some(envelope)) => Some(
+                envelope
+                    .and_then(|e| match self.keyring() {
+                        Some(k) => k.decrypt_result(J::TYPE, id.as_str(), &e),
+                        None => Err(crate::DecryptError::NoKeyring { key_id: e.key_id }),
+                    })
+                    .map_err(|e| Error::Decode {
+                        what: format!("encrypted result of job {id}"),
+                        reason: e.to_string(),
+                    })?,
+            ),
+            _ => None,
+        };
+        match opened.or(status.result) {
             Some(raw) if status.status == Status::Done => serde_json::from_str(raw.get())
                 .map(Some)
                 .map_err(|e| Error::Decode {

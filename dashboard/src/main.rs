@@ -134,7 +134,12 @@ fn sentence(e: &anyhow::Error) -> String {
 
 async fn serve(args: Args, mut config: DashboardConfig) -> anyhow::Result<()> {
     // The error names the server (password hidden) and says what to check.
-    let client = args.redis.client_builder().connect().await?;
+    // SPOOL_KEYRING lets job pages show encrypted args in plain text.
+    let mut builder = args.redis.client_builder();
+    if let Some(keyring) = spool_client::Keyring::from_env()? {
+        builder = builder.keyring(keyring);
+    }
+    let client = builder.connect().await?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;

@@ -53,6 +53,9 @@ pub(crate) struct RunDeps {
     pub(crate) unknown_types: UnknownTypes,
     /// The worker's metrics (overruns are counted while running).
     pub(crate) metrics: crate::metrics::WorkerMetrics,
+    /// Opens encrypted args (and seals their job's kept result); the
+    /// client's, if it has one.
+    pub(crate) keyring: Option<spool_client::Keyring>,
 }
 
 /// Result of a run, before it is sent.
@@ -187,8 +190,8 @@ pub(crate) async fn run(
     cancel_asked: Arc<AtomicBool>,
     deps: &RunDeps,
 ) -> Verdict {
-    let record = match record {
-        Ok(r) => Arc::new(r),
+    let (record, encrypted) = match record.and_then(|r| open_args(r, deps.keyring.as_ref())) {
+        Ok((r, encrypted)) => (Arc::new(r), encrypted),
         Err(reason) => {
             tracing::warn!(error = %reason, "unparsable job record; moving it to dead");
             return Verdict::Done(Outcome::Dead { error: reason });
@@ -221,6 +224,16 @@ pub(crate) async fn run(
     let future = match (registration.handler)(ctx, &record) {
         Ok(f) => crate::middleware::wrap(&deps.registry.middleware, around, f),
         Err(error) => {
+            // serde's message may quote the args: not for encrypted ones.
+            let error = if encrypted {
+                format!(
+                    "unparsable payload: encrypted args of job type {:?} do not decode (details \
+                     withheld: they could quote the plaintext)",
+                    record.job_type
+                )
+            } else {
+                error
+            };
             tracing::warn!(error = %error, "args do not decode; moving the job to dead");
             return Verdict::Done(Outcome::Dead { error });
         }
@@ -242,7 +255,47 @@ pub(crate) async fn run(
     // The value goes to Redis when the job keeps its outcome or has
     // follow-ups (they read it as their parent's result).
     let keeps = record.keep_outcome_ms.is_some_and(|ms| ms > 0) || record.followups;
-    judge(result, started, timeout, &policy_delay, deps, keeps)
+    let verdict = judge(result, started, timeout, &policy_delay, deps, keeps);
+    if encrypted {
+        return seal_result(verdict, &record, deps.keyring.as_ref());
+    }
+    verdict
+}
+
+/// The record with its encrypted args opened (and whether they were), or
+/// why they cannot be: the job goes to dead with that reason, its record
+/// (still sealed) kept for a retry once the keyring is fixed.
+fn open_args(
+    mut record: spool_client::JobRecord,
+    keyring: Option<&spool_client::Keyring>,
+) -> Result<(spool_client::JobRecord, bool), String> {
+    match record.decrypt_args(keyring) {
+        Ok(opened) => Ok((record, opened)),
+        Err(e) => Err(format!("cannot decrypt args of job {}: {e}", record.id)),
+    }
+}
+
+/// An encrypted job's kept result, sealed like its args (bound to the
+/// job): results go to Redis (outcomes, follow-ups' parent, batches).
+fn seal_result(
+    verdict: Verdict,
+    record: &spool_client::JobRecord,
+    keyring: Option<&spool_client::Keyring>,
+) -> Verdict {
+    let Verdict::Done(Outcome::Returned { result: Ok(json) }) = verdict else {
+        return verdict;
+    };
+    let sealed = keyring
+        .ok_or_else(|| "no keyring".to_owned())
+        .and_then(|k| {
+            k.encrypt_result(&record.job_type, record.id.as_str(), &json)
+                .map_err(|e| e.to_string())
+        });
+    let result = match sealed {
+        Ok(envelope) => Ok(envelope.get().to_owned()),
+        Err(e) => Err(format!("result not kept: it could not be encrypted: {e}")),
+    };
+    Verdict::Done(Outcome::Returned { result })
 }
 
 /// The handler's value as the ack sends it: only for a job that keeps its

@@ -289,6 +289,7 @@ impl Worker {
                         max_result_bytes: self.client.max_payload_bytes(),
                         unknown_types: cfg.unknown_types,
                         metrics: metrics.clone(),
+                        keyring: self.client.keyring().cloned(),
                     },
                     completions: completions_tx,
                 },

@@ -395,7 +395,9 @@ mod tests {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
-            if ["spool_", "spool_worker", "spool_workers"].contains(&name.as_str()) || name.starts_with("spool_queue") {
+            if ["spool_", "spool_worker", "spool_workers"].contains(&name.as_str())
+                || name.starts_with("spool_queue")
+            {
                 continue;
             }
             names += 1;

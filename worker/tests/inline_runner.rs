@@ -284,3 +284,68 @@ async fn a_kept_result_is_reported() {
     let report = runner.drain().await.unwrap();
     assert_eq!(report.runs[0].result.as_deref(), Some("5"));
 }
+
+/// A job of an encrypted type whose handler echoes its note.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sealed {
+    note: String,
+}
+
+impl Job for Sealed {
+    const TYPE: &'static str = "sealed";
+    fn options() -> JobOptions {
+        JobOptions::default().encrypted(true)
+    }
+}
+
+/// The inline runner opens encrypted args as the worker does (the same
+/// run path): the fake records them sealed, the handler sees plain text.
+#[tokio::test]
+async fn encrypted_jobs_are_recorded_sealed_and_run_in_plain_text() {
+    let keyring = spool_client::Keyring::new("test", [7; 32]).unwrap();
+    let fake = FakeClient::new().with_keyring(keyring);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let notes = Arc::clone(&seen);
+    let worker = Worker::builder(fake.client()).register(move |_ctx, job: Sealed| {
+        let notes = Arc::clone(&notes);
+        async move {
+            notes.lock().unwrap().push(job.note);
+            Ok(())
+        }
+    });
+    let runner = InlineRunner::new(worker).unwrap();
+    fake.client()
+        .enqueue(&Sealed {
+            note: "hush".into(),
+        })
+        .await
+        .unwrap();
+    let recorded = &fake.enqueued()[0].record;
+    assert!(recorded.args.get().starts_with("\"spool:enc:v1:test:"));
+    assert_eq!(fake.jobs::<Sealed>()[0].note, "hush");
+    let report = runner.drain().await.unwrap();
+    assert_eq!(report.done().len(), 1);
+    assert_eq!(*seen.lock().unwrap(), ["hush"]);
+    // Opened args that do not fit the type: dead, without quoting them.
+    let args = serde_json::value::to_raw_value(&serde_json::json!({"note": 987_654_321})).unwrap();
+    fake.client()
+        .enqueue_raw(
+            "sealed",
+            &args,
+            &JobDefaults::default(),
+            EnqueueOptions::new().encrypted(),
+        )
+        .await
+        .unwrap();
+    let report = runner.drain().await.unwrap();
+    let error = report.dead()[0].dead_error().unwrap().to_owned();
+    assert!(
+        error.contains("encrypted args of job type \"sealed\" do not decode"),
+        "{error}"
+    );
+    assert!(!error.contains("987654321"), "{error}");
+    // Without a keyring, an encrypted type cannot be enqueued.
+    let plain = FakeClient::new();
+    let err = plain.client().enqueue(&Sealed { note: "x".into() }).await;
+    assert!(err.unwrap_err().to_string().contains("no keyring"));
+}

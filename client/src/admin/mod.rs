@@ -34,7 +34,7 @@ pub use jobs::{LISTING_BYTES_MAX, LISTING_RECORD_BYTES_MAX, LISTING_RECORD_BYTES
 pub use processes::{BusyJob, ProcessInfo, ProcessView};
 pub use queues::{ForgetQueue, QueueInfo};
 pub use stats::{MinuteStats, QueueStats, STATS_MINUTES_MAX};
-pub use view::{JobView, LeaseView, RecordSummary};
+pub use view::{JobView, LeaseView, RecordSummary, ENCRYPTED_MARKER};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -122,6 +122,35 @@ impl Admin {
         Self {
             client,
             actor: ACTOR_DEFAULT.into(),
+        }
+    }
+
+    /// Opens one job's encrypted args with the client's keyring, for a
+    /// job page: `None` when the args are not encrypted (or only a prefix
+    /// of the record was read, as in listings: [`Admin::job`] reads it
+    /// whole). Listings and filters never decrypt.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: spool_client::Admin) -> spool_client::Result<()> {
+    /// if let Some(job) = admin.job("payments", "0193a4c2-7d1e-7b0a-9c1e-3f6d2a9b8c01").await? {
+    ///     match admin.reveal_args(&job) {
+    ///         Some(Ok(args)) => println!("{}", args.get()),
+    ///         Some(Err(e)) => println!("{} ({e})", job.args_text()),
+    ///         None => println!("{}", job.args_text()),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn reveal_args(
+        &self,
+        job: &JobView,
+    ) -> Option<std::result::Result<Box<serde_json::value::RawValue>, crate::DecryptError>> {
+        let mut record = job.record.clone()?;
+        match record.decrypt_args(self.client.keyring()) {
+            Ok(true) => Some(Ok(record.args)),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
         }
     }
 

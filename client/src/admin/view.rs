@@ -74,6 +74,15 @@ pub struct JobView {
     pub errors: Vec<ErrorEntry>,
     /// Lease holder while active.
     pub lease: Option<LeaseView>,
+    /// The key id when the args are encrypted (an envelope, see
+    /// [`JobOptions::encrypted`](crate::JobOptions::encrypted)): previews
+    /// and filters then see only `encrypted (key <id>)`
+    /// ([`JobView::args_text`]); [`Admin::reveal_args`](super::Admin::reveal_args)
+    /// opens them with the client's keyring.
+    pub encrypted_key: Option<String>,
+    /// `encrypted (key <id>)` for encrypted args.
+    #[serde(skip)]
+    args_marker: Option<String>,
 }
 
 impl JobView {
@@ -137,7 +146,17 @@ impl JobView {
                 .map(|r| r.job_type.clone())
                 .or_else(|| string_field(&raw, b",\"type\":\"")),
         });
+        let encrypted_key = match &record {
+            Some(r) => r.encrypted_key_id(),
+            None => args_after_field(&escape_bytes(&raw))
+                .and_then(crate::envelope_key_id)
+                .map(str::to_owned),
+        };
         Self {
+            args_marker: encrypted_key
+                .as_ref()
+                .map(|k| format!("{ENCRYPTED_MARKER} (key {k})")),
+            encrypted_key,
             id,
             queue: queue.to_owned(),
             state,
@@ -167,14 +186,19 @@ impl JobView {
     /// The args as text for previews and text filters: the decoded args;
     /// else, for a record cut off or not decodable, the stored text from the
     /// `args` field on (it may be cut off); else the whole text read.
+    ///
+    /// Encrypted args read `encrypted (key <id>)` ([`ENCRYPTED_MARKER`]):
+    /// their ciphertext is no use to a reader, and a text filter must never
+    /// match what they hide.
     #[must_use]
     pub fn args_text(&self) -> &str {
+        if let Some(marker) = &self.args_marker {
+            return marker;
+        }
         if let Some(r) = &self.record {
             return r.args.get();
         }
-        self.raw
-            .find(",\"args\":")
-            .map_or(self.raw.as_str(), |at| &self.raw[at + ",\"args\":".len()..])
+        args_after_field(&self.raw).unwrap_or(self.raw.as_str())
     }
 
     /// `(attempt, max_attempts)`, when the record has Spool's head.
@@ -195,6 +219,15 @@ impl JobView {
     pub fn last_error(&self) -> Option<&ErrorEntry> {
         self.errors.last()
     }
+}
+
+/// What listings show instead of encrypted args (with the key id).
+pub const ENCRYPTED_MARKER: &str = "encrypted";
+
+/// The stored text from the `args` field's value on, if found.
+fn args_after_field(raw: &str) -> Option<&str> {
+    const FIELD: &str = ",\"args\":";
+    raw.find(FIELD).map(|at| &raw[at + FIELD.len()..])
 }
 
 /// The JSON string after the first `marker` (which ends with the opening

@@ -97,6 +97,10 @@ pub struct CronEntry {
     /// Why the typed args could not be serialized (reported by `validate`).
     #[serde(skip)]
     args_error: Option<String>,
+    /// The job type is encrypted: refused by `validate` (the cron table
+    /// keeps an entry's args in Redis in plain text).
+    #[serde(skip)]
+    encrypted: bool,
 }
 
 impl CronEntry {
@@ -114,6 +118,7 @@ impl CronEntry {
         entry.max_attempts = defaults.max_attempts;
         entry.timeout = defaults.timeout;
         entry.args_error = args_error;
+        entry.encrypted = defaults.encrypted;
         entry
     }
 
@@ -139,6 +144,7 @@ impl CronEntry {
             timeout: d.timeout,
             grace: CRON_GRACE_DEFAULT,
             args_error: None,
+            encrypted: false,
         }
     }
 
@@ -176,6 +182,13 @@ impl CronEntry {
         if let Some(e) = &self.args_error {
             return Err(fail(format!("cannot serialize the job's args: {e}")));
         }
+        if self.encrypted {
+            return Err(fail(format!(
+                "job type {:?} is encrypted, and a cron table keeps its entries' args in Redis in \
+                 plain text: enqueue it from a handler of a cron job instead",
+                self.job_type
+            )));
+        }
         if self.grace < Duration::from_secs(1) || self.grace > CRON_GRACE_MAX {
             return Err(fail(format!(
                 "grace period must be 1 s to 1 day, got {:?}",
@@ -196,6 +209,7 @@ impl CronEntry {
             webhooks: Vec::new(),
             follow_ups: Vec::new(),
             priority: 0,
+            encrypted: false,
         }
     }
 }
@@ -252,6 +266,25 @@ mod tests {
                 .queue("reports")
                 .max_attempts(2)
         }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Payroll {
+        iban: String,
+    }
+    impl Job for Payroll {
+        const TYPE: &'static str = "payroll";
+        fn options() -> crate::JobOptions {
+            crate::JobOptions::default().encrypted(true)
+        }
+    }
+
+    /// A cron table keeps args in plain text: encrypted types are refused.
+    #[test]
+    fn cron_entries_of_encrypted_types_are_refused() {
+        let e = CronEntry::new("pay", "0 0 1 * *", &Payroll { iban: "x".into() });
+        let err = e.validate().expect_err("refused").to_string();
+        assert!(err.contains("encrypted"), "{err}");
     }
 
     /// Issue 8: every cron write is one script (`cron_*.lua`); a direct

@@ -188,6 +188,25 @@ impl FakeClient {
         }
     }
 
+    /// The same fake with a keyring: jobs of encrypted types
+    /// ([`JobOptions::encrypted`](crate::JobOptions::encrypted)) are
+    /// recorded sealed, as Redis would hold them, [`FakeClient::jobs`]
+    /// opens them, and so does an inline runner draining this fake.
+    /// Without one, enqueueing an encrypted type fails as on a real client.
+    ///
+    /// ```
+    /// use spool_client::{testing::FakeClient, Keyring};
+    /// let fake = FakeClient::new().with_keyring(Keyring::new("test", [7; 32])?);
+    /// # Ok::<(), spool_client::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_keyring(self, keyring: crate::Keyring) -> Self {
+        Self {
+            client: Client::recording_with(Arc::clone(&self.recorder), Some(keyring)),
+            recorder: self.recorder,
+        }
+    }
+
     /// The fake behind `client`, when `client` came from a [`FakeClient`].
     #[must_use]
     pub fn of(client: &Client) -> Option<Self> {
@@ -216,7 +235,11 @@ impl FakeClient {
         self.recorder
             .jobs()
             .iter()
-            .filter_map(RecordedJob::args::<J>)
+            .filter_map(|job| {
+                let mut job = job.clone();
+                job.record.decrypt_args(self.client.keyring()).ok()?;
+                job.args::<J>()
+            })
             .collect()
     }
 

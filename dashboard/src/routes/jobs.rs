@@ -193,6 +193,7 @@ pub(crate) async fn page(
         let status = status_of(&s, queue, id).await;
         let status = status.as_ref().map_err(String::as_str);
         let mut page = live_page(&ctx, l, &job, status);
+        reveal_args(&s.admin, &job, &mut page);
         // Its children to be: a failed read only leaves the list out.
         page.children = match s.admin.follow_ups(queue, id).await {
             Ok(list) => list
@@ -260,6 +261,32 @@ fn batch_link(
         .batch
         .as_ref()
         .map(|b| ("Batch", clip(b.as_str(), FIELD_BYTES), href(b)))
+}
+
+/// Encrypted args on a job page: in plain text when the dashboard's
+/// client has the key (`SPOOL_KEYRING`), else `encrypted (key <id>)`, with
+/// the reason when a keyring is configured but cannot open them.
+fn reveal_args(admin: &spool_client::Admin, job: &JobView, page: &mut JobPage) {
+    if job.encrypted_key.is_none() {
+        return;
+    }
+    let marker = job.args_text();
+    let t = match admin.reveal_args(job) {
+        Some(Ok(args)) => JsonText::new(args.get()),
+        Some(Err(spool_client::DecryptError::NoKeyring { .. })) | None => JsonText {
+            text: marker.to_owned(),
+            truncated: false,
+            bytes: marker.len(),
+        },
+        Some(Err(e)) => JsonText {
+            text: format!("{marker}: {e}"),
+            truncated: false,
+            bytes: marker.len(),
+        },
+    };
+    page.args = t.text;
+    page.args_truncated = t.truncated;
+    page.args_bytes = t.bytes;
 }
 
 /// The page of a stored job (`job.html`).

@@ -62,15 +62,18 @@ pub(crate) fn redis_url() -> String {
 }
 
 /// The demo binaries' start: logs to stderr (`RUST_LOG`, default `info`),
-/// then a client on `REDIS_URL`.
+/// then a client on `REDIS_URL`, with the keyring in `SPOOL_KEYRING` if
+/// set (for job types marked encrypted).
 pub(crate) async fn start() -> Result<spool_client::Client, spool_client::Error> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    spool_client::Client::builder(&redis_url())
-        .tls(spool_client::TlsFiles::from_env())
-        .connect()
-        .await
+    let mut builder =
+        spool_client::Client::builder(&redis_url()).tls(spool_client::TlsFiles::from_env());
+    if let Some(keyring) = spool_client::Keyring::from_env()? {
+        builder = builder.keyring(keyring);
+    }
+    builder.connect().await
 }

@@ -186,6 +186,7 @@ impl InlineRunner {
                 max_result_bytes: client.max_payload_bytes(),
                 unknown_types,
                 metrics: crate::metrics::WorkerMetrics::new(),
+                keyring: client.keyring().cloned(),
             },
             fake,
             max_runs: MAX_RUNS_DEFAULT,

@@ -16,6 +16,11 @@
 //! (`wait_p50_ms`, `wait_p99_ms`: an upper bound of
 //! ack-to-wait, since the ack follows the return).
 //!
+//! With `--args-bytes N`, the bulk-enqueued jobs carry N bytes of args
+//! JSON; `--encrypted-args-bytes N` also seals them with a fresh key
+//! (`EnqueueOptions::encrypted`) for the worker to open: the two runs side
+//! by side give encryption's cost.
+//!
 //! With `--events off|terminal|all`, the bench queues write that level of
 //! job events (default: the queues' default, terminal); the report adds
 //! `redis_bytes_per_event` (the memory of the event streams per event).
@@ -73,6 +78,10 @@ struct BenchNoop {
     /// With `--rate-keys N`: the job's rate key, 1 to N (0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     k: u64,
+    /// With `--encrypted-args-bytes N`: padding that makes the args N
+    /// bytes of JSON (empty: not written).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    p: String,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -82,7 +91,12 @@ fn is_zero(n: &u64) -> bool {
 
 impl BenchNoop {
     fn plain(t: u64) -> Self {
-        Self { t, g: 0, k: 0 }
+        Self {
+            t,
+            g: 0,
+            k: 0,
+            p: String::new(),
+        }
     }
 }
 
@@ -124,6 +138,9 @@ struct Args {
     rate_keys: Option<u64>,
     groups: Option<u64>,
     priorities: bool,
+    /// Bytes of args JSON of the bulk-enqueued jobs (padding), and
+    /// whether they are sealed (`--encrypted-args-bytes`).
+    padding: Option<(usize, bool)>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -148,6 +165,7 @@ fn parse_args() -> anyhow::Result<Args> {
         rate_keys: None,
         groups: None,
         priorities: false,
+        padding: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -173,8 +191,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--rate-keys" => a.rate_keys = Some(value()?.parse()?),
             "--groups" => a.groups = Some(value()?.parse()?),
             "--priorities" => a.priorities = true,
+            "--args-bytes" => a.padding = Some((value()?.parse()?, false)),
+            "--encrypted-args-bytes" => a.padding = Some((value()?.parse()?, true)),
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--poison]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--args-bytes N | --encrypted-args-bytes N] [--poison]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -260,12 +280,18 @@ async fn main() -> anyhow::Result<()> {
             timeout: Duration::from_secs(1),
         },
     };
-    let client = Client::builder(&url)
+    let encrypt = args.padding.is_some_and(|(_, sealed)| sealed);
+    let mut builder = Client::builder(&url)
         .namespace(namespace.as_str())
         .tls(tls)
-        .durability(durability)
-        .connect()
-        .await?;
+        .durability(durability);
+    if encrypt {
+        builder = builder.keyring(spool_client::Keyring::new(
+            "bench",
+            spool_client::Keyring::generate_key(),
+        )?);
+    }
+    let client = builder.connect().await?;
 
     if let Some(level) = args.events {
         let config = spool_client::EventsConfig {
@@ -303,11 +329,20 @@ async fn main() -> anyhow::Result<()> {
             t: 0,
             g: args.groups.map_or(0, |n| i % n.max(1) + 1),
             k: args.rate_keys.map_or(0, |n| i % n.max(1) + 1),
+            // `{"t":0,"p":""}` is 14 bytes.
+            p: "x".repeat(args.padding.map_or(0, |(n, _)| n.saturating_sub(14))),
         })
         .collect();
     let mem_before = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
     let keep = Duration::from_secs(args.keep_outcome_s);
-    let opts = |queue: &str| EnqueueOptions::new().queue(queue).keep_outcome(keep);
+    let opts = |queue: &str| {
+        let o = EnqueueOptions::new().queue(queue).keep_outcome(keep);
+        if encrypt {
+            o.encrypted()
+        } else {
+            o
+        }
+    };
     let t = Instant::now();
     // With --priorities, chunks of 1,000 go to levels 0, 1 and 2 in turn.
     let chunk_len = if args.priorities { 1_000 } else { 10_000 };
@@ -497,6 +532,8 @@ async fn main() -> anyhow::Result<()> {
         "rate_keys": args.rate_keys,
         "groups": args.groups,
         "priorities": args.priorities,
+        "args_bytes": args.padding.map(|(n, _)| n),
+        "encrypted": encrypt,
         "redis_bytes_per_event": bytes_per_event.map(f64::round),
         "waiters": args.waiters,
         "wait_p50_ms": wait_pct(0.50),
