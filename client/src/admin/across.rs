@@ -111,14 +111,7 @@ impl Admin {
                 .map(|q| self.scan_set(q, set, filter, 0, end, window)),
         )
         .await?;
-        let mut page = FilteredPage {
-            total: 0,
-            scanned: 0,
-            truncated: false,
-            matched: 0,
-            offset,
-            items: Vec::new(),
-        };
+        let mut page = FilteredPage::empty(offset);
         let mut jobs = Vec::new();
         for p in pages {
             page.total += p.total;

@@ -116,6 +116,20 @@ pub struct FilteredPage {
     pub items: Vec<JobView>,
 }
 
+impl FilteredPage {
+    /// A page with nothing scanned yet, starting at match `offset`.
+    pub(crate) fn empty(offset: u64) -> Self {
+        Self {
+            total: 0,
+            scanned: 0,
+            truncated: false,
+            matched: 0,
+            offset,
+            items: Vec::new(),
+        }
+    }
+}
+
 impl Admin {
     /// Scans the first `window` entries of a set (in the order
     /// [`Admin::list_set`] uses) and returns matches `offset..offset+limit`
@@ -136,14 +150,7 @@ impl Admin {
     ) -> Result<FilteredPage> {
         check_page(limit)?;
         check_window(window)?;
-        let mut page = FilteredPage {
-            total: 0,
-            scanned: 0,
-            truncated: false,
-            matched: 0,
-            offset,
-            items: Vec::new(),
-        };
+        let mut page = FilteredPage::empty(offset);
         let end = offset.saturating_add(limit as u64);
         let mut at = 0u64;
         loop {

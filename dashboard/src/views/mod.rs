@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(rows[0].at, "1970-01-01 00:00:01.000 UTC");
         assert_eq!(
             (rows[0].after.as_str(), rows[1].after.as_str()),
-            ("", "+250ms")
+            ("", "+250 ms")
         );
         assert_eq!((rows[0].class, rows[1].class), ("ready", "other"));
         assert_eq!(rows[1].error, "a b");
