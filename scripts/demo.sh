@@ -37,8 +37,10 @@ mkdir -p "$state"
 # minutes (and fills target/release), and cargo's progress is the
 # only thing worth watching meanwhile.
 echo "building the demo (release; the first build takes a few minutes, later ones seconds)…"
-cargo build --release -p spool-worker --example demo_worker --example demo_producer
-cargo build --release -p spool-dashboard --bin spool-dashboard --bin spool
+# One cargo call: the crates the worker and the dashboard share (with the
+# features either needs) are built once, not twice.
+cargo build --release -p spool-worker --example demo_worker --example demo_producer \
+  -p spool-dashboard --bin spool-dashboard --bin spool
 
 port=${SPOOL_DEMO_REDIS_PORT:-16379}
 bind=${SPOOL_DASHBOARD_BIND:-127.0.0.1:7420}

@@ -1039,6 +1039,28 @@ async fn cron_page_lists_entries_and_controls_them() {
     let last_job = page.attrs("table.cron a", "href");
     assert_eq!(last_job.len(), 1);
     assert_eq!(s.get(&last_job[0]).await.status, 200);
+    assert!(page.texts("table.cron td .hint").contains(&"(ready)".to_owned()));
+    // Once a worker ran it (its outcome not kept) the page says it finished
+    // and links nowhere, rather than to a 404.
+    let rec = Recorder::default();
+    let w = RunningWorker::start(
+        with_fixtures(env.worker().queue("reports", 1), &rec)
+            .build()
+            .unwrap(),
+    );
+    wait_for("the cron job ran", Duration::from_secs(10), || async {
+        rec.count("noop-1") == 1
+    })
+    .await;
+    w.stop().await;
+    let page = s.get("/cron").await;
+    assert!(page.attrs("table.cron a", "href").is_empty());
+    assert!(
+        page.texts("table.cron td .hint")
+            .contains(&"(finished; outcome not kept)".to_owned()),
+        "{:?}",
+        page.texts("table.cron td")
+    );
 
     assert_eq!(s.post("/cron/nope/run", &[]).await.status, 404);
     assert_eq!(s.post("/cron/bad%3Aname/run", &[]).await.status, 400);
