@@ -1039,7 +1039,9 @@ async fn cron_page_lists_entries_and_controls_them() {
     let last_job = page.attrs("table.cron a", "href");
     assert_eq!(last_job.len(), 1);
     assert_eq!(s.get(&last_job[0]).await.status, 200);
-    assert!(page.texts("table.cron td .hint").contains(&"(ready)".to_owned()));
+    assert!(page
+        .texts("table.cron td .hint")
+        .contains(&"(ready)".to_owned()));
     // Once a worker ran it (its outcome not kept) the page says it finished
     // and links nowhere, rather than to a 404.
     let rec = Recorder::default();
