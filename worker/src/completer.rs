@@ -60,7 +60,7 @@ impl Completer {
                     for (c, a) in batch.iter().zip(applied) {
                         match a {
                             Applied::LeaseLost => {
-                                self.metrics.lease_lost();
+                                self.metrics.leases_lost(1);
                                 tracing::warn!(
                                     job_id = %c.id, queue = %c.keys.queue,
                                     "lease was lost before the outcome was written; another worker owns the job now"

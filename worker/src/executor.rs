@@ -220,9 +220,14 @@ pub(crate) async fn run(
         cancel_asked,
         record: Arc::clone(&record),
     };
-    let around = ctx.clone();
+    // The context middleware sees: cloned only when there is middleware.
+    let chain = &deps.registry.middleware;
+    let around = (!chain.is_empty()).then(|| ctx.clone());
     let future = match (registration.handler)(ctx, &record) {
-        Ok(f) => crate::middleware::wrap(&deps.registry.middleware, around, f),
+        Ok(f) => match around {
+            Some(ctx) => crate::middleware::wrap(chain, ctx, f),
+            None => f,
+        },
         Err(error) => {
             // serde's message may quote the args: not for encrypted ones.
             let error = if encrypted {

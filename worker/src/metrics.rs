@@ -271,9 +271,9 @@ impl WorkerMetrics {
         self.inner.fetched.inc_by(jobs as u64);
     }
 
-    /// A run lost its lease.
-    pub(crate) fn lease_lost(&self) {
-        self.inner.lease_losses.inc();
+    /// `n` runs lost their lease.
+    pub(crate) fn leases_lost(&self, n: u64) {
+        self.inner.lease_losses.inc_by(n);
     }
 
     /// A Redis call of `op` failed.

@@ -134,16 +134,13 @@ where
     }
 }
 
-/// `handler` run through `chain` (outermost first); `handler` itself when
-/// the chain is empty.
+/// `handler` run through `chain` (outermost first; the executor calls it
+/// only when the chain is not empty).
 pub(crate) fn wrap(
     chain: &Arc<[Arc<dyn Middleware>]>,
     ctx: JobContext,
     handler: HandlerFuture,
 ) -> HandlerFuture {
-    if chain.is_empty() {
-        return handler;
-    }
     let next = Next {
         chain: Arc::clone(chain),
         index: 0,

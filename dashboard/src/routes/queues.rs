@@ -96,7 +96,7 @@ pub(crate) async fn limit(
         .set_concurrency_limit(queue, limit)
         .await?;
     tracing::info!(queue, ?limit, "concurrency limit set from the dashboard");
-    Ok(back(&ctx, queue, "limit"))
+    Ok(back(&ctx, queue, "limit", 1))
 }
 
 /// The form of `POST /queues/{queue}/rate` and `/breaker`: `csrf` (read
@@ -164,7 +164,7 @@ pub(crate) async fn control(
         }
     };
     tracing::info!(queue, control = done, value = ?form.value, "fleet control set from the dashboard");
-    Ok(back(&ctx, queue, done))
+    Ok(back(&ctx, queue, done, 1))
 }
 
 /// POST `/queues/{queue}/breaker/reset`: closes the queue's breaker now.
@@ -176,7 +176,7 @@ pub(crate) async fn breaker_reset(
     let queue = queue_name(&queue)?;
     ctx.admin(&s.admin).reset_breaker(queue).await?;
     tracing::info!(queue, "circuit breaker reset from the dashboard");
-    Ok(back(&ctx, queue, "breaker_reset"))
+    Ok(back(&ctx, queue, "breaker_reset", 1))
 }
 
 /// POST `/queues/{queue}/clear`: deletes every ready job of the queue
@@ -189,11 +189,7 @@ pub(crate) async fn clear(
     let queue = queue_name(&queue)?;
     let n = ctx.admin(&s.admin).clear_ready(queue).await?;
     tracing::info!(queue, jobs = n, "queue cleared from the dashboard");
-    Ok(Redirect::to(&format!(
-        "{}/queues/{}?done=clear&n={n}",
-        ctx.base,
-        enc(queue)
-    )))
+    Ok(back(&ctx, queue, "clear", n))
 }
 
 /// The form of `POST /queues/{queue}/delete`: the ready job's id.
@@ -218,18 +214,13 @@ pub(crate) async fn delete(
         deleted,
         "ready job deleted from the dashboard"
     );
-    Ok(Redirect::to(&format!(
-        "{}/queues/{}?done=delete&n={}",
-        ctx.base,
-        enc(queue),
-        u8::from(deleted)
-    )))
+    Ok(back(&ctx, queue, "delete", u64::from(deleted)))
 }
 
-/// Back to the queue page with a notice.
-fn back(ctx: &Ctx, queue: &str, done: &str) -> Redirect {
+/// Back to the queue page with the notice of `done` to `n` jobs.
+fn back(ctx: &Ctx, queue: &str, done: &str, n: u64) -> Redirect {
     Redirect::to(&format!(
-        "{}/queues/{}?done={done}&n=1",
+        "{}/queues/{}?done={done}&n={n}",
         ctx.base,
         enc(queue)
     ))
@@ -262,9 +253,5 @@ async fn set_paused(
         action = done,
         "queue paused or resumed from the dashboard"
     );
-    Ok(Redirect::to(&format!(
-        "{}/queues/{}?done={done}&n=1",
-        ctx.base,
-        enc(queue)
-    )))
+    Ok(back(&ctx, queue, done, 1))
 }

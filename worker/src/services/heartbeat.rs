@@ -74,9 +74,7 @@ impl Heartbeat {
                 report.lost += 1;
             }
         }
-        for _ in 0..report.lost {
-            self.metrics.lease_lost();
-        }
+        self.metrics.leases_lost(report.lost as u64);
         let signal = self.register(&running).await?;
         self.obey(signal);
         Ok(report)
