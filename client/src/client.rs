@@ -200,6 +200,7 @@ impl ClientBuilder {
                 connector,
                 conn,
                 waiters: Arc::default(),
+                pickup_owed: crate::runtime::PickupOwed::default(),
                 middleware: self.middleware.0.into(),
                 #[cfg(feature = "testing")]
                 recorder: None,
@@ -238,6 +239,10 @@ struct Inner {
     connector: Connector,
     conn: Connection,
     waiters: Arc<crate::waiters::Waiters>,
+    /// Pick-up latency (ms) of jobs claimed but not yet counted in their
+    /// queue's stats, by ready key: the next claim sends it (see
+    /// `Runtime::claim`).
+    pickup_owed: crate::runtime::PickupOwed,
     /// Enqueue middleware, outermost first.
     middleware: crate::middleware::Chain,
     /// Set on a fake client (`crate::testing`): enqueues are recorded here
@@ -270,6 +275,7 @@ impl Client {
                 connector: Connector::fake(),
                 conn: Connection::fake(),
                 waiters: Arc::default(),
+                pickup_owed: crate::runtime::PickupOwed::default(),
                 middleware: Arc::default(),
                 recorder: Some(recorder),
             }),
@@ -400,6 +406,11 @@ impl Client {
     #[must_use]
     pub fn topology(&self) -> Topology {
         self.inner.connector.topology()
+    }
+
+    /// Pick-up latency claimed jobs owe their queues' stats.
+    pub(crate) fn pickup_owed(&self) -> &crate::runtime::PickupOwed {
+        &self.inner.pickup_owed
     }
 
     /// The `wait` calls of this client (see `waiters`).

@@ -52,6 +52,24 @@ pub(crate) fn record_head(raw: &[u8]) -> Option<RecordHead<'_>> {
     })
 }
 
+/// The id of a record, read as `fetch.lua` reads it (`spool_record_id`):
+/// `{"id":"<id>"` with no `\` in the id. `None` for anything else.
+pub(crate) fn record_id(raw: &[u8]) -> Option<&str> {
+    let rest = raw.strip_prefix(b"{\"id\":\"")?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    let id = &rest[..end];
+    if id.is_empty() || id.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(id).ok()
+}
+
+/// Why a leased entry whose head is not Spool's goes to the dead set (the
+/// same words `fetch.lua` uses for an entry without a readable id).
+pub(crate) const NOT_A_RECORD: &str = "unparsable payload: the ready list held an entry that \
+    is not a Spool job record (a JSON object starting with \
+    {\"id\":..,\"attempt\":..,\"max_attempts\":..,\"enqueued_ms\":..}); it was moved here unchanged";
+
 /// Digits at the start of `b` (as Lua's `%d+`), and what follows them.
 fn leading_int(b: &[u8]) -> Option<(u64, &[u8])> {
     let n = b.iter().take_while(|c| c.is_ascii_digit()).count();

@@ -184,8 +184,11 @@ async fn completions_reach_the_replica() {
     let (ready, active): (u64, u64) = redis::pipe()
         .cmd("LLEN")
         .arg("spool:{default}:ready")
-        .cmd("ZCARD")
+        // Active leases: scores below +inf (not the set's guard member).
+        .cmd("ZCOUNT")
         .arg("spool:{default}:active")
+        .arg("-inf")
+        .arg("(inf")
         .query_async(&mut conn)
         .await
         .unwrap();

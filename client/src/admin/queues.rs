@@ -216,7 +216,8 @@ impl Admin {
                     .clone(),
             );
             pipe.cmd("EXISTS").arg(&k.paused);
-            pipe.cmd("ZCARD").arg(&k.active);
+            // Below +inf: not the guard member (`spool_active_guard`).
+            pipe.cmd("ZCOUNT").arg(&k.active).arg("-inf").arg("(inf");
             pipe.cmd("ZCARD").arg(&k.scheduled);
             pipe.cmd("ZCARD").arg(&k.retry);
             pipe.cmd("ZCARD").arg(&k.dead);

@@ -6,6 +6,7 @@
 //! producer that is not UTF-8 or not Spool's shape fails alone (its job goes
 //! to the dead set with a reason naming the problem), never its batch.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,40 @@ impl LeaseToken {
 impl From<&str> for LeaseToken {
     fn from(s: &str) -> Self {
         Self(s.to_owned())
+    }
+}
+
+/// Pick-up latency (ms, summed) of claimed jobs that their queue's stats
+/// have not counted yet, by ready key. `fetch.lua` reads no more of a
+/// record than its id (Lua's pattern matcher is the costliest part of a
+/// fetch), so the worker reads each record's `enqueued_ms` and the next
+/// claim of that queue adds the sum to the stats (`fl`) in the same call.
+#[derive(Debug, Default)]
+pub(crate) struct PickupOwed(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+impl PickupOwed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What `ready`'s queue is owed, now sent (0 when nothing).
+    fn take(&self, ready: &str) -> u64 {
+        self.lock().get_mut(ready).map_or(0, std::mem::take)
+    }
+
+    fn add(&self, ready: &str, ms: u64) {
+        if ms == 0 {
+            return;
+        }
+        let mut owed = self.lock();
+        match owed.get_mut(ready) {
+            Some(n) => *n = n.saturating_add(ms),
+            None => {
+                owed.insert(ready.to_owned(), ms);
+            }
+        }
     }
 }
 
@@ -207,6 +242,33 @@ fn outcome_rest(outcome: &Outcome) -> String {
 /// A job type as an event lists it: `"` separates the fields of a stream
 /// entry's `jobs` (prelude.lua, "Events"), so a type holding one (or a
 /// backslash, which records never hold) is written with `'` and `/`.
+/// Jobs per `succeeded` event entry an ack writes (`SPOOL_EVENT_BATCH`).
+const ACK_EVENT_JOBS: usize = 100;
+
+/// The `jobs` field of a `succeeded` event entry for `done`: each job's
+/// id, attempt and type, all joined by `"` (docs/PROTOCOL.md, "Events").
+/// `ack.lua` writes it as it is when every lease held: one argument per
+/// 100 jobs instead of one per job, and no string built in Lua.
+fn succeeded_jobs_field<'a>(done: impl Iterator<Item = &'a Completion>) -> String {
+    let mut field = String::new();
+    for c in done {
+        let (attempt, job_type) = c
+            .run
+            .as_ref()
+            .map_or((0, ""), |f| (f.attempt, f.job_type.as_str()));
+        if !field.is_empty() {
+            field.push('"');
+        }
+        let _ = write!(
+            field,
+            "{}\"{attempt}\"{}",
+            c.id.as_str(),
+            event_field(job_type)
+        );
+    }
+    field
+}
+
 fn event_field(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains(['"', '\\']) {
         text.replace('"', "'").replace('\\', "/").into()
@@ -371,13 +433,21 @@ impl Runtime {
             &keys.events,
             &keys.settings,
         ]);
+        let owed = self.client.pickup_owed().take(&keys.ready);
         cmd.arg(max.max(1))
             .arg(duration_ms(lease))
             .arg(wire::lease_worker_id(worker_id))
-            .arg(self.client.max_payload_bytes());
-        let reply: Vec<redis::Value> = scripts::run(&mut self.client.connection(), &cmd)
-            .await
-            .map_err(Error::redis("fetch"))?;
+            .arg(self.client.max_payload_bytes())
+            .arg(owed);
+        let reply: Vec<redis::Value> = match scripts::run(&mut self.client.connection(), &cmd).await
+        {
+            Ok(reply) => reply,
+            Err(err) => {
+                // Not counted: the next claim sends it again.
+                self.client.pickup_owed().add(&keys.ready, owed);
+                return Err(Error::redis("fetch")(err));
+            }
+        };
         let mut items = reply.into_iter();
         let now: i64 = match items.next() {
             Some(v) => redis::from_redis_value(v).map_err(Error::parse("fetch"))?,
@@ -390,17 +460,33 @@ impl Runtime {
         };
         let (hold_ms, deferred) = (header()?, header()?);
         let mut jobs = Vec::new();
+        let mut waited_ms = 0u64;
         while let (Some(token), Some(raw)) = (items.next(), items.next()) {
-            let token: String = redis::from_redis_value(token).map_err(Error::parse("fetch"))?;
+            let token: String = match token {
+                redis::Value::Int(n) => n.to_string(),
+                other => redis::from_redis_value(other).map_err(Error::parse("fetch"))?,
+            };
             let raw: Vec<u8> = redis::from_redis_value(raw).map_err(Error::parse("fetch"))?;
+            // fetch.lua checked only the id: the rest of the head is read here.
+            let (id, record) = match wire::record_head(&raw) {
+                Some(head) => {
+                    waited_ms += u64::try_from(now - head.enqueued_ms).unwrap_or(0);
+                    (head.id, decode_leased(&raw))
+                }
+                None => (
+                    wire::record_id(&raw).unwrap_or(""),
+                    Err(wire::NOT_A_RECORD.to_owned()),
+                ),
+            };
             jobs.push(LeasedJob {
                 keys: Arc::clone(keys),
-                id: JobId::from(wire::record_head(&raw).map_or("", |h| h.id)),
+                id: JobId::from(id),
                 token: LeaseToken(token),
-                record: decode_leased(&raw),
+                record,
                 leased_at_ms: now,
             });
         }
+        self.client.pickup_owed().add(&keys.ready, waited_ms);
         Ok(Claim {
             jobs,
             hold: (hold_ms > 0).then(|| Duration::from_millis(hold_ms)),
@@ -438,16 +524,19 @@ impl Runtime {
             key_list.push(&keys.workers);
             key_list.push(&keys.wake);
             let mut cmd = SCRIPTS.ack.cmd(&key_list);
-            cmd.arg(channel).arg(idx.len());
+            // Only a job that ran before can have an error history.
+            let ran_before = idx
+                .iter()
+                .any(|&i| batch[i].run.as_ref().is_none_or(|f| f.attempt > 1));
+            cmd.arg(channel)
+                .arg(idx.len())
+                .arg(if ran_before { "e" } else { "" })
+                .arg(idx.len().div_ceil(ACK_EVENT_JOBS));
+            for chunk in idx.chunks(ACK_EVENT_JOBS) {
+                cmd.arg(succeeded_jobs_field(chunk.iter().map(|&i| &batch[i])));
+            }
             for &i in &idx {
-                let c = &batch[i];
-                let (attempt, job_type) = c
-                    .run
-                    .as_ref()
-                    .map_or((0, ""), |f| (f.attempt, f.job_type.as_str()));
-                cmd.arg(c.id.as_str())
-                    .arg(c.token.as_str())
-                    .arg(format!("{attempt}\"{}", event_field(job_type)));
+                cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
             }
             for &i in &idx {
                 ack_outcome_args(&batch[i], &mut cmd);

@@ -20,6 +20,8 @@ mod maintenance;
 mod process;
 mod wake;
 
+pub(crate) use lease::PickupOwed;
+
 use crate::client::Client;
 
 /// The cron runtime protocol: planning ticks, the tick script, announcing

@@ -25,9 +25,12 @@
 -- KEYS[6] history KEYS[7] cancels KEYS[8] waiters KEYS[9] outcomes
 -- KEYS[10] locks  KEYS[11] events KEYS[12] settings KEYS[13] followups
 -- KEYS[14] outbox KEYS[15] workers KEYS[16] wake
--- ARGV[1] finished channel  ARGV[2] n, then n groups of three: id, token,
--- and `attempt"type` (runs, this one included, and the job type, as the
--- event lists them); then four
+-- ARGV[1] finished channel  ARGV[2] n  ARGV[3] '' or 'e': 'e' when a job
+-- of the batch ran before (only then may it have an error history to
+-- delete)  ARGV[4] b, then b strings: the `succeeded` events' `jobs`
+-- fields of the n jobs in order, 100 jobs each (`id"attempt"type…`,
+-- attempt counting this run: written as they are when every lease held);
+-- then n pairs: id, token; then four
 -- values per job that keeps its outcome: id, retention (ms), parts, rest:
 -- the outcome is '[' .. ms before the end .. ',' .. worker alias .. parts ..
 -- rest, the short form of PROTOCOL.md: parts
@@ -45,14 +48,17 @@
 local now = spool_now()
 local q = spool_finishing(6, KEYS[2], KEYS[4], KEYS[5], ARGV[1])
 local n = tonumber(ARGV[2])
+local blobs = tonumber(ARGV[4])
+-- ARGV[pairs + 2k - 1], ARGV[pairs + 2k]: job k's id and token.
+local pairs_at = 4 + blobs
 local out, acked, leases_of = {}, {}, {}
 local ids = {}
-for i = 1, n do ids[i] = ARGV[3 * i] end
+for i = 1, n do ids[i] = ARGV[pairs_at + 2 * i - 1] end
 for c = 1, n, 1000 do
   local leases = redis.call('HMGET', KEYS[3], unpack(ids, c, math.min(c + 999, n)))
   for j, lease in ipairs(leases) do
     local k = c + j - 1
-    if lease and spool_lease_token(lease) == ARGV[3 * k + 1] then
+    if lease and spool_lease_is(lease, ARGV[pairs_at + 2 * k]) then
       acked[#acked + 1] = ids[k]
       leases_of[#acked] = lease
       out[k] = 1
@@ -60,6 +66,19 @@ for c = 1, n, 1000 do
       out[k] = 0
     end
   end
+end
+-- Job k's `attempt"type`, from the event strings (read only when needed).
+local tails
+local function tail_of(k)
+  if not tails then
+    tails = {}
+    for b = 1, blobs do
+      for _, attempt, job_type in string.gmatch(ARGV[4 + b] .. '"', '([^"]*)"([^"]*)"([^"]*)"') do
+        tails[#tails + 1] = attempt .. '"' .. job_type
+      end
+    end
+  end
+  return tails[k] or '"'
 end
 local cancelled = 0
 local positions
@@ -78,12 +97,13 @@ local extras = #acked > 0 and
 local cancels = extras and redis.call('EXISTS', KEYS[7]) == 1
 local timelines = extras and redis.call('EXISTS', KEYS[6]) == 1
 -- Where the follow-ups' section starts (its `"`), or past the end.
-local results_at = 3 + 3 * n
+local parts_at = pairs_at + 2 * n + 1
+local results_at = parts_at
 while results_at <= #ARGV and ARGV[results_at] ~= '"' do results_at = results_at + 4 end
-local tracked = results_at > 3 + 3 * n
+local tracked = results_at > parts_at
 if tracked or cancels then
   local parts = {}
-  for i = 3 + 3 * n, results_at - 1, 4 do parts[ARGV[i]] = i end
+  for i = parts_at, results_at - 1, 4 do parts[ARGV[i]] = i end
   local now_s = spool_int(now)
   local batch = {}
   for a, id in ipairs(acked) do
@@ -131,7 +151,9 @@ end
 spool_call_chunked('HDEL', KEYS[3], acked)
 spool_call_chunked('HDEL', KEYS[2], acked)
 spool_call_chunked('ZREM', KEYS[1], acked)
-spool_call_chunked('HDEL', KEYS[4], acked)
+if ARGV[3] ~= '' then
+  spool_call_chunked('HDEL', KEYS[4], acked)
+end
 if timelines then
   spool_call_chunked('HDEL', KEYS[6], acked)
 end
@@ -153,7 +175,7 @@ if extras and redis.call('EXISTS', KEYS[13]) == 1 then
   end
   for k = 1, n do
     if out[k] == 1 then
-      local attempts, job_type = string.match(ARGV[3 * k + 2], '^(%d*)"(.*)$')
+      local attempts, job_type = string.match(tail_of(k), '^(%d*)"(.*)$')
       spool_follow_ups(q, ids[k], 'done', results[ids[k]], nil, attempts,
         job_type ~= '' and job_type or nil, now)
     end
@@ -178,11 +200,18 @@ if q.ev.grouped then
   spool_group_leave(KEYS[1], groups, q.ev)
 end
 if q.ev.level >= SPOOL_TERMINAL then
-  for k = 1, n do
-    if out[k] == 1 then
-      spool_event_add(q.ev, SPOOL_TERMINAL, 'succeeded', ids[k], ARGV[3 * k + 2])
+  if #acked == n and cancelled == 0 then
+    -- Every job succeeded: the worker's strings are the entries.
+    for b = 1, blobs do
+      spool_event_write(q.ev, 'succeeded', {ARGV[4 + b]})
     end
+  else
+    for k = 1, n do
+      if out[k] == 1 then
+        spool_event_add(q.ev, SPOOL_TERMINAL, 'succeeded', ids[k], tail_of(k))
+      end
+    end
+    spool_events_flush(q.ev)
   end
-  spool_events_flush(q.ev)
 end
 return out

@@ -18,7 +18,7 @@ local any_cancel = redis.call('EXISTS', KEYS[3]) == 1
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local lease = redis.call('HGET', KEYS[2], id)
-  if lease and spool_lease_token(lease) == token then
+  if lease and spool_lease_is(lease, token) then
     redis.call('ZADD', KEYS[1], 'XX', deadline, id)
     if any_cancel and redis.call('HGET', KEYS[3], id) == token then
       lost[#lost + 1] = id

@@ -35,7 +35,7 @@ local now_s = spool_int(now)
 local q = spool_finishing(8, KEYS[2], KEYS[4], KEYS[7], ARGV[8])
 local id, token = ARGV[1], ARGV[2]
 local lease = redis.call('HGET', KEYS[3], id)
-if not lease or spool_lease_token(lease) ~= token then
+if not lease or not spool_lease_is(lease, token) then
   return 0
 end
 redis.call('HDEL', KEYS[3], id)

@@ -29,7 +29,12 @@
 -- KEYS[6] paused KEYS[7] dead    KEYS[8] errors KEYS[9] wake   KEYS[10] stats
 -- KEYS[11] history KEYS[12] locks KEYS[13] events KEYS[14] settings
 -- ARGV[1] max jobs to claim  ARGV[2] lease in ms  ARGV[3] worker id
--- ARGV[4] largest record accepted, in bytes
+-- ARGV[4] largest record accepted, in bytes  ARGV[5] (optional) the
+-- pick-up latency, in ms, summed over the jobs of this worker's previous
+-- claim: the worker reads each record's enqueued_ms (wire.rs), so this
+-- script parses no more of a record than its id (spool_record_id); a
+-- record whose head is bad otherwise is leased and sent to the dead set by
+-- the worker.
 -- A queue with a per-key rate limit (`key_rate`) leases a job whose key is
 -- over its budget later: it goes to the scheduled set for its key's next
 -- start (spool_key_gate); the reply counts them so the worker's scheduler
@@ -39,7 +44,7 @@
 -- its group or waits in the group's list, and its lease names the group
 -- (prelude.lua, "Ordered groups").
 -- Returns {now_ms, hold_ms, deferred, token1, record1, token2, record2,
--- ...}: hold_ms is 0, or how long the queue's rate limit or open breaker
+-- ...}, each token an integer: hold_ms is 0, or how long the queue's rate limit or open breaker
 -- holds it (no job is fetched from it meanwhile); deferred the jobs sent to
 -- wait for their key's next start.
 local now = spool_now()
@@ -58,7 +63,7 @@ end
 -- With a limit: the places left, and whether this claim may fill them.
 local room
 if ev.concurrency then
-  room = ev.concurrency - redis.call('ZCOUNT', KEYS[2], now, '+inf')
+  room = ev.concurrency - redis.call('ZCOUNT', KEYS[2], now, '(inf')
   if room <= 0 then
     return {now, 0, 0}
   end
@@ -105,7 +110,7 @@ local deadline = spool_int(now + tonumber(ARGV[2]))
 -- A lease is `token|worker|start_ms`: the start is the run's timeline entry.
 local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
 local out = {now, 0, 0}
-local latency, claimed, bad, deferred = 0, 0, 0, 0
+local claimed, bad, deferred = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 local max_bytes = tonumber(ARGV[4])
 
@@ -157,11 +162,11 @@ end
 
 local started = ev.level >= SPOOL_ALL
 for i, record in ipairs(items) do
-  local id, attempt, _, enqueued, at
+  local id, at
   if heads then
-    id, attempt, enqueued, at = heads[1][i], heads[2][i], heads[3][i], heads[4][i]
+    id, at = heads[1][i], heads[4][i]
   else
-    id, attempt, _, enqueued, at = spool_head(record)
+    id, at = spool_record_id(record)
   end
   if id and #record > max_bytes then
     bury(id, record, 'payload too large: the record is ' .. spool_int(#record) ..
@@ -170,23 +175,29 @@ for i, record in ipairs(items) do
   elseif held_back[i] then
     -- It waits (in the scheduled set, or in its group's list).
   elseif id and at <= #record then
-    local token = spool_int(last - #items + i)
+    -- One string per lease (token, worker, start and maybe the group);
+    -- the token goes back as an integer.
+    local token = last - #items + i
+    local lease = string.format('%d%s', token, lease_tail)
+    if groups[i] then
+      lease = lease .. '|' .. groups[i]
+    end
     job_args[#job_args + 1] = id
     job_args[#job_args + 1] = record
     lease_args[#lease_args + 1] = id
-    lease_args[#lease_args + 1] = groups[i] and token .. lease_tail .. '|' .. groups[i] or
-      token .. lease_tail
+    lease_args[#lease_args + 1] = lease
     active_args[#active_args + 1] = deadline
     active_args[#active_args + 1] = id
-    latency = latency + math.max(0, now - tonumber(enqueued))
     claimed = claimed + 1
     out[#out + 1] = token
     out[#out + 1] = record
     if started then
       -- The type right after the head, where Spool's producers write it
       -- (spool_record_type also looks after `keep_outcome_ms`).
-      spool_event_add(ev, SPOOL_ALL, 'started', id, spool_int(tonumber(attempt) + 1) .. '"' ..
-        (string.match(record, '^"type":"([^"\\]*)"', at) or spool_record_type(record) or ''))
+      local _, runs, _, _, head_end = spool_head(record)
+      spool_event_add(ev, SPOOL_ALL, 'started', id, spool_int((tonumber(runs) or 0) + 1) .. '"' ..
+        (head_end and string.match(record, '^"type":"([^"\\]*)"', head_end) or
+          spool_record_type(record) or ''))
     end
   else
     bury('invalid-' .. spool_int(now) .. '-' .. spool_int(last - #items + i), record,
@@ -200,6 +211,7 @@ if claimed > 0 then
   -- hash-max-listpack-value keeps the leases hash a real hash table: as a
   -- listpack every HMGET/HDEL of a busy queue would scan it linearly.
   redis.call('HSETNX', KEYS[4], '"', SPOOL_HASH_GUARD)
+  spool_active_guard(KEYS[2])
 end
 spool_call_chunked('HSET', KEYS[3], job_args)
 spool_call_chunked('HSET', KEYS[4], lease_args)
@@ -212,9 +224,12 @@ if claimed > 0 and KEYS[12] and redis.call('EXISTS', KEYS[12]) == 1 then
   end
 end
 spool_events_flush(ev)
+local owed = tonumber(ARGV[5] or '')
+if owed and owed > 0 then
+  spool_count(KEYS[10], 'fl', now, spool_int(owed))
+end
 if claimed > 0 then
   spool_count(KEYS[10], 'fc', now, claimed)
-  spool_count(KEYS[10], 'fl', now, latency)
   if rate_room then
     spool_rate_take(ev, tat, interval, claimed)
   end

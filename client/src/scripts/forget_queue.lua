@@ -18,7 +18,7 @@
 -- dead, outbox}.
 local counts = {
   spool_ready_len(KEYS[1]),
-  redis.call('ZCARD', KEYS[2]),
+  redis.call('ZCOUNT', KEYS[2], '-inf', '(inf'),
   redis.call('ZCARD', KEYS[3]),
   redis.call('ZCARD', KEYS[4]),
   redis.call('ZCARD', KEYS[5]),

@@ -60,7 +60,94 @@ pub(crate) fn hash_tag(key: &str) -> &str {
         .unwrap_or(key)
 }
 
-/// `name => ["file"]` registers `prelude.lua` followed by `file.lua`;
+/// `body` after the parts of `prelude.lua` it uses. Every script call runs
+/// its whole chunk, so each helper it carries is a closure Redis creates
+/// (and later collects) on every call: the whole prelude cost about 90,000
+/// instructions per call (callgrind, Redis 7.0), a fetch or an ack of 60
+/// jobs about 3 % of its cost. A part is a top-level definition (`local
+/// function name` or `local name = …`) with the comments above it; one is
+/// kept when the body, or a part kept, names it. Parts that define nothing
+/// (top-level statements, if any) are always kept. Built once per process;
+/// the result lives as long as the process (the scripts are static).
+fn with_prelude(body: &str) -> &'static str {
+    let parts = prelude_parts(include_str!("prelude.lua"));
+    let mut kept = vec![false; parts.len()];
+    let mut used = body.to_owned();
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (part, keep) in parts.iter().zip(kept.iter_mut()) {
+            if !*keep && part.names.iter().any(|n| names_word(&used, n)) {
+                *keep = true;
+                used.push_str(part.text);
+                grew = true;
+            }
+        }
+    }
+    let mut source = String::with_capacity(used.len());
+    for (part, keep) in parts.iter().zip(&kept) {
+        if *keep || part.names.is_empty() {
+            source.push_str(part.text);
+        }
+    }
+    source.push_str(body);
+    Box::leak(source.into_boxed_str())
+}
+
+/// One top-level part of the prelude: its text (lines with their newlines)
+/// and the names it defines.
+struct PreludePart<'a> {
+    text: &'a str,
+    names: Vec<&'a str>,
+}
+
+/// Splits `prelude` into parts: a part ends where a top-level comment or
+/// `local` starts after the part's own `local` line.
+fn prelude_parts(prelude: &str) -> Vec<PreludePart<'_>> {
+    let mut parts: Vec<PreludePart<'_>> = Vec::new();
+    let (mut start, mut at, mut names) = (0, 0, Vec::new());
+    for line in prelude.split_inclusive('\n') {
+        let top = line.starts_with("local ") || line.starts_with("--");
+        if top && !names.is_empty() {
+            parts.push(PreludePart {
+                text: &prelude[start..at],
+                names: std::mem::take(&mut names),
+            });
+            start = at;
+        }
+        names.extend(defined_names(line));
+        at += line.len();
+    }
+    parts.push(PreludePart {
+        text: &prelude[start..],
+        names,
+    });
+    parts
+}
+
+/// The names a top-level line defines: `local function f(` gives `f`,
+/// `local a, b = …` gives `a` and `b`.
+fn defined_names(line: &str) -> Vec<&str> {
+    let Some(rest) = line.strip_prefix("local ") else {
+        return Vec::new();
+    };
+    if let Some(f) = rest.strip_prefix("function ") {
+        return f.split('(').next().map(str::trim).into_iter().collect();
+    }
+    rest.split_once('=')
+        .map(|(names, _)| names.split(',').map(str::trim).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `text` holds `name` as a whole Lua identifier.
+fn names_word(text: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(name)
+        .any(|(i, _)| !text[..i].ends_with(ident) && !text[i + name.len()..].starts_with(ident))
+}
+
+/// `name => ["file"]` registers `prelude.lua` (the parts `file.lua` uses:
+/// [`with_prelude`]) followed by `file.lua`;
 /// `name => ["job_record", "file"]` adds more shared Lua in between. Shared
 /// helpers (clock, record parsing, wake-ups, error history) live in
 /// `prelude.lua` and the job record builder in `job_record.lua`, so each
@@ -74,7 +161,7 @@ macro_rules! scripts {
         }
 
         pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-            $($field: LuaScript::new(concat!(include_str!("prelude.lua"), $(include_str!(concat!($file, ".lua"))),+)),)*
+            $($field: LuaScript::new(with_prelude(concat!($(include_str!(concat!($file, ".lua"))),+))),)*
         });
 
         impl Scripts {
@@ -308,6 +395,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every Spool name a script uses (`spool_*` helpers and tables,
+    /// `SPOOL_*` constants) is defined in its source: `with_prelude` keeps
+    /// the parts of the prelude a script names, and a part it missed would
+    /// be a nil global at run time.
+    #[test]
+    fn the_prelude_parts_kept_cover_every_name_used() {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        for (name, _) in SCRIPTS.names_and_shas() {
+            let source = SCRIPTS.source(name).unwrap();
+            let mut defined = std::collections::HashSet::new();
+            for line in source.lines() {
+                let Some(rest) = line.trim_start().strip_prefix("local ") else {
+                    continue;
+                };
+                let rest = rest.strip_prefix("function ").unwrap_or(rest);
+                let names = rest.split(['=', '(']).next().unwrap_or("");
+                defined.extend(names.split(',').map(str::trim));
+            }
+            for line in source.lines() {
+                let code = line.split("--").next().unwrap_or("");
+                for word in code.split(|c: char| !ident(c)) {
+                    if word.starts_with("spool_") || word.starts_with("SPOOL_") {
+                        assert!(
+                            defined.contains(word),
+                            "{word} is not defined in script {name}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_prelude_keeps_only_what_a_script_uses() {
+        let fetch = SCRIPTS.source("fetch").unwrap();
+        assert!(fetch.contains("local function spool_record_id("));
+        assert!(!fetch.contains("local function spool_outbox_push("));
+        let parts = super::prelude_parts(include_str!("prelude.lua"));
+        let whole: String = parts.iter().map(|p| p.text).collect();
+        assert_eq!(
+            whole,
+            include_str!("prelude.lua"),
+            "parts cover the prelude"
+        );
+        assert!(parts
+            .iter()
+            .any(|p| p.names == ["SPOOL_TERMINAL", "SPOOL_ALL"]));
     }
 
     #[test]

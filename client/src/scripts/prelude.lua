@@ -27,6 +27,27 @@ local function spool_head(record)
     '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),()')
 end
 
+-- The id of `record` and the position of its closing quote, or nil: the
+-- fetch path's check, a tenth of spool_head's cost (Lua's pattern matcher
+-- costs about 6,000 instructions on a head; plain finds use memchr). It
+-- reads only `{"id":"<id>"` (no `\` in the id, as spool_head); the worker
+-- checks the rest of the head (wire.rs) and sends a record that fails to
+-- the dead set.
+local function spool_record_id(record)
+  if string.byte(record, 7) ~= 34 or string.sub(record, 1, 7) ~= '{"id":"' then
+    return nil
+  end
+  local close = string.find(record, '"', 8, true)
+  if not close or close == 8 then
+    return nil
+  end
+  local escape = string.find(record, '\\', 8, true)
+  if escape and escape < close then
+    return nil
+  end
+  return string.sub(record, 8, close - 1), close
+end
+
 -- id, attempt, max_attempts, enqueued_ms, rest — or nil. The pattern stops at
 -- a position capture and the rest is cut with string.sub: matching `(.+)$`
 -- would walk the whole record char by char.
@@ -222,10 +243,26 @@ end
 -- creates, byte by byte.
 local SPOOL_HASH_GUARD = 'guard entry of a Spool hash: keeps it a hash table, not a listpack'
 
+-- The same guard as a member of the `active` sorted set, scored +inf (no
+-- lease ends then): it keeps the set a skiplist, where a listpack would
+-- make each ZADD/ZREM of a busy queue scan it and convert it whenever it
+-- grows past 128 members. Counts of active jobs exclude it (they count
+-- scores below +inf); the reaper never reaches it.
+local function spool_active_guard(active)
+  redis.call('ZADD', active, 'NX', 'inf', SPOOL_HASH_GUARD)
+end
+
 -- Since fetch.lua writes `token|worker|start_ms` (worker ids hold no `|`);
 -- leases written before that are `token|worker`.
 local function spool_lease_token(lease)
   return string.match(lease, '^(%d+)|')
+end
+
+-- True when `lease` is held with fencing token `token` (a string of
+-- digits): a plain find and a byte, no pattern and no new string, since
+-- ack.lua checks every job's lease.
+local function spool_lease_is(lease, token)
+  return string.find(lease, token, 1, true) == 1 and string.byte(lease, #token + 1) == 124
 end
 
 local function spool_lease_worker(lease)

@@ -21,7 +21,7 @@ local released = 0
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local lease = redis.call('HGET', KEYS[3], id)
-  if lease and spool_lease_token(lease) == token then
+  if lease and spool_lease_is(lease, token) then
     redis.call('HDEL', KEYS[3], id)
     redis.call('ZREM', KEYS[1], id)
     local record = redis.call('HGET', KEYS[2], id)

@@ -64,7 +64,9 @@ use serde::{Deserialize, Serialize};
 use spool_client::{Client, Durability, EnqueueOptions, Job, JobId, JobOptions, JobOutput};
 use spool_worker::{JobContext, Worker};
 
+mod fleet;
 mod poison;
+mod profile;
 mod topology;
 
 #[derive(Serialize, Deserialize)]
@@ -117,6 +119,7 @@ impl JobOutput for BenchNoop {
     type Output = u64;
 }
 
+#[allow(clippy::struct_excessive_bools)] // the flags of a command line
 struct Args {
     jobs: u64,
     concurrency: usize,
@@ -141,6 +144,13 @@ struct Args {
     /// Bytes of args JSON of the bulk-enqueued jobs (padding), and
     /// whether they are sealed (`--encrypted-args-bytes`).
     padding: Option<(usize, bool)>,
+    /// Worker processes to drain with (0: this process drains).
+    workers: usize,
+    /// Run every feature profile (`profile.rs`) instead.
+    profile: bool,
+    /// Run as one worker process of a fleet (`fleet.rs`): the namespace
+    /// and queues to drain.
+    worker_process: Option<(String, Vec<String>)>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -166,7 +176,11 @@ fn parse_args() -> anyhow::Result<Args> {
         groups: None,
         priorities: false,
         padding: None,
+        workers: 0,
+        profile: false,
+        worker_process: None,
     };
+    let (mut namespace, mut queue_list) = (None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -193,12 +207,25 @@ fn parse_args() -> anyhow::Result<Args> {
             "--priorities" => a.priorities = true,
             "--args-bytes" => a.padding = Some((value()?.parse()?, false)),
             "--encrypted-args-bytes" => a.padding = Some((value()?.parse()?, true)),
+            "--workers" => a.workers = value()?.parse()?,
+            "--profile" => a.profile = true,
+            "--worker-process" => a.worker_process = Some((String::new(), Vec::new())),
+            "--namespace" => namespace = Some(value()?),
+            "--queue-list" => queue_list = Some(value()?),
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--args-bytes N | --encrypted-args-bytes N] [--poison]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--workers N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--args-bytes N | --encrypted-args-bytes N] [--poison | --profile]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
         }
+    }
+    if let Some(process) = &mut a.worker_process {
+        let ns = namespace.context("--worker-process needs --namespace")?;
+        let queues = queue_list.context("--worker-process needs --queue-list")?;
+        *process = (ns, queues.split(',').map(str::to_owned).collect());
+    }
+    if a.workers > 0 && (a.waiters > 0 || a.topology == "tls") {
+        bail!("--workers drains with worker processes: not with --waiters or --topology tls");
     }
     if a.waiters > 0 && a.keep_outcome_s == 0 {
         bail!("--waiters needs --keep-outcome");
@@ -255,7 +282,7 @@ async fn wait_drained(
 #[allow(clippy::too_many_lines)] // the four phases, in order, as the module header lists them
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let (_servers, url, tls) = match &args.redis_url {
+    let (servers, url, tls) = match &args.redis_url {
         Some(u) => (
             topology::Servers::External,
             u.clone(),
@@ -263,7 +290,34 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => topology::start(&args.topology)?,
     };
+    if let Some((namespace, queues)) = &args.worker_process {
+        return fleet::run_worker_process(&url, namespace, queues, args.concurrency).await;
+    }
     let queues = topology::queue_names(args.queues);
+    if args.profile {
+        let mut common: Vec<String> = vec![
+            "--jobs".into(),
+            args.jobs.to_string(),
+            "--concurrency".into(),
+            args.concurrency.to_string(),
+            "--queues".into(),
+            args.queues.to_string(),
+            "--workers".into(),
+            args.workers.to_string(),
+        ];
+        match &args.redis_url {
+            Some(u) => common.extend(["--redis-url".into(), u.clone()]),
+            None => common.extend(["--topology".into(), args.topology.clone()]),
+        }
+        drop(servers);
+        for line in profile::run(&common)? {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{line}");
+            }
+        }
+        return Ok(());
+    }
     if args.poison {
         let report = poison::run(&url, args.concurrency).await?;
         #[allow(clippy::print_stdout)]
@@ -403,17 +457,66 @@ async fn main() -> anyhow::Result<()> {
     .build()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let cpu = ["used_cpu_user:", "used_cpu_sys:"];
+    // Every command Redis ran (scripts' own commands included), and the
+    // script calls among them (what the workers sent).
+    let commands = ["total_commands_processed:"];
+    let script_calls = ["cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_fcall:"];
     let cpu_before = topology::info_sum(&client, "cpu", &cpu).await?;
+    let commands_before = topology::info_sum(&client, "stats", &commands).await?;
+    let scripts_before = topology::info_sum(&client, "commandstats", &script_calls).await?;
+    let worker_cpu_before = fleet::cpu_us("self");
     let t = Instant::now();
-    let handle = tokio::spawn(worker.run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let (handle, workers) = if args.workers > 0 {
+        drop(worker);
+        let fleet = fleet::Fleet::start(args.workers, &url, &namespace, &queues, args.concurrency)?;
+        (None, Some(fleet))
+    } else {
+        let run = tokio::spawn(worker.run_until(async {
+            let _ = stop_rx.await;
+        }));
+        (Some(run), None)
+    };
     wait_drained(&client, &queues, t, Duration::from_secs(600)).await?;
     let drain_s = t.elapsed().as_secs_f64();
+    let per_job = |total: f64| total / args.jobs as f64;
     // Redis CPU per job drained (every primary): what sizes a fleet.
     let cpu_us_per_job =
-        (topology::info_sum(&client, "cpu", &cpu).await? - cpu_before) * 1e6 / args.jobs as f64;
+        per_job((topology::info_sum(&client, "cpu", &cpu).await? - cpu_before) * 1e6);
+    let commands_per_job =
+        per_job(topology::info_sum(&client, "stats", &commands).await? - commands_before);
+    let scripts_per_job =
+        per_job(topology::info_sum(&client, "commandstats", &script_calls).await? - scripts_before);
+    // The worker processes' CPU (this process's, polling included, when
+    // it drains itself).
+    let worker_cpu_us_per_job = per_job(match &workers {
+        Some(fleet) => fleet.cpu_us(),
+        None => fleet::cpu_us("self") - worker_cpu_before,
+    });
     let worker_rss_mb = rss_mb();
+    if let Some(fleet) = workers {
+        fleet.stop()?;
+        let report = serde_json::json!({
+            "topology": if args.redis_url.is_some() { "url" } else { args.topology.as_str() },
+            "queues": queues.len(),
+            "workers": args.workers,
+            "jobs": args.jobs,
+            "concurrency": args.concurrency,
+            "enqueue_s": round(enqueue_s),
+            "enqueue_jobs_per_sec": (args.jobs as f64 / enqueue_s).round(),
+            "drain_s": round(drain_s),
+            "jobs_per_sec": (args.jobs as f64 / drain_s).round(),
+            "redis_bytes_per_job": bytes_per_job.round(),
+            "redis_cpu_us_per_job": round(cpu_us_per_job),
+            "worker_cpu_us_per_job": round(worker_cpu_us_per_job),
+            "redis_cmds_per_job": round(commands_per_job),
+            "redis_scripts_per_job": round(scripts_per_job),
+        });
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{report}");
+        }
+        return Ok(());
+    }
     // What the kept outcomes hold: the memory that deleting them frees.
     let bytes_per_kept_outcome = if args.keep_outcome_s > 0 {
         let mem_drained = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
@@ -498,7 +601,9 @@ async fn main() -> anyhow::Result<()> {
         None
     };
     let _ = stop_tx.send(());
-    handle.await??;
+    if let Some(run) = handle {
+        run.await??;
+    }
     let mut lat = latencies.lock().expect("latency lock").clone();
     lat.sort_unstable();
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a rank in 1..=len
@@ -539,6 +644,10 @@ async fn main() -> anyhow::Result<()> {
         "wait_p50_ms": wait_pct(0.50),
         "wait_p99_ms": wait_pct(0.99),
         "redis_cpu_us_per_job": round(cpu_us_per_job),
+        "worker_cpu_us_per_job": round(worker_cpu_us_per_job),
+        "redis_cmds_per_job": round(commands_per_job),
+        "redis_scripts_per_job": round(scripts_per_job),
+        "workers": 0,
         "processed": processed.load(Ordering::Relaxed),
         "idle_commands_per_sec_per_queue": idle.map(round),
     });
