@@ -30,6 +30,10 @@ async fn garbage_goes_to_dead_and_good_jobs_still_run() {
         r#"{"id":"type-1","attempt":0,"max_attempts":1,"enqueued_ms":1,"type":"no_such_type","queue":"default","args":{},"created_ms":1}"#.to_owned(),
         r#"{"id":"type-2","attempt":0,"max_attempts":3,"enqueued_ms":1,"type":"no_such_type","queue":"default","args":{},"created_ms":1}"#.to_owned(),
         String::from_utf8_lossy(&[0xff, 0xfe, 0x00, 0x01]).into_owned(),
+        // A readable id, the rest of the head not Spool's: fetch.lua reads
+        // only the id, the worker the head, and the dead set gets it.
+        r#"{"id":"head-1","type":"noop","attempt":0,"args":{"n":9}}"#.to_owned(),
+        r#"{"id":"head-2","attempt":"0","max_attempts":3,"enqueued_ms":1,"type":"noop","args":{"n":9}}"#.to_owned(),
     ];
     for g in &garbage {
         let _: () = redis::cmd("LPUSH")
@@ -48,7 +52,7 @@ async fn garbage_goes_to_dead_and_good_jobs_still_run() {
         || async {
             rec.count("noop-1") == 1
                 && rec.count("noop-2") == 1
-                && admin.queue("default").await.unwrap().dead == 6
+                && admin.queue("default").await.unwrap().dead == 8
                 && admin.queue("default").await.unwrap().retry == 1
         },
     )
@@ -66,7 +70,7 @@ async fn garbage_goes_to_dead_and_good_jobs_still_run() {
         .list_set("default", JobSet::Dead, 0, 10)
         .await
         .unwrap();
-    assert_eq!(dead.total, 6);
+    assert_eq!(dead.total, 8);
     let mut reasons = Vec::new();
     for job in &dead.items {
         assert_eq!(job.state, JobState::Dead);
@@ -74,7 +78,18 @@ async fn garbage_goes_to_dead_and_good_jobs_still_run() {
         reasons.push(err);
     }
     let has = |needle: &str| reasons.iter().filter(|r| r.contains(needle)).count();
-    assert_eq!(has("not a Spool job record"), 3, "{reasons:#?}");
+    assert_eq!(has("not a Spool job record"), 5, "{reasons:#?}");
+    // Under their own ids, unchanged, and no handler saw them.
+    for id in ["head-1", "head-2"] {
+        let job = admin.job("default", id).await.unwrap().expect("kept");
+        assert_eq!(job.state, JobState::Dead);
+        assert!(
+            job.raw.starts_with(&format!(r#"{{"id":"{id}","#)),
+            "{}",
+            job.raw
+        );
+    }
+    assert_eq!(rec.count("noop-9"), 0);
     assert_eq!(has("does not have Spool's shape"), 1, "{reasons:#?}");
     assert_eq!(has("do not decode"), 1, "{reasons:#?}");
     assert_eq!(has("unknown job type \"no_such_type\""), 1, "{reasons:#?}");

@@ -468,3 +468,37 @@ async fn extend_tells_an_acked_lease_from_a_taken_one() {
         "{lost:?}"
     );
 }
+
+/// `fetch.lua` reads no more of a record than its id: the worker reads
+/// each leased record's `enqueued_ms`, and the queue's next claim adds the
+/// batch's pick-up latency to the minute's stats (`fl`). A failed claim
+/// keeps it owed.
+#[tokio::test]
+async fn pickup_latency_reaches_the_stats_with_the_next_claim() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    c.enqueue(&Noop { n: 1 }).await.unwrap();
+    c.enqueue(&Noop { n: 2 }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let rt = c.runtime();
+    let lease = Duration::from_secs(30);
+    assert_eq!(rt.fetch(&keys, 10, lease, "w").await.unwrap().len(), 2);
+    // Both minutes, in case the test crosses into a new one.
+    let counted = || async {
+        let stats = c.admin().stats("default", 2).await.unwrap();
+        let fetched: u64 = stats.minutes.iter().map(|m| m.fetched).sum();
+        let waited: u64 = stats
+            .minutes
+            .iter()
+            .map(|m| m.latency_avg_ms * m.fetched)
+            .sum();
+        (fetched, waited)
+    };
+    assert_eq!(counted().await, (2, 0), "not counted before the next claim");
+    // An empty claim carries it.
+    assert!(rt.fetch(&keys, 10, lease, "w").await.unwrap().is_empty());
+    let (fetched, waited) = counted().await;
+    assert_eq!(fetched, 2);
+    assert!((240..10_000).contains(&waited), "{waited} ms in all");
+}

@@ -48,6 +48,11 @@
 -- holds it (no job is fetched from it meanwhile); deferred the jobs sent to
 -- wait for their key's next start.
 local now = spool_now()
+-- Counted whatever this call claims (even nothing, or on a paused queue).
+local owed = tonumber(ARGV[5] or '')
+if owed and owed > 0 then
+  spool_count(KEYS[10], 'fl', now, spool_int(owed))
+end
 if redis.call('EXISTS', KEYS[6]) == 1 then
   return {now, 0, 0}
 end
@@ -224,10 +229,6 @@ if claimed > 0 and KEYS[12] and redis.call('EXISTS', KEYS[12]) == 1 then
   end
 end
 spool_events_flush(ev)
-local owed = tonumber(ARGV[5] or '')
-if owed and owed > 0 then
-  spool_count(KEYS[10], 'fl', now, spool_int(owed))
-end
 if claimed > 0 then
   spool_count(KEYS[10], 'fc', now, claimed)
   if rate_room then
