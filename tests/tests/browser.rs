@@ -372,13 +372,20 @@ async fn console_walk_across_queues_with_search_and_a_confirmed_bulk_delete() {
     b.type_into("header form.search input[name=id]", &ready)
         .await;
     b.click("header form.search button").await;
-    assert_eq!(b.url().await, format!("{base}/jobs/mail/{ready}"));
+    // A form post navigates: wait for the new page before reading it.
+    wait_for("the job page", Duration::from_secs(5), || async {
+        b.url().await == format!("{base}/jobs/mail/{ready}")
+    })
+    .await;
     assert!(b.title().await.starts_with("Job "), "{}", b.title().await);
     b.type_into("header form.search input[name=id]", "no-such-job")
         .await;
     b.click("header form.search button").await;
+    wait_for("the 404 page", Duration::from_secs(5), || async {
+        b.title().await == "Not found · Spool"
+    })
+    .await;
     assert_eq!(b.text("h1").await, "Not found (404)");
-    assert_eq!(b.title().await, "Not found · Spool");
     b.click("p.back a[data-back]").await;
     wait_for("back on the job page", Duration::from_secs(5), || async {
         b.url().await == format!("{base}/jobs/mail/{ready}")

@@ -75,3 +75,88 @@ async fn scheduled_jobs_start_on_time_by_redis_clock() {
     assert!(p99 <= 100, "p99 lateness {p99} ms > 100 ms: {late:?}");
     running.stop().await;
 }
+
+/// A job of the busy queue: sleeps a little.
+#[derive(Serialize, Deserialize)]
+struct Busy {
+    n: u32,
+}
+
+impl Job for Busy {
+    const TYPE: &'static str = "busy";
+    fn options() -> spool_client::JobOptions {
+        spool_client::JobOptions::default().queue("busy")
+    }
+}
+
+/// A worker busy with a backlog never waits for wake tokens, so it cannot
+/// hear that a producer scheduled a job due before its scheduler's next
+/// pass (30 s here). Each claim brings the queue's due hint instead: the
+/// jobs start on time (all but one within 100 ms), while the backlog of
+/// the other queue is still draining.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_worker_starts_jobs_scheduled_elsewhere_on_time() {
+    let env = TestEnv::start().await;
+    let lateness: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let l = lateness.clone();
+    let clock = env.client.clone();
+    let worker = env
+        .worker()
+        .queue("default", 1)
+        .queue("busy", 1)
+        .concurrency(8)
+        .configure(|c| c.scheduler_interval = Duration::from_secs(30))
+        .register(move |_ctx: JobContext, job: Timed| {
+            let l = l.clone();
+            let clock = clock.clone();
+            async move {
+                let started = clock.redis_time_ms().await.expect("redis time");
+                l.lock().await.push(started - job.due_ms);
+                Ok(())
+            }
+        })
+        .register(|_ctx: JobContext, _job: Busy| async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let running = RunningWorker::start(worker);
+    let admin = env.client.admin();
+    wait_for("worker up", Duration::from_secs(5), || async {
+        !admin.processes().await.unwrap().is_empty()
+    })
+    .await;
+    // About 4 s of work at 8 × 5 ms: the fetcher is never idle meanwhile.
+    let backlog: Vec<Busy> = (0..6_000).map(|n| Busy { n }).collect();
+    env.client.enqueue_bulk(&backlog).await.unwrap();
+    let now = env.client.redis_time_ms().await.unwrap();
+    let mut rng = rand::rng();
+    for _ in 0..50 {
+        let due_ms = now + rng.random_range(300..1500);
+        let at = DateTime::from_timestamp_millis(due_ms).unwrap();
+        env.client.enqueue_at(&Timed { due_ms }, at).await.unwrap();
+    }
+    wait_for("all 50 ran", Duration::from_secs(20), || async {
+        lateness.lock().await.len() == 50
+    })
+    .await;
+    let busy_left = admin.queue("busy").await.unwrap().ready;
+    let mut late = lateness.lock().await.clone();
+    late.sort_unstable();
+    eprintln!(
+        "lateness while busy (50 jobs): min {} ms, p50 {} ms, p99 {} ms; {busy_left} busy jobs still ready",
+        late[0], late[24], late[49]
+    );
+    assert!(
+        busy_left > 0,
+        "the backlog drained first: the worker was not busy throughout"
+    );
+    assert!(late[0] >= 0, "a job started {} ms early", -late[0]);
+    assert!(
+        late[48] <= 100,
+        "p98 lateness {} ms > 100 ms: {late:?}",
+        late[48]
+    );
+    running.stop().await;
+}

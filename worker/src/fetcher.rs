@@ -81,8 +81,10 @@ pub(crate) struct Fetcher {
     pub(crate) deps: ExecutorDeps,
     /// Notified by wakers (a job arrived) and by executors (a slot freed).
     pub(crate) wake: Arc<Notify>,
-    /// Wakes the scheduler (jobs deferred to their rate key's next start).
+    /// Wakes the scheduler (jobs deferred to their rate key's next start,
+    /// or a queue's due hint sooner than its planned pass).
     pub(crate) scheduler_nudge: Arc<Notify>,
+    pub(crate) scheduler_planned: Arc<crate::services::scheduler::PlannedPass>,
     /// True while the fetcher is idle with free slots: wakers block on Redis.
     pub(crate) want_wake: watch::Sender<bool>,
     /// Fired at shutdown: stop claiming jobs.
@@ -202,8 +204,13 @@ impl Fetcher {
                 .metrics
                 .fetched(asked.elapsed(), claim.jobs.len());
             q.hold.set(claim.hold);
-            if claim.deferred > 0 {
-                // They wait in the scheduled set for their key's next start.
+            let due_early = claim.due.is_some_and(|due| {
+                self.scheduler_planned
+                    .misses(std::time::Instant::now() + due)
+            });
+            if claim.deferred > 0 || due_early {
+                // They wait in the scheduled set for their key's next start,
+                // or a job due before the scheduler's next pass was added.
                 self.scheduler_nudge.notify_one();
             }
             for job in claim.jobs {

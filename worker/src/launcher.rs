@@ -28,6 +28,7 @@ use crate::executor::{ExecutorDeps, RunDeps};
 use crate::fetcher::{FetchQueue, Fetcher, Hold, Waker};
 use crate::in_flight::InFlight;
 use crate::registry::Registry;
+use crate::services::scheduler::PlannedPass;
 use crate::services::{self, CronScheduler, Heartbeat, Reaper, Scheduler, Trimmer};
 
 /// A worker process: fetches leased jobs from its queues and runs them.
@@ -186,6 +187,7 @@ impl Worker {
         let in_flight = InFlight::default();
         let mut services = JoinSet::new();
         let scheduler_nudge = Arc::new(Notify::new());
+        let scheduler_planned = Arc::new(PlannedPass::default());
 
         let (completions_tx, completions_rx) = mpsc::channel(4 * crate::completer::BATCH_MAX);
         // The completer ends when the fetcher and every executor dropped
@@ -226,7 +228,8 @@ impl Worker {
             metrics.clone(),
         ));
         let scheduler = Scheduler::new(runtime.clone(), queues.clone(), cfg.scheduler_interval)
-            .with_nudge(Arc::clone(&scheduler_nudge));
+            .with_nudge(Arc::clone(&scheduler_nudge))
+            .with_planned(Arc::clone(&scheduler_planned));
         services.spawn(services::run(scheduler, stop.clone(), metrics.clone()));
         let reaper = Reaper::new(runtime.clone(), queues.clone(), cfg.reaper_interval);
         services.spawn(services::run(reaper, stop.clone(), metrics.clone()));
@@ -295,6 +298,7 @@ impl Worker {
                 },
                 wake,
                 scheduler_nudge: Arc::clone(&scheduler_nudge),
+                scheduler_planned,
                 want_wake: want_wake_tx,
                 stop: tokens.fetch.clone(),
             }

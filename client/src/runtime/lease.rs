@@ -101,6 +101,11 @@ pub struct Claim {
     /// Jobs over their rate key's budget, sent to the scheduled set until
     /// their key's next start: the scheduler should look now.
     pub deferred: usize,
+    /// How soon the queue's earliest scheduled or retrying job may be due
+    /// (its due hint, from any producer or worker; zero when it is due
+    /// now), if it has one: a scheduler planning to look later should look
+    /// now.
+    pub due: Option<Duration>,
 }
 
 /// What to do with a finished job.
@@ -458,7 +463,7 @@ impl Runtime {
                 redis::from_redis_value(v).map_err(Error::parse("fetch"))
             })
         };
-        let (hold_ms, deferred) = (header()?, header()?);
+        let (hold_ms, deferred, due_ms) = (header()?, header()?, header()?);
         let mut jobs = Vec::new();
         let mut waited_ms = 0u64;
         while let (Some(token), Some(raw)) = (items.next(), items.next()) {
@@ -489,6 +494,11 @@ impl Runtime {
         self.client.pickup_owed().add(&keys.ready, waited_ms);
         Ok(Claim {
             jobs,
+            due: (due_ms > 0).then(|| {
+                Duration::from_millis(
+                    u64::try_from(i64::try_from(due_ms).unwrap_or(i64::MAX) - now).unwrap_or(0),
+                )
+            }),
             hold: (hold_ms > 0).then(|| Duration::from_millis(hold_ms)),
             deferred: usize::try_from(deferred).unwrap_or(usize::MAX),
         })

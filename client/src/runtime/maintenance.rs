@@ -98,6 +98,7 @@ impl Runtime {
             &keys.wake,
             &keys.history,
             &keys.outbox,
+            &keys.settings,
         ]);
         cmd.arg(limit.max(1));
         let (moved, next, follow_ups): (u64, i64, u64) =

@@ -57,6 +57,7 @@ if ARGV[3] == 'snooze' then
     spool_lease_entry(lease, spool_int((tonumber(runs) or 0) + 1)),
     spool_hist_entry(now_s, 'retry', attempt_s, '', why)}))
   redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)
+  spool_due(q.ev, now + tonumber(ARGV[4]))
   spool_group_retry(KEYS[1], id, lease, q.ev)
   return 1
 end
@@ -89,5 +90,6 @@ if dead then
   return 2
 end
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)
+  spool_due(q.ev, now + tonumber(ARGV[4]))
 spool_group_retry(KEYS[1], id, lease, q.ev)
 return 1

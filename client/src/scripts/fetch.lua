@@ -43,10 +43,11 @@
 -- first; a grouped job popped from the other lists takes a free turn of
 -- its group or waits in the group's list, and its lease names the group
 -- (prelude.lua, "Ordered groups").
--- Returns {now_ms, hold_ms, deferred, token1, record1, token2, record2,
--- ...}, each token an integer: hold_ms is 0, or how long the queue's rate limit or open breaker
--- holds it (no job is fetched from it meanwhile); deferred the jobs sent to
--- wait for their key's next start.
+-- Returns {now_ms, hold_ms, deferred, due_ms, token1, record1, token2,
+-- record2, ...}, each token an integer: hold_ms is 0, or how long the
+-- queue's rate limit or open breaker holds it (no job is fetched from it
+-- meanwhile); deferred the jobs sent to wait for their key's next start;
+-- due_ms the queue's due hint (prelude.lua, "The due hint"), 0 when none.
 local now = spool_now()
 -- Counted whatever this call claims (even nothing, or on a paused queue).
 local owed = tonumber(ARGV[5] or '')
@@ -54,14 +55,14 @@ if owed and owed > 0 then
   spool_count(KEYS[10], 'fl', now, spool_int(owed))
 end
 if redis.call('EXISTS', KEYS[6]) == 1 then
-  return {now, 0, 0}
+  return {now, 0, 0, 0}
 end
 local ev = spool_events(KEYS[13], KEYS[14])
 local want = tonumber(ARGV[1])
 if ev.breaker then
   local allowed, hold = spool_breaker_gate(ev, now)
   if allowed == 0 then
-    return {now, hold, 0}
+    return {now, hold, 0, ev.due or 0}
   end
   want = math.min(want, allowed or want)
 end
@@ -70,7 +71,7 @@ local room
 if ev.concurrency then
   room = ev.concurrency - redis.call('ZCOUNT', KEYS[2], now, '(inf')
   if room <= 0 then
-    return {now, 0, 0}
+    return {now, 0, 0, ev.due or 0}
   end
   want = math.min(want, room)
 end
@@ -79,7 +80,7 @@ if ev.rate then
   local hold
   rate_room, tat, hold, interval = spool_rate_room(ev, now)
   if rate_room == 0 then
-    return {now, hold, 0}
+    return {now, hold, 0, ev.due or 0}
   end
   want = math.min(want, rate_room or want)
 end
@@ -108,13 +109,13 @@ if turned < want then
   end
 end
 if not items then
-  return {now, 0, 0}
+  return {now, 0, 0, ev.due or 0}
 end
 local last = redis.call('INCRBY', KEYS[5], #items)
 local deadline = spool_int(now + tonumber(ARGV[2]))
 -- A lease is `token|worker|start_ms`: the start is the run's timeline entry.
 local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
-local out = {now, 0, 0}
+local out = {now, 0, 0, ev.due or 0}
 local claimed, bad, deferred = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 local max_bytes = tonumber(ARGV[4])
@@ -249,6 +250,7 @@ if bad > 0 then
   end
 end
 out[3] = deferred
+out[4] = ev.due or 0
 -- Chain the wake-up: if jobs remain, another idle fetcher should come too
 -- (unless this claim filled the queue's places: it would find none).
 if (not room or claimed < room) and (not rate_room or claimed < rate_room) and

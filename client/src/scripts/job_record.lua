@@ -58,8 +58,9 @@ end
 local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first, ev, size,
     k_followups)
   size = size or 5
-  local head = redis.call('ZRANGE', k_scheduled, 0, 0, 'WITHSCORES')
-  local head_ms = head[2] and tonumber(head[2]) or nil
+  -- The scheduled set's head, read at the first scheduled job (false:
+  -- not read yet; nil: the set is empty).
+  local head_ms = false
   local wake = false
   local out = {}
   local batch = {}
@@ -86,13 +87,19 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
         '0"' .. (spool_record_type(record) or ''))
     end
     if run_at > now then
+      if head_ms == false then
+        local head = redis.call('ZRANGE', k_scheduled, 0, 0, 'WITHSCORES')
+        head_ms = head[2] and tonumber(head[2]) or nil
+      end
       redis.call('HSET', k_jobs, id, record)
       redis.call('ZADD', k_scheduled, run_at, id)
-      -- A job due before the scheduler's next planned look: nudge it.
+      -- A job due before the scheduler's next planned look: nudge it (an
+      -- idle worker hears the wake token; a busy one reads the hint).
       if head_ms == nil or run_at < head_ms then
         head_ms = run_at
         wake = true
       end
+      spool_due(ev, run_at)
     elseif routed and string.match(body, '^{"priority":%-?%d,') then
       spool_ready_push(k_ready, record)
       wake = true

@@ -686,14 +686,31 @@ local function spool_events(events, settings)
     return {level = 0}
   end
   local cfg = redis.call('HMGET', settings, 'events', 'events_max', 'concurrency', 'rate', 'breaker',
-    'priorities', 'key_rate', 'grouped', 'groups')
+    'priorities', 'key_rate', 'grouped', 'groups', 'due')
   local level = SPOOL_EVENT_LEVELS[cfg[1] or SPOOL_EVENTS_DEFAULT] or
     SPOOL_EVENT_LEVELS[SPOOL_EVENTS_DEFAULT]
   local max = cfg[2] and string.match(cfg[2], '^[1-9]%d*$') or SPOOL_EVENTS_MAX_DEFAULT
   local limit = cfg[3] and string.match(cfg[3], '^[1-9]%d*$')
   return {key = events, level = level, max = max, concurrency = limit and tonumber(limit),
     settings = settings, rate = cfg[4] or nil, breaker = cfg[5] or nil, priorities = cfg[6] and true,
-    key_rate = cfg[7] or nil, grouped = cfg[8] and true, groups = cfg[9] or nil}
+    key_rate = cfg[7] or nil, grouped = cfg[8] and true, groups = cfg[9] or nil,
+    due = tonumber(cfg[10] or '')}
+end
+
+-- The due hint -------------------------------------------------------------
+-- The settings field `due` (Redis ms) is at or before the earliest job due
+-- in the scheduled and retry sets: a script that adds one sooner lowers it
+-- (spool_due), promote.lua sets it to the sets' new head after each pass.
+-- fetch.lua returns it, so a busy worker (whose fetcher never waits for a
+-- wake token) learns of a job due before its scheduler's next pass, from
+-- any producer or worker, and nudges its scheduler.
+
+-- Lowers the queue's due hint to `at` (ms) when `at` is sooner.
+local function spool_due(ev, at)
+  if ev.settings and (not ev.due or at < ev.due) then
+    ev.due = at
+    redis.call('HSET', ev.settings, 'due', spool_int(at))
+  end
 end
 
 -- Writes one entry: event `kind` of `jobs` (id, attempt, type, … ; may be
@@ -839,6 +856,7 @@ local function spool_key_gate(ev, ready, jobs, id, record, now, at)
   end
   redis.call('HSET', jobs, id, record)
   redis.call('ZADD', spool_sibling(ready, 'scheduled'), math.ceil(free_at), id)
+  spool_due(ev, math.ceil(free_at))
   redis.call('HSET', reserved, id, '1')
   return false
 end

@@ -10,7 +10,9 @@
 --
 -- KEYS[1] scheduled  KEYS[2] retry  KEYS[3] jobs  KEYS[4] ready  KEYS[5] wake
 -- KEYS[6] history  KEYS[7] outbox (optional: its length is reported, so
--- the scheduler moves follow-ups only when there are some)
+-- the scheduler moves follow-ups only when there are some)  KEYS[8]
+-- settings (optional: its due hint is set to the sets' new head, or
+-- deleted when both are empty; prelude.lua, "The due hint")
 -- ARGV[1] max jobs per set per call
 -- Returns {moved, ms until the next due job or -1 when both sets are
 -- empty, follow-ups waiting in the outbox}.
@@ -30,6 +32,13 @@ for s = 1, 2 do
   if head[2] then
     local wait = math.max(0, tonumber(head[2]) - now)
     if next_due < 0 or wait < next_due then next_due = wait end
+  end
+end
+if KEYS[8] then
+  if next_due >= 0 then
+    redis.call('HSET', KEYS[8], 'due', spool_int(now + next_due))
+  else
+    redis.call('HDEL', KEYS[8], 'due')
   end
 end
 return {moved, next_due, KEYS[7] and redis.call('LLEN', KEYS[7]) or 0}

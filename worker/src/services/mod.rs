@@ -36,7 +36,7 @@ mod cron;
 mod heartbeat;
 mod per_queue;
 mod reaper;
-mod scheduler;
+pub(crate) mod scheduler;
 mod trimmer;
 
 use std::future::Future;

@@ -48,6 +48,8 @@ pub(crate) struct PerQueue<D> {
     interval: Duration,
     /// Ends the wait between passes early, for duties that have one.
     nudge: Option<Arc<Notify>>,
+    /// Where the next pass's time is published, if anyone reads it.
+    planned: Option<Arc<super::scheduler::PlannedPass>>,
     duty: PhantomData<fn() -> D>,
 }
 
@@ -58,6 +60,7 @@ impl<D: QueueDuty> PerQueue<D> {
             queues,
             interval,
             nudge: None,
+            planned: None,
             duty: PhantomData,
         }
     }
@@ -69,6 +72,13 @@ impl<D: QueueDuty> PerQueue<D> {
     }
 
     /// One pass over every queue.
+    /// Publishes the time of each next pass in `planned` (the fetcher
+    /// compares queues' due hints with it).
+    pub(crate) fn with_planned(mut self, planned: Arc<super::scheduler::PlannedPass>) -> Self {
+        self.planned = Some(planned);
+        self
+    }
+
     pub(crate) async fn run_once(&self) -> spool_client::Result<D::Report> {
         let mut report = D::Report::default();
         for keys in &self.queues {
@@ -84,7 +94,11 @@ impl<D: QueueDuty> Service for PerQueue<D> {
     async fn pass(&mut self) -> spool_client::Result<Duration> {
         let report = self.run_once().await?;
         D::log(&report);
-        Ok(D::next_pass(&report, self.interval))
+        let next = D::next_pass(&report, self.interval);
+        if let Some(planned) = &self.planned {
+            planned.set(std::time::Instant::now() + next);
+        }
+        Ok(next)
     }
 
     fn nudge(&self) -> Option<Arc<Notify>> {

@@ -7,7 +7,7 @@
 //! how promotion stays within milliseconds of the due time without polling
 //! every few milliseconds.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spool_client::runtime::{QueueKeys, Runtime};
 
@@ -26,6 +26,37 @@ pub struct SchedulerReport {
     pub next_due: Option<Duration>,
     /// Follow-up jobs created from the queues' outboxes.
     pub follow_ups: u64,
+}
+
+/// A job due this close after the planned pass is not worth a nudge
+/// (the two times come from Redis's clock through different round trips).
+const PLANNED_SLACK: Duration = Duration::from_millis(2);
+
+/// When the scheduler plans its next pass. A busy worker's fetcher never
+/// waits for wake tokens, so it would not hear that another process
+/// scheduled a job due sooner; instead each claim brings the queue's due
+/// hint (prelude.lua, "The due hint") and the fetcher nudges the scheduler
+/// when the planned pass would be late for it.
+#[derive(Debug, Default)]
+pub(crate) struct PlannedPass(std::sync::Mutex<Option<Instant>>);
+
+impl PlannedPass {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn set(&self, at: Instant) {
+        *self.lock() = Some(at);
+    }
+
+    /// Whether a job due at `due` would wait for the planned pass (always
+    /// before the first pass has planned one).
+    pub(crate) fn misses(&self, due: Instant) -> bool {
+        self.lock()
+            .is_none_or(|planned| planned > due + PLANNED_SLACK)
+    }
 }
 
 /// The scheduler's duty: `promote.lua` on each queue.

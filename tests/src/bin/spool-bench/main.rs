@@ -55,6 +55,9 @@
 //! cargo run --release --bin spool-bench -- --jobs N --concurrency C --redis-url redis://127.0.0.1:6379
 //! ```
 
+// The report's `json!` has more fields than the macro's default depth.
+#![recursion_limit = "256"]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -65,6 +68,7 @@ use spool_client::{Client, Durability, EnqueueOptions, Job, JobId, JobOptions, J
 use spool_worker::{JobContext, Worker};
 
 mod fleet;
+mod lateness;
 mod poison;
 mod profile;
 mod topology;
@@ -146,6 +150,8 @@ struct Args {
     padding: Option<(usize, bool)>,
     /// Worker processes to drain with (0: this process drains).
     workers: usize,
+    /// Jobs of the scheduled-lateness phase (`lateness.rs`; 0: none).
+    sched_jobs: u64,
     /// Run every feature profile (`profile.rs`) instead.
     profile: bool,
     /// Run as one worker process of a fleet (`fleet.rs`): the namespace
@@ -177,6 +183,7 @@ fn parse_args() -> anyhow::Result<Args> {
         priorities: false,
         padding: None,
         workers: 0,
+        sched_jobs: 500,
         profile: false,
         worker_process: None,
     };
@@ -208,12 +215,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "--args-bytes" => a.padding = Some((value()?.parse()?, false)),
             "--encrypted-args-bytes" => a.padding = Some((value()?.parse()?, true)),
             "--workers" => a.workers = value()?.parse()?,
+            "--scheduled-jobs" => a.sched_jobs = value()?.parse()?,
             "--profile" => a.profile = true,
             "--worker-process" => a.worker_process = Some((String::new(), Vec::new())),
             "--namespace" => namespace = Some(value()?),
             "--queue-list" => queue_list = Some(value()?),
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--workers N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--args-bytes N | --encrypted-args-bytes N] [--poison | --profile]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--workers N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--scheduled-jobs N] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--args-bytes N | --encrypted-args-bytes N] [--poison | --profile]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -236,7 +244,7 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -613,6 +621,30 @@ async fn main() -> anyhow::Result<()> {
     if let Some(run) = handle {
         run.await??;
     }
+    // 5. Scheduled-job lateness while a worker is busy with a backlog.
+    let (sched_late, busy_left) = if args.sched_jobs > 0 {
+        let (late, left) = lateness::run(
+            &client,
+            &queues[0],
+            args.sched_jobs,
+            args.jobs * 3,
+            args.concurrency,
+        )
+        .await?;
+        (late, Some(left))
+    } else {
+        (Vec::new(), None)
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a rank in 1..=len
+    let sched_pct = |p: f64| {
+        (!sched_late.is_empty()).then(|| {
+            round(
+                sched_late[((sched_late.len() as f64 * p).ceil() as usize)
+                    .clamp(1, sched_late.len())
+                    - 1],
+            )
+        })
+    };
     let mut lat = latencies.lock().expect("latency lock").clone();
     lat.sort_unstable();
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a rank in 1..=len
@@ -657,6 +689,10 @@ async fn main() -> anyhow::Result<()> {
         "redis_cmds_per_job": round(commands_per_job),
         "redis_scripts_per_job": round(scripts_per_job),
         "workers": 0,
+        "scheduled_jobs": args.sched_jobs,
+        "scheduled_late_p50_ms": sched_pct(0.50),
+        "scheduled_late_p99_ms": sched_pct(0.99),
+        "scheduled_busy_left": busy_left,
         "processed": processed.load(Ordering::Relaxed),
         "idle_commands_per_sec_per_queue": idle.map(round),
     });

@@ -41,7 +41,14 @@ pub(crate) fn run(common: &[String]) -> anyhow::Result<Vec<String>> {
     for (name, flags) in PROFILES {
         let out = Command::new(&exe)
             .args(common)
-            .args(["--latency-seconds", "1", "--idle-seconds", "0"])
+            .args([
+                "--latency-seconds",
+                "1",
+                "--idle-seconds",
+                "0",
+                "--scheduled-jobs",
+                "0",
+            ])
             .args(*flags)
             .output()
             .with_context(|| format!("running profile {name}"))?;
