@@ -803,7 +803,11 @@ impl Client {
             queue,
             args,
             created_ms: Utc::now().timestamp_millis(),
-            timeout_ms: Some(duration_ms(timeout)),
+            // The default is left out (20 bytes of every queued job): the
+            // worker then applies the type's registered timeout, the same
+            // default unless the type sets its own (then it is written).
+            timeout_ms: (opts.timeout.is_some() || timeout != crate::job::TIMEOUT_DEFAULT)
+                .then(|| duration_ms(timeout)),
             idempotency_key: opts.idempotency_key.as_deref(),
             trace,
             cron,
@@ -858,7 +862,28 @@ pub(crate) fn enqueue_cmd<P: std::borrow::Borrow<Prepared>>(
     let idem = unique.map(|(key, _)| keys.idempotency(key));
     let mut cmd = SCRIPTS.enqueue.cmd(&enqueue_keys(keys, idem.as_deref()));
     let lock = unique.map_or_else(|| "0".to_owned(), |(_, mode)| mode.lock_arg());
-    if jobs.clone().any(|j: &Prepared| j.follow_ups.is_some()) {
+    let mut all = jobs.clone();
+    let first = all.next();
+    let shared = first.filter(|f| {
+        unique.is_none()
+            && f.follow_ups.is_none()
+            && all.clone().next().is_some()
+            && all.all(|j| {
+                j.follow_ups.is_none()
+                    && (j.max_attempts, j.at_ms, j.delay_ms)
+                        == (f.max_attempts, f.at_ms, f.delay_ms)
+            })
+    });
+    if let Some(f) = shared {
+        // A bulk's jobs share these: two values per job instead of five.
+        cmd.arg(format!("{lock}/s"))
+            .arg(f.max_attempts)
+            .arg(f.at_ms)
+            .arg(f.delay_ms);
+        for job in jobs {
+            cmd.arg(job.id.as_str()).arg(&job.body);
+        }
+    } else if jobs.clone().any(|j: &Prepared| j.follow_ups.is_some()) {
         cmd.arg(format!("{lock}/6"));
         for job in jobs {
             job.push_args(&mut cmd);

@@ -356,6 +356,63 @@ async fn a_malformed_enqueue_call_changes_nothing() {
     assert!(reply.is_err());
 }
 
+/// The shared form of a bulk (`/s`: `max_attempts`, `at_ms` and `delay_ms` once,
+/// then id and body per job) is checked as the long form: a malformed call
+/// fails naming the problem and writes nothing.
+#[tokio::test]
+async fn a_malformed_shared_enqueue_call_changes_nothing() {
+    let env = TestEnv::start().await;
+    let keys = env.client.queue_keys("raw").unwrap();
+    let source = spool_client::runtime::script_source("enqueue").unwrap();
+    let mut raw = env.raw().await;
+    let shared = |args: &[&str]| {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(source)
+            .arg(4)
+            .arg(&keys.ready)
+            .arg(&keys.wake)
+            .arg(&keys.scheduled)
+            .arg(&keys.jobs)
+            .arg(args);
+        cmd
+    };
+    let body = r#"{"type":"noop","queue":"raw","args":{"n":1},"created_ms":1}"#;
+    for bad in [
+        &["0/s", "3", "0"][..],
+        &["0/s", "x", "0", "0", "s-1", body],
+        &["0/s", "3", "0", "0", "s-1", body, "s-2"],
+        &["0/s", "3", "0", "0", "s-1", "[]"],
+        &["0/x", "3", "0", "0", "s-1", body],
+    ] {
+        let reply: redis::RedisResult<redis::Value> = shared(bad).query_async(&mut raw).await;
+        let err = reply
+            .expect_err("malformed shared call refused")
+            .to_string();
+        assert!(err.contains("spool:"), "{bad:?}: {err}");
+    }
+    let len: i64 = redis::cmd("LLEN")
+        .arg(&keys.ready)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(len, 0, "nothing written");
+    let (ok, n): (i64, i64) = shared(&["0/s", "3", "0", "0", "s-1", body, "s-2", body])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!((ok, n), (1, 2));
+    let head: String = redis::cmd("LINDEX")
+        .arg(&keys.ready)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        head.starts_with(r#"{"id":"s-1","attempt":0,"max_attempts":3,"enqueued_ms":"#),
+        "{head}"
+    );
+}
+
 /// A job the fixtures do not know: with `UnknownTypes::Dead` it goes dead on
 /// its first run although it has attempts left. A panicking handler's error
 /// names the file and line of the panic.

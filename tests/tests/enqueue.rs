@@ -64,6 +64,28 @@ async fn overrides_are_recorded_in_the_job() {
     assert_eq!(rec.args.get(), r#"{"n":2}"#);
 }
 
+/// The default timeout is not written (every queued job would carry 20
+/// bytes for it): a worker applies the type's registered timeout.
+#[tokio::test]
+async fn the_default_timeout_is_left_out_of_the_record() {
+    let env = TestEnv::start().await;
+    let id = env.client.enqueue(&Noop { n: 3 }).await.unwrap();
+    let job = env
+        .client
+        .admin()
+        .job("default", id.as_str())
+        .await
+        .unwrap();
+    let job = job.expect("job exists");
+    assert!(!job.raw.contains("timeout_ms"), "{}", job.raw);
+    let rec = job.record.expect("record decodes");
+    assert_eq!(rec.timeout_ms, None);
+    assert_eq!(
+        rec.timeout(spool_client::TIMEOUT_DEFAULT),
+        spool_client::TIMEOUT_DEFAULT
+    );
+}
+
 /// `enqueue_in` and `enqueue_at` put the job in the scheduled set, scored by Redis time.
 #[tokio::test]
 async fn delayed_and_timed_jobs_are_scheduled() {

@@ -16,44 +16,60 @@
 --         remembered that long, whatever happens to the job); '<ms>:started'
 --         held until a worker starts the job, '<ms>:finished' until it is
 --         done, dead or cancelled (either at most <ms>: every lock has a TTL);
---         followed by '/6' when the groups have a sixth value
+--         followed by '/6' when the groups have a sixth value, or by '/s'
+--         when the jobs share max_attempts, at_ms and delay_ms: then
+--         ARGV[2..4] are those three and groups of 2 (id, body) follow
 -- ARGV[2..] groups of 5: id, max_attempts, at_ms (0 = none),
 --           delay_ms (0 = none), body (JSON object without the fields above);
 --           or of 6: the same and the job's follow-ups (a JSON array of
 --           [on, queue, id, max_attempts, body], or '')
--- Returns {1, {id...}} when the jobs were created, {0, {existing_id}} when
--- the key was already taken (nothing created).
+-- Returns {1, {id...}} when the jobs were created ({1, n} with '/s'),
+-- {0, {existing_id}} when the key was already taken (nothing created).
 -- Time comes from Redis (TIME): `delay_ms` is added to Redis's clock, never
 -- to the producer's.
 -- Every group is checked before anything is written, the key included: a
 -- malformed call changes nothing.
 local now = spool_now()
-local ttl, mode, sixth = string.match(ARGV[1] or '', '^(%d+):?(%a*)(/?6?)$')
+local ttl, mode, sixth = string.match(ARGV[1] or '', '^(%d+):?(%a*)(/?[6s]?)$')
 if not ttl or (mode ~= '' and mode ~= 'started' and mode ~= 'finished') or
-    (sixth ~= '' and (sixth ~= '/6' or not KEYS[9])) then
-  return redis.error_reply("ERR spool: ARGV[1] must be 0, <ms>, <ms>:started or <ms>:finished, then optionally /6 (with KEYS[9])")
+    (sixth ~= '' and sixth ~= '/s' and (sixth ~= '/6' or not KEYS[9])) then
+  return redis.error_reply("ERR spool: ARGV[1] must be 0, <ms>, <ms>:started or <ms>:finished, then optionally /6 (with KEYS[9]) or /s")
 end
-local size = sixth == '/6' and 6 or 5
+local size, first, shared = 5, 2, nil
+if sixth == '/6' then
+  size = 6
+elseif sixth == '/s' then
+  if not ARGV[4] then
+    return redis.error_reply('ERR spool: /s needs max_attempts, at_ms and delay_ms in ARGV[2..4]')
+  end
+  size, first, shared = 2, 5, {ARGV[2], ARGV[3], ARGV[4]}
+end
 ttl = tonumber(ttl)
 local k_locks = KEYS[6]
 if mode ~= '' and (not k_locks or ttl == 0) then
   return redis.error_reply('ERR spool: a lock held until started or finished needs a TTL and the locks hash (KEYS[6])')
 end
-local bad = spool_check_groups(ARGV, 2, size)
+local bad = spool_check_groups(ARGV, first, size, shared)
 if bad then
   return bad
 end
 
 if ttl > 0 then
-  local first = redis.call('GET', KEYS[5])
-  if first then
-    return {0, {first}}
+  local taken = redis.call('GET', KEYS[5])
+  if taken then
+    return {0, {taken}}
   end
-  redis.call('SET', KEYS[5], ARGV[2], 'PX', ttl)
+  redis.call('SET', KEYS[5], ARGV[first], 'PX', ttl)
   if mode ~= '' then
-    redis.call('HSET', k_locks, ARGV[2], string.sub(mode, 1, 1) .. KEYS[5])
+    redis.call('HSET', k_locks, ARGV[first], string.sub(mode, 1, 1) .. KEYS[5])
   end
 end
 
-return {1, spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, 2,
-  spool_events(KEYS[7], KEYS[8]), size, KEYS[9])}
+local ids = spool_enqueue(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, ARGV, first,
+  spool_events(KEYS[7], KEYS[8]), size, KEYS[9], shared)
+if shared then
+  -- The caller has the ids (a bulk): sending them back costs Redis more
+  -- than the rest of the reply.
+  return {1, #ids}
+end
+return {1, ids}

@@ -414,6 +414,11 @@ async fn main() -> anyhow::Result<()> {
             o
         }
     };
+    let cpu = ["used_cpu_user:", "used_cpu_sys:"];
+    let enqueue_cpu_before = (
+        topology::info_sum(&client, "cpu", &cpu).await?,
+        fleet::cpu_us("self"),
+    );
     let t = Instant::now();
     // With --priorities, chunks of 1,000 go to levels 0, 1 and 2 in turn.
     let chunk_len = if args.priorities { 1_000 } else { 10_000 };
@@ -429,6 +434,12 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     let enqueue_s = t.elapsed().as_secs_f64();
+    // CPU per job enqueued: Redis's, and this process's (the producer).
+    let enqueue_cpu = (
+        (topology::info_sum(&client, "cpu", &cpu).await? - enqueue_cpu_before.0) * 1e6
+            / args.jobs as f64,
+        (fleet::cpu_us("self") - enqueue_cpu_before.1) / args.jobs as f64,
+    );
     let mem_after = topology::info_sum(&client, "memory", &["used_memory:"]).await?;
     drop(jobs);
     let bytes_per_job = (mem_after - mem_before) / args.jobs as f64;
@@ -473,7 +484,6 @@ async fn main() -> anyhow::Result<()> {
     }
     .build()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let cpu = ["used_cpu_user:", "used_cpu_sys:"];
     // Every command Redis ran (scripts' own commands included), and the
     // script calls among them (what the workers sent).
     let commands = ["total_commands_processed:"];
@@ -520,6 +530,8 @@ async fn main() -> anyhow::Result<()> {
             "concurrency": args.concurrency,
             "enqueue_s": round(enqueue_s),
             "enqueue_jobs_per_sec": (args.jobs as f64 / enqueue_s).round(),
+            "enqueue_redis_cpu_us_per_job": round(enqueue_cpu.0),
+            "enqueue_producer_cpu_us_per_job": round(enqueue_cpu.1),
             "drain_s": round(drain_s),
             "jobs_per_sec": (args.jobs as f64 / drain_s).round(),
             "redis_bytes_per_job": bytes_per_job.round(),
@@ -660,6 +672,8 @@ async fn main() -> anyhow::Result<()> {
         "concurrency": args.concurrency,
         "enqueue_s": round(enqueue_s),
         "enqueue_jobs_per_sec": (args.jobs as f64 / enqueue_s).round(),
+        "enqueue_redis_cpu_us_per_job": round(enqueue_cpu.0),
+        "enqueue_producer_cpu_us_per_job": round(enqueue_cpu.1),
         "drain_s": round(drain_s),
         "jobs_per_sec": (args.jobs as f64 / drain_s).round(),
         "latency_rate_per_sec": args.latency_rate,
