@@ -82,8 +82,9 @@ impl Completer {
                         // Its follow-ups wait in the outbox: the scheduler moves them.
                         nudge |=
                             a != Applied::LeaseLost && c.run.as_ref().is_some_and(|f| f.followups);
-                        self.in_flight.remove(&c.id, &c.token);
                     }
+                    self.in_flight
+                        .remove_all(batch.iter().map(|c| (&c.id, &c.token)));
                     if nudge {
                         self.scheduler_nudge.notify_one();
                     }
@@ -100,9 +101,8 @@ impl Completer {
                     self.metrics.redis_error("complete");
                     tracing::error!(error = %err, jobs = batch.len(),
                         "giving up writing job outcomes; the jobs stay leased and the reaper will return them");
-                    for c in batch {
-                        self.in_flight.remove(&c.id, &c.token);
-                    }
+                    self.in_flight
+                        .remove_all(batch.iter().map(|c| (&c.id, &c.token)));
                     return;
                 }
             }

@@ -30,8 +30,10 @@ use crate::registry::Registry;
 /// What the executor needs besides the job.
 #[derive(Clone)]
 pub(crate) struct ExecutorDeps {
-    /// What running a job needs (shared with the inline runner).
-    pub(crate) run: RunDeps,
+    /// What running a job needs (shared with the inline runner). Behind
+    /// one `Arc`: each executor holds a copy, and cloning its cancellation
+    /// tokens one by one would take their locks for every job.
+    pub(crate) run: Arc<RunDeps>,
     /// Outcomes go to the completer; the channel closes when every executor
     /// and the fetcher have dropped their sender.
     pub(crate) completions: mpsc::Sender<Completion>,

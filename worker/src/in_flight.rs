@@ -98,15 +98,25 @@ impl InFlight {
         self.lock().entry(id).or_default().push((token, running));
     }
 
-    /// Forgets the run holding lease `token` of job `id`.
-    pub(crate) fn remove(&self, id: &JobId, token: &LeaseToken) {
-        let mut map = self.lock();
-        if let Some(runs) = map.get_mut(id) {
-            runs.retain(|(t, _)| t != token);
-            if runs.is_empty() {
-                map.remove(id);
+    /// Forgets the runs holding these leases (a completer's batch): one
+    /// lock for the batch, and the runs are dropped after it is released.
+    pub(crate) fn remove_all<'a>(&self, leases: impl Iterator<Item = (&'a JobId, &'a LeaseToken)>) {
+        let mut gone = Vec::new();
+        {
+            let mut map = self.lock();
+            for (id, token) in leases {
+                let Some(runs) = map.get_mut(id) else {
+                    continue;
+                };
+                if let Some(i) = runs.iter().position(|(t, _)| t == token) {
+                    gone.push(runs.swap_remove(i));
+                }
+                if runs.is_empty() {
+                    map.remove(id);
+                }
             }
         }
+        drop(gone);
     }
 
     /// The run holding lease `token` of job `id`, if it is still tracked.

@@ -285,7 +285,7 @@ impl Worker {
                 in_flight: in_flight.clone(),
                 tracker: tracker.clone(),
                 deps: ExecutorDeps {
-                    run: RunDeps {
+                    run: Arc::new(RunDeps {
                         registry: Arc::clone(&self.registry),
                         hard_stop: tokens.hard_stop.clone(),
                         shutting_down: tokens.shutting_down.clone(),
@@ -293,7 +293,7 @@ impl Worker {
                         unknown_types: cfg.unknown_types,
                         metrics: metrics.clone(),
                         keyring: self.client.keyring().cloned(),
-                    },
+                    }),
                     completions: completions_tx,
                 },
                 wake,

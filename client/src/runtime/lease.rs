@@ -466,20 +466,15 @@ impl Runtime {
         let (hold_ms, deferred, due_ms) = (header()?, header()?, header()?);
         let mut jobs = Vec::new();
         let mut waited_ms = 0u64;
-        while let (Some(token), Some(raw)) = (items.next(), items.next()) {
-            let token: String = match token {
-                redis::Value::Int(n) => n.to_string(),
-                other => redis::from_redis_value(other).map_err(Error::parse("fetch"))?,
-            };
-            let raw: Vec<u8> = redis::from_redis_value(raw).map_err(Error::parse("fetch"))?;
+        let mut lease = |token: String, raw: &[u8]| {
             // fetch.lua checked only the id: the rest of the head is read here.
-            let (id, record) = match wire::record_head(&raw) {
+            let (id, record) = match wire::record_head(raw) {
                 Some(head) => {
                     waited_ms += u64::try_from(now - head.enqueued_ms).unwrap_or(0);
-                    (head.id, decode_leased(&raw))
+                    (head.id, decode_leased(raw))
                 }
                 None => (
-                    wire::record_id(&raw).unwrap_or(""),
+                    wire::record_id(raw).unwrap_or(""),
                     Err(wire::NOT_A_RECORD.to_owned()),
                 ),
             };
@@ -490,6 +485,28 @@ impl Runtime {
                 record,
                 leased_at_ms: now,
             });
+        };
+        let first: i64 = match items.next() {
+            Some(v) => redis::from_redis_value(v).map_err(Error::parse("fetch"))?,
+            None => 0,
+        };
+        if first > 0 {
+            // One string: the records joined by newlines, tokens from `first`.
+            let joined: Vec<u8> = match items.next() {
+                Some(v) => redis::from_redis_value(v).map_err(Error::parse("fetch"))?,
+                None => Vec::new(),
+            };
+            for (token, raw) in (first..).zip(joined.split(|&b| b == b'\n')) {
+                lease(token.to_string(), raw);
+            }
+        }
+        while let (Some(token), Some(raw)) = (items.next(), items.next()) {
+            let token: String = match token {
+                redis::Value::Int(n) => n.to_string(),
+                other => redis::from_redis_value(other).map_err(Error::parse("fetch"))?,
+            };
+            let raw: Vec<u8> = redis::from_redis_value(raw).map_err(Error::parse("fetch"))?;
+            lease(token, &raw);
         }
         self.client.pickup_owed().add(&keys.ready, waited_ms);
         Ok(Claim {
