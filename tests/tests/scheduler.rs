@@ -1,6 +1,8 @@
 //! Scheduling accuracy: scheduled jobs never start before their time by
 //! Redis's clock, and start within 100 ms after it (p99 over 200 jobs).
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,50 +23,75 @@ impl Job for Timed {
     const TYPE: &'static str = "timed";
 }
 
-/// 200 jobs due at random times over the next ~3 s: none starts early by
-/// Redis's clock; p99 lateness is at most 100 ms.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scheduled_jobs_start_on_time_by_redis_clock() {
-    let env = TestEnv::start().await;
+/// Registers the `Timed` handler on `builder`: each run records how late
+/// it started by Redis's clock (ms; negative: early).
+fn record_lateness(
+    builder: spool_worker::WorkerBuilder,
+    clock: &spool_client::Client,
+) -> (spool_worker::WorkerBuilder, Arc<Mutex<Vec<i64>>>) {
     let lateness: Arc<Mutex<Vec<i64>>> = Arc::default();
-    let l = lateness.clone();
-    let clock = env.client.clone();
-    let worker = env
-        .worker()
-        .concurrency(50)
-        .configure(|c| c.scheduler_interval = std::time::Duration::from_secs(5))
-        .register(move |_ctx: JobContext, job: Timed| {
-            let l = l.clone();
-            let clock = clock.clone();
-            async move {
-                let started = clock.redis_time_ms().await.expect("redis time");
-                l.lock().await.push(started - job.due_ms);
-                Ok(())
-            }
-        })
-        .build()
-        .unwrap();
+    let (l, clock) = (lateness.clone(), clock.clone());
+    let builder = builder.register(move |_ctx: JobContext, job: Timed| {
+        let l = l.clone();
+        let clock = clock.clone();
+        async move {
+            let started = clock.redis_time_ms().await.expect("redis time");
+            l.lock().await.push(started - job.due_ms);
+            Ok(())
+        }
+    });
+    (builder, lateness)
+}
+
+/// Starts `worker` and waits until it has registered (its scheduler runs).
+async fn start(env: &TestEnv, worker: spool_worker::Worker) -> RunningWorker {
     let running = RunningWorker::start(worker);
-    // Give the worker a moment to start its scheduler (it then sleeps up to 5 s:
-    // only the nudge from a sooner job can wake it in time).
     let admin = env.client.admin();
     wait_for("worker up", Duration::from_secs(5), || async {
         !admin.processes().await.unwrap().is_empty()
     })
     .await;
+    running
+}
+
+/// Schedules `n` `Timed` jobs due `from_ms .. to_ms` from now (Redis's
+/// clock) and waits until all ran; returns their lateness, sorted.
+async fn run_timed(
+    env: &TestEnv,
+    lateness: &Mutex<Vec<i64>>,
+    n: usize,
+    due: std::ops::Range<i64>,
+) -> Vec<i64> {
     let now = env.client.redis_time_ms().await.unwrap();
     let mut rng = rand::rng();
-    for _ in 0..200 {
-        let due_ms = now + rng.random_range(300..3000);
+    for _ in 0..n {
+        let due_ms = now + rng.random_range(due.clone());
         let at = DateTime::from_timestamp_millis(due_ms).unwrap();
         env.client.enqueue_at(&Timed { due_ms }, at).await.unwrap();
     }
-    wait_for("all 200 ran", Duration::from_secs(15), || async {
-        lateness.lock().await.len() == 200
+    wait_for("all ran", Duration::from_secs(20), || async {
+        lateness.lock().await.len() == n
     })
     .await;
     let mut late = lateness.lock().await.clone();
     late.sort_unstable();
+    late
+}
+
+/// 200 jobs due at random times over the next ~3 s: none starts early by
+/// Redis's clock; p99 lateness is at most 100 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_jobs_start_on_time_by_redis_clock() {
+    let env = TestEnv::start().await;
+    let builder = env
+        .worker()
+        .concurrency(50)
+        .configure(|c| c.scheduler_interval = std::time::Duration::from_secs(5));
+    let (builder, lateness) = record_lateness(builder, &env.client);
+    // Started first: its scheduler then sleeps up to 5 s, and only the
+    // nudge from a sooner job can wake it in time.
+    let running = start(&env, builder.build().unwrap()).await;
+    let late = run_timed(&env, &lateness, 200, 300..3000).await;
     let p50 = late[99];
     let p99 = late[197];
     eprintln!(
@@ -97,53 +124,24 @@ impl Job for Busy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_worker_starts_jobs_scheduled_elsewhere_on_time() {
     let env = TestEnv::start().await;
-    let lateness: Arc<Mutex<Vec<i64>>> = Arc::default();
-    let l = lateness.clone();
-    let clock = env.client.clone();
-    let worker = env
+    let builder = env
         .worker()
         .queue("default", 1)
         .queue("busy", 1)
         .concurrency(8)
         .configure(|c| c.scheduler_interval = Duration::from_secs(30))
-        .register(move |_ctx: JobContext, job: Timed| {
-            let l = l.clone();
-            let clock = clock.clone();
-            async move {
-                let started = clock.redis_time_ms().await.expect("redis time");
-                l.lock().await.push(started - job.due_ms);
-                Ok(())
-            }
-        })
         .register(|_ctx: JobContext, _job: Busy| async {
             tokio::time::sleep(Duration::from_millis(5)).await;
             Ok(())
-        })
-        .build()
-        .unwrap();
-    let running = RunningWorker::start(worker);
-    let admin = env.client.admin();
-    wait_for("worker up", Duration::from_secs(5), || async {
-        !admin.processes().await.unwrap().is_empty()
-    })
-    .await;
+        });
+    let (builder, lateness) = record_lateness(builder, &env.client);
+    let running = start(&env, builder.build().unwrap()).await;
     // About 4 s of work at 8 × 5 ms: the fetcher is never idle meanwhile.
     let backlog: Vec<Busy> = (0..6_000).map(|n| Busy { n }).collect();
     env.client.enqueue_bulk(&backlog).await.unwrap();
-    let now = env.client.redis_time_ms().await.unwrap();
-    let mut rng = rand::rng();
-    for _ in 0..50 {
-        let due_ms = now + rng.random_range(300..1500);
-        let at = DateTime::from_timestamp_millis(due_ms).unwrap();
-        env.client.enqueue_at(&Timed { due_ms }, at).await.unwrap();
-    }
-    wait_for("all 50 ran", Duration::from_secs(20), || async {
-        lateness.lock().await.len() == 50
-    })
-    .await;
+    let late = run_timed(&env, &lateness, 50, 300..1500).await;
+    let admin = env.client.admin();
     let busy_left = admin.queue("busy").await.unwrap().ready;
-    let mut late = lateness.lock().await.clone();
-    late.sort_unstable();
     eprintln!(
         "lateness while busy (50 jobs): min {} ms, p50 {} ms, p99 {} ms; {busy_left} busy jobs still ready",
         late[0], late[24], late[49]

@@ -32,6 +32,15 @@
 -- nil when every group of `size` (default 5) ARGV values from `first` is
 -- well-formed, else an error reply naming the problem (callers pass
 -- well-formed groups; the checks guard other producers).
+-- The group at `i`: id, max_attempts, at_ms, delay_ms, body (the middle
+-- three from `shared` when the jobs share them).
+local function spool_job_group(argv, i, shared)
+  if shared then
+    return argv[i], shared[1], shared[2], shared[3], argv[i + 1]
+  end
+  return argv[i], argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4]
+end
+
 -- Checks cost per job what a bulk enqueue's Lua costs otherwise, so they
 -- use plain finds and bytes, and match a pattern once per distinct value
 -- (a bulk shares its max_attempts; at_ms and delay_ms are mostly '0').
@@ -48,13 +57,7 @@ local function spool_check_groups(argv, first, size, shared)
     return digits[s]
   end
   for i = first, #argv, size do
-    local id, max_attempts, at, delay, body
-    if shared then
-      id, body = argv[i], argv[i + 1]
-      max_attempts, at, delay = shared[1], shared[2], shared[3]
-    else
-      id, max_attempts, at, delay, body = argv[i], argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4]
-    end
+    local id, max_attempts, at, delay, body = spool_job_group(argv, i, shared)
     if id == '' or string.find(id, '"', 1, true) or string.find(id, '\\', 1, true) then
       return redis.error_reply('ERR spool: job id must be a non-empty string without quotes or backslashes')
     end
@@ -87,13 +90,7 @@ local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, fi
   local now_s = spool_int(now)
   local grouped = false
   for i = first, #argv, size do
-    local id, max_attempts, at, delay, body
-    if shared then
-      id, body = argv[i], argv[i + 1]
-      max_attempts, at, delay = shared[1], shared[2], shared[3]
-    else
-      id, max_attempts, at, delay, body = argv[i], argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4]
-    end
+    local id, max_attempts, at, delay, body = spool_job_group(argv, i, shared)
     if size == 6 and argv[i + 5] ~= '' and k_followups then
       redis.call('HSET', k_followups, id, argv[i + 5])
     end
