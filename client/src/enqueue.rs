@@ -862,13 +862,12 @@ pub(crate) fn enqueue_cmd<P: std::borrow::Borrow<Prepared>>(
     let idem = unique.map(|(key, _)| keys.idempotency(key));
     let mut cmd = SCRIPTS.enqueue.cmd(&enqueue_keys(keys, idem.as_deref()));
     let lock = unique.map_or_else(|| "0".to_owned(), |(_, mode)| mode.lock_arg());
-    let mut all = jobs.clone();
-    let first = all.next();
-    let shared = first.filter(|f| {
+    // A bulk whose jobs share max_attempts, at and delay (and have no
+    // follow-ups) sends those once.
+    let shared = jobs.clone().next().filter(|f| {
         unique.is_none()
-            && f.follow_ups.is_none()
-            && all.clone().next().is_some()
-            && all.all(|j| {
+            && jobs.len() > 1
+            && jobs.clone().all(|j| {
                 j.follow_ups.is_none()
                     && (j.max_attempts, j.at_ms, j.delay_ms)
                         == (f.max_attempts, f.at_ms, f.delay_ms)

@@ -31,13 +31,8 @@ pub(crate) struct RecordHead<'a> {
 /// with it (an entry that is not a Spool record). Looks only at the head, so
 /// the rest may be cut off, not UTF-8 or not JSON.
 pub(crate) fn record_head(raw: &[u8]) -> Option<RecordHead<'_>> {
-    let rest = raw.strip_prefix(b"{\"id\":\"")?;
-    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
-    if end == 0 || rest[end] != b'"' {
-        return None;
-    }
-    let id = std::str::from_utf8(&rest[..end]).ok()?;
-    let rest = rest[end..].strip_prefix(b"\",\"attempt\":")?;
+    let id = record_id(raw)?;
+    let rest = raw[ID_AT + id.len()..].strip_prefix(b"\",\"attempt\":")?;
     let (attempt, rest) = leading_int(rest)?;
     let rest = rest.strip_prefix(b",\"max_attempts\":")?;
     let (max_attempts, rest) = leading_int(rest)?;
@@ -51,6 +46,9 @@ pub(crate) fn record_head(raw: &[u8]) -> Option<RecordHead<'_>> {
         enqueued_ms: i64::try_from(enqueued_ms).ok()?,
     })
 }
+
+/// Where a record's id starts: after `{"id":"` (7 bytes).
+const ID_AT: usize = b"{\"id\":\"".len();
 
 /// The id of a record, read as `fetch.lua` reads it (`spool_record_id`):
 /// `{"id":"<id>"` with no `\` in the id. `None` for anything else.

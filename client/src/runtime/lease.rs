@@ -244,9 +244,6 @@ fn outcome_rest(outcome: &Outcome) -> String {
     }
 }
 
-/// A job type as an event lists it: `"` separates the fields of a stream
-/// entry's `jobs` (prelude.lua, "Events"), so a type holding one (or a
-/// backslash, which records never hold) is written with `'` and `/`.
 /// Jobs per `succeeded` event entry an ack writes (`SPOOL_EVENT_BATCH`).
 const ACK_EVENT_JOBS: usize = 100;
 
@@ -274,6 +271,9 @@ fn succeeded_jobs_field<'a>(done: impl Iterator<Item = &'a Completion>) -> Strin
     field
 }
 
+/// A job type as an event lists it: `"` separates the fields of a stream
+/// entry's `jobs` (prelude.lua, "Events"), so a type holding one (or a
+/// backslash, which records never hold) is written with `'` and `/`.
 fn event_field(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains(['"', '\\']) {
         text.replace('"', "'").replace('\\', "/").into()
@@ -511,11 +511,8 @@ impl Runtime {
         self.client.pickup_owed().add(&keys.ready, waited_ms);
         Ok(Claim {
             jobs,
-            due: (due_ms > 0).then(|| {
-                Duration::from_millis(
-                    u64::try_from(i64::try_from(due_ms).unwrap_or(i64::MAX) - now).unwrap_or(0),
-                )
-            }),
+            due: (due_ms > 0)
+                .then(|| Duration::from_millis(due_ms.saturating_sub(now.unsigned_abs()))),
             hold: (hold_ms > 0).then(|| Duration::from_millis(hold_ms)),
             deferred: usize::try_from(deferred).unwrap_or(usize::MAX),
         })

@@ -34,6 +34,13 @@ local now = spool_now()
 local now_s = spool_int(now)
 local q = spool_finishing(8, KEYS[2], KEYS[4], KEYS[7], ARGV[8])
 local id, token = ARGV[1], ARGV[2]
+-- Puts the job in the retry set, due ARGV[4] ms from now, lowering the
+-- queue's due hint.
+local function to_retry()
+  local at = now + tonumber(ARGV[4])
+  redis.call('ZADD', KEYS[5], at, id)
+  spool_due(q.ev, at)
+end
 local lease = redis.call('HGET', KEYS[3], id)
 if not lease or not spool_lease_is(lease, token) then
   return 0
@@ -56,8 +63,7 @@ if ARGV[3] == 'snooze' then
   redis.call('HSET', KEYS[8], id, spool_history_append(spool_history_get(KEYS[8], id, stored), {
     spool_lease_entry(lease, spool_int((tonumber(runs) or 0) + 1)),
     spool_hist_entry(now_s, 'retry', attempt_s, '', why)}))
-  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)
-  spool_due(q.ev, now + tonumber(ARGV[4]))
+  to_retry()
   spool_group_retry(KEYS[1], id, lease, q.ev)
   return 1
 end
@@ -89,7 +95,6 @@ if dead then
   spool_group_end(KEYS[1], id, lease, q.ev)
   return 2
 end
-redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), id)
-  spool_due(q.ev, now + tonumber(ARGV[4]))
+to_retry()
 spool_group_retry(KEYS[1], id, lease, q.ev)
 return 1

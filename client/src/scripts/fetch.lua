@@ -117,10 +117,9 @@ local last = redis.call('INCRBY', KEYS[5], #items)
 local deadline = spool_int(now + tonumber(ARGV[2]))
 -- A lease is `token|worker|start_ms`: the start is the run's timeline entry.
 local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
-local out = {now, 0, 0, ev.due or 0, 0}
--- The records claimed, in token order, and whether they can go back as one
--- string (see the reply below).
-local records, one_string = {}, true
+-- The jobs claimed, in token order, and whether their records can go
+-- back as one string (see the reply below).
+local tokens, records, one_string = {}, {}, true
 local claimed, bad, deferred = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 local max_bytes = tonumber(ARGV[4])
@@ -200,9 +199,7 @@ for i, record in ipairs(items) do
     active_args[#active_args + 1] = deadline
     active_args[#active_args + 1] = id
     claimed = claimed + 1
-    out[#out + 1] = token
-    out[#out + 1] = record
-    records[claimed] = record
+    tokens[claimed], records[claimed] = token, record
     one_string = one_string and not string.find(record, '\n', 1, true)
     if started then
       -- The type right after the head, where Spool's producers write it
@@ -256,8 +253,6 @@ if bad > 0 then
     spool_group_leave(KEYS[1], freed, ev)
   end
 end
-out[3] = deferred
-out[4] = ev.due or 0
 -- Chain the wake-up: if jobs remain, another idle fetcher should come too
 -- (unless this claim filled the queue's places: it would find none).
 if (not room or claimed < room) and (not rate_room or claimed < rate_room) and
@@ -268,7 +263,13 @@ end
 -- with consecutive tokens (nothing buried or held back) go back as one
 -- string, joined by newlines, after the first token: one reply value
 -- instead of two per job, which costs Redis and the worker's parser less.
-if claimed > 1 and one_string and claimed == #items then
-  return {out[1], out[2], out[3], out[4], out[6], table.concat(records, '\n')}
+local due = ev.due or 0
+if claimed > 0 and one_string and claimed == #items then
+  return {now, 0, deferred, due, tokens[1], table.concat(records, '\n')}
+end
+local out = {now, 0, deferred, due, 0}
+for k = 1, claimed do
+  out[#out + 1] = tokens[k]
+  out[#out + 1] = records[k]
 end
 return out

@@ -34,7 +34,7 @@ end
 -- checks the rest of the head (wire.rs) and sends a record that fails to
 -- the dead set.
 local function spool_record_id(record)
-  if string.byte(record, 7) ~= 34 or string.sub(record, 1, 7) ~= '{"id":"' then
+  if string.sub(record, 1, 7) ~= '{"id":"' then
     return nil
   end
   local close = string.find(record, '"', 8, true)

@@ -34,11 +34,15 @@ for s = 1, 2 do
     if next_due < 0 or wait < next_due then next_due = wait end
   end
 end
+-- Written only when it changes: schedulers run this every pass.
 if KEYS[8] then
-  if next_due >= 0 then
-    redis.call('HSET', KEYS[8], 'due', spool_int(now + next_due))
-  else
-    redis.call('HDEL', KEYS[8], 'due')
+  local due = next_due >= 0 and spool_int(now + next_due) or false
+  if redis.call('HGET', KEYS[8], 'due') ~= due then
+    if due then
+      redis.call('HSET', KEYS[8], 'due', due)
+    else
+      redis.call('HDEL', KEYS[8], 'due')
+    end
   end
 end
 return {moved, next_due, KEYS[7] and redis.call('LLEN', KEYS[7]) or 0}
