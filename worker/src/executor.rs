@@ -113,14 +113,17 @@ fn panic_error(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs `job` to an outcome and hands it to the completer; `finished` is
-/// set just before (see [`crate::in_flight::Running::finished`]).
+/// set just before (see [`crate::in_flight::Running::finished`]). Its
+/// `slots` are given back when it returns.
 pub(crate) async fn execute(
     job: LeasedJob,
     cancel: CancellationToken,
     cancel_asked: Arc<AtomicBool>,
-    finished: &AtomicBool,
+    finished: Arc<AtomicBool>,
     deps: ExecutorDeps,
+    slots: crate::fetcher::Slots,
 ) {
+    let _slots = slots;
     let run_facts = RunFacts::of(&job);
     let started = Instant::now();
     let metrics = &deps.run.metrics;
@@ -159,7 +162,7 @@ pub(crate) async fn execute(
     };
     metrics.run_ended(counted, Some(&outcome), started.elapsed());
     span.record("outcome", outcome_name(&outcome));
-    mark_finished(finished);
+    mark_finished(&finished);
     let completion = Completion {
         keys,
         id,
@@ -187,13 +190,13 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
 /// Runs one job to a verdict: decode, find the handler, time limit, catch
 /// a panic, and judge the result. Writes nothing anywhere.
 pub(crate) async fn run(
-    record: Result<spool_client::JobRecord, String>,
+    record: Result<Arc<spool_client::JobRecord>, String>,
     cancel: CancellationToken,
     cancel_asked: Arc<AtomicBool>,
     deps: &RunDeps,
 ) -> Verdict {
     let (record, encrypted) = match record.and_then(|r| open_args(r, deps.keyring.as_ref())) {
-        Ok((r, encrypted)) => (Arc::new(r), encrypted),
+        Ok((r, encrypted)) => (r, encrypted),
         Err(reason) => {
             tracing::warn!(error = %reason, "unparsable job record; moving it to dead");
             return Verdict::Done(Outcome::Dead { error: reason });
@@ -273,10 +276,11 @@ pub(crate) async fn run(
 /// why they cannot be: the job goes to dead with that reason, its record
 /// (still sealed) kept for a retry once the keyring is fixed.
 fn open_args(
-    mut record: spool_client::JobRecord,
+    mut record: Arc<spool_client::JobRecord>,
     keyring: Option<&spool_client::Keyring>,
-) -> Result<(spool_client::JobRecord, bool), String> {
-    match record.decrypt_args(keyring) {
+) -> Result<(Arc<spool_client::JobRecord>, bool), String> {
+    // The executor holds the only reference: no copy is made.
+    match Arc::make_mut(&mut record).decrypt_args(keyring) {
         Ok(opened) => Ok((record, opened)),
         Err(e) => Err(format!("cannot decrypt args of job {}: {e}", record.id)),
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use spool_client::runtime::{QueueKeys, Runtime, WakeConnection};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -240,18 +240,42 @@ impl Fetcher {
                 let cancel_asked = Arc::clone(&run.cancel_asked);
                 self.in_flight
                     .insert((job.id.clone(), job.token.clone()), run);
-                let deps = self.deps.clone();
-                let wake = Arc::clone(&self.wake);
-                self.tracker.spawn(async move {
-                    execute(job, cancel, cancel_asked, &finished, deps).await;
-                    drop(queue_slot);
-                    drop(slot);
-                    wake.notify_one();
-                });
+                let slots = Slots {
+                    global: Some(slot),
+                    queue: queue_slot,
+                    wake: Arc::clone(&self.wake),
+                };
+                // The executor's own future is the task: no wrapper future
+                // (tokio copies a task's future as it starts and ends it).
+                self.tracker.spawn(execute(
+                    job,
+                    cancel,
+                    cancel_asked,
+                    finished,
+                    self.deps.clone(),
+                    slots,
+                ));
                 claimed += 1;
             }
         }
         Ok(claimed)
+    }
+}
+
+/// A running job's places (global and per queue): given back when its
+/// executor is done with it, and then the fetcher is woken.
+pub(crate) struct Slots {
+    global: Option<OwnedSemaphorePermit>,
+    queue: Option<OwnedSemaphorePermit>,
+    wake: Arc<Notify>,
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        // Given back before the fetcher looks, so it finds them free.
+        drop(self.queue.take());
+        drop(self.global.take());
+        self.wake.notify_one();
     }
 }
 

@@ -95,7 +95,11 @@ impl InFlight {
     }
 
     pub(crate) fn insert(&self, (id, token): LeaseKey, running: Running) {
-        self.lock().entry(id).or_default().push((token, running));
+        // Almost every job has one lease here: room for one.
+        self.lock()
+            .entry(id)
+            .or_insert_with(|| Vec::with_capacity(1))
+            .push((token, running));
     }
 
     /// Forgets the runs holding these leases (a completer's batch): one

@@ -83,8 +83,10 @@ pub struct LeasedJob {
     pub token: LeaseToken,
     /// The record, its `attempt` counting this run (1 for the first); `Err`
     /// holds a readable reason when the stored bytes do not decode (not
-    /// UTF-8, or not Spool's shape: written by another producer).
-    pub record: std::result::Result<JobRecord, String>,
+    /// UTF-8, or not Spool's shape: written by another producer). Behind
+    /// an `Arc`: the run's context shares it, and a worker's task moves
+    /// it around without copying the record.
+    pub record: std::result::Result<Arc<JobRecord>, String>,
     /// Redis's clock when the lease was taken (ms).
     pub leased_at_ms: i64,
 }
@@ -342,7 +344,7 @@ fn by_queue<'a>(
 }
 
 /// Decodes one fetched record; the reason names what is wrong with it.
-fn decode_leased(raw: &[u8]) -> std::result::Result<JobRecord, String> {
+fn decode_leased(raw: &[u8]) -> std::result::Result<Arc<JobRecord>, String> {
     let text = std::str::from_utf8(raw).map_err(|e| {
         format!(
             "unparsable payload: the job record is not valid UTF-8 ({e}); its bytes are kept unchanged"
@@ -354,7 +356,7 @@ fn decode_leased(raw: &[u8]) -> std::result::Result<JobRecord, String> {
     wire::check_args_depth(record.args.get().as_bytes())
         .map_err(|e| format!("unparsable payload: {e}"))?;
     record.attempt = wire::attempt_while_leased(record.attempt);
-    Ok(record)
+    Ok(Arc::new(record))
 }
 
 /// The `fail.lua` call for a failed completion; `None` for a success.
@@ -491,13 +493,16 @@ impl Runtime {
             None => 0,
         };
         if first > 0 {
-            // One string: the records joined by newlines, tokens from `first`.
-            let joined: Vec<u8> = match items.next() {
-                Some(v) => redis::from_redis_value(v).map_err(Error::parse("fetch"))?,
-                None => Vec::new(),
-            };
-            for (token, raw) in (first..).zip(joined.split(|&b| b == b'\n')) {
-                lease(token.to_string(), raw);
+            // The records alone, their tokens `first`, `first + 1`, ….
+            for (token, v) in (first..).zip(items.by_ref()) {
+                match v {
+                    redis::Value::BulkString(raw) => lease(token.to_string(), &raw),
+                    other => {
+                        let raw: Vec<u8> =
+                            redis::from_redis_value(other).map_err(Error::parse("fetch"))?;
+                        lease(token.to_string(), &raw);
+                    }
+                }
             }
         }
         while let (Some(token), Some(raw)) = (items.next(), items.next()) {

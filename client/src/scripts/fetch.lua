@@ -45,8 +45,8 @@
 -- (prelude.lua, "Ordered groups").
 -- Returns {now_ms, hold_ms, deferred, due_ms, 0, token1, record1, token2,
 -- record2, ...}, each token an integer, or {now_ms, hold_ms, deferred,
--- due_ms, token1, records} with the records joined by newlines, their
--- tokens token1, token1 + 1, …: hold_ms is 0, or how long the
+-- due_ms, token1, record1, record2, ...} when the tokens are token1,
+-- token1 + 1, …: hold_ms is 0, or how long the
 -- queue's rate limit or open breaker holds it (no job is fetched from it
 -- meanwhile); deferred the jobs sent to wait for their key's next start;
 -- due_ms the queue's due hint (prelude.lua, "The due hint"), 0 when none.
@@ -117,9 +117,8 @@ local last = redis.call('INCRBY', KEYS[5], #items)
 local deadline = spool_int(now + tonumber(ARGV[2]))
 -- A lease is `token|worker|start_ms`: the start is the run's timeline entry.
 local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
--- The jobs claimed, in token order, and whether their records can go
--- back as one string (see the reply below).
-local tokens, records, one_string = {}, {}, true
+-- The jobs claimed, in token order.
+local tokens, records = {}, {}
 local claimed, bad, deferred = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 local max_bytes = tonumber(ARGV[4])
@@ -200,7 +199,6 @@ for i, record in ipairs(items) do
     active_args[#active_args + 1] = id
     claimed = claimed + 1
     tokens[claimed], records[claimed] = token, record
-    one_string = one_string and not string.find(record, '\n', 1, true)
     if started then
       -- The type right after the head, where Spool's producers write it
       -- (spool_record_type also looks after `keep_outcome_ms`).
@@ -259,13 +257,18 @@ if (not room or claimed < room) and (not rate_room or claimed < rate_room) and
     (more or (not ev.priorities and redis.call('LLEN', KEYS[1]) > 0)) then
   spool_wake(KEYS[9])
 end
--- Claimed records without a newline (Spool's JSON never has one) and
--- with consecutive tokens (nothing buried or held back) go back as one
--- string, joined by newlines, after the first token: one reply value
--- instead of two per job, which costs Redis and the worker's parser less.
+-- Claimed records with consecutive tokens (nothing buried or held back)
+-- go back as they came from the list, after the first token: one reply
+-- value per job, and no Lua string is built from them (Redis's Lua hashes
+-- every byte of every string it creates, so joining them would cost more
+-- than the claim itself).
 local due = ev.due or 0
-if claimed > 0 and one_string and claimed == #items then
-  return {now, 0, deferred, due, tokens[1], table.concat(records, '\n')}
+if claimed > 0 and claimed == #items then
+  local out = {now, 0, deferred, due, tokens[1]}
+  for k = 1, claimed do
+    out[k + 5] = items[k]
+  end
+  return out
 end
 local out = {now, 0, deferred, due, 0}
 for k = 1, claimed do

@@ -260,7 +260,7 @@ impl InlineRunner {
             // As fetch.lua: the run being made counts.
             record.attempt += 1;
             let verdict = executor::run(
-                Ok(record.clone()),
+                Ok(Arc::new(record.clone())),
                 CancellationToken::new(),
                 Arc::new(AtomicBool::new(false)),
                 &self.deps,
