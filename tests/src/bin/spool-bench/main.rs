@@ -55,6 +55,21 @@
 //! cargo run --release --bin spool-bench -- --jobs N --concurrency C --redis-url redis://127.0.0.1:6379
 //! ```
 
+/// The bench's allocator: mimalloc, as we advise for worker binaries (a
+/// worker allocates a few dozen small objects per job, and the system
+/// allocator's share of its CPU is about a quarter: docs/development.md).
+/// `--features system-alloc` measures with the system allocator.
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator this build uses, as the report names it.
+const ALLOCATOR_NAME: &str = if cfg!(feature = "system-alloc") {
+    "system"
+} else {
+    "mimalloc"
+};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -535,6 +550,7 @@ async fn main() -> anyhow::Result<()> {
         "worker_cpu_us_per_job": round(worker_cpu_us_per_job),
         "redis_cmds_per_job": round(commands_per_job),
         "redis_scripts_per_job": round(scripts_per_job),
+        "allocator": ALLOCATOR_NAME,
     });
     if let Some(fleet) = workers {
         fleet.stop()?;
@@ -657,17 +673,23 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut lat = latencies.lock().expect("latency lock").clone();
     lat.sort_unstable();
+    // None without latency jobs (`--latency-seconds 0`).
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a rank in 1..=len
     let pct = |p: f64| {
-        lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] as f64 / 1000.0
+        (!lat.is_empty()).then(|| {
+            round(
+                lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] as f64
+                    / 1000.0,
+            )
+        })
     };
 
     let report = serde_json::json!({
         "wait_replicas": args.wait_replicas,
         "latency_rate_per_sec": args.latency_rate,
         "latency_jobs": lat.len(),
-        "latency_p50_ms": round(pct(0.50)),
-        "latency_p99_ms": round(pct(0.99)),
+        "latency_p50_ms": pct(0.50),
+        "latency_p99_ms": pct(0.99),
         "worker_rss_mb": round(worker_rss_mb),
         "keep_outcome_s": args.keep_outcome_s,
         "result": args.result,

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Instructions per job drained, counted by valgrind's callgrind: exact
+# where the wall clock of a shared VM is not (docs/development.md,
+# "Instruction counts").
+#
+#   scripts/bench-instructions.sh redis  [BENCH] [JOBS] [CONCURRENCY]
+#   scripts/bench-instructions.sh worker [BENCH] [JOBS] [CONCURRENCY]
+#
+# `redis` runs a private redis-server under callgrind and prints its
+# instructions per job enqueued and per job drained (fetch + ack, and
+# whatever else the worker sends meanwhile); `worker` runs spool-bench
+# itself under callgrind and counts it over the drain only. BENCH defaults
+# to target/release/spool-bench (build it first), JOBS to 20000,
+# CONCURRENCY to 200. Needs valgrind and redis-server; uses a free port
+# and a temporary directory, and stops what it started.
+set -euo pipefail
+
+mode=${1:?usage: $0 redis|worker [BENCH] [JOBS] [CONCURRENCY]}
+bench=$(realpath "${2:-target/release/spool-bench}")
+jobs=${3:-20000}
+conc=${4:-200}
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+cli() { redis-cli -p "$port" "$@"; }
+# The bench queue's ready list, once the bench has made it.
+ready_key() {
+    local key=""
+    while [ -z "$key" ]; do
+        key=$(cli --scan --pattern '*{bench}:ready' | head -1)
+        sleep 0.1
+    done
+    echo "$key"
+}
+# Waits until the bulk enqueue is done (the list holds every job, or the
+# drain has begun), then until the list is empty.
+wait_enqueued() {
+    local prev=0 n
+    while true; do
+        n=$(cli llen "$1")
+        if [ "$n" -ge "$jobs" ] || [ "$n" -lt "$prev" ]; then return; fi
+        prev=$n
+        sleep 0.05
+    done
+}
+wait_drained() { while [ "$(cli llen "$1")" -ne 0 ]; do sleep 0.05; done; }
+per_job() { # file → instructions per job
+    awk -v jobs="$jobs" '/^totals:/ { printf "%.0f", $2 / jobs }' "$1"
+}
+bench_args=(--redis-url "redis://127.0.0.1:$port" --jobs "$jobs" --concurrency "$conc"
+    --latency-seconds 0 --idle-seconds 0 --scheduled-jobs 0)
+
+case "$mode" in
+redis)
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/cg.%p" \
+        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+        >"$dir/valgrind.log" 2>&1 &
+    vpid=$!; pids+=("$vpid")
+    until cli ping >/dev/null 2>&1; do sleep 0.2; done
+    callgrind_control -i on "$vpid" >/dev/null 2>&1
+    "$bench" "${bench_args[@]}" >"$dir/bench.json" 2>"$dir/bench.err" &
+    bpid=$!; pids+=("$bpid")
+    key=$(ready_key)
+    wait_enqueued "$key"
+    callgrind_control -d enqueue "$vpid" >/dev/null 2>&1
+    wait_drained "$key"
+    sleep 1 # the last acks
+    callgrind_control -d drain "$vpid" >/dev/null 2>&1
+    wait "$bpid" || { echo "spool-bench failed:" >&2; grep -v "^==" "$dir/bench.err" | head -8 >&2; exit 1; }
+    echo "redis instructions per job: enqueue $(per_job "$dir/cg.$vpid.1"), drain $(per_job "$dir/cg.$vpid.2")"
+    ;;
+worker)
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+        >"$dir/redis.log" 2>&1 &
+    pids+=("$!")
+    until cli ping >/dev/null 2>&1; do sleep 0.2; done
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/cg.%p" \
+        "$bench" "${bench_args[@]}" >"$dir/bench.json" 2>"$dir/bench.err" &
+    vpid=$!; pids+=("$vpid")
+    key=$(ready_key)
+    wait_enqueued "$key"
+    callgrind_control -z "$vpid" >/dev/null 2>&1
+    callgrind_control -i on "$vpid" >/dev/null 2>&1
+    wait_drained "$key"
+    sleep 0.5 # the last acks
+    callgrind_control -d drain "$vpid" >/dev/null 2>&1
+    callgrind_control -i off "$vpid" >/dev/null 2>&1
+    wait "$vpid" || { echo "spool-bench failed:" >&2; grep -v "^==" "$dir/bench.err" | head -8 >&2; exit 1; }
+    echo "worker instructions per job drained: $(per_job "$dir/cg.$vpid.1")"
+    ;;
+*)
+    echo "usage: $0 redis|worker [BENCH] [JOBS] [CONCURRENCY]" >&2
+    exit 2
+    ;;
+esac
