@@ -114,16 +114,15 @@ fn panic_error(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs `job` to an outcome and hands it to the completer; `finished` is
 /// set just before (see [`crate::in_flight::Running::finished`]). Its
-/// `slots` are given back when it returns.
+/// slots are held until it returns.
 pub(crate) async fn execute(
     job: LeasedJob,
     cancel: CancellationToken,
     cancel_asked: Arc<AtomicBool>,
     finished: Arc<AtomicBool>,
     deps: ExecutorDeps,
-    slots: crate::fetcher::Slots,
+    _slots: crate::fetcher::Slots,
 ) {
-    let _slots = slots;
     let run_facts = RunFacts::of(&job);
     let started = Instant::now();
     let metrics = &deps.run.metrics;

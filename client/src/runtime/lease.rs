@@ -494,15 +494,10 @@ impl Runtime {
         };
         if first > 0 {
             // The records alone, their tokens `first`, `first + 1`, ….
+            // (A bulk string's bytes are moved out, not copied.)
             for (token, v) in (first..).zip(items.by_ref()) {
-                match v {
-                    redis::Value::BulkString(raw) => lease(token.to_string(), &raw),
-                    other => {
-                        let raw: Vec<u8> =
-                            redis::from_redis_value(other).map_err(Error::parse("fetch"))?;
-                        lease(token.to_string(), &raw);
-                    }
-                }
+                let raw: Vec<u8> = redis::from_redis_value(v).map_err(Error::parse("fetch"))?;
+                lease(token.to_string(), &raw);
             }
         }
         while let (Some(token), Some(raw)) = (items.next(), items.next()) {

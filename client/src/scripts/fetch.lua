@@ -117,8 +117,10 @@ local last = redis.call('INCRBY', KEYS[5], #items)
 local deadline = spool_int(now + tonumber(ARGV[2]))
 -- A lease is `token|worker|start_ms`: the start is the run's timeline entry.
 local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
--- The jobs claimed, in token order.
-local tokens, records = {}, {}
+-- The indexes in `items` of the jobs claimed (job i's token is
+-- first_token + i - 1).
+local first_token = last - #items + 1
+local claimed_at = {}
 local claimed, bad, deferred = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
 local max_bytes = tonumber(ARGV[4])
@@ -186,7 +188,7 @@ for i, record in ipairs(items) do
   elseif id and at <= #record then
     -- One string per lease (token, worker, start and maybe the group);
     -- the token goes back as an integer.
-    local token = last - #items + i
+    local token = first_token + i - 1
     local lease = string.format('%d%s', token, lease_tail)
     if groups[i] then
       lease = lease .. '|' .. groups[i]
@@ -198,7 +200,7 @@ for i, record in ipairs(items) do
     active_args[#active_args + 1] = deadline
     active_args[#active_args + 1] = id
     claimed = claimed + 1
-    tokens[claimed], records[claimed] = token, record
+    claimed_at[claimed] = i
     if started then
       -- The type right after the head, where Spool's producers write it
       -- (spool_record_type also looks after `keep_outcome_ms`).
@@ -208,7 +210,7 @@ for i, record in ipairs(items) do
           spool_record_type(record) or ''))
     end
   else
-    bury('invalid-' .. spool_int(now) .. '-' .. spool_int(last - #items + i), record,
+    bury('invalid-' .. spool_int(now) .. '-' .. spool_int(first_token + i - 1), record,
       'unparsable payload: the ready list held an entry that is not a Spool job record ' ..
       '(a JSON object starting with {"id":..,"attempt":..,"max_attempts":..,"enqueued_ms":..}); ' ..
       'it was moved here unchanged')
@@ -264,15 +266,15 @@ end
 -- than the claim itself).
 local due = ev.due or 0
 if claimed > 0 and claimed == #items then
-  local out = {now, 0, deferred, due, tokens[1]}
+  local out = {now, 0, deferred, due, first_token}
   for k = 1, claimed do
     out[k + 5] = items[k]
   end
   return out
 end
 local out = {now, 0, deferred, due, 0}
-for k = 1, claimed do
-  out[#out + 1] = tokens[k]
-  out[#out + 1] = records[k]
+for _, i in ipairs(claimed_at) do
+  out[#out + 1] = first_token + i - 1
+  out[#out + 1] = items[i]
 end
 return out
