@@ -938,19 +938,33 @@ async fn a_batch_of_1000_calls_back_once_across_20_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("runs");
     let url = env.redis.url();
-    let mut child = spawn_worker(&url, &record);
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        child.0.kill().unwrap();
-        child.0.wait().unwrap();
-        child = spawn_worker(&url, &record);
-    }
     let events = || async {
         c.admin()
             .recent_events(&["chaos"], None, 1_000_000)
             .await
             .unwrap()
     };
+    let started = || async {
+        events()
+            .await
+            .iter()
+            .filter(|e| e.kind == EventKind::Started)
+            .count()
+    };
+    let mut child = spawn_worker(&url, &record);
+    for _ in 0..20 {
+        // Each kill lands while the new process runs jobs (a slow machine
+        // can take longer than the 300 ms to start one).
+        let before = started().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while started().await == before && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+        child = spawn_worker(&url, &record);
+    }
     wait_for("the callback ran", Duration::from_secs(90), || async {
         events().await.iter().any(|e| {
             e.kind == EventKind::Succeeded
