@@ -12,7 +12,9 @@
 # itself under callgrind and counts it over the drain only. BENCH defaults
 # to target/release/spool-bench (build it first), JOBS to 20000,
 # CONCURRENCY to 200. Needs valgrind and redis-server; uses a free port
-# and a temporary directory, and stops what it started.
+# and a temporary directory, and stops what it started. With KEEP=DIR the
+# callgrind profiles are copied to DIR (read them with callgrind_annotate);
+# BENCH_ARGS adds spool-bench options (e.g. BENCH_ARGS="--groups 1000").
 set -euo pipefail
 
 mode=${1:?usage: $0 redis|worker [BENCH] [JOBS] [CONCURRENCY]}
@@ -26,6 +28,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$dir"/cg.* "$KEEP"/ 2>/dev/null || true; fi
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -57,6 +60,8 @@ per_job() { # file → instructions per job
 }
 bench_args=(--redis-url "redis://127.0.0.1:$port" --jobs "$jobs" --concurrency "$conc"
     --latency-seconds 0 --idle-seconds 0 --scheduled-jobs 0)
+# shellcheck disable=SC2206 # BENCH_ARGS is a list of words
+bench_args+=(${BENCH_ARGS:-})
 
 case "$mode" in
 redis)

@@ -7,9 +7,10 @@
 //! `rediss+cluster://`.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{connect, poll, run, TestCerts};
+use super::{connect, poll, run, try_poll, TestCerts};
 use crate::TestRedis;
 
 /// Number of hash slots in a Redis Cluster.
@@ -88,15 +89,38 @@ impl TestCluster {
         Self::start_with(primaries, replicas_per_primary, Some(certs))
     }
 
+    /// Up to three fresh clusters: a rare start (about one in a few
+    /// thousand on a loaded 2-core machine) never converges, one node
+    /// knowing too few others after 20 s; a new set of nodes does.
     fn start_with(
         primaries: usize,
         replicas_per_primary: usize,
         certs: Option<&TestCerts>,
     ) -> Self {
+        const ATTEMPTS: usize = 3;
         assert!(
             (1..=usize::from(SLOTS)).contains(&primaries),
             "a cluster needs 1..=16384 primaries"
         );
+        for attempt in 1..=ATTEMPTS {
+            match Self::try_start(primaries, replicas_per_primary, certs) {
+                Ok(cluster) => return cluster,
+                Err(e) if attempt < ATTEMPTS => {
+                    eprintln!("spool-tests: cluster start {attempt} failed, starting anew: {e}");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// One start: the nodes, slots, meetings and replication, then a wait
+    /// of up to 20 s for consistency (the nodes stop if it is not reached).
+    fn try_start(
+        primaries: usize,
+        replicas_per_primary: usize,
+        certs: Option<&TestCerts>,
+    ) -> Result<Self, String> {
         let total = primaries * (1 + replicas_per_primary);
         // In parallel: each node's 2 s CLUSTER_WRITABLE_DELAY starts with it.
         let nodes: Vec<TestRedis> = std::thread::scope(|scope| {
@@ -168,7 +192,7 @@ impl TestCluster {
         }
         for (i, replica) in me.nodes[primaries..].iter().enumerate() {
             let primary_id = &me.ids[&me.nodes[i % primaries].port()];
-            poll(
+            try_poll(
                 "a replica to learn its primary's id",
                 Duration::from_secs(10),
                 || {
@@ -183,26 +207,39 @@ impl TestCluster {
                         Err(nodes)
                     }
                 },
-            );
+            )?;
             let () = run(
                 replica.port(),
                 redis::cmd("CLUSTER").arg("REPLICATE").arg(primary_id),
                 "CLUSTER REPLICATE",
             );
         }
-        me.wait_consistent(Duration::from_secs(20));
-        me
+        me.wait_consistent(Duration::from_secs(20))
+            .map_err(|e| format!("{e}\n{}", me.nodes_tables()))?;
+        Ok(me)
+    }
+
+    /// Every node's `CLUSTER NODES`, for a start that did not converge.
+    fn nodes_tables(&self) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            let table = connect(node.port())
+                .and_then(|mut con| redis::cmd("CLUSTER").arg("NODES").query::<String>(&mut con))
+                .unwrap_or_else(|e| e.to_string());
+            let _ = write!(out, "CLUSTER NODES of {}:\n{table}", node.port());
+        }
+        out
     }
 
     /// Waits until every live node reports `cluster_state:ok`, knows every
     /// node, and returns the same `CLUSTER SLOTS` with every primary's
     /// replicas, covering all 16384 slots.
-    fn wait_consistent(&self, within: Duration) {
+    fn wait_consistent(&self, within: Duration) -> Result<(), String> {
         let total = self.nodes.len();
         let replicas = total / self.primaries - 1;
-        poll("the cluster to be consistent", within, || {
+        try_poll("the cluster to be consistent", within, || {
             self.check_consistent(total, replicas)
-        });
+        })
     }
 
     /// One look at every node for [`TestCluster::wait_consistent`].

@@ -112,19 +112,27 @@ pub(crate) fn run<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd, what: &
         .unwrap_or_else(|e| panic!("{what} (on port {port}): {e}"))
 }
 
-/// Polls `check` every 20 ms until it returns `Some`, or panics with `what`
+/// Polls `check` every 20 ms until it returns `Ok`, or panics with `what`
 /// and the last state after `within`.
-pub(crate) fn poll<T>(
+pub(crate) fn poll<T>(what: &str, within: Duration, check: impl FnMut() -> Result<T, String>) -> T {
+    try_poll(what, within, check).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`poll`] that returns the timeout (with `what` and the last state) as an
+/// error instead of panicking.
+pub(crate) fn try_poll<T>(
     what: &str,
     within: Duration,
     mut check: impl FnMut() -> Result<T, String>,
-) -> T {
+) -> Result<T, String> {
     let deadline = Instant::now() + within;
     loop {
         match check() {
-            Ok(v) => return v,
+            Ok(v) => return Ok(v),
             Err(state) if Instant::now() >= deadline => {
-                panic!("timed out after {within:?} waiting for {what}; last: {state}")
+                return Err(format!(
+                    "timed out after {within:?} waiting for {what}; last: {state}"
+                ))
             }
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
