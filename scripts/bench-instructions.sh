@@ -14,7 +14,9 @@
 # CONCURRENCY to 200. Needs valgrind and redis-server; uses a free port
 # and a temporary directory, and stops what it started. With KEEP=DIR the
 # callgrind profiles are copied to DIR (read them with callgrind_annotate);
-# BENCH_ARGS adds spool-bench options (e.g. BENCH_ARGS="--groups 1000").
+# BENCH_ARGS adds spool-bench options (e.g. BENCH_ARGS="--groups 1000");
+# REDIS_SERVER names another redis-server binary (one built from source
+# has the symbols Debian's lacks: Lua's own functions show by name).
 set -euo pipefail
 
 mode=${1:?usage: $0 redis|worker [BENCH] [JOBS] [CONCURRENCY]}
@@ -66,7 +68,7 @@ bench_args+=(${BENCH_ARGS:-})
 case "$mode" in
 redis)
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/cg.%p" \
-        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+        "${REDIS_SERVER:-redis-server}" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
         >"$dir/valgrind.log" 2>&1 &
     vpid=$!; pids+=("$vpid")
     until cli ping >/dev/null 2>&1; do sleep 0.2; done

@@ -1557,6 +1557,80 @@ async fn waiting_group_jobs_are_ready_jobs() {
     assert_eq!((q.ready, q.groups_waiting), (0, 0));
 }
 
+/// Poison records in a grouped queue: one whose head is not Spool's after
+/// the id, one with a bad head that names the group, one whose args do not
+/// decode and raw garbage all end in the dead set (the first three under
+/// their own ids), and the turns the named group's ones took come back:
+/// the group's good jobs all run and nothing is left holding a turn.
+#[tokio::test]
+async fn poison_records_in_a_grouped_queue_die_and_give_their_turns_back() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let step = |n| Step {
+        n,
+        fail_first: false,
+    };
+    env.client.enqueue(&step(1)).await.unwrap();
+    let mut raw = env.raw().await;
+    let garbage = [
+        r#"{"id":"head-1","type":"step","attempt":0,"group":"g","args":{"n":9}}"#,
+        r#"{"id":"head-2","attempt":"0","max_attempts":3,"enqueued_ms":1,"group":"g","type":"step","args":{"n":9}}"#,
+        r#"{"id":"args-1","attempt":0,"max_attempts":1,"enqueued_ms":1,"group":"g","type":"step","args":{"n":"x"}}"#,
+        "not json at all",
+    ];
+    for g in garbage {
+        let _: () = redis::cmd("LPUSH")
+            .arg("spool:{steps}:ready")
+            .arg(g)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    env.client.enqueue_bulk(&[step(2), step(3)]).await.unwrap();
+    let ran: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let seen = Arc::clone(&ran);
+    let w = RunningWorker::start(
+        env.worker()
+            .queue("steps", 1)
+            .concurrency(4)
+            .register(move |_ctx: JobContext, job: Step| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    seen.lock().unwrap().push(job.n);
+                    Ok(())
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    wait_for(
+        "good jobs run, garbage dead",
+        Duration::from_secs(20),
+        || async {
+            let q = admin.queue("steps").await.unwrap();
+            ran.lock().unwrap().len() == 3 && q.dead == 4 && q.active == 0
+        },
+    )
+    .await;
+    w.stop().await;
+    assert_eq!(*ran.lock().unwrap(), vec![1, 2, 3]);
+    for id in ["head-1", "head-2", "args-1"] {
+        let job = admin.job("steps", id).await.unwrap().expect("kept");
+        assert_eq!(job.state, spool_client::JobState::Dead, "{id}");
+    }
+    let q = admin.queue("steps").await.unwrap();
+    assert_eq!((q.ready, q.active, q.groups_waiting), (0, 0, 0));
+    let turns: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("spool:{steps}:group_turns")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        turns.keys().all(|k| k.starts_with('"')),
+        "no group holds a turn: {turns:?}"
+    );
+}
+
 /// Every way a turn ends passes it on: a raised limit gives the turns now
 /// free to waiting jobs at once; deleting or cancelling a job that holds a
 /// turn (waiting only for a worker) passes its turn on; clearing ready

@@ -191,8 +191,8 @@ end
 if q.ev.grouped then
   -- Each lease names the group whose turn its job held.
   local groups = {}
-  for a, lease in ipairs(leases_of) do
-    local group = spool_lease_group(lease)
+  for a = 1, #leases_of do
+    local group = spool_lease_group(leases_of[a])
     if group and (cancelled == 0 or out[position_of(acked[a])] == 1) then
       groups[#groups + 1] = group
     end

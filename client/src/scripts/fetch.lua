@@ -138,16 +138,23 @@ end
 -- Jobs held back (prelude.lua): deferred to their rate key's next start,
 -- or waiting for their group's turn; `groups` maps the index of each job
 -- that holds a turn to its group (its lease names it). Only queues with
--- per-key rate limits or groups look; they keep each record's head parsed
--- once (`heads`: id, attempt, enqueued_ms, end of head; by index).
-local held_back, groups, heads = {}, {}, nil
+-- per-key rate limits or groups look; they keep each record's id and the
+-- end of its head (`ids`, `ends`: by index).
+local held_back, groups, ids, ends = {}, {}, nil, nil
 if ev.key_rate or ev.grouped then
-  heads = {{}, {}, {}, {}}
+  ids, ends = {}, {}
   local gated, gated_groups = {}, {}
-  for i, record in ipairs(items) do
-    local id, attempt, _, enqueued, at = spool_head(record)
-    heads[1][i], heads[2][i], heads[3][i], heads[4][i] = id, attempt, enqueued, at
-    if id and at <= #record and #record <= max_bytes then
+  for i = 1, #items do
+    local record = items[i]
+    local id, at = spool_record_head_end(record)
+    local routed = id ~= nil
+    if not routed then
+      -- Not Spool's head after the id: leased as on a plain queue, for the
+      -- worker to send to the dead set under its own id.
+      id, at = spool_record_id(record)
+    end
+    ids[i], ends[i] = id, at
+    if routed and at <= #record and #record <= max_bytes then
       local _, _, group = spool_routing(record, at)
       if i <= turned then
         groups[i] = group
@@ -172,10 +179,11 @@ if ev.key_rate or ev.grouped then
 end
 
 local started = ev.level >= SPOOL_ALL
-for i, record in ipairs(items) do
+for i = 1, #items do
+  local record = items[i]
   local id, at
-  if heads then
-    id, at = heads[1][i], heads[4][i]
+  if ids then
+    id, at = ids[i], ends[i]
   else
     id, at = spool_record_id(record)
   end

@@ -48,6 +48,24 @@ local function spool_record_id(record)
   return string.sub(record, 8, close - 1), close
 end
 
+-- The id of `record` and where its head ends (spool_head's last value), or
+-- nil: spool_record_id and plain finds, for the fetch path of queues that
+-- read a record's routing fields (groups, per-key rate limits). As there,
+-- the worker checks the head's numbers (wire.rs) and sends a record that
+-- fails them to the dead set.
+local function spool_record_head_end(record)
+  local id, close = spool_record_id(record)
+  if not id then
+    return nil
+  end
+  local field = string.find(record, ',"enqueued_ms":', close, true)
+  local comma = field and string.find(record, ',', field + 15, true)
+  if not comma then
+    return nil
+  end
+  return id, comma + 1
+end
+
 -- id, attempt, max_attempts, enqueued_ms, rest — or nil. The pattern stops at
 -- a position capture and the rest is cut with string.sub: matching `(.+)$`
 -- would walk the whole record char by char.
@@ -130,12 +148,32 @@ local function spool_routing(record, at)
       return 0, nil, nil, nil
     end
   end
+  -- The byte after the field's quote picks the one field that may start
+  -- here (Lua's pattern matcher is costly, and grouped queues run this
+  -- per job fetched); the group is cut with plain finds.
   local priority, key, group, after
-  priority, after = string.match(record, '^"priority":(%-?%d),()', at)
-  at = after or at
-  key, after = string.match(record, '^"rate_key":"([^"\\]*)",()', at)
-  at = after or at
-  group, after = string.match(record, '^"group":"([^"\\]*)",()', at)
+  local b = string.byte(record, at + 1)
+  if b == 112 then -- p
+    priority, after = string.match(record, '^"priority":(%-?%d),()', at)
+    at = after or at
+    b = string.byte(record, at + 1)
+  end
+  if b == 114 then -- r
+    key, after = string.match(record, '^"rate_key":"([^"\\]*)",()', at)
+    at = after or at
+    b = string.byte(record, at + 1)
+  end
+  if b == 103 and string.sub(record, at, at + 8) == '"group":"' then -- g
+    local close = string.find(record, '"', at + 9, true)
+    if close and string.byte(record, close + 1) == 44 then
+      group = string.sub(record, at + 9, close - 1)
+      if string.find(group, '\\', 1, true) then
+        group = nil
+      else
+        after = close + 2
+      end
+    end
+  end
   return tonumber(priority) or 0, key, group, after or at
 end
 
@@ -273,9 +311,17 @@ local function spool_lease_start(lease)
   return string.match(lease, '^%d+|[^|]*|(%d+)')
 end
 
--- The group whose turn the leased job holds (a fourth part), or nil.
+-- The group whose turn the leased job holds (a fourth part: everything
+-- after the third `|`), or nil. Plain finds: ack.lua reads every grouped
+-- job's lease.
 local function spool_lease_group(lease)
-  return lease and string.match(lease, '^%d+|[^|]*|%d+|(.+)$')
+  local bar = lease and string.find(lease, '|', 1, true)
+  bar = bar and string.find(lease, '|', bar + 1, true)
+  bar = bar and string.find(lease, '|', bar + 1, true)
+  if not bar or bar == #lease then
+    return nil
+  end
+  return string.sub(lease, bar + 1)
 end
 
 -- The ids an operator action applies to: ARGV itself, or with ARGV[1] = '*'
@@ -366,22 +412,26 @@ end
 -- jobs that wait cost an LPUSH and an SADD per group.
 local function spool_group_gate(ev, ready, items, gated, gated_groups, taken, held_back)
   local turns = spool_sibling(ready, 'group_turns')
-  local groups, seen = {}, {}
-  for _, group in ipairs(gated_groups) do
-    if not seen[group] then
-      seen[group] = true
+  -- Each group once, in `groups`; `counts` maps it to its turns held.
+  local groups, counts = {}, {}
+  for k = 1, #gated_groups do
+    local group = gated_groups[k]
+    if not counts[group] then
+      counts[group] = 0
       groups[#groups + 1] = group
     end
   end
   local got = redis.call('HMGET', turns, unpack(groups))
   local limit = spool_group_config(ev)
-  local counts, waits, waiting = {}, {}, {}
-  for j, group in ipairs(groups) do
-    counts[group] = tonumber(got[j]) or 0
+  local waits, waiting = {}, {}
+  for j = 1, #groups do
+    if got[j] then
+      counts[groups[j]] = tonumber(got[j]) or 0
+    end
   end
   local parked = 0
-  for k, i in ipairs(gated) do
-    local group = gated_groups[k]
+  for k = 1, #gated do
+    local i, group = gated[k], gated_groups[k]
     if counts[group] < limit then
       counts[group] = counts[group] + 1
       taken[i] = group
@@ -398,7 +448,8 @@ local function spool_group_gate(ev, ready, items, gated, gated_groups, taken, he
   -- A guard field (as for the leases hash) keeps the hash a real hash
   -- table: as a listpack every lookup would scan it.
   local set = {'""', SPOOL_HASH_GUARD}
-  for j, group in ipairs(groups) do
+  for j = 1, #groups do
+    local group = groups[j]
     if counts[group] ~= (tonumber(got[j]) or 0) then
       set[#set + 1] = group
       set[#set + 1] = counts[group] == 1 and '1' or spool_int(counts[group])
@@ -424,10 +475,15 @@ end
 local function spool_group_pass(key, names, freed, ev)
   local turns = spool_sibling(key, 'group_turns')
   local counts = redis.call('HMGET', turns, unpack(names))
-  local waiting = redis.call('SMISMEMBER', spool_sibling(key, 'groups_waiting'), unpack(names))
+  -- No group has jobs waiting when the set does not exist (the common
+  -- case): one EXISTS instead of a lookup per group.
+  local waiting_key = spool_sibling(key, 'groups_waiting')
+  local waiting = redis.call('EXISTS', waiting_key) == 1 and
+    redis.call('SMISMEMBER', waiting_key, unpack(names)) or {}
   local limit = spool_group_config(ev, spool_sibling(key, 'settings'))
   local set, del, empty, moved = {}, {}, {}, {}
-  for j, group in ipairs(names) do
+  for j = 1, #names do
+    local group = names[j]
     local count = tonumber(counts[j]) or 0
     local kept = math.max(0, count - freed[group])
     local took = 0
@@ -435,8 +491,8 @@ local function spool_group_pass(key, names, freed, ev)
       local list = spool_sibling(key, 'group:' .. group)
       local want = limit - kept
       local got = redis.call('RPOP', list, want) or {}
-      for _, record in ipairs(got) do
-        moved[#moved + 1] = record
+      for r = 1, #got do
+        moved[#moved + 1] = got[r]
       end
       took = #got
       if took < want or redis.call('LLEN', list) == 0 then
@@ -466,7 +522,8 @@ end
 -- the queue of plain key `key`) and passes them on (spool_group_pass).
 local function spool_group_leave(key, groups, ev)
   local freed, names = {}, {}
-  for _, group in ipairs(groups) do
+  for g = 1, #groups do
+    local group = groups[g]
     if not freed[group] then
       freed[group] = 0
       names[#names + 1] = group
