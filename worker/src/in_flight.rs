@@ -74,8 +74,10 @@ pub(crate) fn mark_finished(flag: &AtomicBool) {
     flag.store(true, Ordering::Release);
 }
 
-/// Job id → the leases this process holds on it, with their runs.
-type Runs = HashMap<JobId, Vec<(LeaseToken, Running)>>;
+/// Job id → the leases this process holds on it, with their runs. Hashed
+/// with foldhash, seeded per process: std's SipHash cost a few hundred
+/// instructions per job here, and ids may come from any producer.
+type Runs = HashMap<JobId, Vec<(LeaseToken, Running)>, foldhash::fast::RandomState>;
 
 /// Runs holding a lease in this process. Indexed by job id, then token: a
 /// lookup borrows both (no allocation per completion on the hot path), and

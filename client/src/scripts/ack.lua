@@ -51,16 +51,18 @@ local n = tonumber(ARGV[2])
 local blobs = tonumber(ARGV[4])
 -- ARGV[pairs + 2k - 1], ARGV[pairs + 2k]: job k's id and token.
 local pairs_at = 4 + blobs
-local out, acked, leases_of = {}, {}, {}
+local out, acked, leases_of, held = {}, {}, {}, 0
 local ids = {}
 for i = 1, n do ids[i] = ARGV[pairs_at + 2 * i - 1] end
 for c = 1, n, 1000 do
   local leases = redis.call('HMGET', KEYS[3], unpack(ids, c, math.min(c + 999, n)))
-  for j, lease in ipairs(leases) do
-    local k = c + j - 1
+  -- A numeric loop: each step of ipairs is a C call.
+  for j = 1, #leases do
+    local lease, k = leases[j], c + j - 1
     if lease and spool_lease_is(lease, ARGV[pairs_at + 2 * k]) then
-      acked[#acked + 1] = ids[k]
-      leases_of[#acked] = lease
+      held = held + 1
+      acked[held] = ids[k]
+      leases_of[held] = lease
       out[k] = 1
     else
       out[k] = 0
