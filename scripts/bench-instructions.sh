@@ -56,12 +56,20 @@ wait_enqueued() {
         sleep 0.05
     done
 }
-wait_drained() { while [ "$(cli llen "$1")" -ne 0 ]; do sleep 0.05; done; }
+# Waits until the bench says the drain is over (--pause-after-drain: it
+# then sleeps before its own reads of the event stream and stats), or
+# has exited.
+wait_drained() {
+    until grep -q "^spool-bench: drained" "$dir/bench.err" 2>/dev/null; do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.05
+    done
+}
 per_job() { # file → instructions per job
     awk -v jobs="$jobs" '/^totals:/ { printf "%.0f", $2 / jobs }' "$1"
 }
 bench_args=(--redis-url "redis://127.0.0.1:$port" --jobs "$jobs" --concurrency "$conc"
-    --latency-seconds 0 --idle-seconds 0 --scheduled-jobs 0)
+    --latency-seconds 0 --idle-seconds 0 --scheduled-jobs 0 --pause-after-drain 3000)
 # shellcheck disable=SC2206 # BENCH_ARGS is a list of words
 bench_args+=(${BENCH_ARGS:-})
 
@@ -78,8 +86,7 @@ redis)
     key=$(ready_key)
     wait_enqueued "$key"
     callgrind_control -d enqueue "$vpid" >/dev/null 2>&1
-    wait_drained "$key"
-    sleep 1 # the last acks
+    wait_drained "$bpid"
     callgrind_control -d drain "$vpid" >/dev/null 2>&1
     wait "$bpid" || { echo "spool-bench failed:" >&2; grep -v "^==" "$dir/bench.err" | head -8 >&2; exit 1; }
     echo "redis instructions per job: enqueue $(per_job "$dir/cg.$vpid.1"), drain $(per_job "$dir/cg.$vpid.2")"
@@ -96,8 +103,7 @@ worker)
     wait_enqueued "$key"
     callgrind_control -z "$vpid" >/dev/null 2>&1
     callgrind_control -i on "$vpid" >/dev/null 2>&1
-    wait_drained "$key"
-    sleep 0.5 # the last acks
+    wait_drained "$vpid"
     callgrind_control -d drain "$vpid" >/dev/null 2>&1
     callgrind_control -i off "$vpid" >/dev/null 2>&1
     wait "$vpid" || { echo "spool-bench failed:" >&2; grep -v "^==" "$dir/bench.err" | head -8 >&2; exit 1; }

@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod load;
 pub mod redis_server;
 pub mod servers;
+pub mod stall_proxy;
 pub mod wait;
 
 use std::time::Duration;

@@ -1,15 +1,19 @@
 //! Chaos: a worker process is `SIGKILLed` at random moments while thousands of
 //! jobs run. No acknowledged enqueue is lost; duplicates stay bounded by the
-//! jobs in flight at the kills.
+//! jobs in flight at the kills. And a claim held in flight past the lease
+//! leaves its fresh runs alone.
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use spool_client::JobSet;
 use spool_tests::handlers::Work;
-use spool_tests::{wait_for, TestEnv};
+use spool_tests::stall_proxy::StallProxy;
+use spool_tests::{wait_for, RunningWorker, TestEnv};
+use spool_worker::JobContext;
 
 /// Kills the child process on drop, so a failing test leaves nothing behind.
 struct ChildGuard(Child);
@@ -143,4 +147,62 @@ async fn sigkill_at_random_moments_loses_no_job() {
         duplicates <= bound,
         "{duplicates} duplicates exceed {bound} (kills x concurrency)"
     );
+}
+
+/// A claim held in flight past the lease (a stalled network, a paused
+/// process): Redis grants the leases when the request arrives, long after
+/// the worker asked, so the worker dates them again from an extension, and
+/// its heartbeat does not stop the fresh runs as expired by its own clock.
+/// Each job runs once, to success, never cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_stalled_past_the_lease_runs_its_jobs_once() {
+    let mut env = TestEnv::start().await;
+    let proxy = StallProxy::start(env.redis.port()).await;
+    let client = spool_client::Client::builder(&format!("redis://127.0.0.1:{}", proxy.port()))
+        .connect()
+        .await
+        .unwrap();
+    // (n, attempt, cancelled) of every run.
+    let runs: Arc<Mutex<Vec<(u64, u32, bool)>>> = Arc::default();
+    let seen = Arc::clone(&runs);
+    let worker = spool_worker::Worker::builder(client)
+        .queue("chaos", 1)
+        .concurrency(4)
+        .configure(|c| {
+            spool_tests::fast_config(c);
+            c.lease = Duration::from_secs(1);
+            c.heartbeat_interval = Duration::from_millis(250);
+        })
+        .register(move |ctx: JobContext, job: Work| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let cancelled = tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(job.sleep_ms)) => false,
+                    () = ctx.cancellation().cancelled() => true,
+                };
+                seen.lock().unwrap().push((job.n, ctx.attempt(), cancelled));
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let running = RunningWorker::start(worker);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The worker's next claim (a wake-up or its idle poll, every 500 ms)
+    // is held 2.5 s: its lease is granted when it arrives.
+    proxy.stall(true);
+    let work = |n| Work { n, sleep_ms: 800 };
+    env.client.enqueue_bulk(&[work(1), work(2)]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    proxy.stall(false);
+    let admin = env.client.admin();
+    wait_for("both jobs done", Duration::from_secs(10), || async {
+        let q = admin.queue("chaos").await.unwrap();
+        (q.ready, q.active, q.retry) == (0, 0, 0) && runs.lock().unwrap().len() >= 2
+    })
+    .await;
+    running.stop().await;
+    let mut runs = runs.lock().unwrap().clone();
+    runs.sort_unstable();
+    assert_eq!(runs, vec![(1, 1, false), (2, 1, false)]);
 }

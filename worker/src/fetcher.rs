@@ -213,6 +213,11 @@ impl Fetcher {
                 // or a job due before the scheduler's next pass was added.
                 self.scheduler_nudge.notify_one();
             }
+            let asked = if asked.elapsed() >= self.config.lease / 2 {
+                self.redate(&claim.jobs).await.unwrap_or(asked)
+            } else {
+                asked
+            };
             for job in claim.jobs {
                 // Only this loop takes permits, so the ones counted above are
                 // still there.
@@ -259,6 +264,33 @@ impl Fetcher {
             }
         }
         Ok(claimed)
+    }
+}
+
+impl Fetcher {
+    /// After a claim that took half the lease or more (the process was
+    /// paused, or Redis slow), when the new leases may be younger than the
+    /// time the claim was asked: Redis granted them when the request
+    /// arrived, perhaps long after. One extension dates them from now, so
+    /// the heartbeat does not stop fresh runs as expired by this process's
+    /// clock. `None` (keep the older, safe date) when the extension fails
+    /// or a lease is already lost or asked to cancel.
+    async fn redate(
+        &self,
+        jobs: &[spool_client::runtime::LeasedJob],
+    ) -> Option<std::time::Instant> {
+        if jobs.is_empty() {
+            return None;
+        }
+        let leases: Vec<_> = jobs
+            .iter()
+            .map(|j| (Arc::clone(&j.keys), j.id.clone(), j.token.clone()))
+            .collect();
+        let asked = std::time::Instant::now();
+        match self.runtime.extend(self.config.lease, &leases).await {
+            Ok(lost) if lost.is_empty() => Some(asked),
+            _ => None,
+        }
     }
 }
 

@@ -75,7 +75,7 @@ pub(crate) fn mark_finished(flag: &AtomicBool) {
 }
 
 /// Job id → the leases this process holds on it, with their runs. Hashed
-/// with foldhash, seeded per process: std's SipHash cost a few hundred
+/// with foldhash, seeded per process: std's `SipHash` cost a few hundred
 /// instructions per job here, and ids may come from any producer.
 type Runs = HashMap<JobId, Vec<(LeaseToken, Running)>, foldhash::fast::RandomState>;
 

@@ -166,6 +166,9 @@ struct Args {
     sched_jobs: u64,
     /// Run every feature profile (`profile.rs`) instead.
     profile: bool,
+    /// After the drain, print `spool-bench: drained` to stderr and sleep
+    /// this long before the bench's own reads (0: neither).
+    pause_after_drain_ms: u64,
     /// Run as one worker process of a fleet (`fleet.rs`): the namespace
     /// and queues to drain.
     worker_process: Option<(String, Vec<String>)>,
@@ -197,6 +200,7 @@ fn parse_args() -> anyhow::Result<Args> {
         workers: 0,
         sched_jobs: 500,
         profile: false,
+        pause_after_drain_ms: 0,
         worker_process: None,
     };
     let (mut namespace, mut queue_list) = (None, None);
@@ -229,11 +233,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--workers" => a.workers = value()?.parse()?,
             "--scheduled-jobs" => a.sched_jobs = value()?.parse()?,
             "--profile" => a.profile = true,
+            "--pause-after-drain" => a.pause_after_drain_ms = value()?.parse()?,
             "--worker-process" => a.worker_process = Some((String::new(), Vec::new())),
             "--namespace" => namespace = Some(value()?),
             "--queue-list" => queue_list = Some(value()?),
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--workers N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--scheduled-jobs N] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--args-bytes N | --encrypted-args-bytes N] [--poison | --profile]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--workers N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--scheduled-jobs N] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--args-bytes N | --encrypted-args-bytes N] [--poison | --profile] [--pause-after-drain MS]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -532,6 +537,15 @@ async fn main() -> anyhow::Result<()> {
         None => fleet::cpu_us("self") - worker_cpu_before,
     });
     let worker_rss_mb = rss_mb();
+    if args.pause_after_drain_ms > 0 {
+        // scripts/bench-instructions.sh ends its count at this line, before
+        // the bench's own reads (the event stream, stats).
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("spool-bench: drained");
+        }
+        tokio::time::sleep(Duration::from_millis(args.pause_after_drain_ms)).await;
+    }
     // The fields every run reports (a fleet run reports only these).
     let mut drain = serde_json::json!({
         "topology": if args.redis_url.is_some() { "url" } else { args.topology.as_str() },
