@@ -976,22 +976,7 @@ async fn priorities_drain_highest_first_and_fifo_within_a_level() {
     ));
     assert_eq!(admin.queue("ranked").await.unwrap().ready, 998);
 
-    let order: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let seen = Arc::clone(&order);
-    let w = RunningWorker::start(
-        env.worker()
-            .queue("ranked", 1)
-            .concurrency(1)
-            .register(move |_ctx: JobContext, job: Noop| {
-                let seen = Arc::clone(&seen);
-                async move {
-                    seen.lock().unwrap().push(job.n);
-                    Ok(())
-                }
-            })
-            .build()
-            .unwrap(),
-    );
+    let (w, order) = recording_worker(&env, "ranked", 1, |job: &Noop| job.n);
     wait_for("drained", Duration::from_secs(60), || async {
         order.lock().unwrap().len() >= 998
     })
@@ -1353,6 +1338,29 @@ async fn ordered_groups_run_one_at_a_time_in_order_across_a_kill() {
     assert_eq!((q.ready, q.active, q.groups_waiting), (0, 0, 0));
 }
 
+/// A worker of `concurrency` slots on `queue` that records `key(job)` of
+/// each run of `J`, in the order the runs start.
+fn recording_worker<J: spool_client::Job>(
+    env: &TestEnv,
+    queue: &str,
+    concurrency: usize,
+    key: fn(&J) -> u64,
+) -> (RunningWorker, Arc<Mutex<Vec<u64>>>) {
+    let runs: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let seen = Arc::clone(&runs);
+    let worker = env
+        .worker()
+        .queue(queue, 1)
+        .concurrency(concurrency)
+        .register(move |_ctx: JobContext, job: J| {
+            seen.lock().unwrap().push(key(&job));
+            async { Ok(()) }
+        })
+        .build()
+        .unwrap();
+    (RunningWorker::start(worker), runs)
+}
+
 /// A job of the group tests: fails its first run when `fail_first`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Step {
@@ -1587,22 +1595,7 @@ async fn poison_records_in_a_grouped_queue_die_and_give_their_turns_back() {
             .unwrap();
     }
     env.client.enqueue_bulk(&[step(2), step(3)]).await.unwrap();
-    let ran: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let seen = Arc::clone(&ran);
-    let w = RunningWorker::start(
-        env.worker()
-            .queue("steps", 1)
-            .concurrency(4)
-            .register(move |_ctx: JobContext, job: Step| {
-                let seen = Arc::clone(&seen);
-                async move {
-                    seen.lock().unwrap().push(job.n);
-                    Ok(())
-                }
-            })
-            .build()
-            .unwrap(),
-    );
+    let (w, ran) = recording_worker(&env, "steps", 4, |job: &Step| job.n);
     wait_for(
         "good jobs run, garbage dead",
         Duration::from_secs(20),
