@@ -265,9 +265,7 @@ impl Fetcher {
         }
         Ok(claimed)
     }
-}
 
-impl Fetcher {
     /// After a claim that took half the lease or more (the process was
     /// paused, or Redis slow), when the new leases may be younger than the
     /// time the claim was asked: Redis granted them when the request

@@ -49,16 +49,17 @@ local function spool_record_id(record)
 end
 
 -- The id of `record` and where its head ends (spool_head's last value), or
--- nil: spool_record_id and plain finds, for the fetch path of queues that
--- read a record's routing fields (groups, per-key rate limits). As there,
--- the worker checks the head's numbers (wire.rs) and sends a record that
--- fails them to the dead set.
+-- nil: spool_record_id, the `"attempt":` that follows the id, and plain
+-- finds for `,"enqueued_ms":` and the comma after it, for the fetch path of
+-- queues that read a record's routing fields (groups, per-key rate
+-- limits). As there, the worker checks the head's numbers (wire.rs) and
+-- sends a record that fails them to the dead set.
 local function spool_record_head_end(record)
   local id, close = spool_record_id(record)
-  if not id then
+  if not id or string.sub(record, close, close + 11) ~= '","attempt":' then
     return nil
   end
-  local field = string.find(record, ',"enqueued_ms":', close, true)
+  local field = string.find(record, ',"enqueued_ms":', close + 12, true)
   local comma = field and string.find(record, ',', field + 15, true)
   if not comma then
     return nil
