@@ -502,3 +502,68 @@ async fn pickup_latency_reaches_the_stats_with_the_next_claim() {
     assert_eq!(fetched, 2);
     assert!((240..10_000).contains(&waited), "{waited} ms in all");
 }
+
+/// Every lease carries the token its fetch returned, whatever the token:
+/// below 100, across each hundred, and with jobs held back (waiting for
+/// their group's turn) on a hundred's first token. fetch.lua writes a
+/// token's hundreds once per hundred and its last two digits from a table.
+#[tokio::test]
+async fn leases_carry_the_tokens_fetch_returns_across_hundreds() {
+    use redis::AsyncCommands;
+
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let mut raw = env.raw().await;
+    let rt = c.runtime();
+    let lease = Duration::from_secs(30);
+
+    // A plain queue: tokens 1 … 260 in batches of 37.
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let jobs: Vec<Noop> = (0..260).map(|n| Noop { n }).collect();
+    c.enqueue_bulk(&jobs).await.unwrap();
+    let mut seen = 0;
+    loop {
+        let got = rt.fetch(&keys, 37, lease, "w").await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for job in &got {
+            let held: String = raw.hget(&keys.leases, job.id.as_str()).await.unwrap();
+            assert!(
+                held.starts_with(&format!("{}|w|", job.token.as_str())),
+                "token {:?}, lease {held}",
+                job.token
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 260);
+
+    // A grouped queue: tokens 190 … 209, its group's jobs on the even ones.
+    // Only the first of them takes the turn; the others (200 among them)
+    // wait, and the plain jobs between them (201 after it) are leased.
+    let keys = Arc::new(c.queue_keys("mixed").unwrap());
+    let () = raw.set(&keys.fence, 189).await.unwrap();
+    for n in 0..10 {
+        let grouped = spool_client::EnqueueOptions::new()
+            .queue("mixed")
+            .group("g");
+        c.enqueue_with(&Noop { n }, grouped).await.unwrap();
+        let plain = spool_client::EnqueueOptions::new().queue("mixed");
+        c.enqueue_with(&Noop { n: 100 + n }, plain).await.unwrap();
+    }
+    let got = rt.fetch(&keys, 20, lease, "w").await.unwrap();
+    let tokens: Vec<&str> = got.iter().map(|j| j.token.as_str()).collect();
+    assert_eq!(
+        tokens,
+        ["190", "191", "193", "195", "197", "199", "201", "203", "205", "207", "209"]
+    );
+    for job in &got {
+        let held: String = raw.hget(&keys.leases, job.id.as_str()).await.unwrap();
+        assert!(
+            held.starts_with(&format!("{}|w|", job.token.as_str())),
+            "token {:?}, lease {held}",
+            job.token
+        );
+    }
+}

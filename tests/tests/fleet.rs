@@ -1697,3 +1697,73 @@ async fn group_turns_pass_on_a_raised_limit_a_delete_a_cancel_and_a_clear() {
     let again = rt.fetch(&keys, 10, lease, "w").await.unwrap();
     assert_eq!(again.len(), 3, "three turns free, one waits");
 }
+
+/// A limit lowered while a group holds more turns than the new limit: each
+/// job that ends gives back one turn, and a job starts only once the group
+/// holds fewer turns than the new limit, whether jobs were waiting (the
+/// turn passes on) or come later (fetch finds the group full).
+#[tokio::test]
+async fn a_lowered_group_limit_holds_as_the_running_jobs_end() {
+    let env = TestEnv::start().await;
+    let admin = env.client.admin();
+    let keys = Arc::new(env.client.queue_keys("steps").unwrap());
+    let rt = env.client.runtime();
+    let lease = Duration::from_secs(30);
+    let ack = |j: &spool_client::runtime::LeasedJob| spool_client::runtime::Completion {
+        keys: Arc::clone(&keys),
+        id: j.id.clone(),
+        token: j.token.clone(),
+        outcome: spool_client::runtime::Outcome::Ack,
+        run: None,
+    };
+    let step = |n| Step {
+        n,
+        fail_first: false,
+    };
+    admin
+        .configure_groups("steps", Some("2/hold".parse().unwrap()))
+        .await
+        .unwrap();
+    for waiting in [true, false] {
+        // Two jobs take the two turns; with `waiting`, two more wait.
+        let count = if waiting { 4 } else { 2 };
+        let ids = env
+            .client
+            .enqueue_bulk(&(1..=count).map(step).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let two = rt.fetch(&keys, 10, lease, "w").await.unwrap();
+        assert_eq!(two.len(), 2, "two turns");
+        admin
+            .configure_groups("steps", Some("1/hold".parse().unwrap()))
+            .await
+            .unwrap();
+        rt.complete(&[ack(&two[0])]).await.unwrap();
+        if !waiting {
+            env.client.enqueue_bulk(&[step(3)]).await.unwrap();
+        }
+        assert!(
+            rt.fetch(&keys, 10, lease, "w").await.unwrap().is_empty(),
+            "one job still runs: the group's one turn is taken (waiting: {waiting})"
+        );
+        rt.complete(&[ack(&two[1])]).await.unwrap();
+        let third = rt.fetch(&keys, 10, lease, "w").await.unwrap();
+        assert_eq!(third.len(), 1, "the turn is free again");
+        if waiting {
+            assert_eq!(third[0].id, ids[2]);
+        }
+        rt.complete(&[ack(&third[0])]).await.unwrap();
+        if waiting {
+            let fourth = rt.fetch(&keys, 10, lease, "w").await.unwrap();
+            assert_eq!(fourth.len(), 1);
+            assert_eq!(fourth[0].id, ids[3]);
+            rt.complete(&[ack(&fourth[0])]).await.unwrap();
+        }
+        let q = admin.queue("steps").await.unwrap();
+        assert_eq!((q.ready, q.active, q.groups_waiting), (0, 0, 0));
+        admin
+            .configure_groups("steps", Some("2/hold".parse().unwrap()))
+            .await
+            .unwrap();
+    }
+}

@@ -192,11 +192,12 @@ if extras and redis.call('EXISTS', KEYS[8]) == 1 then
 end
 if q.ev.grouped then
   -- Each lease names the group whose turn its job held.
-  local groups = {}
-  for a = 1, #leases_of do
+  local groups, g = {}, 0
+  for a = 1, held do
     local group = spool_lease_group(leases_of[a])
     if group and (cancelled == 0 or out[position_of(acked[a])] == 1) then
-      groups[#groups + 1] = group
+      g = g + 1
+      groups[g] = group
     end
   end
   spool_group_leave(KEYS[1], groups, q.ev)

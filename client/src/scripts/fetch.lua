@@ -123,6 +123,8 @@ local first_token = last - #items + 1
 local claimed_at = {}
 local claimed, bad, deferred = 0, 0, 0
 local job_args, lease_args, active_args = {}, {}, {}
+-- How many values each of those three holds.
+local pairs_at = 0
 local max_bytes = tonumber(ARGV[4])
 
 -- Moves entry `record` to the dead set under `id` with error `why`.
@@ -143,10 +145,10 @@ end
 local held_back, groups, ids, ends = {}, {}, nil, nil
 if ev.key_rate or ev.grouped then
   ids, ends = {}, {}
-  local gated, gated_groups = {}, {}
+  local gated, gated_groups, n_gated = {}, {}, 0
   for i = 1, #items do
     local record = items[i]
-    local id, at = spool_record_head_end(record)
+    local id, at, group = spool_record_head_end(record)
     local routed = id ~= nil
     if not routed then
       -- Not Spool's head after the id: leased as on a plain queue, for the
@@ -155,7 +157,10 @@ if ev.key_rate or ev.grouped then
     end
     ids[i], ends[i] = id, at
     if routed and at <= #record and #record <= max_bytes then
-      local _, _, group = spool_routing(record, at)
+      if not group then
+        local _, _, routed_group = spool_routing(record, at)
+        group = routed_group
+      end
       if i <= turned then
         groups[i] = group
       end
@@ -168,17 +173,22 @@ if ev.key_rate or ev.grouped then
           groups[i] = nil
         end
       elseif group and i > turned then
-        gated[#gated + 1] = i
-        gated_groups[#gated_groups + 1] = group
+        n_gated = n_gated + 1
+        gated[n_gated] = i
+        gated_groups[n_gated] = group
       end
     end
   end
-  if #gated > 0 then
+  if n_gated > 0 then
     spool_group_gate(ev, KEYS[1], items, gated, gated_groups, groups, held_back)
   end
 end
 
 local started = ev.level >= SPOOL_ALL
+-- Each lease's token as a decimal string without a printf per job
+-- (string.format costs about as much as the rest of the job's Lua): the
+-- last two digits come from a table, the rest once per hundred.
+local hundreds, hundreds_of
 for i = 1, #items do
   local record = items[i]
   local id, at
@@ -197,16 +207,27 @@ for i = 1, #items do
     -- One string per lease (token, worker, start and maybe the group);
     -- the token goes back as an integer.
     local token = first_token + i - 1
-    local lease = string.format('%d%s', token, lease_tail)
-    if groups[i] then
-      lease = lease .. '|' .. groups[i]
+    local low = token % 100
+    local group = groups[i]
+    local lease
+    if token < 100 then
+      lease = spool_int(token) .. lease_tail
+      lease = group and lease .. '|' .. group or lease
+    else
+      if token - low ~= hundreds_of then
+        hundreds_of = token - low
+        hundreds = spool_int(hundreds_of / 100)
+      end
+      lease = group and hundreds .. SPOOL_TWO_DIGITS[low] .. lease_tail .. '|' .. group or
+        hundreds .. SPOOL_TWO_DIGITS[low] .. lease_tail
     end
-    job_args[#job_args + 1] = id
-    job_args[#job_args + 1] = record
-    lease_args[#lease_args + 1] = id
-    lease_args[#lease_args + 1] = lease
-    active_args[#active_args + 1] = deadline
-    active_args[#active_args + 1] = id
+    job_args[pairs_at + 1] = id
+    job_args[pairs_at + 2] = record
+    lease_args[pairs_at + 1] = id
+    lease_args[pairs_at + 2] = lease
+    active_args[pairs_at + 1] = deadline
+    active_args[pairs_at + 2] = id
+    pairs_at = pairs_at + 2
     claimed = claimed + 1
     claimed_at[claimed] = i
     if started then

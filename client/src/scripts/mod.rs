@@ -381,7 +381,11 @@ mod tests {
                         .unwrap_or(tail.len());
                     let name = &tail[..end];
                     let is_call = tail[end..].starts_with('(');
-                    let is_def = rest[..at].trim_end().ends_with("local function");
+                    // `local function f(` or `local a, b = …` (a name left of the `=`).
+                    let before = code.len() - rest.len() + at;
+                    let is_def = rest[..at].trim_end().ends_with("local function")
+                        || (code.starts_with("local ")
+                            && code.find('=').is_some_and(|eq| before < eq));
                     if is_def {
                         defined.push(name);
                     } else if is_call {

@@ -20,12 +20,32 @@ local function spool_int(n)
   return string.format('%d', n)
 end
 
+-- '00' … '99' by value: fetch.lua writes a lease's token as its hundreds
+-- (one spool_int per hundred tokens) and these two digits.
+local SPOOL_TWO_DIGITS = {[0] = '00',
+  '01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12',
+  '13', '14', '15', '16', '17', '18', '19', '20', '21', '22', '23', '24',
+  '25', '26', '27', '28', '29', '30', '31', '32', '33', '34', '35', '36',
+  '37', '38', '39', '40', '41', '42', '43', '44', '45', '46', '47', '48',
+  '49', '50', '51', '52', '53', '54', '55', '56', '57', '58', '59', '60',
+  '61', '62', '63', '64', '65', '66', '67', '68', '69', '70', '71', '72',
+  '73', '74', '75', '76', '77', '78', '79', '80', '81', '82', '83', '84',
+  '85', '86', '87', '88', '89', '90', '91', '92', '93', '94', '95', '96',
+  '97', '98', '99'}
+
 -- id, attempt, max_attempts, enqueued_ms and the position where the rest of
 -- the object starts — or nil for an entry that is not a Spool record.
 local function spool_head(record)
   return string.match(record,
     '^{"id":"([^"\\]+)","attempt":(%d+),"max_attempts":(%d+),"enqueued_ms":(%d+),()')
 end
+
+-- The string functions of the per-job paths (fetch, ack and the record
+-- and lease readers they call), as locals: each call then costs a global
+-- and a field lookup less. A call into C is what a job's Lua costs most
+-- (about 40 ns each, where an opcode is 1 or 2).
+local spool_find, spool_sub, spool_byte = string.find, string.sub, string.byte
+local spool_match = string.match
 
 -- The id of `record` and the position of its closing quote, or nil: the
 -- fetch path's check, a tenth of spool_head's cost (Lua's pattern matcher
@@ -34,37 +54,43 @@ end
 -- checks the rest of the head (wire.rs) and sends a record that fails to
 -- the dead set.
 local function spool_record_id(record)
-  if string.sub(record, 1, 7) ~= '{"id":"' then
+  if spool_sub(record, 1, 7) ~= '{"id":"' then
     return nil
   end
-  local close = string.find(record, '"', 8, true)
+  local close = spool_find(record, '"', 8, true)
   if not close or close == 8 then
     return nil
   end
-  local escape = string.find(record, '\\', 8, true)
+  local escape = spool_find(record, '\\', 8, true)
   if escape and escape < close then
     return nil
   end
-  return string.sub(record, 8, close - 1), close
+  return spool_sub(record, 8, close - 1), close
 end
 
--- The id of `record` and where its head ends (spool_head's last value), or
--- nil: spool_record_id, the `"attempt":` that follows the id, and plain
--- finds for `,"enqueued_ms":` and the comma after it, for the fetch path of
+-- The id of `record`, where its head ends (spool_head's last value) and
+-- its group when the group comes right after the head (else nil: then
+-- spool_routing reads the routing fields from there), or nil for a head
+-- that is not Spool's: spool_record_id, the `"attempt":` that follows the
+-- id, plain finds for `,"enqueued_ms":` and the comma after it, and one
+-- anchored match for the group, for the fetch path of
 -- queues that read a record's routing fields (groups, per-key rate
 -- limits). As there, the worker checks the head's numbers (wire.rs) and
 -- sends a record that fails them to the dead set.
 local function spool_record_head_end(record)
   local id, close = spool_record_id(record)
-  if not id or string.sub(record, close, close + 11) ~= '","attempt":' then
+  if not id or spool_sub(record, close, close + 11) ~= '","attempt":' then
     return nil
   end
-  local field = string.find(record, ',"enqueued_ms":', close + 12, true)
-  local comma = field and string.find(record, ',', field + 15, true)
+  local field = spool_find(record, ',"enqueued_ms":', close + 12, true)
+  if not field then
+    return nil
+  end
+  local comma = spool_find(record, ',', field + 15, true)
   if not comma then
     return nil
   end
-  return id, comma + 1
+  return id, comma + 1, spool_match(record, '^"group":"([^"\\]*)",', comma + 1)
 end
 
 -- id, attempt, max_attempts, enqueued_ms, rest — or nil. The pattern stops at
@@ -150,32 +176,23 @@ local function spool_routing(record, at)
     end
   end
   -- The byte after the field's quote picks the one field that may start
-  -- here (Lua's pattern matcher is costly, and grouped queues run this
-  -- per job fetched); the group is cut with plain finds.
+  -- here: each anchored match is one call into C.
   local priority, key, group, after
-  local b = string.byte(record, at + 1)
+  local b = spool_byte(record, at + 1)
   if b == 112 then -- p
-    priority, after = string.match(record, '^"priority":(%-?%d),()', at)
+    priority, after = spool_match(record, '^"priority":(%-?%d),()', at)
     at = after or at
-    b = string.byte(record, at + 1)
+    b = spool_byte(record, at + 1)
   end
   if b == 114 then -- r
-    key, after = string.match(record, '^"rate_key":"([^"\\]*)",()', at)
+    key, after = spool_match(record, '^"rate_key":"([^"\\]*)",()', at)
     at = after or at
-    b = string.byte(record, at + 1)
+    b = spool_byte(record, at + 1)
   end
-  if b == 103 and string.sub(record, at, at + 8) == '"group":"' then -- g
-    local close = string.find(record, '"', at + 9, true)
-    if close and string.byte(record, close + 1) == 44 then
-      group = string.sub(record, at + 9, close - 1)
-      if string.find(group, '\\', 1, true) then
-        group = nil
-      else
-        after = close + 2
-      end
-    end
+  if b == 103 then -- g
+    group, after = spool_match(record, '^"group":"([^"\\]*)",()', at)
   end
-  return tonumber(priority) or 0, key, group, after or at
+  return priority and tonumber(priority) or 0, key, group, after or at
 end
 
 -- The priority of a record (0 when it has none).
@@ -301,7 +318,7 @@ end
 -- digits): a plain find and a byte, no pattern and no new string, since
 -- ack.lua checks every job's lease.
 local function spool_lease_is(lease, token)
-  return string.find(lease, token, 1, true) == 1 and string.byte(lease, #token + 1) == 124
+  return spool_find(lease, token, 1, true) == 1 and spool_byte(lease, #token + 1) == 124
 end
 
 local function spool_lease_worker(lease)
@@ -316,13 +333,13 @@ end
 -- after the third `|`), or nil. Plain finds: ack.lua reads every grouped
 -- job's lease.
 local function spool_lease_group(lease)
-  local bar = lease and string.find(lease, '|', 1, true)
-  bar = bar and string.find(lease, '|', bar + 1, true)
-  bar = bar and string.find(lease, '|', bar + 1, true)
+  local bar = lease and spool_find(lease, '|', 1, true)
+  bar = bar and spool_find(lease, '|', bar + 1, true)
+  bar = bar and spool_find(lease, '|', bar + 1, true)
   if not bar or bar == #lease then
     return nil
   end
-  return string.sub(lease, bar + 1)
+  return spool_sub(lease, bar + 1)
 end
 
 -- The ids an operator action applies to: ARGV itself, or with ARGV[1] = '*'
@@ -411,30 +428,64 @@ end
 -- (its index → group in `taken`), or waits at the end of the group's list
 -- (its index set in `held_back`). One HMGET and one HSET for the batch;
 -- jobs that wait cost an LPUSH and an SADD per group.
+-- With one turn per group (the default) and every group free, the HSET
+-- alone tells whether two of the jobs share a group (it then adds fewer
+-- fields than it names): no Lua table keyed by group is built, which
+-- costs more than the rest of the gate (a table that grows is rehashed).
 local function spool_group_gate(ev, ready, items, gated, gated_groups, taken, held_back)
   local turns = spool_sibling(ready, 'group_turns')
-  -- Each group once, in `groups`; `counts` maps it to its turns held.
-  local groups, counts = {}, {}
-  for k = 1, #gated_groups do
+  local n = #gated
+  local limit = spool_group_config(ev)
+  -- `held[k]`: the turns the group of job k held before this call.
+  local held = n <= 1000 and redis.call('HMGET', turns, unpack(gated_groups))
+  if held and limit == 1 then
+    local set, busy = {}, false
+    for k = 1, n do
+      if held[k] then
+        busy = true
+        break
+      end
+      set[2 * k - 1] = gated_groups[k]
+      set[2 * k] = '1'
+    end
+    if not busy and redis.call('HSET', turns, unpack(set)) == n then
+      for k = 1, n do
+        taken[gated[k]] = gated_groups[k]
+      end
+      -- A guard field (as for the leases hash) keeps the hash a real hash
+      -- table: as a listpack every lookup would scan it.
+      redis.call('HSETNX', turns, '""', SPOOL_HASH_GUARD)
+      return
+    end
+  end
+  -- Each group once, in `groups`; `counts` maps it to its turns held, and
+  -- `before[j]` is what group j held before this call (as `held` read it:
+  -- the HSET above may have written since).
+  local groups, counts, before, m = {}, {}, {}, 0
+  for k = 1, n do
     local group = gated_groups[k]
     if not counts[group] then
       counts[group] = 0
-      groups[#groups + 1] = group
+      m = m + 1
+      groups[m] = group
+      before[m] = held and held[k]
     end
   end
-  local got = redis.call('HMGET', turns, unpack(groups))
-  local limit = spool_group_config(ev)
+  if not held then
+    before = redis.call('HMGET', turns, unpack(groups))
+  end
+  for j = 1, m do
+    local count = before[j] and (tonumber(before[j]) or 0) or 0
+    before[j] = count
+    counts[groups[j]] = count
+  end
   local waits, waiting = {}, {}
-  for j = 1, #groups do
-    if got[j] then
-      counts[groups[j]] = tonumber(got[j]) or 0
-    end
-  end
   local parked = 0
-  for k = 1, #gated do
+  for k = 1, n do
     local i, group = gated[k], gated_groups[k]
-    if counts[group] < limit then
-      counts[group] = counts[group] + 1
+    local count = counts[group]
+    if count < limit then
+      counts[group] = count + 1
       taken[i] = group
     else
       if not waits[group] then
@@ -446,14 +497,14 @@ local function spool_group_gate(ev, ready, items, gated, gated_groups, taken, he
       parked = parked + 1
     end
   end
-  -- A guard field (as for the leases hash) keeps the hash a real hash
-  -- table: as a listpack every lookup would scan it.
-  local set = {'""', SPOOL_HASH_GUARD}
-  for j = 1, #groups do
+  local set, c = {'""', SPOOL_HASH_GUARD}, 2
+  for j = 1, m do
     local group = groups[j]
-    if counts[group] ~= (tonumber(got[j]) or 0) then
-      set[#set + 1] = group
-      set[#set + 1] = counts[group] == 1 and '1' or spool_int(counts[group])
+    local count = counts[group]
+    if count ~= before[j] then
+      set[c + 1] = group
+      set[c + 2] = count == 1 and '1' or spool_int(count)
+      c = c + 2
     end
   end
   spool_call_chunked('HSET', turns, set)
@@ -485,8 +536,13 @@ local function spool_group_pass(key, names, freed, ev)
   local set, del, empty, moved = {}, {}, {}, {}
   for j = 1, #names do
     local group = names[j]
-    local count = tonumber(counts[j]) or 0
-    local kept = math.max(0, count - freed[group])
+    -- One turn held is the common count: no call into C for it.
+    local count = counts[j]
+    count = count == '1' and 1 or tonumber(count) or 0
+    local kept = count - freed[group]
+    if kept < 0 then
+      kept = 0
+    end
     local took = 0
     if waiting[j] == 1 and kept < limit then
       local list = spool_sibling(key, 'group:' .. group)
@@ -521,19 +577,44 @@ end
 
 -- Gives back the turns `groups` (a list of group names, one per turn; of
 -- the queue of plain key `key`) and passes them on (spool_group_pass).
+-- With one turn per group, no job waiting in any group (the set of groups
+-- with jobs waiting does not exist) and each group holding exactly one
+-- turn, the groups are distinct and their counts simply go: one HMGET and
+-- one HDEL, and no Lua table keyed by group.
 local function spool_group_leave(key, groups, ev)
-  local freed, names = {}, {}
-  for g = 1, #groups do
-    local group = groups[g]
-    if not freed[group] then
-      freed[group] = 0
-      names[#names + 1] = group
+  local n = #groups
+  if n == 0 then
+    return
+  end
+  local turns = spool_sibling(key, 'group_turns')
+  if n <= 1000 and spool_group_config(ev, spool_sibling(key, 'settings')) == 1 and
+      redis.call('EXISTS', spool_sibling(key, 'groups_waiting')) == 0 then
+    local counts = redis.call('HMGET', turns, unpack(groups))
+    local single = true
+    for g = 1, n do
+      if counts[g] ~= '1' then
+        single = false
+        break
+      end
     end
-    freed[group] = freed[group] + 1
+    if single then
+      redis.call('HDEL', turns, unpack(groups))
+      return
+    end
   end
-  if #names > 0 then
-    spool_group_pass(key, names, freed, ev)
+  local freed, names, m = {}, {}, 0
+  for g = 1, n do
+    local group = groups[g]
+    local count = freed[group]
+    if not count then
+      m = m + 1
+      names[m] = group
+      freed[group] = 1
+    else
+      freed[group] = count + 1
+    end
   end
+  spool_group_pass(key, names, freed, ev)
 end
 
 -- A job of the queue of plain key `key` ends (or fails into the retry set
