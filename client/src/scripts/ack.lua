@@ -54,15 +54,27 @@ local pairs_at = 4 + blobs
 local out, acked, leases_of, held = {}, {}, {}, 0
 local ids = {}
 for i = 1, n do ids[i] = ARGV[pairs_at + 2 * i - 1] end
+-- In a grouped queue, the groups whose turns the acknowledged jobs held
+-- (each lease names its job's).
+local grouped = q.ev.grouped
+local groups, n_groups = {}, 0
 for c = 1, n, 1000 do
   local leases = redis.call('HMGET', KEYS[3], unpack(ids, c, math.min(c + 999, n)))
   -- A numeric loop: each step of ipairs is a C call.
   for j = 1, #leases do
     local lease, k = leases[j], c + j - 1
-    if lease and spool_lease_is(lease, ARGV[pairs_at + 2 * k]) then
+    local token = ARGV[pairs_at + 2 * k]
+    if lease and spool_lease_is(lease, token) then
       held = held + 1
       acked[held] = ids[k]
       leases_of[held] = lease
+      if grouped then
+        local group = spool_lease_group(lease, #token + 1)
+        if group then
+          n_groups = n_groups + 1
+          groups[n_groups] = group
+        end
+      end
       out[k] = 1
     else
       out[k] = 0
@@ -190,14 +202,17 @@ if extras and redis.call('EXISTS', KEYS[8]) == 1 then
     end
   end
 end
-if q.ev.grouped then
-  -- Each lease names the group whose turn its job held.
-  local groups, g = {}, 0
-  for a = 1, held do
-    local group = spool_lease_group(leases_of[a])
-    if group and (cancelled == 0 or out[position_of(acked[a])] == 1) then
-      g = g + 1
-      groups[g] = group
+if grouped then
+  if cancelled > 0 then
+    -- Only the jobs done give their turns back here (spool_cancelled gave
+    -- the cancelled ones').
+    groups, n_groups = {}, 0
+    for a = 1, held do
+      local group = spool_lease_group(leases_of[a])
+      if group and out[position_of(acked[a])] == 1 then
+        n_groups = n_groups + 1
+        groups[n_groups] = group
+      end
     end
   end
   spool_group_leave(KEYS[1], groups, q.ev)

@@ -139,48 +139,54 @@ end
 
 -- Jobs held back (prelude.lua): deferred to their rate key's next start,
 -- or waiting for their group's turn; `groups` maps the index of each job
--- that holds a turn to its group (its lease names it). Only queues with
--- per-key rate limits or groups look; they keep each record's id and the
--- end of its head (`ids`, `ends`: by index).
-local held_back, groups, ids, ends = {}, {}, nil, nil
+-- that holds a turn, or asks for one, to its group (its lease names it).
+-- Only queues with per-key rate limits or groups look; they keep each
+-- record's id (`ids`, by index) and mark a record that ends right after
+-- its head (`cut`: sent to the dead set as unparsable).
+local held_back, groups, ids, cut = {}, {}, nil, {}
 if ev.key_rate or ev.grouped then
-  ids, ends = {}, {}
+  ids = {}
+  local key_rate = ev.key_rate
   local gated, gated_groups, n_gated = {}, {}, 0
   for i = 1, #items do
     local record = items[i]
     local id, at, group = spool_record_head_end(record)
-    local routed = id ~= nil
-    if not routed then
+    if not id then
       -- Not Spool's head after the id: leased as on a plain queue, for the
       -- worker to send to the dead set under its own id.
-      id, at = spool_record_id(record)
-    end
-    ids[i], ends[i] = id, at
-    if routed and at <= #record and #record <= max_bytes then
-      if not group then
-        local _, _, routed_group = spool_routing(record, at)
-        group = routed_group
-      end
-      if i <= turned then
-        groups[i] = group
-      end
-      if ev.key_rate and not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now, at) then
-        held_back[i] = true
-        deferred = deferred + 1
-        -- It keeps the turn it holds while it waits.
-        if groups[i] then
-          spool_group_hold(KEYS[1], id, groups[i])
-          groups[i] = nil
+      ids[i] = spool_record_id(record)
+    else
+      ids[i] = id
+      local size = #record
+      if at > size then
+        cut[i] = true
+      elseif size <= max_bytes then
+        if not group then
+          local _, _, routed = spool_routing(record, at)
+          group = routed
         end
-      elseif group and i > turned then
-        n_gated = n_gated + 1
-        gated[n_gated] = i
-        gated_groups[n_gated] = group
+        if group then
+          groups[i] = group
+        end
+        if key_rate and not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now, at) then
+          held_back[i] = true
+          deferred = deferred + 1
+          -- It keeps the turn it holds while it waits; one popped from the
+          -- other lists asks for none.
+          if group and i <= turned then
+            spool_group_hold(KEYS[1], id, group)
+          end
+          groups[i] = nil
+        elseif group and i > turned then
+          n_gated = n_gated + 1
+          gated[n_gated] = i
+          gated_groups[n_gated] = group
+        end
       end
     end
   end
   if n_gated > 0 then
-    spool_group_gate(ev, KEYS[1], items, gated, gated_groups, groups, held_back)
+    spool_group_gate(ev, KEYS[1], items, gated, gated_groups, held_back)
   end
 end
 
@@ -191,11 +197,11 @@ local started = ev.level >= SPOOL_ALL
 local hundreds, hundreds_of
 for i = 1, #items do
   local record = items[i]
-  local id, at
+  local id
   if ids then
-    id, at = ids[i], ends[i]
+    id = ids[i]
   else
-    id, at = spool_record_id(record)
+    id = spool_record_id(record)
   end
   if id and #record > max_bytes then
     bury(id, record, 'payload too large: the record is ' .. spool_int(#record) ..
@@ -203,7 +209,7 @@ for i = 1, #items do
       'it was moved here unchanged without running')
   elseif held_back[i] then
     -- It waits (in the scheduled set, or in its group's list).
-  elseif id and at <= #record then
+  elseif id and not cut[i] then
     -- One string per lease (token, worker, start and maybe the group);
     -- the token goes back as an integer.
     local token = first_token + i - 1

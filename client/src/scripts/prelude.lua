@@ -331,9 +331,9 @@ end
 
 -- The group whose turn the leased job holds (a fourth part: everything
 -- after the third `|`), or nil. Plain finds: ack.lua reads every grouped
--- job's lease.
-local function spool_lease_group(lease)
-  local bar = lease and spool_find(lease, '|', 1, true)
+-- job's lease, and passes `first_bar` (right after the token it checked).
+local function spool_lease_group(lease, first_bar)
+  local bar = first_bar or (lease and spool_find(lease, '|', 1, true))
   bar = bar and spool_find(lease, '|', bar + 1, true)
   bar = bar and spool_find(lease, '|', bar + 1, true)
   if not bar or bar == #lease then
@@ -425,14 +425,15 @@ end
 -- fetch.lua's gate for the grouped jobs it popped from the ready lists
 -- (not `ready:turn`): `gated` holds their indexes in `items` (fetch order)
 -- and `gated_groups` their groups. A job takes a free turn of its group
--- (its index → group in `taken`), or waits at the end of the group's list
--- (its index set in `held_back`). One HMGET and one HSET for the batch;
--- jobs that wait cost an LPUSH and an SADD per group.
+-- (fetch.lua has already mapped its index to its group, as for the jobs
+-- holding a turn), or waits at the end of the group's list (its index set
+-- in `held_back`). One HMGET and one HSET for the batch; jobs that wait
+-- cost an LPUSH and an SADD per group.
 -- With one turn per group (the default) and every group free, the HSET
 -- alone tells whether two of the jobs share a group (it then adds fewer
 -- fields than it names): no Lua table keyed by group is built, which
 -- costs more than the rest of the gate (a table that grows is rehashed).
-local function spool_group_gate(ev, ready, items, gated, gated_groups, taken, held_back)
+local function spool_group_gate(ev, ready, items, gated, gated_groups, held_back)
   local turns = spool_sibling(ready, 'group_turns')
   local n = #gated
   local limit = spool_group_config(ev)
@@ -449,9 +450,6 @@ local function spool_group_gate(ev, ready, items, gated, gated_groups, taken, he
       set[2 * k] = '1'
     end
     if not busy and redis.call('HSET', turns, unpack(set)) == n then
-      for k = 1, n do
-        taken[gated[k]] = gated_groups[k]
-      end
       -- A guard field (as for the leases hash) keeps the hash a real hash
       -- table: as a listpack every lookup would scan it.
       redis.call('HSETNX', turns, '""', SPOOL_HASH_GUARD)
@@ -486,7 +484,6 @@ local function spool_group_gate(ev, ready, items, gated, gated_groups, taken, he
     local count = counts[group]
     if count < limit then
       counts[group] = count + 1
-      taken[i] = group
     else
       if not waits[group] then
         waits[group] = {}
@@ -575,12 +572,22 @@ local function spool_group_pass(key, names, freed, ev)
   end
 end
 
+-- True when no group of the queue (`ev`, spool_events' reading of its
+-- settings) can hold more than one turn: its limit has never been above 1.
+-- queue_control.lua keeps `groups_wide`: '1' once a limit above 1 was
+-- set, '0' while none was; a queue whose limit was never set has neither.
+local function spool_group_single(ev)
+  return ev ~= nil and ev.settings ~= nil and
+    (ev.groups_wide == '0' or (ev.groups == nil and ev.groups_wide == nil))
+end
+
 -- Gives back the turns `groups` (a list of group names, one per turn; of
 -- the queue of plain key `key`) and passes them on (spool_group_pass).
--- With one turn per group, no job waiting in any group (the set of groups
--- with jobs waiting does not exist) and each group holding exactly one
--- turn, the groups are distinct and their counts simply go: one HMGET and
--- one HDEL, and no Lua table keyed by group.
+-- With one turn per group and no job waiting in any group (the set of
+-- groups with jobs waiting does not exist), each group holding exactly
+-- one turn simply loses it: one HDEL, after one HMGET that checks the
+-- counts unless no limit above 1 was ever set (spool_group_single). The
+-- groups are then distinct, and no Lua table keyed by group is built.
 local function spool_group_leave(key, groups, ev)
   local n = #groups
   if n == 0 then
@@ -589,12 +596,15 @@ local function spool_group_leave(key, groups, ev)
   local turns = spool_sibling(key, 'group_turns')
   if n <= 1000 and spool_group_config(ev, spool_sibling(key, 'settings')) == 1 and
       redis.call('EXISTS', spool_sibling(key, 'groups_waiting')) == 0 then
-    local counts = redis.call('HMGET', turns, unpack(groups))
-    local single = true
-    for g = 1, n do
-      if counts[g] ~= '1' then
-        single = false
-        break
+    local single = spool_group_single(ev)
+    if not single then
+      local counts = redis.call('HMGET', turns, unpack(groups))
+      single = true
+      for g = 1, n do
+        if counts[g] ~= '1' then
+          single = false
+          break
+        end
       end
     end
     if single then
@@ -816,7 +826,8 @@ local SPOOL_TERMINAL, SPOOL_ALL = 1, 2
 -- fleet controls: its global concurrency limit (`concurrency`: a positive
 -- integer, else nil), rate limit (`rate`) and circuit breaker (`breaker`),
 -- per-key rate limit (`key_rate`) and group settings (`groups`), as
--- written by queue_control.lua (nil when unset), and whether it has
+-- written by queue_control.lua (nil when unset) with `groups_wide`
+-- (spool_group_single), and whether it has
 -- prioritized jobs (`priorities`) and grouped jobs (`grouped`). `settings` is kept for
 -- the controls' state. Without keys (callers that pass none) the level is
 -- off.
@@ -825,7 +836,7 @@ local function spool_events(events, settings)
     return {level = 0}
   end
   local cfg = redis.call('HMGET', settings, 'events', 'events_max', 'concurrency', 'rate', 'breaker',
-    'priorities', 'key_rate', 'grouped', 'groups', 'due')
+    'priorities', 'key_rate', 'grouped', 'groups', 'due', 'groups_wide')
   local level = SPOOL_EVENT_LEVELS[cfg[1] or SPOOL_EVENTS_DEFAULT] or
     SPOOL_EVENT_LEVELS[SPOOL_EVENTS_DEFAULT]
   local max = cfg[2] and string.match(cfg[2], '^[1-9]%d*$') or SPOOL_EVENTS_MAX_DEFAULT
@@ -833,7 +844,7 @@ local function spool_events(events, settings)
   return {key = events, level = level, max = max, concurrency = limit and tonumber(limit),
     settings = settings, rate = cfg[4] or nil, breaker = cfg[5] or nil, priorities = cfg[6] and true,
     key_rate = cfg[7] or nil, grouped = cfg[8] and true, groups = cfg[9] or nil,
-    due = tonumber(cfg[10] or '')}
+    due = tonumber(cfg[10] or ''), groups_wide = cfg[11] or nil}
 end
 
 -- The due hint -------------------------------------------------------------

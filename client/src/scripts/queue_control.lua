@@ -11,7 +11,8 @@
 --                keeps its turn (`limit/hold` or `limit/skip`; default 1/hold)
 --   breaker_reset  closes the breaker now (ARGV[2] ignored)
 -- Raising the groups' limit gives the turns now free to the jobs waiting
--- for them at once. Changing the rate limit keeps its bucket; changing or lifting the breaker
+-- for them at once; `groups_wide` becomes '1' for good when a limit above
+-- 1 is set ('0' until then: prelude.lua, spool_group_single). Changing the rate limit keeps its bucket; changing or lifting the breaker
 -- (or resetting it) closes it and forgets its window. The change is a
 -- `limit_changed` event (`breaker_closed` for a reset) naming the actor,
 -- and a wake-up of the queue's idle fetchers (a raised limit has room).
@@ -51,6 +52,13 @@ if control == 'breaker' or control == 'breaker_reset' then
 end
 if #gone > 0 then
   redis.call('HDEL', KEYS[1], unpack(gone))
+end
+if control == 'groups' and value ~= '' then
+  -- Whether any group may ever have held more than one turn
+  -- (spool_group_single): once a limit above 1 was set, for good.
+  local wide = redis.call('HGET', KEYS[1], 'groups_wide') == '1' or
+    not string.match(value, '^1/')
+  redis.call('HSET', KEYS[1], 'groups_wide', wide and '1' or '0')
 end
 if control == 'groups' and redis.call('HEXISTS', KEYS[1], 'grouped') == 1 then
   -- A raised limit: turns now free go to the groups' waiting jobs.
