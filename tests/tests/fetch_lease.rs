@@ -527,15 +527,8 @@ async fn leases_carry_the_tokens_fetch_returns_across_hundreds() {
         if got.is_empty() {
             break;
         }
-        for job in &got {
-            let held: String = raw.hget(&keys.leases, job.id.as_str()).await.unwrap();
-            assert!(
-                held.starts_with(&format!("{}|w|", job.token.as_str())),
-                "token {:?}, lease {held}",
-                job.token
-            );
-            seen += 1;
-        }
+        assert_leases_carry_tokens(&mut raw, &keys, &got).await;
+        seen += got.len();
     }
     assert_eq!(seen, 260);
 
@@ -558,8 +551,23 @@ async fn leases_carry_the_tokens_fetch_returns_across_hundreds() {
         tokens,
         ["190", "191", "193", "195", "197", "199", "201", "203", "205", "207", "209"]
     );
-    for job in &got {
-        let held: String = raw.hget(&keys.leases, job.id.as_str()).await.unwrap();
+    assert_leases_carry_tokens(&mut raw, &keys, &got).await;
+}
+
+/// Each of `jobs` (fetched by worker `w`) has a lease that starts with its
+/// token.
+async fn assert_leases_carry_tokens(
+    raw: &mut spool_client::Connection,
+    keys: &spool_client::runtime::QueueKeys,
+    jobs: &[spool_client::runtime::LeasedJob],
+) {
+    use redis::AsyncCommands;
+
+    for job in jobs {
+        let held: String = raw
+            .hget(&keys.leases, job.id.as_str())
+            .await
+            .expect("the lease");
         assert!(
             held.starts_with(&format!("{}|w|", job.token.as_str())),
             "token {:?}, lease {held}",
