@@ -12,8 +12,9 @@
 --   breaker_reset  closes the breaker now (ARGV[2] ignored)
 -- Raising the groups' limit gives the turns now free to the jobs waiting
 -- for them at once; `groups_wide` becomes '1' for good when a limit above
--- 1 is set ('0' until then: prelude.lua, spool_group_single). Changing the rate limit keeps its bucket; changing or lifting the breaker
--- (or resetting it) closes it and forgets its window. The change is a
+-- 1 is set ('0' until then: prelude.lua, spool_group_single). Changing the
+-- rate limit keeps its bucket; changing or lifting the breaker (or
+-- resetting it) closes it and forgets its window. The change is a
 -- `limit_changed` event (`breaker_closed` for a reset) naming the actor,
 -- and a wake-up of the queue's idle fetchers (a raised limit has room).
 --
