@@ -1544,16 +1544,7 @@ async fn waiting_group_jobs_are_ready_jobs() {
     );
     server.stop().await;
     // The turn passes on when the job ends: its successor is next.
-    let done = rt
-        .complete(&[spool_client::runtime::Completion {
-            keys: Arc::clone(&keys),
-            id: first[0].id.clone(),
-            token: first[0].token.clone(),
-            outcome: spool_client::runtime::Outcome::Ack,
-            run: None,
-        }])
-        .await
-        .unwrap();
+    let done = rt.complete(&[ack_of(&keys, &first[0])]).await.unwrap();
     assert_eq!(done, vec![spool_client::runtime::Applied::Acked]);
     let next = rt
         .fetch(&keys, 3, Duration::from_secs(30), "w")
@@ -1682,13 +1673,7 @@ async fn group_turns_pass_on_a_raised_limit_a_delete_a_cancel_and_a_clear() {
     let done: Vec<_> = first
         .iter()
         .chain(next.iter())
-        .map(|j| spool_client::runtime::Completion {
-            keys: Arc::clone(&keys),
-            id: j.id.clone(),
-            token: j.token.clone(),
-            outcome: spool_client::runtime::Outcome::Ack,
-            run: None,
-        })
+        .map(|j| ack_of(&keys, j))
         .collect();
     rt.complete(&done).await.unwrap();
     let q = admin.queue("steps").await.unwrap();
@@ -1709,13 +1694,7 @@ async fn a_lowered_group_limit_holds_as_the_running_jobs_end() {
     let keys = Arc::new(env.client.queue_keys("steps").unwrap());
     let rt = env.client.runtime();
     let lease = Duration::from_secs(30);
-    let ack = |j: &spool_client::runtime::LeasedJob| spool_client::runtime::Completion {
-        keys: Arc::clone(&keys),
-        id: j.id.clone(),
-        token: j.token.clone(),
-        outcome: spool_client::runtime::Outcome::Ack,
-        run: None,
-    };
+    let ack = |j: &spool_client::runtime::LeasedJob| ack_of(&keys, j);
     let step = |n| Step {
         n,
         fail_first: false,
@@ -1765,5 +1744,19 @@ async fn a_lowered_group_limit_holds_as_the_running_jobs_end() {
             .configure_groups("steps", Some("2/hold".parse().unwrap()))
             .await
             .unwrap();
+    }
+}
+
+/// The completion that acknowledges `job`, leased from the queue of `keys`.
+fn ack_of(
+    keys: &Arc<spool_client::runtime::QueueKeys>,
+    job: &spool_client::runtime::LeasedJob,
+) -> spool_client::runtime::Completion {
+    spool_client::runtime::Completion {
+        keys: Arc::clone(keys),
+        id: job.id.clone(),
+        token: job.token.clone(),
+        outcome: spool_client::runtime::Outcome::Ack,
+        run: None,
     }
 }

@@ -73,10 +73,10 @@ end
 -- spool_routing reads the routing fields from there), or nil for a head
 -- that is not Spool's: spool_record_id, the `"attempt":` that follows the
 -- id, plain finds for `,"enqueued_ms":` and the comma after it, and one
--- anchored match for the group, for the fetch path of
--- queues that read a record's routing fields (groups, per-key rate
--- limits). As there, the worker checks the head's numbers (wire.rs) and
--- sends a record that fails them to the dead set.
+-- anchored match for the group. For the fetch path of queues that read a
+-- record's routing fields (groups, per-key rate limits); as there, the
+-- worker checks the head's numbers (wire.rs) and sends a record that
+-- fails them to the dead set.
 local function spool_record_head_end(record)
   local id, close = spool_record_id(record)
   if not id or spool_sub(record, close, close + 11) ~= '","attempt":' then
