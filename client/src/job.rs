@@ -437,14 +437,14 @@ pub struct JobRecord {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient"
+        deserialize_with = "lenient_string"
     )]
     pub rate_key: Option<String>,
     /// Ordered group, if any.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient"
+        deserialize_with = "lenient_string"
     )]
     pub group: Option<String>,
     /// How long the job's outcome is kept after it finishes (ms).
@@ -498,11 +498,97 @@ fn is_zero(n: &i8) -> bool {
 /// as 0 (the scripts treat it so too) rather than making the record
 /// undecodable.
 fn lenient_priority<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i8, D::Error> {
-    let raw: Option<Box<RawValue>> = Option::deserialize(deserializer)?;
-    Ok(raw
-        .and_then(|r| serde_json::from_str::<i8>(r.get()).ok())
+    let level = deserializer.deserialize_any(Lenient::<i64>::default())?;
+    Ok(level
+        .and_then(|p| i8::try_from(p).ok())
         .filter(|p| (-PRIORITY_MAX..=PRIORITY_MAX).contains(p))
         .unwrap_or(0))
+}
+
+/// A string field the fetch path routes by (a rate key, a group): as
+/// [`lenient`], a value of another type reads as `None`, but read in
+/// place, with no copy of its raw text (every grouped job's record has
+/// one, and the copy and second parse cost the worker about a thousand
+/// instructions per job).
+fn lenient_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    deserializer.deserialize_any(Lenient::<String>::default())
+}
+
+/// A visitor that keeps a value of type `T` (a string or an integer) and
+/// reads any other JSON value, skipping it whole, as `None`.
+struct Lenient<T>(std::marker::PhantomData<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// What [`Lenient`] keeps: built from a string or from an integer.
+trait LenientValue: Sized {
+    fn from_str(_: &str) -> Option<Self> {
+        None
+    }
+    fn from_int(_: i128) -> Option<Self> {
+        None
+    }
+}
+
+impl LenientValue for String {
+    fn from_str(v: &str) -> Option<Self> {
+        Some(v.to_owned())
+    }
+}
+
+impl LenientValue for i64 {
+    fn from_int(v: i128) -> Option<Self> {
+        i64::try_from(v).ok()
+    }
+}
+
+impl<'de, T: LenientValue> serde::de::Visitor<'de> for Lenient<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(T::from_str(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(T::from_int(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(T::from_int(v.into()))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(None)
+    }
 }
 
 /// Highest priority level (and, negated, the lowest); 0 is the default.
@@ -665,5 +751,35 @@ mod tests {
         let rec = JobRecord::from_json(&good).expect("decodes");
         assert_eq!(rec.batch.expect("batch").home(), "q");
         assert_eq!(rec.parent.expect("parent").state, "done");
+    }
+
+    #[test]
+    fn routing_fields_of_another_type_read_as_absent() {
+        let head = r#"{"id":"a","attempt":1,"max_attempts":3,"enqueued_ms":1"#;
+        let tail = r#""type":"t","queue":"q","args":{},"created_ms":1}"#;
+        let read = |fields: &str| {
+            JobRecord::from_json(&format!("{head},{fields},{tail}")).expect("decodes")
+        };
+        let rec = read(r#""priority":-3,"rate_key":"t\"1\u00e9","group":"g""#);
+        assert_eq!(rec.priority, -3);
+        assert_eq!(rec.rate_key.as_deref(), Some("t\"1\u{e9}"));
+        assert_eq!(rec.group.as_deref(), Some("g"));
+        for bad in [
+            r#""priority":"9","rate_key":7,"group":[1,{"a":[]}]"#,
+            r#""priority":300,"rate_key":{"k":"v","n":[null]},"group":true"#,
+            r#""priority":1.5,"rate_key":null,"group":-2.5e3"#,
+            r#""priority":[9],"rate_key":false,"group":null"#,
+            r#""priority":18446744073709551615,"rate_key":[],"group":{}"#,
+        ] {
+            let rec = read(bad);
+            assert_eq!(
+                (rec.priority, rec.rate_key, rec.group),
+                (0, None, None),
+                "{bad}"
+            );
+            assert_eq!(rec.created_ms, 1, "{bad}: the fields after it still read");
+        }
+        assert_eq!(read(r#""priority":9"#).priority, 9);
+        assert_eq!(read(r#""priority":-10"#).priority, 0);
     }
 }

@@ -1747,6 +1747,61 @@ async fn a_lowered_group_limit_holds_as_the_running_jobs_end() {
     }
 }
 
+/// A batch of grouped jobs only (fetch.lua then gates them without an
+/// index list), groups repeated: the first job of each group takes its
+/// turn, the others wait in order, and each lease names its job's group.
+#[tokio::test]
+async fn a_batch_of_grouped_jobs_takes_one_turn_per_group_in_order() {
+    use redis::AsyncCommands;
+
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let mut raw = env.raw().await;
+    let keys = Arc::new(c.queue_keys("grouped").unwrap());
+    for (n, group) in ["a", "b", "a", "c", "b", "a", "d"].into_iter().enumerate() {
+        let options = spool_client::EnqueueOptions::new()
+            .queue("grouped")
+            .group(group);
+        c.enqueue_with(&Noop { n: n as u64 }, options)
+            .await
+            .unwrap();
+    }
+    let got = c
+        .runtime()
+        .fetch(&keys, 10, Duration::from_secs(30), "w")
+        .await
+        .unwrap();
+    let ran = |jobs: &[spool_client::runtime::LeasedJob]| -> Vec<u64> {
+        jobs.iter()
+            .map(|j| {
+                j.record
+                    .as_ref()
+                    .expect("decodes")
+                    .decode_args::<Noop>()
+                    .expect("args")
+                    .n
+            })
+            .collect()
+    };
+    assert_eq!(ran(&got), [0, 1, 3, 6]);
+    for (job, group) in got.iter().zip(["a", "b", "c", "d"]) {
+        let held: String = raw.hget(&keys.leases, job.id.as_str()).await.unwrap();
+        assert!(held.ends_with(&format!("|{group}")), "lease {held}");
+    }
+    let admin = c.admin();
+    let q = admin.queue("grouped").await.unwrap();
+    assert_eq!((q.ready, q.groups_waiting), (3, 2));
+    // Their ends pass the turns on, in order.
+    let done: Vec<_> = got.iter().map(|j| ack_of(&keys, j)).collect();
+    c.runtime().complete(&done).await.unwrap();
+    let next = c
+        .runtime()
+        .fetch(&keys, 10, Duration::from_secs(30), "w")
+        .await
+        .unwrap();
+    assert_eq!(ran(&next), [2, 4]);
+}
+
 /// The completion that acknowledges `job`, leased from the queue of `keys`.
 fn ack_of(
     keys: &Arc<spool_client::runtime::QueueKeys>,

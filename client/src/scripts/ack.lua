@@ -60,19 +60,23 @@ local grouped = q.ev.grouped
 local groups, n_groups = {}, 0
 for c = 1, n, 1000 do
   local leases = redis.call('HMGET', KEYS[3], unpack(ids, c, math.min(c + 999, n)))
-  -- A numeric loop: each step of ipairs is a C call.
+  -- A numeric loop: each step of ipairs is a C call. spool_lease_is and
+  -- spool_lease_group are written out (a call costs as much as a C call).
   for j = 1, #leases do
     local lease, k = leases[j], c + j - 1
     local token = ARGV[pairs_at + 2 * k]
-    if lease and spool_lease_is(lease, token) then
+    local bar = #token + 1
+    if lease and spool_find(lease, token, 1, true) == 1 and spool_byte(lease, bar) == 124 then
       held = held + 1
       acked[held] = ids[k]
       leases_of[held] = lease
       if grouped then
-        local group = spool_lease_group(lease, #token + 1)
-        if group then
+        -- The group is everything after the third `|`.
+        bar = spool_find(lease, '|', bar + 1, true)
+        bar = bar and spool_find(lease, '|', bar + 1, true)
+        if bar and bar < #lease then
           n_groups = n_groups + 1
-          groups[n_groups] = group
+          groups[n_groups] = spool_sub(lease, bar + 1)
         end
       end
       out[k] = 1

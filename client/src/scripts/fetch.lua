@@ -147,7 +147,9 @@ local held_back, groups, ids, cut = {}, {}, nil, {}
 if ev.key_rate or ev.grouped then
   ids = {}
   local key_rate = ev.key_rate
-  local gated, gated_groups, n_gated = {}, {}, 0
+  -- The gated jobs' indexes and groups: while they are the first jobs of
+  -- the batch (the common case), `groups` itself, with no list built.
+  local gated, gated_groups, n_gated = nil, groups, 0
   for i = 1, #items do
     local record = items[i]
     local id, at, group = spool_record_head_end(record)
@@ -179,14 +181,22 @@ if ev.key_rate or ev.grouped then
           groups[i] = nil
         elseif group and i > turned then
           n_gated = n_gated + 1
-          gated[n_gated] = i
-          gated_groups[n_gated] = group
+          if gated or n_gated ~= i then
+            if not gated then
+              gated, gated_groups = {}, {}
+              for k = 1, n_gated - 1 do
+                gated[k], gated_groups[k] = k, groups[k]
+              end
+            end
+            gated[n_gated] = i
+            gated_groups[n_gated] = group
+          end
         end
       end
     end
   end
   if n_gated > 0 then
-    spool_group_gate(ev, KEYS[1], items, gated, gated_groups, held_back)
+    spool_group_gate(ev, KEYS[1], items, n_gated, gated, gated_groups, held_back)
   end
 end
 

@@ -70,27 +70,34 @@ end
 
 -- The id of `record`, where its head ends (spool_head's last value) and
 -- its group when the group comes right after the head (else nil: then
--- spool_routing reads the routing fields from there), or nil for a head
--- that is not Spool's: spool_record_id, the `"attempt":` that follows the
--- id, plain finds for `,"enqueued_ms":` and the comma after it, and one
--- anchored match for the group. For the fetch path of queues that read a
--- record's routing fields (groups, per-key rate limits); as there, the
--- worker checks the head's numbers (wire.rs) and sends a record that
--- fails them to the dead set.
+-- spool_routing reads the routing fields from there), or nil for an entry
+-- that does not start with an id followed by `enqueued_ms`: the checks of
+-- spool_record_id (written out here: a call costs as much as a C call),
+-- plain finds for `,"enqueued_ms":` and the comma after it, and one
+-- anchored match for the group (faster here than the four finds it would
+-- take). For the fetch path of queues that read a record's routing fields
+-- (groups, per-key rate limits); as there, the
+-- worker checks the rest of the head (wire.rs) and sends a record that
+-- fails to the dead set (giving back the turn its lease names).
 local function spool_record_head_end(record)
-  local id, close = spool_record_id(record)
-  if not id or spool_sub(record, close, close + 11) ~= '","attempt":' then
+  if spool_sub(record, 1, 7) ~= '{"id":"' then
     return nil
   end
-  local field = spool_find(record, ',"enqueued_ms":', close + 12, true)
-  if not field then
+  local close = spool_find(record, '"', 8, true)
+  if not close or close == 8 then
     return nil
   end
-  local comma = spool_find(record, ',', field + 15, true)
+  local escape = spool_find(record, '\\', 8, true)
+  if escape and escape < close then
+    return nil
+  end
+  local field = spool_find(record, ',"enqueued_ms":', close + 1, true)
+  local comma = field and spool_find(record, ',', field + 15, true)
   if not comma then
     return nil
   end
-  return id, comma + 1, spool_match(record, '^"group":"([^"\\]*)",', comma + 1)
+  return spool_sub(record, 8, close - 1), comma + 1,
+    spool_match(record, '^"group":"([^"\\]*)",', comma + 1)
 end
 
 -- id, attempt, max_attempts, enqueued_ms, rest — or nil. The pattern stops at
@@ -315,8 +322,8 @@ local function spool_lease_token(lease)
 end
 
 -- True when `lease` is held with fencing token `token` (a string of
--- digits): a plain find and a byte, no pattern and no new string, since
--- ack.lua checks every job's lease.
+-- digits): a plain find and a byte, no pattern and no new string (ack.lua
+-- writes the same out in its loop over every job's lease).
 local function spool_lease_is(lease, token)
   return spool_find(lease, token, 1, true) == 1 and spool_byte(lease, #token + 1) == 124
 end
@@ -330,10 +337,10 @@ local function spool_lease_start(lease)
 end
 
 -- The group whose turn the leased job holds (a fourth part: everything
--- after the third `|`), or nil. Plain finds: ack.lua reads every grouped
--- job's lease, and passes `first_bar` (right after the token it checked).
-local function spool_lease_group(lease, first_bar)
-  local bar = first_bar or (lease and spool_find(lease, '|', 1, true))
+-- after the third `|`), or nil. Plain finds (ack.lua writes them out in
+-- its loop over every job's lease).
+local function spool_lease_group(lease)
+  local bar = lease and spool_find(lease, '|', 1, true)
   bar = bar and spool_find(lease, '|', bar + 1, true)
   bar = bar and spool_find(lease, '|', bar + 1, true)
   if not bar or bar == #lease then
@@ -422,9 +429,10 @@ local function spool_group_waiting_add(turns, n)
   end
 end
 
--- fetch.lua's gate for the grouped jobs it popped from the ready lists
--- (not `ready:turn`): `gated` holds their indexes in `items` (fetch order)
--- and `gated_groups` their groups. A job takes a free turn of its group
+-- fetch.lua's gate for the `n` grouped jobs it popped from the ready
+-- lists (not `ready:turn`): `gated` holds their indexes in `items` (fetch
+-- order; nil when they are the first `n`) and `gated_groups` their groups
+-- (its first `n` values). A job takes a free turn of its group
 -- (fetch.lua has already mapped its index to its group, as for the jobs
 -- holding a turn), or waits at the end of the group's list (its index set
 -- in `held_back`). One HMGET and one HSET for the batch; jobs that wait
@@ -433,12 +441,11 @@ end
 -- alone tells whether two of the jobs share a group (it then adds fewer
 -- fields than it names): no Lua table keyed by group is built, which
 -- costs more than the rest of the gate (a table that grows is rehashed).
-local function spool_group_gate(ev, ready, items, gated, gated_groups, held_back)
+local function spool_group_gate(ev, ready, items, n, gated, gated_groups, held_back)
   local turns = spool_sibling(ready, 'group_turns')
-  local n = #gated
   local limit = spool_group_config(ev)
   -- `held[k]`: the turns the group of job k held before this call.
-  local held = n <= 1000 and redis.call('HMGET', turns, unpack(gated_groups))
+  local held = n <= 1000 and redis.call('HMGET', turns, unpack(gated_groups, 1, n))
   if held and limit == 1 then
     local set, busy = {}, false
     for k = 1, n do
@@ -480,7 +487,7 @@ local function spool_group_gate(ev, ready, items, gated, gated_groups, held_back
   local waits, waiting = {}, {}
   local parked = 0
   for k = 1, n do
-    local i, group = gated[k], gated_groups[k]
+    local i, group = gated and gated[k] or k, gated_groups[k]
     local count = counts[group]
     if count < limit then
       counts[group] = count + 1
