@@ -1557,8 +1557,9 @@ async fn waiting_group_jobs_are_ready_jobs() {
 }
 
 /// Poison records in a grouped queue: one whose head is not Spool's after
-/// the id, one with a bad head that names the group, one whose args do not
-/// decode and raw garbage all end in the dead set (the first three under
+/// the id, two with a bad head that names the group (a number that is not
+/// one; `attempt` and `max_attempts` missing), one whose args do not
+/// decode and raw garbage all end in the dead set (the first four under
 /// their own ids), and the turns the named group's ones took come back:
 /// the group's good jobs all run and nothing is left holding a turn.
 #[tokio::test]
@@ -1574,6 +1575,7 @@ async fn poison_records_in_a_grouped_queue_die_and_give_their_turns_back() {
     let garbage = [
         r#"{"id":"head-1","type":"step","attempt":0,"group":"g","args":{"n":9}}"#,
         r#"{"id":"head-2","attempt":"0","max_attempts":3,"enqueued_ms":1,"group":"g","type":"step","args":{"n":9}}"#,
+        r#"{"id":"head-3","enqueued_ms":1,"group":"g","type":"step","args":{"n":9}}"#,
         r#"{"id":"args-1","attempt":0,"max_attempts":1,"enqueued_ms":1,"group":"g","type":"step","args":{"n":"x"}}"#,
         "not json at all",
     ];
@@ -1592,13 +1594,13 @@ async fn poison_records_in_a_grouped_queue_die_and_give_their_turns_back() {
         Duration::from_secs(20),
         || async {
             let q = admin.queue("steps").await.unwrap();
-            ran.lock().unwrap().len() == 3 && q.dead == 4 && q.active == 0
+            ran.lock().unwrap().len() == 3 && q.dead == 5 && q.active == 0
         },
     )
     .await;
     w.stop().await;
     assert_eq!(*ran.lock().unwrap(), vec![1, 2, 3]);
-    for id in ["head-1", "head-2", "args-1"] {
+    for id in ["head-1", "head-2", "head-3", "args-1"] {
         let job = admin.job("steps", id).await.unwrap().expect("kept");
         assert_eq!(job.state, spool_client::JobState::Dead, "{id}");
     }
