@@ -559,8 +559,13 @@ impl Runtime {
             for chunk in idx.chunks(ACK_EVENT_JOBS) {
                 cmd.arg(succeeded_jobs_field(chunk.iter().map(|&i| &batch[i])));
             }
+            // The ids, then the tokens: the script hands the ids to its
+            // HMGET of the leases as they came.
             for &i in &idx {
-                cmd.arg(batch[i].id.as_str()).arg(batch[i].token.as_str());
+                cmd.arg(batch[i].id.as_str());
+            }
+            for &i in &idx {
+                cmd.arg(batch[i].token.as_str());
             }
             for &i in &idx {
                 ack_outcome_args(&batch[i], &mut cmd);

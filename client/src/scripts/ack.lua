@@ -30,7 +30,7 @@
 -- delete)  ARGV[4] b, then b strings: the `succeeded` events' `jobs`
 -- fields of the n jobs in order, 100 jobs each (`id"attempt"type…`,
 -- attempt counting this run: written as they are when every lease held);
--- then n pairs: id, token; then four
+-- then the n ids, then their n tokens (in the same order); then four
 -- values per job that keeps its outcome: id, retention (ms), parts, rest:
 -- the outcome is '[' .. ms before the end .. ',' .. worker alias .. parts ..
 -- rest, the short form of PROTOCOL.md: parts
@@ -43,32 +43,33 @@
 -- A job done gives back its group's turn (prelude.lua, "Ordered groups").
 -- The runs done count as successes for the queue's circuit breaker (when
 -- it has one); closing it wakes the queue's idle fetchers.
--- Returns one integer per id/token pair: 1 acknowledged, 0 lease lost
+-- Returns one integer per job: 1 acknowledged, 0 lease lost
 -- (nothing changed), 2 ended cancelled.
 local now = spool_now()
 local q = spool_finishing(6, KEYS[2], KEYS[4], KEYS[5], ARGV[1])
 local n = tonumber(ARGV[2])
 local blobs = tonumber(ARGV[4])
--- ARGV[pairs + 2k - 1], ARGV[pairs + 2k]: job k's id and token.
-local pairs_at = 4 + blobs
+-- ARGV[ids_at + k], ARGV[tokens_at + k]: job k's id and token (the ids
+-- together: the HMGET of the leases takes them as they came, no copy).
+local ids_at = 4 + blobs
+local tokens_at = ids_at + n
+local argv = ARGV
 local out, acked, leases_of, held = {}, {}, {}, 0
-local ids = {}
-for i = 1, n do ids[i] = ARGV[pairs_at + 2 * i - 1] end
 -- In a grouped queue, the groups whose turns the acknowledged jobs held
 -- (each lease names its job's).
 local grouped = q.ev.grouped
 local groups, n_groups = {}, 0
 for c = 1, n, 1000 do
-  local leases = redis.call('HMGET', KEYS[3], unpack(ids, c, math.min(c + 999, n)))
+  local leases = redis.call('HMGET', KEYS[3], unpack(argv, ids_at + c, ids_at + math.min(c + 999, n)))
   -- A numeric loop: each step of ipairs is a C call. spool_lease_is and
   -- spool_lease_group are written out (a call costs as much as a C call).
   for j = 1, #leases do
     local lease, k = leases[j], c + j - 1
-    local token = ARGV[pairs_at + 2 * k]
+    local token = argv[tokens_at + k]
     local bar = #token + 1
     if lease and spool_find(lease, token, 1, true) == 1 and spool_byte(lease, bar) == 124 then
       held = held + 1
-      acked[held] = ids[k]
+      acked[held] = argv[ids_at + k]
       leases_of[held] = lease
       if grouped then
         -- The group is everything after the third `|`.
@@ -104,7 +105,7 @@ local positions
 local function position_of(id)
   if not positions then
     positions = {}
-    for k = 1, n do positions[ids[k]] = k end
+    for k = 1, n do positions[argv[ids_at + k]] = k end
   end
   return positions[id]
 end
@@ -115,7 +116,7 @@ local extras = #acked > 0 and
 local cancels = extras and redis.call('EXISTS', KEYS[7]) == 1
 local timelines = extras and redis.call('EXISTS', KEYS[6]) == 1
 -- Where the follow-ups' section starts (its `"`), or past the end.
-local parts_at = pairs_at + 2 * n + 1
+local parts_at = ids_at + 2 * n + 1
 local results_at = parts_at
 while results_at <= #ARGV and ARGV[results_at] ~= '"' do results_at = results_at + 4 end
 local tracked = results_at > parts_at
@@ -194,7 +195,8 @@ if extras and redis.call('EXISTS', KEYS[13]) == 1 then
   for k = 1, n do
     if out[k] == 1 then
       local attempts, job_type = string.match(tail_of(k), '^(%d*)"(.*)$')
-      spool_follow_ups(q, ids[k], 'done', results[ids[k]], nil, attempts,
+      local id = argv[ids_at + k]
+      spool_follow_ups(q, id, 'done', results[id], nil, attempts,
         job_type ~= '' and job_type or nil, now)
     end
   end
@@ -202,7 +204,7 @@ end
 if extras and redis.call('EXISTS', KEYS[8]) == 1 then
   for k = 1, n do
     if out[k] == 1 then
-      spool_announce(q, ids[k], 'done')
+      spool_announce(q, argv[ids_at + k], 'done')
     end
   end
 end
@@ -230,7 +232,7 @@ if q.ev.level >= SPOOL_TERMINAL then
   else
     for k = 1, n do
       if out[k] == 1 then
-        spool_event_add(q.ev, SPOOL_TERMINAL, 'succeeded', ids[k], tail_of(k))
+        spool_event_add(q.ev, SPOOL_TERMINAL, 'succeeded', argv[ids_at + k], tail_of(k))
       end
     end
     spool_events_flush(q.ev)

@@ -152,11 +152,11 @@ if ev.key_rate or ev.grouped then
   local gated, gated_groups, n_gated = nil, groups, 0
   for i = 1, #items do
     local record = items[i]
-    local id, at, group = spool_record_head_end(record)
-    if not id then
+    local id, _, at, group = spool_record_id(record, true)
+    if not at then
       -- Not Spool's head after the id: leased as on a plain queue, for the
       -- worker to send to the dead set under its own id.
-      ids[i] = spool_record_id(record)
+      ids[i] = id
     else
       ids[i] = id
       local size = #record
@@ -311,6 +311,11 @@ end
 -- than the claim itself).
 local due = ev.due or 0
 if claimed > 0 and claimed == #items then
+  -- One unpack fills the reply (a loop would cost three opcodes a job and
+  -- grow the table step by step); within what unpack takes at once.
+  if claimed <= 1000 then
+    return {now, 0, deferred, due, first_token, unpack(items)}
+  end
   local out = {now, 0, deferred, due, first_token}
   for k = 1, claimed do
     out[k + 5] = items[k]
