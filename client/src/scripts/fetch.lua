@@ -153,44 +153,41 @@ if ev.key_rate or ev.grouped then
   for i = 1, #items do
     local record = items[i]
     local id, _, at, group = spool_record_id(record, true)
-    if not at then
-      -- Not Spool's head after the id: leased as on a plain queue, for the
-      -- worker to send to the dead set under its own id.
-      ids[i] = id
-    else
-      ids[i] = id
-      local size = #record
-      if at > size then
-        cut[i] = true
-      elseif size <= max_bytes then
-        if not group then
-          local _, _, routed = spool_routing(record, at)
-          group = routed
+    ids[i] = id
+    -- Without a head end (not Spool's head after the id) it is leased as
+    -- on a plain queue, for the worker to send to the dead set under its
+    -- own id.
+    local size = #record
+    if at and at > size then
+      cut[i] = true
+    elseif at and size <= max_bytes then
+      if not group then
+        local _, _, routed = spool_routing(record, at)
+        group = routed
+      end
+      if group then
+        groups[i] = group
+      end
+      if key_rate and not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now, at) then
+        held_back[i] = true
+        deferred = deferred + 1
+        -- It keeps the turn it holds while it waits; one popped from the
+        -- other lists asks for none.
+        if group and i <= turned then
+          spool_group_hold(KEYS[1], id, group)
         end
-        if group then
-          groups[i] = group
-        end
-        if key_rate and not spool_key_gate(ev, KEYS[1], KEYS[3], id, record, now, at) then
-          held_back[i] = true
-          deferred = deferred + 1
-          -- It keeps the turn it holds while it waits; one popped from the
-          -- other lists asks for none.
-          if group and i <= turned then
-            spool_group_hold(KEYS[1], id, group)
-          end
-          groups[i] = nil
-        elseif group and i > turned then
-          n_gated = n_gated + 1
-          if gated or n_gated ~= i then
-            if not gated then
-              gated, gated_groups = {}, {}
-              for k = 1, n_gated - 1 do
-                gated[k], gated_groups[k] = k, groups[k]
-              end
+        groups[i] = nil
+      elseif group and i > turned then
+        n_gated = n_gated + 1
+        if gated or n_gated ~= i then
+          if not gated then
+            gated, gated_groups = {}, {}
+            for k = 1, n_gated - 1 do
+              gated[k], gated_groups[k] = k, groups[k]
             end
-            gated[n_gated] = i
-            gated_groups[n_gated] = group
           end
+          gated[n_gated] = i
+          gated_groups[n_gated] = group
         end
       end
     end
