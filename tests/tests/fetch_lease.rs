@@ -575,3 +575,78 @@ async fn assert_leases_carry_tokens(
         );
     }
 }
+
+/// The libraries of Spool's functions on the server (`FUNCTION LIST`, every
+/// primary): their names.
+async fn function_libraries(raw: &mut spool_client::Connection) -> Vec<String> {
+    let replies = raw
+        .on_every_primary(redis::cmd("FUNCTION").arg("LIST"))
+        .await
+        .expect("FUNCTION LIST");
+    let mut names = Vec::new();
+    for reply in replies {
+        let libraries: Vec<std::collections::HashMap<String, redis::Value>> =
+            redis::from_redis_value(reply).expect("libraries");
+        for library in libraries {
+            if let Some(name) = library.get("library_name") {
+                names.push(redis::from_redis_value::<String>(name.clone()).expect("a name"));
+            }
+        }
+    }
+    names
+}
+
+/// The worker's per-job scripts (fetch, ack, fail) run as Redis functions,
+/// loaded on first use; after an operator's `FUNCTION FLUSH` (or a restart
+/// without persistence) they are loaded again, and every job runs once.
+#[tokio::test]
+async fn the_per_job_scripts_run_as_functions_and_come_back_after_a_flush() {
+    let env = TestEnv::start().await;
+    let rec = Recorder::default();
+    let running = RunningWorker::start(with_fixtures(env.worker(), &rec).build().unwrap());
+    for n in 0..5 {
+        env.client.enqueue(&Noop { n }).await.unwrap();
+    }
+    env.client
+        .enqueue(&Scripted {
+            fail_times: 1,
+            ..Scripted::ok("fails-once")
+        })
+        .await
+        .unwrap();
+    wait_for("the first jobs ran", Duration::from_secs(10), || async {
+        (0..5).all(|n| rec.count(&format!("noop-{n}")) == 1) && rec.count("fails-once") == 2
+    })
+    .await;
+    let mut raw = env.raw().await;
+    let libraries = function_libraries(&mut raw).await;
+    for script in ["fetch", "ack", "fail"] {
+        let prefix = format!("spool_{script}_");
+        assert!(
+            libraries.iter().any(|l| l.starts_with(&prefix)),
+            "no {prefix} library in {libraries:?}"
+        );
+    }
+    let _: Vec<redis::Value> = raw
+        .on_every_primary(redis::cmd("FUNCTION").arg("FLUSH"))
+        .await
+        .expect("FUNCTION FLUSH");
+    assert!(function_libraries(&mut raw).await.is_empty());
+    for n in 5..10 {
+        env.client.enqueue(&Noop { n }).await.unwrap();
+    }
+    wait_for(
+        "the jobs after the flush ran",
+        Duration::from_secs(10),
+        || async { (0..10).all(|n| rec.count(&format!("noop-{n}")) == 1) },
+    )
+    .await;
+    let libraries = function_libraries(&mut raw).await;
+    assert!(
+        libraries.iter().any(|l| l.starts_with("spool_fetch_")),
+        "{libraries:?}"
+    );
+    running.stop().await;
+    let q = env.client.admin().queue("default").await.unwrap();
+    assert_eq!((q.ready, q.active, q.dead), (0, 0, 0), "{q:?}");
+}

@@ -538,6 +538,7 @@ async fn commands_served(env: &TestEnv) -> u64 {
         .filter(|l| {
             l.starts_with("cmdstat_evalsha:")
                 || l.starts_with("cmdstat_eval:")
+                || l.starts_with("cmdstat_fcall:")
                 || l.starts_with("cmdstat_blpop:")
         })
         .filter_map(|l| {

@@ -230,7 +230,7 @@ async fn tls_dashboard_serves_pages() {
 
 /// The ACL line the docs recommend for Spool's user.
 const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels &spool:* -@all \
-     +@connection +evalsha +eval +script|load +blpop +wait +time +info +config|get \
+     +@connection +evalsha +eval +script|load +fcall +function|load +blpop +wait +time +info +config|get \
      +cluster|slots +cluster|shards +role +publish +subscribe +unsubscribe \
      +exists +get +set +del +unlink +incrby +pexpire +pexpireat +sadd +smembers +smismember +srem +scard \
      +hget +hgetall +hmget +hset +hsetnx +hdel +hexists +hincrby +hkeys +hlen \
@@ -613,4 +613,57 @@ async fn every_admin_action(client: &Client) {
         || async { admin.queue("acl-cron").await.unwrap().ready >= 2 },
     )
     .await;
+}
+
+/// A user made from the ACL line before Spool used functions (no `FCALL`,
+/// no `FUNCTION LOAD`) still runs jobs, retries and deaths: the worker's
+/// scripts go by `EVALSHA` once the server refuses them.
+#[tokio::test]
+async fn an_acl_user_without_functions_runs_jobs_by_evalsha() {
+    init_tracing();
+    let line = ACL_LINE.replace(" +fcall +function|load", "");
+    assert_ne!(line, ACL_LINE);
+    let redis = TestRedis::builder()
+        .acl_user(&line)
+        .default_user_off()
+        .start();
+    let url = format!("redis://spool:s3cret@127.0.0.1:{}", redis.port());
+    let client = Client::connect(&url).await.expect("connect as spool");
+    let rec = Recorder::default();
+    let worker = with_fixtures(Worker::builder(client.clone()).configure(fast_config), &rec)
+        .build()
+        .unwrap();
+    let running = RunningWorker::start(worker);
+    for n in 1..=3 {
+        client.enqueue(&Noop { n }).await.unwrap();
+    }
+    client
+        .enqueue(&Scripted {
+            fail_times: 1,
+            ..Scripted::ok("retry-once")
+        })
+        .await
+        .unwrap();
+    client
+        .enqueue(&Scripted {
+            fail_times: u32::MAX,
+            permanent: true,
+            ..Scripted::ok("dies")
+        })
+        .await
+        .unwrap();
+    let admin = client.admin();
+    wait_for(
+        "jobs ran, retried and died",
+        Duration::from_secs(10),
+        || async {
+            (1..=3).all(|n| rec.count(&format!("noop-{n}")) == 1)
+                && rec.count("retry-once") == 2
+                && admin.queue("default").await.unwrap().dead == 1
+        },
+    )
+    .await;
+    running.stop().await;
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!((q.ready, q.active, q.retry), (0, 0, 0), "{q:?}");
 }

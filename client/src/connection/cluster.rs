@@ -11,7 +11,9 @@
 //! Each node has its own script cache (and a promoted replica starts with
 //! an empty one), so an `EVALSHA` answered `NOSCRIPT` is sent again as
 //! `EVAL` with the source, on that command only: it had not run, and the
-//! `EVAL` caches the script on that node.
+//! `EVAL` caches the script on that node. An `FCALL` answered `Function
+//! not found` (a node that never had the library) loads the library on
+//! every primary and is sent again; if that is refused, as `EVAL`.
 
 use futures::{StreamExt, TryStreamExt};
 use redis::aio::ConnectionLike;
@@ -22,18 +24,56 @@ use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 const IN_FLIGHT_MAX: usize = 256;
 
 /// Runs one command; `NOSCRIPT` on an `EVALSHA` of Spool's is retried as
-/// `EVAL`. The cluster client reports a server error either as an `Err` or
-/// as an `Ok(Value::ServerError)`: both are looked at.
+/// `EVAL`, `Function not found` on an `FCALL` of Spool's after loading its
+/// library (as `EVAL` if that fails). The cluster client reports a server
+/// error either as an `Err` or as an `Ok(Value::ServerError)`: both are
+/// looked at.
 pub(crate) async fn command(conn: &mut ClusterConnection, cmd: &Cmd) -> RedisResult<Value> {
     let reply = conn.req_packed_command(cmd).await;
-    let noscript = match &reply {
-        Err(e) => e.code() == Some("NOSCRIPT"),
-        Ok(Value::ServerError(e)) => e.code() == "NOSCRIPT",
-        Ok(_) => false,
+    let (code, detail) = match &reply {
+        Err(e) => (e.code(), e.detail()),
+        Ok(Value::ServerError(e)) => (Some(e.code()), e.details()),
+        Ok(_) => return reply,
     };
-    match (noscript, as_eval(cmd)) {
-        (true, Some(eval)) => conn.req_packed_command(&eval).await,
-        _ => reply,
+    if code == Some("NOSCRIPT") {
+        return match as_eval(cmd) {
+            Some(eval) => conn.req_packed_command(&eval).await,
+            None => reply,
+        };
+    }
+    if code != Some("ERR") || !detail.is_some_and(|d| d.starts_with("Function not found")) {
+        return reply;
+    }
+    let Some(name) = cmd.args_iter().nth(1).and_then(|a| match a {
+        redis::Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    }) else {
+        return reply;
+    };
+    let Some(library) = crate::scripts::library_for_function(name) else {
+        return reply;
+    };
+    // FUNCTION LOAD goes to every primary (the crate routes it so).
+    let mut load = redis::cmd("FUNCTION");
+    load.arg("LOAD").arg("REPLACE").arg(library);
+    let loaded = match conn.req_packed_command(&load).await {
+        Ok(Value::ServerError(e)) => {
+            Err((Some(e.code().to_owned()), e.details().map(str::to_owned)))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err((e.code().map(str::to_owned), e.detail().map(str::to_owned))),
+    };
+    match loaded {
+        Ok(()) => conn.req_packed_command(cmd).await,
+        Err((code, detail)) => {
+            if crate::scripts::is_refusal(code.as_deref(), detail.as_deref().unwrap_or("")) {
+                crate::scripts::refuse_functions("FUNCTION LOAD was refused");
+            }
+            match crate::scripts::fcall_as_script(cmd, true) {
+                Some(eval) => conn.req_packed_command(&eval).await,
+                None => reply,
+            }
+        }
     }
 }
 

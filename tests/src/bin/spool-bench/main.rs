@@ -649,7 +649,12 @@ async fn main() -> anyhow::Result<()> {
         // Commands the worker sent (script calls and blocking pops), from
         // INFO commandstats: `total_commands_processed` would also count
         // the commands each script runs inside Redis.
-        let sent = ["cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_blpop:"];
+        let sent = [
+            "cmdstat_evalsha:",
+            "cmdstat_eval:",
+            "cmdstat_fcall:",
+            "cmdstat_blpop:",
+        ];
         let before = topology::info_sum(&client, "commandstats", &sent).await?;
         tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
         let after = topology::info_sum(&client, "commandstats", &sent).await?;
