@@ -6,7 +6,6 @@
 //! producer that is not UTF-8 or not Spool's shape fails alone (its job goes
 //! to the dead set with a reason naming the problem), never its batch.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -255,6 +254,9 @@ const ACK_EVENT_JOBS: usize = 100;
 /// 100 jobs instead of one per job, and no string built in Lua.
 fn succeeded_jobs_field<'a>(done: impl Iterator<Item = &'a Completion>) -> String {
     let mut field = String::new();
+    // `write!` costs about 500 instructions a job here; pushes and itoa a
+    // tenth of that.
+    let mut digits = itoa::Buffer::new();
     for c in done {
         let (attempt, job_type) = c
             .run
@@ -263,12 +265,11 @@ fn succeeded_jobs_field<'a>(done: impl Iterator<Item = &'a Completion>) -> Strin
         if !field.is_empty() {
             field.push('"');
         }
-        let _ = write!(
-            field,
-            "{}\"{attempt}\"{}",
-            c.id.as_str(),
-            event_field(job_type)
-        );
+        field.push_str(c.id.as_str());
+        field.push('"');
+        field.push_str(digits.format(attempt));
+        field.push('"');
+        field.push_str(&event_field(job_type));
     }
     field
 }
@@ -737,7 +738,40 @@ impl Runtime {
 
 #[cfg(test)]
 mod tests {
-    use super::decode_leased;
+    use super::{decode_leased, succeeded_jobs_field, Completion, LeaseToken, Outcome, RunFacts};
+
+    /// The `succeeded` events' `jobs` field: each job's id, attempt and
+    /// type joined by `"`, a type holding `"` or `\\` written with `'`
+    /// and `/`, a job whose record did not decode as attempt 0 with no type.
+    #[test]
+    fn the_succeeded_field_lists_id_attempt_and_type() {
+        let keys = std::sync::Arc::new(crate::keys::QueueKeys::new("spool", "q"));
+        let done = |id: &str, facts: Option<(u32, &str)>| Completion {
+            keys: std::sync::Arc::clone(&keys),
+            id: id.into(),
+            token: LeaseToken::from("7"),
+            outcome: Outcome::Ack,
+            run: facts.map(|(attempt, job_type)| RunFacts {
+                keep_outcome_ms: None,
+                followups: false,
+                job_type: job_type.to_owned(),
+                attempt,
+                enqueued_ms: 1,
+                started_ms: 2,
+                received: std::time::Instant::now(),
+            }),
+        };
+        let batch = [
+            done("a", Some((1, "send_email"))),
+            done("b", Some((4_294_967_295, "odd\"ty\\pe"))),
+            done("c", None),
+        ];
+        assert_eq!(
+            succeeded_jobs_field(batch.iter()),
+            "a\"1\"send_email\"b\"4294967295\"odd'ty/pe\"c\"0\""
+        );
+        assert_eq!(succeeded_jobs_field(batch[..1].iter()), "a\"1\"send_email");
+    }
 
     #[test]
     fn a_non_utf8_record_is_an_error_naming_the_problem() {

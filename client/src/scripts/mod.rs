@@ -581,18 +581,23 @@ pub(crate) async fn run<T: FromRedisValue>(
         ScriptCall::Pipeline(pipe) => {
             use redis::aio::ConnectionLike as _;
             let mut replies = conn.req_packed_commands(pipe, 0, pipe.len()).await?;
-            // What each command is now sent as.
-            let mut commands: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
+            // What each command is now sent as (copied only for a resend).
+            let mut commands: Vec<redis::Cmd> = Vec::new();
             for _ in 1..SENDS_MAX {
                 let retries: Vec<(usize, Retry)> = replies
                     .iter()
-                    .zip(&commands)
-                    .map(|(reply, cmd)| Retry::of_value(reply, cmd))
+                    .zip(pipe.cmd_iter())
                     .enumerate()
+                    .map(|(i, (reply, cmd))| {
+                        (i, Retry::of_value(reply, commands.get(i).unwrap_or(cmd)))
+                    })
                     .filter(|(_, r)| *r != Retry::No)
                     .collect();
                 if retries.is_empty() {
                     break;
+                }
+                if commands.is_empty() {
+                    commands = pipe.cmd_iter().cloned().collect();
                 }
                 if retries.iter().any(|(_, r)| *r == Retry::Load) {
                     load_all(conn).await?;
