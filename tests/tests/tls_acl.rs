@@ -239,6 +239,26 @@ const ACL_LINE: &str = "spool on >s3cret ~spool:* ~{spool}:* resetchannels &spoo
      +zremrangebyscore \
      +xadd +xread +xreadgroup +xrevrange +xgroup|create +xack +xautoclaim";
 
+/// Enqueues `retry-once` (fails once, then succeeds) and `dies` (fails
+/// for good): what a worker's fail path needs.
+async fn enqueue_a_retry_and_a_death(client: &Client) {
+    client
+        .enqueue(&Scripted {
+            fail_times: 1,
+            ..Scripted::ok("retry-once")
+        })
+        .await
+        .unwrap();
+    client
+        .enqueue(&Scripted {
+            fail_times: u32::MAX,
+            permanent: true,
+            ..Scripted::ok("dies")
+        })
+        .await
+        .unwrap();
+}
+
 /// Everything Spool does works as the documented ACL user (default user
 /// off); the user cannot touch other keys; a wrong password fails clearly.
 #[tokio::test]
@@ -266,21 +286,7 @@ async fn acl_user_runs_everything_and_nothing_more() {
     .unwrap();
     let running = RunningWorker::start(worker);
     client.enqueue(&Noop { n: 1 }).await.unwrap();
-    client
-        .enqueue(&Scripted {
-            fail_times: 1,
-            ..Scripted::ok("retry-once")
-        })
-        .await
-        .unwrap();
-    client
-        .enqueue(&Scripted {
-            fail_times: u32::MAX,
-            permanent: true,
-            ..Scripted::ok("dies")
-        })
-        .await
-        .unwrap();
+    enqueue_a_retry_and_a_death(&client).await;
     client
         .enqueue_in(&Noop { n: 2 }, Duration::from_millis(300))
         .await
@@ -637,21 +643,7 @@ async fn an_acl_user_without_functions_runs_jobs_by_evalsha() {
     for n in 1..=3 {
         client.enqueue(&Noop { n }).await.unwrap();
     }
-    client
-        .enqueue(&Scripted {
-            fail_times: 1,
-            ..Scripted::ok("retry-once")
-        })
-        .await
-        .unwrap();
-    client
-        .enqueue(&Scripted {
-            fail_times: u32::MAX,
-            permanent: true,
-            ..Scripted::ok("dies")
-        })
-        .await
-        .unwrap();
+    enqueue_a_retry_and_a_death(&client).await;
     let admin = client.admin();
     wait_for(
         "jobs ran, retried and died",
