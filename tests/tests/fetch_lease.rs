@@ -650,3 +650,69 @@ async fn the_per_job_scripts_run_as_functions_and_come_back_after_a_flush() {
     let q = env.client.admin().queue("default").await.unwrap();
     assert_eq!((q.ready, q.active, q.dead), (0, 0, 0), "{q:?}");
 }
+
+/// A server over `maxmemory` that has lost the libraries (a `FUNCTION
+/// FLUSH` at that moment) refuses `FUNCTION LOAD` (it is `DENYOOM`): the
+/// worker's scripts then go by `EVALSHA` for those calls, which Redis runs
+/// over `maxmemory` as before, so the jobs waiting run and are acked.
+#[tokio::test]
+async fn over_maxmemory_without_the_libraries_the_jobs_still_run() {
+    let env = TestEnv::start().await;
+    for n in 0..5 {
+        env.client.enqueue(&Noop { n }).await.unwrap();
+    }
+    let mut raw = env.raw().await;
+    // The enqueue loaded every script and library: the libraries go.
+    let _: Vec<redis::Value> = raw
+        .on_every_primary(redis::cmd("FUNCTION").arg("FLUSH"))
+        .await
+        .expect("FUNCTION FLUSH");
+    let set_maxmemory = |bytes: &str| {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg("maxmemory").arg(bytes);
+        cmd
+    };
+    let _: Vec<redis::Value> = raw
+        .on_every_primary(&set_maxmemory("1"))
+        .await
+        .expect("CONFIG SET maxmemory");
+    let rec = Recorder::default();
+    let running = RunningWorker::start(with_fixtures(env.worker(), &rec).build().unwrap());
+    wait_for(
+        "the jobs ran over maxmemory",
+        Duration::from_secs(10),
+        || async { (0..5).all(|n| rec.count(&format!("noop-{n}")) == 1) },
+    )
+    .await;
+    wait_for(
+        "the jobs were acked over maxmemory",
+        Duration::from_secs(10),
+        || async {
+            let q = env.client.admin().queue("default").await.unwrap();
+            (q.ready, q.active) == (0, 0)
+        },
+    )
+    .await;
+    let _: Vec<redis::Value> = raw
+        .on_every_primary(&set_maxmemory("0"))
+        .await
+        .expect("CONFIG SET maxmemory");
+    // Below maxmemory again, the next call loads the libraries.
+    env.client.enqueue(&Noop { n: 5 }).await.unwrap();
+    wait_for("the job after ran", Duration::from_secs(10), || async {
+        rec.count("noop-5") == 1
+    })
+    .await;
+    wait_for(
+        "the libraries are back",
+        Duration::from_secs(10),
+        || async {
+            function_libraries(&mut env.raw().await)
+                .await
+                .iter()
+                .any(|l| l.starts_with("spool_fetch_"))
+        },
+    )
+    .await;
+    running.stop().await;
+}

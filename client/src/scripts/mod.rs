@@ -481,15 +481,18 @@ pub(crate) fn is_refusal(code: Option<&str>, detail: &str) -> bool {
 
 /// Loads every script into Redis's script cache (needed after a Redis
 /// restart, which empties the cache) and every function library (unless
-/// functions were refused).
-pub(crate) async fn load_all(conn: &mut Connection) -> RedisResult<()> {
+/// functions were refused). Whether the libraries are on the server now:
+/// `false` when they were refused, or not loaded for another reason (a
+/// server over `maxmemory` refuses `FUNCTION LOAD`, not `SCRIPT LOAD`),
+/// and the caller's `FCALL`s go by `EVALSHA` this time.
+pub(crate) async fn load_all(conn: &mut Connection) -> RedisResult<bool> {
     let mut pipe = redis::pipe();
     for s in SCRIPTS.all() {
         pipe.cmd("SCRIPT").arg("LOAD").arg(s.source);
     }
     pipe.exec_async(&mut *conn).await?;
     if FUNCTIONS_REFUSED.load(Ordering::Relaxed) {
-        return Ok(());
+        return Ok(false);
     }
     // One command each: a refusal is then that command's own error.
     for f in SCRIPTS
@@ -504,14 +507,21 @@ pub(crate) async fn load_all(conn: &mut Connection) -> RedisResult<()> {
             .exec_async(&mut *conn)
             .await;
         match loaded {
+            Ok(()) => {}
             Err(e) if is_refusal(e.code(), e.detail().unwrap_or("")) => {
                 refuse_functions(&e.to_string());
-                return Ok(());
+                return Ok(false);
             }
-            other => other?,
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not load Spool's function libraries; this call goes by EVALSHA");
+                return Ok(false);
+            }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A script command or a pipeline of them: what [`run`] sends.
@@ -566,7 +576,11 @@ pub(crate) async fn run<T: FromRedisValue>(
                 };
                 match retry {
                     Retry::No => return reply,
-                    Retry::Load => load_all(conn).await?,
+                    Retry::Load => {
+                        if !load_all(conn).await? {
+                            again = fcall_as_script(current, false).or(again);
+                        }
+                    }
                     Retry::AsScript => {
                         let Some(script) = fcall_as_script(current, false) else {
                             return reply;
@@ -599,11 +613,15 @@ pub(crate) async fn run<T: FromRedisValue>(
                 if commands.is_empty() {
                     commands = pipe.cmd_iter().cloned().collect();
                 }
-                if retries.iter().any(|(_, r)| *r == Retry::Load) {
-                    load_all(conn).await?;
-                }
+                let loaded =
+                    !retries.iter().any(|(_, r)| *r == Retry::Load) || load_all(conn).await?;
                 let mut again = redis::pipe();
                 for &(i, retry) in &retries {
+                    if retry == Retry::Load && !loaded {
+                        if let Some(script) = fcall_as_script(&commands[i], false) {
+                            commands[i] = script;
+                        }
+                    }
                     if retry == Retry::AsScript {
                         if let Some(script) = fcall_as_script(&commands[i], false) {
                             refuse_functions("a pipelined FCALL was refused");
