@@ -36,7 +36,7 @@ pub(crate) async fn command(conn: &mut ClusterConnection, cmd: &Cmd) -> RedisRes
         Ok(_) => return reply,
     };
     if code == Some("NOSCRIPT") {
-        return match as_eval(cmd) {
+        return match crate::scripts::as_script(cmd, true) {
             Some(eval) => conn.req_packed_command(&eval).await,
             None => reply,
         };
@@ -44,13 +44,7 @@ pub(crate) async fn command(conn: &mut ClusterConnection, cmd: &Cmd) -> RedisRes
     if code != Some("ERR") || !detail.is_some_and(|d| d.starts_with("Function not found")) {
         return reply;
     }
-    let Some(name) = cmd.args_iter().nth(1).and_then(|a| match a {
-        redis::Arg::Simple(bytes) => Some(bytes),
-        _ => None,
-    }) else {
-        return reply;
-    };
-    let Some(library) = crate::scripts::library_for_function(name) else {
+    let Some(library) = crate::scripts::library_called(cmd) else {
         return reply;
     };
     // FUNCTION LOAD goes to every primary (the crate routes it so).
@@ -69,7 +63,7 @@ pub(crate) async fn command(conn: &mut ClusterConnection, cmd: &Cmd) -> RedisRes
             if crate::scripts::is_refusal(code.as_deref(), detail.as_deref().unwrap_or("")) {
                 crate::scripts::refuse_functions("FUNCTION LOAD was refused");
             }
-            match crate::scripts::fcall_as_script(cmd, true) {
+            match crate::scripts::as_script(cmd, true) {
                 Some(eval) => conn.req_packed_command(&eval).await,
                 None => reply,
             }
@@ -118,23 +112,4 @@ async fn pipelined(mut conn: ClusterConnection, cmd: &Cmd) -> RedisResult<Value>
             _ => Err(e),
         },
     }
-}
-
-/// `EVALSHA sha n keys… args…` as `EVAL source n keys… args…`, when `sha` is
-/// one of Spool's scripts.
-fn as_eval(cmd: &Cmd) -> Option<Cmd> {
-    let mut args = cmd.args_iter().map(|a| match a {
-        redis::Arg::Simple(bytes) => bytes,
-        _ => &[][..],
-    });
-    if !args.next()?.eq_ignore_ascii_case(b"EVALSHA") {
-        return None;
-    }
-    let source = crate::scripts::source_for_sha(args.next()?)?;
-    let mut eval = redis::cmd("EVAL");
-    eval.arg(source);
-    for a in args {
-        eval.arg(a);
-    }
-    Some(eval)
 }

@@ -300,14 +300,6 @@ macro_rules! scripts {
                 vec![$(&self.$field,)*]
             }
 
-            /// The source of the script whose SHA-1 (hex) is `sha`.
-            pub(crate) fn source_for_sha(&self, sha: &[u8]) -> Option<&'static str> {
-                self.all()
-                    .into_iter()
-                    .find(|s| s.script.get_hash().as_bytes() == sha)
-                    .map(|s| s.source)
-            }
-
             /// The full source of the script named `name` (the `.lua` file
             /// name without extension), shared Lua included.
             pub(crate) fn source(&self, name: &str) -> Option<&'static str> {
@@ -366,42 +358,48 @@ scripts! {
     batch_seal => ["batch_shared", "batch_seal"],
 }
 
-/// The source of Spool's script with SHA-1 `sha`, for resending an
-/// `EVALSHA` answered `NOSCRIPT` as `EVAL` (see `connection::cluster`).
-pub(crate) fn source_for_sha(sha: &[u8]) -> Option<&'static str> {
-    SCRIPTS.source_for_sha(sha)
-}
-
-/// The script run as Redis function `name`.
-fn by_function(name: &[u8]) -> Option<&'static LuaScript> {
-    SCRIPTS.all().into_iter().find(|s| {
-        s.function
-            .as_ref()
-            .is_some_and(|f| f.name.as_bytes() == name)
-    })
-}
-
-/// The library that registers Spool's function `name`, for loading it on
-/// a Cluster node that answered `Function not found`.
-pub(crate) fn library_for_function(name: &[u8]) -> Option<&'static str> {
-    by_function(name)?
-        .function
-        .as_ref()
-        .map(|f| f.library.as_str())
-}
-
-/// `FCALL name n keys… args…` of one of Spool's functions as the same
-/// script by `EVALSHA sha n keys… args…`, or by `EVAL source …` when
-/// `eval`; `None` for any other command.
-pub(crate) fn fcall_as_script(cmd: &redis::Cmd, eval: bool) -> Option<redis::Cmd> {
+/// The script a command of Spool's calls, `EVALSHA sha …` or `FCALL name
+/// …`, whether it is an `FCALL`, and the command's arguments after the
+/// sha or name; `None` for any other command.
+fn called_script(
+    cmd: &redis::Cmd,
+) -> Option<(&'static LuaScript, bool, impl Iterator<Item = &[u8]>)> {
     let mut args = cmd.args_iter().map(|a| match a {
         redis::Arg::Simple(bytes) => bytes,
         _ => &[][..],
     });
-    if !args.next()?.eq_ignore_ascii_case(b"FCALL") {
+    let verb = args.next()?;
+    let fcall = verb.eq_ignore_ascii_case(b"FCALL");
+    if !fcall && !verb.eq_ignore_ascii_case(b"EVALSHA") {
         return None;
     }
-    let script = by_function(args.next()?)?;
+    let named = args.next()?;
+    let script = SCRIPTS.all().into_iter().find(|s| match &s.function {
+        Some(f) if fcall => f.name.as_bytes() == named,
+        _ => !fcall && s.script.get_hash().as_bytes() == named,
+    })?;
+    Some((script, fcall, args))
+}
+
+/// The library of the function an `FCALL` of Spool's calls, for loading it
+/// on a Cluster node that answered `Function not found`.
+pub(crate) fn library_called(cmd: &redis::Cmd) -> Option<&'static str> {
+    match called_script(cmd)? {
+        (script, true, _) => script.function.as_ref().map(|f| f.library.as_str()),
+        _ => None,
+    }
+}
+
+/// A command of Spool's sent again as its script: as `EVAL source n keys…
+/// args…` when `eval` (`NOSCRIPT` or `Function not found` on a Cluster
+/// node), else an `FCALL` as `EVALSHA sha n keys… args…` (functions
+/// refused, or not loaded). `None` for any other command, and for an
+/// `EVALSHA` when not `eval` (it is one already).
+pub(crate) fn as_script(cmd: &redis::Cmd, eval: bool) -> Option<redis::Cmd> {
+    let (script, fcall, args) = called_script(cmd)?;
+    if !fcall && !eval {
+        return None;
+    }
     let mut again = redis::cmd(if eval { "EVAL" } else { "EVALSHA" });
     if eval {
         again.arg(script.source);
@@ -578,11 +576,11 @@ pub(crate) async fn run<T: FromRedisValue>(
                     Retry::No => return reply,
                     Retry::Load => {
                         if !load_all(conn).await? {
-                            again = fcall_as_script(current, false).or(again);
+                            again = as_script(current, false).or(again);
                         }
                     }
                     Retry::AsScript => {
-                        let Some(script) = fcall_as_script(current, false) else {
+                        let Some(script) = as_script(current, false) else {
                             return reply;
                         };
                         refuse_functions(&reply.err().map(|e| e.to_string()).unwrap_or_default());
@@ -618,12 +616,12 @@ pub(crate) async fn run<T: FromRedisValue>(
                 let mut again = redis::pipe();
                 for &(i, retry) in &retries {
                     if retry == Retry::Load && !loaded {
-                        if let Some(script) = fcall_as_script(&commands[i], false) {
+                        if let Some(script) = as_script(&commands[i], false) {
                             commands[i] = script;
                         }
                     }
                     if retry == Retry::AsScript {
-                        if let Some(script) = fcall_as_script(&commands[i], false) {
+                        if let Some(script) = as_script(&commands[i], false) {
                             refuse_functions("a pipelined FCALL was refused");
                             commands[i] = script;
                         }
@@ -844,7 +842,8 @@ mod tests {
     }
 
     /// An `FCALL` of a Spool function goes again as the same script, with
-    /// its keys and arguments in place; any other command does not.
+    /// its keys and arguments in place, and an `EVALSHA` as `EVAL`; any
+    /// other command does not.
     #[test]
     fn an_fcall_goes_again_as_its_script() {
         let mut cmd = SCRIPTS.ack.cmd(&["{q}:a", "{q}:b"]);
@@ -858,7 +857,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(args(&cmd)[0], b"FCALL");
-        let again = super::fcall_as_script(&cmd, false).unwrap();
+        let again = super::as_script(&cmd, false).unwrap();
         let sha = SCRIPTS.ack.script.get_hash().as_bytes().to_vec();
         let tail: Vec<Vec<u8>> = ["2", "{q}:a", "{q}:b", "x", "7"]
             .iter()
@@ -868,11 +867,21 @@ mod tests {
             args(&again),
             [vec![b"EVALSHA".to_vec(), sha], tail.clone()].concat()
         );
-        let eval = super::fcall_as_script(&cmd, true).unwrap();
+        let eval = super::as_script(&cmd, true).unwrap();
         assert_eq!(args(&eval)[1], SCRIPTS.ack.source.as_bytes());
         assert_eq!(args(&eval)[2..], tail[..]);
-        assert!(super::fcall_as_script(&SCRIPTS.enqueue.cmd(&["k"]), false).is_none());
-        assert!(super::fcall_as_script(redis::cmd("GET").arg("k"), false).is_none());
+        assert!(super::as_script(&SCRIPTS.enqueue.cmd(&["k"]), false).is_none());
+        // An EVALSHA goes again as EVAL (NOSCRIPT on a Cluster node).
+        let eval = super::as_script(&SCRIPTS.enqueue.cmd(&["k"]), true).unwrap();
+        assert_eq!(args(&eval)[0], b"EVAL");
+        assert_eq!(args(&eval)[1], SCRIPTS.enqueue.source.as_bytes());
+        assert_eq!(args(&eval)[2..], [b"1".to_vec(), b"k".to_vec()]);
+        assert_eq!(
+            super::library_called(&cmd),
+            SCRIPTS.ack.function.as_ref().map(|f| f.library.as_str())
+        );
+        assert!(super::library_called(&SCRIPTS.enqueue.cmd(&["k"])).is_none());
+        assert!(super::as_script(redis::cmd("GET").arg("k"), false).is_none());
     }
 
     /// How an error reply to a script command is handled.
