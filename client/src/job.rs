@@ -600,6 +600,9 @@ impl JobRecord {
     /// # Errors
     /// [`Error::Decode`](crate::Error::Decode) with the serde message.
     pub fn from_json(raw: &str) -> crate::Result<Self> {
+        if let Some(record) = crate::record_decode::decode(raw) {
+            return Ok(record);
+        }
         serde_json::from_str(raw).map_err(|e| crate::Error::Decode {
             what: "job record".to_owned(),
             reason: e.to_string(),

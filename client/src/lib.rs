@@ -65,6 +65,7 @@ pub mod middleware;
 #[cfg(feature = "otel")]
 pub mod otel;
 mod outcome;
+mod record_decode;
 mod redact;
 mod retry_policy;
 // The protocol `spool-worker` drives: usable (the worker, the dashboard's

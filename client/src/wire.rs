@@ -68,11 +68,20 @@ pub(crate) const NOT_A_RECORD: &str = "unparsable payload: the ready list held a
     is not a Spool job record (a JSON object starting with \
     {\"id\":..,\"attempt\":..,\"max_attempts\":..,\"enqueued_ms\":..}); it was moved here unchanged";
 
-/// Digits at the start of `b` (as Lua's `%d+`), and what follows them.
-fn leading_int(b: &[u8]) -> Option<(u64, &[u8])> {
-    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
-    let digits = std::str::from_utf8(&b[..n]).ok()?;
-    Some((digits.parse().ok()?, &b[n..]))
+/// Digits at the start of `b` (as Lua's `%d+`) read as a u64 (`None` when
+/// there are none or they overflow), and what follows them. One pass: the
+/// worker reads four numbers of every record fetched.
+pub(crate) fn leading_int(b: &[u8]) -> Option<(u64, &[u8])> {
+    let mut n = 0u64;
+    let mut len = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        len += 1;
+    }
+    (len > 0).then(|| (n, &b[len..]))
 }
 
 /// The attempt a leased job is on: the stored count plus the run in

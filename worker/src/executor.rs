@@ -10,7 +10,6 @@
 //! completer's scripts do.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use tracing::Instrument;
 
 use crate::config::UnknownTypes;
 use crate::handler::JobContext;
-use crate::in_flight::mark_finished;
+use crate::in_flight::{mark_finished, RunState};
 use crate::outcome::JobErrorKind;
 use crate::registry::Registry;
 
@@ -118,8 +117,7 @@ fn panic_error(payload: &(dyn std::any::Any + Send)) -> String {
 pub(crate) async fn execute(
     job: LeasedJob,
     cancel: CancellationToken,
-    cancel_asked: Arc<AtomicBool>,
-    finished: Arc<AtomicBool>,
+    state: Arc<RunState>,
     deps: ExecutorDeps,
     _slots: crate::fetcher::Slots,
 ) {
@@ -148,7 +146,7 @@ pub(crate) async fn execute(
     if let Some(trace) = record.as_ref().ok().and_then(|r| r.trace.as_ref()) {
         spool_client::otel::adopt_parent(&span, trace);
     }
-    let verdict = run(record, cancel, cancel_asked, &deps.run)
+    let verdict = run(record, cancel, Arc::clone(&state), &deps.run)
         .instrument(span.clone())
         .await;
     let outcome = match verdict {
@@ -161,7 +159,7 @@ pub(crate) async fn execute(
     };
     metrics.run_ended(counted, Some(&outcome), started.elapsed());
     span.record("outcome", outcome_name(&outcome));
-    mark_finished(&finished);
+    mark_finished(&state.finished);
     let completion = Completion {
         keys,
         id,
@@ -191,7 +189,7 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
 pub(crate) async fn run(
     record: Result<Arc<spool_client::JobRecord>, String>,
     cancel: CancellationToken,
-    cancel_asked: Arc<AtomicBool>,
+    state: Arc<RunState>,
     deps: &RunDeps,
 ) -> Verdict {
     let (record, encrypted) = match record.and_then(|r| open_args(r, deps.keyring.as_ref())) {
@@ -221,7 +219,7 @@ pub(crate) async fn run(
     let ctx = JobContext {
         deadline: Instant::now() + timeout,
         cancel,
-        cancel_asked,
+        run: state,
         record: Arc::clone(&record),
     };
     // The context middleware sees: cloned only when there is middleware.
@@ -278,7 +276,11 @@ fn open_args(
     mut record: Arc<spool_client::JobRecord>,
     keyring: Option<&spool_client::Keyring>,
 ) -> Result<(Arc<spool_client::JobRecord>, bool), String> {
-    // The executor holds the only reference: no copy is made.
+    // Plain args (the common case) need no change: the record, which the
+    // in-flight table shares, is not copied.
+    if spool_client::Envelope::parse(record.args.get()).is_none() {
+        return Ok((record, false));
+    }
     match Arc::make_mut(&mut record).decrypt_args(keyring) {
         Ok(opened) => Ok((record, opened)),
         Err(e) => Err(format!("cannot decrypt args of job {}: {e}", record.id)),

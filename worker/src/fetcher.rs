@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::backoff::Backoff;
 use crate::config::{QueueOrder, WorkerConfig};
 use crate::executor::{execute, ExecutorDeps};
-use crate::in_flight::{InFlight, Running};
+use crate::in_flight::{InFlight, RunState, Running};
 
 /// Even with no wake token, an idle fetcher looks at its queues this often
 /// (a safety net for a token consumed while this process was busy).
@@ -232,17 +232,11 @@ impl Fetcher {
                 let run = Running {
                     keys: Arc::clone(&job.keys),
                     cancel: self.deps.run.shutting_down.child_token(),
-                    job_type: job
-                        .record
-                        .as_ref()
-                        .map_or_else(|_| "?".to_owned(), |r| r.job_type.clone()),
+                    record: job.record.as_ref().ok().map(Arc::clone),
                     leased_at_ms: job.leased_at_ms,
-                    finished: Arc::default(),
-                    cancel_asked: Arc::default(),
-                    lease_until: Arc::new(std::sync::Mutex::new(asked + self.config.lease)),
+                    state: RunState::new(asked + self.config.lease),
                 };
-                let (cancel, finished) = (run.cancel.clone(), Arc::clone(&run.finished));
-                let cancel_asked = Arc::clone(&run.cancel_asked);
+                let (cancel, state) = (run.cancel.clone(), Arc::clone(&run.state));
                 self.in_flight
                     .insert((job.id.clone(), job.token.clone()), run);
                 let slots = Slots {
@@ -259,8 +253,7 @@ impl Fetcher {
                 self.tracker.spawn(Box::pin(execute(
                     job,
                     cancel,
-                    cancel_asked,
-                    finished,
+                    state,
                     self.deps.clone(),
                     slots,
                 )));

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,7 +46,8 @@ use crate::outcome::JobError;
 pub struct JobContext {
     pub(crate) deadline: Instant,
     pub(crate) cancel: CancellationToken,
-    pub(crate) cancel_asked: Arc<AtomicBool>,
+    /// The run's shared flags (whether it was asked to cancel).
+    pub(crate) run: Arc<crate::in_flight::RunState>,
     pub(crate) record: Arc<JobRecord>,
 }
 
@@ -125,7 +126,7 @@ impl JobContext {
     /// returns, so it may stop at once.
     #[must_use]
     pub fn is_cancel_requested(&self) -> bool {
-        self.cancel_asked.load(Ordering::Acquire)
+        self.run.cancel_asked.load(Ordering::Acquire)
     }
 
     /// The full job record (trace context, idempotency key, timestamps).

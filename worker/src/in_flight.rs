@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use spool_client::runtime::{LeaseToken, QueueKeys};
-use spool_client::JobId;
+use spool_client::{JobId, JobRecord};
 use tokio_util::sync::CancellationToken;
 
 /// A lease: the job and the fence of this run.
@@ -30,26 +30,53 @@ pub(crate) struct Running {
     pub(crate) keys: Arc<QueueKeys>,
     /// Fired on shutdown, when this lease is lost, or on a cancel request.
     pub(crate) cancel: CancellationToken,
-    /// Set (before `cancel` fires) when the job was asked to cancel.
-    pub(crate) cancel_asked: Arc<AtomicBool>,
-    pub(crate) job_type: String,
+    /// The record, when it decoded (the busy list shows its type).
+    pub(crate) record: Option<Arc<JobRecord>>,
     pub(crate) leased_at_ms: i64,
+    /// What the executor, the heartbeat and a cancel share.
+    pub(crate) state: Arc<RunState>,
+}
+
+/// The flags and the lease expiry a run's tasks share: one allocation per
+/// run.
+#[derive(Debug)]
+pub(crate) struct RunState {
+    /// Set (before `cancel` fires) when the job was asked to cancel.
+    pub(crate) cancel_asked: AtomicBool,
     /// Set when the run's outcome went to the completer: from then on a
     /// lease that disappears was (most likely) ended by our own ack.
-    pub(crate) finished: Arc<AtomicBool>,
+    pub(crate) finished: AtomicBool,
     /// When the lease expires by this process's clock, at the latest (the
     /// fetch or the last extension was sent then plus the lease): past it,
     /// with no extension, the run no longer holds the job.
-    pub(crate) lease_until: Arc<Mutex<Instant>>,
+    lease_until: Mutex<Instant>,
+}
+
+impl RunState {
+    /// A run whose lease expires at `lease_until`, neither finished nor
+    /// asked to cancel.
+    pub(crate) fn new(lease_until: Instant) -> Arc<Self> {
+        Arc::new(Self {
+            cancel_asked: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            lease_until: Mutex::new(lease_until),
+        })
+    }
 }
 
 impl Running {
+    /// The job type, `?` when the record did not decode.
+    pub(crate) fn job_type(&self) -> &str {
+        self.record.as_ref().map_or("?", |r| r.job_type.as_str())
+    }
+
     pub(crate) fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
+        self.state.finished.load(Ordering::Acquire)
     }
 
     pub(crate) fn lease_until(&self) -> Instant {
         *self
+            .state
             .lease_until
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -57,6 +84,7 @@ impl Running {
 
     pub(crate) fn extended_to(&self, until: Instant) {
         *self
+            .state
             .lease_until
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = until;
@@ -64,7 +92,7 @@ impl Running {
 
     /// The job was cancelled: tell the handler (its context says why).
     pub(crate) fn cancel_requested(&self) {
-        self.cancel_asked.store(true, Ordering::Release);
+        self.state.cancel_asked.store(true, Ordering::Release);
         self.cancel.cancel();
     }
 }

@@ -159,7 +159,7 @@ impl Heartbeat {
             .map(|((id, _), r)| BusyJob {
                 id: id.to_string(),
                 queue: r.keys.queue.clone(),
-                job_type: r.job_type.clone(),
+                job_type: r.job_type().to_owned(),
                 started_ms: r.leased_at_ms,
             })
             .collect();
@@ -208,7 +208,6 @@ impl super::Service for Heartbeat {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
     use spool_client::runtime::{LeaseLoss, LeaseToken, LostLease, QueueKeys};
@@ -218,23 +217,19 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::{stop_expired, verdict, Verdict};
-    use crate::in_flight::{mark_finished, Running};
+    use crate::in_flight::{mark_finished, RunState, Running};
 
     fn run(finished: bool) -> Running {
-        let flag = Arc::new(AtomicBool::new(false));
+        let state = RunState::new(Instant::now() + Duration::from_secs(30));
         if finished {
-            mark_finished(&flag);
+            mark_finished(&state.finished);
         }
         Running {
             keys: Arc::new(QueueKeys::new("spool", "default")),
             cancel: CancellationToken::new(),
-            job_type: "noop".into(),
+            record: None,
             leased_at_ms: 0,
-            finished: flag,
-            cancel_asked: Arc::default(),
-            lease_until: Arc::new(std::sync::Mutex::new(
-                Instant::now() + Duration::from_secs(30),
-            )),
+            state,
         }
     }
 

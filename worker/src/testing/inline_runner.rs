@@ -15,7 +15,6 @@
 //! ordered groups, kept outcomes (a handler's value is reported only for a
 //! job that would keep it).
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::builder::WorkerBuilder;
 use crate::error::{Error, Result};
 use crate::executor::{self, RunDeps, Verdict};
+use crate::in_flight::RunState;
 
 /// Runs allowed in one [`InlineRunner::drain`] by default.
 pub const MAX_RUNS_DEFAULT: usize = 1000;
@@ -262,7 +262,7 @@ impl InlineRunner {
             let verdict = executor::run(
                 Ok(Arc::new(record.clone())),
                 CancellationToken::new(),
-                Arc::new(AtomicBool::new(false)),
+                RunState::new(std::time::Instant::now()),
                 &self.deps,
             )
             .await;
