@@ -133,3 +133,45 @@ async fn sigterm_exits_zero_and_loses_nothing() {
         "the long jobs are back in ready"
     );
 }
+
+/// A handler that watches its job's cancellation sees it as shutdown
+/// begins: the run stops at once (well before the grace period ends) and
+/// its job goes back to ready, its attempt not counted.
+#[tokio::test]
+async fn a_handler_watching_its_cancellation_stops_at_shutdown() {
+    let env = TestEnv::start().await;
+    let stopped = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let s = stopped.clone();
+    let worker = env
+        .worker()
+        .configure(|c| c.shutdown_timeout = Duration::from_secs(20))
+        .register(move |ctx: JobContext, _job: Noop| {
+            let s = s.clone();
+            async move {
+                ctx.cancellation().cancelled().await;
+                s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err(spool_worker::JobError::retry("stopped for shutdown"))
+            }
+        })
+        .build()
+        .unwrap();
+    let running = RunningWorker::start(worker);
+    for n in 0..3 {
+        env.client.enqueue(&Noop { n }).await.unwrap();
+    }
+    let admin = env.client.admin();
+    wait_for("all three running", Duration::from_secs(5), || async {
+        admin.queue("default").await.unwrap().active == 3
+    })
+    .await;
+    let t = Instant::now();
+    running.stop().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the runs did not stop at shutdown: it took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(stopped.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let q = admin.queue("default").await.unwrap();
+    assert_eq!((q.ready, q.active, q.retry, q.dead), (3, 0, 0, 0));
+}

@@ -231,7 +231,9 @@ impl Fetcher {
                     .and_then(|s| Arc::clone(s).try_acquire_owned().ok());
                 let run = Running {
                     keys: Arc::clone(&job.keys),
-                    cancel: self.deps.run.shutting_down.child_token(),
+                    // Cancelled with the others when shutdown begins
+                    // (launcher.rs, `stop_fetching`).
+                    cancel: CancellationToken::new(),
                     record: job.record.as_ref().ok().map(Arc::clone),
                     leased_at_ms: job.leased_at_ms,
                     state: RunState::new(asked + self.config.lease),

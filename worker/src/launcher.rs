@@ -377,6 +377,10 @@ impl Running {
         let _ = (&mut self.fetcher).await;
         while self.wakers.join_next().await.is_some() {}
         self.tokens.shutting_down.cancel();
+        // Each run's own token (not a child of `shutting_down`: a child
+        // costs a lock of the parent as it is made and as it is dropped, per
+        // job). No run is added from here on: the fetcher has ended.
+        self.in_flight.cancel_all();
         tracing::info!("1/6 fetching stopped");
     }
 
