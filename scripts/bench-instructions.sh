@@ -107,7 +107,25 @@ worker)
     callgrind_control -d drain "$vpid" >/dev/null 2>&1
     callgrind_control -i off "$vpid" >/dev/null 2>&1
     wait "$vpid" || { echo "spool-bench failed:" >&2; grep -v "^==" "$dir/bench.err" | head -8 >&2; exit 1; }
-    echo "worker instructions per job drained: $(per_job "$dir/cg.$vpid.1")"
+    # The drain may have begun before counting did: the jobs counted are
+    # the records decoded in the window (calls of decode_leased).
+    decoded=$(callgrind_annotate --tree=caller "$dir/cg.$vpid.1" 2>/dev/null | python3 -c '
+import re, sys
+lines = sys.stdin.read().split("\n")
+for i, line in enumerate(lines):
+    if re.search(r"\*\s+\S*:spool_client::runtime::lease::decode_leased \[", line):
+        calls, j = 0, i - 1
+        while j >= 0 and "<" in lines[j]:
+            m = re.search(r"\(([\d,]+)x\)", lines[j])
+            calls += int(m.group(1).replace(",", "")) if m else 0
+            j -= 1
+        print(calls)
+        break
+')
+    if [ -n "$decoded" ] && [ "$decoded" -gt 0 ]; then
+        jobs=$decoded
+    fi
+    echo "worker instructions per job drained: $(per_job "$dir/cg.$vpid.1") ($jobs jobs in the window)"
     ;;
 *)
     echo "usage: $0 redis|worker [BENCH] [JOBS] [CONCURRENCY]" >&2

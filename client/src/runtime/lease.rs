@@ -608,12 +608,13 @@ impl Runtime {
                     _ => Applied::LeaseLost,
                 };
             } else {
-                let codes: Vec<i64> =
+                // One character per job (ack.lua).
+                let codes: Vec<u8> =
                     redis::from_redis_value(reply).map_err(Error::parse("ack"))?;
                 for (code, i) in codes.into_iter().zip(idx) {
                     out[i] = match code {
-                        1 => Applied::Acked,
-                        2 => Applied::Cancelled,
+                        b'1' => Applied::Acked,
+                        b'2' => Applied::Cancelled,
                         _ => Applied::LeaseLost,
                     };
                 }

@@ -43,8 +43,10 @@
 -- A job done gives back its group's turn (prelude.lua, "Ordered groups").
 -- The runs done count as successes for the queue's circuit breaker (when
 -- it has one); closing it wakes the queue's idle fetchers.
--- Returns one integer per job: 1 acknowledged, 0 lease lost
--- (nothing changed), 2 ended cancelled.
+-- Returns one character per job, as one string: `1` acknowledged, `0`
+-- lease lost (nothing changed), `2` ended cancelled. (A string: an array
+-- of integers cost Redis a reply value per job and the worker a parse of
+-- each.)
 local now = spool_now()
 local q = spool_finishing(6, KEYS[2], KEYS[4], KEYS[5], ARGV[1])
 local n = tonumber(ARGV[2])
@@ -80,9 +82,9 @@ for c = 1, n, 1000 do
           groups[n_groups] = spool_sub(lease, bar + 1)
         end
       end
-      out[k] = 1
+      out[k] = '1'
     else
-      out[k] = 0
+      out[k] = '0'
     end
   end
 end
@@ -141,7 +143,7 @@ if tracked or cancels then
       local attempt = spool_int((tonumber(runs) or 0) + 1)
       if cancel then
         spool_cancelled(q, id, record, lease, attempt, now)
-        out[position_of(id)] = 2
+        out[position_of(id)] = '2'
         cancelled = cancelled + 1
       else
         local history = spool_history_append(stored, {spool_lease_entry(lease, attempt),
@@ -193,7 +195,7 @@ if extras and redis.call('EXISTS', KEYS[13]) == 1 then
     end
   end
   for k = 1, n do
-    if out[k] == 1 then
+    if out[k] == '1' then
       local attempts, job_type = string.match(tail_of(k), '^(%d*)"(.*)$')
       local id = argv[ids_at + k]
       spool_follow_ups(q, id, 'done', results[id], nil, attempts,
@@ -203,7 +205,7 @@ if extras and redis.call('EXISTS', KEYS[13]) == 1 then
 end
 if extras and redis.call('EXISTS', KEYS[8]) == 1 then
   for k = 1, n do
-    if out[k] == 1 then
+    if out[k] == '1' then
       spool_announce(q, argv[ids_at + k], 'done')
     end
   end
@@ -215,7 +217,7 @@ if grouped then
     groups, n_groups = {}, 0
     for a = 1, held do
       local group = spool_lease_group(leases_of[a])
-      if group and out[position_of(acked[a])] == 1 then
+      if group and out[position_of(acked[a])] == '1' then
         n_groups = n_groups + 1
         groups[n_groups] = group
       end
@@ -231,11 +233,11 @@ if q.ev.level >= SPOOL_TERMINAL then
     end
   else
     for k = 1, n do
-      if out[k] == 1 then
+      if out[k] == '1' then
         spool_event_add(q.ev, SPOOL_TERMINAL, 'succeeded', argv[ids_at + k], tail_of(k))
       end
     end
     spool_events_flush(q.ev)
   end
 end
-return out
+return table.concat(out)
