@@ -108,12 +108,13 @@ worker)
     callgrind_control -i off "$vpid" >/dev/null 2>&1
     wait "$vpid" || { echo "spool-bench failed:" >&2; grep -v "^==" "$dir/bench.err" | head -8 >&2; exit 1; }
     # The drain may have begun before counting did: the jobs counted are
-    # the records decoded in the window (calls of decode_leased).
+    # the records decoded in the window (calls of record_decode::decode,
+    # which every fetched record goes through once).
     decoded=$(callgrind_annotate --tree=caller "$dir/cg.$vpid.1" 2>/dev/null | python3 -c '
 import re, sys
 lines = sys.stdin.read().split("\n")
 for i, line in enumerate(lines):
-    if re.search(r"\*\s+\S*:spool_client::runtime::lease::decode_leased \[", line):
+    if re.search(r"\*\s+\S*:spool_client::record_decode::decode \[", line):
         calls, j = 0, i - 1
         while j >= 0 and "<" in lines[j]:
             m = re.search(r"\(([\d,]+)x\)", lines[j])

@@ -344,6 +344,21 @@ fn by_queue<'a>(
     groups
 }
 
+/// A fetched record in Spool's own layout (`record_decode`) whose head
+/// [`wire::record_head`] reads too (an id, a time not before 1970) and
+/// whose args nest within the limit, decoded as [`decode_leased`] would;
+/// `None` for anything else, which goes the long way. The head is then
+/// read once.
+fn decode_own_layout(raw: &[u8]) -> Option<Arc<JobRecord>> {
+    let mut record = crate::record_decode::decode(std::str::from_utf8(raw).ok()?)?;
+    if record.id.as_str().is_empty() || record.enqueued_ms < 0 {
+        return None;
+    }
+    wire::check_args_depth(record.args.get().as_bytes()).ok()?;
+    record.attempt = wire::attempt_while_leased(record.attempt);
+    Some(Arc::new(record))
+}
+
 /// Decodes one fetched record; the reason names what is wrong with it.
 fn decode_leased(raw: &[u8]) -> std::result::Result<Arc<JobRecord>, String> {
     let text = std::str::from_utf8(raw).map_err(|e| {
@@ -471,19 +486,24 @@ impl Runtime {
         let mut waited_ms = 0u64;
         let mut lease = |token: String, raw: &[u8]| {
             // fetch.lua checked only the id: the rest of the head is read here.
-            let (id, record) = match wire::record_head(raw) {
-                Some(head) => {
-                    waited_ms += u64::try_from(now - head.enqueued_ms).unwrap_or(0);
-                    (head.id, decode_leased(raw))
+            let (id, record) = if let Some(record) = decode_own_layout(raw) {
+                waited_ms += u64::try_from(now - record.enqueued_ms).unwrap_or(0);
+                (record.id.clone(), Ok(record))
+            } else {
+                match wire::record_head(raw) {
+                    Some(head) => {
+                        waited_ms += u64::try_from(now - head.enqueued_ms).unwrap_or(0);
+                        (JobId::from(head.id), decode_leased(raw))
+                    }
+                    None => (
+                        JobId::from(wire::record_id(raw).unwrap_or("")),
+                        Err(wire::NOT_A_RECORD.to_owned()),
+                    ),
                 }
-                None => (
-                    wire::record_id(raw).unwrap_or(""),
-                    Err(wire::NOT_A_RECORD.to_owned()),
-                ),
             };
             jobs.push(LeasedJob {
                 keys: Arc::clone(keys),
-                id: JobId::from(id),
+                id,
                 token: LeaseToken(token),
                 record,
                 leased_at_ms: now,
@@ -609,8 +629,7 @@ impl Runtime {
                 };
             } else {
                 // One character per job (ack.lua).
-                let codes: Vec<u8> =
-                    redis::from_redis_value(reply).map_err(Error::parse("ack"))?;
+                let codes: Vec<u8> = redis::from_redis_value(reply).map_err(Error::parse("ack"))?;
                 for (code, i) in codes.into_iter().zip(idx) {
                     out[i] = match code {
                         b'1' => Applied::Acked,
@@ -739,7 +758,56 @@ impl Runtime {
 
 #[cfg(test)]
 mod tests {
-    use super::{decode_leased, succeeded_jobs_field, Completion, LeaseToken, Outcome, RunFacts};
+    use super::{
+        decode_leased, decode_own_layout, succeeded_jobs_field, Completion, LeaseToken, Outcome,
+        RunFacts,
+    };
+    use crate::record_decode::samples::{records, variants, HEAD};
+    use crate::wire;
+
+    /// A record the short way (`decode_own_layout`) is one the long way
+    /// reads the same: a Spool head with the same id and time, and the
+    /// same record. Over records, their prefixes and one-byte changes, and
+    /// heads another producer may write (an empty id, a time before 1970,
+    /// leading zeros).
+    #[test]
+    fn the_short_way_reads_what_the_long_way_reads() {
+        let mut texts: Vec<String> = records();
+        for head in [
+            r#"{"id":"","attempt":0,"max_attempts":1,"enqueued_ms":5,"#,
+            r#"{"id":"j","attempt":0,"max_attempts":1,"enqueued_ms":-5,"#,
+            r#"{"id":"j","attempt":00,"max_attempts":1,"enqueued_ms":5,"#,
+            r#"{"id":"j","attempt":0,"max_attempts":1,"enqueued_ms":05,"#,
+        ] {
+            let body = records()[0].replacen(HEAD, "", 1);
+            texts.push(format!("{head}{body}"));
+        }
+        let mut short = 0;
+        for text in &texts {
+            for v in variants(text) {
+                let Some(fast) = decode_own_layout(v.as_bytes()) else {
+                    continue;
+                };
+                short += 1;
+                let head = wire::record_head(v.as_bytes())
+                    .unwrap_or_else(|| panic!("no Spool head on the long way: {v}"));
+                assert_eq!(
+                    (head.id, head.enqueued_ms),
+                    (fast.id.as_str(), fast.enqueued_ms),
+                    "{v}"
+                );
+                let slow = decode_leased(v.as_bytes())
+                    .unwrap_or_else(|e| panic!("the long way refuses it ({e}): {v}"));
+                assert_eq!(
+                    serde_json::to_string(&*fast).ok(),
+                    serde_json::to_string(&*slow).ok(),
+                    "{v}"
+                );
+                assert_eq!(fast.attempt, slow.attempt, "{v}");
+            }
+        }
+        assert!(short > 50, "only {short} records took the short way");
+    }
 
     /// The `succeeded` events' `jobs` field: each job's id, attempt and
     /// type joined by `"`, a type holding `"` or `\\` written with `'`
