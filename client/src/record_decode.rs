@@ -30,28 +30,16 @@ pub(crate) fn decode(text: &str) -> Option<JobRecord> {
     let max_attempts = u32::try_from(r.unsigned()?).ok()?;
     r.literal(",\"enqueued_ms\":")?;
     let enqueued_ms = r.signed()?;
-    let mut priority = 0;
-    if r.field("priority") {
+    let priority = match r.optional("priority", Reader::signed)? {
         // serde reads a level out of range as 0; here it is left to serde.
-        priority = i8::try_from(r.signed()?)
+        Some(level) => i8::try_from(level)
             .ok()
-            .filter(|p| (-PRIORITY_MAX..=PRIORITY_MAX).contains(p))?;
-    }
-    let rate_key = if r.field("rate_key") {
-        Some(r.string()?)
-    } else {
-        None
+            .filter(|p| (-PRIORITY_MAX..=PRIORITY_MAX).contains(p))?,
+        None => 0,
     };
-    let group = if r.field("group") {
-        Some(r.string()?)
-    } else {
-        None
-    };
-    let keep_outcome_ms = if r.field("keep_outcome_ms") {
-        Some(r.unsigned()?)
-    } else {
-        None
-    };
+    let rate_key = r.optional("rate_key", Reader::string)?;
+    let group = r.optional("group", Reader::string)?;
+    let keep_outcome_ms = r.optional("keep_outcome_ms", Reader::unsigned)?;
     r.literal(",\"type\":")?;
     let job_type = r.string()?;
     r.literal(",\"queue\":")?;
@@ -60,21 +48,9 @@ pub(crate) fn decode(text: &str) -> Option<JobRecord> {
     let args = r.value()?;
     r.literal(",\"created_ms\":")?;
     let created_ms = r.signed()?;
-    let timeout_ms = if r.field("timeout_ms") {
-        Some(r.unsigned()?)
-    } else {
-        None
-    };
-    let idempotency_key = if r.field("idempotency_key") {
-        Some(r.string()?)
-    } else {
-        None
-    };
-    let followups = if r.field("followups") {
-        Some(r.boolean()?)
-    } else {
-        None
-    };
+    let timeout_ms = r.optional("timeout_ms", Reader::unsigned)?;
+    let idempotency_key = r.optional("idempotency_key", Reader::string)?;
+    let followups = r.optional("followups", Reader::boolean)?;
     r.literal("}")?;
     if r.at != text.len() {
         return None;
@@ -120,6 +96,20 @@ impl<'a> Reader<'a> {
         self.rest().starts_with(lit.as_bytes()).then(|| {
             self.at += lit.len();
         })
+    }
+
+    /// The value of the next field when it is `name` (`Some(None)` when
+    /// the next field is another; `None` when its value does not `read`).
+    #[expect(
+        clippy::option_option,
+        reason = "the outer None is this reader's `not the layout`, as everywhere here"
+    )]
+    fn optional<T>(&mut self, name: &str, read: fn(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.field(name) {
+            read(self).map(Some)
+        } else {
+            Some(None)
+        }
     }
 
     /// Skips `,"name":` and says so when the next field is `name`.
