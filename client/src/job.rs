@@ -55,16 +55,18 @@ pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(30 * 60);
 
 /// A job id: a UUID v7 for jobs Spool created (time-ordered), or any string
 /// without quotes for ids given by other producers or for unparsable entries
-/// (`invalid-…`).
+/// (`invalid-…`). Shared, not copied, when cloned: the worker keeps a
+/// leased job's id in its record, its lease, its in-flight entry and its
+/// completion.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct JobId(String);
+pub struct JobId(Arc<str>);
 
 impl JobId {
     /// A fresh UUID v7 id.
     #[must_use]
     pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
+        Self(uuid::Uuid::now_v7().to_string().into())
     }
 
     /// The id as a string slice.
@@ -88,13 +90,13 @@ impl fmt::Display for JobId {
 
 impl From<String> for JobId {
     fn from(s: String) -> Self {
-        Self(s)
+        Self(s.into())
     }
 }
 
 impl From<&str> for JobId {
     fn from(s: &str) -> Self {
-        Self(s.to_owned())
+        Self(s.into())
     }
 }
 

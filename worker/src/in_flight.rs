@@ -12,6 +12,7 @@
 //! leases, report busy jobs) and by shutdown (hand back what is left). A std
 //! mutex: every critical section is a few map operations and never awaits.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -139,14 +140,15 @@ impl InFlight {
         {
             let mut map = self.lock();
             for (id, token) in leases {
-                let Some(runs) = map.get_mut(id) else {
+                // One lookup (the key is shared, not copied).
+                let Entry::Occupied(mut runs) = map.entry(id.clone()) else {
                     continue;
                 };
-                if let Some(i) = runs.iter().position(|(t, _)| t == token) {
-                    gone.push(runs.swap_remove(i));
+                if let Some(i) = runs.get().iter().position(|(t, _)| t == token) {
+                    gone.push(runs.get_mut().swap_remove(i));
                 }
-                if runs.is_empty() {
-                    map.remove(id);
+                if runs.get().is_empty() {
+                    runs.remove();
                 }
             }
         }

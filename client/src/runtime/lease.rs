@@ -19,9 +19,9 @@ use crate::wire;
 
 /// The fence of one lease: a per-queue counter value issued by `fetch.lua`.
 /// Ack, fail, extend and release only act while the job's lease still
-/// carries it.
+/// carries it. Shared, not copied, when cloned.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LeaseToken(String);
+pub struct LeaseToken(Arc<str>);
 
 impl LeaseToken {
     /// The token as sent to Redis.
@@ -33,7 +33,7 @@ impl LeaseToken {
 
 impl From<&str> for LeaseToken {
     fn from(s: &str) -> Self {
-        Self(s.to_owned())
+        Self(s.into())
     }
 }
 
@@ -484,7 +484,7 @@ impl Runtime {
         let (hold_ms, deferred, due_ms) = (header()?, header()?, header()?);
         let mut jobs = Vec::new();
         let mut waited_ms = 0u64;
-        let mut lease = |token: String, raw: &[u8]| {
+        let mut lease = |token: LeaseToken, raw: &[u8]| {
             // fetch.lua checked only the id: the rest of the head is read here.
             let (id, record) = if let Some(record) = decode_own_layout(raw) {
                 waited_ms += u64::try_from(now - record.enqueued_ms).unwrap_or(0);
@@ -504,7 +504,7 @@ impl Runtime {
             jobs.push(LeasedJob {
                 keys: Arc::clone(keys),
                 id,
-                token: LeaseToken(token),
+                token,
                 record,
                 leased_at_ms: now,
             });
@@ -518,13 +518,17 @@ impl Runtime {
             // (A bulk string's bytes are moved out, not copied.)
             for (token, v) in (first..).zip(items.by_ref()) {
                 let raw: Vec<u8> = redis::from_redis_value(v).map_err(Error::parse("fetch"))?;
-                lease(token.to_string(), &raw);
+                lease(LeaseToken::from(itoa::Buffer::new().format(token)), &raw);
             }
         }
         while let (Some(token), Some(raw)) = (items.next(), items.next()) {
-            let token: String = match token {
-                redis::Value::Int(n) => n.to_string(),
-                other => redis::from_redis_value(other).map_err(Error::parse("fetch"))?,
+            let token = match token {
+                redis::Value::Int(n) => LeaseToken::from(itoa::Buffer::new().format(n)),
+                other => LeaseToken::from(
+                    redis::from_redis_value::<String>(other)
+                        .map_err(Error::parse("fetch"))?
+                        .as_str(),
+                ),
             };
             let raw: Vec<u8> = redis::from_redis_value(raw).map_err(Error::parse("fetch"))?;
             lease(token, &raw);
@@ -717,7 +721,7 @@ impl Runtime {
                 flat.chunks_exact(3)
                     .map(|t| LostLease {
                         id: JobId::from(t[0].as_str()),
-                        token: LeaseToken(t[1].clone()),
+                        token: LeaseToken(t[1].as_str().into()),
                         why: match t[2].as_str() {
                             "taken" => LeaseLoss::Taken,
                             "cancel" => LeaseLoss::CancelAsked,
