@@ -350,13 +350,11 @@ fn by_queue<'a>(
 /// `None` for anything else, which goes the long way. The head is then
 /// read once.
 fn decode_own_layout(raw: &[u8]) -> Option<Arc<JobRecord>> {
-    let mut record = crate::record_decode::decode(std::str::from_utf8(raw).ok()?)?;
+    let record = crate::record_decode::decode(std::str::from_utf8(raw).ok()?)?;
     if record.id.as_str().is_empty() || record.enqueued_ms < 0 {
         return None;
     }
-    wire::check_args_depth(record.args.get().as_bytes()).ok()?;
-    record.attempt = wire::attempt_while_leased(record.attempt);
-    Some(Arc::new(record))
+    leased(record).ok()
 }
 
 /// Decodes one fetched record; the reason names what is wrong with it.
@@ -366,9 +364,15 @@ fn decode_leased(raw: &[u8]) -> std::result::Result<Arc<JobRecord>, String> {
             "unparsable payload: the job record is not valid UTF-8 ({e}); its bytes are kept unchanged"
         )
     })?;
-    let mut record = JobRecord::from_json(text).map_err(|e| {
+    let record = JobRecord::from_json(text).map_err(|e| {
         format!("unparsable payload: the job record does not have Spool's shape ({e})")
     })?;
+    leased(record)
+}
+
+/// A decoded record as the executor gets it: its args nest within the
+/// limit, and its attempt counts the run in progress.
+fn leased(mut record: JobRecord) -> std::result::Result<Arc<JobRecord>, String> {
     wire::check_args_depth(record.args.get().as_bytes())
         .map_err(|e| format!("unparsable payload: {e}"))?;
     record.attempt = wire::attempt_while_leased(record.attempt);
