@@ -216,7 +216,7 @@ impl Admin {
                     .clone(),
             );
             pipe.cmd("EXISTS").arg(&k.paused);
-            // Below +inf: not the guard member (`spool_active_guard`).
+            // Below +inf: not the guard member (`SPOOL_HASH_GUARD` in prelude.lua).
             pipe.cmd("ZCOUNT").arg(&k.active).arg("-inf").arg("(inf");
             pipe.cmd("ZCARD").arg(&k.scheduled);
             pipe.cmd("ZCARD").arg(&k.retry);

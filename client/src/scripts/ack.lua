@@ -49,8 +49,8 @@
 -- each.)
 local now = spool_now()
 local q = spool_finishing(6, KEYS[2], KEYS[4], KEYS[5], ARGV[1])
-local n = tonumber(ARGV[2])
-local blobs = tonumber(ARGV[4])
+local n = spool_number(ARGV[2])
+local blobs = spool_number(ARGV[4])
 -- ARGV[ids_at + k], ARGV[tokens_at + k]: job k's id and token (the ids
 -- together: the HMGET of the leases takes them as they came, no copy).
 local ids_at = 4 + blobs

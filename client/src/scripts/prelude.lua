@@ -13,11 +13,56 @@ local function spool_now()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Memo tables (SPOOL_MEMO_*): the only prelude values a script writes to.
+-- Each maps a key to what a pure function computes from that key alone, so
+-- keeping one across calls changes no result: run as Redis functions
+-- (scripts/mod.rs, "Functions") they are made once per server and last,
+-- run by EVALSHA they are made again each call. Each holds a bounded
+-- number of entries.
+
 -- An integer as a decimal string. Scripts pass strings, not Lua numbers, to
--- redis.call and to concatenations in per-job loops: converting a number
--- goes through printf, which shows up at the top of a profile.
+-- redis.call and to concatenations: Redis converts a number argument with
+-- printf's `%.17g` and Lua a concatenated one with `%.14g` (about 2,200
+-- instructions each, a tenth of a small script call's own work), where
+-- `%d` costs half that. Whole numbers below SPOOL_INT_CACHED (a batch's
+-- size, how many jobs a call claimed or ended) are formatted once.
+local SPOOL_INT_CACHED = 4096
+local SPOOL_MEMO_INT_TEXT = {}
 local function spool_int(n)
-  return string.format('%d', n)
+  local text = SPOOL_MEMO_INT_TEXT[n]
+  if text then
+    return text
+  end
+  text = string.format('%d', n)
+  -- Whole numbers from 0 below the bound (a string of digits is not one:
+  -- it differs from its own remainder's number).
+  if n % SPOOL_INT_CACHED == n and n % 1 == 0 then
+    SPOOL_MEMO_INT_TEXT[n] = text
+  end
+  return text
+end
+
+-- The number a decimal string stands for (tonumber), for the arguments a
+-- worker sends again and again (a batch's size, the lease in ms, the
+-- payload limit): tonumber goes through strtod, about 1,000 instructions,
+-- where a string seen before is a table lookup. The first
+-- SPOOL_MEMO_NUMBERS_MAX strings are kept.
+local SPOOL_MEMO_NUMBERS_MAX = 1024
+local SPOOL_MEMO_NUMBERS = {}
+-- How many SPOOL_MEMO_NUMBERS holds (in a table, so the count lasts as
+-- long as the memo).
+local SPOOL_MEMO_NUMBERS_KEPT = {0}
+local function spool_number(text)
+  local n = SPOOL_MEMO_NUMBERS[text]
+  if n then
+    return n
+  end
+  n = tonumber(text)
+  if n and SPOOL_MEMO_NUMBERS_KEPT[1] < SPOOL_MEMO_NUMBERS_MAX then
+    SPOOL_MEMO_NUMBERS[text] = n
+    SPOOL_MEMO_NUMBERS_KEPT[1] = SPOOL_MEMO_NUMBERS_KEPT[1] + 1
+  end
+  return n
 end
 
 -- '00' … '99' by value: fetch.lua writes a lease's token as its hundreds
@@ -292,14 +337,12 @@ end
 -- creates, byte by byte.
 local SPOOL_HASH_GUARD = 'guard entry of a Spool hash: keeps it a hash table, not a listpack'
 
--- The same guard as a member of the `active` sorted set, scored +inf (no
--- lease ends then): it keeps the set a skiplist, where a listpack would
--- make each ZADD/ZREM of a busy queue scan it and convert it whenever it
--- grows past 128 members. Counts of active jobs exclude it (they count
--- scores below +inf); the reaper never reaches it.
-local function spool_active_guard(active)
-  redis.call('ZADD', active, 'NX', 'inf', SPOOL_HASH_GUARD)
-end
+-- The same guard is a member of the `active` sorted set, scored +inf (no
+-- lease ends then; fetch.lua adds it with each batch): it keeps the set a
+-- skiplist, where a listpack would make each ZADD/ZREM of a busy queue
+-- scan it and convert it whenever it grows past 128 members. Counts of
+-- active jobs exclude it (they count scores below +inf); the reaper never
+-- reaches it.
 
 -- Since fetch.lua writes `token|worker|start_ms` (worker ids hold no `|`);
 -- leases written before that are `token|worker`.
@@ -345,9 +388,12 @@ local function spool_action_ids(set)
 end
 
 -- Leaves one token on a queue's wake list: an idle fetcher blocked on it wakes.
+-- A token already there means no fetcher is blocked on the list (a blocked
+-- one takes a token at once): one LLEN, nothing written.
 local function spool_wake(key)
-  redis.call('LPUSH', key, '1')
-  redis.call('LTRIM', key, 0, 0)
+  if redis.call('LLEN', key) == 0 then
+    redis.call('LPUSH', key, '1')
+  end
 end
 
 -- Ordered groups ------------------------------------------------------------
@@ -784,7 +830,8 @@ end
 
 -- Adds to a queue's stats hash: the total field and the current minute's.
 local function spool_count(stats, field, now, n)
-  redis.call('HINCRBY', stats, field .. ':' .. math.floor(now / 60000), n)
+  n = spool_int(n)
+  redis.call('HINCRBY', stats, field .. ':' .. spool_int(math.floor(now / 60000)), n)
   if field == 'p' or field == 'f' or field == 'c' then
     redis.call('HINCRBY', stats, field, n)
   end

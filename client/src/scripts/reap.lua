@@ -83,7 +83,7 @@ if to_ready > 0 then
   spool_wake(KEYS[7])
 end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
--- The guard member (spool_active_guard) is never due.
+-- The guard member (prelude.lua, SPOOL_HASH_GUARD) is never due.
 local next_expiry = head[2] and head[1] ~= SPOOL_HASH_GUARD and
   math.max(0, tonumber(head[2]) - now) or -1
 return {to_ready, to_dead, next_expiry}
