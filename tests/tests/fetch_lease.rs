@@ -554,6 +554,85 @@ async fn leases_carry_the_tokens_fetch_returns_across_hundreds() {
     assert_leases_carry_tokens(&mut raw, &keys, &got).await;
 }
 
+/// fetch.lua keeps the text of small numbers and the arguments a worker
+/// repeats in memo tables that last from call to call (prelude.lua, "Memo
+/// tables"): claims stay exact, each lease as long as its claim asked,
+/// once the memo of arguments is full (1,100 lease lengths, each new) and
+/// for a batch past the bound of small numbers; the stats count them all.
+/// The guards a batch writes keep the leases hash a hash table and
+/// `active` a skiplist from a first claim of two jobs on.
+#[tokio::test]
+async fn claims_stay_exact_past_the_memo_tables_and_write_their_guards() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let mut raw = env.raw().await;
+    let rt = c.runtime();
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let jobs: Vec<Noop> = (0..6000).map(|n| Noop { n }).collect();
+    c.enqueue_bulk(&jobs).await.unwrap();
+    let encoding = |key: String| {
+        let mut raw = raw.clone();
+        async move {
+            redis::cmd("OBJECT")
+                .arg("ENCODING")
+                .arg(key)
+                .query_async::<String>(&mut raw)
+                .await
+                .unwrap()
+        }
+    };
+    let got = rt
+        .fetch(&keys, 2, Duration::from_secs(30), "w")
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(encoding(keys.leases.clone()).await, "hashtable");
+    assert_eq!(encoding(keys.active.clone()).await, "skiplist");
+
+    let redis_ms = |raw: &mut spool_client::Connection| {
+        let mut raw = raw.clone();
+        async move {
+            let (s, us): (u64, u64) = redis::cmd("TIME").query_async(&mut raw).await.unwrap();
+            s * 1000 + us / 1000
+        }
+    };
+    let before = redis_ms(&mut raw).await;
+    for i in 0..1100_u64 {
+        let lease = Duration::from_millis(60_000 + i);
+        let got = rt.fetch(&keys, 1, lease, "w").await.unwrap();
+        assert_eq!(got.len(), 1, "claim {i}");
+        let deadline: f64 = redis::cmd("ZSCORE")
+            .arg(&keys.active)
+            .arg(got[0].id.as_str())
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        // Deadlines are whole ms (f64 holds them exactly).
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let leased_at = deadline as u64 - (60_000 + i);
+        assert!(
+            leased_at >= before,
+            "claim {i}: leased at {leased_at}, before {before}"
+        );
+        assert!(leased_at <= redis_ms(&mut raw).await, "claim {i}");
+    }
+    let got = rt
+        .fetch(&keys, 4500, Duration::from_secs(30), "w")
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 4500);
+    assert_eq!(
+        rt.fetch(&keys, 4500, Duration::from_secs(30), "w")
+            .await
+            .unwrap()
+            .len(),
+        398
+    );
+    let stats = c.admin().stats("default", 2).await.unwrap();
+    let fetched: u64 = stats.minutes.iter().map(|m| m.fetched).sum();
+    assert_eq!(fetched, 6000);
+}
+
 /// Each of `jobs` (fetched by worker `w`) has a lease that starts with its
 /// token.
 async fn assert_leases_carry_tokens(
