@@ -42,13 +42,14 @@ pub(crate) struct Fleet {
 
 impl Fleet {
     /// Starts `n` worker processes at `concurrency` each on `queues` of
-    /// `namespace` at `url`.
+    /// `namespace` at `url`, each with a runtime of `threads` threads.
     pub(crate) fn start(
         n: usize,
         url: &str,
         namespace: &str,
         queues: &[String],
         concurrency: usize,
+        threads: usize,
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("the bench's own path")?;
         let mut children = Vec::with_capacity(n);
@@ -57,6 +58,7 @@ impl Fleet {
                 .arg("--worker-process")
                 .args(["--redis-url", url, "--namespace", namespace])
                 .args(["--concurrency", &concurrency.to_string()])
+                .args(["--worker-threads", &threads.to_string()])
                 .args(["--queue-list", &queues.join(",")])
                 .stdin(Stdio::piped())
                 .spawn()

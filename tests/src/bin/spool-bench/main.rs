@@ -41,6 +41,12 @@
 //! handler, a handler that never returns with a 1 s timeout), and prints the
 //! rate of the good jobs in both runs and their ratio (see `poison.rs`).
 //!
+//! `--worker-threads N` sets the threads of the process's tokio runtime
+//! (and of each `--workers` process). The default leaves Redis a core when
+//! it runs on this machine: one thread fewer than the cores, at least one
+//! (on the 2-core bench box, 1; `default_worker_threads`); the report's
+//! `worker_threads` says which ran.
+//!
 //! Prints one JSON line. Without `--redis-url` it starts private servers on
 //! free loopback ports (needs `redis-server` on PATH): one node by default,
 //! or `--topology tls` (one TLS node), `replica` (a primary and a replica, for
@@ -172,6 +178,9 @@ struct Args {
     /// Run as one worker process of a fleet (`fleet.rs`): the namespace
     /// and queues to drain.
     worker_process: Option<(String, Vec<String>)>,
+    /// Threads of this process's tokio runtime (`--worker-threads`; None:
+    /// [`default_worker_threads`]).
+    worker_threads: Option<usize>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -202,6 +211,7 @@ fn parse_args() -> anyhow::Result<Args> {
         profile: false,
         pause_after_drain_ms: 0,
         worker_process: None,
+        worker_threads: None,
     };
     let (mut namespace, mut queue_list) = (None, None);
     let mut it = std::env::args().skip(1);
@@ -234,11 +244,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--scheduled-jobs" => a.sched_jobs = value()?.parse()?,
             "--profile" => a.profile = true,
             "--pause-after-drain" => a.pause_after_drain_ms = value()?.parse()?,
+            "--worker-threads" => a.worker_threads = Some(value()?.parse()?),
             "--worker-process" => a.worker_process = Some((String::new(), Vec::new())),
             "--namespace" => namespace = Some(value()?),
             "--queue-list" => queue_list = Some(value()?),
             "-h" | "--help" => {
-                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--workers N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--scheduled-jobs N] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--args-bytes N | --encrypted-args-bytes N] [--poison | --profile] [--pause-after-drain MS]");
+                eprintln!("usage: spool-bench [--jobs N] [--concurrency C] [--redis-url URL | --topology single|tls|replica|cluster] [--queues N] [--workers N] [--wait-replicas N] [--latency-rate R] [--latency-seconds S] [--idle-seconds S] [--scheduled-jobs N] [--keep-outcome S [--result] [--waiters N]] [--events off|terminal|all] [--concurrency-limit N] [--rate-limit JOBS/PERIOD] [--key-rate JOBS/PERIOD --rate-keys N] [--groups N] [--priorities] [--args-bytes N | --encrypted-args-bytes N] [--poison | --profile] [--pause-after-drain MS] [--worker-threads N]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -257,6 +268,9 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     if a.jobs == 0 || a.concurrency == 0 || a.latency_rate == 0 || a.queues == 0 {
         bail!("--jobs, --concurrency, --queues and --latency-rate must be positive");
+    }
+    if a.worker_threads == Some(0) {
+        bail!("--worker-threads must be positive");
     }
     Ok(a)
 }
@@ -303,10 +317,49 @@ async fn wait_drained(
     }
 }
 
-#[tokio::main]
+/// The runtime threads of a bench or worker process when `--worker-threads`
+/// is not given: one core fewer than the machine has (at least one) when
+/// Redis runs on this machine (the bench's own servers, or a loopback
+/// `--redis-url`), so Redis keeps a core of its own, as we advise for a
+/// worker that shares its machine with Redis (docs/development.md,
+/// "Runtime threads"); else tokio's default, one per core.
+fn default_worker_threads(redis_url: Option<&str>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let local = redis_url.is_none_or(|u| {
+        reqwest::Url::parse(u).is_ok_and(|u| match u.host_str() {
+            Some(host) => {
+                host == "localhost"
+                    || host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            None => u.scheme() == "unix" || u.scheme() == "redis+unix",
+        })
+    });
+    if local {
+        cores.saturating_sub(1).max(1)
+    } else {
+        cores
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = parse_args()?;
+    let threads = *args
+        .worker_threads
+        .get_or_insert_with(|| default_worker_threads(args.redis_url.as_deref()));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?
+        .block_on(run(args))
+}
+
 #[allow(clippy::too_many_lines)] // the four phases, in order, as the module header lists them
-async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+async fn run(args: Args) -> anyhow::Result<()> {
     let (servers, url, tls) = match &args.redis_url {
         Some(u) => (
             topology::Servers::External,
@@ -329,6 +382,8 @@ async fn main() -> anyhow::Result<()> {
             args.queues.to_string(),
             "--workers".into(),
             args.workers.to_string(),
+            "--worker-threads".into(),
+            args.worker_threads.unwrap_or(1).to_string(),
         ];
         match &args.redis_url {
             Some(u) => common.extend(["--redis-url".into(), u.clone()]),
@@ -512,7 +567,14 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let (handle, workers) = if args.workers > 0 {
         drop(worker);
-        let fleet = fleet::Fleet::start(args.workers, &url, &namespace, &queues, args.concurrency)?;
+        let fleet = fleet::Fleet::start(
+            args.workers,
+            &url,
+            &namespace,
+            &queues,
+            args.concurrency,
+            args.worker_threads.unwrap_or(1),
+        )?;
         (None, Some(fleet))
     } else {
         let run = tokio::spawn(worker.run_until(async {
@@ -562,6 +624,7 @@ async fn main() -> anyhow::Result<()> {
         "topology": if args.redis_url.is_some() { "url" } else { args.topology.as_str() },
         "queues": queues.len(),
         "workers": args.workers,
+        "worker_threads": args.worker_threads,
         "jobs": args.jobs,
         "concurrency": args.concurrency,
         "enqueue_s": round(enqueue_s),
