@@ -871,3 +871,33 @@ async fn drop_outcomes(client: &Client, queues: &[String]) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::default_worker_threads;
+
+    /// A Redis on this machine leaves it a core; one elsewhere does not.
+    #[test]
+    fn the_default_threads_leave_a_local_redis_a_core() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let local = cores.saturating_sub(1).max(1);
+        for url in [
+            None,
+            Some("redis://127.0.0.1:6379"),
+            Some("rediss://127.0.0.2:7000/0"),
+            Some("redis://localhost"),
+            Some("redis://user:secret@[::1]:6380"),
+            Some("redis+unix:///tmp/redis.sock"),
+            Some("unix:///tmp/redis.sock"),
+        ] {
+            assert_eq!(default_worker_threads(url), local, "{url:?}");
+        }
+        for url in [
+            "redis://10.0.0.5:6379",
+            "rediss://redis.example.com",
+            "redis://[2001:db8::1]",
+        ] {
+            assert_eq!(default_worker_threads(Some(url)), cores, "{url}");
+        }
+    }
+}
