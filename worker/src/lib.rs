@@ -50,6 +50,13 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! The worker runs on the caller's tokio runtime. A worker that shares a
+//! small machine with Redis runs faster with one runtime thread fewer than
+//! the cores (`#[tokio::main(worker_threads = 1)]` on two): a second
+//! thread takes Redis's core and costs the worker about a third more CPU
+//! per job (docs/development.md, "Runtime threads"). With Redis on its own
+//! host, tokio's default is right.
 
 mod backoff;
 mod builder;
