@@ -58,13 +58,13 @@ if owed and owed > 0 then
 end
 -- One EXISTS for the pause flag and the uniqueness locks (KEYS[12], when
 -- the caller passes it): neither exists, the common case, costs one call.
-local has_locks = false
-if (KEYS[12] and redis.call('EXISTS', KEYS[6], KEYS[12]) or redis.call('EXISTS', KEYS[6])) > 0 then
-  if redis.call('EXISTS', KEYS[6]) == 1 then
-    return {now, 0, 0, 0}
-  end
-  has_locks = true
+-- Without a locks key a count above 0 is the pause flag; with one, a
+-- second EXISTS tells which (only then).
+local flagged = KEYS[12] and redis.call('EXISTS', KEYS[6], KEYS[12]) or redis.call('EXISTS', KEYS[6])
+if flagged > 0 and (not KEYS[12] or redis.call('EXISTS', KEYS[6]) == 1) then
+  return {now, 0, 0, 0}
 end
+local has_locks = flagged > 0
 local ev = spool_events(KEYS[13], KEYS[14])
 local want = spool_number(ARGV[1])
 if ev.breaker then

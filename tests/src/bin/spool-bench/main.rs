@@ -178,9 +178,9 @@ struct Args {
     /// Run as one worker process of a fleet (`fleet.rs`): the namespace
     /// and queues to drain.
     worker_process: Option<(String, Vec<String>)>,
-    /// Threads of this process's tokio runtime (`--worker-threads`; None:
+    /// Threads of this process's tokio runtime (`--worker-threads`, else
     /// [`default_worker_threads`]).
-    worker_threads: Option<usize>,
+    worker_threads: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -211,9 +211,9 @@ fn parse_args() -> anyhow::Result<Args> {
         profile: false,
         pause_after_drain_ms: 0,
         worker_process: None,
-        worker_threads: None,
+        worker_threads: 0,
     };
-    let (mut namespace, mut queue_list) = (None, None);
+    let (mut namespace, mut queue_list, mut threads) = (None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -244,7 +244,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--scheduled-jobs" => a.sched_jobs = value()?.parse()?,
             "--profile" => a.profile = true,
             "--pause-after-drain" => a.pause_after_drain_ms = value()?.parse()?,
-            "--worker-threads" => a.worker_threads = Some(value()?.parse()?),
+            "--worker-threads" => threads = Some(value()?.parse()?),
             "--worker-process" => a.worker_process = Some((String::new(), Vec::new())),
             "--namespace" => namespace = Some(value()?),
             "--queue-list" => queue_list = Some(value()?),
@@ -269,7 +269,8 @@ fn parse_args() -> anyhow::Result<Args> {
     if a.jobs == 0 || a.concurrency == 0 || a.latency_rate == 0 || a.queues == 0 {
         bail!("--jobs, --concurrency, --queues and --latency-rate must be positive");
     }
-    if a.worker_threads == Some(0) {
+    a.worker_threads = threads.unwrap_or_else(|| default_worker_threads(a.redis_url.as_deref()));
+    if a.worker_threads == 0 {
         bail!("--worker-threads must be positive");
     }
     Ok(a)
@@ -346,12 +347,9 @@ fn default_worker_threads(redis_url: Option<&str>) -> usize {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut args = parse_args()?;
-    let threads = *args
-        .worker_threads
-        .get_or_insert_with(|| default_worker_threads(args.redis_url.as_deref()));
+    let args = parse_args()?;
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+        .worker_threads(args.worker_threads)
         .enable_all()
         .build()
         .context("building the tokio runtime")?
@@ -383,7 +381,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "--workers".into(),
             args.workers.to_string(),
             "--worker-threads".into(),
-            args.worker_threads.unwrap_or(1).to_string(),
+            args.worker_threads.to_string(),
         ];
         match &args.redis_url {
             Some(u) => common.extend(["--redis-url".into(), u.clone()]),
@@ -573,7 +571,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             &namespace,
             &queues,
             args.concurrency,
-            args.worker_threads.unwrap_or(1),
+            args.worker_threads,
         )?;
         (None, Some(fleet))
     } else {
