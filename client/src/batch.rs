@@ -880,8 +880,10 @@ impl Client {
             let (Some(fields), Some(total)) = (replies.next(), replies.next()) else {
                 break;
             };
-            let fields: Vec<(String, String)> =
-                redis::from_redis_value(fields).map_err(Error::parse("batch status"))?;
+            // Fields another writer left unreadable (not UTF-8) are left out.
+            let fields: Vec<(String, String)> = crate::wire::utf8_pairs(
+                redis::from_redis_value(fields).map_err(Error::parse("batch status"))?,
+            );
             let total: u64 =
                 redis::from_redis_value(total).map_err(Error::parse("batch status"))?;
             if fields.is_empty() {
@@ -924,12 +926,15 @@ impl Client {
             for (member, _) in &ids {
                 hmget.arg(member);
             }
-            let values: Vec<Option<String>> = hmget
+            let values: Vec<Option<Vec<u8>>> = hmget
                 .query_async(&mut self.connection())
                 .await
                 .map_err(Error::redis("batch results"))?;
             for ((member, _), value) in ids.into_iter().zip(values) {
-                if let Some(result) = value.and_then(|v| RawValue::from_string(v).ok()) {
+                if let Some(result) = value
+                    .and_then(crate::wire::utf8)
+                    .and_then(|v| RawValue::from_string(v).ok())
+                {
                     out.push(MemberResult {
                         id: JobId::from(member),
                         result,
@@ -987,10 +992,11 @@ impl Client {
             for (member, _) in &parsed {
                 hmget.arg(member);
             }
-            let states: Vec<Option<String>> = hmget
+            let states: Vec<Option<Vec<u8>>> = hmget
                 .query_async(&mut self.connection())
                 .await
                 .map_err(Error::redis("batch members"))?;
+            let states = states.into_iter().map(|s| s.and_then(crate::wire::utf8));
             for ((member, queue), raw) in parsed.into_iter().zip(states) {
                 let (s, ended_ms) = parse_member_state(raw.as_deref());
                 if state.is_some_and(|want| want != s) {
@@ -1113,12 +1119,16 @@ impl Admin {
                 .arg(limit - 1)
                 .arg("WITHSCORES");
         }
-        let lists: Vec<Vec<(String, f64)>> = scripts::run(&mut client.connection(), &pipe)
+        let lists: Vec<Vec<(Vec<u8>, f64)>> = scripts::run(&mut client.connection(), &pipe)
             .await
             .map_err(Error::redis("list batches"))?;
         let mut all: Vec<(f64, BatchId)> = Vec::new();
         for (name, list) in names.iter().zip(lists) {
+            // A member that is not text is no batch id of ours.
             for (uuid, score) in list {
+                let Some(uuid) = crate::wire::utf8(uuid) else {
+                    continue;
+                };
                 if let Ok(id) = BatchId::parse(&format!("{name}~{uuid}")) {
                     all.push((score, id));
                 }

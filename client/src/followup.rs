@@ -624,12 +624,14 @@ impl crate::Admin {
     /// [`Error::InvalidQueueName`], [`Error::Redis`].
     pub async fn follow_ups(&self, queue: &str, id: &str) -> Result<Vec<PendingFollowUp>> {
         let keys = self.client().queue_keys(queue)?;
-        let raw: Option<String> = redis::cmd("HGET")
+        let raw: Option<Vec<u8>> = redis::cmd("HGET")
             .arg(&keys.followups)
             .arg(id)
             .query_async(&mut self.client().connection())
             .await
             .map_err(Error::redis("follow-ups"))?;
+        // Not UTF-8: nothing that parses (as entries that do not parse).
+        let raw = raw.and_then(crate::wire::utf8);
         Ok(stored_follow_ups(raw.as_deref().unwrap_or("[]"))
             .into_iter()
             .filter(|f| matches!(f.on.as_str(), "success" | "failure" | "complete"))

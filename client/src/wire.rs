@@ -231,6 +231,21 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Stored bytes as text when they are UTF-8, else `None`: for values that
+/// only mean something as text (settings, cursors, states), another
+/// writer's bytes read as unset instead of failing the whole reply.
+pub(crate) fn utf8(raw: Vec<u8>) -> Option<String> {
+    String::from_utf8(raw).ok()
+}
+
+/// A hash read whole (`HGETALL`) as text pairs, leaving out the fields or
+/// values that are not UTF-8 (see [`utf8`]).
+pub(crate) fn utf8_pairs<M: FromIterator<(String, String)>>(raw: Vec<(Vec<u8>, Vec<u8>)>) -> M {
+    raw.into_iter()
+        .filter_map(|(k, v)| Some((utf8(k)?, utf8(v)?)))
+        .collect()
+}
+
 /// Stored bytes as text: valid UTF-8 unchanged, every byte of an invalid
 /// sequence as `\xNN` (a sequence cut off at the very end, as in a prefix,
 /// is dropped), so bytes from any producer can be shown and searched.

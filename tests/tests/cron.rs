@@ -562,3 +562,64 @@ fn the_child_table_is_valid() {
         e.validate().unwrap();
     }
 }
+
+/// Bytes that are not UTF-8 (another writer's, or a hand edit) in one
+/// entry's state and in the table of entries stop nothing: the scheduler's
+/// pass still runs and fires the other entry, the entry whose cursor was
+/// spoiled starts again from now, and the admin API still lists the
+/// entries it can read.
+#[tokio::test]
+async fn bytes_that_are_not_text_in_cron_state_stop_no_entry() {
+    let env = TestEnv::start().await;
+    let good = CronEntry::raw("good", "@every 1s", "noop", serde_json::json!({"n": 1}))
+        .queue("poisoned-cron");
+    let bad = CronEntry::raw("bad", "@every 1s", "noop", serde_json::json!({"n": 2}))
+        .queue("poisoned-cron");
+    let cron = scheduler(&env.client, vec![good, bad]);
+    cron.register().await.unwrap();
+    cron.run_once().await.unwrap(); // creates both entries' state
+    let keys = env.client.queue_keys("poisoned-cron").unwrap();
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("HSET")
+        .arg(keys.cron_state("bad"))
+        .arg("cursor_ms")
+        .arg(&b"\xff\xfe"[..])
+        .arg(&b"\xc3"[..])
+        .arg(&b"\x80"[..])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&env.client.global_keys().cron_entries)
+        .arg(&b"\xff"[..])
+        .arg(&b"\xfe{"[..])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // The bad entry's cursor reads as none: it starts again from now and
+    // fires from its next tick.
+    wait_for("a tick of each entry", Duration::from_secs(5), || async {
+        cron.run_once().await.unwrap();
+        !ticks_of(&env, "poisoned-cron", "good").await.is_empty()
+            && !ticks_of(&env, "poisoned-cron", "bad").await.is_empty()
+    })
+    .await;
+    let names: Vec<String> = env
+        .client
+        .admin()
+        .cron_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["bad", "good"]);
+    assert!(env
+        .client
+        .admin()
+        .cron_entry("good")
+        .await
+        .unwrap()
+        .is_some());
+    cron.register().await.unwrap();
+}

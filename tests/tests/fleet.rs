@@ -1818,3 +1818,101 @@ fn ack_of(
         run: None,
     }
 }
+
+/// Garbage in every field of a queue's settings hash (another writer's,
+/// or a hand edit: text, signs, overflowing numbers, bytes that are not
+/// UTF-8) is read as unset: the queue's jobs still run, the admin API and
+/// the CLI, the dashboard and `/metrics` still read the queue, and nothing
+/// is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_settings_never_stop_a_queue() {
+    let env = TestEnv::start().await;
+    let fields = [
+        "concurrency",
+        "rate",
+        "rate_tat",
+        "rate_reserved",
+        "rate_keys",
+        "breaker",
+        "br_state",
+        "br_until",
+        "br_f",
+        "br_n",
+        "br_ok",
+        "br_pf",
+        "br_probes",
+        "key_rate",
+        "grouped",
+        "groups",
+        "groups_wide",
+        "priorities",
+        "due",
+        "events",
+        "events_max",
+    ];
+    let garbage: [&[u8]; 6] = [
+        b"x;\"{[",
+        b"-5",
+        b"0",
+        b"1e309",
+        b"99999999999999999999999999/1/-1",
+        b"\xff\xfe\x00/\xc3",
+    ];
+    let settings = env.client.queue_keys("hostile").unwrap().settings.clone();
+    let runs: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let seen = Arc::clone(&runs);
+    let worker = RunningWorker::start(
+        env.worker()
+            .queue("hostile", 1)
+            .concurrency(4)
+            .register(move |_ctx: JobContext, job: Noop| {
+                seen.lock().unwrap().push(job.n);
+                async { Ok(()) }
+            })
+            .build()
+            .unwrap(),
+    );
+    let server = spool_tests::dashboard::DashboardServer::start(spool_dashboard::router(
+        env.client.admin(),
+        spool_dashboard::DashboardConfig::default(),
+    ))
+    .await;
+    let mut s = spool_tests::dashboard::Session::new(&server.url(), "");
+    let mut raw = env.raw().await;
+    for (round, value) in (0u64..).zip(garbage) {
+        let mut hset = redis::cmd("HSET");
+        hset.arg(&settings);
+        for field in fields {
+            hset.arg(field).arg(value);
+        }
+        let _: () = hset.query_async(&mut raw).await.unwrap();
+        let jobs: Vec<Noop> = (0..20).map(|i| Noop { n: round * 100 + i }).collect();
+        env.client
+            .enqueue_bulk_with(&jobs, spool_client::EnqueueOptions::new().queue("hostile"))
+            .await
+            .unwrap();
+        let shown = String::from_utf8_lossy(value).into_owned();
+        wait_for(
+            &format!("every job runs with settings {shown:?}"),
+            Duration::from_secs(15),
+            || async { runs.lock().unwrap().len() as u64 >= (round + 1) * 20 },
+        )
+        .await;
+        let q = env.client.admin().queue("hostile").await.unwrap();
+        assert_eq!((q.ready, q.retry, q.dead), (0, 0, 0), "{shown:?}: {q:?}");
+        env.client.admin().queues().await.unwrap();
+        for path in ["/", "/queues", "/queues/hostile", "/metrics"] {
+            let page = s.get(path).await;
+            assert_eq!(page.status, 200, "{shown:?}: GET {path}: {}", page.body);
+        }
+        for args in [&["queues"][..], &["stats"]] {
+            let (code, _, err) = spool_tests::dashboard::spool_cli(&env, args).await;
+            assert_eq!(code, 0, "{shown:?}: spool {args:?}: {err}");
+        }
+    }
+    worker.stop().await;
+    let mut ran = runs.lock().unwrap().clone();
+    ran.sort_unstable();
+    ran.dedup();
+    assert_eq!(ran.len(), 20 * garbage.len(), "each job ran once");
+}

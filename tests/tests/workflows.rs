@@ -522,20 +522,34 @@ async fn follow_ups_are_created_once_across_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("runs");
     let url = env.redis.url();
-    let mut child = spawn_worker(&url, &record);
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        child.0.kill().unwrap();
-        child.0.wait().unwrap();
-        child = spawn_worker(&url, &record);
-    }
-    // Every job ran: 150 parents and the 150 follow-ups they created.
     let events = || async {
         c.admin()
             .recent_events(&["chaos"], None, 1_000_000)
             .await
             .unwrap()
     };
+    let started = || async {
+        events()
+            .await
+            .iter()
+            .filter(|e| e.kind == EventKind::Started)
+            .count()
+    };
+    let mut child = spawn_worker(&url, &record);
+    for _ in 0..5 {
+        // Each kill lands while the new process runs jobs (on a loaded
+        // machine it may take longer than the sleep to start one).
+        let before = started().await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        wait_for("the worker starts a job", Duration::from_secs(20), || async {
+            started().await > before
+        })
+        .await;
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+        child = spawn_worker(&url, &record);
+    }
+    // Every job ran: 150 parents and the 150 follow-ups they created.
     let ids_of = |events: &[spool_client::Event], kind: EventKind| -> Vec<String> {
         events
             .iter()

@@ -77,11 +77,15 @@ impl Admin {
     /// [`Error::Redis`].
     pub async fn cron_entries(&self) -> Result<Vec<CronEntryView>> {
         let now = self.client.redis_time_ms().await?;
-        let raw: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(&self.client.global_keys().cron_entries)
-            .query_async(&mut self.client.connection())
-            .await
-            .map_err(Error::redis("HGETALL cron entries"))?;
+        // Entries or states another writer left unreadable (not even
+        // UTF-8) are skipped, as entries that do not decode are.
+        let raw: HashMap<String, String> = crate::wire::utf8_pairs(
+            redis::cmd("HGETALL")
+                .arg(&self.client.global_keys().cron_entries)
+                .query_async(&mut self.client.connection())
+                .await
+                .map_err(Error::redis("HGETALL cron entries"))?,
+        );
         let mut live: Vec<StoredEntry> = raw
             .values()
             .filter_map(|r| StoredEntry::decode(r).ok())
@@ -96,10 +100,13 @@ impl Admin {
             let keys = self.client.queue_keys(&s.entry.queue)?;
             pipe.cmd("HGETALL").arg(keys.cron_state(&s.entry.name));
         }
-        let states: Vec<HashMap<String, String>> = pipe
+        let states: Vec<Vec<(Vec<u8>, Vec<u8>)>> = pipe
             .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("HGETALL cron state"))?;
+        let states = states
+            .into_iter()
+            .map(crate::wire::utf8_pairs::<HashMap<_, _>>);
         Ok(live
             .into_iter()
             .zip(states)
@@ -154,13 +161,14 @@ impl Admin {
 
     async fn live_cron_entry(&self, name: &str) -> Result<Option<CronEntry>> {
         let now = self.client.redis_time_ms().await?;
-        let raw: Option<String> = redis::cmd("HGET")
+        let raw: Option<Vec<u8>> = redis::cmd("HGET")
             .arg(&self.client.global_keys().cron_entries)
             .arg(name)
             .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("HGET cron entry"))?;
         Ok(raw
+            .and_then(crate::wire::utf8)
             .and_then(|r| StoredEntry::decode(&r).ok())
             .filter(|s| s.expires_ms >= now)
             .map(|s| s.entry))

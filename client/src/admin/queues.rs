@@ -237,8 +237,14 @@ impl Admin {
             let scheduled: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let retry: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let dead: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
-            let controls: Vec<Option<String>> =
+            // Another writer's bytes that are not UTF-8 read as unset, as
+            // any other garbage does (QueueControls::from_settings).
+            let controls: Vec<Option<Vec<u8>>> =
                 redis::from_redis_value(next()?).map_err(Error::parse("HMGET settings"))?;
+            let controls: Vec<Option<String>> = controls
+                .into_iter()
+                .map(|v| v.and_then(crate::wire::utf8))
+                .collect();
             let groups_waiting: u64 =
                 redis::from_redis_value(next()?).map_err(Error::parse("SCARD"))?;
             let latency = oldest

@@ -114,9 +114,10 @@ impl Runtime {
         let mut removed = Vec::new();
         let mut forget = redis::pipe();
         for v in it {
-            let raw: String = redis::from_redis_value(v).map_err(Error::parse("cron_register"))?;
-            // A record that does not decode has no state we could find.
-            let Ok(stored) = StoredEntry::decode(&raw) else {
+            let raw: Vec<u8> = redis::from_redis_value(v).map_err(Error::parse("cron_register"))?;
+            // A record that does not decode (or is not even text) has no
+            // state we could find.
+            let Some(Ok(stored)) = crate::wire::utf8(raw).map(|r| StoredEntry::decode(&r)) else {
                 continue;
             };
             if let Ok(keys) = self.client.queue_keys(&stored.entry.queue) {
@@ -154,13 +155,15 @@ impl Runtime {
                 .arg(keys.cron_state(&e.name))
                 .arg("cursor_ms");
         }
-        let raw: Vec<Option<String>> = pipe
+        // A cursor that is not a number (not even UTF-8) reads as none:
+        // one bad entry never stops the others.
+        let raw: Vec<Option<Vec<u8>>> = pipe
             .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("HGET cron cursor"))?;
         Ok(raw
             .into_iter()
-            .map(|v| v.and_then(|s| s.parse().ok()))
+            .map(|v| v.and_then(crate::wire::utf8).and_then(|s| s.parse().ok()))
             .collect())
     }
 
@@ -260,9 +263,15 @@ impl Client {
     /// queue registry: `cron_register.lua` adds it when the table is
     /// announced, and only announced entries tick or run now.
     pub(crate) async fn run_cron_cmd(&self, cmd: redis::Cmd) -> Result<(String, String)> {
-        scripts::run(&mut self.connection(), &cmd)
+        // Bytes: a value the script read from the entry's state may be
+        // another writer's, and is shown, not trusted.
+        let (status, value): (Vec<u8>, Vec<u8>) = scripts::run(&mut self.connection(), &cmd)
             .await
-            .map_err(Error::redis("cron_tick"))
+            .map_err(Error::redis("cron_tick"))?;
+        Ok((
+            crate::wire::escape_bytes(&status),
+            crate::wire::escape_bytes(&value),
+        ))
     }
 
     /// Pauses (`true`) or resumes an entry's ticks with `cron_pause.lua`;

@@ -60,7 +60,13 @@ if ARGV[1] == 'now' then
   return fired
 end
 
+-- A cursor that is not a whole number (another writer's bytes) reads as
+-- none, as the worker read it (cron_cursors): the entry starts again from
+-- now instead of racing forever.
 local cursor = redis.call('HGET', state, 'cursor_ms') or ''
+if not string.match(cursor, '^%-?%d+$') then
+  cursor = ''
+end
 if cursor ~= ARGV[2] then
   return {'raced', cursor}
 end
