@@ -69,12 +69,17 @@ pub struct QueueKeys {
     pub retry: String,
     /// ZSET job id → died-at (Redis ms).
     pub dead: String,
-    /// ZSET job id → lease deadline (Redis ms).
+    /// ZSET claim (`worker|start_ms`: the leases one fetch granted) → its
+    /// lease deadline (Redis ms). The scripts name its sibling `claims`
+    /// from it (`scripts/prelude.lua`, "Claims").
     pub active: String,
+    /// HASH claim → how many of its leases have not ended.
+    pub claims: String,
     /// HASH job id → record, for every job that is not in the ready list
     /// (active, scheduled, retry, dead).
     pub jobs: String,
-    /// HASH job id → `token|worker id` for leased (active) jobs.
+    /// HASH job id → `token|worker id|start_ms[|group]` for leased (active)
+    /// jobs; field `"` is a guard (a long value that keeps it a hash table).
     pub leases: String,
     /// HASH job id → JSON error history.
     pub errors: String,
@@ -162,6 +167,7 @@ impl QueueKeys {
             retry: key("retry"),
             dead: key("dead"),
             active: key("active"),
+            claims: key("claims"),
             jobs: key("jobs"),
             leases: key("leases"),
             errors: key("errors"),
@@ -408,6 +414,7 @@ mod tests {
             &k.retry,
             &k.dead,
             &k.active,
+            &k.claims,
             &k.jobs,
             &k.leases,
             &k.errors,

@@ -104,6 +104,16 @@ pub(crate) struct Lease<'a> {
     pub(crate) started_ms: Option<i64>,
 }
 
+impl Lease<'_> {
+    /// The claim this lease belongs to (`worker|start_ms`, the member of
+    /// `active` that holds its deadline: `scripts/prelude.lua`, "Claims"),
+    /// or `None` for a lease from before leases had a start.
+    pub(crate) fn claim(&self) -> Option<String> {
+        self.started_ms
+            .map(|start| format!("{}{LEASE_SEPARATOR}{start}", self.worker))
+    }
+}
+
 /// Parses a lease value `token|worker id|start ms`, with `|group` after it
 /// when the job holds a turn of its ordered group (or the older
 /// `token|worker id`); `None` when it does not have that shape. The worker

@@ -174,6 +174,37 @@ impl TestEnv {
             .expect("raw connection")
             .connection()
     }
+
+    /// Moves the deadline of leased job `id`'s claim (the member
+    /// `worker|start` of `active` its lease `token|worker|start` names)
+    /// into the past, as if its worker had stopped extending it: the
+    /// reaper's next pass returns it (and any other lease of that claim).
+    pub async fn expire_lease(&self, queue: &str, id: &str) {
+        let keys = self.client.queue_keys(queue).expect("queue name");
+        let mut raw = self.raw().await;
+        let lease: String = redis::cmd("HGET")
+            .arg(&keys.leases)
+            .arg(id)
+            .query_async(&mut raw)
+            .await
+            .expect("lease");
+        let mut parts = lease.splitn(4, '|').skip(1);
+        let claim = format!(
+            "{}|{}",
+            parts.next().expect("worker"),
+            parts.next().expect("start")
+        );
+        let updated: u64 = redis::cmd("ZADD")
+            .arg(&keys.active)
+            .arg("XX")
+            .arg("CH")
+            .arg(1)
+            .arg(&claim)
+            .query_async(&mut raw)
+            .await
+            .expect("ZADD");
+        assert_eq!(updated, 1, "claim {claim} of job {id} not in active");
+    }
 }
 
 /// A worker running in the background of a test.

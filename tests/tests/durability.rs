@@ -184,7 +184,7 @@ async fn completions_reach_the_replica() {
     let (ready, active): (u64, u64) = redis::pipe()
         .cmd("LLEN")
         .arg("spool:{default}:ready")
-        // Active leases: scores below +inf (not the set's guard member).
+        // Claims with leases left (scores below +inf: not an old guard member).
         .cmd("ZCOUNT")
         .arg("spool:{default}:active")
         .arg("-inf")

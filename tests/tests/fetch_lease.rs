@@ -387,14 +387,7 @@ async fn lost_lease_fires_the_handler_cancellation() {
     .await;
     admin.pause("default").await.unwrap();
     // Expire the lease now and reap it.
-    let mut raw = env.raw().await;
-    let _: () = redis::cmd("ZADD")
-        .arg("spool:{default}:active")
-        .arg(0)
-        .arg(id.as_str())
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    env.expire_lease("default", id.as_str()).await;
     testing::reap_once(&env.client, &["default"]).await.unwrap();
     tokio::time::timeout(Duration::from_secs(2), cancelled.notified())
         .await
@@ -559,8 +552,9 @@ async fn leases_carry_the_tokens_fetch_returns_across_hundreds() {
 /// tables"): claims stay exact, each lease as long as its claim asked,
 /// once the memo of arguments is full (1,100 lease lengths, each new) and
 /// for a batch past the bound of small numbers; the stats count them all.
-/// The guards a batch writes keep the leases hash a hash table and
-/// `active` a skiplist from a first claim of two jobs on.
+/// The guard a batch writes keeps the leases hash a hash table from a
+/// first claim of two jobs on; each claim's deadline (its member of
+/// `active`, `worker|start`) is its own lease from Redis's clock.
 #[tokio::test]
 async fn claims_stay_exact_past_the_memo_tables_and_write_their_guards() {
     let env = TestEnv::start().await;
@@ -587,7 +581,6 @@ async fn claims_stay_exact_past_the_memo_tables_and_write_their_guards() {
         .unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(encoding(keys.leases.clone()).await, "hashtable");
-    assert_eq!(encoding(keys.active.clone()).await, "skiplist");
 
     let redis_ms = |raw: &mut spool_client::Connection| {
         let mut raw = raw.clone();
@@ -603,7 +596,7 @@ async fn claims_stay_exact_past_the_memo_tables_and_write_their_guards() {
         assert_eq!(got.len(), 1, "claim {i}");
         let deadline: f64 = redis::cmd("ZSCORE")
             .arg(&keys.active)
-            .arg(got[0].id.as_str())
+            .arg(format!("w|{}", got[0].leased_at_ms))
             .query_async(&mut raw)
             .await
             .unwrap();
@@ -794,4 +787,175 @@ async fn over_maxmemory_without_the_libraries_the_jobs_still_run() {
     )
     .await;
     running.stop().await;
+}
+
+/// A lease its worker let go of without ending it (here: never extended,
+/// while the other lease of its claim is) stays while its claim is
+/// extended, and comes back one lease after the last heartbeat that named
+/// its claim: extending a sibling keeps the claim, acking the sibling ends
+/// only the sibling, and the reaper then returns the orphan. The counts
+/// follow: the claim leaves `active` and `claims` when its last lease ends.
+#[tokio::test]
+async fn an_orphan_lease_comes_back_a_lease_after_its_claims_last_heartbeat() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let rt = c.runtime();
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    c.enqueue_bulk(&[Noop { n: 1 }, Noop { n: 2 }])
+        .await
+        .unwrap();
+    let lease = Duration::from_millis(600);
+    let jobs = rt.fetch(&keys, 2, lease, "w").await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    let (kept, orphan) = (&jobs[0], &jobs[1]);
+    let mut raw = env.raw().await;
+    let claim = format!("w|{}", kept.leased_at_ms);
+    let count: Option<u64> = redis::cmd("HGET")
+        .arg(&keys.claims)
+        .arg(&claim)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(count, Some(2), "one claim for the fetch, counting both");
+    // Heartbeats name only `kept`: the claim (and the orphan) stay.
+    let beat = [(keys.clone(), kept.id.clone(), kept.token.clone())];
+    let until = std::time::Instant::now() + Duration::from_millis(1500);
+    let mut last_beat = std::time::Instant::now();
+    while std::time::Instant::now() < until {
+        last_beat = std::time::Instant::now();
+        assert!(rt.extend(lease, &beat).await.unwrap().is_empty());
+        assert_eq!(
+            testing::reap_once(c, &["default"]).await.unwrap().to_ready,
+            0
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let done = Completion {
+        keys: keys.clone(),
+        id: kept.id.clone(),
+        token: kept.token.clone(),
+        outcome: Outcome::Ack,
+        run: None,
+    };
+    assert_eq!(rt.complete(&[done]).await.unwrap(), vec![Applied::Acked]);
+    let count: Option<u64> = redis::cmd("HGET")
+        .arg(&keys.claims)
+        .arg(&claim)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(count, Some(1), "the orphan's lease is still counted");
+    // No heartbeat names the claim now: the orphan is back a lease after
+    // the last one (Redis's clock and ours may differ by a round trip).
+    wait_for("the orphan reaped", Duration::from_secs(5), || async {
+        testing::reap_once(c, &["default"]).await.unwrap().to_ready == 1
+    })
+    .await;
+    assert!(last_beat.elapsed() >= Duration::from_millis(550), "a lease (600 ms) less 50");
+    let job = c
+        .admin()
+        .job("default", orphan.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.state, JobState::Ready);
+    let (members, claims): (u64, u64) = redis::pipe()
+        .cmd("ZCARD")
+        .arg(&keys.active)
+        .cmd("HLEN")
+        .arg(&keys.claims)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!((members, claims), (0, 0), "the claim is gone");
+    // The other job of the queue runs on: a new claim, ended by its ack.
+    let again = rt.fetch(&keys, 2, lease, "w").await.unwrap();
+    assert_eq!(again.len(), 1);
+    let done = Completion {
+        keys: keys.clone(),
+        id: again[0].id.clone(),
+        token: again[0].token.clone(),
+        outcome: Outcome::Ack,
+        run: None,
+    };
+    assert_eq!(rt.complete(&[done]).await.unwrap(), vec![Applied::Acked]);
+    let (members, claims): (u64, u64) = redis::pipe()
+        .cmd("ZCARD")
+        .arg(&keys.active)
+        .cmd("HLEN")
+        .arg(&keys.claims)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!((members, claims), (0, 0), "an acked claim leaves both");
+}
+
+/// Members of `active` from before claims (a job id each, scored by its
+/// deadline) are still reaped as that one job, unless the job's lease
+/// names a live claim (the member is stale: the job was leased again).
+#[tokio::test]
+async fn members_from_before_claims_are_reaped_as_one_job() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let keys = Arc::new(c.queue_keys("default").unwrap());
+    let mut raw = env.raw().await;
+    // A job leased the old way: its record in `jobs`, a lease without a
+    // start, and its id in `active`, expired.
+    let old = c.enqueue(&Noop { n: 1 }).await.unwrap();
+    let record: String = redis::cmd("RPOP")
+        .arg(&keys.ready)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg(&keys.jobs)
+        .arg(old.as_str())
+        .arg(&record)
+        .cmd("HSET")
+        .arg(&keys.leases)
+        .arg(old.as_str())
+        .arg("7|gone-worker")
+        .cmd("ZADD")
+        .arg(&keys.active)
+        .arg(1)
+        .arg(old.as_str())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // A job leased now, with a stale member of its own id as well.
+    let live = c.enqueue(&Noop { n: 2 }).await.unwrap();
+    let got = c
+        .runtime()
+        .fetch(&keys, 1, Duration::from_secs(30), "w")
+        .await
+        .unwrap();
+    assert_eq!(got[0].id, live);
+    let _: () = redis::cmd("ZADD")
+        .arg(&keys.active)
+        .arg(1)
+        .arg(live.as_str())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let r = testing::reap_once(c, &["default"]).await.unwrap();
+    assert_eq!(r.to_ready, 1, "{r:?}");
+    let admin = c.admin();
+    let old_job = admin.job("default", old.as_str()).await.unwrap().unwrap();
+    assert_eq!(old_job.state, JobState::Ready);
+    assert!(
+        old_job
+            .errors
+            .iter()
+            .any(|e| e.error.contains("gone-worker")),
+        "{:?}",
+        old_job.errors
+    );
+    let live_job = admin.job("default", live.as_str()).await.unwrap().unwrap();
+    assert_eq!(live_job.state, JobState::Active);
+    let deadline = live_job.lease.unwrap().deadline_ms.unwrap();
+    assert!(
+        deadline > c.redis_time_ms().await.unwrap(),
+        "its claim's deadline"
+    );
 }

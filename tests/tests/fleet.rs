@@ -903,15 +903,7 @@ async fn a_run_whose_lease_is_reaped_is_told_at_once() {
         c.admin().queue("payments").await.unwrap().active == 1
     })
     .await;
-    let keys = c.queue_keys("payments").unwrap();
-    let mut raw = env.raw().await;
-    let _: () = redis::cmd("ZADD")
-        .arg(&keys.active)
-        .arg(1)
-        .arg(id.as_str())
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    env.expire_lease("payments", id.as_str()).await;
     let moved = std::time::Instant::now();
     wait_for("the run was told", Duration::from_secs(10), || async {
         stopped.lock().unwrap().is_some()

@@ -541,9 +541,11 @@ async fn follow_ups_are_created_once_across_sigkills() {
         // machine it may take longer than the sleep to start one).
         let before = started().await;
         tokio::time::sleep(Duration::from_millis(400)).await;
-        wait_for("the worker starts a job", Duration::from_secs(20), || async {
-            started().await > before
-        })
+        wait_for(
+            "the worker starts a job",
+            Duration::from_secs(20),
+            || async { started().await > before },
+        )
         .await;
         child.0.kill().unwrap();
         child.0.wait().unwrap();

@@ -215,6 +215,20 @@ impl Admin {
             .query_async(&mut self.client.connection())
             .await
             .map_err(Error::redis("job"))?;
+        // A lease's deadline is its claim's (`scripts/prelude.lua`,
+        // "Claims"); a lease from before claims has its own member.
+        let active = match (active, lease.as_deref().and_then(parse_lease)) {
+            (None, Some(l)) => match l.claim() {
+                Some(claim) => redis::cmd("ZSCORE")
+                    .arg(&k.active)
+                    .arg(claim)
+                    .query_async(&mut self.client.connection())
+                    .await
+                    .map_err(Error::redis("job"))?,
+                None => None,
+            },
+            (active, _) => active,
+        };
         #[allow(clippy::cast_possible_truncation)]
         let placed = [
             (active, JobState::Active),

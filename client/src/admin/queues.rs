@@ -216,8 +216,9 @@ impl Admin {
                     .clone(),
             );
             pipe.cmd("EXISTS").arg(&k.paused);
-            // Below +inf: not the guard member (`SPOOL_HASH_GUARD` in prelude.lua).
-            pipe.cmd("ZCOUNT").arg(&k.active).arg("-inf").arg("(inf");
+            // Leased jobs: the leases hash less its guard field (`"`).
+            pipe.cmd("HLEN").arg(&k.leases);
+            pipe.cmd("HEXISTS").arg(&k.leases).arg("\"");
             pipe.cmd("ZCARD").arg(&k.scheduled);
             pipe.cmd("ZCARD").arg(&k.retry);
             pipe.cmd("ZCARD").arg(&k.dead);
@@ -233,7 +234,9 @@ impl Admin {
             };
             let (ready, oldest) = super::jobs::parse_peek_ready(next()?)?;
             let paused: bool = redis::from_redis_value(next()?).map_err(Error::parse("EXISTS"))?;
-            let active: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
+            let leases: u64 = redis::from_redis_value(next()?).map_err(Error::parse("HLEN"))?;
+            let guard: u64 = redis::from_redis_value(next()?).map_err(Error::parse("HEXISTS"))?;
+            let active = leases.saturating_sub(guard);
             let scheduled: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let retry: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;
             let dead: u64 = redis::from_redis_value(next()?).map_err(Error::parse("ZCARD"))?;

@@ -2,7 +2,8 @@
 --
 -- Fenced and batched: each job is acknowledged only if its lease still
 -- carries the caller's token. The record, the lease, the error history and
--- the timeline are removed; the processed counter of the current minute
+-- the timeline are removed, and the leases counted off their claims
+-- (prelude.lua, "Claims"); the processed counter of the current minute
 -- (Redis's clock) grows. One HMGET checks every fence, then one
 -- multi-member delete per key. Only jobs that keep their outcome, were
 -- asked to cancel (`cancels` hash), hold a uniqueness lock, have a
@@ -61,6 +62,11 @@ local out, acked, leases_of, held = {}, {}, {}, 0
 -- (each lease names its job's).
 local grouped = q.ev.grouped
 local groups, n_groups = {}, 0
+-- The leases ended per claim: a batch's leases are mostly of one claim,
+-- so each lease is first compared with the previous one's claim (one
+-- plain find, no new string); only a lease of another claim has its claim
+-- cut from it.
+local claim_counts, claim, claim_n = {}, nil, 0
 for c = 1, n, 1000 do
   local leases = redis.call('HMGET', KEYS[3], unpack(argv, ids_at + c, ids_at + math.min(c + 999, n)))
   -- A numeric loop: each step of ipairs is a C call. spool_lease_is and
@@ -73,6 +79,16 @@ for c = 1, n, 1000 do
       held = held + 1
       acked[held] = argv[ids_at + k]
       leases_of[held] = lease
+      local at = bar + 1
+      if claim and spool_find(lease, claim, at, true) == at and
+          (#lease == at + #claim - 1 or spool_byte(lease, at + #claim) == 124) then
+        claim_n = claim_n + 1
+      else
+        if claim then
+          claim_counts[claim] = (claim_counts[claim] or 0) + claim_n
+        end
+        claim, claim_n = spool_lease_claim(lease, at), 1
+      end
       if grouped then
         -- The group is everything after the third `|`.
         bar = spool_find(lease, '|', bar + 1, true)
@@ -171,7 +187,10 @@ if extras and redis.call('EXISTS', KEYS[10]) == 1 then
 end
 spool_call_chunked('HDEL', KEYS[3], acked)
 spool_call_chunked('HDEL', KEYS[2], acked)
-spool_call_chunked('ZREM', KEYS[1], acked)
+if claim then
+  claim_counts[claim] = (claim_counts[claim] or 0) + claim_n
+end
+spool_claims_end(KEYS[1], claim_counts)
 if ARGV[3] ~= '' then
   spool_call_chunked('HDEL', KEYS[4], acked)
 end

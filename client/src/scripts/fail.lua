@@ -46,7 +46,7 @@ if not lease or not spool_lease_is(lease, token) then
   return 0
 end
 redis.call('HDEL', KEYS[3], id)
-redis.call('ZREM', KEYS[1], id)
+spool_claim_end(KEYS[1], lease)
 local stored = redis.call('HGET', KEYS[2], id) or ''
 if spool_cancel_asked(q, id, lease) then
   local _, runs = spool_head(stored)

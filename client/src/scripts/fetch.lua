@@ -7,8 +7,10 @@
 -- lease deadline on Redis's clock. The record is kept unchanged in the jobs
 -- hash so the reaper can put it back if the worker dies; its `attempt` counts
 -- runs before this one (the worker adds 1; ack/fail/reap account for it).
--- This is the hot path: per batch, three multi-member writes, and no Lua
--- string is built from a record.
+-- The call's leases are one claim (prelude.lua, "Claims"): one member of
+-- `active` with the deadline, and the claim's count in `claims`.
+-- This is the hot path: per batch, two multi-member writes and the
+-- claim's two, and no Lua string is built from a record.
 -- A list entry that is not a Spool record (raw garbage, foreign JSON), or a
 -- record larger than the worker's payload limit (written raw by another
 -- producer), goes to the dead set at once with a readable error; it never
@@ -18,8 +20,8 @@
 -- hash) gets at most that many leases that have not expired, across every
 -- worker: the claim is cut to the room left, and a full queue returns
 -- nothing without passing the wake-up on (its fetchers wait for a token or
--- their idle poll). An expired lease (its worker died) frees its place at
--- once, before the reaper runs.
+-- their idle poll). The leases of an expired claim (its worker died) free
+-- their places at once, before the reaper runs.
 -- A queue with a rate limit (`rate`) gets at most the jobs its token bucket
 -- holds (spool_rate_room); one with a circuit breaker (`breaker`) gets none
 -- while it is open and only its probes while half-open. Either returns how
@@ -77,7 +79,7 @@ end
 -- With a limit: the places left, and whether this claim may fill them.
 local room
 if ev.concurrency then
-  room = ev.concurrency - redis.call('ZCOUNT', KEYS[2], now, '(inf')
+  room = ev.concurrency - spool_leases_live(KEYS[2], KEYS[4], now)
   if room <= 0 then
     return {now, 0, 0, ev.due or 0}
   end
@@ -130,8 +132,8 @@ local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
 local first_token = last - #items + 1
 local claimed_at = {}
 local claimed, bad, deferred = 0, 0, 0
-local job_args, lease_args, active_args = {}, {}, {}
--- How many values each of those three holds.
+local job_args, lease_args = {}, {}
+-- How many values each of the first two holds.
 local pairs_at = 0
 local max_bytes = spool_number(ARGV[4])
 
@@ -246,8 +248,6 @@ for i = 1, #items do
     job_args[pairs_at + 2] = record
     lease_args[pairs_at + 1] = id
     lease_args[pairs_at + 2] = lease
-    active_args[pairs_at + 1] = deadline
-    active_args[pairs_at + 2] = id
     pairs_at = pairs_at + 2
     claimed = claimed + 1
     claimed_at[claimed] = i
@@ -269,18 +269,29 @@ end
 if claimed > 0 then
   -- A guard field (`"` can never be a job id) whose value is longer than
   -- hash-max-listpack-value keeps the leases hash a real hash table: as a
-  -- listpack every HMGET/HDEL of a busy queue would scan it linearly; the
-  -- guard member of `active` does the same for it (prelude.lua, SPOOL_HASH_GUARD).
-  -- Each rides along in the batch's write (rewritten unchanged) instead
-  -- of a call of its own (a call costs about 6,000 instructions).
+  -- listpack every HMGET/HDEL of a busy queue would scan it linearly
+  -- (prelude.lua, SPOOL_HASH_GUARD). It rides along in the batch's write
+  -- (rewritten unchanged) instead of a call of its own (a call costs
+  -- about 6,000 instructions).
   lease_args[pairs_at + 1] = '"'
   lease_args[pairs_at + 2] = SPOOL_HASH_GUARD
-  active_args[pairs_at + 1] = 'inf'
-  active_args[pairs_at + 2] = SPOOL_HASH_GUARD
 end
 spool_call_chunked('HSET', KEYS[3], job_args)
 spool_call_chunked('HSET', KEYS[4], lease_args)
-spool_call_chunked('ZADD', KEYS[2], active_args)
+if claimed > 0 then
+  -- The claim (prelude.lua, "Claims"): its name is the leases' tail.
+  local claim = spool_sub(lease_tail, 2)
+  local claims = spool_sibling(KEYS[2], 'claims')
+  -- A new member of `active` is a new claim (the two are made and dropped
+  -- together).
+  if redis.call('ZADD', KEYS[2], 'NX', deadline, claim) == 1 then
+    redis.call('HSET', claims, claim, spool_int(claimed))
+  else
+    -- The same worker claimed from this queue in the same ms: one claim.
+    redis.call('HINCRBY', claims, claim, claimed)
+    redis.call('ZADD', KEYS[2], 'GT', deadline, claim)
+  end
+end
 -- Jobs enqueued unique until started release their lock now. A queue
 -- without locks pays one EXISTS.
 if claimed > 0 and has_locks then

@@ -15,10 +15,24 @@
 -- KEYS[5] dead  KEYS[6] outbox  KEYS[7] paused  KEYS[8] settings
 -- KEYS[9] wake
 -- Returns {1} when forgotten, else {0, ready, active, scheduled, retry,
--- dead, outbox}.
+-- dead, outbox}. Leased jobs are counted in the leases hash (less its
+-- guard field), and job ids in `active` (the layout before claims,
+-- prelude.lua "Claims"); claims left without leases are deleted with the
+-- queue.
+local leases = spool_sibling(KEYS[2], 'leases')
+local claims = spool_sibling(KEYS[2], 'claims')
+local leased = redis.call('HLEN', leases) - redis.call('HEXISTS', leases, '"')
+if leased == 0 then
+  -- Members of `active` that are not claims.
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(inf', 'LIMIT', 0, 100)) do
+    if redis.call('HEXISTS', claims, member) == 0 then
+      leased = leased + 1
+    end
+  end
+end
 local counts = {
   spool_ready_len(KEYS[1]),
-  redis.call('ZCOUNT', KEYS[2], '-inf', '(inf'),
+  leased,
   redis.call('ZCARD', KEYS[3]),
   redis.call('ZCARD', KEYS[4]),
   redis.call('ZCARD', KEYS[5]),
@@ -30,5 +44,5 @@ for _, n in ipairs(counts) do
     return counts
   end
 end
-redis.call('DEL', KEYS[7], KEYS[8], KEYS[9])
+redis.call('DEL', KEYS[7], KEYS[8], KEYS[9], KEYS[2], claims, leases)
 return {1}

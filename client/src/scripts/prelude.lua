@@ -339,12 +339,8 @@ end
 -- creates, byte by byte.
 local SPOOL_HASH_GUARD = 'guard entry of a Spool hash: keeps it a hash table, not a listpack'
 
--- The same guard is a member of the `active` sorted set, scored +inf (no
--- lease ends then; fetch.lua adds it with each batch): it keeps the set a
--- skiplist, where a listpack would make each ZADD/ZREM of a busy queue
--- scan it and convert it whenever it grows past 128 members. Counts of
--- active jobs exclude it (they count scores below +inf); the reaper never
--- reaches it.
+-- Before claims (below) the same guard was a member of the `active`
+-- sorted set, scored +inf: the reaper still passes it over.
 
 -- Since fetch.lua writes `token|worker|start_ms` (worker ids hold no `|`);
 -- leases written before that are `token|worker`.
@@ -378,6 +374,77 @@ local function spool_lease_group(lease)
     return nil
   end
   return spool_sub(lease, bar + 1)
+end
+
+-- Claims -------------------------------------------------------------------
+-- The leases one fetch call grants are one claim, named `worker|start_ms`:
+-- the part of each of its leases between the token and the group. `active`
+-- holds one member per claim, scored by its deadline (Redis ms), instead
+-- of one per job: a job costs Redis no sorted-set entry (a `ZADD` and a
+-- `ZREM`, 15 % of its work). The `claims` hash (a sibling of `active`)
+-- holds per claim how many of its leases have not ended. Each script that
+-- ends leases counts them off (spool_claims_end): a claim whose leases all
+-- ended leaves `active` and `claims`. A heartbeat (extend.lua) moves the
+-- deadline of the claims of the leases it extends. reap.lua returns the
+-- leases that name an expired claim (found by reading the leases hash
+-- once: claims expire only when a worker dies or lets go of a lease), then
+-- drops the claim: a lease its worker let go of without ending it (a fetch
+-- reply lost on the way, a run stopped by the worker's own clock) comes
+-- back one lease after the last heartbeat that named one of its claim's
+-- leases. A member of `active` without a `claims` entry is a job id (the
+-- layout before claims) and is reaped as that one job.
+
+-- The claim of `lease` (`worker|start_ms`), or nil for a lease written
+-- before leases had a start. `at` (optional): where the worker begins,
+-- just past the token's `|`.
+local function spool_lease_claim(lease, at)
+  at = at or (spool_find(lease, '|', 1, true) or #lease) + 1
+  local bar = spool_find(lease, '|', at, true)
+  if not bar then
+    return nil
+  end
+  local group_bar = spool_find(lease, '|', bar + 1, true)
+  return spool_sub(lease, at, group_bar and group_bar - 1 or #lease)
+end
+
+-- Counts off ended leases: `counts` maps a claim to how many of its leases
+-- ended (the queue's `active` key names the `claims` hash). A claim with
+-- none left leaves both; so does a count that was never written (a lease
+-- from before claims names a claim that does not exist).
+local function spool_claims_end(active, counts)
+  local claims = spool_sibling(active, 'claims')
+  local gone = {}
+  for claim, n in pairs(counts) do
+    if redis.call('HINCRBY', claims, claim, -n) <= 0 then
+      gone[#gone + 1] = claim
+    end
+  end
+  spool_call_chunked('ZREM', active, gone)
+  spool_call_chunked('HDEL', claims, gone)
+end
+
+-- How many leases of the queue have not expired (the global concurrency
+-- limit's count): every lease in `leases` (less its guard field) but those
+-- of claims whose deadline passed, which the reaper is about to return. A
+-- member of the layout before claims (a job id) counts one.
+local function spool_leases_live(active, leases, now)
+  local live = redis.call('HLEN', leases) - redis.call('HEXISTS', leases, '"')
+  local expired = redis.call('ZRANGEBYSCORE', active, '-inf', '(' .. spool_int(now), 'LIMIT', 0, 1000)
+  if #expired > 0 then
+    local counts = redis.call('HMGET', spool_sibling(active, 'claims'), unpack(expired))
+    for i = 1, #expired do
+      live = live - math.max(0, tonumber(counts[i] or '1') or 0)
+    end
+  end
+  return math.max(0, live)
+end
+
+-- Counts off the one lease `lease` that ended (spool_claims_end).
+local function spool_claim_end(active, lease)
+  local claim = spool_lease_claim(lease)
+  if claim then
+    spool_claims_end(active, {[claim] = 1})
+  end
 end
 
 -- The ids an operator action applies to: ARGV itself, or with ARGV[1] = '*'

@@ -4,6 +4,12 @@
 --
 -- The run that died counts as an attempt, so a job that keeps killing its
 -- worker runs out of attempts and ends in the dead set.
+-- Leases expire by claim (prelude.lua, "Claims"): the leases that name a
+-- claim whose deadline passed are reaped (one read of the leases hash for
+-- all of them: claims expire only when a worker dies or lets go of a
+-- lease), then the claims are dropped. A member of `active` without a
+-- claim entry is a job id (the layout before claims) and is reaped as that
+-- one job.
 -- A reaped job goes to the fetch end of the ready list and gets an error
 -- history entry naming the worker that held the lease, and the run and its
 -- end on its timeline. A job that dies here and keeps its outcome gets it.
@@ -13,7 +19,8 @@
 -- KEYS[6] dead   KEYS[7] wake KEYS[8] stats KEYS[9] history KEYS[10] cancels
 -- KEYS[11] waiters KEYS[12] outcomes KEYS[13] locks KEYS[14] events
 -- KEYS[15] settings KEYS[16] followups KEYS[17] outbox
--- ARGV[1] max jobs per call  ARGV[2] dead set size cap  ARGV[3] error history cap
+-- ARGV[1] most expired members of `active` taken per call (each claim's
+-- leases all go at once)  ARGV[2] dead set size cap  ARGV[3] error history cap
 -- ARGV[4] finished channel  ARGV[5] cancel channel
 -- A job reaped back to ready keeps its group's turn; one that dies gives
 -- it back.
@@ -27,13 +34,15 @@
 local now = spool_now()
 local now_s = spool_int(now)
 local q = spool_finishing(9, KEYS[2], KEYS[4], KEYS[8], ARGV[4])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local max = tonumber(ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, max)
+local claims = spool_sibling(KEYS[1], 'claims')
 local to_ready, to_dead = 0, 0
-for _, id in ipairs(expired) do
-  local lease = redis.call('HGET', KEYS[3], id) or ''
+-- Returns job `id`, whose lease `lease` expired, to ready (or dead, or
+-- cancelled).
+local function reap(id, lease)
   local worker = spool_lease_worker(lease) or 'unknown'
   redis.call('HDEL', KEYS[3], id)
-  redis.call('ZREM', KEYS[1], id)
   if ARGV[5] and lease ~= '' then
     redis.call('PUBLISH', ARGV[5], '!lost ' .. spool_lease_token(lease) .. ' ' .. id)
   end
@@ -70,6 +79,44 @@ for _, id in ipairs(expired) do
       spool_group_end(KEYS[1], id, lease, q.ev)
       to_dead = to_dead + 1
     end
+  end
+end
+-- The expired claims (a member with a count), and the other members.
+local counts = #expired > 0 and redis.call('HMGET', claims, unpack(expired)) or {}
+local gone, legacy = {}, {}
+for i, member in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], member)
+  if counts[i] then
+    gone[#gone + 1] = member
+  elseif member ~= SPOOL_HASH_GUARD then
+    legacy[#legacy + 1] = member
+  end
+end
+if #gone > 0 then
+  spool_call_chunked('HDEL', claims, gone)
+  local all = redis.call('HGETALL', KEYS[3])
+  for i = 1, #all, 2 do
+    local lease = all[i + 1]
+    local bar = spool_find(lease, '|', 1, true)
+    if bar then
+      local at = bar + 1
+      for _, claim in ipairs(gone) do
+        if spool_find(lease, claim, at, true) == at and
+            (#lease == at + #claim - 1 or spool_byte(lease, at + #claim) == 124) then
+          reap(all[i], lease)
+          break
+        end
+      end
+    end
+  end
+end
+for _, member in ipairs(legacy) do
+  -- A job id (before claims): its lease, if it still has one and that
+  -- lease is not a live claim's.
+  local lease = redis.call('HGET', KEYS[3], member)
+  local claim = lease and spool_lease_claim(lease)
+  if lease and not (claim and redis.call('HEXISTS', claims, claim) == 1) then
+    reap(member, lease)
   end
 end
 if to_ready + to_dead > 0 then

@@ -18,12 +18,17 @@ local now = spool_now()
 local now_s = spool_int(now)
 local q = spool_finishing(8, KEYS[2], KEYS[6], KEYS[7], ARGV[1])
 local released = 0
+-- The leases ended per claim (prelude.lua, "Claims").
+local claim_counts = {}
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local lease = redis.call('HGET', KEYS[3], id)
   if lease and spool_lease_is(lease, token) then
     redis.call('HDEL', KEYS[3], id)
-    redis.call('ZREM', KEYS[1], id)
+    local claim = spool_lease_claim(lease)
+    if claim then
+      claim_counts[claim] = (claim_counts[claim] or 0) + 1
+    end
     local record = redis.call('HGET', KEYS[2], id)
     if record then
       local _, attempt = spool_head(record)
@@ -42,6 +47,7 @@ for i = 2, #ARGV, 2 do
     end
   end
 end
+spool_claims_end(KEYS[1], claim_counts)
 if released > 0 then
   spool_wake(KEYS[5])
 end

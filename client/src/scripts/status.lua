@@ -38,7 +38,9 @@ local function live(state, score, lease)
 end
 local lease = redis.call('HGET', KEYS[3], id)
 if lease then
-  return live('active', redis.call('ZSCORE', KEYS[4], id) or '0', lease)
+  -- The deadline is its claim's (prelude.lua, "Claims"); a lease from
+  -- before claims has its own member.
+  return live('active', redis.call('ZSCORE', KEYS[4], spool_lease_claim(lease) or id) or '0', lease)
 end
 local sets = {{KEYS[5], 'scheduled'}, {KEYS[6], 'retry'}, {KEYS[7], 'dead'}}
 for _, s in ipairs(sets) do
