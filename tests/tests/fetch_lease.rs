@@ -789,6 +789,21 @@ async fn over_maxmemory_without_the_libraries_the_jobs_still_run() {
     running.stop().await;
 }
 
+/// The members of `active` and the fields of `claims` of a queue.
+async fn claims_left(
+    raw: &mut spool_client::Connection,
+    keys: &spool_client::runtime::QueueKeys,
+) -> (u64, u64) {
+    redis::pipe()
+        .cmd("ZCARD")
+        .arg(&keys.active)
+        .cmd("HLEN")
+        .arg(&keys.claims)
+        .query_async(raw)
+        .await
+        .expect("ZCARD and HLEN")
+}
+
 /// A lease its worker let go of without ending it (here: never extended,
 /// while the other lease of its claim is) stays while its claim is
 /// extended, and comes back one lease after the last heartbeat that named
@@ -851,7 +866,10 @@ async fn an_orphan_lease_comes_back_a_lease_after_its_claims_last_heartbeat() {
         testing::reap_once(c, &["default"]).await.unwrap().to_ready == 1
     })
     .await;
-    assert!(last_beat.elapsed() >= Duration::from_millis(550), "a lease (600 ms) less 50");
+    assert!(
+        last_beat.elapsed() >= Duration::from_millis(550),
+        "a lease (600 ms) less 50"
+    );
     let job = c
         .admin()
         .job("default", orphan.id.as_str())
@@ -859,15 +877,11 @@ async fn an_orphan_lease_comes_back_a_lease_after_its_claims_last_heartbeat() {
         .unwrap()
         .unwrap();
     assert_eq!(job.state, JobState::Ready);
-    let (members, claims): (u64, u64) = redis::pipe()
-        .cmd("ZCARD")
-        .arg(&keys.active)
-        .cmd("HLEN")
-        .arg(&keys.claims)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!((members, claims), (0, 0), "the claim is gone");
+    assert_eq!(
+        claims_left(&mut raw, &keys).await,
+        (0, 0),
+        "the claim is gone"
+    );
     // The other job of the queue runs on: a new claim, ended by its ack.
     let again = rt.fetch(&keys, 2, lease, "w").await.unwrap();
     assert_eq!(again.len(), 1);
@@ -879,15 +893,11 @@ async fn an_orphan_lease_comes_back_a_lease_after_its_claims_last_heartbeat() {
         run: None,
     };
     assert_eq!(rt.complete(&[done]).await.unwrap(), vec![Applied::Acked]);
-    let (members, claims): (u64, u64) = redis::pipe()
-        .cmd("ZCARD")
-        .arg(&keys.active)
-        .cmd("HLEN")
-        .arg(&keys.claims)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!((members, claims), (0, 0), "an acked claim leaves both");
+    assert_eq!(
+        claims_left(&mut raw, &keys).await,
+        (0, 0),
+        "an acked claim leaves both"
+    );
 }
 
 /// Members of `active` from before claims (a job id each, scored by its

@@ -499,6 +499,23 @@ fn spawn_worker(url: &str, record: &std::path::Path) -> ChildGuard {
     ChildGuard(child)
 }
 
+/// Every event of queue `chaos` so far.
+async fn chaos_events(c: &spool_client::Client) -> Vec<spool_client::Event> {
+    c.admin()
+        .recent_events(&["chaos"], None, 1_000_000)
+        .await
+        .unwrap()
+}
+
+/// How many `started` events queue `chaos` has had.
+async fn started_count(c: &spool_client::Client) -> usize {
+    chaos_events(c)
+        .await
+        .iter()
+        .filter(|e| e.kind == EventKind::Started)
+        .count()
+}
+
 /// 150 parents with a follow-up each, the worker process killed (SIGKILL) five
 /// times while they run: every follow-up is created exactly once (its
 /// `enqueued` event appears once) and runs.
@@ -522,19 +539,8 @@ async fn follow_ups_are_created_once_across_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("runs");
     let url = env.redis.url();
-    let events = || async {
-        c.admin()
-            .recent_events(&["chaos"], None, 1_000_000)
-            .await
-            .unwrap()
-    };
-    let started = || async {
-        events()
-            .await
-            .iter()
-            .filter(|e| e.kind == EventKind::Started)
-            .count()
-    };
+    let events = || chaos_events(c);
+    let started = || started_count(c);
     let mut child = spawn_worker(&url, &record);
     for _ in 0..5 {
         // Each kill lands while the new process runs jobs (on a loaded
@@ -955,19 +961,8 @@ async fn a_batch_of_1000_calls_back_once_across_20_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("runs");
     let url = env.redis.url();
-    let events = || async {
-        c.admin()
-            .recent_events(&["chaos"], None, 1_000_000)
-            .await
-            .unwrap()
-    };
-    let started = || async {
-        events()
-            .await
-            .iter()
-            .filter(|e| e.kind == EventKind::Started)
-            .count()
-    };
+    let events = || chaos_events(c);
+    let started = || started_count(c);
     let mut child = spawn_worker(&url, &record);
     for _ in 0..20 {
         // Kill only once the new process has started a job (slow machines).
