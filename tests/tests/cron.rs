@@ -83,6 +83,12 @@ async fn ticks_of(env: &TestEnv, queue: &str, entry: &str) -> Vec<i64> {
         .collect()
 }
 
+/// The names of the cron entries the admin API lists, in its order.
+async fn entry_names(client: &Client) -> Vec<String> {
+    let entries = client.admin().cron_entries().await.expect("cron entries");
+    entries.into_iter().map(|e| e.name).collect()
+}
+
 fn scheduler(client: &Client, entries: Vec<CronEntry>) -> Cron {
     Cron::new(client, entries, CronConfig::default()).expect("valid cron table")
 }
@@ -538,13 +544,7 @@ async fn entries_are_listed_and_forgotten_when_no_worker_has_them() {
         r.contains(&"drop-me".to_owned())
     })
     .await;
-    let names: Vec<String> = admin
-        .cron_entries()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names = entry_names(&env.client).await;
     assert_eq!(names, ["keep"]);
     let keys = env.client.queue_keys("list").unwrap();
     let exists: bool = redis::cmd("EXISTS")
@@ -604,15 +604,7 @@ async fn bytes_that_are_not_text_in_cron_state_stop_no_entry() {
             && !ticks_of(&env, "poisoned-cron", "bad").await.is_empty()
     })
     .await;
-    let names: Vec<String> = env
-        .client
-        .admin()
-        .cron_entries()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names = entry_names(&env.client).await;
     assert_eq!(names, ["bad", "good"]);
     assert!(env
         .client

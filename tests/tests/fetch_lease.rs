@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use spool_client::runtime::{Applied, Completion, LeaseLoss, Outcome};
+use spool_client::runtime::{Applied, Completion, LeaseLoss, LeasedJob, Outcome};
 use spool_client::JobState;
 use spool_tests::handlers::{with_fixtures, Noop, Recorder, Scripted};
 use spool_tests::{wait_for, RunningWorker, TestEnv};
@@ -157,13 +157,7 @@ async fn late_ack_of_a_stale_worker_changes_nothing() {
         rec.count("noop-7") == 1
     })
     .await;
-    let late = Completion {
-        keys: keys.clone(),
-        id: a.id.clone(),
-        token: a.token.clone(),
-        outcome: Outcome::Ack,
-        run: None,
-    };
+    let late = ack_of(&keys, &a);
     assert_eq!(
         env.client.runtime().complete(&[late]).await.unwrap(),
         vec![Applied::LeaseLost]
@@ -416,13 +410,7 @@ async fn extend_tells_an_acked_lease_from_a_taken_one() {
         .unwrap()
         .remove(0);
     let lease = [(keys.clone(), job.id.clone(), job.token.clone())];
-    let done = Completion {
-        keys: keys.clone(),
-        id: job.id.clone(),
-        token: job.token.clone(),
-        outcome: Outcome::Ack,
-        run: None,
-    };
+    let done = ack_of(&keys, &job);
     assert_eq!(rt.complete(&[done]).await.unwrap(), vec![Applied::Acked]);
     let lost = rt.extend(Duration::from_secs(30), &lease).await.unwrap();
     assert_eq!(lost.len(), 1);
@@ -789,6 +777,18 @@ async fn over_maxmemory_without_the_libraries_the_jobs_still_run() {
     running.stop().await;
 }
 
+/// The acknowledgement of leased job `job` (no run facts, as a worker
+/// sends for a record it could not decode).
+fn ack_of(keys: &Arc<spool_client::runtime::QueueKeys>, job: &LeasedJob) -> Completion {
+    Completion {
+        keys: keys.clone(),
+        id: job.id.clone(),
+        token: job.token.clone(),
+        outcome: Outcome::Ack,
+        run: None,
+    }
+}
+
 /// The members of `active` and the fields of `claims` of a queue.
 async fn claims_left(
     raw: &mut spool_client::Connection,
@@ -845,13 +845,7 @@ async fn an_orphan_lease_comes_back_a_lease_after_its_claims_last_heartbeat() {
         );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    let done = Completion {
-        keys: keys.clone(),
-        id: kept.id.clone(),
-        token: kept.token.clone(),
-        outcome: Outcome::Ack,
-        run: None,
-    };
+    let done = ack_of(&keys, kept);
     assert_eq!(rt.complete(&[done]).await.unwrap(), vec![Applied::Acked]);
     let count: Option<u64> = redis::cmd("HGET")
         .arg(&keys.claims)
@@ -885,13 +879,7 @@ async fn an_orphan_lease_comes_back_a_lease_after_its_claims_last_heartbeat() {
     // The other job of the queue runs on: a new claim, ended by its ack.
     let again = rt.fetch(&keys, 2, lease, "w").await.unwrap();
     assert_eq!(again.len(), 1);
-    let done = Completion {
-        keys: keys.clone(),
-        id: again[0].id.clone(),
-        token: again[0].token.clone(),
-        outcome: Outcome::Ack,
-        run: None,
-    };
+    let done = ack_of(&keys, &again[0]);
     assert_eq!(rt.complete(&[done]).await.unwrap(), vec![Applied::Acked]);
     assert_eq!(
         claims_left(&mut raw, &keys).await,
