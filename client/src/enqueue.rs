@@ -515,6 +515,13 @@ impl Prepared {
             .arg(&self.body);
     }
 
+    /// Whether the body is a JSON object whose first field is none of the
+    /// routing fields (`priority`, `rate_key`, `group`): what
+    /// `enqueue.lua` tells by the byte after the first quote.
+    fn unrouted(&self) -> bool {
+        matches!(self.body.as_bytes(), [b'{', b'"', third, ..] if !b"prg".contains(third))
+    }
+
     pub(crate) fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
@@ -875,12 +882,17 @@ pub(crate) fn enqueue_cmd<P: std::borrow::Borrow<Prepared>>(
     });
     if let Some(f) = shared {
         // A bulk's jobs share these: two values per job instead of five.
-        cmd.arg(format!("{lock}/s"))
+        // Jobs due now without routing fields go as `/t`, their bodies
+        // without the opening `{`: enqueue.lua's one-pass path then
+        // builds each record without cutting a string from the body.
+        let tails = f.at_ms == 0 && f.delay_ms == 0 && jobs.clone().all(Prepared::unrouted);
+        cmd.arg(format!("{lock}/{}", if tails { 't' } else { 's' }))
             .arg(f.max_attempts)
             .arg(f.at_ms)
             .arg(f.delay_ms);
         for job in jobs {
-            cmd.arg(job.id.as_str()).arg(&job.body);
+            let body = if tails { &job.body[1..] } else { &job.body[..] };
+            cmd.arg(job.id.as_str()).arg(body);
         }
     } else if jobs.clone().any(|j: &Prepared| j.follow_ups.is_some()) {
         cmd.arg(format!("{lock}/6"));

@@ -383,6 +383,13 @@ async fn a_malformed_shared_enqueue_call_changes_nothing() {
         &["0/s", "3", "0", "0", "s-1", body, "s-2"],
         &["0/s", "3", "0", "0", "s-1", "[]"],
         &["0/x", "3", "0", "0", "s-1", body],
+        // A bad job after a good one (the one-pass path for jobs due now
+        // builds the first record before it meets the second).
+        &["0/s", "3", "0", "0", "s-1", body, "s\"2", body],
+        &["0/s", "3", "0", "0", "s-1", body, "s\\2", body],
+        &["0/s", "3", "0", "0", "s-1", body, "", body],
+        &["0/s", "3", "0", "0", "s-1", body, "s-2", "{}"],
+        &["0/s", "3", "0", "0", "s-1", body, "s-2", "x"],
     ] {
         let reply: redis::RedisResult<redis::Value> = shared(bad).query_async(&mut raw).await;
         let err = reply
@@ -410,6 +417,154 @@ async fn a_malformed_shared_enqueue_call_changes_nothing() {
     assert!(
         head.starts_with(r#"{"id":"s-1","attempt":0,"max_attempts":3,"enqueued_ms":"#),
         "{head}"
+    );
+    // The same job through the long form makes the same record (but for
+    // the time it was enqueued).
+    let _: redis::Value = shared(&["0", "s-3", "3", "0", "0", body])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let records: Vec<String> = redis::cmd("LRANGE")
+        .arg(&keys.ready)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let without_time = |r: &str| {
+        let at = r.find(r#""enqueued_ms":"#).unwrap() + 14;
+        let end = at + r[at..].find(',').unwrap();
+        format!("{}{}", &r[..at], &r[end..]).replace(r#""id":"s-3""#, r#""id":"s-1""#)
+    };
+    assert_eq!(without_time(&records[0]), without_time(&head));
+    // A bulk with a routing field (here a priority) in any job goes the
+    // general way: each job to its list.
+    let routed = r#"{"priority":2,"type":"noop","queue":"raw","args":{"n":2},"created_ms":1}"#;
+    let _: redis::Value = shared(&["0/s", "3", "0", "0", "s-4", body, "s-5", routed])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let lens: (i64, i64) = redis::pipe()
+        .cmd("LLEN")
+        .arg(&keys.ready)
+        .cmd("LLEN")
+        .arg(format!("{}:p2", keys.ready))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(lens, (4, 1), "s-1, s-2, s-3, s-4 plain; s-5 at priority 2");
+}
+
+/// The entries of list `key`, head first.
+async fn lrange(raw: &mut spool_client::Connection, key: &str) -> Vec<String> {
+    redis::cmd("LRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query_async(raw)
+        .await
+        .expect("LRANGE")
+}
+
+/// `/t` is `/s` with bodies sent without their opening `{`: the records are
+/// the same, a malformed call changes nothing, and a bulk the one-pass path
+/// does not take (a routing field, a job due later) goes the general way
+/// with its bodies whole again.
+#[tokio::test]
+async fn a_shared_enqueue_of_body_tails_makes_the_same_records() {
+    let env = TestEnv::start().await;
+    let keys = env.client.queue_keys("raw").unwrap();
+    let source = spool_client::runtime::script_source("enqueue").unwrap();
+    let mut raw = env.raw().await;
+    let call = |args: &[&str]| {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(source)
+            .arg(4)
+            .arg(&keys.ready)
+            .arg(&keys.wake)
+            .arg(&keys.scheduled)
+            .arg(&keys.jobs)
+            .arg(args);
+        cmd
+    };
+    let body = r#"{"type":"noop","queue":"raw","args":{"n":1},"created_ms":1}"#;
+    let tail = &body[1..];
+    for bad in [
+        &["0/t", "3", "0", "0", "t-1", tail, "t-2", "x"][..],
+        &["0/t", "3", "0", "0", "t-1", tail, "t-2", ""],
+        &["0/t", "3", "0", "0", "t-1", tail, "t\"2", tail],
+        &["0/t", "3", "0", "0", "t-1", tail, "t-2"],
+        &["0/t", "3", "0", "0", "t-1", body],
+    ] {
+        let reply: redis::RedisResult<redis::Value> = call(bad).query_async(&mut raw).await;
+        let err = reply.expect_err("malformed call refused").to_string();
+        assert!(err.contains("spool:"), "{bad:?}: {err}");
+    }
+    assert!(
+        lrange(&mut raw, &keys.ready).await.is_empty(),
+        "nothing written"
+    );
+    let (ok, n): (i64, i64) = call(&["0/t", "3", "0", "0", "t-1", tail, "t-2", tail])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!((ok, n), (1, 2));
+    let _: redis::Value = call(&["0/s", "3", "0", "0", "s-1", body, "s-2", body])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // Oldest last: s-2, s-1, t-2, t-1.
+    let records = lrange(&mut raw, &keys.ready).await;
+    let without_time = |r: &str| {
+        let at = r.find(r#""enqueued_ms":"#).unwrap() + 14;
+        let end = at + r[at..].find(',').unwrap();
+        format!("{}{}", &r[..at], &r[end..]).replace("\"t-", "\"s-")
+    };
+    assert_eq!(records.len(), 4);
+    assert_eq!(without_time(&records[3]), without_time(&records[1]));
+    assert_eq!(without_time(&records[2]), without_time(&records[0]));
+    assert!(
+        records[3].starts_with(r#"{"id":"t-1","attempt":0,"max_attempts":3,"enqueued_ms":"#)
+            && records[3]
+                .ends_with(r#","type":"noop","queue":"raw","args":{"n":1},"created_ms":1}"#),
+        "{}",
+        records[3]
+    );
+    // A routing field: the general way, each job to its list, whole.
+    let routed = r#""priority":2,"type":"noop","queue":"raw","args":{"n":2},"created_ms":1}"#;
+    let _: redis::Value = call(&["0/t", "3", "0", "0", "t-3", tail, "t-4", routed])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let high = lrange(&mut raw, &format!("{}:p2", keys.ready)).await;
+    assert_eq!(high.len(), 1);
+    assert!(
+        high[0].starts_with(r#"{"id":"t-4","attempt":0,"max_attempts":3,"enqueued_ms":"#)
+            && high[0].contains(r#","priority":2,"type":"noop""#),
+        "{}",
+        high[0]
+    );
+    assert_eq!(lrange(&mut raw, &keys.ready).await.len(), 5);
+    // Due later: the general way, into the scheduled set.
+    let _: redis::Value = call(&["0/t", "3", "0", "60000", "t-5", tail, "t-6", tail])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let scheduled: i64 = redis::cmd("ZCARD")
+        .arg(&keys.scheduled)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(scheduled, 2);
+    let record: String = redis::cmd("HGET")
+        .arg(&keys.jobs)
+        .arg("t-6")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        without_time(&record),
+        without_time(&records[2]).replace("s-2", "s-6")
     );
 }
 

@@ -78,6 +78,54 @@ local function spool_check_groups(argv, first, size, shared)
   return nil
 end
 
+-- spool_enqueue for a bulk whose jobs share max_attempts, at and delay
+-- (`shared`, as spool_enqueue takes it) and are due now, on a queue whose
+-- events are below level all, with no routing fields (priority, rate key,
+-- group): each job checked and its record built in one pass over ARGV,
+-- then one LPUSH per 1,000 (per job, a bulk's Lua is most of what Redis
+-- spends on it: this path has about half the opcodes of the general one).
+-- With `tails` each body comes without its opening `{` (enqueue.lua's
+-- '/t'), so no string is cut from it.
+-- Returns how many jobs it enqueued, or nil, having written nothing, when
+-- the bulk is not such a one or a value is malformed (spool_check_groups
+-- then names the problem).
+local function spool_enqueue_now(k_ready, k_wake, now, argv, first, ev, shared, tails)
+  local max_attempts = shared[1]
+  if shared[2] ~= '0' or shared[3] ~= '0' or ev.level >= SPOOL_ALL or
+      (#argv - first + 1) % 2 ~= 0 or not string.match(max_attempts, '^%d+$') then
+    return nil
+  end
+  local between = spool_record_between('0', max_attempts, spool_int(now))
+  local records, n = {}, 0
+  local find, byte, sub = spool_find, spool_byte, spool_sub
+  for i = first, #argv, 2 do
+    local id, body = argv[i], argv[i + 1]
+    local open, quote, third
+    if tails then
+      open, quote, third = 123, byte(body, 1, 2)
+    else
+      open, quote, third = byte(body, 1, 3)
+    end
+    -- A body must be a JSON object with a first field; `p`, `r` or `g`
+    -- after its quote may start a routing field.
+    if open ~= 123 or quote ~= 34 or third == 112 or third == 114 or third == 103 or
+        id == '' or find(id, '"', 1, true) or find(id, '\\', 1, true) then
+      return nil
+    end
+    n = n + 1
+    if tails then
+      records[n] = '{"id":"' .. id .. between .. body
+    else
+      records[n] = '{"id":"' .. id .. between .. sub(body, 2)
+    end
+  end
+  if n > 0 then
+    spool_call_chunked('LPUSH', k_ready, records)
+    spool_wake(k_wake)
+  end
+  return n
+end
+
 local function spool_enqueue(k_ready, k_wake, k_scheduled, k_jobs, now, argv, first, ev, size,
     k_followups, shared)
   size = size or 5

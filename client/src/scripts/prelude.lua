@@ -144,10 +144,16 @@ local function spool_parse(record)
   return id, attempt, max_attempts, enqueued, string.sub(record, at)
 end
 
+-- What a record holds between its id and the rest of the object: the other
+-- script-owned fields (a bulk's jobs share it: spool_enqueue_now).
+local function spool_record_between(attempt, max_attempts, enqueued_ms)
+  return '","attempt":' .. attempt .. ',"max_attempts":' .. max_attempts ..
+    ',"enqueued_ms":' .. enqueued_ms .. ','
+end
+
 -- Builds a record from its script-owned fields and the rest of the object.
 local function spool_record(id, attempt, max_attempts, enqueued_ms, rest)
-  return '{"id":"' .. id .. '","attempt":' .. attempt .. ',"max_attempts":' ..
-    max_attempts .. ',"enqueued_ms":' .. enqueued_ms .. ',' .. rest
+  return '{"id":"' .. id .. spool_record_between(attempt, max_attempts, enqueued_ms) .. rest
 end
 
 -- The record made ready again at `now_s` (a string from spool_int) with its
