@@ -57,7 +57,21 @@ local blobs = spool_number(ARGV[4])
 local ids_at = 4 + blobs
 local tokens_at = ids_at + n
 local argv = ARGV
-local out, acked, leases_of, held = {}, {}, {}, 0
+-- Sized for every job (spool_table): filled in order, never grown.
+local out, acked, held = spool_table(n), spool_table(n), 0
+-- One EXISTS over the side hashes: a queue where no job is cancelled,
+-- holds a lock, has a timeline or a waiter pays only this.
+local extras = redis.call('EXISTS', KEYS[6], KEYS[7], KEYS[8], KEYS[10], KEYS[13]) > 0
+local cancels = extras and redis.call('EXISTS', KEYS[7]) == 1
+local timelines = extras and redis.call('EXISTS', KEYS[6]) == 1
+-- Where the follow-ups' section starts (its `"`), or past the end.
+local parts_at = ids_at + 2 * n + 1
+local results_at = parts_at
+while results_at <= #ARGV and ARGV[results_at] ~= '"' do results_at = results_at + 4 end
+local tracked = results_at > parts_at
+-- Each acknowledged job's lease, kept only for the jobs read again below
+-- (cancels, kept outcomes).
+local leases_of = (cancels or tracked) and spool_table(n)
 -- In a grouped queue, the groups whose turns the acknowledged jobs held
 -- (each lease names its job's).
 local grouped = q.ev.grouped
@@ -78,7 +92,9 @@ for c = 1, n, 1000 do
     if lease and spool_find(lease, token, 1, true) == 1 and spool_byte(lease, bar) == 124 then
       held = held + 1
       acked[held] = argv[ids_at + k]
-      leases_of[held] = lease
+      if leases_of then
+        leases_of[held] = lease
+      end
       local at = bar + 1
       if claim and spool_find(lease, claim, at, true) == at and
           (#lease == at + #claim - 1 or spool_byte(lease, at + #claim) == 124) then
@@ -127,18 +143,7 @@ local function position_of(id)
   end
   return positions[id]
 end
--- One EXISTS over the side hashes: a queue where no job is cancelled,
--- holds a lock, has a timeline or a waiter pays only this.
-local extras = #acked > 0 and
-  redis.call('EXISTS', KEYS[6], KEYS[7], KEYS[8], KEYS[10], KEYS[13]) > 0
-local cancels = extras and redis.call('EXISTS', KEYS[7]) == 1
-local timelines = extras and redis.call('EXISTS', KEYS[6]) == 1
--- Where the follow-ups' section starts (its `"`), or past the end.
-local parts_at = ids_at + 2 * n + 1
-local results_at = parts_at
-while results_at <= #ARGV and ARGV[results_at] ~= '"' do results_at = results_at + 4 end
-local tracked = results_at > parts_at
-if tracked or cancels then
+if held > 0 and (tracked or cancels) then
   local parts = {}
   for i = parts_at, results_at - 1, 4 do parts[ARGV[i]] = i end
   local now_s = spool_int(now)

@@ -130,9 +130,12 @@ local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
 -- The indexes in `items` of the jobs claimed (job i's token is
 -- first_token + i - 1).
 local first_token = last - #items + 1
-local claimed_at = {}
 local claimed, bad, deferred = 0, 0, 0
-local job_args, lease_args = {}, {}
+-- Sized for every item (spool_table): the loop below fills them in order.
+local job_args, lease_args = spool_table(2 * #items), spool_table(2 * #items + 2)
+-- The items not claimed (buried or held back), by index; empty in the
+-- common case.
+local buried = {}
 -- How many values each of the first two holds.
 local pairs_at = 0
 local max_bytes = spool_number(ARGV[4])
@@ -221,6 +224,7 @@ for i = 1, #items do
     id = spool_record_id(record)
   end
   if id and #record > max_bytes then
+    buried[i] = true
     bury(id, record, 'payload too large: the record is ' .. spool_int(#record) ..
       ' bytes, over the worker\'s limit of ' .. ARGV[4] .. ' bytes (max_payload_bytes); ' ..
       'it was moved here unchanged without running')
@@ -250,7 +254,6 @@ for i = 1, #items do
     lease_args[pairs_at + 2] = lease
     pairs_at = pairs_at + 2
     claimed = claimed + 1
-    claimed_at[claimed] = i
     if started then
       -- The type right after the head, where Spool's producers write it
       -- (spool_record_type also looks after `keep_outcome_ms`).
@@ -260,6 +263,7 @@ for i = 1, #items do
           spool_record_type(record) or ''))
     end
   else
+    buried[i] = true
     bury('invalid-' .. spool_int(now) .. '-' .. spool_int(first_token + i - 1), record,
       'unparsable payload: the ready list held an entry that is not a Spool job record ' ..
       '(a JSON object starting with {"id":..,"attempt":..,"max_attempts":..,"enqueued_ms":..}); ' ..
@@ -345,8 +349,10 @@ if claimed > 0 and claimed == #items then
   return out
 end
 local out = {now, 0, deferred, due, 0}
-for _, i in ipairs(claimed_at) do
-  out[#out + 1] = first_token + i - 1
-  out[#out + 1] = items[i]
+for i = 1, #items do
+  if not buried[i] and not held_back[i] then
+    out[#out + 1] = first_token + i - 1
+    out[#out + 1] = items[i]
+  end
 end
 return out
