@@ -535,6 +535,67 @@ async fn leases_carry_the_tokens_fetch_returns_across_hundreds() {
     assert_leases_carry_tokens(&mut raw, &keys, &got).await;
 }
 
+/// One ack of grouped leases from several claims (two fetches, two
+/// workers) gives each group its turn back: ack.lua reads each lease's
+/// group right after the claim it matched. A job cancelled while running
+/// gives its turn back too. Each time the groups' next jobs, which waited
+/// in their groups' lists, are leased next (in the order their turns were
+/// passed on).
+#[tokio::test]
+async fn one_ack_across_claims_gives_every_group_its_turn_back() {
+    let env = TestEnv::start().await;
+    let c = &env.client;
+    let rt = c.runtime();
+    let lease = Duration::from_secs(30);
+    let keys = Arc::new(c.queue_keys("grouped").unwrap());
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        for group in ["a", "bb", "c-c"] {
+            let options = spool_client::EnqueueOptions::new()
+                .queue("grouped")
+                .group(group);
+            ids.push(
+                c.enqueue_with(&Noop { n: round }, options)
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+    }
+    let sorted = |jobs: &[LeasedJob]| {
+        let mut ids: Vec<_> = jobs.iter().map(|j| j.id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    let round = |r: usize| {
+        let mut ids = ids[3 * r..3 * r + 3].to_vec();
+        ids.sort();
+        ids
+    };
+    let mut leased = rt.fetch(&keys, 1, lease, "w").await.unwrap();
+    leased.extend(rt.fetch(&keys, 2, lease, "x-worker").await.unwrap());
+    assert_eq!(sorted(&leased), round(0));
+    // Nothing more: every group's other jobs wait for its turn.
+    assert!(rt.fetch(&keys, 10, lease, "w").await.unwrap().is_empty());
+
+    let done: Vec<Completion> = leased.iter().map(|j| ack_of(&keys, j)).collect();
+    assert_eq!(rt.complete(&done).await.unwrap(), vec![Applied::Acked; 3]);
+    let leased = rt.fetch(&keys, 10, lease, "w").await.unwrap();
+    assert_eq!(sorted(&leased), round(1));
+
+    let cancelled = leased
+        .iter()
+        .position(|j| j.id == ids[4])
+        .expect("the second round's job of group bb");
+    c.cancel(&ids[4]).await.unwrap();
+    let done: Vec<Completion> = leased.iter().map(|j| ack_of(&keys, j)).collect();
+    let mut expected = vec![Applied::Acked; 3];
+    expected[cancelled] = Applied::Cancelled;
+    assert_eq!(rt.complete(&done).await.unwrap(), expected);
+    let leased = rt.fetch(&keys, 10, lease, "w").await.unwrap();
+    assert_eq!(sorted(&leased), round(2));
+}
+
 /// fetch.lua keeps the text of small numbers and the arguments a worker
 /// repeats in memo tables that last from call to call (prelude.lua, "Memo
 /// tables"): claims stay exact, each lease as long as its claim asked,

@@ -75,7 +75,7 @@ local leases_of = (cancels or tracked) and spool_table(n)
 -- In a grouped queue, the groups whose turns the acknowledged jobs held
 -- (each lease names its job's).
 local grouped = q.ev.grouped
-local groups, n_groups = {}, 0
+local groups, n_groups = grouped and spool_table(n) or {}, 0
 -- The leases ended per claim: a batch's leases are mostly of one claim,
 -- so each lease is first compared with the previous one's claim (one
 -- plain find, no new string); only a lease of another claim has its claim
@@ -105,14 +105,11 @@ for c = 1, n, 1000 do
         end
         claim, claim_n = spool_lease_claim(lease, at), 1
       end
-      if grouped then
-        -- The group is everything after the third `|`.
-        bar = spool_find(lease, '|', bar + 1, true)
-        bar = bar and spool_find(lease, '|', bar + 1, true)
-        if bar and bar < #lease then
-          n_groups = n_groups + 1
-          groups[n_groups] = spool_sub(lease, bar + 1)
-        end
+      -- The group is everything after the third `|`: the one right after
+      -- the claim the lease was just matched with.
+      if grouped and claim and #lease > at + #claim then
+        n_groups = n_groups + 1
+        groups[n_groups] = spool_sub(lease, at + #claim + 1)
       end
       out[k] = '1'
     else

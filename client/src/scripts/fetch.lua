@@ -158,7 +158,7 @@ end
 -- its head (`cut`: sent to the dead set as unparsable).
 local held_back, groups, ids, cut = {}, {}, nil, {}
 if ev.key_rate or ev.grouped then
-  ids = {}
+  ids, groups = spool_table(#items), spool_table(#items)
   local key_rate = ev.key_rate
   -- The gated jobs' indexes and groups: while they are the first jobs of
   -- the batch (the common case), `groups` itself, with no list built.

@@ -573,7 +573,7 @@ local function spool_group_gate(ev, ready, items, n, gated, gated_groups, held_b
   -- `held[k]`: the turns the group of job k held before this call.
   local held = n <= 1000 and redis.call('HMGET', turns, unpack(gated_groups, 1, n))
   if held and limit == 1 then
-    local set, busy = {}, false
+    local set, busy = spool_table(2 * n), false
     for k = 1, n do
       if held[k] then
         busy = true
