@@ -127,8 +127,8 @@ local last = redis.call('INCRBY', KEYS[5], spool_int(#items))
 local deadline = spool_int(now + spool_number(ARGV[2]))
 -- A lease is `token|worker|start_ms`: the start is the run's timeline entry.
 local lease_tail = '|' .. ARGV[3] .. '|' .. spool_int(now)
--- The indexes in `items` of the jobs claimed (job i's token is
--- first_token + i - 1).
+-- Item i's token is first_token + i - 1 (buried and held-back items
+-- take theirs too).
 local first_token = last - #items + 1
 local claimed, bad, deferred = 0, 0, 0
 -- Sized for every item (spool_table): the loop below fills them in order.
