@@ -70,8 +70,10 @@ end
 -- An empty table with room for `n` values in its array part: filling it
 -- in order (t[1], t[2], …) then never grows it. Lua 5.1 gives a script no
 -- lua_createtable, and a table filled from `{}` is reallocated and
--- rehashed at each power of two (about 600 instructions each, a fifth of
--- a fetched job's table work); `{unpack(t, 1, n)}` sizes it at once. `#t`
+-- rehashed at each power of two (at c200 growing tables cost about
+-- 1,500 instructions a job, callgrind's `newkey`; sizing fetch's and
+-- ack's own at once halved that);
+-- `{unpack(t, 1, n)}` sizes it at once. `#t`
 -- reads the filled part. Up to SPOOL_TABLE_MAX (what one call may push on
 -- Lua's stack is bounded); a larger one starts empty.
 local SPOOL_TABLE_MAX = 4000
